@@ -1,0 +1,112 @@
+# Makefile - builds simplegw, its unit tests and fuzz harnesses; `make check` runs them all.
+#
+#   make              release build: build/release/simplegw
+#   make check        AddressSanitizer+UBSan build, unit tests, short fuzz runs, end-to-end tests
+#   make unit         unit tests only (sanitized)
+#   make e2e          end-to-end tests only (sanitized gateway against Prosody, slixmpp, sipp, Kamailio)
+#   make fuzz         every libFuzzer harness for FUZZ_SECONDS each (default 300)
+#   WERROR=1          turn warnings into errors (CI does)
+
+SHELL   := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+CC      ?= cc
+CLANG   ?= clang-14
+PYTHON  ?= /usr/bin/python3
+PKGS    := libstrophe sofia-sip-ua libevent expat openssl sqlite3
+# -isystem: warnings in library headers are not ours to fix
+PKG_CFLAGS := $(patsubst -I%,-isystem %,$(shell pkg-config --cflags $(PKGS)))
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
+
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
+           -Wpointer-arith -Wvla -Wundef -Wno-unused-parameter
+ifeq ($(WERROR),1)
+WARN    += -Werror
+endif
+OPT     ?= -O2 -g
+BASE_CFLAGS = -std=c11 -D_GNU_SOURCE -I. $(WARN) $(PKG_CFLAGS) -MMD -MP
+
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+CORE_SRCS := $(sort $(filter-out gateway/main.c,$(wildcard gateway/*.c conf/*.c mapping/*.c xmpp/*.c sip/*.c)))
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+FUZZ_SRCS := $(sort $(wildcard fuzz/fuzz_*.c))
+
+REL := build/release
+ASN := build/asan
+FZ  := build/fuzz
+
+REL_OBJS := $(CORE_SRCS:%.c=$(REL)/%.o)
+ASN_OBJS := $(CORE_SRCS:%.c=$(ASN)/%.o)
+FZ_OBJS  := $(CORE_SRCS:%.c=$(FZ)/%.o)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(ASN)/tests/%)
+FUZZ_BINS := $(FUZZ_SRCS:fuzz/%.c=$(FZ)/%)
+
+FUZZ_SECONDS ?= 300
+CHECK_FUZZ_SECONDS ?= 10
+
+.PHONY: all check unit e2e fuzz fuzz-build fuzz-smoke bench clean
+.DELETE_ON_ERROR:
+
+all: $(REL)/simplegw
+
+$(REL)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(OPT) -c -o $@ $<
+
+$(REL)/simplegw: $(REL)/gateway/main.o $(REL_OBJS)
+	$(CC) $(OPT) -o $@ $^ $(PKG_LIBS)
+
+$(ASN)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -O1 -g $(SAN_FLAGS) -c -o $@ $<
+
+$(ASN)/simplegw: $(ASN)/gateway/main.o $(ASN_OBJS)
+	$(CC) $(SAN_FLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(ASN)/tests/%: $(ASN)/tests/unit/%.o $(ASN_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN_FLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(FZ)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CLANG) $(BASE_CFLAGS) -O1 -g -fsanitize=fuzzer-no-link,address,undefined -c -o $@ $<
+
+$(FZ)/fuzz_%: $(FZ)/fuzz/fuzz_%.o $(FZ_OBJS)
+	$(CLANG) -fsanitize=fuzzer,address,undefined -o $@ $^ $(PKG_LIBS)
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; ASAN_OPTIONS=detect_leaks=1 $$t; done
+
+fuzz-build: $(FUZZ_BINS)
+
+# Short runs over the seed corpus and a few seconds of mutation: part of `make check`.
+fuzz-smoke: $(FUZZ_BINS)
+	@set -e; for f in $(FUZZ_BINS); do n=$$(basename $$f); \
+	  mkdir -p $(FZ)/corpus/$$n; \
+	  echo "== $$n ($(CHECK_FUZZ_SECONDS)s)"; \
+	  $$f -max_total_time=$(CHECK_FUZZ_SECONDS) -print_final_stats=1 -close_fd_mask=3 \
+	    $(FZ)/corpus/$$n fuzz/corpus/$$n > $(FZ)/$$n.log 2>&1 || { tail -n 40 $(FZ)/$$n.log; exit 1; }; \
+	  grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|#[0-9]+ *DONE)' $(FZ)/$$n.log || true; done
+
+fuzz: $(FUZZ_BINS)
+	@set -e; for f in $(FUZZ_BINS); do n=$$(basename $$f); \
+	  mkdir -p $(FZ)/corpus/$$n; \
+	  echo "== $$n ($(FUZZ_SECONDS)s)"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -close_fd_mask=3 \
+	    $(FZ)/corpus/$$n fuzz/corpus/$$n; done
+
+e2e: $(ASN)/simplegw
+	$(PYTHON) tests/e2e/run.py --gateway $(ASN)/simplegw
+
+check: $(ASN)/simplegw $(UNIT_BINS) $(FUZZ_BINS)
+	$(MAKE) --no-print-directory unit
+	$(MAKE) --no-print-directory fuzz-smoke
+	$(MAKE) --no-print-directory e2e
+
+bench: $(REL)/simplegw
+	$(PYTHON) bench/run.py --gateway $(REL)/simplegw
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)

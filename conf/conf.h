@@ -1,0 +1,149 @@
+/* conf.h - the XML gateway file, parsed strictly (expat) into a typed, read-only configuration.
+ *
+ * The schema, every option, its bounds and its default are documented in docs/config.md and
+ * shown in conf/gateway.xml.  In short:
+ *
+ *   <gateway xmlns="urn:simplegw:config:1">
+ *     <log level="info" stderr="yes" syslog="no" facility="daemon"/>
+ *     <xmpp domain="xmpp.example" server="127.0.0.1" port="5347" secret-file="secret"
+ *           reconnect-min="1s" reconnect-max="60s" max-stanza="64k"/>
+ *     <sip>
+ *       <listen transport="udp" address="127.0.0.1" port="5060"/>
+ *       <listen transport="tcp" address="127.0.0.1" port="5060"/>
+ *     </sip>
+ *     <im max-body="8k" delivery-wait="2s" type="chat"/>
+ *     <peer name="sipnet" domain="sip.example" addressing="domain">
+ *       <route address="127.0.0.1" port="5080" transport="udp"/>
+ *       <trust address="127.0.0.1"/>
+ *       <trust address="10.1.0.0/16"/>
+ *     </peer>
+ *   </gateway>
+ *
+ * Every problem is reported as "file:line: message" through the caller's report function, all of
+ * them in one run; a configuration is returned only when there were none.
+ */
+#ifndef GW_CONF_H
+#define GW_CONF_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+enum conf_transport {
+	CONF_TRANSPORT_UDP,
+	CONF_TRANSPORT_TCP,
+};
+
+/* How SIP users of a peer network appear as JIDs (mapping/addr.h has the worked examples). */
+enum conf_addressing {
+	CONF_ADDR_DOMAIN,	/* bob@sip.example <-> sip:bob@sip.example; component = the peer's domain */
+	CONF_ADDR_ESCAPED,	/* bob\40sip.example@<component> <-> sip:bob@sip.example */
+};
+
+/* Log levels, most severe first (their numeric order is used for filtering). */
+enum conf_log_level {
+	CONF_LOG_ERROR,
+	CONF_LOG_WARNING,
+	CONF_LOG_NOTICE,
+	CONF_LOG_INFO,
+	CONF_LOG_DEBUG,
+};
+
+enum conf_im_type {
+	CONF_IM_CHAT,		/* SIP MESSAGE -> <message type='chat'> */
+	CONF_IM_NORMAL,		/* SIP MESSAGE -> <message type='normal'> */
+};
+
+struct conf_listen {
+	enum conf_transport transport;
+	char *address;		/* numeric IPv4 or IPv6 address, never a name */
+	unsigned port;		/* 1..65535 */
+	unsigned line;		/* where it was declared, for later diagnostics */
+};
+
+/* A source network trusted to send requests on behalf of a peer: address/prefix. */
+struct conf_trust {
+	struct sockaddr_storage addr;	/* AF_INET or AF_INET6, host bits cleared */
+	unsigned prefix;		/* 0..32 or 0..128; a bare address means a full-length prefix */
+	char *text;			/* as written, for logs */
+};
+
+struct conf_peer {
+	char *name;		/* label used in logs; defaults to the domain */
+	char *domain;		/* the SIP domain this peer network owns (lower case) */
+	enum conf_addressing addressing;
+	char *component;	/* XMPP component domain serving this peer (lower case):
+				 * domain mode: equal to domain (attribute optional, must match);
+				 * escaped mode: required, e.g. "sip-gw.xmpp.example" */
+	char *route_address;	/* numeric address requests to this peer are sent to */
+	unsigned route_port;
+	enum conf_transport route_transport;
+	struct conf_trust *trust;	/* at least one */
+	size_t ntrust;
+	unsigned line;
+};
+
+struct conf {
+	char *path;			/* the file this came from */
+
+	/* <log> */
+	enum conf_log_level log_level;	/* default info */
+	int log_stderr;			/* default 1 */
+	int log_syslog;			/* default 0 */
+	int log_facility;		/* LOG_DAEMON etc., default LOG_DAEMON */
+
+	/* <xmpp> */
+	char *xmpp_domain;		/* required: the XMPP domain served towards SIP (lower case) */
+	char *xmpp_server;		/* required: numeric address of the XMPP server's component port */
+	unsigned xmpp_port;		/* default 5347 */
+	char *secret;			/* required: from secret="" or the first line of secret-file="" */
+	unsigned reconnect_min_ms;	/* default 1000, 100..600000 */
+	unsigned reconnect_max_ms;	/* default 60000, reconnect_min_ms..3600000 */
+	size_t max_stanza;		/* default 65536, 1024..16777216 bytes */
+
+	/* <sip> */
+	struct conf_listen *listen;	/* at least one */
+	size_t nlisten;
+	size_t max_sip_message;		/* <sip max-message=""> default 65536, 1024..1048576 */
+
+	/* <im> */
+	size_t im_max_body;		/* default 8192, 1..1048576 bytes of UTF-8 */
+	unsigned im_delivery_wait_ms;	/* default 2000, 0..30000 */
+	enum conf_im_type im_type;	/* default chat */
+
+	/* <peer>, at least one */
+	struct conf_peer *peers;
+	size_t npeers;
+};
+
+/* Receives one diagnostic.  file and line locate the problem (line 0: the file as a whole). */
+typedef void conf_report_fn(void *arg, const char *file, unsigned line, const char *msg);
+
+/* Parses a gateway file held in memory.  name is used in diagnostics and to resolve a relative
+ * secret-file against its directory.  When check_perms is non-zero, secret-file must not be
+ * readable by group or others.  Returns a new configuration (free with conf_free), or NULL after
+ * reporting every problem found. */
+struct conf *conf_parse(const char *name, const char *buf, size_t len, int check_perms,
+			conf_report_fn *report, void *arg);
+
+/* Reads and parses path.  A file that holds secret="" must not be readable by group or others,
+ * and neither may a secret-file.  Returns NULL after reporting problems. */
+struct conf *conf_load(const char *path, conf_report_fn *report, void *arg);
+
+/* Frees everything conf_parse() allocated.  NULL is allowed. */
+void conf_free(struct conf *conf);
+
+/* Finds the peer owning a SIP domain (case-insensitive), or NULL. */
+const struct conf_peer *conf_peer_by_domain(const struct conf *conf, const char *domain);
+
+/* Finds the peer whose XMPP component domain is component (case-insensitive), or NULL.
+ * Several escaped-mode peers may share a component: this returns the first of them. */
+const struct conf_peer *conf_peer_by_component(const struct conf *conf, const char *component);
+
+/* Returns 1 if addr (AF_INET or AF_INET6; a v4-mapped v6 address counts as v4) falls in one of
+ * the peer's trusted networks, else 0. */
+int conf_peer_trusts(const struct conf_peer *peer, const struct sockaddr *addr);
+
+/* Printable names used by diagnostics and logs. */
+const char *conf_transport_name(enum conf_transport t);
+
+#endif

@@ -1,0 +1,325 @@
+/* gw.c - the gateway's lifecycle: building the stacks on one event base, routing what arrives
+ * to the mapping layer, and a clean shutdown on SIGTERM/SIGINT.
+ *
+ * Shutdown order: stop taking new messages; wait (up to GW_DRAIN_MS) for pending ones to settle;
+ * answer whatever is left (503 to SIP senders, service-unavailable to XMPP senders); shut the
+ * SIP stack down; end each component stream with </stream:stream>; leave the loop.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <strophe.h>
+
+#include "../mapping/map.h"
+#include "../sip/sip.h"
+#include "../xmpp/xmpp.h"
+#include "gw.h"
+
+#define GW_DRAIN_MS 5000
+#define GW_DRAIN_POLL_MS 20
+#define NS_PING "urn:xmpp:ping"
+#define NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
+
+uint64_t gw_now_ms(const struct gw *gw)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+const char *gw_id_prefix(const struct gw *gw)
+{
+	return gw->id_prefix;
+}
+
+void gw_make_id(struct gw *gw, const char *kind, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s-%s%llu", gw->id_prefix, kind, ++gw->id_seq);
+}
+
+struct xmpp_link *gw_link_for_component(struct gw *gw, const char *domain)
+{
+	for (size_t i = 0; i < gw->nlinks; i++)
+		if (gw_strcaseeq(xmpp_link_domain(gw->links[i]), domain))
+			return gw->links[i];
+	return NULL;
+}
+
+/* ---- XMPP side */
+
+static void gw_send_release(struct xmpp_link *link, xmpp_stanza_t *s)
+{
+	xmpp_link_send(link, s);
+	xmpp_stanza_release(s);
+}
+
+static xmpp_stanza_t *gw_tag(struct gw *gw, const char *name, const char *ns)
+{
+	xmpp_stanza_t *s = xmpp_stanza_new(gw->xctx);
+
+	if (!s || xmpp_stanza_set_name(s, name) != XMPP_EOK ||
+	    (ns && xmpp_stanza_set_ns(s, ns) != XMPP_EOK))
+		gw_fatal("out of memory");
+	return s;
+}
+
+/* IQs to the component: ping and disco#info are answered, others refused (RFC 6120 8.4). */
+static void gw_on_iq(struct gw *gw, struct xmpp_link *link, xmpp_stanza_t *iq)
+{
+	const char *type = xmpp_stanza_get_type(iq);
+	xmpp_stanza_t *payload = NULL, *reply;
+
+	if (!type || strcmp(type, "result") == 0 || strcmp(type, "error") == 0) {
+		if (!pager_iq_reply(gw->pager, link, iq))
+			log_debug("unexpected iq %s: dropped", type ? type : "without type");
+		return;
+	}
+	for (xmpp_stanza_t *c = xmpp_stanza_get_children(iq); c; c = xmpp_stanza_get_next(c))
+		if (xmpp_stanza_is_tag(c)) {
+			payload = c;
+			break;
+		}
+	if (strcmp(type, "get") == 0 && payload && xmpp_stanza_get_ns(payload)) {
+		const char *ns = xmpp_stanza_get_ns(payload);
+
+		if (strcmp(ns, NS_PING) == 0) {
+			gw_send_release(link, xmpp_stanza_reply(iq));
+			return;
+		}
+		if (strcmp(ns, NS_DISCO_INFO) == 0 && !xmpp_stanza_get_attribute(payload, "node")) {
+			xmpp_stanza_t *query = gw_tag(gw, "query", NS_DISCO_INFO);
+			xmpp_stanza_t *id = gw_tag(gw, "identity", NULL);
+			static const char *const features[] = { NS_DISCO_INFO, NS_PING };
+
+			xmpp_stanza_set_attribute(id, "category", "gateway");
+			xmpp_stanza_set_attribute(id, "type", "sip");
+			xmpp_stanza_set_attribute(id, "name", "SIP/SIMPLE gateway");
+			xmpp_stanza_add_child_ex(query, id, 0);
+			for (size_t i = 0; i < sizeof(features) / sizeof(features[0]); i++) {
+				xmpp_stanza_t *f = gw_tag(gw, "feature", NULL);
+
+				xmpp_stanza_set_attribute(f, "var", features[i]);
+				xmpp_stanza_add_child_ex(query, f, 0);
+			}
+			reply = xmpp_stanza_reply(iq);
+			xmpp_stanza_add_child_ex(reply, query, 0);
+			gw_send_release(link, reply);
+			return;
+		}
+	}
+	gw_send_release(link, map_error_reply(gw->xctx, iq, "service-unavailable", NULL));
+}
+
+static void gw_on_stanza(void *arg, struct xmpp_link *link, xmpp_stanza_t *stanza)
+{
+	struct gw *gw = arg;
+	const char *name = xmpp_stanza_get_name(stanza);
+
+	if (strcmp(name, "message") == 0)
+		pager_from_xmpp(gw->pager, link, stanza);
+	else if (strcmp(name, "iq") == 0)
+		gw_on_iq(gw, link, stanza);
+	else if (strcmp(name, "presence") == 0)
+		log_debug("presence from %s: presence interworking is not enabled",
+			  xmpp_stanza_get_from(stanza) ? xmpp_stanza_get_from(stanza) : "-");
+	else
+		log_info("component %s: unexpected <%s/> ignored", xmpp_link_domain(link), name);
+}
+
+static void gw_on_link_state(void *arg, struct xmpp_link *link, int up)
+{
+	struct gw *gw = arg;
+
+	if (gw->pager)
+		pager_link_state(gw->pager, link, up);
+}
+
+/* ---- SIP side */
+
+static void gw_on_sip_message(void *arg, struct sip_incoming *in,
+			      const struct sip_message_info *info)
+{
+	struct gw *gw = arg;
+
+	pager_from_sip(gw->pager, in, info);
+}
+
+/* ---- shutdown */
+
+static void gw_link_stopped(void *arg)
+{
+	struct gw *gw = arg;
+
+	if (gw->links_open && --gw->links_open == 0) {
+		gw->state = GW_DONE;
+		log_notice("shutdown complete");
+		event_base_loopexit(gw->base, NULL);
+	}
+}
+
+static void gw_on_sip_down(void *arg)
+{
+	struct gw *gw = arg;
+
+	gw->links_open = gw->nlinks;
+	if (!gw->nlinks) {
+		gw->state = GW_DONE;
+		event_base_loopexit(gw->base, NULL);
+		return;
+	}
+	for (size_t i = 0; i < gw->nlinks; i++)
+		xmpp_link_stop(gw->links[i], gw_link_stopped, gw);
+}
+
+static void gw_drain_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw *gw = arg;
+	size_t pending = pager_pending(gw->pager);
+
+	if (gw->state != GW_DRAINING)
+		return;
+	if (pending && gw_now_ms(gw) - gw->drain_started_ms < GW_DRAIN_MS) {
+		struct timeval tv = { 0, GW_DRAIN_POLL_MS * 1000 };
+
+		evtimer_add(gw->drain_ev, &tv);
+		return;
+	}
+	if (pending)
+		log_warn("shutdown: %zu messages still pending after %u ms: answering them now",
+			 pending, GW_DRAIN_MS);
+	gw->state = GW_STOPPING;
+	pager_abort(gw->pager);
+	sip_stack_shutdown(gw->sip);
+}
+
+void gw_shutdown(struct gw *gw)
+{
+	if (gw->state != GW_RUNNING)
+		return;
+	log_notice("shutting down: %zu messages pending", pager_pending(gw->pager));
+	gw->state = GW_DRAINING;
+	gw->drain_started_ms = gw_now_ms(gw);
+	pager_close(gw->pager);
+	event_active(gw->drain_ev, EV_TIMEOUT, 0);
+}
+
+static void gw_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct gw *gw = arg;
+
+	log_notice("received %s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	if (gw->state == GW_RUNNING) {
+		gw_shutdown(gw);
+	} else {
+		log_warn("second signal: leaving at once");
+		event_base_loopexit(gw->base, NULL);
+	}
+}
+
+/* ---- construction */
+
+static void gw_xmpp_log(void *userdata, xmpp_log_level_t level, const char *area, const char *msg)
+{
+	log_msg(level == XMPP_LEVEL_ERROR ? CONF_LOG_WARNING : CONF_LOG_DEBUG, "libstrophe",
+		"%s: %s", area, msg);
+}
+
+static const xmpp_log_t gw_strophe_log = { gw_xmpp_log, NULL };
+
+struct gw *gw_new(struct conf *conf)
+{
+	struct gw *gw = gw_xcalloc(1, sizeof(*gw));
+	static const struct xmpp_link_cbs link_cbs = {
+		.stanza = gw_on_stanza,
+		.state = gw_on_link_state,
+	};
+	static const struct sip_cbs sip_cbs = {
+		.message = gw_on_sip_message,
+		.shutdown_done = gw_on_sip_down,
+	};
+	unsigned char rnd[4];
+
+	gw->conf = conf;
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		gw_fatal("getrandom: %s", strerror(errno));
+	snprintf(gw->id_prefix, sizeof(gw->id_prefix), "sgw%02x%02x%02x%02x", rnd[0], rnd[1],
+		 rnd[2], rnd[3]);
+
+	gw->base = event_base_new();
+	if (!gw->base)
+		gw_fatal("event_base_new failed");
+	xmpp_initialize();
+	gw->xctx = xmpp_ctx_new(NULL, &gw_strophe_log);
+	if (!gw->xctx)
+		gw_fatal("xmpp_ctx_new failed");
+	gw->reactor = reactor_new(gw->base);
+	if (!gw->reactor)
+		goto fail;
+
+	/* one component stream per distinct component domain */
+	gw->links = gw_xcalloc(conf->npeers, sizeof(*gw->links));
+	for (size_t i = 0; i < conf->npeers; i++) {
+		if (gw_link_for_component(gw, conf->peers[i].component))
+			continue;
+		gw->links[gw->nlinks++] = xmpp_link_new(gw->base, gw->xctx, conf,
+							conf->peers[i].component, &link_cbs, gw);
+	}
+	gw->sip = sip_stack_new(gw->reactor, conf, &sip_cbs, gw);
+	if (!gw->sip)
+		goto fail;
+	gw->pager = pager_new(gw);
+
+	gw->sig_ev[0] = evsignal_new(gw->base, SIGTERM, gw_signal_cb, gw);
+	gw->sig_ev[1] = evsignal_new(gw->base, SIGINT, gw_signal_cb, gw);
+	gw->drain_ev = evtimer_new(gw->base, gw_drain_cb, gw);
+	if (!gw->sig_ev[0] || !gw->sig_ev[1] || !gw->drain_ev ||
+	    evsignal_add(gw->sig_ev[0], NULL) != 0 || evsignal_add(gw->sig_ev[1], NULL) != 0)
+		gw_fatal("cannot install signal events");
+	return gw;
+fail:
+	gw_free(gw);
+	return NULL;
+}
+
+int gw_run(struct gw *gw)
+{
+	log_notice("simplegw serving %s towards SIP with %zu peer network(s)",
+		   gw->conf->xmpp_domain, gw->conf->npeers);
+	for (size_t i = 0; i < gw->nlinks; i++)
+		xmpp_link_start(gw->links[i]);
+	if (event_base_dispatch(gw->base) < 0) {
+		log_error("event loop failed");
+		return 1;
+	}
+	return 0;
+}
+
+void gw_free(struct gw *gw)
+{
+	if (!gw)
+		return;
+	for (size_t i = 0; i < 2; i++)
+		if (gw->sig_ev[i])
+			event_free(gw->sig_ev[i]);
+	if (gw->drain_ev)
+		event_free(gw->drain_ev);
+	pager_free(gw->pager);
+	sip_stack_free(gw->sip);
+	for (size_t i = 0; i < gw->nlinks; i++)
+		xmpp_link_free(gw->links[i]);
+	free(gw->links);
+	reactor_free(gw->reactor);
+	if (gw->xctx)
+		xmpp_ctx_free(gw->xctx);
+	xmpp_shutdown();
+	if (gw->base)
+		event_base_free(gw->base);
+	conf_free(gw->conf);
+	free(gw);
+}

@@ -1,0 +1,178 @@
+/* gw.h - the gateway context, logging, allocation and the reactor, grouped by file. */
+#ifndef GW_GW_H
+#define GW_GW_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../conf/conf.h"
+
+#ifdef __GNUC__
+#define GW_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#define GW_NORETURN __attribute__((noreturn))
+#else
+#define GW_PRINTF(f, a)
+#define GW_NORETURN
+/* ---- gw.c: the one context object.  It owns the event base, the configuration, both protocol
+ * stacks and the mapping layer, and is passed explicitly to whatever needs them. */
+struct _xmpp_ctx_t;
+struct sip_stack;
+struct xmpp_link;
+struct pager;
+struct event;
+
+enum gw_state {
+	GW_RUNNING,
+	GW_DRAINING,		/* refusing new work, waiting for pending messages to settle */
+	GW_STOPPING,		/* SIP stack and component links closing */
+	GW_DONE,
+};
+
+struct gw {
+	struct event_base *base;
+	struct conf *conf;		/* owned */
+	struct _xmpp_ctx_t *xctx;	/* libstrophe context: stanza and JID model only */
+	struct reactor *reactor;
+	struct sip_stack *sip;
+	struct xmpp_link **links;	/* one per distinct component domain */
+	size_t nlinks;
+	struct pager *pager;
+
+	enum gw_state state;
+	struct event *sig_ev[2];	/* SIGTERM, SIGINT */
+	struct event *drain_ev;
+	uint64_t drain_started_ms;
+	size_t links_open;		/* links not yet stopped during shutdown */
+	char id_prefix[16];		/* random per process: our stanza ids cannot be guessed */
+	unsigned long long id_seq;
+};
+
+/* Builds everything from a configuration (ownership passes).  NULL on failure (logged). */
+struct gw *gw_new(struct conf *conf);
+/* Connects and runs the loop until shut down.  Returns the process exit status. */
+int gw_run(struct gw *gw);
+/* Starts the clean shutdown a signal would. */
+void gw_shutdown(struct gw *gw);
+void gw_free(struct gw *gw);
+/* Monotonic milliseconds (the one clock the mapping layer reads). */
+uint64_t gw_now_ms(const struct gw *gw);
+const char *gw_id_prefix(const struct gw *gw);
+/* Writes "<prefix>-<kind><n>", a fresh stanza id. */
+void gw_make_id(struct gw *gw, const char *kind, char *buf, size_t len);
+/* The link serving a component domain, or NULL. */
+struct xmpp_link *gw_link_for_component(struct gw *gw, const char *domain);
+
+/* ---- reactor.c: Sofia-SIP's su_root driven by the libevent base (see the file's comment) */
+struct event_base;
+struct reactor;
+struct su_root_s;
+/* Creates the su_root and registers its events on base.  NULL on failure (logged). */
+struct reactor *reactor_new(struct event_base *base);
+struct su_root_s *reactor_su_root(struct reactor *r);
+struct event_base *reactor_event_base(struct reactor *r);
+/* Call after any call into Sofia-SIP made outside a Sofia callback. */
+void reactor_kick(struct reactor *r);
+unsigned long reactor_steps(const struct reactor *r);
+/* Destroys the su_root: everything created on it must be gone already.  NULL is allowed. */
+void reactor_free(struct reactor *r);
+
+#endif
+
+/* ---- util.c: allocation that never returns NULL (out of memory aborts here, and only here) */
+void *gw_xmalloc(size_t n);
+void *gw_xcalloc(size_t n, size_t size);
+void *gw_xrealloc(void *p, size_t n);
+char *gw_xstrdup(const char *s);
+char *gw_xstrndup(const char *s, size_t n);
+/* Formats into a new string owned by the caller. */
+char *gw_xasprintf(const char *fmt, ...) GW_PRINTF(1, 2);
+GW_NORETURN void gw_fatal(const char *fmt, ...) GW_PRINTF(1, 2);
+/* Case-insensitive ASCII comparison (domains). */
+int gw_strcaseeq(const char *a, const char *b);
+
+/* ---- log.c: levels, stderr and syslog.  The sink settings are the process's only mutable global
+ * besides struct gw: logging must work before the context exists and from library callbacks. */
+void log_init(const char *ident, enum conf_log_level level, int to_stderr, int to_syslog,
+	      int facility);
+void log_set_level(enum conf_log_level level);
+int log_enabled(enum conf_log_level level);
+void log_msg(enum conf_log_level level, const char *func, const char *fmt, ...) GW_PRINTF(3, 4);
+void log_vmsg(enum conf_log_level level, const char *func, const char *fmt, va_list ap);
+#define log_error(...) log_msg(CONF_LOG_ERROR, __func__, __VA_ARGS__)
+#define log_warn(...) log_msg(CONF_LOG_WARNING, __func__, __VA_ARGS__)
+#define log_notice(...) log_msg(CONF_LOG_NOTICE, __func__, __VA_ARGS__)
+#define log_info(...) log_msg(CONF_LOG_INFO, __func__, __VA_ARGS__)
+#define log_debug(...) \
+	do { \
+		if (log_enabled(CONF_LOG_DEBUG)) \
+			log_msg(CONF_LOG_DEBUG, __func__, __VA_ARGS__); \
+	} while (0)
+/* Parses "error", "warning", "notice", "info", "debug"; returns -1 if unknown. */
+int log_level_parse(const char *name);
+const char *log_level_name(enum conf_log_level level);
+
+/* ---- gw.c: the one context object.  It owns the event base, the configuration, both protocol
+ * stacks and the mapping layer, and is passed explicitly to whatever needs them. */
+struct _xmpp_ctx_t;
+struct sip_stack;
+struct xmpp_link;
+struct pager;
+struct event;
+
+enum gw_state {
+	GW_RUNNING,
+	GW_DRAINING,		/* refusing new work, waiting for pending messages to settle */
+	GW_STOPPING,		/* SIP stack and component links closing */
+	GW_DONE,
+};
+
+struct gw {
+	struct event_base *base;
+	struct conf *conf;		/* owned */
+	struct _xmpp_ctx_t *xctx;	/* libstrophe context: stanza and JID model only */
+	struct reactor *reactor;
+	struct sip_stack *sip;
+	struct xmpp_link **links;	/* one per distinct component domain */
+	size_t nlinks;
+	struct pager *pager;
+
+	enum gw_state state;
+	struct event *sig_ev[2];	/* SIGTERM, SIGINT */
+	struct event *drain_ev;
+	uint64_t drain_started_ms;
+	size_t links_open;		/* links not yet stopped during shutdown */
+	char id_prefix[16];		/* random per process: our stanza ids cannot be guessed */
+	unsigned long long id_seq;
+};
+
+/* Builds everything from a configuration (ownership passes).  NULL on failure (logged). */
+struct gw *gw_new(struct conf *conf);
+/* Connects and runs the loop until shut down.  Returns the process exit status. */
+int gw_run(struct gw *gw);
+/* Starts the clean shutdown a signal would. */
+void gw_shutdown(struct gw *gw);
+void gw_free(struct gw *gw);
+/* Monotonic milliseconds (the one clock the mapping layer reads). */
+uint64_t gw_now_ms(const struct gw *gw);
+const char *gw_id_prefix(const struct gw *gw);
+/* Writes "<prefix>-<kind><n>", a fresh stanza id. */
+void gw_make_id(struct gw *gw, const char *kind, char *buf, size_t len);
+/* The link serving a component domain, or NULL. */
+struct xmpp_link *gw_link_for_component(struct gw *gw, const char *domain);
+
+/* ---- reactor.c: Sofia-SIP's su_root driven by the libevent base (see the file's comment) */
+struct event_base;
+struct reactor;
+struct su_root_s;
+/* Creates the su_root and registers its events on base.  NULL on failure (logged). */
+struct reactor *reactor_new(struct event_base *base);
+struct su_root_s *reactor_su_root(struct reactor *r);
+struct event_base *reactor_event_base(struct reactor *r);
+/* Call after any call into Sofia-SIP made outside a Sofia callback. */
+void reactor_kick(struct reactor *r);
+unsigned long reactor_steps(const struct reactor *r);
+/* Destroys the su_root: everything created on it must be gone already.  NULL is allowed. */
+void reactor_free(struct reactor *r);
+
+#endif

@@ -1,0 +1,88 @@
+/* main.c - the simplegw command: options, configuration check (-n), and the daemon's start. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "gw.h"
+
+#define SIMPLEGW_VERSION "0.1.0"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: simplegw [-n] [-d] [-v] -c FILE\n"
+		"  -c FILE  the gateway file (see docs/config.md)\n"
+		"  -n       check the configuration, print \"configuration OK\" and exit\n"
+		"  -d       log at debug level to stderr, whatever the file says\n"
+		"  -v       print the version and exit\n");
+}
+
+static void report_stderr(void *arg, const char *file, unsigned line, const char *msg)
+{
+	int *errors = arg;
+
+	(*errors)++;
+	if (line)
+		fprintf(stderr, "%s:%u: %s\n", file, line, msg);
+	else
+		fprintf(stderr, "%s: %s\n", file, msg);
+}
+
+int main(int argc, char **argv)
+{
+	const char *path = NULL;
+	int check = 0, debug = 0, errors = 0, c, status;
+	struct conf *conf;
+	struct gw *gw;
+
+	while ((c = getopt(argc, argv, "c:ndvh")) != -1) {
+		switch (c) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'n':
+			check = 1;
+			break;
+		case 'd':
+			debug = 1;
+			break;
+		case 'v':
+			printf("simplegw %s\n", SIMPLEGW_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (!path || optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	conf = conf_load(path, report_stderr, &errors);
+	if (!conf) {
+		fprintf(stderr, "%s: %d error%s, configuration not usable\n", path, errors,
+			errors == 1 ? "" : "s");
+		return 1;
+	}
+	if (check) {
+		printf("configuration OK\n");
+		conf_free(conf);
+		return 0;
+	}
+	log_init("simplegw", debug ? CONF_LOG_DEBUG : conf->log_level, debug || conf->log_stderr,
+		 !debug && conf->log_syslog, conf->log_facility);
+	/* a peer closing a socket must be an error return, not a signal */
+	signal(SIGPIPE, SIG_IGN);
+	gw = gw_new(conf);
+	if (!gw)
+		return 1;
+	status = gw_run(gw);
+	gw_free(gw);
+	return status;
+}

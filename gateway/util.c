@@ -1,0 +1,92 @@
+/* util.c - allocation wrappers that abort on exhaustion, and small string helpers. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gw.h"
+
+void gw_fatal(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vmsg(CONF_LOG_ERROR, "fatal", fmt, ap);
+	va_end(ap);
+	abort();
+}
+
+void *gw_xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+
+	if (!p)
+		gw_fatal("out of memory (%zu bytes)", n);
+	return p;
+}
+
+void *gw_xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size ? size : 1);
+
+	if (!p)
+		gw_fatal("out of memory (%zu x %zu bytes)", n, size);
+	return p;
+}
+
+void *gw_xrealloc(void *p, size_t n)
+{
+	void *q = realloc(p, n ? n : 1);
+
+	if (!q)
+		gw_fatal("out of memory (%zu bytes)", n);
+	return q;
+}
+
+char *gw_xstrdup(const char *s)
+{
+	return gw_xstrndup(s, strlen(s));
+}
+
+char *gw_xstrndup(const char *s, size_t n)
+{
+	char *p = gw_xmalloc(n + 1);
+
+	memcpy(p, s, n);
+	p[n] = '\0';
+	return p;
+}
+
+char *gw_xasprintf(const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+	char *p;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		gw_fatal("gw_xasprintf: bad format");
+	p = gw_xmalloc((size_t)n + 1);
+	va_start(ap, fmt);
+	vsnprintf(p, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	return p;
+}
+
+int gw_strcaseeq(const char *a, const char *b)
+{
+	for (;; a++, b++) {
+		unsigned char x = (unsigned char)*a, y = (unsigned char)*b;
+
+		if (x >= 'A' && x <= 'Z')
+			x += 'a' - 'A';
+		if (y >= 'A' && y <= 'Z')
+			y += 'a' - 'A';
+		if (x != y)
+			return 0;
+		if (!x)
+			return 1;
+	}
+}

@@ -1,0 +1,103 @@
+/* map.h - the mapping layer: translation tables (errors), pager-mode IM translation (RFC 7572)
+ * and the pager itself, which moves messages between the two stacks.  Addresses: addr.h. */
+#ifndef GW_MAP_H
+#define GW_MAP_H
+
+#include <stddef.h>
+#include <strophe.h>
+
+struct gw;
+struct sip_incoming;
+struct sip_message_info;
+struct xmpp_link;
+
+/* ---- errors.c: XMPP stanza error conditions <-> SIP status codes (RFC 7247 section 8) */
+
+/* SIP status for an XMPP error condition; 500 for a condition the table does not know. */
+int map_error_to_sip(const char *condition);
+/* XMPP condition for a SIP failure status 300..699.  A code the table does not list is treated
+ * as the x00 code of its class (RFC 3261 8.1.3.2). */
+const char *map_error_from_sip(int status);
+/* RFC 6120 8.3.2 error type for a condition ("cancel", "modify", "auth", "wait"); "cancel" for
+ * one the table does not know. */
+const char *map_error_type(const char *condition);
+/* Non-zero if condition is a defined stanza error condition (RFC 6120 8.3.3). */
+int map_error_known(const char *condition);
+
+/* ---- im.c: pure helpers for pager-mode messages */
+
+/* Checks that len bytes are UTF-8 (RFC 3629) holding only characters XML 1.0 allows.
+ * Returns 0, MAP_TEXT_EUTF8 for bad UTF-8 or MAP_TEXT_ECHAR for a forbidden character. */
+#define MAP_TEXT_EUTF8 (-1)
+#define MAP_TEXT_ECHAR (-2)
+int map_text_check(const char *s, size_t len);
+
+/* A span of bytes inside a caller's buffer. */
+struct map_span {
+	const char *p;
+	size_t n;
+};
+
+/* message/cpim (RFC 3862), as far as a gateway needs it.  Spans point into the parsed buffer;
+ * an absent header has p == NULL. */
+struct map_cpim {
+	struct map_span from, to, subject, subject_lang, datetime;
+	struct map_span content_type;	/* inner type/subtype, e.g. "text/plain" */
+	struct map_span charset;	/* inner charset parameter, unquoted */
+	struct map_span body;
+};
+/* Parses a CPIM wrapper.  Returns 0, or -1 if it is malformed or demands (Require) an
+ * extension the gateway does not implement. */
+int map_cpim_parse(const char *buf, size_t len, struct map_cpim *out);
+
+/* Copies src to dst as one header-safe line: CR, LF, TAB and other controls become spaces,
+ * leading and trailing spaces go, and the copy is cut (on a UTF-8 boundary) to fit.  Returns
+ * the length written. */
+size_t map_header_text(const char *src, char *dst, size_t len);
+
+/* Non-zero if tag looks like a language tag (RFC 5646 shape: alphanumeric subtags of 1..8
+ * separated by hyphens, the first alphabetic, 35 octets at most). */
+int map_lang_ok(const char *tag);
+
+/* Non-zero if s can be used as a SIP Call-ID (RFC 3261 word ["@" word], 1..128 octets). */
+int map_call_id_ok(const char *s);
+
+/* The parts of an XMPP <message/> a pager-mode MESSAGE carries, borrowed from the stanza.
+ * body is the <body/> whose xml:lang matches the message's (or has none), else the first;
+ * likewise subject.  lang is the language of the chosen body. */
+struct map_im_fields {
+	const char *body;	/* NULL when the stanza has no <body/> */
+	const char *subject;	/* NULL when absent */
+	const char *lang;	/* NULL when unknown */
+	const char *thread;	/* NULL when absent */
+	int has_receipt_request;	/* XEP-0184 <request/> present */
+};
+void map_im_fields(xmpp_stanza_t *message, struct map_im_fields *f);
+
+/* Builds an error reply to stanza (XMPP "bounce"): to/from swapped, same id, type='error',
+ * the original children kept (RFC 6120 8.3.1 allows it), plus <error type=.../> with the
+ * condition and, if text is not NULL, a <text/>.  Caller releases the result. */
+xmpp_stanza_t *map_error_reply(xmpp_ctx_t *ctx, xmpp_stanza_t *stanza, const char *condition,
+			       const char *text);
+
+/* ---- pager.c: pager-mode IM both ways, with delivery verdicts correlated by stanza id */
+struct pager;
+
+struct pager *pager_new(struct gw *gw);
+/* A trusted SIP MESSAGE.  The pager owns `in` and answers it. */
+void pager_from_sip(struct pager *pg, struct sip_incoming *in, const struct sip_message_info *info);
+/* A <message/> that came from the XMPP server through link. */
+void pager_from_xmpp(struct pager *pg, struct xmpp_link *link, xmpp_stanza_t *stanza);
+/* An <iq/> result or error addressed to the component: returns 1 if it was the pager's. */
+int pager_iq_reply(struct pager *pg, struct xmpp_link *link, xmpp_stanza_t *iq);
+/* The link went up or down. */
+void pager_link_state(struct pager *pg, struct xmpp_link *link, int up);
+/* Messages whose outcome is not settled yet, both directions. */
+size_t pager_pending(const struct pager *pg);
+/* Draining: refuse new messages (503 / service-unavailable), let pending ones settle. */
+void pager_close(struct pager *pg);
+/* Shutdown: settle everything still pending now (errors to senders) and refuse new work. */
+void pager_abort(struct pager *pg);
+void pager_free(struct pager *pg);
+
+#endif

@@ -1,0 +1,776 @@
+/* pager.c - pager-mode IM both ways (RFC 7572), where no message is ever lost silently.
+ *
+ * SIP -> XMPP.  The MESSAGE is checked (addresses, content type, size, UTF-8), becomes a
+ * <message/>, and its SIP transaction is held until the gateway knows what happened to it:
+ *  - an XMPP error reply with the stanza's id answers it with the mapped status (errors.c);
+ *  - otherwise a "barrier" settles it: after each loop pass that forwarded messages over a link,
+ *    one <iq type='get'><ping/></iq> to the XMPP domain follows them.  The server handles a
+ *    component's stanzas in order, and bounces a message to an unknown or unavailable local user
+ *    while routing it, so by the time the ping's reply (result or error, either will do) comes
+ *    back, any such bounce has arrived first.  The held MESSAGEs the barrier covers get 200.
+ *  - if no barrier reply comes within <im delivery-wait>, 202 Accepted (taken over, outcome
+ *    unknown); if the link drops first, 503 with Retry-After.
+ * An error arriving after the 200 (a client's own bounce, say) is still reported: for
+ * delivery-wait after the answer, the gateway sends the SIP sender a MESSAGE saying the message
+ * was not delivered and why (an extension beyond RFC 7572, see docs/interworking.md).
+ *
+ * XMPP -> SIP.  A <message/> with a body becomes a MESSAGE to the peer's route.  A failure
+ * response, or a transaction timeout (nua's local 408), bounces the stanza back to its sender
+ * with the mapped condition (RFC 7247 8.2).  Chat-state-only and receipt-only stanzas carry no
+ * message and are not turned into empty MESSAGEs.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "../gateway/dict.h"
+#include "../gateway/gw.h"
+#include "../sip/sip.h"
+#include "../xmpp/xmpp.h"
+#include "addr.h"
+#include "map.h"
+
+#define PAGER_SWEEP_MS 100
+#define PAGER_MAX_OUT 20000		/* outgoing MESSAGE transactions in flight */
+#define PAGER_MAX_IN 20000		/* held incoming MESSAGEs */
+#define PAGER_SUBJECT_MAX 512
+#define NS_PING "urn:xmpp:ping"
+#define NS_DELAY "urn:xmpp:delay"
+#define CT_TEXT "text/plain;charset=UTF-8"
+#define ACCEPT_TYPES "text/plain, message/cpim"
+
+struct pager_link;
+
+/* A SIP MESSAGE forwarded to XMPP whose outcome is being watched. */
+struct pager_in {
+	char id[48];			/* the stanza id, key of pg->ins */
+	struct pager_link *pl;
+	struct sip_incoming *in;	/* held transaction; NULL once answered */
+	unsigned long barrier;		/* the barrier that settles it */
+	uint64_t t_ms;			/* forwarded at, then answered at */
+	const struct conf_peer *peer;
+	char *sip_from;			/* the SIP sender */
+	char *sip_to;			/* the XMPP user, as a SIP URI */
+	char *jid_to;			/* the XMPP user, as addressed */
+	struct pager_in *prev, *next;	/* in pl->held, or pg->recent once answered */
+};
+
+struct pager_list {
+	struct pager_in *head, *tail;
+};
+
+/* Per component link: the held messages in the order they were sent, and barrier state. */
+struct pager_link {
+	struct pager *pg;
+	struct xmpp_link *link;
+	struct pager_list held;
+	unsigned long next_barrier;	/* the barrier messages sent now will be covered by */
+	struct event *barrier_ev;	/* sends the barrier at the end of this loop pass */
+};
+
+/* An XMPP message sent as a SIP MESSAGE, awaiting the final response. */
+struct pager_out {
+	struct pager *pg;
+	struct xmpp_link *link;
+	xmpp_stanza_t *stanza;		/* a copy of the original, to bounce on failure */
+	struct sip_outgoing *out;
+	struct pager_out *prev, *next;
+};
+
+struct pager {
+	struct gw *gw;
+	struct dict *ins;		/* stanza id -> struct pager_in */
+	struct pager_link *links;
+	size_t nlinks;
+	struct pager_list recent;	/* answered, kept for late errors */
+	struct pager_out *outs;
+	size_t nout, nheld;
+	struct event *sweep_ev;
+	int closing;
+};
+
+/* ---- lists */
+
+static void list_append(struct pager_list *l, struct pager_in *e)
+{
+	e->next = NULL;
+	e->prev = l->tail;
+	if (l->tail)
+		l->tail->next = e;
+	else
+		l->head = e;
+	l->tail = e;
+}
+
+static void list_remove(struct pager_list *l, struct pager_in *e)
+{
+	if (e->prev)
+		e->prev->next = e->next;
+	else
+		l->head = e->next;
+	if (e->next)
+		e->next->prev = e->prev;
+	else
+		l->tail = e->prev;
+	e->prev = e->next = NULL;
+}
+
+static struct pager_link *pager_link_of(struct pager *pg, struct xmpp_link *link)
+{
+	for (size_t i = 0; i < pg->nlinks; i++)
+		if (pg->links[i].link == link)
+			return &pg->links[i];
+	return NULL;
+}
+
+static void pager_in_free(struct pager_in *e)
+{
+	free(e->sip_from);
+	free(e->sip_to);
+	free(e->jid_to);
+	free(e);
+}
+
+/* Answers a held MESSAGE and moves it to the recent list (2xx) or drops it (failure). */
+static void pager_in_settle(struct pager *pg, struct pager_in *e, int status, const char *phrase,
+			    unsigned retry_after)
+{
+	list_remove(&e->pl->held, e);
+	pg->nheld--;
+	sip_incoming_respond(e->in, status, phrase, retry_after, NULL);
+	e->in = NULL;
+	if (status >= 200 && status < 300) {
+		e->t_ms = gw_now_ms(pg->gw);
+		list_append(&pg->recent, e);
+	} else {
+		dict_del(pg->ins, e->id);
+		pager_in_free(e);
+	}
+}
+
+static void pager_notice_done(void *arg, int status, const char *phrase)
+{
+	if (status >= 300)
+		log_info("delivery notice refused: %d %s", status, phrase ? phrase : "");
+}
+
+/* An error came back for a message already answered 2xx: tell the SIP sender in a MESSAGE. */
+static void pager_late_error(struct pager *pg, struct pager_in *e, const char *condition,
+			     const char *text)
+{
+	struct sip_out_message m;
+	char *body = gw_xasprintf("Your message to %s was not delivered: %s%s%s", e->jid_to,
+				  condition, text ? " (" : "", text ? ")" : "");
+	char clean[1024];
+
+	/* the peer's text goes into a SIP body: keep it to valid UTF-8, one paragraph */
+	map_header_text(body, clean, sizeof(clean));
+	if (map_text_check(clean, strlen(clean)) != 0)
+		snprintf(clean, sizeof(clean), "Your message to %s was not delivered: %s", e->jid_to,
+			 condition);
+	memset(&m, 0, sizeof(m));
+	m.peer = e->peer;
+	m.from_uri = e->sip_to;
+	m.to_uri = e->sip_from;
+	m.content_type = CT_TEXT;
+	m.body = clean;
+	log_info("late error %s for %s -> %s: notifying the sender", condition, e->sip_from,
+		 e->jid_to);
+	sip_send_message(pg->gw->sip, &m, pager_notice_done, NULL);
+	free(body);
+}
+
+/* ---- SIP -> XMPP */
+
+static xmpp_stanza_t *pager_tag(struct pager *pg, const char *name, const char *ns)
+{
+	xmpp_stanza_t *s = xmpp_stanza_new(pg->gw->xctx);
+
+	if (!s || xmpp_stanza_set_name(s, name) != XMPP_EOK ||
+	    (ns && xmpp_stanza_set_ns(s, ns) != XMPP_EOK))
+		gw_fatal("pager: out of memory");
+	return s;
+}
+
+static void pager_add_text_child(struct pager *pg, xmpp_stanza_t *parent, const char *name,
+				 const char *text, size_t len)
+{
+	xmpp_stanza_t *el = pager_tag(pg, name, NULL), *t = xmpp_stanza_new(pg->gw->xctx);
+
+	if (!t || xmpp_stanza_set_text_with_size(t, text, len) != XMPP_EOK)
+		gw_fatal("pager: out of memory");
+	xmpp_stanza_add_child_ex(el, t, 0);
+	xmpp_stanza_add_child_ex(parent, el, 0);
+}
+
+/* "2000-12-13T13:40:00-08:00" or with Z and fractions: the XEP-0082 profile of RFC 3339. */
+static int pager_datetime_ok(const char *s, size_t n)
+{
+	static const char shape[] = "dddd-dd-ddTdd:dd:dd";
+	size_t i;
+
+	if (n < sizeof(shape) - 1 || n > 40)
+		return 0;
+	for (i = 0; i < sizeof(shape) - 1; i++)
+		if (shape[i] == 'd' ? !(s[i] >= '0' && s[i] <= '9') : s[i] != shape[i])
+			return 0;
+	if (i < n && s[i] == '.')
+		for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+			;
+	if (i < n && s[i] == 'Z')
+		return i + 1 == n;
+	return n - i == 6 && (s[i] == '+' || s[i] == '-') && s[i + 3] == ':';
+}
+
+static void pager_barrier_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pager_link *pl = arg;
+	struct pager *pg = pl->pg;
+	xmpp_stanza_t *iq;
+	char id[48];
+
+	if (!pl->held.tail || pl->held.tail->barrier != pl->next_barrier)
+		return;		/* nothing new to cover */
+	snprintf(id, sizeof(id), "%s-b%lu", gw_id_prefix(pg->gw), pl->next_barrier);
+	iq = xmpp_iq_new(pg->gw->xctx, "get", id);
+	if (!iq)
+		gw_fatal("pager: out of memory");
+	xmpp_stanza_set_from(iq, xmpp_link_domain(pl->link));
+	xmpp_stanza_set_to(iq, pg->gw->conf->xmpp_domain);
+	xmpp_stanza_add_child_ex(iq, pager_tag(pg, "ping", NS_PING), 0);
+	if (xmpp_link_send(pl->link, iq) == 0)
+		pl->next_barrier++;
+	xmpp_stanza_release(iq);
+}
+
+int pager_iq_reply(struct pager *pg, struct xmpp_link *link, xmpp_stanza_t *iq)
+{
+	struct pager_link *pl = pager_link_of(pg, link);
+	const char *id = xmpp_stanza_get_id(iq), *prefix = gw_id_prefix(pg->gw);
+	size_t plen = strlen(prefix);
+	char *end;
+	unsigned long n;
+
+	if (!pl || !id || strncmp(id, prefix, plen) != 0 || strncmp(id + plen, "-b", 2) != 0)
+		return 0;
+	n = strtoul(id + plen + 2, &end, 10);
+	if (*end)
+		return 0;
+	while (pl->held.head && pl->held.head->barrier <= n)
+		pager_in_settle(pg, pl->held.head, 200, "OK", 0);
+	return 1;
+}
+
+void pager_from_sip(struct pager *pg, struct sip_incoming *in, const struct sip_message_info *info)
+{
+	const struct conf *conf = pg->gw->conf;
+	const struct conf_peer *peer = info->peer;
+	char to_jid[MAP_JID_MAX + 1], from_jid[MAP_JID_MAX + 1];
+	struct xmpp_link *link;
+	struct pager_link *pl;
+	struct map_cpim cpim;
+	const char *body = info->body, *subject = info->subject, *lang = info->language;
+	size_t body_len = info->body_len, subject_len = subject ? strlen(subject) : 0;
+	char subject_lang[36] = "", stamp[48] = "";
+	struct pager_in *e;
+	xmpp_stanza_t *msg;
+	int r;
+
+	if (pg->closing) {
+		sip_incoming_respond(in, 503, "Shutting Down", 5, NULL);
+		return;
+	}
+	/* addresses: the Request-URI names the XMPP user, From the SIP user */
+	r = map_sip_to_jid(info->request_uri, to_jid, sizeof(to_jid));
+	if (r < 0 || !strchr(to_jid, '@')) {
+		log_info("MESSAGE from %s: Request-URI %s not mappable (%s)", info->source,
+			 info->request_uri, r < 0 ? map_addr_strerror(r) : "no user part");
+		sip_incoming_respond(in, r < 0 ? 484 : 404, r < 0 ? "Address Not Mappable" :
+			     "No User Part", 0, NULL);
+		return;
+	}
+	if (peer->addressing == CONF_ADDR_ESCAPED)
+		r = map_sip_to_jid_escaped(info->from_uri, peer->component, from_jid,
+					   sizeof(from_jid));
+	else
+		r = map_sip_to_jid(info->from_uri, from_jid, sizeof(from_jid));
+	if (r < 0) {
+		log_info("MESSAGE from %s: From %s not mappable (%s)", info->source, info->from_uri,
+			 map_addr_strerror(r));
+		sip_incoming_respond(in, 400, "From Address Not Mappable", 0, NULL);
+		return;
+	}
+	/* the XMPP side must be reachable and keeping up */
+	link = gw_link_for_component(pg->gw, peer->component);
+	pl = link ? pager_link_of(pg, link) : NULL;
+	if (!pl || !xmpp_link_is_up(link)) {
+		unsigned ms = link ? xmpp_link_retry_in_ms(link) : 0;
+
+		sip_incoming_respond(in, 503, "XMPP Server Unreachable",
+				     ms ? (ms + 999) / 1000 : (conf->reconnect_min_ms + 999) / 1000,
+				     NULL);
+		return;
+	}
+	if (xmpp_link_congested(link) || pg->nheld >= PAGER_MAX_IN) {
+		sip_incoming_respond(in, 503, "Overloaded", 1, NULL);
+		return;
+	}
+	/* content: text/plain in UTF-8, or the same wrapped in message/cpim */
+	if (!info->content_type || !body_len) {
+		sip_incoming_respond(in, 400, "Empty Message", 0, NULL);
+		return;
+	}
+	if (strcmp(info->content_type, "message/cpim") == 0) {
+		char ct[32];
+
+		if (map_cpim_parse(body, body_len, &cpim) != 0) {
+			sip_incoming_respond(in, 400, "Malformed CPIM", 0, NULL);
+			return;
+		}
+		snprintf(ct, sizeof(ct), "%.*s", (int)(cpim.content_type.n < 31 ?
+			 cpim.content_type.n : 31), cpim.content_type.p);
+		for (char *p = ct; *p; p++)
+			if (*p >= 'A' && *p <= 'Z')
+				*p += 'a' - 'A';
+		if (strcmp(ct, "text/plain") != 0 ||
+		    (cpim.charset.p && !(cpim.charset.n == 5 &&
+					 strncasecmp(cpim.charset.p, "utf-8", 5) == 0) &&
+		     !(cpim.charset.n == 8 && strncasecmp(cpim.charset.p, "us-ascii", 8) == 0))) {
+			sip_incoming_respond(in, 415, "Unsupported CPIM Content", 0, ACCEPT_TYPES);
+			return;
+		}
+		body = cpim.body.p;
+		body_len = cpim.body.n;
+		if (!subject && cpim.subject.p) {
+			subject = cpim.subject.p;
+			subject_len = cpim.subject.n;
+			if (cpim.subject_lang.p && cpim.subject_lang.n < sizeof(subject_lang))
+				snprintf(subject_lang, sizeof(subject_lang), "%.*s",
+					 (int)cpim.subject_lang.n, cpim.subject_lang.p);
+		}
+		if (cpim.datetime.p && pager_datetime_ok(cpim.datetime.p, cpim.datetime.n))
+			snprintf(stamp, sizeof(stamp), "%.*s", (int)cpim.datetime.n,
+				 cpim.datetime.p);
+		if (!body_len) {
+			sip_incoming_respond(in, 400, "Empty Message", 0, NULL);
+			return;
+		}
+	} else if (strcmp(info->content_type, "text/plain") == 0) {
+		if (info->charset && strcmp(info->charset, "utf-8") != 0 &&
+		    strcmp(info->charset, "us-ascii") != 0) {
+			sip_incoming_respond(in, 415, "Unsupported Charset", 0, ACCEPT_TYPES);
+			return;
+		}
+	} else {
+		sip_incoming_respond(in, 415, "Unsupported Media Type", 0, ACCEPT_TYPES);
+		return;
+	}
+	if (body_len > conf->im_max_body) {
+		sip_incoming_respond(in, 413, "Message Body Too Large", 0, NULL);
+		return;
+	}
+	if ((r = map_text_check(body, body_len)) != 0 ||
+	    (subject && (r = map_text_check(subject, subject_len)) != 0)) {
+		sip_incoming_respond(in, 400, r == MAP_TEXT_EUTF8 ? "Invalid UTF-8" :
+				     "Forbidden Control Character", 0, NULL);
+		return;
+	}
+
+	/* the stanza */
+	e = gw_xcalloc(1, sizeof(*e));
+	gw_make_id(pg->gw, "m", e->id, sizeof(e->id));
+	msg = xmpp_message_new(pg->gw->xctx, conf->im_type == CONF_IM_NORMAL ? "normal" : "chat",
+			       to_jid, e->id);
+	if (!msg)
+		gw_fatal("pager: out of memory");
+	xmpp_stanza_set_from(msg, from_jid);
+	if (lang && map_lang_ok(lang))
+		xmpp_stanza_set_attribute(msg, "xml:lang", lang);
+	if (subject && subject_len) {
+		xmpp_stanza_t *s = pager_tag(pg, "subject", NULL), *t = xmpp_stanza_new(pg->gw->xctx);
+
+		if (!t || xmpp_stanza_set_text_with_size(t, subject, subject_len) != XMPP_EOK)
+			gw_fatal("pager: out of memory");
+		if (subject_lang[0] && map_lang_ok(subject_lang))
+			xmpp_stanza_set_attribute(s, "xml:lang", subject_lang);
+		xmpp_stanza_add_child_ex(s, t, 0);
+		xmpp_stanza_add_child_ex(msg, s, 0);
+	}
+	pager_add_text_child(pg, msg, "body", body, body_len);
+	if (info->call_id && map_call_id_ok(info->call_id))
+		pager_add_text_child(pg, msg, "thread", info->call_id, strlen(info->call_id));
+	if (stamp[0]) {
+		xmpp_stanza_t *d = pager_tag(pg, "delay", NS_DELAY);
+
+		xmpp_stanza_set_attribute(d, "stamp", stamp);
+		xmpp_stanza_set_attribute(d, "from", peer->domain);
+		xmpp_stanza_add_child_ex(msg, d, 0);
+	}
+	r = xmpp_link_send(link, msg);
+	xmpp_stanza_release(msg);
+	if (r != 0) {
+		free(e);
+		sip_incoming_respond(in, 503, "XMPP Server Unreachable", 1, NULL);
+		return;
+	}
+	log_debug("MESSAGE %s -> %s forwarded as %s", info->from_uri, to_jid, e->id);
+	if (conf->im_delivery_wait_ms == 0) {
+		/* configured not to wait for a verdict */
+		sip_incoming_respond(in, 202, "Accepted", 0, NULL);
+		free(e);
+		return;
+	}
+	e->pl = pl;
+	e->in = in;
+	e->peer = peer;
+	e->t_ms = gw_now_ms(pg->gw);
+	e->barrier = pl->next_barrier;
+	e->sip_from = gw_xstrdup(info->from_uri);
+	e->sip_to = gw_xstrdup(info->request_uri);
+	e->jid_to = gw_xstrdup(to_jid);
+	dict_set(pg->ins, e->id, e);
+	list_append(&pl->held, e);
+	pg->nheld++;
+	event_active(pl->barrier_ev, EV_TIMEOUT, 0);
+}
+
+/* First child element's name inside <error/> in the stanza-errors namespace, and its <text/>. */
+static const char *pager_error_condition(xmpp_stanza_t *stanza, const char **text)
+{
+	xmpp_stanza_t *err = xmpp_stanza_get_child_by_name(stanza, "error");
+	const char *cond = "undefined-condition";
+
+	*text = NULL;
+	for (xmpp_stanza_t *c = err ? xmpp_stanza_get_children(err) : NULL; c;
+	     c = xmpp_stanza_get_next(c)) {
+		const char *ns = xmpp_stanza_get_ns(c), *name = xmpp_stanza_get_name(c);
+
+		if (!xmpp_stanza_is_tag(c) || !ns || strcmp(ns, XMPP_NS_STANZA_ERRORS) != 0)
+			continue;
+		if (strcmp(name, "text") == 0) {
+			xmpp_stanza_t *t = xmpp_stanza_get_children(c);
+
+			*text = t ? xmpp_stanza_get_text_ptr(t) : NULL;
+		} else if (map_error_known(name)) {
+			cond = name;
+		}
+	}
+	return cond;
+}
+
+/* An error stanza: the verdict on a message we forwarded from SIP, if its id is ours. */
+static void pager_xmpp_error(struct pager *pg, struct xmpp_link *link, xmpp_stanza_t *stanza)
+{
+	const char *id = xmpp_stanza_get_id(stanza), *text, *cond;
+	struct pager_in *e = id ? dict_get(pg->ins, id) : NULL;
+	char phrase[160], bare[MAP_JID_MAX + 1];
+	const char *from = xmpp_stanza_get_from(stanza);
+
+	if (!e || e->pl->link != link) {
+		log_debug("error stanza %s for nothing pending: dropped", id ? id : "(no id)");
+		return;
+	}
+	/* the error must come from the address the message went to */
+	if (!from || map_jid_bare(from, bare, sizeof(bare)) < 0 ||
+	    (strcmp(bare, e->jid_to) != 0 && strcmp(from, pg->gw->conf->xmpp_domain) != 0)) {
+		log_notice("error stanza %s from %s, not from %s: ignored", id, from ? from : "-",
+			   e->jid_to);
+		return;
+	}
+	cond = pager_error_condition(stanza, &text);
+	if (e->in) {
+		int status = map_error_to_sip(cond);
+
+		snprintf(phrase, sizeof(phrase), "%s (XMPP %s)", sip_status_phrase_of(status), cond);
+		log_info("MESSAGE %s -> %s refused by XMPP: %s%s%s -> %d", e->sip_from, e->jid_to,
+			 cond, text ? ": " : "", text ? text : "", status);
+		pager_in_settle(pg, e, status, phrase, 0);
+		return;
+	}
+	pager_late_error(pg, e, cond, text);
+	list_remove(&pg->recent, e);
+	dict_del(pg->ins, e->id);
+	pager_in_free(e);
+}
+
+/* ---- XMPP -> SIP */
+
+static void pager_bounce(struct pager *pg, struct xmpp_link *link, xmpp_stanza_t *stanza,
+			 const char *condition, const char *text)
+{
+	xmpp_stanza_t *reply = map_error_reply(pg->gw->xctx, stanza, condition, text);
+
+	if (xmpp_link_send(link, reply) != 0)
+		log_warn("cannot return error %s for message %s to %s: the link is down", condition,
+			 xmpp_stanza_get_id(stanza) ? xmpp_stanza_get_id(stanza) : "-",
+			 xmpp_stanza_get_from(stanza) ? xmpp_stanza_get_from(stanza) : "-");
+	xmpp_stanza_release(reply);
+}
+
+static void pager_out_unlink(struct pager *pg, struct pager_out *o)
+{
+	if (o->prev)
+		o->prev->next = o->next;
+	else
+		pg->outs = o->next;
+	if (o->next)
+		o->next->prev = o->prev;
+	pg->nout--;
+}
+
+static void pager_out_done(void *arg, int status, const char *phrase)
+{
+	struct pager_out *o = arg;
+	struct pager *pg = o->pg;
+
+	pager_out_unlink(pg, o);
+	if (status >= 300) {
+		const char *cond = map_error_from_sip(status);
+		char text[160];
+
+		snprintf(text, sizeof(text), "SIP %d %s", status, phrase ? phrase : "");
+		log_info("MESSAGE %s -> %s failed: %d %s -> %s",
+			 xmpp_stanza_get_from(o->stanza), xmpp_stanza_get_to(o->stanza), status,
+			 phrase ? phrase : "", cond);
+		pager_bounce(pg, o->link, o->stanza, cond, text);
+	}
+	xmpp_stanza_release(o->stanza);
+	free(o);
+}
+
+void pager_from_xmpp(struct pager *pg, struct xmpp_link *link, xmpp_stanza_t *stanza)
+{
+	const struct conf *conf = pg->gw->conf;
+	const char *type = xmpp_stanza_get_type(stanza);
+	const char *from = xmpp_stanza_get_from(stanza), *to = xmpp_stanza_get_to(stanza);
+	const char *component = xmpp_link_domain(link);
+	const struct conf_peer *peer = NULL;
+	char from_domain[MAP_JID_MAX + 1], from_uri[MAP_URI_MAX], to_uri[MAP_URI_MAX];
+	char host[MAP_JID_MAX + 1], subject[PAGER_SUBJECT_MAX], *text;
+	struct map_im_fields f;
+	struct sip_out_message m;
+	struct pager_out *o;
+	int r;
+
+	if (type && strcmp(type, "error") == 0) {
+		pager_xmpp_error(pg, link, stanza);
+		return;
+	}
+	if (pg->closing) {
+		pager_bounce(pg, link, stanza, "service-unavailable", "the gateway is shutting down");
+		return;
+	}
+	if (type && strcmp(type, "groupchat") == 0) {
+		pager_bounce(pg, link, stanza, "feature-not-implemented",
+			     "groupchat messages cannot be sent to a SIP user");
+		return;
+	}
+	map_im_fields(stanza, &f);
+	if (!f.body) {
+		if (f.subject) {
+			pager_bounce(pg, link, stanza, "not-acceptable",
+				     "a message without a body cannot be sent to SIP");
+			return;
+		}
+		log_debug("message %s -> %s carries no body (chat state, receipt): not forwarded",
+			  from ? from : "-", to ? to : "-");
+		return;
+	}
+	/* the gateway asserts identities only in the XMPP domain it serves */
+	if (!from || map_jid_domain(from, from_domain, sizeof(from_domain)) < 0 ||
+	    strcmp(from_domain, conf->xmpp_domain) != 0) {
+		pager_bounce(pg, link, stanza, "forbidden",
+			     "only users of the gateway's XMPP domain can write to SIP users");
+		return;
+	}
+	r = map_jid_to_sip(from, 0, from_uri, sizeof(from_uri));
+	if (r < 0) {
+		pager_bounce(pg, link, stanza, "jid-malformed", "the sender's address has no SIP form");
+		return;
+	}
+	/* the recipient: a SIP user of the peer network behind this component */
+	if (!to) {
+		pager_bounce(pg, link, stanza, "jid-malformed", "no recipient");
+		return;
+	}
+	for (size_t i = 0; i < conf->npeers && !peer; i++) {
+		const struct conf_peer *p = &conf->peers[i];
+
+		if (!gw_strcaseeq(p->component, component))
+			continue;
+		if (p->addressing == CONF_ADDR_ESCAPED) {
+			r = map_jid_to_sip_escaped(to, component, to_uri, sizeof(to_uri));
+			if (r >= 0 && map_sip_domain(to_uri, host, sizeof(host)) >= 0 &&
+			    gw_strcaseeq(host, p->domain))
+				peer = p;
+		} else {
+			r = map_jid_to_sip(to, 0, to_uri, sizeof(to_uri));
+			if (r >= 0)
+				peer = p;
+		}
+	}
+	if (!peer) {
+		if (r < 0)
+			pager_bounce(pg, link, stanza, "jid-malformed", map_addr_strerror(r));
+		else
+			pager_bounce(pg, link, stanza, "item-not-found",
+				     "no SIP peer network serves that address");
+		return;
+	}
+	if (!strchr(to_uri + 4, '@')) {
+		pager_bounce(pg, link, stanza, "service-unavailable",
+			     "the gateway itself does not take messages");
+		return;
+	}
+	if (strlen(f.body) > conf->im_max_body) {
+		text = gw_xasprintf("the message body exceeds %zu bytes", conf->im_max_body);
+		pager_bounce(pg, link, stanza, "policy-violation", text);
+		free(text);
+		return;
+	}
+	if (pg->nout >= PAGER_MAX_OUT) {
+		pager_bounce(pg, link, stanza, "resource-constraint", "too many messages in flight");
+		return;
+	}
+	memset(&m, 0, sizeof(m));
+	m.peer = peer;
+	m.from_uri = from_uri;
+	m.to_uri = to_uri;
+	m.content_type = CT_TEXT;
+	m.body = f.body;
+	if (f.subject && map_header_text(f.subject, subject, sizeof(subject)))
+		m.subject = subject;
+	if (f.lang && map_lang_ok(f.lang))
+		m.language = f.lang;
+	if (f.thread && map_call_id_ok(f.thread))
+		m.call_id = f.thread;
+
+	o = gw_xcalloc(1, sizeof(*o));
+	o->pg = pg;
+	o->link = link;
+	o->stanza = xmpp_stanza_copy(stanza);
+	if (!o->stanza)
+		gw_fatal("pager: out of memory");
+	o->out = sip_send_message(pg->gw->sip, &m, pager_out_done, o);
+	if (!o->out) {
+		xmpp_stanza_release(o->stanza);
+		free(o);
+		pager_bounce(pg, link, stanza, "service-unavailable", "the SIP side is shutting down");
+		return;
+	}
+	o->next = pg->outs;
+	if (pg->outs)
+		pg->outs->prev = o;
+	pg->outs = o;
+	pg->nout++;
+	log_debug("message %s -> %s sent as SIP MESSAGE", from_uri, to_uri);
+}
+
+/* ---- time, link state, lifecycle */
+
+static void pager_sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pager *pg = arg;
+	uint64_t now = gw_now_ms(pg->gw), wait = pg->gw->conf->im_delivery_wait_ms;
+
+	for (size_t i = 0; i < pg->nlinks; i++) {
+		struct pager_link *pl = &pg->links[i];
+
+		while (pl->held.head && now - pl->held.head->t_ms >= wait) {
+			log_info("no delivery verdict for %s within %llu ms: 202",
+				 pl->held.head->id, (unsigned long long)wait);
+			pager_in_settle(pg, pl->held.head, 202, "Accepted", 0);
+		}
+	}
+	while (pg->recent.head && now - pg->recent.head->t_ms >= wait) {
+		struct pager_in *e = pg->recent.head;
+
+		list_remove(&pg->recent, e);
+		dict_del(pg->ins, e->id);
+		pager_in_free(e);
+	}
+}
+
+void pager_link_state(struct pager *pg, struct xmpp_link *link, int up)
+{
+	struct pager_link *pl = pager_link_of(pg, link);
+
+	if (!pl || up)
+		return;
+	while (pl->held.head) {
+		log_info("link %s lost before a verdict on %s: 503", xmpp_link_domain(link),
+			 pl->held.head->id);
+		pager_in_settle(pg, pl->held.head, 503, "XMPP Link Lost", 1);
+	}
+}
+
+struct pager *pager_new(struct gw *gw)
+{
+	struct pager *pg = gw_xcalloc(1, sizeof(*pg));
+	struct timeval tv = { 0, PAGER_SWEEP_MS * 1000 };
+
+	pg->gw = gw;
+	pg->ins = dict_new();
+	pg->nlinks = gw->nlinks;
+	pg->links = gw_xcalloc(pg->nlinks, sizeof(*pg->links));
+	for (size_t i = 0; i < pg->nlinks; i++) {
+		pg->links[i].pg = pg;
+		pg->links[i].link = gw->links[i];
+		pg->links[i].next_barrier = 1;
+		pg->links[i].barrier_ev = event_new(gw->base, -1, 0, pager_barrier_cb, &pg->links[i]);
+		if (!pg->links[i].barrier_ev)
+			gw_fatal("event_new failed");
+	}
+	pg->sweep_ev = event_new(gw->base, -1, EV_PERSIST, pager_sweep_cb, pg);
+	if (!pg->sweep_ev || event_add(pg->sweep_ev, &tv) != 0)
+		gw_fatal("event_new failed");
+	return pg;
+}
+
+size_t pager_pending(const struct pager *pg)
+{
+	return pg->nheld + pg->nout;
+}
+
+void pager_abort(struct pager *pg)
+{
+	pg->closing = 1;
+	for (size_t i = 0; i < pg->nlinks; i++)
+		while (pg->links[i].held.head)
+			pager_in_settle(pg, pg->links[i].held.head, 503, "Shutting Down", 5);
+	while (pg->outs) {
+		struct pager_out *o = pg->outs;
+
+		sip_outgoing_cancel(o->out);
+		pager_out_unlink(pg, o);
+		pager_bounce(pg, o->link, o->stanza, "service-unavailable",
+			     "the gateway shut down before the SIP side answered");
+		xmpp_stanza_release(o->stanza);
+		free(o);
+	}
+}
+
+void pager_close(struct pager *pg)
+{
+	pg->closing = 1;
+}
+
+void pager_free(struct pager *pg)
+{
+	if (!pg)
+		return;
+	pager_abort(pg);
+	while (pg->recent.head) {
+		struct pager_in *e = pg->recent.head;
+
+		list_remove(&pg->recent, e);
+		pager_in_free(e);
+	}
+	for (size_t i = 0; i < pg->nlinks; i++)
+		event_free(pg->links[i].barrier_ev);
+	free(pg->links);
+	event_free(pg->sweep_ev);
+	dict_free(pg->ins);
+	free(pg);
+}

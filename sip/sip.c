@@ -1,0 +1,577 @@
+/* sip.c - the Sofia-SIP nua stack: listening, peering trust, and MESSAGE transactions.
+ *
+ * Trust (RFC 7247 section 4, peering use cases): every request nua hands us is checked before
+ * anything else is looked at.  Its From domain must belong to a configured peer network and its
+ * source address must be one that peer is trusted to send from; otherwise 403.  Its Request-URI
+ * must be in the XMPP domain the gateway serves; otherwise 404.  Requests nua would answer by
+ * itself (OPTIONS, REGISTER, ...) are routed to us with NUTAG_APPL_METHOD so that the same checks
+ * apply to them.
+ *
+ * Ownership: an incoming request is held as a struct sip_incoming (with a reference on the
+ * request message, needed by nua_respond's NUTAG_WITH) until the mapping layer answers it; an
+ * outgoing MESSAGE is a struct sip_outgoing bound to its nua handle as the handle's magic, freed
+ * once its final response has been reported.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#define NUA_MAGIC_T struct sip_stack
+#define NUA_HMAGIC_T struct sip_outgoing
+#include <sofia-sip/msg_addr.h>
+#include <sofia-sip/nua.h>
+#include <sofia-sip/nua_tag.h>
+#include <sofia-sip/sip_header.h>
+#include <sofia-sip/sip_status.h>
+#include <sofia-sip/su.h>
+#include <sofia-sip/su_wait.h>
+#include <sofia-sip/su_tag_io.h>
+#include <sofia-sip/tport_tag.h>
+#include <sofia-sip/nta_tag.h>
+
+#include "../gateway/gw.h"
+#include "sip.h"
+
+#define SIP_USER_AGENT "simplegw/0.1"
+#define SIP_ALLOW "OPTIONS, MESSAGE"
+#define SIP_APPL_METHODS "MESSAGE, OPTIONS, REGISTER, PUBLISH, SUBSCRIBE, INFO, REFER, UPDATE"
+
+struct sip_incoming {
+	struct sip_stack *stack;
+	nua_handle_t *nh;
+	msg_t *msg;		/* a reference on the request, for NUTAG_WITH */
+	struct sip_incoming *prev, *next;
+};
+
+struct sip_outgoing {
+	struct sip_stack *stack;
+	nua_handle_t *nh;
+	sip_response_fn *cb;	/* NULL once cancelled */
+	void *arg;
+	struct sip_outgoing *prev, *next;
+};
+
+struct sip_stack {
+	struct reactor *reactor;
+	struct event_base *base;
+	const struct conf *conf;
+	struct sip_cbs cbs;
+	void *arg;
+	nua_t *nua;
+	su_home_t home[1];
+	struct sip_incoming *in_head;
+	struct sip_outgoing *out_head;
+	size_t nin, nout;
+	int shutting_down;
+	int shutdown_final;		/* nua reported nua_r_shutdown 200 */
+	struct event *destroy_ev;	/* nua_destroy() may not run inside nua's own callback */
+};
+
+/* Groups the listen entries by address and port: nua takes two URLs (NUTAG_URL and
+ * NUTAG_SIPS_URL).  A URL without a transport parameter binds UDP and TCP; a comma-separated
+ * "transport=udp,tcp" must not be used: Debian's nta_agent_add_tport() keeps a pointer to an
+ * array whose scope has ended and crashes on it. */
+static int sip_listen_urls(const struct conf *conf, char *urls[2])
+{
+	size_t n = 0;
+
+	urls[0] = urls[1] = NULL;
+	for (size_t i = 0; i < conf->nlisten; i++) {
+		const struct conf_listen *l = &conf->listen[i];
+		int udp = 0, tcp = 0, seen = 0, v6 = strchr(l->address, ':') != NULL;
+
+		for (size_t j = 0; j < conf->nlisten; j++) {
+			const struct conf_listen *k = &conf->listen[j];
+
+			if (k->port != l->port || strcmp(k->address, l->address) != 0)
+				continue;
+			seen |= j < i;
+			udp |= k->transport == CONF_TRANSPORT_UDP;
+			tcp |= k->transport == CONF_TRANSPORT_TCP;
+		}
+		if (seen)
+			continue;
+		if (n == 2) {
+			log_error("at most two distinct SIP listen address:port pairs are supported");
+			free(urls[0]);
+			free(urls[1]);
+			return -1;
+		}
+		urls[n++] = gw_xasprintf("sip:%s%s%s:%u%s", v6 ? "[" : "", l->address, v6 ? "]" : "",
+					 l->port, udp && tcp ? "" : udp ? ";transport=udp" :
+					 ";transport=tcp");
+	}
+	return 0;
+}
+
+/* "sip:127.0.0.1:5080;transport=udp" for a peer's route.  Caller frees. */
+static char *sip_route_url(const struct conf_peer *peer)
+{
+	int v6 = strchr(peer->route_address, ':') != NULL;
+
+	return gw_xasprintf("sip:%s%s%s:%u;transport=%s", v6 ? "[" : "", peer->route_address,
+			    v6 ? "]" : "", peer->route_port, conf_transport_name(peer->route_transport));
+}
+
+static void sip_source_text(const su_addrinfo_t *ai, char *buf, size_t len)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+	const struct sockaddr *sa = ai ? ai->ai_addr : NULL;
+
+	if (sa && sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+		port = ntohs(in->sin_port);
+	} else if (sa && sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+		port = ntohs(in6->sin6_port);
+	}
+	snprintf(buf, len, "%s:%u/%s", host, port,
+		 ai && ai->ai_protocol == IPPROTO_TCP ? "tcp" : "udp");
+}
+
+static void sip_incoming_link(struct sip_stack *st, struct sip_incoming *in)
+{
+	in->next = st->in_head;
+	if (st->in_head)
+		st->in_head->prev = in;
+	st->in_head = in;
+	st->nin++;
+}
+
+static void sip_incoming_unlink(struct sip_incoming *in)
+{
+	struct sip_stack *st = in->stack;
+
+	if (in->prev)
+		in->prev->next = in->next;
+	else
+		st->in_head = in->next;
+	if (in->next)
+		in->next->prev = in->prev;
+	st->nin--;
+}
+
+/* One line of printable ASCII for a reason phrase: peer-supplied text must not break the
+ * status line. */
+static void sip_clean_phrase(const char *src, char *dst, size_t len)
+{
+	size_t n = 0;
+
+	for (; src && *src && n + 1 < len; src++)
+		dst[n++] = (*src >= 0x20 && *src < 0x7f) ? *src : ' ';
+	dst[n] = '\0';
+}
+
+/* Answers a request nua gave us and drops our interest in its handle. */
+static void sip_reply(struct sip_stack *st, nua_handle_t *nh, msg_t *msg, int status,
+		      const char *phrase, unsigned retry_after, const char *accept)
+{
+	char clean[128], retry[16];
+	const char *kept;
+
+	sip_clean_phrase(phrase ? phrase : sip_status_phrase(status), clean, sizeof(clean));
+	if (!clean[0])
+		snprintf(clean, sizeof(clean), "%s", "Unknown");
+	snprintf(retry, sizeof(retry), "%u", retry_after);
+	/* nua_respond() keeps the phrase pointer until the stack runs the signal (tags are copied,
+	 * the phrase is not): it must live in the handle's home */
+	kept = su_strdup(nua_handle_home(nh), clean);
+	nua_respond(nh, status, kept ? kept : "Unknown",
+		    TAG_IF(msg, NUTAG_WITH(msg)),
+		    TAG_IF(retry_after, SIPTAG_RETRY_AFTER_STR(retry)),
+		    TAG_IF(accept, SIPTAG_ACCEPT_STR(accept)),
+		    SIPTAG_ALLOW_STR(SIP_ALLOW),
+		    TAG_END());
+	nua_handle_destroy(nh);
+	reactor_kick(st->reactor);
+}
+
+void sip_incoming_respond(struct sip_incoming *in, int status, const char *phrase,
+			  unsigned retry_after, const char *accept)
+{
+	struct sip_stack *st = in->stack;
+
+	sip_incoming_unlink(in);
+	sip_reply(st, in->nh, in->msg, status, phrase, retry_after, accept);
+	msg_destroy(in->msg);
+	free(in);
+}
+
+/* Applies the peering rules.  Returns the peer, or NULL after choosing the refusal. */
+static const struct conf_peer *sip_authorize(struct sip_stack *st, const su_addrinfo_t *ai,
+					     sip_t const *sip, int *status, const char **phrase)
+{
+	const struct conf *conf = st->conf;
+	const struct conf_peer *peer = NULL;
+	const char *from_host = sip && sip->sip_from ? sip->sip_from->a_url->url_host : NULL;
+	int trusted_anywhere = 0;
+
+	if (!ai || !ai->ai_addr) {
+		*status = 403, *phrase = "Untrusted Source";
+		return NULL;
+	}
+	for (size_t i = 0; i < conf->npeers; i++)
+		trusted_anywhere |= conf_peer_trusts(&conf->peers[i], ai->ai_addr);
+	if (!trusted_anywhere) {
+		*status = 403, *phrase = "Untrusted Source";
+		return NULL;
+	}
+	if (from_host)
+		peer = conf_peer_by_domain(conf, from_host);
+	if (!peer || !conf_peer_trusts(peer, ai->ai_addr)) {
+		*status = 403, *phrase = "From Domain Not Owned By This Peer";
+		return NULL;
+	}
+	if (!sip->sip_request || !sip->sip_request->rq_url->url_host ||
+	    !gw_strcaseeq(sip->sip_request->rq_url->url_host, conf->xmpp_domain)) {
+		*status = 404, *phrase = "Domain Not Served Here";
+		return NULL;
+	}
+	return peer;
+}
+
+static const char *sip_param_value(msg_param_t const *params, const char *name, char *buf,
+				   size_t len)
+{
+	const char *v = params ? msg_params_find(params, name) : NULL;
+	size_t n = 0;
+
+	if (!v)
+		return NULL;
+	if (*v == '"')
+		v++;
+	for (; *v && *v != '"' && n + 1 < len; v++)
+		buf[n++] = (*v >= 'A' && *v <= 'Z') ? (char)(*v - 'A' + 'a') : *v;
+	buf[n] = '\0';
+	return buf;
+}
+
+static void sip_on_message(struct sip_stack *st, nua_handle_t *nh, msg_t *msg, sip_t const *sip,
+			   const struct conf_peer *peer, const char *source)
+{
+	struct sip_message_info info;
+	struct sip_incoming *in;
+	su_home_t home[1] = { SU_HOME_INIT(home) };
+	char ctype[128], charset[64];
+
+	memset(&info, 0, sizeof(info));
+	info.peer = peer;
+	info.source = source;
+	info.request_uri = url_as_string(home, sip->sip_request->rq_url);
+	info.from_uri = url_as_string(home, sip->sip_from->a_url);
+	info.call_id = sip->sip_call_id ? sip->sip_call_id->i_id : NULL;
+	if (sip->sip_content_type && sip->sip_content_type->c_type) {
+		size_t n = 0;
+
+		for (const char *p = sip->sip_content_type->c_type; *p && n + 1 < sizeof(ctype); p++)
+			ctype[n++] = (*p >= 'A' && *p <= 'Z') ? (char)(*p - 'A' + 'a') : *p;
+		ctype[n] = '\0';
+		info.content_type = ctype;
+		info.charset = sip_param_value(sip->sip_content_type->c_params, "charset",
+					       charset, sizeof(charset));
+	}
+	if (sip->sip_payload) {
+		info.body = sip->sip_payload->pl_data;
+		info.body_len = sip->sip_payload->pl_len;
+	}
+	if (sip->sip_subject)
+		info.subject = sip->sip_subject->g_string;
+	if (sip->sip_content_language && sip->sip_content_language->k_items)
+		info.language = sip->sip_content_language->k_items[0];
+
+	in = gw_xcalloc(1, sizeof(*in));
+	in->stack = st;
+	in->nh = nh;
+	in->msg = msg_ref_create(msg);
+	sip_incoming_link(st, in);
+	if (!info.request_uri || !info.from_uri) {
+		sip_incoming_respond(in, 500, "Internal Server Error", 0, NULL);
+	} else if (st->shutting_down) {
+		sip_incoming_respond(in, 503, "Shutting Down", 5, NULL);
+	} else {
+		st->cbs.message(st->arg, in, &info);	/* ownership of `in` passes */
+	}
+	su_home_deinit(home);
+}
+
+static void sip_outgoing_unlink(struct sip_outgoing *out)
+{
+	struct sip_stack *st = out->stack;
+
+	if (out->prev)
+		out->prev->next = out->next;
+	else
+		st->out_head = out->next;
+	if (out->next)
+		out->next->prev = out->prev;
+	st->nout--;
+}
+
+static void sip_on_response(struct sip_stack *st, nua_handle_t *nh, struct sip_outgoing *out,
+			    int status, const char *phrase)
+{
+	if (status < 200 || !out)
+		return;
+	nua_handle_bind(nh, NULL);
+	nua_handle_destroy(nh);
+	sip_outgoing_unlink(out);
+	if (out->cb)
+		out->cb(out->arg, status, phrase);
+	free(out);
+}
+
+static void sip_destroy_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sip_stack *st = arg;
+
+	if (st->nua)
+		nua_destroy(st->nua);
+	st->nua = NULL;
+	if (st->cbs.shutdown_done)
+		st->cbs.shutdown_done(st->arg);
+}
+
+static void sip_nua_event(nua_event_t event, int status, char const *phrase, nua_t *nua,
+		      struct sip_stack *st, nua_handle_t *nh, struct sip_outgoing *out,
+		      sip_t const *sip, tagi_t tags[])
+{
+	msg_t *msg;
+	su_addrinfo_t *ai;
+	const struct conf_peer *peer;
+	char source[96];
+	int refuse = 0;
+	const char *why = NULL;
+
+	switch (event) {
+	case nua_r_message:
+		sip_on_response(st, nh, out, status, phrase);
+		return;
+	case nua_r_shutdown:
+		if (status >= 200) {
+			st->shutdown_final = 1;
+			event_active(st->destroy_ev, EV_TIMEOUT, 0);
+		}
+		return;
+	case nua_i_error:
+		log_warn("Sofia-SIP reports %03d %s", status, phrase ? phrase : "");
+		return;
+	case nua_i_message:
+	case nua_i_options:
+	case nua_i_register:
+	case nua_i_publish:
+	case nua_i_subscribe:
+	case nua_i_info:
+	case nua_i_refer:
+	case nua_i_update:
+	case nua_i_invite:
+		break;
+	default:
+		log_debug("nua event %s (%d %s)", nua_event_name(event), status,
+			  phrase ? phrase : "");
+		return;
+	}
+
+	/* a request: peering trust first */
+	msg = nua_current_request(nua);
+	ai = msg ? msg_addrinfo(msg) : NULL;
+	sip_source_text(ai, source, sizeof(source));
+	peer = sip_authorize(st, ai, sip, &refuse, &why);
+	if (!peer) {
+		log_notice("refused %s from %s (From %s): %d %s", nua_event_name(event) + 6, source,
+			   sip && sip->sip_from ? sip->sip_from->a_url->url_host : "-", refuse, why);
+		sip_reply(st, nh, event == nua_i_invite ? NULL : msg, refuse, why, 0, NULL);
+		return;
+	}
+	switch (event) {
+	case nua_i_message:
+		sip_on_message(st, nh, msg, sip, peer, source);
+		break;
+	case nua_i_options:
+		sip_reply(st, nh, msg, 200, "OK", 0, "text/plain, message/cpim");
+		break;
+	case nua_i_invite:
+		/* chat sessions (RFC 7573) are not offered yet */
+		sip_reply(st, nh, NULL, 488, "Sessions Not Supported", 0, NULL);
+		break;
+	case nua_i_subscribe:
+		sip_reply(st, nh, msg, 489, "Bad Event", 0, NULL);
+		break;
+	default:
+		sip_reply(st, nh, msg, 405, "Method Not Allowed", 0, NULL);
+		break;
+	}
+}
+
+struct sip_stack *sip_stack_new(struct reactor *reactor, const struct conf *conf,
+				const struct sip_cbs *cbs, void *arg)
+{
+	struct sip_stack *st = gw_xcalloc(1, sizeof(*st));
+	char *urls[2];
+
+	if (sip_listen_urls(conf, urls) != 0) {
+		free(st);
+		return NULL;
+	}
+	st->reactor = reactor;
+	st->conf = conf;
+	st->cbs = *cbs;
+	st->arg = arg;
+	su_home_init(st->home);
+	log_debug("binding %s%s%s", urls[0], urls[1] ? " and " : "", urls[1] ? urls[1] : "");
+	st->nua = nua_create(reactor_su_root(reactor), sip_nua_event, st,
+			     NUTAG_URL(urls[0]),
+			     TAG_IF(urls[1], NUTAG_SIPS_URL(urls[1])),
+			     NUTAG_MEDIA_ENABLE(0),
+			     NUTAG_ENABLEMESSAGE(1),
+			     /* Debian's Sofia-SIP crashes (msg_params_join) merging a method list
+			      * into its default one: clear the default first, then set ours */
+			     NUTAG_APPL_METHOD(NULL),
+			     NUTAG_APPL_METHOD(SIP_APPL_METHODS),
+			     SIPTAG_ALLOW_STR(SIP_ALLOW),
+			     SIPTAG_USER_AGENT_STR(SIP_USER_AGENT),
+			     NTATAG_MAXSIZE(conf->max_sip_message),
+			     /* requests over the MTU would switch to TCP (RFC 3261 18.1.1); the
+			      * peer's route says which transport it takes */
+			     NTATAG_UDP_MTU(65535),
+			     NTATAG_USE_NAPTR(0),
+			     NTATAG_USE_SRV(0),
+			     TAG_END());
+	reactor_kick(reactor);
+	if (!st->nua) {
+		log_error("cannot start the SIP stack on %s%s%s (address in use?)", urls[0],
+			  urls[1] ? " and " : "", urls[1] ? urls[1] : "");
+		free(urls[0]);
+		free(urls[1]);
+		su_home_deinit(st->home);
+		free(st);
+		return NULL;
+	}
+	for (int i = 0; i < 2 && urls[i]; i++)
+		log_notice("SIP listening on %s", urls[i]);
+	free(urls[0]);
+	free(urls[1]);
+	st->destroy_ev = event_new(reactor_event_base(reactor), -1, 0, sip_destroy_cb, st);
+	if (!st->destroy_ev)
+		gw_fatal("event_new failed");
+	return st;
+}
+
+struct sip_outgoing *sip_send_message(struct sip_stack *st, const struct sip_out_message *m,
+				      sip_response_fn *cb, void *arg)
+{
+	struct sip_outgoing *out;
+	char *route, *from, *to;
+
+	if (st->shutting_down || !st->nua)
+		return NULL;
+	out = gw_xcalloc(1, sizeof(*out));
+	out->stack = st;
+	out->cb = cb;
+	out->arg = arg;
+	route = sip_route_url(m->peer);
+	from = gw_xasprintf("<%s>", m->from_uri);
+	to = gw_xasprintf("<%s>", m->to_uri);
+	out->nh = nua_handle(st->nua, out, SIPTAG_FROM_STR(from),
+			     SIPTAG_TO_STR(to), TAG_END());
+	if (!out->nh)
+		gw_fatal("nua_handle failed");
+	nua_message(out->nh,
+		    NUTAG_URL(m->to_uri),
+		    NUTAG_PROXY(route),
+		    SIPTAG_CONTENT_TYPE_STR(m->content_type),
+		    SIPTAG_PAYLOAD_STR(m->body),
+		    TAG_IF(m->subject, SIPTAG_SUBJECT_STR(m->subject)),
+		    TAG_IF(m->language, SIPTAG_CONTENT_LANGUAGE_STR(m->language)),
+		    TAG_IF(m->call_id, SIPTAG_CALL_ID_STR(m->call_id)),
+		    TAG_END());
+	reactor_kick(st->reactor);
+	free(route);
+	free(from);
+	free(to);
+	out->next = st->out_head;
+	if (st->out_head)
+		st->out_head->prev = out;
+	st->out_head = out;
+	st->nout++;
+	return out;
+}
+
+void sip_outgoing_cancel(struct sip_outgoing *out)
+{
+	out->cb = NULL;
+	out->arg = NULL;
+}
+
+const char *sip_status_phrase_of(int status)
+{
+	const char *p = sip_status_phrase(status);
+
+	return p ? p : "Unknown";
+}
+
+size_t sip_stack_pending_in(const struct sip_stack *st)
+{
+	return st->nin;
+}
+
+size_t sip_stack_pending_out(const struct sip_stack *st)
+{
+	return st->nout;
+}
+
+void sip_stack_shutdown(struct sip_stack *st)
+{
+	if (st->shutting_down)
+		return;
+	st->shutting_down = 1;
+	while (st->in_head)
+		sip_incoming_respond(st->in_head, 503, "Shutting Down", 5, NULL);
+	nua_shutdown(st->nua);
+	reactor_kick(st->reactor);
+}
+
+void sip_stack_free(struct sip_stack *st)
+{
+	if (!st)
+		return;
+	while (st->in_head) {
+		struct sip_incoming *in = st->in_head;
+
+		sip_incoming_unlink(in);
+		msg_destroy(in->msg);
+		free(in);
+	}
+	while (st->out_head) {
+		struct sip_outgoing *out = st->out_head;
+
+		sip_outgoing_unlink(out);
+		free(out);
+	}
+	if (st->nua) {
+		/* the loop is gone: drive the stack's shutdown by hand, briefly */
+		su_root_t *root = reactor_su_root(st->reactor);
+
+		if (!st->shutting_down) {
+			st->shutting_down = 1;
+			nua_shutdown(st->nua);
+		}
+		for (int i = 0; i < 60 && !st->shutdown_final; i++)
+			su_root_step(root, 50);
+		if (st->shutdown_final)
+			nua_destroy(st->nua);
+		else
+			log_warn("the SIP stack did not shut down in time");
+	}
+	if (st->destroy_ev)
+		event_free(st->destroy_ev);
+	su_home_deinit(st->home);
+	free(st);
+}

@@ -1,0 +1,262 @@
+"""test_pager.py - pager-mode IM (RFC 7572) through the gateway, both ways, and every error path.
+
+Peers: Prosody with slixmpp clients on the XMPP side; sipp user agents on the SIP side (a UAS
+where the gateway routes sip.example, a UAC sending to the gateway).
+"""
+
+import asyncio
+
+from harness import (SIP_DOMAIN, XMPP_DOMAIN, check, default_peer, error_condition, gateway_xml,
+                     wait_for)
+
+
+def header(hdrs, name):
+    v = hdrs.get(name.lower())
+    return v[0] if v else None
+
+
+def send(client, to, body=None, subject=None, lang=None, thread=None, mtype="chat", extra_xml=None):
+    msg = client.make_message(mto=to, mbody=body, msubject=subject, mtype=mtype)
+    if lang:
+        msg["lang"] = lang
+    if thread:
+        msg["thread"] = thread
+    if extra_xml is not None:
+        msg.append(extra_xml)
+    msg.send()
+    return msg["id"]
+
+
+async def expect_error(client, msg_id, condition, timeout=8):
+    m = await client.expect(lambda m: m["type"] == "error" and m["id"] == msg_id, timeout,
+                            f"an error reply to {msg_id}")
+    got = error_condition(m)
+    check(got == condition, f"error condition {got!r}, expected {condition!r}: {m}")
+    return m
+
+
+# ------------------------------------------------------------------ XMPP -> SIP
+
+async def test_xmpp_to_sip_message(env):
+    await env.gateway()
+    uas = await env.uas().start()
+    alice = await env.client("alice")
+    send(alice, f"bob@{SIP_DOMAIN}", body="h\u00e9llo <b>&amp; \u2603", subject="greeting",
+         lang="en", thread="thread-42")
+    rc = await uas.wait()
+    check(rc == 0, f"sipp UAS failed ({rc}): {uas.error_text()}")
+    start, hdrs, body = uas.received()[0]
+    check(start == f"MESSAGE sip:bob@{SIP_DOMAIN} SIP/2.0", start)
+    check(f"<sip:alice@{XMPP_DOMAIN}>" in header(hdrs, "from"), header(hdrs, "from"))
+    check(f"<sip:bob@{SIP_DOMAIN}>" in header(hdrs, "to"), header(hdrs, "to"))
+    check(header(hdrs, "content-type").lower().replace(" ", "") == "text/plain;charset=utf-8",
+          header(hdrs, "content-type"))
+    check(body == "h\u00e9llo <b>&amp; \u2603".encode(), repr(body))
+    check(header(hdrs, "subject") == "greeting", header(hdrs, "subject"))
+    check(header(hdrs, "content-language") == "en", header(hdrs, "content-language"))
+    check(header(hdrs, "call-id") == "thread-42", header(hdrs, "call-id"))
+    await alice.expect_nothing(lambda m: m["type"] == "error", 0.5)
+
+
+async def test_chat_state_alone_is_not_a_message(env):
+    await env.gateway()
+    uas = await env.uas().start()
+    alice = await env.client("alice")
+    msg = alice.make_message(mto=f"bob@{SIP_DOMAIN}", mtype="chat")
+    msg["chat_state"] = "composing"
+    msg.send()
+    await asyncio.sleep(0.3)
+    send(alice, f"bob@{SIP_DOMAIN}", body="the real one")
+    check(await uas.wait() == 0, uas.error_text())
+    got = uas.received()
+    check(len(got) == 1 and got[0][2] == b"the real one", f"UAS saw {got}")
+
+
+async def test_sip_failures_become_xmpp_errors(env):
+    await env.gateway()
+    alice = await env.client("alice")
+    rows = [(404, "item-not-found"), (486, "recipient-unavailable"), (403, "forbidden"),
+            (415, "not-acceptable"), (500, "internal-server-error"), (603, "service-unavailable"),
+            (480, "recipient-unavailable"), (408, "remote-server-timeout"), (302, "redirect"),
+            (499, "bad-request")]
+    for status, condition in rows:
+        uas = await env.uas(status=status, phrase="Test Failure").start()
+        msg_id = send(alice, f"bob@{SIP_DOMAIN}", body=f"for {status}")
+        check(await uas.wait() == 0, uas.error_text())
+        m = await expect_error(alice, msg_id, condition)
+        check(m["body"] == f"for {status}", f"the bounce carries the original body: {m}")
+        check(m["from"].bare == f"bob@{SIP_DOMAIN}", str(m["from"]))
+
+
+async def test_sip_timeout_becomes_remote_server_timeout(env):
+    await env.gateway(sip_attrs='t1="50ms"')
+    uas = await env.uas(template="uas_silent.xml", timeout=30).start()
+    alice = await env.client("alice")
+    msg_id = send(alice, f"bob@{SIP_DOMAIN}", body="anyone there?")
+    await expect_error(alice, msg_id, "remote-server-timeout", timeout=15)
+    await uas.kill()
+
+
+async def test_xmpp_body_too_large(env):
+    await env.gateway()
+    uas = await env.uas(timeout=3).start()
+    alice = await env.client("alice")
+    msg_id = send(alice, f"bob@{SIP_DOMAIN}", body="x" * 2049)
+    await expect_error(alice, msg_id, "policy-violation")
+    msg_id = send(alice, f"bob@{SIP_DOMAIN}", body="y" * 2048)   # exactly the limit passes
+    check(await uas.wait() == 0, uas.error_text())
+    check(uas.received()[0][2] == b"y" * 2048, "the 2048-byte body arrived whole")
+
+
+async def test_message_to_the_component_itself(env):
+    """A message to the gateway's own domain is not a message to a SIP user."""
+    gw = await env.gateway()
+    alice = await env.client("alice")
+    msg_id = send(alice, SIP_DOMAIN, body="to the component itself")
+    await expect_error(alice, msg_id, "service-unavailable")
+    check(gw.log_count("sent as SIP MESSAGE") == 0, "nothing went to SIP")
+
+
+async def test_groupchat_type_refused(env):
+    await env.gateway()
+    alice = await env.client("alice")
+    msg_id = send(alice, f"bob@{SIP_DOMAIN}", body="hi all", mtype="groupchat")
+    await expect_error(alice, msg_id, "feature-not-implemented")
+
+
+# ------------------------------------------------------------------ SIP -> XMPP
+
+async def test_sip_to_xmpp_message(env):
+    await env.gateway()
+    alice = await env.client("alice")
+    uac = env.uac(body="bonjour \u00e0 tous", extra="Subject: Salut\nContent-Language: fr\n")
+    check(await uac.run() == 0, uac.error_text())
+    m = await alice.expect(lambda m: m["type"] in ("chat", "normal"), 5, "the MESSAGE")
+    check(m["from"].bare == f"bob@{SIP_DOMAIN}", str(m["from"]))
+    check(m["body"].rstrip("\r\n") == "bonjour \u00e0 tous", repr(m["body"]))
+    check(m["subject"] == "Salut", m["subject"])
+    check(m["lang"] == "fr", m["lang"])
+    check(m["thread"], "Call-ID carried as <thread/>")
+
+
+async def test_sip_to_unknown_xmpp_user_gets_error_status(env):
+    await env.gateway()
+    uac = env.uac(ruri=f"sip:nobody@{XMPP_DOMAIN}", to=f"sip:nobody@{XMPP_DOMAIN}", expect="503")
+    check(await uac.run() == 0, f"expected 503 for an unknown user: {uac.error_text()}")
+    start = [r for r in uac.received() if r[0].startswith("SIP/2.0 503")]
+    check(start and "service-unavailable" in start[0][0], f"reason names the XMPP condition: {start}")
+
+
+async def test_sip_to_offline_user_is_stored(env):
+    await env.gateway()
+    uac = env.uac(ruri=f"sip:carol@{XMPP_DOMAIN}", to=f"sip:carol@{XMPP_DOMAIN}", body="while you were out")
+    check(await uac.run() == 0, uac.error_text())
+    carol = await env.client("carol")
+    m = await carol.expect(lambda m: m["type"] in ("chat", "normal"), 5, "the offline message")
+    check(m["body"].rstrip() == "while you were out", m["body"])
+
+
+async def test_sip_cpim_is_unwrapped(env):
+    await env.gateway()
+    alice = await env.client("alice")
+    cpim = ("From: <sip:bob@sip.example>\r\nTo: <sip:alice@xmpp.example>\r\n"
+            "DateTime: 2026-11-23T10:00:00Z\r\nSubject:;lang=en wrapped subject\r\n\r\n"
+            "Content-Type: text/plain; charset=utf-8\r\n\r\nwrapped \u00fcmlaut text")
+    uac = env.uac(ctype="message/cpim", body=cpim)
+    check(await uac.run() == 0, uac.error_text())
+    m = await alice.expect(lambda m: m["type"] in ("chat", "normal"), 5, "the CPIM message")
+    check(m["body"].rstrip() == "wrapped \u00fcmlaut text", repr(m["body"]))
+    check(m["subject"] == "wrapped subject", m["subject"])
+    delay = m.xml.find("{urn:xmpp:delay}delay")
+    check(delay is not None and delay.get("stamp") == "2026-11-23T10:00:00Z", "DateTime as delay")
+
+
+async def test_sip_content_refusals(env):
+    await env.gateway()
+    rows = [
+        dict(ctype="text/html", body="<p>hi</p>", expect="415"),
+        dict(ctype="text/plain;charset=iso-8859-1", body="latin", expect="415"),
+        dict(ctype="message/cpim", body="garbage without headers", expect="400"),
+        dict(ctype="message/cpim", body="From: <sip:bob@sip.example>\r\n\r\nContent-Type: text/html\r\n\r\n<p/>",
+             expect="415"),
+        dict(body=b"bad \xff\xfe utf-8", expect="400"),
+        dict(body=b"control \x01 char", expect="400"),
+        dict(body="z" * 2100, expect="413"),
+    ]
+    for row in rows:
+        uac = env.uac(**row)
+        check(await uac.run() == 0, f"{row['expect']} for {row.get('ctype')}: {uac.error_text()}")
+        if row["expect"] == "415":
+            resp = [r for r in uac.received() if r[0].startswith("SIP/2.0 415")][0]
+            check("message/cpim" in (header(resp[1], "accept") or ""), f"415 carries Accept: {resp[1]}")
+
+
+async def test_sip_unmappable_addresses(env):
+    await env.gateway()
+    for row in [dict(ruri=f"sip:%00x@{XMPP_DOMAIN}", expect="484"),
+                dict(ruri=f"sip:a%22b@{XMPP_DOMAIN}", expect="503"),   # escaped \22, unknown user
+                dict(sender=f"sip:b%FFob@{SIP_DOMAIN}", expect="400"),
+                dict(ruri=f"sip:{XMPP_DOMAIN}", expect="404")]:
+        uac = env.uac(**row)
+        check(await uac.run() == 0, f"{row}: {uac.error_text()}")
+
+
+# ------------------------------------------------------------------ peering trust
+
+async def test_unknown_source_is_refused(env):
+    peer = default_peer(env, trust="10.9.9.9")
+    await env.gateway(peers=[peer])
+    uac = env.uac(expect="403")
+    check(await uac.run() == 0, uac.error_text())
+    resp = [r for r in uac.received() if r[0].startswith("SIP/2.0 403")]
+    check(resp and "Untrusted" in resp[0][0], str(resp))
+
+
+async def test_from_domain_not_owned_is_refused(env):
+    await env.gateway()
+    uac = env.uac(sender="sip:mallory@evil.example", expect="403")
+    check(await uac.run() == 0, uac.error_text())
+    uac = env.uac(sender=f"sip:mallory@{XMPP_DOMAIN}", expect="403")  # claims our own domain
+    check(await uac.run() == 0, uac.error_text())
+
+
+async def test_request_for_other_domain_is_refused(env):
+    await env.gateway()
+    uac = env.uac(ruri="sip:alice@elsewhere.example", expect="404")
+    check(await uac.run() == 0, uac.error_text())
+
+
+# ------------------------------------------------------------------ lifecycle
+
+async def test_link_down_gives_503_then_recovers(env):
+    gw = await env.gateway()
+    await env.prosody.stop()
+    await gw.wait_log(r"link lost", timeout=10)
+    uac = env.uac(expect="503")
+    check(await uac.run() == 0, uac.error_text())
+    resp = [r for r in uac.received() if r[0].startswith("SIP/2.0 503")][0]
+    check(header(resp[1], "retry-after") is not None, f"503 carries Retry-After: {resp[1]}")
+    await env.prosody.start()
+    await gw.wait_log(r"component \S+: connected", timeout=15, count=2)
+    alice = await env.client("alice")
+    uac = env.uac(body="after the outage")
+    check(await uac.run() == 0, uac.error_text())
+    await alice.expect(lambda m: m["body"].rstrip() == "after the outage", 5, "message after reconnect")
+
+
+async def test_sigterm_answers_pending_messages(env):
+    gw = await env.gateway()
+    uas = await env.uas(template="uas_silent.xml", timeout=30).start()
+    alice = await env.client("alice")
+    msg_id = send(alice, f"bob@{SIP_DOMAIN}", body="caught by shutdown")
+    await wait_for(lambda: len(uas.received()) >= 1, 5, "the MESSAGE at the UAS")
+    await gw.stop()
+    check(gw.exit_code == 0, f"exit status {gw.exit_code}")
+    await expect_error(alice, msg_id, "service-unavailable")
+    check(gw.log_count("shutdown complete") == 1, "clean shutdown logged")
+
+
+async def test_options_from_trusted_peer(env):
+    await env.gateway()
+    uac = env.uac(template="uac_options.xml")
+    check(await uac.run() == 0, uac.error_text())

@@ -1,0 +1,527 @@
+/* component.c - one XEP-0114 component link to the XMPP server, on libevent, with back-off.
+ *
+ * libstrophe's own connection layer cannot be used: in component mode it dereferences an
+ * unallocated stream-management state on the first stanza received (Debian 0.12.2 and upstream
+ * 0.13.0), runs its own select() loop and resolves names with a blocking getaddrinfo().  So this
+ * file owns the stream: a bufferevent carries the bytes, parser.c turns them into libstrophe
+ * stanzas, and xmpp_stanza_to_text() serialises what we send.
+ *
+ * States (changed only by link_enter_state, which logs each transition):
+ *   idle -> connecting -> opening -> handshaking -> up -> (lost) waiting -> connecting ...
+ *   any -> closing -> stopped   (xmpp_link_stop)
+ * A connection is never freed inside its own callback: link_drop() parks the bufferevent and an
+ * event frees it on the next loop pass.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/util.h>
+#include <openssl/evp.h>
+
+#include "../gateway/gw.h"
+#include "xmpp.h"
+
+#define LINK_HANDSHAKE_TIMEOUT_MS 10000
+#define LINK_STOP_GRACE_MS 2000
+#define LINK_MAX_DEPTH 32
+#define LINK_OUT_HIGH_WATER (1u << 20)	/* queued output beyond which we push back */
+
+enum link_state {
+	LINK_IDLE,
+	LINK_CONNECTING,	/* TCP connect in progress */
+	LINK_OPENING,		/* our stream header sent, waiting for the server's */
+	LINK_HANDSHAKING,	/* <handshake/> sent, waiting for the empty reply */
+	LINK_UP,
+	LINK_WAITING,		/* lost; the reconnect timer runs */
+	LINK_CLOSING,		/* </stream:stream> sent on shutdown */
+	LINK_STOPPED,
+};
+
+static const char *const link_state_names[] = {
+	[LINK_IDLE] = "idle",
+	[LINK_CONNECTING] = "connecting",
+	[LINK_OPENING] = "opening",
+	[LINK_HANDSHAKING] = "handshaking",
+	[LINK_UP] = "up",
+	[LINK_WAITING] = "waiting",
+	[LINK_CLOSING] = "closing",
+	[LINK_STOPPED] = "stopped",
+};
+
+struct xmpp_link {
+	struct event_base *base;
+	xmpp_ctx_t *ctx;
+	const struct conf *conf;
+	char *domain;
+	struct xmpp_link_cbs cbs;
+	void *arg;
+
+	enum link_state state;
+	struct bufferevent *bev;
+	struct bufferevent *dead_bev;	/* freed by reap_ev on the next loop pass */
+	struct xmpp_parser *parser;
+	struct event *timer_ev;		/* connect/handshake timeout, reconnect, stop grace */
+	struct event *reap_ev;
+	unsigned backoff_ms;		/* delay before the next attempt */
+	struct timeval retry_at;	/* when the reconnect timer fires */
+	char *stream_id;
+	void (*stop_done)(void *arg);
+	void *stop_arg;
+	unsigned long attempts;		/* failed attempts since the last success */
+};
+
+static void link_connect(struct xmpp_link *link);
+
+static void link_enter_state(struct xmpp_link *link, enum link_state state)
+{
+	if (link->state == state)
+		return;
+	log_info("component %s: %s -> %s", link->domain, link_state_names[link->state],
+		 link_state_names[state]);
+	link->state = state;
+}
+
+static void link_arm(struct xmpp_link *link, unsigned ms)
+{
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	evtimer_add(link->timer_ev, &tv);
+}
+
+/* Parks the connection for freeing outside the current callback. */
+static void link_drop(struct xmpp_link *link)
+{
+	if (!link->bev)
+		return;
+	bufferevent_disable(link->bev, EV_READ | EV_WRITE);
+	bufferevent_setcb(link->bev, NULL, NULL, NULL, NULL);
+	if (link->dead_bev)
+		bufferevent_free(link->dead_bev);	/* an older one, surely not in a callback now */
+	link->dead_bev = link->bev;
+	link->bev = NULL;
+	event_active(link->reap_ev, EV_TIMEOUT, 0);
+}
+
+static void link_reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct xmpp_link *link = arg;
+
+	if (link->dead_bev) {
+		bufferevent_free(link->dead_bev);
+		link->dead_bev = NULL;
+	}
+}
+
+static void link_finish_stop(struct xmpp_link *link)
+{
+	void (*done)(void *) = link->stop_done;
+
+	link_drop(link);
+	evtimer_del(link->timer_ev);
+	link_enter_state(link, LINK_STOPPED);
+	link->stop_done = NULL;
+	if (done)
+		done(link->stop_arg);
+}
+
+/* The connection failed or was lost: tell the owner, then retry after the back-off delay. */
+static void link_fail(struct xmpp_link *link, const char *why)
+{
+	int was_up = link->state == LINK_UP;
+	unsigned delay;
+
+	if (link->state == LINK_CLOSING) {
+		link_finish_stop(link);
+		return;
+	}
+	if (link->state == LINK_WAITING || link->state == LINK_STOPPED || link->state == LINK_IDLE)
+		return;
+	link_drop(link);
+	delay = link->backoff_ms;
+	link->backoff_ms = link->backoff_ms * 2 > link->conf->reconnect_max_ms ?
+			   link->conf->reconnect_max_ms : link->backoff_ms * 2;
+	link->attempts++;
+	if (was_up)
+		log_warn("component %s: link lost (%s); reconnecting in %u.%03u s", link->domain,
+			 why, delay / 1000, delay % 1000);
+	else
+		log_warn("component %s: cannot connect to %s:%u (%s); attempt %lu, next in %u.%03u s",
+			 link->domain, link->conf->xmpp_server, link->conf->xmpp_port, why,
+			 link->attempts, delay / 1000, delay % 1000);
+	link_enter_state(link, LINK_WAITING);
+	evutil_gettimeofday(&link->retry_at, NULL);
+	link->retry_at.tv_sec += delay / 1000;
+	link->retry_at.tv_usec += (delay % 1000) * 1000;
+	if (link->retry_at.tv_usec >= 1000000) {
+		link->retry_at.tv_sec++;
+		link->retry_at.tv_usec -= 1000000;
+	}
+	evtimer_del(link->timer_ev);
+	link_arm(link, delay);
+	if (was_up && link->cbs.state)
+		link->cbs.state(link->arg, link, 0);
+}
+
+static void link_write(struct xmpp_link *link, const char *data, size_t len)
+{
+	if (link->bev)
+		bufferevent_write(link->bev, data, len);
+}
+
+/* Sends a stream error and gives up on this connection (RFC 6120 4.9). */
+static void link_stream_error(struct xmpp_link *link, const char *cond, const char *text)
+{
+	char *s = gw_xasprintf("<stream:error><%s xmlns='" XMPP_NS_STREAM_ERRORS "'/>"
+			       "</stream:error></stream:stream>", cond);
+
+	log_warn("component %s: stream error %s: %s", link->domain, cond, text ? text : "");
+	link_write(link, s, strlen(s));
+	free(s);
+	link_fail(link, cond);
+}
+
+static int link_handshake_digest(const char *id, const char *secret, char hex[41])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	size_t idlen = strlen(id), slen = strlen(secret);
+	char *buf = gw_xmalloc(idlen + slen);
+	int ok;
+
+	memcpy(buf, id, idlen);
+	memcpy(buf + idlen, secret, slen);
+	ok = EVP_Digest(buf, idlen + slen, md, &mdlen, EVP_sha1(), NULL) == 1 && mdlen == 20;
+	OPENSSL_cleanse(buf, idlen + slen);
+	free(buf);
+	if (!ok)
+		return -1;
+	for (unsigned i = 0; i < mdlen; i++)
+		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	return 0;
+}
+
+static void link_on_open(void *arg, const char **attrs)
+{
+	struct xmpp_link *link = arg;
+	const char *id = NULL;
+	char hex[41], *s;
+
+	if (link->state != LINK_OPENING)
+		return;
+	for (size_t i = 0; attrs[i]; i += 2)
+		if (strcmp(attrs[i], "id") == 0)
+			id = attrs[i + 1];
+	if (!id || !*id) {
+		link_stream_error(link, "invalid-id", "the server's stream header has no id");
+		return;
+	}
+	free(link->stream_id);
+	link->stream_id = gw_xstrdup(id);
+	if (link_handshake_digest(id, link->conf->secret, hex) != 0) {
+		link_stream_error(link, "internal-server-error", "SHA-1 unavailable");
+		return;
+	}
+	s = gw_xasprintf("<handshake>%s</handshake>", hex);
+	link_write(link, s, strlen(s));
+	free(s);
+	link_enter_state(link, LINK_HANDSHAKING);
+}
+
+/* Names the condition of a <stream:error/>, for the log. */
+static const char *link_error_condition(xmpp_stanza_t *err, const char **text)
+{
+	const char *cond = "undefined-condition";
+
+	*text = NULL;
+	for (xmpp_stanza_t *c = xmpp_stanza_get_children(err); c; c = xmpp_stanza_get_next(c)) {
+		const char *name = xmpp_stanza_get_name(c);
+
+		if (!name || !xmpp_stanza_is_tag(c))
+			continue;
+		if (strcmp(name, "text") == 0)
+			*text = xmpp_stanza_get_text_ptr(xmpp_stanza_get_children(c));
+		else
+			cond = name;
+	}
+	return cond;
+}
+
+static void link_on_stanza(void *arg, xmpp_stanza_t *stanza)
+{
+	struct xmpp_link *link = arg;
+	const char *name = xmpp_stanza_get_name(stanza);
+
+	if (strcmp(name, "stream:error") == 0) {
+		const char *text, *cond = link_error_condition(stanza, &text);
+
+		if (link->state == LINK_HANDSHAKING && strcmp(cond, "not-authorized") == 0)
+			log_error("component %s: the server refused our secret (not-authorized)",
+				  link->domain);
+		else
+			log_warn("component %s: server sent stream error %s%s%s", link->domain, cond,
+				 text ? ": " : "", text ? text : "");
+		link_write(link, "</stream:stream>", 16);
+		link_fail(link, cond);
+		return;
+	}
+	switch (link->state) {
+	case LINK_HANDSHAKING:
+		if (strcmp(name, "handshake") != 0) {
+			link_stream_error(link, "not-authorized", "stanza before the handshake");
+			return;
+		}
+		evtimer_del(link->timer_ev);
+		link->backoff_ms = link->conf->reconnect_min_ms;
+		link->attempts = 0;
+		link_enter_state(link, LINK_UP);
+		log_notice("component %s: connected to %s:%u", link->domain,
+			   link->conf->xmpp_server, link->conf->xmpp_port);
+		if (link->cbs.state)
+			link->cbs.state(link->arg, link, 1);
+		break;
+	case LINK_UP:
+		if (link->cbs.stanza)
+			link->cbs.stanza(link->arg, link, stanza);
+		break;
+	default:
+		break;		/* closing: whatever still arrives is not acted upon */
+	}
+}
+
+static void link_on_close(void *arg)
+{
+	struct xmpp_link *link = arg;
+
+	if (link->state == LINK_CLOSING) {
+		link_finish_stop(link);
+		return;
+	}
+	link_write(link, "</stream:stream>", 16);
+	link_fail(link, "stream closed by the server");
+}
+
+static void link_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct xmpp_link *link = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+
+	/* the callbacks below may drop this connection: stop feeding as soon as they do */
+	while (link->bev == bev && evbuffer_get_length(in)) {
+		struct evbuffer_iovec v;
+
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+			break;
+		if (xmpp_parser_feed(link->parser, v.iov_base, v.iov_len) != 0) {
+			const char *text, *cond = xmpp_parser_error(link->parser, &text);
+
+			evbuffer_drain(in, v.iov_len);
+			if (link->bev == bev)
+				link_stream_error(link, cond, text);
+			return;
+		}
+		evbuffer_drain(in, v.iov_len);
+	}
+}
+
+static void link_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct xmpp_link *link = arg;
+	char why[96];
+
+	if (what & BEV_EVENT_CONNECTED) {
+		char *hdr = gw_xasprintf("<?xml version='1.0'?><stream:stream xmlns='"
+					 XMPP_NS_COMPONENT "' xmlns:stream='" XMPP_NS_STREAMS
+					 "' to='%s'>", link->domain);
+		evutil_socket_t fd = bufferevent_getfd(bev);
+		int on = 1;
+
+		/* a silent dead peer is noticed by TCP keepalives */
+		setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+		link_enter_state(link, LINK_OPENING);
+		link_write(link, hdr, strlen(hdr));
+		free(hdr);
+		return;
+	}
+	if (what & BEV_EVENT_EOF)
+		snprintf(why, sizeof(why), "connection closed by the server");
+	else
+		snprintf(why, sizeof(why), "%s",
+			 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	link_fail(link, why);
+}
+
+static void link_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct xmpp_link *link = arg;
+
+	switch (link->state) {
+	case LINK_WAITING:
+	case LINK_IDLE:
+		link_connect(link);
+		break;
+	case LINK_CONNECTING:
+	case LINK_OPENING:
+	case LINK_HANDSHAKING:
+		link_fail(link, "timed out");
+		break;
+	case LINK_CLOSING:
+		link_finish_stop(link);
+		break;
+	case LINK_STOPPED:
+		if (link->stop_done)
+			link_finish_stop(link);
+		break;
+	case LINK_UP:
+		break;
+	}
+}
+
+static void link_connect(struct xmpp_link *link)
+{
+	struct sockaddr_storage ss;
+	int sslen = sizeof(ss);
+	char addr[80];
+
+	/* the configuration holds a numeric address: no resolver is ever involved */
+	if (strchr(link->conf->xmpp_server, ':'))
+		snprintf(addr, sizeof(addr), "[%s]:%u", link->conf->xmpp_server, link->conf->xmpp_port);
+	else
+		snprintf(addr, sizeof(addr), "%s:%u", link->conf->xmpp_server, link->conf->xmpp_port);
+	if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen) != 0) {
+		log_error("component %s: bad server address %s", link->domain, addr);
+		return;
+	}
+	xmpp_parser_reset(link->parser);
+	link->bev = bufferevent_socket_new(link->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (!link->bev)
+		gw_fatal("bufferevent_socket_new failed");
+	bufferevent_setcb(link->bev, link_read_cb, NULL, link_event_cb, link);
+	bufferevent_enable(link->bev, EV_READ | EV_WRITE);
+	link_enter_state(link, LINK_CONNECTING);
+	link_arm(link, LINK_HANDSHAKE_TIMEOUT_MS);
+	if (bufferevent_socket_connect(link->bev, (struct sockaddr *)&ss, sslen) != 0)
+		link_fail(link, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+}
+
+struct xmpp_link *xmpp_link_new(struct event_base *base, xmpp_ctx_t *ctx,
+				const struct conf *conf, const char *domain,
+				const struct xmpp_link_cbs *cbs, void *arg)
+{
+	static const struct xmpp_parser_cbs pcbs = {
+		.open = link_on_open,
+		.stanza = link_on_stanza,
+		.close = link_on_close,
+	};
+	struct xmpp_link *link = gw_xcalloc(1, sizeof(*link));
+
+	link->base = base;
+	link->ctx = ctx;
+	link->conf = conf;
+	link->domain = gw_xstrdup(domain);
+	link->cbs = *cbs;
+	link->arg = arg;
+	link->backoff_ms = conf->reconnect_min_ms;
+	link->parser = xmpp_parser_new(ctx, conf->max_stanza, LINK_MAX_DEPTH, &pcbs, link);
+	link->timer_ev = evtimer_new(base, link_timer_cb, link);
+	link->reap_ev = event_new(base, -1, 0, link_reap_cb, link);
+	if (!link->timer_ev || !link->reap_ev)
+		gw_fatal("event_new failed");
+	return link;
+}
+
+void xmpp_link_start(struct xmpp_link *link)
+{
+	if (link->state == LINK_IDLE)
+		link_connect(link);
+}
+
+int xmpp_link_send(struct xmpp_link *link, xmpp_stanza_t *stanza)
+{
+	char *buf = NULL;
+	size_t len = 0;
+
+	if (link->state != LINK_UP || !link->bev)
+		return -1;
+	if (xmpp_stanza_to_text(stanza, &buf, &len) != XMPP_EOK)
+		gw_fatal("xmpp_stanza_to_text: out of memory");
+	link_write(link, buf, len);
+	if (log_enabled(CONF_LOG_DEBUG))
+		log_debug("component %s: sent %.*s", link->domain, len > 600 ? 600 : (int)len, buf);
+	xmpp_free(link->ctx, buf);
+	return 0;
+}
+
+int xmpp_link_is_up(const struct xmpp_link *link)
+{
+	return link->state == LINK_UP;
+}
+
+int xmpp_link_congested(const struct xmpp_link *link)
+{
+	size_t high = link->conf->max_stanza * 16 > LINK_OUT_HIGH_WATER ?
+		      link->conf->max_stanza * 16 : LINK_OUT_HIGH_WATER;
+
+	return link->bev && evbuffer_get_length(bufferevent_get_output(link->bev)) > high;
+}
+
+unsigned xmpp_link_retry_in_ms(const struct xmpp_link *link)
+{
+	struct timeval now, d;
+
+	if (link->state != LINK_WAITING)
+		return 0;
+	evutil_gettimeofday(&now, NULL);
+	if (evutil_timercmp(&link->retry_at, &now, <))
+		return 0;
+	evutil_timersub(&link->retry_at, &now, &d);
+	return (unsigned)(d.tv_sec * 1000 + d.tv_usec / 1000);
+}
+
+const char *xmpp_link_domain(const struct xmpp_link *link)
+{
+	return link->domain;
+}
+
+void xmpp_link_stop(struct xmpp_link *link, void (*done)(void *arg), void *arg)
+{
+	int was_up = link->state == LINK_UP;
+
+	link->stop_done = done;
+	link->stop_arg = arg;
+	evtimer_del(link->timer_ev);
+	if (link->bev && link->state != LINK_CONNECTING) {
+		link_write(link, "</stream:stream>", 16);
+		link_enter_state(link, LINK_CLOSING);
+		link_arm(link, LINK_STOP_GRACE_MS);
+	} else {
+		link_drop(link);
+		link_enter_state(link, LINK_STOPPED);
+		link_arm(link, 0);	/* `done` runs from the loop, not from inside this call */
+	}
+	if (was_up && link->cbs.state)
+		link->cbs.state(link->arg, link, 0);
+}
+
+void xmpp_link_free(struct xmpp_link *link)
+{
+	if (!link)
+		return;
+	if (link->bev)
+		bufferevent_free(link->bev);
+	if (link->dead_bev)
+		bufferevent_free(link->dead_bev);
+	event_free(link->timer_ev);
+	event_free(link->reap_ev);
+	xmpp_parser_free(link->parser);
+	free(link->stream_id);
+	free(link->domain);
+	free(link);
+}

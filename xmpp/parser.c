@@ -1,0 +1,381 @@
+/* parser.c - turns one XMPP stream into libstrophe stanzas with expat, within strict bounds.
+ *
+ * Bounds: a top-level element (stanza) may use at most max_stanza bytes of the stream, counted
+ * from its first byte; between stanzas the same bound applies to whatever partial markup expat
+ * is buffering, so a peer cannot grow our memory with an endless start tag.  Nesting is limited
+ * to max_depth.  DOCTYPE, entity declarations, processing instructions and comments are refused
+ * (RFC 6120 11.1, restricted-xml), which also rules out entity-expansion bombs.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <expat.h>
+
+#include "../gateway/gw.h"
+#include "xmpp.h"
+
+#define NS_SEP ' '
+#define NS_XML "http://www.w3.org/XML/1998/namespace"
+#define FEED_CHUNK 4096		/* bytes handed to expat per call: bounds the overshoot past a limit */
+
+struct xmpp_parser {
+	xmpp_ctx_t *ctx;
+	XML_Parser xp;
+	size_t max_stanza;
+	unsigned max_depth;
+	struct xmpp_parser_cbs cbs;
+	void *arg;
+
+	unsigned depth;			/* 0: outside the stream, 1: in the stream, 2: in a stanza */
+	xmpp_stanza_t **stack;		/* open elements of the current stanza, [0] = the stanza */
+	char **nsstack;			/* the namespace in effect for each of them */
+	unsigned long long fed;		/* bytes fed since the stream started */
+	unsigned long long mark;	/* offset the size bound counts from */
+	char *text;			/* character data not yet attached to the open element */
+	size_t textlen, textcap;
+	int closed;			/* the stream ended: ignore whatever follows */
+	const char *error;		/* stream error condition, or NULL */
+	char error_text[160];
+};
+
+static void parser_fail(struct xmpp_parser *p, const char *cond, const char *fmt, ...)
+	GW_PRINTF(3, 4);
+
+static void parser_fail(struct xmpp_parser *p, const char *cond, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (p->error)
+		return;
+	p->error = cond;
+	va_start(ap, fmt);
+	vsnprintf(p->error_text, sizeof(p->error_text), fmt, ap);
+	va_end(ap);
+	XML_StopParser(p->xp, XML_FALSE);
+}
+
+static int parser_failed(const struct xmpp_parser *p)
+{
+	return p->error != NULL;
+}
+
+static void parser_check_size(struct xmpp_parser *p)
+{
+	unsigned long long at = (unsigned long long)XML_GetCurrentByteIndex(p->xp);
+
+	if (p->depth >= 2 && at > p->mark && at - p->mark > p->max_stanza)
+		parser_fail(p, "policy-violation", "stanza larger than %zu bytes", p->max_stanza);
+}
+
+/* Attaches pending character data to the innermost open element. */
+static void parser_flush_text(struct xmpp_parser *p)
+{
+	xmpp_stanza_t *t;
+
+	if (!p->textlen)
+		return;
+	t = xmpp_stanza_new(p->ctx);
+	if (!t || xmpp_stanza_set_text_with_size(t, p->text, p->textlen) != XMPP_EOK)
+		gw_fatal("xmpp_parser: out of memory");
+	xmpp_stanza_add_child_ex(p->stack[p->depth - 2], t, 0);	/* ownership passes */
+	p->textlen = 0;
+}
+
+/* Splits expat's "uri local" name.  *ns gets a pointer into name or NULL; returns the local
+ * name, copied into buf when a namespace was present. */
+static const char *parser_split(const char *name, const char **ns, size_t *nslen)
+{
+	const char *sep = strchr(name, NS_SEP);
+
+	if (!sep) {
+		*ns = NULL;
+		*nslen = 0;
+		return name;
+	}
+	*ns = name;
+	*nslen = (size_t)(sep - name);
+	return sep + 1;
+}
+
+static int parser_ns_eq(const char *ns, size_t nslen, const char *want)
+{
+	return ns && strlen(want) == nslen && memcmp(ns, want, nslen) == 0;
+}
+
+static void parser_set(xmpp_stanza_t *s, const char *name, const char *value)
+{
+	if (xmpp_stanza_set_attribute(s, name, value) != XMPP_EOK)
+		gw_fatal("xmpp_parser: out of memory");
+}
+
+static void XMLCALL parser_start(void *ud, const XML_Char *name, const XML_Char **attrs)
+{
+	struct xmpp_parser *p = ud;
+	const char *ns, *local;
+	size_t nslen;
+	xmpp_stanza_t *s;
+
+	if (parser_failed(p))
+		return;
+	local = parser_split(name, &ns, &nslen);
+	if (p->depth == 0) {
+		const char *hdr[64];
+		size_t n = 0;
+
+		if (strcmp(local, "stream") != 0 || !parser_ns_eq(ns, nslen, XMPP_NS_STREAMS)) {
+			parser_fail(p, "invalid-namespace", "the stream does not start with <stream:stream>");
+			return;
+		}
+		/* hand the header attributes over with xml:lang spelt as such */
+		for (size_t i = 0; attrs[i] && n + 2 < sizeof(hdr) / sizeof(hdr[0]); i += 2) {
+			const char *ans, *key = parser_split(attrs[i], &ans, &nslen);
+
+			if (ans) {
+				if (!parser_ns_eq(ans, nslen, NS_XML) || strcmp(key, "lang") != 0)
+					continue;
+				key = "xml:lang";
+			}
+			hdr[n++] = key;
+			hdr[n++] = attrs[i + 1];
+		}
+		hdr[n] = NULL;
+		p->depth = 1;
+		p->mark = (unsigned long long)XML_GetCurrentByteIndex(p->xp) +
+			  (unsigned long long)XML_GetCurrentByteCount(p->xp);
+		if (p->cbs.open)
+			p->cbs.open(p->arg, hdr);
+		return;
+	}
+	parser_flush_text(p);
+	if (parser_failed(p))
+		return;
+	if (p->depth - 1 >= p->max_depth) {
+		parser_fail(p, "policy-violation", "elements nested deeper than %u", p->max_depth);
+		return;
+	}
+	if (p->depth == 1)
+		p->mark = (unsigned long long)XML_GetCurrentByteIndex(p->xp);
+
+	s = xmpp_stanza_new(p->ctx);
+	if (!s)
+		gw_fatal("xmpp_parser: out of memory");
+	if (p->depth == 1 && parser_ns_eq(ns, nslen, XMPP_NS_STREAMS)) {
+		char full[64];
+
+		snprintf(full, sizeof(full), "stream:%s", local);
+		xmpp_stanza_set_name(s, full);
+		free(p->nsstack[0]);
+		p->nsstack[0] = gw_xstrdup(XMPP_NS_STREAMS);
+	} else {
+		const char *parent_ns = p->depth == 1 ? XMPP_NS_COMPONENT : p->nsstack[p->depth - 2];
+		char *nsbuf = ns ? gw_xstrndup(ns, nslen) : gw_xstrdup(parent_ns);
+
+		xmpp_stanza_set_name(s, local);
+		/* a stanza in the client namespace is one in the stream's default namespace */
+		if (p->depth == 1 && strcmp(nsbuf, "jabber:client") == 0) {
+			free(nsbuf);
+			nsbuf = gw_xstrdup(XMPP_NS_COMPONENT);
+		}
+		/* declare the namespace only where it changes, as a serialiser would */
+		if (strcmp(parent_ns, nsbuf) != 0)
+			xmpp_stanza_set_ns(s, nsbuf);
+		free(p->nsstack[p->depth - 1]);
+		p->nsstack[p->depth - 1] = nsbuf;
+	}
+	for (size_t i = 0; attrs[i]; i += 2) {
+		const char *ans, *alocal = parser_split(attrs[i], &ans, &nslen);
+
+		if (!ans)
+			parser_set(s, alocal, attrs[i + 1]);
+		else if (parser_ns_eq(ans, nslen, NS_XML) && strcmp(alocal, "lang") == 0)
+			parser_set(s, "xml:lang", attrs[i + 1]);
+		/* other namespaced attributes have no meaning for a gateway: dropped */
+	}
+	if (p->depth >= 2)
+		xmpp_stanza_add_child_ex(p->stack[p->depth - 2], s, 0);	/* parent owns it */
+	p->stack[p->depth - 1] = s;
+	p->depth++;
+	parser_check_size(p);
+}
+
+static void XMLCALL parser_end(void *ud, const XML_Char *name)
+{
+	struct xmpp_parser *p = ud;
+
+	if (parser_failed(p))
+		return;
+	parser_check_size(p);
+	parser_flush_text(p);
+	if (parser_failed(p))
+		return;
+	if (p->depth == 1) {
+		p->depth = 0;
+		p->closed = 1;
+		XML_StopParser(p->xp, XML_FALSE);
+		if (p->cbs.close)
+			p->cbs.close(p->arg);
+		return;
+	}
+	p->depth--;
+	if (p->depth == 1) {
+		xmpp_stanza_t *s = p->stack[0];
+
+		p->stack[0] = NULL;
+		p->mark = (unsigned long long)XML_GetCurrentByteIndex(p->xp) +
+			  (unsigned long long)XML_GetCurrentByteCount(p->xp);
+		if (p->cbs.stanza)
+			p->cbs.stanza(p->arg, s);
+		xmpp_stanza_release(s);
+	}
+}
+
+static void XMLCALL parser_chars(void *ud, const XML_Char *s, int len)
+{
+	struct xmpp_parser *p = ud;
+
+	if (parser_failed(p) || len <= 0)
+		return;
+	if (p->depth < 2) {
+		/* between stanzas only whitespace (keepalives) may appear; nothing is kept */
+		for (int i = 0; i < len; i++)
+			if (!strchr(" \t\r\n", s[i]) || !s[i]) {
+				parser_fail(p, "not-well-formed", "text outside any stanza");
+				return;
+			}
+		return;
+	}
+	if (p->textlen + (size_t)len > p->max_stanza) {
+		parser_fail(p, "policy-violation", "stanza larger than %zu bytes", p->max_stanza);
+		return;
+	}
+	if (p->textlen + (size_t)len > p->textcap) {
+		size_t cap = p->textcap ? p->textcap : 256;
+
+		while (cap < p->textlen + (size_t)len)
+			cap *= 2;
+		p->text = gw_xrealloc(p->text, cap);
+		p->textcap = cap;
+	}
+	memcpy(p->text + p->textlen, s, (size_t)len);
+	p->textlen += (size_t)len;
+	parser_check_size(p);
+}
+
+static void XMLCALL parser_doctype(void *ud, const XML_Char *name, const XML_Char *sysid,
+				   const XML_Char *pubid, int has_internal_subset)
+{
+	parser_fail(ud, "restricted-xml", "a DOCTYPE is not allowed in an XMPP stream");
+}
+
+static void XMLCALL parser_entity(void *ud, const XML_Char *name, int is_param,
+				  const XML_Char *value, int value_len, const XML_Char *base,
+				  const XML_Char *sysid, const XML_Char *pubid, const XML_Char *notation)
+{
+	parser_fail(ud, "restricted-xml", "entity declarations are not allowed");
+}
+
+static void XMLCALL parser_pi(void *ud, const XML_Char *target, const XML_Char *data)
+{
+	parser_fail(ud, "restricted-xml", "processing instructions are not allowed");
+}
+
+static void XMLCALL parser_comment(void *ud, const XML_Char *data)
+{
+	parser_fail(ud, "restricted-xml", "comments are not allowed");
+}
+
+static void parser_setup(struct xmpp_parser *p)
+{
+	p->xp = XML_ParserCreateNS("UTF-8", NS_SEP);
+	if (!p->xp)
+		gw_fatal("xmpp_parser: out of memory");
+	XML_SetUserData(p->xp, p);
+	XML_SetElementHandler(p->xp, parser_start, parser_end);
+	XML_SetCharacterDataHandler(p->xp, parser_chars);
+	XML_SetStartDoctypeDeclHandler(p->xp, parser_doctype);
+	XML_SetEntityDeclHandler(p->xp, parser_entity);
+	XML_SetProcessingInstructionHandler(p->xp, parser_pi);
+	XML_SetCommentHandler(p->xp, parser_comment);
+}
+
+struct xmpp_parser *xmpp_parser_new(xmpp_ctx_t *ctx, size_t max_stanza, unsigned max_depth,
+				    const struct xmpp_parser_cbs *cbs, void *arg)
+{
+	struct xmpp_parser *p = gw_xcalloc(1, sizeof(*p));
+
+	p->ctx = ctx;
+	p->max_stanza = max_stanza;
+	p->max_depth = max_depth ? max_depth : 1;
+	p->cbs = *cbs;
+	p->arg = arg;
+	p->stack = gw_xcalloc(p->max_depth + 1, sizeof(*p->stack));
+	p->nsstack = gw_xcalloc(p->max_depth + 1, sizeof(*p->nsstack));
+	parser_setup(p);
+	return p;
+}
+
+/* Drops a stanza still under construction. */
+static void parser_drop_partial(struct xmpp_parser *p)
+{
+	if (p->depth >= 2 && p->stack[0])
+		xmpp_stanza_release(p->stack[0]);
+	if (p->max_depth)
+		memset(p->stack, 0, (p->max_depth + 1) * sizeof(*p->stack));
+}
+
+void xmpp_parser_reset(struct xmpp_parser *p)
+{
+	parser_drop_partial(p);
+	XML_ParserFree(p->xp);
+	p->depth = 0;
+	p->fed = p->mark = 0;
+	p->textlen = 0;
+	p->closed = 0;
+	p->error = NULL;
+	p->error_text[0] = '\0';
+	parser_setup(p);
+}
+
+void xmpp_parser_free(struct xmpp_parser *p)
+{
+	if (!p)
+		return;
+	parser_drop_partial(p);
+	XML_ParserFree(p->xp);
+	for (unsigned i = 0; i <= p->max_depth; i++)
+		free(p->nsstack[i]);
+	free(p->nsstack);
+	free(p->stack);
+	free(p->text);
+	free(p);
+}
+
+int xmpp_parser_feed(struct xmpp_parser *p, const char *buf, size_t len)
+{
+	while (len && !p->closed && !p->error) {
+		size_t n = len < FEED_CHUNK ? len : FEED_CHUNK;
+
+		if (XML_Parse(p->xp, buf, (int)n, XML_FALSE) == XML_STATUS_ERROR && !p->error &&
+		    !p->closed)
+			parser_fail(p, "not-well-formed", "%s at line %lu",
+				    XML_ErrorString(XML_GetErrorCode(p->xp)),
+				    (unsigned long)XML_GetCurrentLineNumber(p->xp));
+		p->fed += n;
+		buf += n;
+		len -= n;
+		/* whatever expat holds unparsed counts against the bound too */
+		if (!p->error && !p->closed && p->fed - p->mark > p->max_stanza + FEED_CHUNK)
+			parser_fail(p, "policy-violation", "stanza larger than %zu bytes",
+				    p->max_stanza);
+	}
+	return p->error ? -1 : 0;
+}
+
+const char *xmpp_parser_error(const struct xmpp_parser *p, const char **text)
+{
+	if (text)
+		*text = p->error ? p->error_text : NULL;
+	return p->error;
+}
