@@ -46,6 +46,7 @@ CHECK_FUZZ_SECONDS ?= 10
 
 .PHONY: all check unit e2e fuzz fuzz-build fuzz-smoke bench clean
 .DELETE_ON_ERROR:
+.SECONDARY:
 
 all: $(REL)/simplegw
 

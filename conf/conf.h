@@ -104,6 +104,8 @@ struct conf {
 	struct conf_listen *listen;	/* at least one */
 	size_t nlisten;
 	size_t max_sip_message;		/* <sip max-message=""> default 65536, 1024..1048576 */
+	unsigned sip_t1_ms;		/* <sip t1=""> RFC 3261 timer T1, default 500, 10..10000;
+					 * a request with no answer fails after 64*T1 */
 
 	/* <im> */
 	size_t im_max_body;		/* default 8192, 1..1048576 bytes of UTF-8 */

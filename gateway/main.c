@@ -9,12 +9,13 @@
 #include "gw.h"
 
 #define SIMPLEGW_VERSION "0.1.0"
+#define SIMPLEGW_CONF_DEFAULT "/etc/simplegw/gateway.xml"
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: simplegw [-n] [-d] [-v] -c FILE\n"
-		"  -c FILE  the gateway file (see docs/config.md)\n"
+		"usage: simplegw [-n] [-d] [-v] [-c FILE]\n"
+		"  -c FILE  the gateway file (default " SIMPLEGW_CONF_DEFAULT ", see docs/config.md)\n"
 		"  -n       check the configuration, print \"configuration OK\" and exit\n"
 		"  -d       log at debug level to stderr, whatever the file says\n"
 		"  -v       print the version and exit\n");
@@ -33,7 +34,7 @@ static void report_stderr(void *arg, const char *file, unsigned line, const char
 
 int main(int argc, char **argv)
 {
-	const char *path = NULL;
+	const char *path = SIMPLEGW_CONF_DEFAULT;
 	int check = 0, debug = 0, errors = 0, c, status;
 	struct conf *conf;
 	struct gw *gw;
@@ -60,7 +61,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (!path || optind != argc) {
+	if (optind != argc) {
 		usage(stderr);
 		return 2;
 	}

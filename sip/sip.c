@@ -438,6 +438,8 @@ struct sip_stack *sip_stack_new(struct reactor *reactor, const struct conf *conf
 			     SIPTAG_ALLOW_STR(SIP_ALLOW),
 			     SIPTAG_USER_AGENT_STR(SIP_USER_AGENT),
 			     NTATAG_MAXSIZE(conf->max_sip_message),
+			     NTATAG_SIP_T1(conf->sip_t1_ms),
+			     NTATAG_SIP_T1X64(64 * conf->sip_t1_ms),
 			     /* requests over the MTU would switch to TCP (RFC 3261 18.1.1); the
 			      * peer's route says which transport it takes */
 			     NTATAG_UDP_MTU(65535),
@@ -534,6 +536,18 @@ void sip_stack_shutdown(struct sip_stack *st)
 	st->shutting_down = 1;
 	while (st->in_head)
 		sip_incoming_respond(st->in_head, 503, "Shutting Down", 5, NULL);
+	/* transactions still waiting for an answer would hold nua_shutdown() up until they time
+	 * out: their owners are told now and the handles go */
+	while (st->out_head) {
+		struct sip_outgoing *out = st->out_head;
+
+		sip_outgoing_unlink(out);
+		nua_handle_bind(out->nh, NULL);
+		nua_handle_destroy(out->nh);
+		if (out->cb)
+			out->cb(out->arg, 503, "Shutting Down");
+		free(out);
+	}
 	nua_shutdown(st->nua);
 	reactor_kick(st->reactor);
 }

@@ -1,0 +1,1369 @@
+/* conf.c - the strict gateway file parser: expat events checked against element and option tables.
+ *
+ * Design: elem_defs[] says which element may appear where and how often; opts[] lists every
+ * attribute with its type, bounds, default and where its value is stored (an offset into struct
+ * conf, a peer, a listen, a trust, or the parser itself).  Values are parsed by type, so a bound
+ * or a default is one table cell.  Defaults are written in the syntax of the file and go through
+ * the same converters as the file's values, so the table cannot hold a default the file could not.
+ *
+ * Diagnostics: every problem is reported (never logged) as it is found, with the line of the
+ * element concerned, and parsing goes on; the configuration is thrown away at the end if anything
+ * was reported.  Only a well-formedness error, a DOCTYPE or a wrong root element stops the parse.
+ * An element that is unknown, misplaced or a duplicated singleton is skipped with everything in
+ * it, so one mistake yields one diagnostic rather than a cascade.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <expat.h>
+
+#include "../gateway/gw.h"
+#include "conf.h"
+
+#define CONF_NS "urn:simplegw:config:1"
+#define CONF_MAX_FILE ((size_t)1024 * 1024)	/* bytes of configuration, in a file or in memory */
+#define CONF_MAX_SECRET 1024		/* bytes of secret, inline or the first line of its file */
+#define CONF_MAX_NAME 64		/* characters of a peer name */
+#define CONF_MAX_DEPTH 3		/* gateway > peer > route: deeper elements are all unknown */
+#define SHOWN_CHARS 64			/* characters of an offending value quoted in a diagnostic */
+#define SHOWN_SIZE (SHOWN_CHARS * 4 + 8)
+#define ERR_SIZE (SHOWN_SIZE * 4 + 256)	/* room for a message quoting a value four times */
+
+#define MIB (1024ULL * 1024)
+
+/* Keyword values are stored through an int: the enums of conf.h must be int-sized. */
+_Static_assert(sizeof(enum conf_log_level) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum conf_transport) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum conf_addressing) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum conf_im_type) == sizeof(int), "enum size");
+
+enum elem {
+	E_GATEWAY,
+	E_LOG,
+	E_XMPP,
+	E_SIP,
+	E_LISTEN,
+	E_IM,
+	E_PEER,
+	E_ROUTE,
+	E_TRUST,
+	E_COUNT,		/* also "no parent": the root */
+};
+
+struct parser;
+struct frame;
+typedef void elem_fn(struct parser *p, struct frame *f);
+
+struct elem_def {
+	const char *name;
+	enum elem parent;
+	unsigned min, max;	/* occurrences within one parent; max 0: unbounded */
+	elem_fn *start;		/* creates the object the attributes are stored in */
+	elem_fn *check;		/* checks between attributes, once they are all parsed */
+	elem_fn *end;		/* checks once the children are parsed too */
+};
+
+enum vtype {
+	V_KEYWORD,		/* one of opt.kw, stored as int */
+	V_UINT,			/* decimal, stored as unsigned */
+	V_DURATION,		/* NNNms, NNNs, NNNm; stored as unsigned milliseconds */
+	V_SIZE,			/* NNN, NNNk, NNNM; stored as size_t bytes */
+	V_DOMAIN,		/* hostname or IP literal, lower-cased; char * */
+	V_ADDRESS,		/* numeric address to send to (not unspecified); char * */
+	V_BIND,			/* numeric address to bind to (may be unspecified); char * */
+	V_NAME,			/* 1..64 printable ASCII without spaces; char * */
+	V_SECRET,		/* 1..CONF_MAX_SECRET bytes; char *, zeroed when freed */
+	V_PATH,			/* non-empty path; char * */
+	V_TRUST,		/* address or address/prefix; struct conf_trust */
+};
+
+enum target {
+	TGT_CONF,
+	TGT_PARSER,
+	TGT_PEER,		/* the peer being parsed (route attributes land here too) */
+	TGT_LISTEN,		/* the listen being parsed */
+	TGT_TRUST,		/* the trust being parsed */
+};
+
+struct keyword {
+	const char *name;
+	int value;
+};
+
+struct opt {
+	enum elem elem;
+	const char *name;
+	enum vtype type;
+	const struct keyword *kw;
+	unsigned long long min, max;	/* V_UINT, V_DURATION (ms), V_SIZE (bytes) */
+	const char *def;		/* default, in the file's syntax; NULL: none */
+	int required;
+	enum target target;
+	size_t off;
+};
+
+/* One open element. */
+struct frame {
+	enum elem elem;
+	unsigned line;
+	unsigned count[E_COUNT];	/* children seen, by kind */
+	unsigned first[E_COUNT];	/* line of the first child of each kind */
+	uint64_t given;			/* opts[] bits: attribute present */
+	uint64_t bad;			/* opts[] bits: attribute present but refused */
+	int text_reported;
+};
+
+struct parser {
+	const char *name;
+	conf_report_fn *report;
+	void *arg;
+	int check_perms;
+	XML_Parser xp;
+	struct conf *conf;
+	unsigned nerrors;
+	int fatal;			/* parsing was stopped: handlers must do nothing more */
+	unsigned depth;			/* frames in use */
+	unsigned skip;			/* > 0: inside a skipped element, this deep */
+	struct frame frames[CONF_MAX_DEPTH];
+	char *secret_file;		/* <xmpp secret-file="">, as written */
+	unsigned secret_line;		/* line of an inline secret="", 0 if none */
+};
+
+union value {
+	unsigned long long n;
+	char *s;
+	struct conf_trust t;
+};
+
+static const struct keyword kw_bool[] = {
+	{ "yes", 1 }, { "no", 0 }, { "true", 1 }, { "false", 0 },
+	{ "on", 1 }, { "off", 0 }, { "1", 1 }, { "0", 0 }, { NULL, 0 },
+};
+
+static const struct keyword kw_level[] = {
+	{ "error", CONF_LOG_ERROR }, { "warning", CONF_LOG_WARNING },
+	{ "notice", CONF_LOG_NOTICE }, { "info", CONF_LOG_INFO },
+	{ "debug", CONF_LOG_DEBUG }, { NULL, 0 },
+};
+
+static const struct keyword kw_facility[] = {
+	{ "daemon", LOG_DAEMON }, { "user", LOG_USER },
+	{ "local0", LOG_LOCAL0 }, { "local1", LOG_LOCAL1 },
+	{ "local2", LOG_LOCAL2 }, { "local3", LOG_LOCAL3 },
+	{ "local4", LOG_LOCAL4 }, { "local5", LOG_LOCAL5 },
+	{ "local6", LOG_LOCAL6 }, { "local7", LOG_LOCAL7 }, { NULL, 0 },
+};
+
+static const struct keyword kw_transport[] = {
+	{ "udp", CONF_TRANSPORT_UDP }, { "tcp", CONF_TRANSPORT_TCP }, { NULL, 0 },
+};
+
+static const struct keyword kw_addressing[] = {
+	{ "domain", CONF_ADDR_DOMAIN }, { "escaped", CONF_ADDR_ESCAPED }, { NULL, 0 },
+};
+
+static const struct keyword kw_im_type[] = {
+	{ "chat", CONF_IM_CHAT }, { "normal", CONF_IM_NORMAL }, { NULL, 0 },
+};
+
+#define IN_CONF(f) TGT_CONF, offsetof(struct conf, f)
+#define IN_PARSER(f) TGT_PARSER, offsetof(struct parser, f)
+#define IN_PEER(f) TGT_PEER, offsetof(struct conf_peer, f)
+#define IN_LISTEN(f) TGT_LISTEN, offsetof(struct conf_listen, f)
+#define IN_TRUST TGT_TRUST, 0
+
+/* Every attribute of the file.  Keep docs/config.md and conf.h in step with this table. */
+static const struct opt opts[] = {
+	/* element  attribute        type        keywords       min    max        default  req */
+	{ E_LOG,    "level",         V_KEYWORD,  kw_level,      0, 0,             "info",   0, IN_CONF(log_level) },
+	{ E_LOG,    "stderr",        V_KEYWORD,  kw_bool,       0, 0,             "yes",    0, IN_CONF(log_stderr) },
+	{ E_LOG,    "syslog",        V_KEYWORD,  kw_bool,       0, 0,             "no",     0, IN_CONF(log_syslog) },
+	{ E_LOG,    "facility",      V_KEYWORD,  kw_facility,   0, 0,             "daemon", 0, IN_CONF(log_facility) },
+
+	{ E_XMPP,   "domain",        V_DOMAIN,   NULL,          0, 0,             NULL,     1, IN_CONF(xmpp_domain) },
+	{ E_XMPP,   "server",        V_ADDRESS,  NULL,          0, 0,             NULL,     1, IN_CONF(xmpp_server) },
+	{ E_XMPP,   "port",          V_UINT,     NULL,          1, 65535,         "5347",   0, IN_CONF(xmpp_port) },
+	{ E_XMPP,   "secret",        V_SECRET,   NULL,          0, 0,             NULL,     0, IN_CONF(secret) },
+	{ E_XMPP,   "secret-file",   V_PATH,     NULL,          0, 0,             NULL,     0, IN_PARSER(secret_file) },
+	{ E_XMPP,   "reconnect-min", V_DURATION, NULL,          100, 600000,      "1s",     0, IN_CONF(reconnect_min_ms) },
+	{ E_XMPP,   "reconnect-max", V_DURATION, NULL,          100, 3600000,     "60s",    0, IN_CONF(reconnect_max_ms) },
+	{ E_XMPP,   "max-stanza",    V_SIZE,     NULL,          1024, 16 * MIB,   "64k",    0, IN_CONF(max_stanza) },
+
+	{ E_SIP,    "max-message",   V_SIZE,     NULL,          1024, MIB,        "64k",    0, IN_CONF(max_sip_message) },
+	{ E_SIP,    "t1",            V_DURATION, NULL,          10, 10000,        "500ms",  0, IN_CONF(sip_t1_ms) },
+
+	{ E_LISTEN, "transport",     V_KEYWORD,  kw_transport,  0, 0,             "udp",    0, IN_LISTEN(transport) },
+	{ E_LISTEN, "address",       V_BIND,     NULL,          0, 0,             NULL,     1, IN_LISTEN(address) },
+	{ E_LISTEN, "port",          V_UINT,     NULL,          1, 65535,         "5060",   0, IN_LISTEN(port) },
+
+	{ E_IM,     "max-body",      V_SIZE,     NULL,          1, MIB,           "8k",     0, IN_CONF(im_max_body) },
+	{ E_IM,     "delivery-wait", V_DURATION, NULL,          0, 30000,         "2s",     0, IN_CONF(im_delivery_wait_ms) },
+	{ E_IM,     "type",          V_KEYWORD,  kw_im_type,    0, 0,             "chat",   0, IN_CONF(im_type) },
+
+	{ E_PEER,   "name",          V_NAME,     NULL,          0, 0,             NULL,     0, IN_PEER(name) },
+	{ E_PEER,   "domain",        V_DOMAIN,   NULL,          0, 0,             NULL,     1, IN_PEER(domain) },
+	{ E_PEER,   "addressing",    V_KEYWORD,  kw_addressing, 0, 0,             "domain", 0, IN_PEER(addressing) },
+	{ E_PEER,   "component",     V_DOMAIN,   NULL,          0, 0,             NULL,     0, IN_PEER(component) },
+
+	{ E_ROUTE,  "address",       V_ADDRESS,  NULL,          0, 0,             NULL,     1, IN_PEER(route_address) },
+	{ E_ROUTE,  "port",          V_UINT,     NULL,          1, 65535,         "5060",   0, IN_PEER(route_port) },
+	{ E_ROUTE,  "transport",     V_KEYWORD,  kw_transport,  0, 0,             "udp",    0, IN_PEER(route_transport) },
+
+	{ E_TRUST,  "address",       V_TRUST,    NULL,          0, 0,             NULL,     1, IN_TRUST },
+};
+
+_Static_assert(sizeof(opts) / sizeof(opts[0]) <= 64, "struct frame holds opts[] bits in 64 bits");
+
+static elem_fn xmpp_check, listen_start, listen_check, peer_start, peer_check, trust_start,
+	gateway_end;
+
+static const struct elem_def elem_defs[E_COUNT] = {
+	/*            name       parent     min max  start         check        end */
+	[E_GATEWAY] = { "gateway", E_COUNT,   1, 1,  NULL,         NULL,        gateway_end },
+	[E_LOG]     = { "log",     E_GATEWAY, 0, 1,  NULL,         NULL,        NULL },
+	[E_XMPP]    = { "xmpp",    E_GATEWAY, 1, 1,  NULL,         xmpp_check,  NULL },
+	[E_SIP]     = { "sip",     E_GATEWAY, 1, 1,  NULL,         NULL,        NULL },
+	[E_LISTEN]  = { "listen",  E_SIP,     1, 0,  listen_start, listen_check, NULL },
+	[E_IM]      = { "im",      E_GATEWAY, 0, 1,  NULL,         NULL,        NULL },
+	[E_PEER]    = { "peer",    E_GATEWAY, 1, 0,  peer_start,   peer_check,  NULL },
+	[E_ROUTE]   = { "route",   E_PEER,    1, 1,  NULL,         NULL,        NULL },
+	[E_TRUST]   = { "trust",   E_PEER,    1, 0,  trust_start,  NULL,        NULL },
+};
+
+/* ---- diagnostics */
+
+static const char *elem_name(enum elem e)
+{
+	return e < E_COUNT ? elem_defs[e].name : "?";
+}
+
+static void say(conf_report_fn *report, void *arg, const char *file, unsigned line,
+		const char *fmt, ...) GW_PRINTF(5, 6);
+
+static void say(conf_report_fn *report, void *arg, const char *file, unsigned line,
+		const char *fmt, ...)
+{
+	char small[512], *msg = small;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(small, sizeof(small), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		gw_fatal("conf: bad diagnostic format");
+	if ((size_t)n >= sizeof(small)) {
+		msg = gw_xmalloc((size_t)n + 1);
+		va_start(ap, fmt);
+		vsnprintf(msg, (size_t)n + 1, fmt, ap);
+		va_end(ap);
+	}
+	report(arg, file, line, msg);
+	if (msg != small)
+		free(msg);
+}
+
+#define perr(p, line, ...) \
+	do { \
+		(p)->nerrors++; \
+		say((p)->report, (p)->arg, (p)->name, (line), __VA_ARGS__); \
+		    } while (0)
+		    
+		    /* Reports and stops the parse: what follows could only produce noise. */
+		    #define pfatal(p, line, ...) \
+		    do { \
+		    perr((p), (line), __VA_ARGS__); \
+		    (p)->fatal = 1; \
+		    XML_StopParser((p)->xp, XML_FALSE); \
+		    } while (0)
+		    
+		    /* Copies s for a diagnostic: control characters escaped, cut after SHOWN_CHARS characters.
+		    * Values come from the file and may hold anything a character reference can produce. */
+		    static const char *show(char *out, size_t outlen, const char *s)
+		    {
+		    size_t o = 0, i;
+
+	for (i = 0; s[i] && i < SHOWN_CHARS && o + 5 < outlen; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c < 0x20 || c == 0x7f)
+			o += (size_t)snprintf(out + o, outlen - o, "\\x%02x", c);
+		else
+			out[o++] = (char)c;
+	}
+	if (s[i] && o + 4 < outlen) {
+		memcpy(out + o, "...", 3);
+		o += 3;
+	}
+	out[o] = '\0';
+	return out;
+}
+
+static unsigned cur_line(const struct parser *p)
+{
+	return (unsigned)XML_GetCurrentLineNumber(p->xp);
+}
+
+/* ---- values */
+
+static int is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/* Bounds as the file would write them, so "out of range 100ms..10m" reads like the file. */
+static void fmt_amount(char *out, size_t len, enum vtype type, unsigned long long v)
+{
+	if (type == V_DURATION && v && v % 60000 == 0)
+		snprintf(out, len, "%llum", v / 60000);
+	else if (type == V_DURATION && v && v % 1000 == 0)
+		snprintf(out, len, "%llus", v / 1000);
+	else if (type == V_DURATION)
+		snprintf(out, len, "%llums", v);
+	else if (type == V_SIZE && v && v % MIB == 0)
+		snprintf(out, len, "%lluM", v / MIB);
+	else if (type == V_SIZE && v && v % 1024 == 0)
+		snprintf(out, len, "%lluk", v / 1024);
+	else
+		snprintf(out, len, "%llu", v);
+}
+
+static int parse_keyword(const struct opt *o, const char *s, const char *shown, union value *v,
+			 char *err, size_t errlen)
+{
+	size_t n;
+
+	for (const struct keyword *k = o->kw; k->name; k++) {
+		if (gw_strcaseeq(s, k->name)) {
+			v->n = (unsigned long long)k->value;
+			return 0;
+		}
+	}
+	n = (size_t)snprintf(err, errlen, "\"%s\" is not one of ", shown);
+	for (const struct keyword *k = o->kw; k->name && n < errlen; k++)
+		n += (size_t)snprintf(err + n, errlen - n, "%s%s", k == o->kw ? "" : ", ", k->name);
+	return -1;
+}
+
+static int parse_number(const struct opt *o, const char *s, const char *shown, union value *v,
+			char *err, size_t errlen)
+{
+	unsigned long long n = 0, mult = 1;
+	const char *p = s;
+	char lo[32], hi[32];
+	int overflow = 0;
+
+	if (!is_digit(*p))
+		goto syntax;
+	for (; is_digit(*p); p++) {
+		unsigned d = (unsigned)(*p - '0');
+
+		if (n > (ULLONG_MAX - d) / 10)
+			overflow = 1;
+		else
+			n = n * 10 + d;
+	}
+	switch (o->type) {
+	case V_SIZE:
+		if (*p == 'k' || *p == 'K')
+			mult = 1024, p++;
+		else if (*p == 'm' || *p == 'M')
+			mult = MIB, p++;
+		if (*p)
+			goto syntax;
+		break;
+	case V_DURATION:
+		if (!*p) {
+			snprintf(err, errlen, "\"%s\" has no unit (write %sms, %ss or %sm)", shown,
+				 shown, shown, shown);
+			return -1;
+		}
+		if (strcmp(p, "ms") == 0)
+			mult = 1;
+		else if (strcmp(p, "s") == 0)
+			mult = 1000;
+		else if (strcmp(p, "m") == 0)
+			mult = 60000;
+		else
+			goto syntax;
+		break;
+	default:
+		if (*p)
+			goto syntax;
+		break;
+	}
+	if (n > ULLONG_MAX / mult)
+		overflow = 1;
+	n *= mult;
+	if (overflow || n < o->min || n > o->max) {
+		fmt_amount(lo, sizeof(lo), o->type, o->min);
+		fmt_amount(hi, sizeof(hi), o->type, o->max);
+		snprintf(err, errlen, "%s is out of range %s..%s", shown, lo, hi);
+		return -1;
+	}
+	v->n = n;
+	return 0;
+
+syntax:
+	if (o->type == V_SIZE)
+		snprintf(err, errlen, "\"%s\" is not a size (bytes, or k or M: 65536, 64k, 1M)",
+			 shown);
+	else if (o->type == V_DURATION)
+		snprintf(err, errlen, "\"%s\" is not a duration (a number and ms, s or m: 500ms, "
+			 "2s, 1m)", shown);
+	else
+		snprintf(err, errlen, "\"%s\" is not a decimal number", shown);
+	return -1;
+}
+
+/* Lower-cases s in place; returns NULL if it is a hostname or an IP literal, else the reason. */
+static const char *domain_problem(char *s)
+{
+	size_t len = strlen(s), label = 0;
+	int numeric = 1;	/* the current label is all digits */
+
+	if (!len)
+		return "it is empty";
+	if (s[0] == '[') {
+		struct in6_addr a6;
+		char inner[INET6_ADDRSTRLEN];
+
+		if (s[len - 1] != ']' || len - 2 >= sizeof(inner))
+			return "not an IPv6 literal";
+		memcpy(inner, s + 1, len - 2);
+		inner[len - 2] = '\0';
+		if (inet_pton(AF_INET6, inner, &a6) != 1)
+			return "not an IPv6 literal";
+		for (char *c = s; *c; c++)
+			if (*c >= 'A' && *c <= 'Z')
+				*c = (char)(*c - 'A' + 'a');
+		return NULL;
+	}
+	if (len > 253)
+		return "longer than 253 characters";
+	for (char *c = s;; c++) {
+		if (*c == '.' || !*c) {
+			if (!label)
+				return "empty label";
+			if (c[-1] == '-')
+				return "a label ends with '-'";
+			if (!*c)
+				break;
+			label = 0;
+			numeric = 1;
+			continue;
+		}
+		if (*c >= 'A' && *c <= 'Z')
+			*c = (char)(*c - 'A' + 'a');
+		if (!(*c >= 'a' && *c <= 'z') && !is_digit(*c) && *c != '-')
+			return "only letters, digits, '-' and '.' are allowed (use A-labels for IDNs)";
+		if (*c == '-' && !label)
+			return "a label starts with '-'";
+		if (!is_digit(*c))
+			numeric = 0;
+		if (++label > 63)
+			return "a label is longer than 63 characters";
+	}
+	if (numeric) {
+		struct in_addr a4;
+
+		/* a top-level label is never all digits: this must be a dotted IPv4 address */
+		if (inet_pton(AF_INET, s, &a4) != 1)
+			return "all-numeric top label, but not an IPv4 address";
+	}
+	return NULL;
+}
+
+/* Parses a numeric address; returns its family, or 0. */
+static int parse_inet(const char *s, unsigned char bytes[16])
+{
+	if (inet_pton(AF_INET, s, bytes) == 1)
+		return AF_INET;
+	if (inet_pton(AF_INET6, s, bytes) == 1)
+		return AF_INET6;
+	return 0;
+}
+
+static int parse_address(const struct opt *o, const char *s, const char *shown, union value *v,
+			 char *err, size_t errlen)
+{
+	unsigned char b[16];
+	int af = parse_inet(s, b);
+	static const unsigned char zero[16];
+
+	if (!af) {
+		snprintf(err, errlen, "\"%s\" is not a numeric IPv4 or IPv6 address (names are not "
+			 "resolved)", shown);
+		return -1;
+	}
+	if (o->type == V_ADDRESS && memcmp(b, zero, af == AF_INET ? 4 : 16) == 0) {
+		snprintf(err, errlen, "\"%s\" is the unspecified address, not one to send to", shown);
+		return -1;
+	}
+	v->s = gw_xstrdup(s);
+	return 0;
+}
+
+/* ::ffff:0:0/96 */
+static const unsigned char v4mapped_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+static int parse_trust(const char *s, const char *shown, union value *v, char *err, size_t errlen)
+{
+	char host[INET6_ADDRSTRLEN + 1], net[INET6_ADDRSTRLEN];
+	const char *slash = strchr(s, '/');
+	size_t hlen = slash ? (size_t)(slash - s) : strlen(s);
+	unsigned char b[16], masked[16];
+	unsigned prefix, max, i;
+	int af;
+
+	if (hlen >= sizeof(host))
+		goto syntax;
+	memcpy(host, s, hlen);
+	host[hlen] = '\0';
+	af = parse_inet(host, b);
+	if (!af)
+		goto syntax;
+	max = af == AF_INET ? 32 : 128;
+	prefix = max;
+	if (slash) {
+		const char *p = slash + 1;
+
+		if (!is_digit(*p) || strlen(p) > 3)
+			goto syntax;
+		for (prefix = 0; is_digit(*p); p++)
+			prefix = prefix * 10 + (unsigned)(*p - '0');
+		if (*p)
+			goto syntax;
+		if (prefix > max) {
+			snprintf(err, errlen, "\"%s\": prefix length %u is out of range 0..%u", shown,
+				 prefix, max);
+			return -1;
+		}
+	}
+	if (af == AF_INET6 && memcmp(b, v4mapped_prefix, sizeof(v4mapped_prefix)) == 0) {
+		/* sources are compared as IPv4 when v4-mapped: such an entry could never match */
+		snprintf(err, errlen, "\"%s\": write IPv4-mapped networks as IPv4", shown);
+		return -1;
+	}
+	for (i = 0; i < max / 8; i++) {
+		unsigned keep = prefix >= (i + 1) * 8 ? 8 : prefix > i * 8 ? prefix - i * 8 : 0;
+
+		masked[i] = (unsigned char)(b[i] & (0xff00u >> keep));
+	}
+	if (memcmp(masked, b, max / 8) != 0) {
+		/* 10.1.2.3/16 is more likely a typo than a wish to trust 10.1.0.0/16: say so */
+		inet_ntop(af, masked, net, sizeof(net));
+		snprintf(err, errlen, "\"%s\" has host bits set (did you mean %s/%u?)", shown, net,
+			 prefix);
+		return -1;
+	}
+	memset(&v->t, 0, sizeof(v->t));
+	if (af == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&v->t.addr;
+
+		sin->sin_family = AF_INET;
+		memcpy(&sin->sin_addr, b, 4);
+	} else {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&v->t.addr;
+
+		sin6->sin6_family = AF_INET6;
+		memcpy(&sin6->sin6_addr, b, 16);
+	}
+	v->t.prefix = prefix;
+	v->t.text = gw_xstrdup(s);
+	return 0;
+
+syntax:
+	snprintf(err, errlen, "\"%s\" is not a numeric address or address/prefix (10.1.0.0/16, "
+		 "2001:db8::/32)", shown);
+	return -1;
+}
+
+/* Parses s as o's type into v (which then owns any allocation); on error fills err. */
+static int value_parse(const struct opt *o, const char *s, union value *v, char *err,
+		       size_t errlen)
+{
+	char shown[SHOWN_SIZE];
+	const char *why;
+	size_t len = strlen(s);
+
+	show(shown, sizeof(shown), s);
+	switch (o->type) {
+	case V_KEYWORD:
+		return parse_keyword(o, s, shown, v, err, errlen);
+	case V_UINT:
+	case V_DURATION:
+	case V_SIZE:
+		return parse_number(o, s, shown, v, err, errlen);
+	case V_DOMAIN:
+		v->s = gw_xstrdup(s);
+		why = domain_problem(v->s);
+		if (why) {
+			snprintf(err, errlen, "\"%s\" is not a valid domain name: %s", shown, why);
+			free(v->s);
+			return -1;
+		}
+		return 0;
+	case V_ADDRESS:
+	case V_BIND:
+		return parse_address(o, s, shown, v, err, errlen);
+	case V_NAME:
+		for (size_t i = 0; i < len; i++)
+			if (s[i] <= ' ' || s[i] > '~')
+				len = 0;
+		if (len < 1 || len > CONF_MAX_NAME) {
+			snprintf(err, errlen, "\"%s\" is not 1..%d printable ASCII characters without "
+				 "spaces", shown, CONF_MAX_NAME);
+			return -1;
+		}
+		v->s = gw_xstrdup(s);
+		return 0;
+	case V_SECRET:
+		/* never shown: the value is a secret */
+		if (len < 1 || len > CONF_MAX_SECRET) {
+			snprintf(err, errlen, "the secret must be 1..%d bytes", CONF_MAX_SECRET);
+			return -1;
+		}
+		v->s = gw_xstrdup(s);
+		return 0;
+	case V_PATH:
+		if (len < 1 || len >= PATH_MAX) {
+			snprintf(err, errlen, "\"%s\" is not a usable path", shown);
+			return -1;
+		}
+		v->s = gw_xstrdup(s);
+		return 0;
+	case V_TRUST:
+		return parse_trust(s, shown, v, err, errlen);
+	}
+	gw_fatal("conf: value type %d", (int)o->type);
+}
+
+static void free_secret(char *s)
+{
+	if (s) {
+		explicit_bzero(s, strlen(s));
+		free(s);
+	}
+}
+
+static void value_store(const struct opt *o, void *base, union value *v)
+{
+	char *at = (char *)base + o->off;
+
+	switch (o->type) {
+	case V_KEYWORD:
+		*(int *)(void *)at = (int)v->n;
+		break;
+	case V_UINT:
+	case V_DURATION:
+		*(unsigned *)(void *)at = (unsigned)v->n;
+		break;
+	case V_SIZE:
+		*(size_t *)(void *)at = (size_t)v->n;
+		break;
+	case V_TRUST: {
+		struct conf_trust *t = (struct conf_trust *)(void *)at;
+
+		free(t->text);
+		*t = v->t;
+		break;
+	}
+	default: {
+		char **sp = (char **)(void *)at;
+
+		free_secret(*sp);	/* any string: zeroing a non-secret costs nothing */
+		*sp = v->s;
+		break;
+	}
+	}
+}
+
+/* ---- where values go */
+
+static struct conf_peer *cur_peer(struct parser *p)
+{
+	return &p->conf->peers[p->conf->npeers - 1];
+}
+
+static void *opt_base(struct parser *p, const struct opt *o)
+{
+	struct conf_peer *pe;
+
+	switch (o->target) {
+	case TGT_CONF:
+		return p->conf;
+	case TGT_PARSER:
+		return p;
+	case TGT_PEER:
+		return cur_peer(p);
+	case TGT_LISTEN:
+		return &p->conf->listen[p->conf->nlisten - 1];
+	case TGT_TRUST:
+		pe = cur_peer(p);
+		return &pe->trust[pe->ntrust - 1];
+	}
+	gw_fatal("conf: target %d", (int)o->target);
+}
+
+static void apply_defaults(struct parser *p, enum target target, void *base)
+{
+	char err[ERR_SIZE];
+	union value v;
+
+	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
+		const struct opt *o = &opts[i];
+
+		if (o->target != target || !o->def)
+			continue;
+		if (value_parse(o, o->def, &v, err, sizeof(err)) < 0)
+			gw_fatal("conf: default of <%s %s>: %s", elem_name(o->elem), o->name,
+				 err);
+		value_store(o, base, &v);
+	}
+}
+
+/* Makes room for one more element in an array holding n: capacity doubles at powers of two. */
+static void *grow(void *arr, size_t n, size_t size)
+{
+	if (n == 0 || (n & (n - 1)) == 0)
+		arr = gw_xrealloc(arr, (n ? 2 * n : 1) * size);
+	memset((char *)arr + n * size, 0, size);
+	return arr;
+}
+
+static const struct opt *opt_lookup(enum elem e, const char *name)
+{
+	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
+		if (opts[i].elem == e && strcmp(opts[i].name, name) == 0)
+			return &opts[i];
+	return NULL;
+}
+
+static uint64_t opt_bit(enum elem e, const char *name)
+{
+	const struct opt *o = opt_lookup(e, name);
+
+	if (!o)
+		gw_fatal("conf: no option <%s %s>", elem_name(e), name);
+	return 1ULL << (o - opts);
+}
+
+static int given(const struct frame *f, const char *name)
+{
+	return (f->given & opt_bit(f->elem, name)) != 0;
+}
+
+/* Present and accepted. */
+static int good(const struct frame *f, const char *name)
+{
+	uint64_t bit = opt_bit(f->elem, name);
+
+	return (f->given & bit) && !(f->bad & bit);
+}
+
+/* Refused, so any check involving it would only echo the first diagnostic. */
+static int refused(const struct frame *f, const char *name)
+{
+	return (f->bad & opt_bit(f->elem, name)) != 0;
+}
+
+/* ---- element hooks */
+
+/* The secret is the file's first line, without its line end ("\n" or "\r\n"). */
+static void secret_load(struct parser *p, struct frame *f)
+{
+	char buf[CONF_MAX_SECRET + 3];
+	const char *slash = p->secret_file[0] == '/' ? NULL : strrchr(p->name, '/');
+	char *path, *eol;
+	size_t n = 0, len;
+	struct stat st;
+	ssize_t r;
+	int fd;
+
+	if (slash)
+		path = gw_xasprintf("%.*s/%s", (int)(slash - p->name), p->name, p->secret_file);
+	else
+		path = gw_xstrdup(p->secret_file);
+	/* O_NONBLOCK: a FIFO must not hang the parse; it is refused below as not a regular file */
+	fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		perr(p, f->line, "<xmpp> attribute \"secret-file\": cannot open %s: %s", path,
+		     strerror(errno));
+		goto fail;
+	}
+	if (fstat(fd, &st) < 0) {
+		perr(p, f->line, "<xmpp> attribute \"secret-file\": cannot stat %s: %s", path,
+		     strerror(errno));
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		perr(p, f->line, "<xmpp> attribute \"secret-file\": %s is not a regular file", path);
+		goto fail;
+	}
+	if (p->check_perms && (st.st_mode & (S_IRGRP | S_IROTH))) {
+		perr(p, f->line, "<xmpp> attribute \"secret-file\": %s is readable by others; "
+		     "chmod 600 it", path);
+		goto fail;
+	}
+	while (n < sizeof(buf)) {
+		r = read(fd, buf + n, sizeof(buf) - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			perr(p, f->line, "<xmpp> attribute \"secret-file\": cannot read %s: %s", path,
+			     strerror(errno));
+			goto fail;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	eol = memchr(buf, '\n', n);
+	len = eol ? (size_t)(eol - buf) : n;
+	if (len && buf[len - 1] == '\r')
+		len--;
+	if (len > CONF_MAX_SECRET) {
+		perr(p, f->line, "<xmpp> attribute \"secret-file\": the first line of %s is longer "
+		     "than %d bytes", path, CONF_MAX_SECRET);
+		goto fail;
+	}
+	if (len == 0) {
+		perr(p, f->line, "<xmpp> attribute \"secret-file\": the secret (first line of %s) is "
+		     "empty", path);
+		goto fail;
+	}
+	if (memchr(buf, '\0', len)) {
+		perr(p, f->line, "<xmpp> attribute \"secret-file\": the first line of %s holds a NUL "
+		     "byte", path);
+		goto fail;
+	}
+	p->conf->secret = gw_xstrndup(buf, len);
+
+fail:
+	explicit_bzero(buf, sizeof(buf));
+	if (fd >= 0)
+		close(fd);
+	free(path);
+}
+
+static void xmpp_check(struct parser *p, struct frame *f)
+{
+	struct conf *c = p->conf;
+	char lo[32], hi[32];
+
+	if (given(f, "secret"))
+		p->secret_line = f->line;
+	if (given(f, "secret") && given(f, "secret-file"))
+		perr(p, f->line, "<xmpp>: give \"secret\" or \"secret-file\", not both");
+	else if (!given(f, "secret") && !given(f, "secret-file"))
+		perr(p, f->line, "<xmpp>: missing required attribute \"secret-file\" (or \"secret\")");
+	else if (good(f, "secret-file"))
+		secret_load(p, f);
+
+	if (!refused(f, "reconnect-min") && !refused(f, "reconnect-max") &&
+	    c->reconnect_max_ms < c->reconnect_min_ms) {
+		fmt_amount(lo, sizeof(lo), V_DURATION, c->reconnect_min_ms);
+		fmt_amount(hi, sizeof(hi), V_DURATION, c->reconnect_max_ms);
+		perr(p, f->line, "<xmpp>: reconnect-max (%s) is less than reconnect-min (%s)", hi,
+		     lo);
+	}
+}
+
+static void listen_start(struct parser *p, struct frame *f)
+{
+	struct conf *c = p->conf;
+
+	c->listen = grow(c->listen, c->nlisten, sizeof(*c->listen));
+	c->listen[c->nlisten++].line = f->line;
+	apply_defaults(p, TGT_LISTEN, &c->listen[c->nlisten - 1]);
+}
+
+static void listen_check(struct parser *p, struct frame *f)
+{
+	struct conf *c = p->conf;
+	struct conf_listen *l = &c->listen[c->nlisten - 1];
+	unsigned char a[16], b[16];
+	int af;
+
+	if (!l->address || refused(f, "transport") || refused(f, "port"))
+		return;
+	af = parse_inet(l->address, a);
+	for (size_t i = 0; i + 1 < c->nlisten; i++) {
+		const struct conf_listen *o = &c->listen[i];
+
+		if (o->address && o->transport == l->transport && o->port == l->port &&
+		    parse_inet(o->address, b) == af && memcmp(a, b, af == AF_INET ? 4 : 16) == 0) {
+			perr(p, f->line, "<listen>: %s %s port %u is already declared at line %u",
+			     conf_transport_name(l->transport), l->address, l->port, o->line);
+			return;
+		}
+	}
+}
+
+static void peer_start(struct parser *p, struct frame *f)
+{
+	struct conf *c = p->conf;
+
+	c->peers = grow(c->peers, c->npeers, sizeof(*c->peers));
+	c->peers[c->npeers++].line = f->line;
+	apply_defaults(p, TGT_PEER, cur_peer(p));
+}
+
+static void peer_check(struct parser *p, struct frame *f)
+{
+	struct conf *c = p->conf;
+	struct conf_peer *pe = cur_peer(p);
+
+	if (!pe->domain)
+		return;		/* refused or missing, already reported */
+	if (!given(f, "name"))
+		pe->name = gw_xstrdup(pe->domain);
+	if (pe->addressing == CONF_ADDR_ESCAPED && !given(f, "component"))
+		perr(p, f->line, "<peer>: \"escaped\" addressing requires attribute \"component\"");
+	if (pe->addressing == CONF_ADDR_DOMAIN && pe->component &&
+	    strcmp(pe->component, pe->domain) != 0)
+		perr(p, f->line, "<peer>: component \"%s\" differs from domain \"%s\": with "
+		     "\"domain\" addressing they are the same (leave component out)", pe->component,
+		     pe->domain);
+	if (pe->addressing == CONF_ADDR_DOMAIN && !given(f, "component") && !refused(f, "addressing"))
+		pe->component = gw_xstrdup(pe->domain);
+	for (size_t i = 0; i + 1 < c->npeers; i++) {
+		if (c->peers[i].domain && strcmp(c->peers[i].domain, pe->domain) == 0) {
+			perr(p, f->line, "<peer>: domain \"%s\" is already the domain of the peer at "
+			     "line %u", pe->domain, c->peers[i].line);
+			break;
+		}
+	}
+}
+
+static void trust_start(struct parser *p, struct frame *f)
+{
+	struct conf_peer *pe = cur_peer(p);
+
+	pe->trust = grow(pe->trust, pe->ntrust, sizeof(*pe->trust));
+	pe->ntrust++;
+}
+
+/* Checks between elements, once the whole document is known (<xmpp> may follow the peers). */
+static void gateway_end(struct parser *p, struct frame *f)
+{
+	struct conf *c = p->conf;
+	const char *xd = c->xmpp_domain;
+
+	for (size_t i = 0; i < c->npeers; i++) {
+		const struct conf_peer *pe = &c->peers[i];
+
+		if (xd && pe->domain && strcmp(pe->domain, xd) == 0)
+			perr(p, pe->line, "<peer>: domain \"%s\" is the XMPP domain of <xmpp>", xd);
+		if (pe->addressing != CONF_ADDR_ESCAPED || !pe->component)
+			continue;
+		if (xd && strcmp(pe->component, xd) == 0)
+			perr(p, pe->line, "<peer>: component \"%s\" is the XMPP domain of <xmpp>", xd);
+		for (size_t j = 0; j < c->npeers; j++) {
+			const struct conf_peer *q = &c->peers[j];
+
+			if (q->addressing == CONF_ADDR_DOMAIN && q->domain &&
+			    strcmp(q->domain, pe->component) == 0) {
+				perr(p, pe->line, "<peer>: component \"%s\" is the domain of the peer "
+				     "at line %u", pe->component, q->line);
+				break;
+			}
+		}
+	}
+}
+
+/* ---- expat handlers */
+
+static int elem_lookup(const char *name)
+{
+	for (int e = 0; e < E_COUNT; e++)
+		if (strcmp(elem_name(e), name) == 0)
+			return e;
+	return -1;
+}
+
+static void parse_attrs(struct parser *p, struct frame *f, const XML_Char **atts)
+{
+	const char *ename = elem_name(f->elem);
+	char err[ERR_SIZE], shown[SHOWN_SIZE];
+	union value v;
+
+	for (size_t i = 0; atts[i]; i += 2) {
+		const struct opt *o;
+		uint64_t bit;
+
+		if (strcmp(atts[i], "xmlns") == 0) {
+			if (strcmp(atts[i + 1], CONF_NS) != 0)
+				perr(p, f->line, "<%s> attribute \"xmlns\": \"%s\" is not %s", ename,
+				     show(shown, sizeof(shown), atts[i + 1]), CONF_NS);
+			continue;
+		}
+		o = opt_lookup(f->elem, atts[i]);
+		if (!o) {
+			perr(p, f->line, "<%s>: unknown attribute \"%s\"", ename,
+			     show(shown, sizeof(shown), atts[i]));
+			continue;
+		}
+		bit = 1ULL << (o - opts);
+		f->given |= bit;
+		if (value_parse(o, atts[i + 1], &v, err, sizeof(err)) < 0) {
+			f->bad |= bit;
+			perr(p, f->line, "<%s> attribute \"%s\": %s", ename, o->name, err);
+			continue;
+		}
+		value_store(o, opt_base(p, o), &v);
+	}
+	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
+		if (opts[i].elem == f->elem && opts[i].required && !(f->given & (1ULL << i)))
+			perr(p, f->line, "<%s>: missing required attribute \"%s\"", ename,
+			     opts[i].name);
+}
+
+static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **atts)
+{
+	struct parser *p = ud;
+	unsigned line = cur_line(p);
+	char shown[SHOWN_SIZE];
+	struct frame *parent, *f;
+	int e;
+
+	if (p->fatal)
+		return;
+	if (p->skip) {
+		p->skip++;
+		return;
+	}
+	if (p->depth == 0) {
+		if (strcmp(name, "gateway") != 0) {
+			pfatal(p, line, "the root element is <%s>; it must be <gateway>",
+			       show(shown, sizeof(shown), name));
+			return;
+		}
+		e = E_GATEWAY;
+	} else {
+		parent = &p->frames[p->depth - 1];
+		e = elem_lookup(name);
+		if (e < 0 || elem_defs[e].parent != parent->elem) {
+			if (e == E_GATEWAY)
+				perr(p, line, "<%s>: <gateway> may only be the root element",
+				     elem_name(parent->elem));
+			else if (e >= 0)
+				perr(p, line, "<%s>: <%s> is not allowed here; it belongs in <%s>",
+				     elem_name(parent->elem), name,
+				     elem_name(elem_defs[e].parent));
+			else
+				perr(p, line, "<%s>: unknown element <%s>",
+				     elem_name(parent->elem), show(shown, sizeof(shown), name));
+			p->skip = 1;
+			return;
+		}
+		if (++parent->count[e] == 1) {
+			parent->first[e] = line;
+		} else if (elem_defs[e].max && parent->count[e] > elem_defs[e].max) {
+			perr(p, line, "<%s>: duplicate <%s> (the first is at line %u)",
+			     elem_name(parent->elem), name, parent->first[e]);
+			p->skip = 1;
+			return;
+		}
+	}
+	if (p->depth >= CONF_MAX_DEPTH)
+		gw_fatal("conf: element table nests deeper than %d", CONF_MAX_DEPTH);
+	f = &p->frames[p->depth++];
+	memset(f, 0, sizeof(*f));
+	f->elem = (enum elem)e;
+	f->line = line;
+	if (elem_defs[e].start)
+		elem_defs[e].start(p, f);
+	parse_attrs(p, f, atts);
+	if (elem_defs[e].check)
+		elem_defs[e].check(p, f);
+}
+
+static void XMLCALL on_end(void *ud, const XML_Char *name)
+{
+	struct parser *p = ud;
+	struct frame *f;
+
+	if (p->fatal)
+		return;
+	if (p->skip) {
+		p->skip--;
+		return;
+	}
+	f = &p->frames[p->depth - 1];
+	for (const struct elem_def *c = elem_defs; c < elem_defs + E_COUNT; c++)
+		if (c->parent == f->elem && f->count[c - elem_defs] < c->min)
+			perr(p, f->line, "<%s>: missing required element <%s>",
+			     elem_name(f->elem), c->name);
+	if (elem_defs[f->elem].end)
+		elem_defs[f->elem].end(p, f);
+	p->depth--;
+}
+
+static void XMLCALL on_text(void *ud, const XML_Char *s, int len)
+{
+	struct parser *p = ud;
+	struct frame *f;
+	unsigned nl = 0;
+
+	if (p->fatal || p->skip || p->depth == 0)
+		return;
+	f = &p->frames[p->depth - 1];
+	if (f->text_reported)
+		return;
+	for (int i = 0; i < len; i++) {
+		if (s[i] == '\n') {
+			nl++;
+		} else if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r') {
+			perr(p, cur_line(p) + nl, "<%s>: text is not allowed (only elements, "
+			     "whitespace and comments)", elem_name(f->elem));
+			f->text_reported = 1;	/* once per element: expat splits text freely */
+			return;
+		}
+	}
+}
+
+static void XMLCALL on_pi(void *ud, const XML_Char *target, const XML_Char *data)
+{
+	struct parser *p = ud;
+	char shown[SHOWN_SIZE];
+
+	if (p->fatal || p->skip)
+		return;
+	perr(p, cur_line(p), "processing instruction <?%s?> is not allowed",
+	     show(shown, sizeof(shown), target));
+}
+
+/* A DTD could declare entities that expand exponentially (an XML bomb): refuse any. */
+static void XMLCALL on_doctype(void *ud, const XML_Char *name, const XML_Char *sysid,
+			       const XML_Char *pubid, int has_internal_subset)
+{
+	struct parser *p = ud;
+
+	if (!p->fatal)
+		pfatal(p, cur_line(p), "DOCTYPE declarations are not allowed");
+}
+
+static void XMLCALL on_entity(void *ud, const XML_Char *name, int is_param,
+			      const XML_Char *value, int value_length, const XML_Char *base,
+			      const XML_Char *sysid, const XML_Char *pubid, const XML_Char *notation)
+{
+	struct parser *p = ud;
+
+	if (!p->fatal)
+		pfatal(p, cur_line(p), "entity declarations are not allowed");
+}
+
+/* ---- public */
+
+/* conf_parse(), also telling conf_load() where an inline secret was (0: none). */
+static struct conf *parse(const char *name, const char *buf, size_t len, int check_perms,
+			  conf_report_fn *report, void *arg, unsigned *secret_line)
+{
+	struct parser p;
+
+	memset(&p, 0, sizeof(p));
+	p.name = name;
+	p.report = report;
+	p.arg = arg;
+	p.check_perms = check_perms;
+	p.conf = gw_xcalloc(1, sizeof(*p.conf));
+	p.conf->path = gw_xstrdup(name);
+	apply_defaults(&p, TGT_CONF, p.conf);
+	if (len > CONF_MAX_FILE) {
+		perr(&p, 0, "larger than %zu bytes", CONF_MAX_FILE);
+		goto fail;
+	}
+	p.xp = XML_ParserCreate(NULL);
+	if (!p.xp)
+		gw_fatal("conf: out of memory for the XML parser");
+	XML_SetUserData(p.xp, &p);
+	XML_SetElementHandler(p.xp, on_start, on_end);
+	XML_SetCharacterDataHandler(p.xp, on_text);
+	XML_SetProcessingInstructionHandler(p.xp, on_pi);
+	XML_SetStartDoctypeDeclHandler(p.xp, on_doctype);
+	XML_SetEntityDeclHandler(p.xp, on_entity);
+	if (XML_Parse(p.xp, buf, (int)len, XML_TRUE) == XML_STATUS_ERROR && !p.fatal)
+		perr(&p, cur_line(&p), "malformed XML: %s", XML_ErrorString(XML_GetErrorCode(p.xp)));
+
+fail:
+	if (secret_line)
+		*secret_line = p.secret_line;
+	free(p.secret_file);
+	if (p.xp)
+		XML_ParserFree(p.xp);
+	if (p.nerrors) {
+		conf_free(p.conf);
+		return NULL;
+	}
+	return p.conf;
+}
+
+struct conf *conf_parse(const char *name, const char *buf, size_t len, int check_perms,
+			conf_report_fn *report, void *arg)
+{
+	return parse(name, buf, len, check_perms, report, arg, NULL);
+}
+
+struct conf *conf_load(const char *path, conf_report_fn *report, void *arg)
+{
+	struct conf *conf = NULL;
+	unsigned secret_line = 0;
+	char *buf = NULL;
+	size_t len = 0;
+	struct stat st;
+	ssize_t r;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0) {
+		say(report, arg, path, 0, "cannot open: %s", strerror(errno));
+		goto fail;
+	}
+	if (fstat(fd, &st) < 0) {
+		say(report, arg, path, 0, "cannot stat: %s", strerror(errno));
+		goto fail;
+	}
+	buf = gw_xmalloc(CONF_MAX_FILE + 1);
+	while (len < CONF_MAX_FILE + 1) {
+		r = read(fd, buf + len, CONF_MAX_FILE + 1 - len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			say(report, arg, path, 0, "cannot read: %s", strerror(errno));
+			goto fail;
+		}
+		if (r == 0)
+			break;
+		len += (size_t)r;
+	}
+	if (len > CONF_MAX_FILE) {
+		say(report, arg, path, 0, "larger than %zu bytes", CONF_MAX_FILE);
+		goto fail;
+	}
+	conf = parse(path, buf, len, 1, report, arg, &secret_line);
+	if (secret_line && (st.st_mode & (S_IRGRP | S_IROTH))) {
+		say(report, arg, path, secret_line, "<xmpp> attribute \"secret\": %s is readable by "
+		    "others; chmod 600 it, or move the secret to a secret-file", path);
+		conf_free(conf);
+		conf = NULL;
+	}
+
+fail:
+	if (buf) {
+		explicit_bzero(buf, len);	/* it may hold secret="" */
+		free(buf);
+	}
+	if (fd >= 0)
+		close(fd);
+	return conf;
+}
+
+void conf_free(struct conf *conf)
+{
+	if (!conf)
+		return;
+	free(conf->path);
+	free(conf->xmpp_domain);
+	free(conf->xmpp_server);
+	free_secret(conf->secret);
+	for (size_t i = 0; i < conf->nlisten; i++)
+		free(conf->listen[i].address);
+	free(conf->listen);
+	for (size_t i = 0; i < conf->npeers; i++) {
+		struct conf_peer *pe = &conf->peers[i];
+
+		free(pe->name);
+		free(pe->domain);
+		free(pe->component);
+		free(pe->route_address);
+		for (size_t j = 0; j < pe->ntrust; j++)
+			free(pe->trust[j].text);
+		free(pe->trust);
+	}
+	free(conf->peers);
+	free(conf);
+}
+
+const struct conf_peer *conf_peer_by_domain(const struct conf *conf, const char *domain)
+{
+	for (size_t i = 0; i < conf->npeers; i++)
+		if (gw_strcaseeq(conf->peers[i].domain, domain))
+			return &conf->peers[i];
+	return NULL;
+}
+
+const struct conf_peer *conf_peer_by_component(const struct conf *conf, const char *component)
+{
+	for (size_t i = 0; i < conf->npeers; i++)
+		if (gw_strcaseeq(conf->peers[i].component, component))
+			return &conf->peers[i];
+	return NULL;
+}
+
+static int prefix_match(const unsigned char *a, const unsigned char *net, unsigned prefix)
+{
+	unsigned whole = prefix / 8, rest = prefix % 8;
+
+	if (memcmp(a, net, whole) != 0)
+		return 0;
+	return rest == 0 || ((a[whole] ^ net[whole]) & (0xff00u >> rest)) == 0;
+}
+
+int conf_peer_trusts(const struct conf_peer *peer, const struct sockaddr *addr)
+{
+	const unsigned char *bytes;
+	int af;
+
+	if (!peer || !addr)
+		return 0;
+	if (addr->sa_family == AF_INET) {
+		af = AF_INET;
+		bytes = (const unsigned char *)&((const struct sockaddr_in *)(const void *)addr)->sin_addr;
+	} else if (addr->sa_family == AF_INET6) {
+		const struct in6_addr *a6 = &((const struct sockaddr_in6 *)(const void *)addr)->sin6_addr;
+
+		af = AF_INET6;
+		bytes = a6->s6_addr;
+		if (IN6_IS_ADDR_V4MAPPED(a6)) {
+			af = AF_INET;
+			bytes += 12;
+		}
+	} else {
+		return 0;
+	}
+	for (size_t i = 0; i < peer->ntrust; i++) {
+		const struct conf_trust *t = &peer->trust[i];
+		const unsigned char *net;
+
+		if (t->addr.ss_family != af)
+			continue;
+		if (af == AF_INET)
+			net = (const unsigned char *)&((const struct sockaddr_in *)(const void *)&t->addr)->sin_addr;
+		else
+			net = ((const struct sockaddr_in6 *)(const void *)&t->addr)->sin6_addr.s6_addr;
+		if (prefix_match(bytes, net, t->prefix))
+			return 1;
+	}
+	return 0;
+}
+
+const char *conf_transport_name(enum conf_transport t)
+{
+	for (const struct keyword *k = kw_transport; k->name; k++)
+		if (k->value == (int)t)
+			return k->name;
+	return "?";
+}

@@ -1,0 +1,1336 @@
+/* test_conf.c - table-driven tests of the gateway file parser: values, structure, secrets, lookups. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "../../conf/conf.h"
+#include "../../gateway/gw.h"
+#include "test.h"
+
+#define MAX_DIAGS 32
+#define MAX_WANT 12
+
+/* ---- collecting diagnostics */
+
+struct diags {
+	size_t n;
+	char *file[MAX_DIAGS];
+	unsigned line[MAX_DIAGS];
+	char *msg[MAX_DIAGS];
+};
+
+static void collect(void *arg, const char *file, unsigned line, const char *msg)
+{
+	struct diags *d = arg;
+
+	if (d->n < MAX_DIAGS) {
+		d->file[d->n] = gw_xstrdup(file);
+		d->line[d->n] = line;
+		d->msg[d->n] = gw_xstrdup(msg);
+	}
+	d->n++;
+}
+
+static void diags_clear(struct diags *d)
+{
+	for (size_t i = 0; i < d->n && i < MAX_DIAGS; i++) {
+		free(d->file[i]);
+		free(d->msg[i]);
+	}
+	memset(d, 0, sizeof(*d));
+}
+
+static void diags_dump(const struct diags *d)
+{
+	for (size_t i = 0; i < d->n && i < MAX_DIAGS; i++)
+		fprintf(stderr, "    got %s:%u: %s\n", d->file[i], d->line[i], d->msg[i]);
+}
+
+/* Replaces every '@' in s by dir (the test's temporary directory). */
+static char *subst(const char *s, const char *dir)
+{
+	size_t n = 0, dl = strlen(dir), o = 0;
+	char *out;
+
+	for (const char *p = s; *p; p++)
+		n += *p == '@' ? dl : 1;
+	out = gw_xmalloc(n + 1);
+	for (const char *p = s; *p; p++) {
+		if (*p == '@') {
+			memcpy(out + o, dir, dl);
+			o += dl;
+		} else {
+			out[o++] = *p;
+		}
+	}
+	out[o] = '\0';
+	return out;
+}
+
+/* ---- printing fields of a configuration by name, for "field=value" checks */
+
+enum fkind { F_STR, F_STRLEN, F_UNSIGNED, F_SIZE, F_INT, F_LEVEL, F_FACILITY, F_TRANSPORT,
+	     F_ADDRESSING, F_IM_TYPE };
+enum fbase { B_CONF, B_LISTEN, B_PEER };
+
+struct field {
+	enum fbase base;
+	const char *name;
+	enum fkind kind;
+	size_t off;
+};
+
+#define FC(n, k, f) { B_CONF, n, k, offsetof(struct conf, f) }
+#define FL(n, k, f) { B_LISTEN, n, k, offsetof(struct conf_listen, f) }
+#define FP(n, k, f) { B_PEER, n, k, offsetof(struct conf_peer, f) }
+
+static const struct field fields[] = {
+	FC("log.level", F_LEVEL, log_level),
+	FC("log.stderr", F_INT, log_stderr),
+	FC("log.syslog", F_INT, log_syslog),
+	FC("log.facility", F_FACILITY, log_facility),
+	FC("xmpp.domain", F_STR, xmpp_domain),
+	FC("xmpp.server", F_STR, xmpp_server),
+	FC("xmpp.port", F_UNSIGNED, xmpp_port),
+	FC("xmpp.secret", F_STR, secret),
+	FC("xmpp.secret.len", F_STRLEN, secret),
+	FC("xmpp.reconnect-min", F_UNSIGNED, reconnect_min_ms),
+	FC("xmpp.reconnect-max", F_UNSIGNED, reconnect_max_ms),
+	FC("xmpp.max-stanza", F_SIZE, max_stanza),
+	FC("sip.max-message", F_SIZE, max_sip_message),
+	FC("sip.t1", F_UNSIGNED, sip_t1_ms),
+	FC("nlisten", F_SIZE, nlisten),
+	FC("im.max-body", F_SIZE, im_max_body),
+	FC("im.delivery-wait", F_UNSIGNED, im_delivery_wait_ms),
+	FC("im.type", F_IM_TYPE, im_type),
+	FC("npeers", F_SIZE, npeers),
+	FC("path", F_STR, path),
+	FL("transport", F_TRANSPORT, transport),
+	FL("address", F_STR, address),
+	FL("port", F_UNSIGNED, port),
+	FL("line", F_UNSIGNED, line),
+	FP("name", F_STR, name),
+	FP("domain", F_STR, domain),
+	FP("addressing", F_ADDRESSING, addressing),
+	FP("component", F_STR, component),
+	FP("route.address", F_STR, route_address),
+	FP("route.port", F_UNSIGNED, route_port),
+	FP("route.transport", F_TRANSPORT, route_transport),
+	FP("ntrust", F_SIZE, ntrust),
+	FP("line", F_UNSIGNED, line),
+};
+
+static const char *facility_name(int f)
+{
+	static const struct {
+		int value;
+		const char *name;
+	} names[] = {
+		{ LOG_DAEMON, "daemon" }, { LOG_USER, "user" }, { LOG_LOCAL0, "local0" },
+		{ LOG_LOCAL1, "local1" }, { LOG_LOCAL2, "local2" }, { LOG_LOCAL3, "local3" },
+		{ LOG_LOCAL4, "local4" }, { LOG_LOCAL5, "local5" }, { LOG_LOCAL6, "local6" },
+		{ LOG_LOCAL7, "local7" },
+	};
+
+	for (size_t i = 0; i < NELEM(names); i++)
+		if (names[i].value == f)
+			return names[i].name;
+	return "?";
+}
+
+static char *trust_str(const struct conf_trust *t)
+{
+	char buf[INET6_ADDRSTRLEN];
+	const void *a = t->addr.ss_family == AF_INET ?
+		(const void *)&((const struct sockaddr_in *)(const void *)&t->addr)->sin_addr :
+		(const void *)&((const struct sockaddr_in6 *)(const void *)&t->addr)->sin6_addr;
+
+	inet_ntop(t->addr.ss_family, a, buf, sizeof(buf));
+	return gw_xasprintf("%s/%u", buf, t->prefix);
+}
+
+/* Prints the named field ("xmpp.port", "listen[1].address", "peer[0].trust[2]", ...), or NULL. */
+static char *field_get(const struct conf *c, const char *name)
+{
+	enum fbase base = B_CONF;
+	const char *obj = (const char *)c;
+	size_t idx, j;
+	int used = 0;
+
+	if (sscanf(name, "listen[%zu].%n", &idx, &used) == 1 && used) {
+		if (idx >= c->nlisten)
+			return NULL;
+		base = B_LISTEN;
+		obj = (const char *)&c->listen[idx];
+		name += used;
+	} else if (sscanf(name, "peer[%zu].%n", &idx, &used) == 1 && used) {
+		if (idx >= c->npeers)
+			return NULL;
+		base = B_PEER;
+		obj = (const char *)&c->peers[idx];
+		name += used;
+		used = 0;
+		if (sscanf(name, "trust[%zu]%n", &j, &used) == 1 && used) {
+			const struct conf_peer *pe = &c->peers[idx];
+
+			if (j >= pe->ntrust)
+				return NULL;
+			if (strcmp(name + used, ".text") == 0)
+				return gw_xstrdup(pe->trust[j].text);
+			return trust_str(&pe->trust[j]);
+		}
+	}
+	for (size_t i = 0; i < NELEM(fields); i++) {
+		const struct field *f = &fields[i];
+		const void *at = obj + f->off;
+
+		if (f->base != base || strcmp(f->name, name) != 0)
+			continue;
+		switch (f->kind) {
+		case F_STR:
+			return gw_xstrdup(*(char *const *)at ? *(char *const *)at : "(null)");
+		case F_STRLEN:
+			return gw_xasprintf("%zu", *(char *const *)at ? strlen(*(char *const *)at) : 0);
+		case F_UNSIGNED:
+			return gw_xasprintf("%u", *(const unsigned *)at);
+		case F_SIZE:
+			return gw_xasprintf("%zu", *(const size_t *)at);
+		case F_INT:
+			return gw_xasprintf("%d", *(const int *)at);
+		case F_LEVEL:
+			return gw_xstrdup(log_level_name(*(const enum conf_log_level *)at));
+		case F_FACILITY:
+			return gw_xstrdup(facility_name(*(const int *)at));
+		case F_TRANSPORT:
+			return gw_xstrdup(conf_transport_name(*(const enum conf_transport *)at));
+		case F_ADDRESSING:
+			return gw_xstrdup(*(const enum conf_addressing *)at == CONF_ADDR_DOMAIN ?
+					  "domain" : "escaped");
+		case F_IM_TYPE:
+			return gw_xstrdup(*(const enum conf_im_type *)at == CONF_IM_CHAT ?
+					  "chat" : "normal");
+		}
+	}
+	return NULL;
+}
+
+/* ---- checking one parse against its expectations
+ *
+ * want[]: "LINE: message substring" entries are the diagnostics expected, in report order;
+ * "field=value" entries are checks on a successful parse.  An empty list: must parse. */
+
+static int is_diag(const char *w)
+{
+	return *w >= '0' && *w <= '9';
+}
+
+static void expect(const char *what, const char *file, struct conf *c, struct diags *d,
+		   const char *const *want, const char *dir)
+{
+	size_t nd = 0, k = 0;
+
+	for (size_t i = 0; i < MAX_WANT && want[i]; i++)
+		nd += is_diag(want[i]);
+	if (nd) {
+		CHECK(c == NULL, "%s: parsed, but diagnostics were expected", what);
+		CHECK_INT(d->n, nd, "%s: number of diagnostics", what);
+	} else {
+		CHECK(c != NULL, "%s: did not parse", what);
+		CHECK_INT(d->n, 0, "%s: number of diagnostics", what);
+	}
+	for (size_t i = 0; i < MAX_WANT && want[i]; i++) {
+		char *w = subst(want[i], dir ? dir : "");
+
+		if (is_diag(w)) {
+			char *end;
+			unsigned line = (unsigned)strtoul(w, &end, 10);
+			const char *sub = end + (end[0] == ':' ? 1 : 0);
+
+			sub += *sub == ' ';
+			if (k < d->n && k < MAX_DIAGS) {
+				CHECK_STR(d->file[k], file, "%s: file of diagnostic %zu", what, k);
+				CHECK_INT(d->line[k], line, "%s: line of diagnostic %zu (%s)", what, k,
+					  d->msg[k]);
+				CHECK(strstr(d->msg[k], sub) != NULL,
+				      "%s: diagnostic %zu is \"%s\", want \"%s\"", what, k, d->msg[k],
+				      sub);
+			}
+			k++;
+		} else if (c) {
+			char *eq = strchr(w, '=');
+			char *got;
+
+			*eq = '\0';
+			got = field_get(c, w);
+			CHECK(got != NULL, "%s: no field %s", what, w);
+			if (got)
+				CHECK_STR(got, eq + 1, "%s: field %s", what, w);
+			free(got);
+		}
+		free(w);
+	}
+	if ((nd == 0) != (d->n == 0) || d->n != nd)
+		diags_dump(d);
+}
+
+static struct conf *parse_str(const char *name, const char *xml, int check_perms,
+			      struct diags *d)
+{
+	return conf_parse(name, xml, strlen(xml), check_perms, collect, d);
+}
+
+/* ---- single values, inside a known-good document
+ *
+ * The base document has one element a line, so every diagnostic's line is known:
+ *   1 gateway  2 log  3 xmpp  4 sip  5 listen  6 /sip  7 im  8 peer  9 route  10 trust  11 /peer
+ */
+
+enum { OPEN, EMPTY, CLOSE };
+
+static const struct {
+	const char *elem;
+	int kind;
+	const char *attrs[8];
+} base_doc[] = {
+	{ "gateway", OPEN, { "xmlns", "urn:simplegw:config:1" } },
+	{ "log", EMPTY, { NULL } },
+	{ "xmpp", EMPTY, { "domain", "xmpp.example", "server", "127.0.0.1", "secret", "s3cret" } },
+	{ "sip", OPEN, { NULL } },
+	{ "listen", EMPTY, { "transport", "udp", "address", "127.0.0.1", "port", "5060" } },
+	{ "sip", CLOSE, { NULL } },
+	{ "im", EMPTY, { NULL } },
+	{ "peer", OPEN, { "domain", "sip.example" } },
+	{ "route", EMPTY, { "address", "127.0.0.1", "port", "5080" } },
+	{ "trust", EMPTY, { "address", "127.0.0.1" } },
+	{ "peer", CLOSE, { NULL } },
+	{ "gateway", CLOSE, { NULL } },
+};
+
+static void append(char **s, size_t *len, const char *add)
+{
+	size_t n = strlen(add);
+
+	*s = gw_xrealloc(*s, *len + n + 1);
+	memcpy(*s + *len, add, n + 1);
+	*len += n;
+}
+
+/* The base document with attribute attr of elem set to value (NULL: left out). */
+static char *build(const char *elem, const char *attr, const char *value)
+{
+	char *s = NULL, *piece;
+	size_t len = 0;
+
+	append(&s, &len, "");
+	for (size_t i = 0; i < NELEM(base_doc); i++) {
+		int mine = strcmp(base_doc[i].elem, elem) == 0 && base_doc[i].kind != CLOSE;
+
+		if (base_doc[i].kind == CLOSE) {
+			piece = gw_xasprintf("</%s>\n", base_doc[i].elem);
+			append(&s, &len, piece);
+			free(piece);
+			continue;
+		}
+		piece = gw_xasprintf("<%s", base_doc[i].elem);
+		append(&s, &len, piece);
+		free(piece);
+		for (size_t a = 0; a + 1 < NELEM(base_doc[i].attrs) && base_doc[i].attrs[a]; a += 2) {
+			if (mine && strcmp(base_doc[i].attrs[a], attr) == 0)
+				continue;
+			piece = gw_xasprintf(" %s=\"%s\"", base_doc[i].attrs[a], base_doc[i].attrs[a + 1]);
+			append(&s, &len, piece);
+			free(piece);
+		}
+		if (mine && value) {
+			piece = gw_xasprintf(" %s=\"%s\"", attr, value);
+			append(&s, &len, piece);
+			free(piece);
+		}
+		append(&s, &len, base_doc[i].kind == EMPTY ? "/>\n" : ">\n");
+	}
+	return s;
+}
+
+#define X10 "xxxxxxxxxx"
+#define X64 X10 X10 X10 X10 X10 X10 "xxxx"
+#define X65 X64 "x"
+#define X256 X64 X64 X64 X64
+#define X1024 X256 X256 X256 X256
+#define L63 X10 X10 X10 X10 X10 X10 "xxx"
+#define L64 L63 "x"
+#define L61 X10 X10 X10 X10 X10 X10 "x"
+#define L62 L61 "x"
+
+static const struct value_case {
+	const char *elem, *attr, *value;	/* value NULL: the attribute is left out */
+	const char *want;			/* "field=value", or "LINE: diagnostic" */
+} value_cases[] = {
+	/* <gateway> */
+	{ "gateway", "xmlns", NULL, "npeers=1" },
+	{ "gateway", "xmlns", "urn:other", "1: <gateway> attribute \"xmlns\": \"urn:other\" is not urn:simplegw:config:1" },
+	{ "gateway", "version", "1", "1: <gateway>: unknown attribute \"version\"" },
+	{ "gateway", "xmlns:x", "urn:x", "1: <gateway>: unknown attribute \"xmlns:x\"" },
+
+	/* <log level> */
+	{ "log", "level", NULL, "log.level=info" },
+	{ "log", "level", "error", "log.level=error" },
+	{ "log", "level", "warning", "log.level=warning" },
+	{ "log", "level", "notice", "log.level=notice" },
+	{ "log", "level", "debug", "log.level=debug" },
+	{ "log", "level", "DEBUG", "log.level=debug" },
+	{ "log", "level", "loud", "2: <log> attribute \"level\": \"loud\" is not one of error, warning, notice, info, debug" },
+	{ "log", "level", "", "2: <log> attribute \"level\": \"\" is not one of" },
+	{ "log", "level", X65 X65, "2: <log> attribute \"level\": \"" X64 "...\" is not one of" },
+	{ "log", "level", "a&#9;b&#10;", "2: <log> attribute \"level\": \"a\\x09b\\x0a\" is not one of" },
+	/* <log stderr>, <log syslog>: booleans */
+	{ "log", "stderr", NULL, "log.stderr=1" },
+	{ "log", "stderr", "no", "log.stderr=0" },
+	{ "log", "stderr", "false", "log.stderr=0" },
+	{ "log", "stderr", "off", "log.stderr=0" },
+	{ "log", "stderr", "0", "log.stderr=0" },
+	{ "log", "stderr", "Off", "log.stderr=0" },
+	{ "log", "stderr", "yes", "log.stderr=1" },
+	{ "log", "stderr", "2", "2: <log> attribute \"stderr\": \"2\" is not one of yes, no, true, false, on, off, 1, 0" },
+	{ "log", "syslog", NULL, "log.syslog=0" },
+	{ "log", "syslog", "yes", "log.syslog=1" },
+	{ "log", "syslog", "true", "log.syslog=1" },
+	{ "log", "syslog", "on", "log.syslog=1" },
+	{ "log", "syslog", "1", "log.syslog=1" },
+	{ "log", "syslog", "", "2: <log> attribute \"syslog\": \"\" is not one of yes" },
+	/* <log facility> */
+	{ "log", "facility", NULL, "log.facility=daemon" },
+	{ "log", "facility", "user", "log.facility=user" },
+	{ "log", "facility", "local0", "log.facility=local0" },
+	{ "log", "facility", "local7", "log.facility=local7" },
+	{ "log", "facility", "local8", "2: <log> attribute \"facility\": \"local8\" is not one of daemon, user, local0" },
+	{ "log", "colour", "red", "2: <log>: unknown attribute \"colour\"" },
+
+	/* <xmpp domain> */
+	{ "xmpp", "domain", "XMPP.Example", "xmpp.domain=xmpp.example" },
+	{ "xmpp", "domain", "a", "xmpp.domain=a" },
+	{ "xmpp", "domain", "a-b.c-d.example", "xmpp.domain=a-b.c-d.example" },
+	{ "xmpp", "domain", "192.0.2.1", "xmpp.domain=192.0.2.1" },
+	{ "xmpp", "domain", "[2001:DB8::1]", "xmpp.domain=[2001:db8::1]" },
+	{ "xmpp", "domain", L63 ".example", "xmpp.domain=" L63 ".example" },
+	{ "xmpp", "domain", L63 "." L63 "." L63 "." L61, "xmpp.domain=" L63 "." L63 "." L63 "." L61 },
+	{ "xmpp", "domain", L63 "." L63 "." L63 "." L62, "3: <xmpp> attribute \"domain\": \"" L63 "....\" is not a valid domain name: longer than 253 characters" },
+	{ "xmpp", "domain", L64 ".example", "3: <xmpp> attribute \"domain\": \"" L64 "...\" is not a valid domain name: a label is longer than 63 characters" },
+	{ "xmpp", "domain", "", "3: <xmpp> attribute \"domain\": \"\" is not a valid domain name: it is empty" },
+	{ "xmpp", "domain", "-a.example", "3: <xmpp> attribute \"domain\": \"-a.example\" is not a valid domain name: a label starts with '-'" },
+	{ "xmpp", "domain", "a-.example", "3: <xmpp> attribute \"domain\": \"a-.example\" is not a valid domain name: a label ends with '-'" },
+	{ "xmpp", "domain", "a..example", "3: <xmpp> attribute \"domain\": \"a..example\" is not a valid domain name: empty label" },
+	{ "xmpp", "domain", "a.example.", "3: <xmpp> attribute \"domain\": \"a.example.\" is not a valid domain name: empty label" },
+	{ "xmpp", "domain", ".example", "3: <xmpp> attribute \"domain\": \".example\" is not a valid domain name: empty label" },
+	{ "xmpp", "domain", "a_b.example", "3: <xmpp> attribute \"domain\": \"a_b.example\" is not a valid domain name: only letters, digits" },
+	{ "xmpp", "domain", "b\xc3\xbc" "cher.example", "3: <xmpp> attribute \"domain\": \"b\xc3\xbc" "cher.example\" is not a valid domain name: only letters" },
+	{ "xmpp", "domain", "1.2.3", "3: <xmpp> attribute \"domain\": \"1.2.3\" is not a valid domain name: all-numeric top label" },
+	{ "xmpp", "domain", "256.1.1.1", "3: <xmpp> attribute \"domain\": \"256.1.1.1\" is not a valid domain name: all-numeric" },
+	{ "xmpp", "domain", "[::1", "3: <xmpp> attribute \"domain\": \"[::1\" is not a valid domain name: not an IPv6 literal" },
+	{ "xmpp", "domain", "[xyz]", "3: <xmpp> attribute \"domain\": \"[xyz]\" is not a valid domain name: not an IPv6 literal" },
+	{ "xmpp", "domain", "[]", "3: <xmpp> attribute \"domain\": \"[]\" is not a valid domain name: not an IPv6 literal" },
+	{ "xmpp", "domain", NULL, "3: <xmpp>: missing required attribute \"domain\"" },
+	/* <xmpp server> */
+	{ "xmpp", "server", "::1", "xmpp.server=::1" },
+	{ "xmpp", "server", "2001:db8::5", "xmpp.server=2001:db8::5" },
+	{ "xmpp", "server", "localhost", "3: <xmpp> attribute \"server\": \"localhost\" is not a numeric IPv4 or IPv6 address (names are not resolved)" },
+	{ "xmpp", "server", "[::1]", "3: <xmpp> attribute \"server\": \"[::1]\" is not a numeric IPv4 or IPv6 address" },
+	{ "xmpp", "server", "127.0.0.1 ", "3: <xmpp> attribute \"server\": \"127.0.0.1 \" is not a numeric" },
+	{ "xmpp", "server", "127.1", "3: <xmpp> attribute \"server\": \"127.1\" is not a numeric" },
+	{ "xmpp", "server", "0.0.0.0", "3: <xmpp> attribute \"server\": \"0.0.0.0\" is the unspecified address" },
+	{ "xmpp", "server", "::", "3: <xmpp> attribute \"server\": \"::\" is the unspecified address" },
+	{ "xmpp", "server", NULL, "3: <xmpp>: missing required attribute \"server\"" },
+	/* <xmpp port> */
+	{ "xmpp", "port", NULL, "xmpp.port=5347" },
+	{ "xmpp", "port", "1", "xmpp.port=1" },
+	{ "xmpp", "port", "65535", "xmpp.port=65535" },
+	{ "xmpp", "port", "0", "3: <xmpp> attribute \"port\": 0 is out of range 1..65535" },
+	{ "xmpp", "port", "65536", "3: <xmpp> attribute \"port\": 65536 is out of range 1..65535" },
+	{ "xmpp", "port", "70000", "3: <xmpp> attribute \"port\": 70000 is out of range 1..65535" },
+	{ "xmpp", "port", "99999999999999999999999", "3: <xmpp> attribute \"port\": 99999999999999999999999 is out of range 1..65535" },
+	{ "xmpp", "port", "-1", "3: <xmpp> attribute \"port\": \"-1\" is not a decimal number" },
+	{ "xmpp", "port", "+5", "3: <xmpp> attribute \"port\": \"+5\" is not a decimal number" },
+	{ "xmpp", "port", "5347x", "3: <xmpp> attribute \"port\": \"5347x\" is not a decimal number" },
+	{ "xmpp", "port", "0x10", "3: <xmpp> attribute \"port\": \"0x10\" is not a decimal number" },
+	{ "xmpp", "port", " 5347", "3: <xmpp> attribute \"port\": \" 5347\" is not a decimal number" },
+	{ "xmpp", "port", "", "3: <xmpp> attribute \"port\": \"\" is not a decimal number" },
+	/* <xmpp secret> (the base document has secret="s3cret") */
+	{ "xmpp", "secret", "s3cret", "xmpp.secret=s3cret" },
+	{ "xmpp", "secret", "a b&amp;c", "xmpp.secret=a b&c" },
+	{ "xmpp", "secret", X1024, "xmpp.secret.len=1024" },
+	{ "xmpp", "secret", X1024 "x", "3: <xmpp> attribute \"secret\": the secret must be 1..1024 bytes" },
+	{ "xmpp", "secret", "", "3: <xmpp> attribute \"secret\": the secret must be 1..1024 bytes" },
+	{ "xmpp", "secret", NULL, "3: <xmpp>: missing required attribute \"secret-file\" (or \"secret\")" },
+	/* <xmpp reconnect-min> */
+	{ "xmpp", "reconnect-min", NULL, "xmpp.reconnect-min=1000" },
+	{ "xmpp", "reconnect-min", "100ms", "xmpp.reconnect-min=100" },
+	{ "xmpp", "reconnect-min", "2s", "xmpp.reconnect-min=2000" },
+	{ "xmpp", "reconnect-min", "60s", "xmpp.reconnect-min=60000" },
+	{ "xmpp", "reconnect-min", "99ms", "3: <xmpp> attribute \"reconnect-min\": 99ms is out of range 100ms..10m" },
+	{ "xmpp", "reconnect-min", "0ms", "3: <xmpp> attribute \"reconnect-min\": 0ms is out of range 100ms..10m" },
+	{ "xmpp", "reconnect-min", "601s", "3: <xmpp> attribute \"reconnect-min\": 601s is out of range 100ms..10m" },
+	{ "xmpp", "reconnect-min", "1", "3: <xmpp> attribute \"reconnect-min\": \"1\" has no unit (write 1ms, 1s or 1m)" },
+	{ "xmpp", "reconnect-min", "1h", "3: <xmpp> attribute \"reconnect-min\": \"1h\" is not a duration" },
+	{ "xmpp", "reconnect-min", "1S", "3: <xmpp> attribute \"reconnect-min\": \"1S\" is not a duration" },
+	{ "xmpp", "reconnect-min", "1.5s", "3: <xmpp> attribute \"reconnect-min\": \"1.5s\" is not a duration" },
+	{ "xmpp", "reconnect-min", "1 s", "3: <xmpp> attribute \"reconnect-min\": \"1 s\" is not a duration" },
+	{ "xmpp", "reconnect-min", "ms", "3: <xmpp> attribute \"reconnect-min\": \"ms\" is not a duration" },
+	{ "xmpp", "reconnect-min", "18446744073709551615m", "3: <xmpp> attribute \"reconnect-min\": 18446744073709551615m is out of range" },
+	{ "xmpp", "reconnect-min", "99999999999999999999999ms", "3: <xmpp> attribute \"reconnect-min\": 99999999999999999999999ms is out of range" },
+	/* <xmpp reconnect-max>: also at least reconnect-min */
+	{ "xmpp", "reconnect-max", NULL, "xmpp.reconnect-max=60000" },
+	{ "xmpp", "reconnect-max", "60m", "xmpp.reconnect-max=3600000" },
+	{ "xmpp", "reconnect-max", "1s", "xmpp.reconnect-max=1000" },
+	{ "xmpp", "reconnect-max", "61m", "3: <xmpp> attribute \"reconnect-max\": 61m is out of range 100ms..60m" },
+	{ "xmpp", "reconnect-max", "999ms", "3: <xmpp>: reconnect-max (999ms) is less than reconnect-min (1s)" },
+	{ "xmpp", "reconnect-max", "x", "3: <xmpp> attribute \"reconnect-max\": \"x\" is not a duration" },
+	/* <xmpp max-stanza> */
+	{ "xmpp", "max-stanza", NULL, "xmpp.max-stanza=65536" },
+	{ "xmpp", "max-stanza", "1024", "xmpp.max-stanza=1024" },
+	{ "xmpp", "max-stanza", "1k", "xmpp.max-stanza=1024" },
+	{ "xmpp", "max-stanza", "1K", "xmpp.max-stanza=1024" },
+	{ "xmpp", "max-stanza", "16M", "xmpp.max-stanza=16777216" },
+	{ "xmpp", "max-stanza", "16m", "xmpp.max-stanza=16777216" },
+	{ "xmpp", "max-stanza", "16384k", "xmpp.max-stanza=16777216" },
+	{ "xmpp", "max-stanza", "1023", "3: <xmpp> attribute \"max-stanza\": 1023 is out of range 1k..16M" },
+	{ "xmpp", "max-stanza", "16385k", "3: <xmpp> attribute \"max-stanza\": 16385k is out of range 1k..16M" },
+	{ "xmpp", "max-stanza", "18446744073709551615M", "3: <xmpp> attribute \"max-stanza\": 18446744073709551615M is out of range" },
+	{ "xmpp", "max-stanza", "64kb", "3: <xmpp> attribute \"max-stanza\": \"64kb\" is not a size" },
+	{ "xmpp", "max-stanza", "k", "3: <xmpp> attribute \"max-stanza\": \"k\" is not a size" },
+	{ "xmpp", "max-stanza", "64G", "3: <xmpp> attribute \"max-stanza\": \"64G\" is not a size" },
+	{ "xmpp", "resource", "x", "3: <xmpp>: unknown attribute \"resource\"" },
+
+	/* <sip t1> */
+	{ "sip", "t1", NULL, "sip.t1=500" },
+	{ "sip", "t1", "10ms", "sip.t1=10" },
+	{ "sip", "t1", "10s", "sip.t1=10000" },
+	{ "sip", "t1", "9ms", "4: <sip> attribute \"t1\": 9ms is out of range 10ms..10s" },
+	{ "sip", "t1", "11s", "4: <sip> attribute \"t1\": 11s is out of range 10ms..10s" },
+	{ "sip", "t1", "500", "4: <sip> attribute \"t1\": \"500\" has no unit (write 500ms, 500s or 500m)" },
+	/* <sip max-message> */
+	{ "sip", "max-message", NULL, "sip.max-message=65536" },
+	{ "sip", "max-message", "1024", "sip.max-message=1024" },
+	{ "sip", "max-message", "1M", "sip.max-message=1048576" },
+	{ "sip", "max-message", "1023", "4: <sip> attribute \"max-message\": 1023 is out of range 1k..1M" },
+	{ "sip", "max-message", "1025k", "4: <sip> attribute \"max-message\": 1025k is out of range 1k..1M" },
+	{ "sip", "address", "127.0.0.1", "4: <sip>: unknown attribute \"address\"" },
+	/* <listen> */
+	{ "listen", "transport", NULL, "listen[0].transport=udp" },
+	{ "listen", "transport", "tcp", "listen[0].transport=tcp" },
+	{ "listen", "transport", "TCP", "listen[0].transport=tcp" },
+	{ "listen", "transport", "sctp", "5: <listen> attribute \"transport\": \"sctp\" is not one of udp, tcp" },
+	{ "listen", "address", "::", "listen[0].address=::" },
+	{ "listen", "address", "0.0.0.0", "listen[0].address=0.0.0.0" },
+	{ "listen", "address", "fe80::1%eth0", "5: <listen> attribute \"address\": \"fe80::1%eth0\" is not a numeric IPv4 or IPv6 address" },
+	{ "listen", "address", "localhost", "5: <listen> attribute \"address\": \"localhost\" is not a numeric" },
+	{ "listen", "address", NULL, "5: <listen>: missing required attribute \"address\"" },
+	{ "listen", "port", NULL, "listen[0].port=5060" },
+	{ "listen", "port", "65535", "listen[0].port=65535" },
+	{ "listen", "port", "0", "5: <listen> attribute \"port\": 0 is out of range 1..65535" },
+	{ "listen", "port", "70000", "5: <listen> attribute \"port\": 70000 is out of range 1..65535" },
+	{ "listen", "port", "5060", "listen[0].line=5" },
+
+	/* <im> */
+	{ "im", "max-body", NULL, "im.max-body=8192" },
+	{ "im", "max-body", "1", "im.max-body=1" },
+	{ "im", "max-body", "1M", "im.max-body=1048576" },
+	{ "im", "max-body", "0", "7: <im> attribute \"max-body\": 0 is out of range 1..1M" },
+	{ "im", "max-body", "1048577", "7: <im> attribute \"max-body\": 1048577 is out of range 1..1M" },
+	{ "im", "delivery-wait", NULL, "im.delivery-wait=2000" },
+	{ "im", "delivery-wait", "0ms", "im.delivery-wait=0" },
+	{ "im", "delivery-wait", "0s", "im.delivery-wait=0" },
+	{ "im", "delivery-wait", "30s", "im.delivery-wait=30000" },
+	{ "im", "delivery-wait", "30001ms", "7: <im> attribute \"delivery-wait\": 30001ms is out of range 0ms..30s" },
+	{ "im", "delivery-wait", "1m", "7: <im> attribute \"delivery-wait\": 1m is out of range 0ms..30s" },
+	{ "im", "delivery-wait", "0", "7: <im> attribute \"delivery-wait\": \"0\" has no unit" },
+	{ "im", "type", NULL, "im.type=chat" },
+	{ "im", "type", "normal", "im.type=normal" },
+	{ "im", "type", "groupchat", "7: <im> attribute \"type\": \"groupchat\" is not one of chat, normal" },
+
+	/* <peer> */
+	{ "peer", "name", NULL, "peer[0].name=sip.example" },
+	{ "peer", "name", "sipnet", "peer[0].name=sipnet" },
+	{ "peer", "name", "x", "peer[0].name=x" },
+	{ "peer", "name", "Net-1_(a)!~", "peer[0].name=Net-1_(a)!~" },
+	{ "peer", "name", X64, "peer[0].name=" X64 },
+	{ "peer", "name", X65, "8: <peer> attribute \"name\": \"" X64 "...\" is not 1..64 printable ASCII characters without spaces" },
+	{ "peer", "name", "", "8: <peer> attribute \"name\": \"\" is not 1..64 printable ASCII" },
+	{ "peer", "name", "a b", "8: <peer> attribute \"name\": \"a b\" is not 1..64 printable ASCII" },
+	{ "peer", "name", "a&#9;b", "8: <peer> attribute \"name\": \"a\\x09b\" is not 1..64 printable ASCII" },
+	{ "peer", "name", "caf\xc3\xa9", "8: <peer> attribute \"name\": \"caf\xc3\xa9\" is not 1..64 printable ASCII" },
+	{ "peer", "domain", "SIP.Example", "peer[0].domain=sip.example" },
+	{ "peer", "domain", "SIP.Example", "peer[0].component=sip.example" },
+	{ "peer", "domain", "sip..example", "8: <peer> attribute \"domain\": \"sip..example\" is not a valid domain name: empty label" },
+	{ "peer", "domain", NULL, "8: <peer>: missing required attribute \"domain\"" },
+	{ "peer", "addressing", NULL, "peer[0].addressing=domain" },
+	{ "peer", "addressing", "domain", "peer[0].addressing=domain" },
+	{ "peer", "addressing", "escaped", "8: <peer>: \"escaped\" addressing requires attribute \"component\"" },
+	{ "peer", "addressing", "mixed", "8: <peer> attribute \"addressing\": \"mixed\" is not one of domain, escaped" },
+	{ "peer", "component", NULL, "peer[0].component=sip.example" },
+	{ "peer", "component", "sip.example", "peer[0].component=sip.example" },
+	{ "peer", "component", "SIP.EXAMPLE", "peer[0].component=sip.example" },
+	{ "peer", "component", "other.example", "8: <peer>: component \"other.example\" differs from domain \"sip.example\"" },
+	{ "peer", "component", "bad..example", "8: <peer> attribute \"component\": \"bad..example\" is not a valid domain name" },
+	{ "peer", "line", "1", "8: <peer>: unknown attribute \"line\"" },
+	{ "peer", "domain", "sip.example", "peer[0].line=8" },
+	/* <route> */
+	{ "route", "address", "192.0.2.1", "peer[0].route.address=192.0.2.1" },
+	{ "route", "address", "2001:db8::1", "peer[0].route.address=2001:db8::1" },
+	{ "route", "address", "0.0.0.0", "9: <route> attribute \"address\": \"0.0.0.0\" is the unspecified address" },
+	{ "route", "address", "sip.example", "9: <route> attribute \"address\": \"sip.example\" is not a numeric" },
+	{ "route", "address", NULL, "9: <route>: missing required attribute \"address\"" },
+	{ "route", "port", "5080", "peer[0].route.port=5080" },
+	{ "route", "port", NULL, "peer[0].route.port=5060" },
+	{ "route", "port", "65536", "9: <route> attribute \"port\": 65536 is out of range 1..65535" },
+	{ "route", "transport", NULL, "peer[0].route.transport=udp" },
+	{ "route", "transport", "tcp", "peer[0].route.transport=tcp" },
+	{ "route", "transport", "tls", "9: <route> attribute \"transport\": \"tls\" is not one of udp, tcp" },
+	/* <trust> */
+	{ "trust", "address", "127.0.0.1", "peer[0].trust[0]=127.0.0.1/32" },
+	{ "trust", "address", "10.1.0.0/16", "peer[0].trust[0]=10.1.0.0/16" },
+	{ "trust", "address", "10.1.0.0/16", "peer[0].trust[0].text=10.1.0.0/16" },
+	{ "trust", "address", "10.1.128.0/17", "peer[0].trust[0]=10.1.128.0/17" },
+	{ "trust", "address", "10.1.2.3/32", "peer[0].trust[0]=10.1.2.3/32" },
+	{ "trust", "address", "0.0.0.0/0", "peer[0].trust[0]=0.0.0.0/0" },
+	{ "trust", "address", "2001:db8::/32", "peer[0].trust[0]=2001:db8::/32" },
+	{ "trust", "address", "::1", "peer[0].trust[0]=::1/128" },
+	{ "trust", "address", "::/0", "peer[0].trust[0]=::/0" },
+	{ "trust", "address", "10.1.2.3/16", "10: <trust> attribute \"address\": \"10.1.2.3/16\" has host bits set (did you mean 10.1.0.0/16?)" },
+	{ "trust", "address", "10.1.192.0/17", "10: <trust> attribute \"address\": \"10.1.192.0/17\" has host bits set (did you mean 10.1.128.0/17?)" },
+	{ "trust", "address", "2001:db8::1/32", "10: <trust> attribute \"address\": \"2001:db8::1/32\" has host bits set (did you mean 2001:db8::/32?)" },
+	{ "trust", "address", "10.0.0.0/33", "10: <trust> attribute \"address\": \"10.0.0.0/33\": prefix length 33 is out of range 0..32" },
+	{ "trust", "address", "::1/129", "10: <trust> attribute \"address\": \"::1/129\": prefix length 129 is out of range 0..128" },
+	{ "trust", "address", "::ffff:10.0.0.1", "10: <trust> attribute \"address\": \"::ffff:10.0.0.1\": write IPv4-mapped networks as IPv4" },
+	{ "trust", "address", "10.0.0.0/", "10: <trust> attribute \"address\": \"10.0.0.0/\" is not a numeric address or address/prefix" },
+	{ "trust", "address", "10.0.0.0/1a", "10: <trust> attribute \"address\": \"10.0.0.0/1a\" is not a numeric address" },
+	{ "trust", "address", "10.0.0.0/0016", "10: <trust> attribute \"address\": \"10.0.0.0/0016\" is not a numeric address" },
+	{ "trust", "address", "10.0.0.0/-1", "10: <trust> attribute \"address\": \"10.0.0.0/-1\" is not a numeric address" },
+	{ "trust", "address", "10.0.0.0/8/8", "10: <trust> attribute \"address\": \"10.0.0.0/8/8\" is not a numeric address" },
+	{ "trust", "address", "host.example", "10: <trust> attribute \"address\": \"host.example\" is not a numeric address" },
+	{ "trust", "address", "", "10: <trust> attribute \"address\": \"\" is not a numeric address" },
+	{ "trust", "address", NULL, "10: <trust>: missing required attribute \"address\"" },
+	{ "trust", "prefix", "8", "10: <trust>: unknown attribute \"prefix\"" },
+};
+
+static void test_values(void)
+{
+	for (size_t i = 0; i < NELEM(value_cases); i++) {
+		const struct value_case *vc = &value_cases[i];
+		const char *want[2] = { vc->want, NULL };
+		char *xml = build(vc->elem, vc->attr, vc->value);
+		char *what = gw_xasprintf("value row %zu <%s %s=\"%s\">", i, vc->elem, vc->attr,
+					  vc->value ? vc->value : "(absent)");
+		struct diags d = { 0 };
+		struct conf *c = parse_str("gw.xml", xml, 0, &d);
+
+		expect(what, "gw.xml", c, &d, want, NULL);
+		conf_free(c);
+		diags_clear(&d);
+		free(what);
+		free(xml);
+	}
+}
+
+/* ---- whole documents: structure, semantics, several errors at once, line numbers */
+
+#define GW "<gateway xmlns=\"urn:simplegw:config:1\">\n"
+#define XMPP "<xmpp domain=\"xmpp.example\" server=\"127.0.0.1\" secret=\"s3cret\"/>\n"
+#define SIP "<sip><listen address=\"127.0.0.1\"/></sip>\n"
+#define PEER "<peer domain=\"sip.example\"><route address=\"127.0.0.1\"/><trust address=\"127.0.0.1\"/></peer>\n"
+#define ROUTE_TRUST "<route address=\"127.0.0.1\"/><trust address=\"127.0.0.1\"/>"
+#define END "</gateway>\n"
+
+static const struct doc_case {
+	const char *what;
+	const char *xml;
+	const char *want[MAX_WANT];
+} doc_cases[] = {
+	{ "minimal document (lines: gateway, xmpp, sip, peer, end)",
+	  GW XMPP SIP PEER END,
+	  { "log.level=info", "log.stderr=1", "log.syslog=0", "log.facility=daemon",
+	    "im.max-body=8192", "im.delivery-wait=2000", "im.type=chat", "nlisten=1",
+	    "listen[0].line=3", "peer[0].line=4", "peer[0].name=sip.example", "path=gw.xml" } },
+	{ "the example in conf.h",
+	  "<gateway xmlns=\"urn:simplegw:config:1\">\n"
+	  "  <log level=\"info\" stderr=\"yes\" syslog=\"no\" facility=\"daemon\"/>\n"
+	  "  <xmpp domain=\"xmpp.example\" server=\"127.0.0.1\" port=\"5347\" secret=\"x\"\n"
+	  "        reconnect-min=\"1s\" reconnect-max=\"60s\" max-stanza=\"64k\"/>\n"
+	  "  <sip>\n"
+	  "    <listen transport=\"udp\" address=\"127.0.0.1\" port=\"5060\"/>\n"
+	  "    <listen transport=\"tcp\" address=\"127.0.0.1\" port=\"5060\"/>\n"
+	  "  </sip>\n"
+	  "  <im max-body=\"8k\" delivery-wait=\"2s\" type=\"chat\"/>\n"
+	  "  <peer name=\"sipnet\" domain=\"sip.example\" addressing=\"domain\">\n"
+	  "    <route address=\"127.0.0.1\" port=\"5080\" transport=\"udp\"/>\n"
+	  "    <trust address=\"127.0.0.1\"/>\n"
+	  "    <trust address=\"10.1.0.0/16\"/>\n"
+	  "  </peer>\n"
+	  "</gateway>\n",
+	  { "nlisten=2", "listen[1].transport=tcp", "listen[1].line=7", "peer[0].name=sipnet",
+	    "peer[0].ntrust=2", "peer[0].trust[1]=10.1.0.0/16", "peer[0].route.port=5080",
+	    "xmpp.secret=x", "peer[0].line=10" } },
+	{ "several peers, elements in any order, comments and whitespace anywhere",
+	  "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+	  "<!-- a comment before the root -->\n"
+	  "<gateway>\n"
+	  "  <peer domain=\"a.example\"><!-- c -->" ROUTE_TRUST "</peer>\n"
+	  "  <peer domain=\"b.example\" addressing=\"escaped\" component=\"gw.xmpp.example\">\n"
+	  "    " ROUTE_TRUST "\n"
+	  "  </peer>\n"
+	  "  <peer domain=\"c.example\" addressing=\"escaped\" component=\"GW.xmpp.example\">"
+	  ROUTE_TRUST "</peer>\n"
+	  "  <sip>\n    <listen address=\"::1\"/>\n    <listen address=\"::1\" transport=\"tcp\"/>\n"
+	  "    <listen address=\"127.0.0.1\"/>\n  </sip>\n"
+	  "  " XMPP
+	  "  <![CDATA[  ]]>\n"
+	  "</gateway>\n"
+	  "<!-- and after -->\n",
+	  { "npeers=3", "nlisten=3", "peer[1].component=gw.xmpp.example",
+	    "peer[2].component=gw.xmpp.example", "peer[1].addressing=escaped", "peer[1].line=5",
+	    "peer[2].line=8", "listen[2].line=12", "peer[0].component=a.example" } },
+	{ "<log> and <im> may be left out; defaults still apply",
+	  GW XMPP SIP PEER END,
+	  { "log.facility=daemon", "im.type=chat", "xmpp.port=5347", "sip.max-message=65536" } },
+	{ "xmlns on a child element, when it is the right one",
+	  GW "<xmpp xmlns=\"urn:simplegw:config:1\" domain=\"xmpp.example\" server=\"::1\" "
+	  "secret=\"s\"/>\n" SIP PEER END,
+	  { "xmpp.server=::1" } },
+	{ "CRLF line ends count as one line",
+	  "<gateway>\r\n<xmpp domain=\"xmpp.example\" server=\"127.0.0.1\" secret=\"s\"/>\r\n"
+	  "<sip><listen address=\"127.0.0.1\"/></sip>\r\n"
+	  "<peer domain=\"sip.example\" bad=\"1\">" ROUTE_TRUST "</peer>\r\n</gateway>\r\n",
+	  { "4: <peer>: unknown attribute \"bad\"" } },
+	{ "the line of a start tag spread over lines is where it starts",
+	  GW "<xmpp domain=\"xmpp.example\"\n  server=\"127.0.0.1\"\n  port=\"0\"\n  secret=\"s\"/>\n"
+	  SIP PEER END,
+	  { "2: <xmpp> attribute \"port\": 0 is out of range 1..65535" } },
+
+	/* well-formedness: one error, then stop */
+	{ "empty input", "", { "1: malformed XML: no element found" } },
+	{ "not XML", "hello\n", { "1: malformed XML: syntax error" } },
+	{ "mismatched tag", GW XMPP "<sip>\n</peer>\n" END,
+	  { "4: malformed XML: mismatched tag" } },
+	{ "unclosed document", GW XMPP SIP, { "4: malformed XML: no element found" } },
+	{ "junk after the root element", GW XMPP SIP PEER END "<gateway/>\n",
+	  { "6: malformed XML: junk after document element" } },
+	{ "a control character is not XML", GW XMPP "\x01" SIP PEER END,
+	  { "3: malformed XML: not well-formed (invalid token)" } },
+	{ "undefined entity", GW "<log level=\"&foo;\"/>\n" XMPP SIP PEER END,
+	  { "2: malformed XML: undefined entity" } },
+	{ "duplicate attribute", GW "<log level=\"info\" level=\"debug\"/>\n" XMPP SIP PEER END,
+	  { "2: malformed XML: duplicate attribute" } },
+	{ "errors before a well-formedness error are kept",
+	  GW "<log level=\"loud\"/>\n" XMPP "<sip>\n</peer>\n" END,
+	  { "2: <log> attribute \"level\"", "5: malformed XML: mismatched tag" } },
+
+	/* refused outright: DOCTYPE (XML bombs), another root */
+	{ "DOCTYPE with an entity bomb",
+	  "<!DOCTYPE gateway [\n<!ENTITY a \"aaaaaaaaaa\">\n<!ENTITY b \"&a;&a;&a;&a;&a;\">\n]>\n"
+	  "<gateway>&b;</gateway>\n",
+	  { "1: DOCTYPE declarations are not allowed" } },
+	{ "DOCTYPE without a subset", "\n<!DOCTYPE gateway>\n" GW XMPP SIP PEER END,
+	  { "2: DOCTYPE declarations are not allowed" } },
+	{ "DOCTYPE with an external DTD",
+	  "<!DOCTYPE gateway SYSTEM \"/etc/passwd\">\n" GW XMPP SIP PEER END,
+	  { "1: DOCTYPE declarations are not allowed" } },
+	{ "the root element must be <gateway>", "<config>\n<log level=\"loud\"/>\n</config>\n",
+	  { "1: the root element is <config>; it must be <gateway>" } },
+	{ "a namespace prefix is not understood", "<c:gateway xmlns:c=\"urn:simplegw:config:1\"/>",
+	  { "1: the root element is <c:gateway>; it must be <gateway>" } },
+
+	/* structure errors: reported, parsing goes on */
+	{ "processing instruction", GW "<?foo bar?>\n" XMPP SIP PEER END,
+	  { "2: processing instruction <?foo?> is not allowed" } },
+	{ "unknown element: its content is skipped",
+	  GW "<bogus level=\"x\">\n<log colour=\"red\"/>\ntext\n</bogus>\n" XMPP SIP PEER END,
+	  { "2: <gateway>: unknown element <bogus>" } },
+	{ "misplaced element names its place",
+	  GW XMPP SIP "<listen address=\"127.0.0.1\"/>\n" PEER END,
+	  { "4: <gateway>: <listen> is not allowed here; it belongs in <sip>" } },
+	{ "misplaced <trust>",
+	  GW XMPP "<sip><listen address=\"127.0.0.1\"/><trust address=\"::1\"/></sip>\n" PEER END,
+	  { "3: <sip>: <trust> is not allowed here; it belongs in <peer>" } },
+	{ "<gateway> nested", GW XMPP SIP PEER "<peer domain=\"b.example\">" ROUTE_TRUST
+	  "\n<gateway/></peer>\n" END,
+	  { "6: <peer>: <gateway> may only be the root element" } },
+	{ "a leaf element has no children", GW "<log><x/></log>\n" XMPP SIP PEER END,
+	  { "2: <log>: unknown element <x>" } },
+	{ "element names are case-sensitive", GW "<Log/>\n" XMPP SIP PEER END,
+	  { "2: <gateway>: unknown element <Log>" } },
+	{ "duplicate <xmpp>: the second one is skipped",
+	  GW XMPP SIP "<xmpp domain=\"-\" port=\"0\"/>\n" PEER END,
+	  { "4: <gateway>: duplicate <xmpp> (the first is at line 2)" } },
+	{ "duplicate <log>, <im> and <sip>",
+	  GW "<log/>\n<im/>\n" XMPP SIP "<log/>\n<im/>\n" SIP PEER END,
+	  { "6: <gateway>: duplicate <log> (the first is at line 2)",
+	    "7: <gateway>: duplicate <im> (the first is at line 3)",
+	    "8: <gateway>: duplicate <sip> (the first is at line 5)" } },
+	{ "duplicate <route>",
+	  GW XMPP SIP "<peer domain=\"sip.example\">\n" ROUTE_TRUST "\n<route address=\"::1\"/>\n"
+	  "</peer>\n" END,
+	  { "6: <peer>: duplicate <route> (the first is at line 5)" } },
+	{ "missing <xmpp>", GW SIP PEER END,
+	  { "1: <gateway>: missing required element <xmpp>" } },
+	{ "missing <sip>", GW XMPP PEER END,
+	  { "1: <gateway>: missing required element <sip>" } },
+	{ "missing <peer>", GW XMPP SIP END,
+	  { "1: <gateway>: missing required element <peer>" } },
+	{ "empty <gateway>", "<gateway/>",
+	  { "1: <gateway>: missing required element <xmpp>",
+	    "1: <gateway>: missing required element <sip>",
+	    "1: <gateway>: missing required element <peer>" } },
+	{ "<sip> without <listen>", GW XMPP "\n<sip>\n</sip>\n" PEER END,
+	  { "4: <sip>: missing required element <listen>" } },
+	{ "<peer> without <route> and <trust>",
+	  GW XMPP SIP "<peer domain=\"sip.example\">\n</peer>\n" END,
+	  { "4: <peer>: missing required element <route>",
+	    "4: <peer>: missing required element <trust>" } },
+	{ "a refused <trust> still counts as present",
+	  GW XMPP SIP "<peer domain=\"sip.example\"><route address=\"::1\"/>\n"
+	  "<trust address=\"bad\"/></peer>\n" END,
+	  { "5: <trust> attribute \"address\": \"bad\" is not a numeric address" } },
+	{ "text in an element, reported once, at its line",
+	  GW XMPP SIP "<peer domain=\"sip.example\">\n\n  some text\n" ROUTE_TRUST
+	  "\n  more text\n</peer>\n" END,
+	  { "6: <peer>: text is not allowed" } },
+	{ "text in the root and in a leaf",
+	  GW "hello" XMPP "<sip><listen address=\"127.0.0.1\">x</listen></sip>\n" PEER END,
+	  { "2: <gateway>: text is not allowed", "3: <listen>: text is not allowed" } },
+	{ "a character reference is text", GW "&#65;\n" XMPP SIP PEER END,
+	  { "2: <gateway>: text is not allowed" } },
+	{ "CDATA with text is text", GW "<![CDATA[x]]>\n" XMPP SIP PEER END,
+	  { "2: <gateway>: text is not allowed" } },
+	{ "xmlns on a child element, when it is another",
+	  GW "<log xmlns=\"urn:x\"/>\n" XMPP SIP PEER END,
+	  { "2: <log> attribute \"xmlns\": \"urn:x\" is not urn:simplegw:config:1" } },
+
+	/* semantic checks */
+	{ "secret and secret-file",
+	  GW "<xmpp domain=\"xmpp.example\" server=\"127.0.0.1\" secret=\"s\" secret-file=\"f\"/>\n"
+	  SIP PEER END,
+	  { "2: <xmpp>: give \"secret\" or \"secret-file\", not both" } },
+	{ "an empty secret-file",
+	  GW "<xmpp domain=\"xmpp.example\" server=\"127.0.0.1\" secret-file=\"\"/>\n" SIP PEER END,
+	  { "2: <xmpp> attribute \"secret-file\": \"\" is not a usable path" } },
+	{ "neither secret nor secret-file",
+	  GW "<xmpp domain=\"xmpp.example\" server=\"127.0.0.1\"/>\n" SIP PEER END,
+	  { "2: <xmpp>: missing required attribute \"secret-file\" (or \"secret\")" } },
+	{ "reconnect-max below reconnect-min",
+	  GW "<xmpp domain=\"xmpp.example\" server=\"127.0.0.1\" secret=\"s\" "
+	  "reconnect-min=\"10s\" reconnect-max=\"5s\"/>\n" SIP PEER END,
+	  { "2: <xmpp>: reconnect-max (5s) is less than reconnect-min (10s)" } },
+	{ "reconnect-min above the default reconnect-max",
+	  GW "<xmpp domain=\"xmpp.example\" server=\"127.0.0.1\" secret=\"s\" "
+	  "reconnect-min=\"2m\"/>\n" SIP PEER END,
+	  { "2: <xmpp>: reconnect-max (1m) is less than reconnect-min (2m)" } },
+	{ "a refused reconnect-min is not compared",
+	  GW "<xmpp domain=\"xmpp.example\" server=\"127.0.0.1\" secret=\"s\" "
+	  "reconnect-min=\"1h\" reconnect-max=\"500ms\"/>\n" SIP PEER END,
+	  { "2: <xmpp> attribute \"reconnect-min\": \"1h\" is not a duration" } },
+	{ "reconnect-max equal to reconnect-min",
+	  GW "<xmpp domain=\"xmpp.example\" server=\"127.0.0.1\" secret=\"s\" "
+	  "reconnect-min=\"5s\" reconnect-max=\"5000ms\"/>\n" SIP PEER END,
+	  { "xmpp.reconnect-max=5000" } },
+	{ "duplicate peer domains, compared in lower case",
+	  GW XMPP SIP PEER "<peer domain=\"SIP.example\" name=\"again\">" ROUTE_TRUST "</peer>\n" END,
+	  { "5: <peer>: domain \"sip.example\" is already the domain of the peer at line 4" } },
+	{ "a peer domain equal to the XMPP domain, even when <xmpp> comes later",
+	  GW "<peer domain=\"XMPP.example\">" ROUTE_TRUST "</peer>\n" SIP XMPP END,
+	  { "2: <peer>: domain \"xmpp.example\" is the XMPP domain of <xmpp>" } },
+	{ "escaped addressing without component",
+	  GW XMPP SIP "<peer domain=\"sip.example\" addressing=\"escaped\">" ROUTE_TRUST "</peer>\n"
+	  END,
+	  { "4: <peer>: \"escaped\" addressing requires attribute \"component\"" } },
+	{ "domain addressing with another component",
+	  GW XMPP SIP "<peer domain=\"sip.example\" component=\"gw.xmpp.example\">" ROUTE_TRUST
+	  "</peer>\n" END,
+	  { "4: <peer>: component \"gw.xmpp.example\" differs from domain \"sip.example\"" } },
+	{ "escaped component equal to the XMPP domain",
+	  GW XMPP SIP "<peer domain=\"sip.example\" addressing=\"escaped\" component=\"xmpp.example\">"
+	  ROUTE_TRUST "</peer>\n" END,
+	  { "4: <peer>: component \"xmpp.example\" is the XMPP domain of <xmpp>" } },
+	{ "escaped component equal to a domain-mode peer's domain, declared later",
+	  GW XMPP SIP "<peer domain=\"sip.example\" addressing=\"escaped\" component=\"b.example\">"
+	  ROUTE_TRUST "</peer>\n<peer domain=\"B.example\">" ROUTE_TRUST "</peer>\n" END,
+	  { "4: <peer>: component \"b.example\" is the domain of the peer at line 5" } },
+	{ "an escaped peer's domain may equal another escaped peer's component",
+	  GW XMPP SIP "<peer domain=\"a.example\" addressing=\"escaped\" component=\"gw.example\">"
+	  ROUTE_TRUST "</peer>\n<peer domain=\"gw.example\" addressing=\"escaped\" "
+	  "component=\"gw.example\">" ROUTE_TRUST "</peer>\n" END,
+	  { "npeers=2" } },
+	{ "duplicate listen",
+	  GW XMPP "<sip>\n<listen address=\"127.0.0.1\" port=\"5060\"/>\n"
+	  "<listen address=\"127.0.0.1\" transport=\"tcp\"/>\n"
+	  "<listen address=\"127.0.0.1\" transport=\"udp\"/>\n"
+	  "<listen address=\"0::1\"/>\n<listen address=\"::1\" port=\"5060\"/>\n"
+	  "<listen address=\"::1\" port=\"5061\"/>\n</sip>\n" PEER END,
+	  { "6: <listen>: udp 127.0.0.1 port 5060 is already declared at line 4",
+	    "8: <listen>: udp ::1 port 5060 is already declared at line 7" } },
+
+	/* many problems, one run */
+	{ "every error in one run, in document order",
+	  "<gateway xmlns=\"urn:simplegw:config:1\">\n"
+	  "  <log level=\"loud\" colour=\"red\"/>\n"
+	  "  <xmpp domain=\"xmpp.example\" server=\"localhost\" port=\"70000\" secret=\"s3cret\"/>\n"
+	  "  <sip>\n"
+	  "    <listen transport=\"sctp\" address=\"127.0.0.1\"/>\n"
+	  "  </sip>\n"
+	  "  <im type=\"chat\" delivery-wait=\"5\"/>\n"
+	  "  <bogus/>\n"
+	  "  <peer domain=\"sip.example\">\n"
+	  "    <trust address=\"10.1.2.3/16\"/>\n"
+	  "  </peer>\n"
+	  "  <peer domain=\"xmpp.example\">" ROUTE_TRUST "</peer>\n"
+	  "</gateway>\n",
+	  { "2: <log> attribute \"level\": \"loud\" is not one of",
+	    "2: <log>: unknown attribute \"colour\"",
+	    "3: <xmpp> attribute \"server\": \"localhost\" is not a numeric",
+	    "3: <xmpp> attribute \"port\": 70000 is out of range 1..65535",
+	    "5: <listen> attribute \"transport\": \"sctp\" is not one of udp, tcp",
+	    "7: <im> attribute \"delivery-wait\": \"5\" has no unit",
+	    "8: <gateway>: unknown element <bogus>",
+	    "10: <trust> attribute \"address\": \"10.1.2.3/16\" has host bits set (did you mean 10.1.0.0/16?)",
+	    "9: <peer>: missing required element <route>",
+	    "12: <peer>: domain \"xmpp.example\" is the XMPP domain of <xmpp>" } },
+};
+
+static void test_docs(void)
+{
+	for (size_t i = 0; i < NELEM(doc_cases); i++) {
+		const struct doc_case *dc = &doc_cases[i];
+		struct diags d = { 0 };
+		struct conf *c = parse_str("gw.xml", dc->xml, 0, &d);
+
+		expect(dc->what, "gw.xml", c, &d, dc->want, NULL);
+		conf_free(c);
+		diags_clear(&d);
+	}
+}
+
+/* conf_parse() bounds its input like conf_load(): 1 MiB, padding included. */
+static void test_size_bound(void)
+{
+	static const struct {
+		size_t size;
+		const char *want;
+	} rows[] = {
+		{ 1024 * 1024, "npeers=1" },
+		{ 1024 * 1024 + 1, "0: larger than 1048576 bytes" },
+	};
+
+	for (size_t i = 0; i < NELEM(rows); i++) {
+		char *xml = gw_xmalloc(rows[i].size);
+		const char *doc = GW XMPP SIP PEER END;
+		const char *want[2] = { rows[i].want, NULL };
+		struct diags d = { 0 };
+		struct conf *c;
+
+		memset(xml, ' ', rows[i].size);
+		memcpy(xml, doc, strlen(doc));
+		c = conf_parse("big.xml", xml, rows[i].size, 0, collect, &d);
+		expect(rows[i].want, "big.xml", c, &d, want, NULL);
+		conf_free(c);
+		diags_clear(&d);
+		free(xml);
+	}
+}
+
+/* ---- secret-file: resolution, first line, permissions */
+
+static char tmpdir[PATH_MAX];
+
+static void write_file(const char *path, const char *data, size_t len, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+	if (fd < 0 || write(fd, data, len) != (ssize_t)len || fchmod(fd, mode) < 0) {
+		fprintf(stderr, "cannot write %s: %s\n", path, strerror(errno));
+		exit(2);
+	}
+	close(fd);
+}
+
+enum setup { S_FILE, S_NONE, S_FIFO };
+
+static const struct secret_case {
+	const char *what;
+	const char *name;	/* the configuration's name; '@' is the temporary directory */
+	const char *attr;	/* secret-file as written; '@' likewise */
+	enum setup setup;	/* what @/secret is */
+	const char *content;
+	size_t len;		/* 0: strlen(content) */
+	mode_t mode;
+	int check_perms;
+	int in_dir;		/* parse with the temporary directory as working directory */
+	const char *want;	/* "field=value", or "3: diagnostic" ('@' is the directory) */
+} secret_cases[] = {
+	{ "relative to the file's directory", "@/gw.xml", "secret", S_FILE, "abc\n", 0, 0600, 1, 0,
+	  "xmpp.secret=abc" },
+	{ "no final newline", "@/gw.xml", "secret", S_FILE, "abc", 0, 0600, 1, 0, "xmpp.secret=abc" },
+	{ "CRLF", "@/gw.xml", "secret", S_FILE, "abc\r\nsecond\r\n", 0, 0600, 1, 0,
+	  "xmpp.secret=abc" },
+	{ "first line only", "@/gw.xml", "secret", S_FILE, "line one\nline two\n", 0, 0600, 1, 0,
+	  "xmpp.secret=line one" },
+	{ "1024 bytes", "@/gw.xml", "secret", S_FILE, X1024 "\n", 0, 0600, 1, 0,
+	  "xmpp.secret.len=1024" },
+	{ "1025 bytes", "@/gw.xml", "secret", S_FILE, X1024 "x\n", 0, 0600, 1, 0,
+	  "3: <xmpp> attribute \"secret-file\": the first line of @/secret is longer than 1024 bytes" },
+	{ "1025 bytes, no newline", "@/gw.xml", "secret", S_FILE, X1024 "x", 0, 0600, 1, 0,
+	  "3: <xmpp> attribute \"secret-file\": the first line of @/secret is longer than 1024 bytes" },
+	{ "a long file with a short first line", "@/gw.xml", "secret", S_FILE,
+	  "short\n" X1024 X1024 "\n", 0, 0600, 1, 0, "xmpp.secret=short" },
+	{ "empty file", "@/gw.xml", "secret", S_FILE, "", 0, 0600, 1, 0,
+	  "3: <xmpp> attribute \"secret-file\": the secret (first line of @/secret) is empty" },
+	{ "empty first line", "@/gw.xml", "secret", S_FILE, "\nabc\n", 0, 0600, 1, 0,
+	  "3: <xmpp> attribute \"secret-file\": the secret (first line of @/secret) is empty" },
+	{ "NUL byte", "@/gw.xml", "secret", S_FILE, "a\0c\n", 4, 0600, 1, 0,
+	  "3: <xmpp> attribute \"secret-file\": the first line of @/secret holds a NUL byte" },
+	{ "0644 refused", "@/gw.xml", "secret", S_FILE, "abc\n", 0, 0644, 1, 0,
+	  "3: <xmpp> attribute \"secret-file\": @/secret is readable by others; chmod 600 it" },
+	{ "0640 refused (group)", "@/gw.xml", "secret", S_FILE, "abc\n", 0, 0640, 1, 0,
+	  "3: <xmpp> attribute \"secret-file\": @/secret is readable by others; chmod 600 it" },
+	{ "0604 refused (others)", "@/gw.xml", "secret", S_FILE, "abc\n", 0, 0604, 1, 0,
+	  "3: <xmpp> attribute \"secret-file\": @/secret is readable by others; chmod 600 it" },
+	{ "0644 without check_perms", "@/gw.xml", "secret", S_FILE, "abc\n", 0, 0644, 0, 0,
+	  "xmpp.secret=abc" },
+	{ "0400", "@/gw.xml", "secret", S_FILE, "abc\n", 0, 0400, 1, 0, "xmpp.secret=abc" },
+	{ "0620: group may write, not read", "@/gw.xml", "secret", S_FILE, "abc\n", 0, 0620, 1, 0,
+	  "xmpp.secret=abc" },
+	{ "missing", "@/gw.xml", "nosuch", S_NONE, NULL, 0, 0, 1, 0,
+	  "3: <xmpp> attribute \"secret-file\": cannot open @/nosuch: No such file or directory" },
+	{ "absolute path ignores the file's directory", "elsewhere/gw.xml", "@/secret", S_FILE,
+	  "abs\n", 0, 0600, 1, 0, "xmpp.secret=abs" },
+	{ "a name without directory: the working directory", "gw.xml", "secret", S_FILE, "cwd\n",
+	  0, 0600, 1, 1, "xmpp.secret=cwd" },
+	{ "relative to a relative directory", "./gw.xml", "secret", S_FILE, "dot\n", 0, 0600, 1, 1,
+	  "xmpp.secret=dot" },
+	{ "a directory", "@/gw.xml", ".", S_NONE, NULL, 0, 0, 1, 0,
+	  "3: <xmpp> attribute \"secret-file\": @/. is not a regular file" },
+	{ "a FIFO is refused without blocking", "@/gw.xml", "secret", S_FIFO, NULL, 0, 0600, 1, 0,
+	  "3: <xmpp> attribute \"secret-file\": @/secret is not a regular file" },
+};
+
+static void test_secrets(void)
+{
+	char *secret = gw_xasprintf("%s/secret", tmpdir);
+	char cwd[PATH_MAX];
+
+	if (!getcwd(cwd, sizeof(cwd))) {
+		perror("getcwd");
+		exit(2);
+	}
+	for (size_t i = 0; i < NELEM(secret_cases); i++) {
+		const struct secret_case *sc = &secret_cases[i];
+		char *name = subst(sc->name, tmpdir), *attr = subst(sc->attr, tmpdir);
+		char *xml = gw_xasprintf(GW "<log/>\n<xmpp domain=\"xmpp.example\" server=\"127.0.0.1\" "
+					 "secret-file=\"%s\"/>\n" SIP PEER END, attr);
+		const char *want[2] = { sc->want, NULL };
+		struct diags d = { 0 };
+		struct conf *c;
+
+		unlink(secret);
+		if (sc->setup == S_FILE)
+			write_file(secret, sc->content, sc->len ? sc->len : strlen(sc->content),
+				   sc->mode);
+		if (sc->setup == S_FIFO && mkfifo(secret, sc->mode) < 0) {
+			perror("mkfifo");
+			exit(2);
+		}
+		if (sc->in_dir && chdir(tmpdir) < 0) {
+			perror("chdir");
+			exit(2);
+		}
+		c = parse_str(name, xml, sc->check_perms, &d);
+		if (sc->in_dir && chdir(cwd) < 0) {
+			perror("chdir");
+			exit(2);
+		}
+		expect(sc->what, name, c, &d, want, tmpdir);
+		conf_free(c);
+		diags_clear(&d);
+		free(xml);
+		free(attr);
+		free(name);
+	}
+	unlink(secret);
+	free(secret);
+}
+
+/* ---- conf_load(): reading the file, and the rule for a file holding secret="" */
+
+enum load_setup { L_WRITE, L_MISSING, L_DIR, L_BIG };
+
+#define XMPP_FILE "<xmpp domain=\"xmpp.example\" server=\"127.0.0.1\" secret-file=\"secret\"/>\n"
+
+static const struct load_case {
+	const char *what;
+	enum load_setup setup;
+	const char *xml;
+	mode_t conf_mode, secret_mode;	/* @/gw.xml, and @/secret holding "abc\n" */
+	const char *want[4];		/* '@' is the temporary directory */
+} load_cases[] = {
+	{ "inline secret, file 0600", L_WRITE, GW XMPP SIP PEER END, 0600, 0600,
+	  { "xmpp.secret=s3cret", "path=@/gw.xml" } },
+	{ "inline secret, file 0400", L_WRITE, GW XMPP SIP PEER END, 0400, 0600,
+	  { "xmpp.secret=s3cret" } },
+	{ "inline secret, file 0644", L_WRITE, GW XMPP SIP PEER END, 0644, 0600,
+	  { "2: <xmpp> attribute \"secret\": @/gw.xml is readable by others; chmod 600 it" } },
+	{ "inline secret, file 0640", L_WRITE, GW XMPP SIP PEER END, 0640, 0600,
+	  { "2: <xmpp> attribute \"secret\": @/gw.xml is readable by others" } },
+	{ "inline secret, file 0644, and another error", L_WRITE,
+	  GW XMPP "<sip/>\n" PEER END, 0644, 0600,
+	  { "3: <sip>: missing required element <listen>",
+	    "2: <xmpp> attribute \"secret\": @/gw.xml is readable by others" } },
+	{ "secret-file 0600, file 0644", L_WRITE, GW XMPP_FILE SIP PEER END, 0644, 0600,
+	  { "xmpp.secret=abc" } },
+	{ "secret-file 0644: conf_load always checks", L_WRITE, GW XMPP_FILE SIP PEER END, 0600,
+	  0644, { "2: <xmpp> attribute \"secret-file\": @/secret is readable by others" } },
+	{ "missing file", L_MISSING, NULL, 0, 0,
+	  { "0: cannot open: No such file or directory" } },
+	{ "a directory", L_DIR, NULL, 0, 0, { "0: cannot read: Is a directory" } },
+	{ "larger than 1 MiB", L_BIG, NULL, 0600, 0600, { "0: larger than 1048576 bytes" } },
+	{ "malformed", L_WRITE, GW XMPP, 0600, 0600, { "3: malformed XML: no element found" } },
+};
+
+static void test_load(void)
+{
+	char *path = gw_xasprintf("%s/gw.xml", tmpdir);
+	char *secret = gw_xasprintf("%s/secret", tmpdir);
+	char *dir = gw_xasprintf("%s/dir.xml", tmpdir);
+
+	if (mkdir(dir, 0700) < 0) {
+		perror("mkdir");
+		exit(2);
+	}
+	for (size_t i = 0; i < NELEM(load_cases); i++) {
+		const struct load_case *lc = &load_cases[i];
+		const char *file = lc->setup == L_DIR ? dir : path;
+		struct diags d = { 0 };
+		struct conf *c;
+
+		unlink(path);
+		write_file(secret, "abc\n", 4, lc->secret_mode);
+		if (lc->setup == L_WRITE) {
+			write_file(path, lc->xml, strlen(lc->xml), lc->conf_mode);
+		} else if (lc->setup == L_BIG) {
+			size_t n = 1024 * 1024 + 1;
+			char *big = gw_xmalloc(n);
+
+			memset(big, ' ', n);
+			write_file(path, big, n, lc->conf_mode);
+			free(big);
+		}
+		c = conf_load(file, collect, &d);
+		expect(lc->what, file, c, &d, lc->want, tmpdir);
+		conf_free(c);
+		diags_clear(&d);
+	}
+	unlink(path);
+	unlink(secret);
+	rmdir(dir);
+	free(dir);
+	free(secret);
+	free(path);
+}
+
+/* ---- the sample conf/gateway.xml, loaded as deployed: copied next to its secret, chmod 600 */
+
+static void test_sample(void)
+{
+	/* __FILE__ is tests/unit/test_conf.c, relative to the tree (or absolute) */
+	static const char self[] = "tests/unit/test_conf.c";
+	static const char *const want[] = {
+		"xmpp.domain=xmpp.example", "xmpp.server=127.0.0.1", "xmpp.port=5347",
+		"xmpp.secret=sample-secret", "nlisten=2", "listen[1].transport=tcp",
+		"npeers=1", "peer[0].domain=sip.example", "peer[0].component=sip.example",
+		"peer[0].route.address=127.0.0.1", "peer[0].route.port=5080", "log.syslog=1",
+		NULL,
+	};
+	const char *me = __FILE__;
+	size_t flen = strlen(me);
+	char *src = gw_xasprintf("%.*sconf/gateway.xml", (int)(flen - strlen(self)), me);
+	char *dst = gw_xasprintf("%s/gateway.xml", tmpdir);
+	char *secret = gw_xasprintf("%s/component.secret", tmpdir);
+	char *buf = gw_xmalloc(64 * 1024);
+	struct diags d = { 0 };
+	struct conf *c;
+	size_t n;
+	FILE *f;
+
+	CHECK(flen >= strlen(self) && strcmp(me + flen - strlen(self), self) == 0,
+	      "sample: cannot locate the tree from %s", me);
+	f = fopen(src, "r");
+	CHECK(f != NULL, "sample: cannot open %s", src);
+	if (f) {
+		n = fread(buf, 1, 64 * 1024, f);
+		fclose(f);
+		write_file(dst, buf, n, 0600);
+		write_file(secret, "sample-secret\n", 14, 0600);
+		c = conf_load(dst, collect, &d);
+		expect("sample conf/gateway.xml", dst, c, &d, want, NULL);
+		if (c) {
+			CHECK_INT(c->peers[0].ntrust, 2, "sample: trusts");
+			CHECK_STR(c->peers[0].name, "sipnet", "sample: peer name");
+		}
+		conf_free(c);
+		diags_clear(&d);
+
+		/* and as shipped, readable secret: refused */
+		write_file(secret, "sample-secret\n", 14, 0644);
+		c = conf_load(dst, collect, &d);
+		CHECK(c == NULL && d.n == 1, "sample: a 0644 secret-file is refused");
+		conf_free(c);
+		diags_clear(&d);
+		unlink(dst);
+		unlink(secret);
+	}
+	free(buf);
+	free(secret);
+	free(dst);
+	free(src);
+}
+
+/* ---- lookups */
+
+static const char lookup_doc[] =
+	GW XMPP SIP
+	"<peer domain=\"sip.example\">\n"
+	"  <route address=\"127.0.0.1\"/>\n"
+	"  <trust address=\"10.1.0.0/16\"/><trust address=\"192.0.2.7\"/>\n"
+	"  <trust address=\"2001:db8::/32\"/><trust address=\"::1\"/>\n"
+	"  <trust address=\"10.2.0.0/17\"/><trust address=\"2001:db8:ff00::/41\"/>\n"
+	"</peer>\n"
+	"<peer domain=\"other.example\" addressing=\"escaped\" component=\"sip-gw.xmpp.example\">"
+	ROUTE_TRUST "</peer>\n"
+	"<peer domain=\"third.example\" addressing=\"escaped\" component=\"SIP-GW.xmpp.example\">"
+	ROUTE_TRUST "</peer>\n"
+	"<peer domain=\"any.example\"><route address=\"::1\"/>"
+	"<trust address=\"0.0.0.0/0\"/><trust address=\"::/0\"/></peer>\n"
+	END;
+
+static const struct {
+	int by_component;
+	const char *key;
+	int want;		/* peer index, or -1 */
+} lookup_cases[] = {
+	{ 0, "sip.example", 0 },
+	{ 0, "SIP.Example", 0 },
+	{ 0, "other.example", 1 },
+	{ 0, "third.example", 2 },
+	{ 0, "xmpp.example", -1 },
+	{ 0, "sip-gw.xmpp.example", -1 },
+	{ 0, "", -1 },
+	{ 1, "sip.example", 0 },
+	{ 1, "Sip-Gw.Xmpp.Example", 1 },
+	{ 1, "other.example", -1 },
+	{ 1, "any.example", 3 },
+	{ 1, "xmpp.example", -1 },
+};
+
+static const struct {
+	int peer;
+	const char *addr;	/* "unix": an AF_UNIX address */
+	int want;
+} trust_cases[] = {
+	{ 0, "10.1.2.3", 1 },
+	{ 0, "10.1.0.0", 1 },
+	{ 0, "10.1.255.255", 1 },
+	{ 0, "10.0.255.255", 0 },
+	{ 0, "10.2.127.255", 1 },
+	{ 0, "10.2.128.0", 0 },
+	{ 0, "192.0.2.7", 1 },
+	{ 0, "192.0.2.8", 0 },
+	{ 0, "::ffff:10.1.2.3", 1 },
+	{ 0, "::ffff:192.0.2.7", 1 },
+	{ 0, "::ffff:192.0.2.8", 0 },
+	{ 0, "::10.1.2.3", 0 },
+	{ 0, "2001:db8::1", 1 },
+	{ 0, "2001:db8:ffff::1", 1 },
+	{ 0, "2001:db9::1", 0 },
+	{ 0, "::1", 1 },
+	{ 0, "::2", 0 },
+	{ 0, "127.0.0.1", 0 },
+	{ 0, "unix", 0 },
+	{ 1, "127.0.0.1", 1 },
+	{ 1, "::ffff:127.0.0.1", 1 },
+	{ 1, "127.0.0.2", 0 },
+	{ 3, "203.0.113.9", 1 },
+	{ 3, "::ffff:203.0.113.9", 1 },
+	{ 3, "2001:db8::9", 1 },
+	{ 3, "unix", 0 },
+};
+
+static void test_lookups(void)
+{
+	struct diags d = { 0 };
+	struct conf *c = parse_str("gw.xml", lookup_doc, 0, &d);
+
+	CHECK(c != NULL, "lookup document parses");
+	diags_dump(&d);
+	diags_clear(&d);
+	if (!c)
+		return;
+	for (size_t i = 0; i < NELEM(lookup_cases); i++) {
+		const struct conf_peer *pe = lookup_cases[i].by_component ?
+			conf_peer_by_component(c, lookup_cases[i].key) :
+			conf_peer_by_domain(c, lookup_cases[i].key);
+		long got = pe ? (long)(pe - c->peers) : -1;
+
+		CHECK_INT(got, lookup_cases[i].want, "lookup row %zu (%s %s)", i,
+			  lookup_cases[i].by_component ? "component" : "domain",
+			  lookup_cases[i].key);
+	}
+	for (size_t i = 0; i < NELEM(trust_cases); i++) {
+		struct sockaddr_storage ss;
+		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+		struct sockaddr_un *sun = (struct sockaddr_un *)&ss;
+
+		memset(&ss, 0, sizeof(ss));
+		if (strcmp(trust_cases[i].addr, "unix") == 0)
+			sun->sun_family = AF_UNIX;
+		else if (inet_pton(AF_INET, trust_cases[i].addr, &sin->sin_addr) == 1)
+			sin->sin_family = AF_INET;
+		else if (inet_pton(AF_INET6, trust_cases[i].addr, &sin6->sin6_addr) == 1)
+			sin6->sin6_family = AF_INET6;
+		CHECK(ss.ss_family != 0, "trust row %zu: bad test address", i);
+		CHECK_INT(conf_peer_trusts(&c->peers[trust_cases[i].peer], (struct sockaddr *)&ss),
+			  trust_cases[i].want, "trust row %zu (peer %d, %s)", i, trust_cases[i].peer,
+			  trust_cases[i].addr);
+	}
+	CHECK_INT(conf_peer_trusts(NULL, NULL), 0, "trusts: NULL");
+	conf_free(c);
+
+	CHECK_STR(conf_transport_name(CONF_TRANSPORT_UDP), "udp", "transport name udp");
+	CHECK_STR(conf_transport_name(CONF_TRANSPORT_TCP), "tcp", "transport name tcp");
+	CHECK_STR(conf_transport_name((enum conf_transport)99), "?", "transport name unknown");
+	conf_free(NULL);
+}
+
+int main(void)
+{
+	snprintf(tmpdir, sizeof(tmpdir), "%s/test_conf.XXXXXX",
+		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	if (!mkdtemp(tmpdir)) {
+		perror("mkdtemp");
+		return 2;
+	}
+	test_values();
+	test_docs();
+	test_size_bound();
+	test_secrets();
+	test_load();
+	test_sample();
+	test_lookups();
+	rmdir(tmpdir);
+	TEST_DONE();
+}
