@@ -10,6 +10,7 @@
 
 #ifdef __GNUC__
 #define GW_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#define GW_VPRINTF(f) __attribute__((format(printf, f, 0)))
 #define GW_NORETURN __attribute__((noreturn))
 #else
 #define GW_PRINTF(f, a)
@@ -34,7 +35,8 @@ void log_init(const char *ident, enum conf_log_level level, int to_stderr, int t
 void log_set_level(enum conf_log_level level);
 int log_enabled(enum conf_log_level level);
 void log_msg(enum conf_log_level level, const char *func, const char *fmt, ...) GW_PRINTF(3, 4);
-void log_vmsg(enum conf_log_level level, const char *func, const char *fmt, va_list ap);
+void log_vmsg(enum conf_log_level level, const char *func, const char *fmt, va_list ap)
+	GW_VPRINTF(3);
 #define log_error(...) log_msg(CONF_LOG_ERROR, __func__, __VA_ARGS__)
 #define log_warn(...) log_msg(CONF_LOG_WARNING, __func__, __VA_ARGS__)
 #define log_notice(...) log_msg(CONF_LOG_NOTICE, __func__, __VA_ARGS__)

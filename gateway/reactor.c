@@ -94,6 +94,8 @@ static void reactor_event_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Sofia's log lines arrive in fragments; they are logged at debug level, one line per record. */
+static void reactor_sofia_log(void *stream, char const *fmt, va_list ap) GW_VPRINTF(2);
+
 static void reactor_sofia_log(void *stream, char const *fmt, va_list ap)
 {
 	struct reactor *r = stream;
