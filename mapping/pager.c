@@ -160,8 +160,8 @@ static void pager_late_error(struct pager *pg, struct pager_in *e, const char *c
 			     const char *text)
 {
 	struct sip_out_message m;
-	char *body = gw_xasprintf("Your message to %s was not delivered: %s%s%s", e->jid_to,
-				  condition, text ? " (" : "", text ? ")" : "");
+	char *body = gw_xasprintf("Your message to %s was not delivered: %s%s%s%s", e->jid_to,
+				  condition, text ? " (" : "", text ? text : "", text ? ")" : "");
 	char clean[1024];
 
 	/* the peer's text goes into a SIP body: keep it to valid UTF-8, one paragraph */

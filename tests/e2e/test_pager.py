@@ -260,3 +260,43 @@ async def test_options_from_trusted_peer(env):
     await env.gateway()
     uac = env.uac(template="uac_options.xml")
     check(await uac.run() == 0, uac.error_text())
+
+
+async def test_late_client_error_reaches_the_sip_sender(env):
+    """An error the XMPP client itself sends after the MESSAGE was answered 200 becomes a notice MESSAGE."""
+    await env.gateway()
+    alice = await env.client("alice")
+
+    def bounce(msg):
+        if msg["type"] in ("chat", "normal") and msg["body"]:
+            err = msg.reply()
+            err["type"] = "error"
+            err["id"] = msg["id"]
+            err["error"]["type"] = "cancel"
+            err["error"]["condition"] = "not-acceptable"
+            err["error"]["text"] = "this client takes no messages from strangers"
+            err.send()
+    alice.add_event_handler("message", bounce)
+    uas = await env.uas().start()
+    uac = env.uac(body="will be refused by the client")
+    check(await uac.run() == 0, f"the MESSAGE itself is answered 200: {uac.error_text()}")
+    check(await uas.wait() == 0, f"a notice MESSAGE reached the SIP side: {uas.error_text()}")
+    start, hdrs, body = uas.received()[0]
+    check(start == f"MESSAGE sip:bob@{SIP_DOMAIN} SIP/2.0", start)
+    check(f"sip:alice@{XMPP_DOMAIN}" in header(hdrs, "from"), header(hdrs, "from"))
+    check(b"not delivered" in body and b"not-acceptable" in body and b"strangers" in body, repr(body))
+
+
+async def test_tcp_both_ways(env):
+    peer = default_peer(env).replace('transport="udp"', 'transport="tcp"')
+    await env.gateway(peers=[peer])
+    alice = await env.client("alice")
+    uas = env.sipp("uas", "uas_reply.xml", dict(status="200", phrase="OK"), port=env.peer_sip_port,
+                   transport="t1")
+    await uas.start()
+    send(alice, f"bob@{SIP_DOMAIN}", body="over TCP")
+    check(await uas.wait() == 0, uas.error_text())
+    check(uas.received()[0][2] == b"over TCP", repr(uas.received()))
+    uac = env.uac(body="back over TCP", transport="t1")
+    check(await uac.run() == 0, uac.error_text())
+    await alice.expect(lambda m: m["body"].rstrip() == "back over TCP", 5, "the TCP message")
