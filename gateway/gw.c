@@ -6,6 +6,7 @@
  * SIP stack down; end each component stream with </stream:stream>; leave the loop.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 #include "gw.h"
 
 #define GW_DRAIN_MS 5000
+#define GW_TRIM_MS 10000
 #define GW_DRAIN_POLL_MS 20
 #define NS_PING "urn:xmpp:ping"
 #define NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
@@ -150,6 +152,17 @@ static void gw_on_sip_message(void *arg, struct sip_incoming *in,
 	pager_from_sip(gw->pager, in, info);
 }
 
+/* ---- housekeeping */
+
+/* Completed SIP transactions are kept 64*T1 (32 s) to absorb retransmissions, so a burst of
+ * messages leaves much freed memory behind it; glibc keeps freed memory mapped unless asked. */
+static void gw_trim_cb(evutil_socket_t fd, short what, void *arg)
+{
+#ifdef __GLIBC__
+	malloc_trim(0);
+#endif
+}
+
 /* ---- shutdown */
 
 static void gw_link_stopped(void *arg)
@@ -244,6 +257,7 @@ struct gw *gw_new(struct conf *conf)
 		.shutdown_done = gw_on_sip_down,
 	};
 	unsigned char rnd[4];
+	struct timeval trim_tv = { GW_TRIM_MS / 1000, 0 };
 
 	gw->conf = conf;
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
@@ -278,6 +292,9 @@ struct gw *gw_new(struct conf *conf)
 	gw->sig_ev[0] = evsignal_new(gw->base, SIGTERM, gw_signal_cb, gw);
 	gw->sig_ev[1] = evsignal_new(gw->base, SIGINT, gw_signal_cb, gw);
 	gw->drain_ev = evtimer_new(gw->base, gw_drain_cb, gw);
+	gw->trim_ev = event_new(gw->base, -1, EV_PERSIST, gw_trim_cb, gw);
+	if (!gw->trim_ev || event_add(gw->trim_ev, &trim_tv) != 0)
+		gw_fatal("cannot install the housekeeping timer");
 	if (!gw->sig_ev[0] || !gw->sig_ev[1] || !gw->drain_ev ||
 	    evsignal_add(gw->sig_ev[0], NULL) != 0 || evsignal_add(gw->sig_ev[1], NULL) != 0)
 		gw_fatal("cannot install signal events");
@@ -309,6 +326,8 @@ void gw_free(struct gw *gw)
 			event_free(gw->sig_ev[i]);
 	if (gw->drain_ev)
 		event_free(gw->drain_ev);
+	if (gw->trim_ev)
+		event_free(gw->trim_ev);
 	pager_free(gw->pager);
 	sip_stack_free(gw->sip);
 	for (size_t i = 0; i < gw->nlinks; i++)

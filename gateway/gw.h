@@ -78,6 +78,7 @@ struct gw {
 	enum gw_state state;
 	struct event *sig_ev[2];	/* SIGTERM, SIGINT */
 	struct event *drain_ev;
+	struct event *trim_ev;		/* returns freed memory to the system now and then */
 	uint64_t drain_started_ms;
 	size_t links_open;		/* links not yet stopped during shutdown */
 	char id_prefix[16];		/* random per process: our stanza ids cannot be guessed */

@@ -158,6 +158,8 @@ struct reactor *reactor_new(struct event_base *base)
 	}
 	/* nua's stack task runs in this thread: no thread is ever started */
 	su_root_threading(r->root, 0);
+	/* handle every ready socket per step, not one: under load, fewer passes and syscalls */
+	su_root_multishot(r->root, 1);
 
 	r->io_ev = event_new(base, r->epfd, EV_READ | EV_PERSIST, reactor_event_cb, r);
 	r->timer_ev = evtimer_new(base, reactor_event_cb, r);
