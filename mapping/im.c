@@ -163,6 +163,8 @@ int map_cpim_parse(const char *buf, size_t len, struct map_cpim *out)
 		else if (cpim_ieq(name, "datetime"))
 			out->datetime = value;
 		else if (cpim_ieq(name, "subject")) {
+			struct map_span lang = { NULL, 0 };
+
 			/* Subject:;lang=fr text */
 			if (value.n && value.p[0] == ';') {
 				size_t i = 1;
@@ -170,11 +172,14 @@ int map_cpim_parse(const char *buf, size_t len, struct map_cpim *out)
 				while (i < value.n && value.p[i] != ' ')
 					i++;
 				if (i > 6 && strncmp(value.p + 1, "lang=", 5) == 0)
-					out->subject_lang = span_trim(value.p + 6, i - 6);
+					lang = span_trim(value.p + 6, i - 6);
 				value = span_trim(value.p + i, value.n - i);
 			}
-			if (!out->subject.p)
+			/* the first Subject wins, and only its own language goes with it */
+			if (!out->subject.p) {
 				out->subject = value;
+				out->subject_lang = lang;
+			}
 		} else if (cpim_ieq(name, "require")) {
 			return -1;	/* no CPIM extension is implemented */
 		}
@@ -198,21 +203,24 @@ size_t map_header_text(const char *src, char *dst, size_t len)
 
 	if (!len)
 		return 0;
-	while (*src == ' ' || *src == '\t' || *src == '\r' || *src == '\n')
+	/* controls become spaces, so leading ones go with the leading spaces */
+	while (*src && ((unsigned char)*src <= ' ' || *src == 0x7f))
 		src++;
 	for (; *src && n + 1 < len; src++)
 		dst[n++] = ((unsigned char)*src < 0x20 || *src == 0x7f) ? ' ' : *src;
-	/* never end inside a UTF-8 sequence */
-	cut = n;
+	/* never end inside a UTF-8 sequence, but keep a last one that is complete */
 	if (*src) {
+		cut = n;
 		while (cut && ((unsigned char)dst[cut - 1] & 0xc0) == 0x80)
 			cut--;
-		if (cut && ((unsigned char)dst[cut - 1] & 0xc0) == 0xc0)
-			cut--;
-		else
-			cut = n;
+		if (cut && ((unsigned char)dst[cut - 1] & 0xc0) == 0xc0) {
+			unsigned char lead = (unsigned char)dst[cut - 1];
+			size_t need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
+
+			if (n - (cut - 1) < need)
+				n = cut - 1;
+		}
 	}
-	n = cut;
 	while (n && dst[n - 1] == ' ')
 		n--;
 	dst[n] = '\0';

@@ -245,8 +245,12 @@ static const char *link_error_condition(xmpp_stanza_t *err, const char **text)
 
 		if (!name || !xmpp_stanza_is_tag(c))
 			continue;
-		if (strcmp(name, "text") == 0)
-			*text = xmpp_stanza_get_text_ptr(xmpp_stanza_get_children(c));
+		if (strcmp(name, "text") == 0) {
+			xmpp_stanza_t *t = xmpp_stanza_get_children(c);
+
+			/* <text/> may be empty: libstrophe's getter does not accept NULL. */
+			*text = t && xmpp_stanza_is_text(t) ? xmpp_stanza_get_text_ptr(t) : NULL;
+		}
 		else
 			cond = name;
 	}

@@ -16,7 +16,10 @@
 #include "../gateway/gw.h"
 #include "xmpp.h"
 
-#define NS_SEP ' '
+/* Expat refuses a namespace name holding the separator.  Prosody (separator "\1") forwards names
+ * with spaces, or with raw line ends that read back as spaces, so a space here would let any
+ * remote user break the stream; \1 cannot occur in XML 1.0 text at all. */
+#define NS_SEP '\1'
 #define NS_XML "http://www.w3.org/XML/1998/namespace"
 #define FEED_CHUNK 4096		/* bytes handed to expat per call: bounds the overshoot past a limit */
 
@@ -63,7 +66,10 @@ static int parser_failed(const struct xmpp_parser *p)
 
 static void parser_check_size(struct xmpp_parser *p)
 {
-	unsigned long long at = (unsigned long long)XML_GetCurrentByteIndex(p->xp);
+	/* up to the end of the current event: a stanza's end tag (or its whole self-closing
+	 * start tag) counts too */
+	unsigned long long at = (unsigned long long)XML_GetCurrentByteIndex(p->xp) +
+				(unsigned long long)XML_GetCurrentByteCount(p->xp);
 
 	if (p->depth >= 2 && at > p->mark && at - p->mark > p->max_stanza)
 		parser_fail(p, "policy-violation", "stanza larger than %zu bytes", p->max_stanza);
@@ -162,19 +168,23 @@ static void XMLCALL parser_start(void *ud, const XML_Char *name, const XML_Char 
 	if (!s)
 		gw_fatal("xmpp_parser: out of memory");
 	if (p->depth == 1 && parser_ns_eq(ns, nslen, XMPP_NS_STREAMS)) {
-		char full[64];
+		char *full = gw_xasprintf("stream:%s", local);
 
-		snprintf(full, sizeof(full), "stream:%s", local);
 		xmpp_stanza_set_name(s, full);
+		free(full);
+		/* the name carries the prefix, not a default namespace: unprefixed children are
+		 * still in the stream's default namespace */
 		free(p->nsstack[0]);
-		p->nsstack[0] = gw_xstrdup(XMPP_NS_STREAMS);
+		p->nsstack[0] = gw_xstrdup(XMPP_NS_COMPONENT);
 	} else {
 		const char *parent_ns = p->depth == 1 ? XMPP_NS_COMPONENT : p->nsstack[p->depth - 2];
 		char *nsbuf = ns ? gw_xstrndup(ns, nslen) : gw_xstrdup(parent_ns);
 
 		xmpp_stanza_set_name(s, local);
-		/* a stanza in the client namespace is one in the stream's default namespace */
-		if (p->depth == 1 && strcmp(nsbuf, "jabber:client") == 0) {
+		/* a stanza in the client namespace is one in the stream's default namespace, and
+		 * so are its children that inherit jabber:client from it */
+		if (strcmp(parent_ns, XMPP_NS_COMPONENT) == 0 &&
+		    strcmp(nsbuf, "jabber:client") == 0) {
 			free(nsbuf);
 			nsbuf = gw_xstrdup(XMPP_NS_COMPONENT);
 		}
@@ -244,6 +254,9 @@ static void XMLCALL parser_chars(void *ud, const XML_Char *s, int len)
 				parser_fail(p, "not-well-formed", "text outside any stanza");
 				return;
 			}
+		/* consumed: it no longer counts against the bound on buffered markup */
+		p->mark = (unsigned long long)XML_GetCurrentByteIndex(p->xp) +
+			  (unsigned long long)XML_GetCurrentByteCount(p->xp);
 		return;
 	}
 	if (p->textlen + (size_t)len > p->max_stanza) {
@@ -292,6 +305,12 @@ static void parser_setup(struct xmpp_parser *p)
 	if (!p->xp)
 		gw_fatal("xmpp_parser: out of memory");
 	XML_SetUserData(p->xp, p);
+	/* Expat >= 2.6 (and Debian's backport) may hold back a token completed by a small read
+	 * until more data arrives; a stream peer waits for our answer instead, so a stanza
+	 * would sit unparsed until the next keepalive. */
+#if XML_MAJOR_VERSION > 2 || (XML_MAJOR_VERSION == 2 && XML_MINOR_VERSION >= 6)
+	XML_SetReparseDeferralEnabled(p->xp, XML_FALSE);
+#endif
 	XML_SetElementHandler(p->xp, parser_start, parser_end);
 	XML_SetCharacterDataHandler(p->xp, parser_chars);
 	XML_SetStartDoctypeDeclHandler(p->xp, parser_doctype);
