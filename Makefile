@@ -6,6 +6,7 @@
 #   make e2e          end-to-end tests only (sanitized gateway against Prosody, slixmpp, sipp, Kamailio)
 #   make fuzz         every libFuzzer harness for FUZZ_SECONDS each (default 300)
 #   WERROR=1          turn warnings into errors (CI does)
+#   BUILD=dir         build somewhere other than build/ (parallel work trees)
 
 SHELL   := /bin/bash
 .SHELLFLAGS := -o pipefail -c
@@ -31,9 +32,10 @@ CORE_SRCS := $(sort $(filter-out gateway/main.c,$(wildcard gateway/*.c conf/*.c 
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 FUZZ_SRCS := $(sort $(wildcard fuzz/fuzz_*.c))
 
-REL := build/release
-ASN := build/asan
-FZ  := build/fuzz
+BUILD ?= build
+REL := $(BUILD)/release
+ASN := $(BUILD)/asan
+FZ  := $(BUILD)/fuzz
 
 REL_OBJS := $(CORE_SRCS:%.c=$(REL)/%.o)
 ASN_OBJS := $(CORE_SRCS:%.c=$(ASN)/%.o)
@@ -108,6 +110,6 @@ bench: $(REL)/simplegw
 	$(PYTHON) bench/run.py --gateway $(REL)/simplegw
 
 clean:
-	rm -rf build
+	rm -rf $(BUILD)
 
--include $(shell find build -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
