@@ -35,6 +35,7 @@
 #define CONF_MAX_FILE ((size_t)1024 * 1024)	/* bytes of configuration, in a file or in memory */
 #define CONF_MAX_SECRET 1024		/* bytes of secret, inline or the first line of its file */
 #define CONF_MAX_NAME 64		/* characters of a peer name */
+#define CONF_MAX_SIPUSER 64		/* characters of <presence agent=""> */
 #define CONF_MAX_DEPTH 3		/* gateway > peer > route: deeper elements are all unknown */
 #define SHOWN_CHARS 64			/* characters of an offending value quoted in a diagnostic */
 #define SHOWN_SIZE (SHOWN_CHARS * 4 + 8)
@@ -55,6 +56,7 @@ enum elem {
 	E_SIP,
 	E_LISTEN,
 	E_IM,
+	E_PRESENCE,
 	E_PEER,
 	E_ROUTE,
 	E_TRUST,
@@ -78,11 +80,13 @@ enum vtype {
 	V_KEYWORD,		/* one of opt.kw, stored as int */
 	V_UINT,			/* decimal, stored as unsigned */
 	V_DURATION,		/* NNNms, NNNs, NNNm; stored as unsigned milliseconds */
+	V_SECONDS,		/* a duration of whole seconds (bounds in ms); stored as unsigned seconds */
 	V_SIZE,			/* NNN, NNNk, NNNM; stored as size_t bytes */
 	V_DOMAIN,		/* hostname or IP literal, lower-cased; char * */
 	V_ADDRESS,		/* numeric address to send to (not unspecified); char * */
 	V_BIND,			/* numeric address to bind to (may be unspecified); char * */
 	V_NAME,			/* 1..64 printable ASCII without spaces; char * */
+	V_SIPUSER,		/* 1..64 characters of an RFC 3261 user part; char * */
 	V_SECRET,		/* 1..CONF_MAX_SECRET bytes; char *, zeroed when freed */
 	V_PATH,			/* non-empty path; char * */
 	V_TRUST,		/* address or address/prefix; struct conf_trust */
@@ -106,7 +110,7 @@ struct opt {
 	const char *name;
 	enum vtype type;
 	const struct keyword *kw;
-	unsigned long long min, max;	/* V_UINT, V_DURATION (ms), V_SIZE (bytes) */
+	unsigned long long min, max;	/* V_UINT, V_DURATION and V_SECONDS (ms), V_SIZE (bytes) */
 	const char *def;		/* default, in the file's syntax; NULL: none */
 	int required;
 	enum target target;
@@ -211,6 +215,16 @@ static const struct opt opts[] = {
 	{ E_IM,     "delivery-wait", V_DURATION, NULL,          0, 30000,         "2s",     0, IN_CONF(im_delivery_wait_ms) },
 	{ E_IM,     "type",          V_KEYWORD,  kw_im_type,    0, 0,             "chat",   0, IN_CONF(im_type) },
 
+	{ E_PRESENCE, "enabled",     V_KEYWORD,  kw_bool,       0, 0,             "yes",    0, IN_CONF(presence_enabled) },
+	{ E_PRESENCE, "database",    V_PATH,     NULL,          0, 0,             NULL,     0, IN_CONF(presence_db) },
+	{ E_PRESENCE, "expires",     V_SECONDS,  NULL,          60000, 86400000,  "3600s",  0, IN_CONF(presence_expires_s) },
+	{ E_PRESENCE, "min-expires", V_SECONDS,  NULL,          1000, 3600000,    "60s",    0, IN_CONF(presence_min_expires_s) },
+	{ E_PRESENCE, "max-expires", V_SECONDS,  NULL,          1000, 86400000,   "3600s",  0, IN_CONF(presence_max_expires_s) },
+	{ E_PRESENCE, "agent",       V_SIPUSER,  NULL,          0, 0,             "simplegw", 0, IN_CONF(presence_agent) },
+	{ E_PRESENCE, "max-watchers", V_UINT,    NULL,          1, 10000000,      "100000", 0, IN_CONF(presence_max_watchers) },
+	{ E_PRESENCE, "max-subscriptions", V_UINT, NULL,        1, 10000000,      "100000", 0, IN_CONF(presence_max_subscriptions) },
+	{ E_PRESENCE, "max-document", V_SIZE,    NULL,          1024, MIB,        "64k",    0, IN_CONF(presence_max_doc) },
+
 	{ E_PEER,   "name",          V_NAME,     NULL,          0, 0,             NULL,     0, IN_PEER(name) },
 	{ E_PEER,   "domain",        V_DOMAIN,   NULL,          0, 0,             NULL,     1, IN_PEER(domain) },
 	{ E_PEER,   "addressing",    V_KEYWORD,  kw_addressing, 0, 0,             "domain", 0, IN_PEER(addressing) },
@@ -225,8 +239,8 @@ static const struct opt opts[] = {
 
 _Static_assert(sizeof(opts) / sizeof(opts[0]) <= 64, "struct frame holds opts[] bits in 64 bits");
 
-static elem_fn xmpp_check, listen_start, listen_check, peer_start, peer_check, trust_start,
-	gateway_end;
+static elem_fn xmpp_check, listen_start, listen_check, presence_check, peer_start, peer_check,
+	trust_start, gateway_end;
 
 static const struct elem_def elem_defs[E_COUNT] = {
 	/*            name       parent     min max  start         check        end */
@@ -236,6 +250,7 @@ static const struct elem_def elem_defs[E_COUNT] = {
 	[E_SIP]     = { "sip",     E_GATEWAY, 1, 1,  NULL,         NULL,        NULL },
 	[E_LISTEN]  = { "listen",  E_SIP,     1, 0,  listen_start, listen_check, NULL },
 	[E_IM]      = { "im",      E_GATEWAY, 0, 1,  NULL,         NULL,        NULL },
+	[E_PRESENCE] = { "presence", E_GATEWAY, 0, 1, NULL,        presence_check, NULL },
 	[E_PEER]    = { "peer",    E_GATEWAY, 1, 0,  peer_start,   peer_check,  NULL },
 	[E_ROUTE]   = { "route",   E_PEER,    1, 1,  NULL,         NULL,        NULL },
 	[E_TRUST]   = { "trust",   E_PEER,    1, 0,  trust_start,  NULL,        NULL },
@@ -278,21 +293,21 @@ static void say(conf_report_fn *report, void *arg, const char *file, unsigned li
 	do { \
 		(p)->nerrors++; \
 		say((p)->report, (p)->arg, (p)->name, (line), __VA_ARGS__); \
-		    } while (0)
-		    
-		    /* Reports and stops the parse: what follows could only produce noise. */
-		    #define pfatal(p, line, ...) \
-		    do { \
-		    perr((p), (line), __VA_ARGS__); \
-		    (p)->fatal = 1; \
-		    XML_StopParser((p)->xp, XML_FALSE); \
-		    } while (0)
-		    
-		    /* Copies s for a diagnostic: control characters escaped, cut after SHOWN_CHARS characters.
-		    * Values come from the file and may hold anything a character reference can produce. */
-		    static const char *show(char *out, size_t outlen, const char *s)
-		    {
-		    size_t o = 0, i;
+	} while (0)
+
+/* Reports and stops the parse: what follows could only produce noise. */
+#define pfatal(p, line, ...) \
+	do { \
+		perr((p), (line), __VA_ARGS__); \
+		(p)->fatal = 1; \
+		XML_StopParser((p)->xp, XML_FALSE); \
+	} while (0)
+
+/* Copies s for a diagnostic: control characters escaped, cut after SHOWN_CHARS characters.
+ * Values come from the file and may hold anything a character reference can produce. */
+static const char *show(char *out, size_t outlen, const char *s)
+{
+	size_t o = 0, i;
 
 	for (i = 0; s[i] && i < SHOWN_CHARS && o + 5 < outlen; i++) {
 		unsigned char c = (unsigned char)s[i];
@@ -325,7 +340,11 @@ static int is_digit(char c)
 /* Bounds as the file would write them, so "out of range 100ms..10m" reads like the file. */
 static void fmt_amount(char *out, size_t len, enum vtype type, unsigned long long v)
 {
-	if (type == V_DURATION && v && v % 60000 == 0)
+	if (type == V_SECONDS && v % 1000 == 0)
+		snprintf(out, len, "%llus", v / 1000);	/* the docs write these in seconds */
+	else if (type == V_SECONDS)
+		snprintf(out, len, "%llums", v);
+	else if (type == V_DURATION && v && v % 60000 == 0)
 		snprintf(out, len, "%llum", v / 60000);
 	else if (type == V_DURATION && v && v % 1000 == 0)
 		snprintf(out, len, "%llus", v / 1000);
@@ -384,6 +403,7 @@ static int parse_number(const struct opt *o, const char *s, const char *shown, u
 			goto syntax;
 		break;
 	case V_DURATION:
+	case V_SECONDS:
 		if (!*p) {
 			snprintf(err, errlen, "\"%s\" has no unit (write %sms, %ss or %sm)", shown,
 				 shown, shown, shown);
@@ -406,6 +426,10 @@ static int parse_number(const struct opt *o, const char *s, const char *shown, u
 	if (n > ULLONG_MAX / mult)
 		overflow = 1;
 	n *= mult;
+	if (!overflow && o->type == V_SECONDS && n % 1000) {
+		snprintf(err, errlen, "\"%s\" is not a whole number of seconds", shown);
+		return -1;
+	}
 	if (overflow || n < o->min || n > o->max) {
 		fmt_amount(lo, sizeof(lo), o->type, o->min);
 		fmt_amount(hi, sizeof(hi), o->type, o->max);
@@ -419,7 +443,7 @@ syntax:
 	if (o->type == V_SIZE)
 		snprintf(err, errlen, "\"%s\" is not a size (bytes, or k or M: 65536, 64k, 1M)",
 			 shown);
-	else if (o->type == V_DURATION)
+	else if (o->type == V_DURATION || o->type == V_SECONDS)
 		snprintf(err, errlen, "\"%s\" is not a duration (a number and ms, s or m: 500ms, "
 			 "2s, 1m)", shown);
 	else
@@ -590,6 +614,27 @@ syntax:
 	return -1;
 }
 
+static int is_hex(char c)
+{
+	return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* RFC 3261 25.1: user = 1*( unreserved / escaped / user-unreserved ). */
+static int is_sip_user(const char *s)
+{
+	for (; *s; s++) {
+		if ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || is_digit(*s) ||
+		    strchr("-_.!~*'()&=+$,;?/", *s))
+			continue;
+		if (*s == '%' && is_hex(s[1]) && is_hex(s[2])) {
+			s += 2;
+			continue;
+		}
+		return 0;
+	}
+	return 1;
+}
+
 /* Parses s as o's type into v (which then owns any allocation); on error fills err. */
 static int value_parse(const struct opt *o, const char *s, union value *v, char *err,
 		       size_t errlen)
@@ -604,6 +649,7 @@ static int value_parse(const struct opt *o, const char *s, union value *v, char 
 		return parse_keyword(o, s, shown, v, err, errlen);
 	case V_UINT:
 	case V_DURATION:
+	case V_SECONDS:
 	case V_SIZE:
 		return parse_number(o, s, shown, v, err, errlen);
 	case V_DOMAIN:
@@ -625,6 +671,15 @@ static int value_parse(const struct opt *o, const char *s, union value *v, char 
 		if (len < 1 || len > CONF_MAX_NAME) {
 			snprintf(err, errlen, "\"%s\" is not 1..%d printable ASCII characters without "
 				 "spaces", shown, CONF_MAX_NAME);
+			return -1;
+		}
+		v->s = gw_xstrdup(s);
+		return 0;
+	case V_SIPUSER:
+		if (len < 1 || len > CONF_MAX_SIPUSER || !is_sip_user(s)) {
+			snprintf(err, errlen, "\"%s\" is not a SIP user part of 1..%d characters "
+				 "(letters, digits, -_.!~*'()&=+$,;?/ and %%XX escapes)", shown,
+				 CONF_MAX_SIPUSER);
 			return -1;
 		}
 		v->s = gw_xstrdup(s);
@@ -669,6 +724,9 @@ static void value_store(const struct opt *o, void *base, union value *v)
 	case V_UINT:
 	case V_DURATION:
 		*(unsigned *)(void *)at = (unsigned)v->n;
+		break;
+	case V_SECONDS:
+		*(unsigned *)(void *)at = (unsigned)(v->n / 1000);
 		break;
 	case V_SIZE:
 		*(size_t *)(void *)at = (size_t)v->n;
@@ -781,21 +839,26 @@ static int refused(const struct frame *f, const char *name)
 
 /* ---- element hooks */
 
+/* A path from the file: a relative one is relative to the file's directory (a new string). */
+static char *resolve_path(const struct parser *p, const char *path)
+{
+	const char *slash = path[0] == '/' ? NULL : strrchr(p->name, '/');
+
+	if (slash)
+		return gw_xasprintf("%.*s/%s", (int)(slash - p->name), p->name, path);
+	return gw_xstrdup(path);
+}
+
 /* The secret is the file's first line, without its line end ("\n" or "\r\n"). */
 static void secret_load(struct parser *p, struct frame *f)
 {
 	char buf[CONF_MAX_SECRET + 3];
-	const char *slash = p->secret_file[0] == '/' ? NULL : strrchr(p->name, '/');
-	char *path, *eol;
+	char *path = resolve_path(p, p->secret_file), *eol;
 	size_t n = 0, len;
 	struct stat st;
 	ssize_t r;
 	int fd;
 
-	if (slash)
-		path = gw_xasprintf("%.*s/%s", (int)(slash - p->name), p->name, p->secret_file);
-	else
-		path = gw_xstrdup(p->secret_file);
 	/* O_NONBLOCK: a FIFO must not hang the parse; it is refused below as not a regular file */
 	fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0) {
@@ -877,6 +940,31 @@ static void xmpp_check(struct parser *p, struct frame *f)
 		fmt_amount(lo, sizeof(lo), V_DURATION, c->reconnect_min_ms);
 		fmt_amount(hi, sizeof(hi), V_DURATION, c->reconnect_max_ms);
 		perr(p, f->line, "<xmpp>: reconnect-max (%s) is less than reconnect-min (%s)", hi,
+		     lo);
+	}
+}
+
+static void presence_check(struct parser *p, struct frame *f)
+{
+	struct conf *c = p->conf;
+	char lo[32], hi[32];
+
+	if (good(f, "database") && strcmp(c->presence_db, ":memory:") == 0) {
+		/* next to a gateway file in a directory this names a file, next to one without it
+		 * would be SQLite's in-memory database: refuse the ambiguity */
+		perr(p, f->line, "<presence> attribute \"database\": \":memory:\" is not special "
+		     "here; leave \"database\" out to keep presence state in memory");
+	} else if (good(f, "database")) {
+		char *path = resolve_path(p, c->presence_db);
+
+		free(c->presence_db);
+		c->presence_db = path;
+	}
+	if (!refused(f, "min-expires") && !refused(f, "max-expires") &&
+	    c->presence_max_expires_s < c->presence_min_expires_s) {
+		fmt_amount(lo, sizeof(lo), V_SECONDS, c->presence_min_expires_s * 1000ULL);
+		fmt_amount(hi, sizeof(hi), V_SECONDS, c->presence_max_expires_s * 1000ULL);
+		perr(p, f->line, "<presence>: max-expires (%s) is less than min-expires (%s)", hi,
 		     lo);
 	}
 }
@@ -1282,6 +1370,8 @@ void conf_free(struct conf *conf)
 	for (size_t i = 0; i < conf->nlisten; i++)
 		free(conf->listen[i].address);
 	free(conf->listen);
+	free(conf->presence_db);
+	free(conf->presence_agent);
 	for (size_t i = 0; i < conf->npeers; i++) {
 		struct conf_peer *pe = &conf->peers[i];
 

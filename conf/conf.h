@@ -12,6 +12,9 @@
  *       <listen transport="tcp" address="127.0.0.1" port="5060"/>
  *     </sip>
  *     <im max-body="8k" delivery-wait="2s" type="chat"/>
+ *     <presence database="presence.db" expires="3600s" min-expires="60s" max-expires="3600s"
+ *               agent="simplegw" max-watchers="100000" max-subscriptions="100000"
+ *               max-document="64k" enabled="yes"/>
  *     <peer name="sipnet" domain="sip.example" addressing="domain">
  *       <route address="127.0.0.1" port="5080" transport="udp"/>
  *       <trust address="127.0.0.1"/>
@@ -112,6 +115,23 @@ struct conf {
 	unsigned im_delivery_wait_ms;	/* default 2000, 0..30000 */
 	enum conf_im_type im_type;	/* default chat */
 
+	/* <presence>: SIP SUBSCRIBE/NOTIFY <-> XMPP presence.  All defaults when absent. */
+	int presence_enabled;		/* default 1; 0: SUBSCRIBE answered 489, XMPP presence to
+					 * SIP users answered service-unavailable */
+	char *presence_db;		/* state database, resolved against the file's directory;
+					 * NULL (default): in memory, lost on restart */
+	unsigned presence_expires_s;	/* Expires of our SUBSCRIBEs: default 3600, 60..86400 */
+	unsigned presence_min_expires_s;	/* incoming SUBSCRIBE below this: 423; default 60,
+						 * 1..3600 */
+	unsigned presence_max_expires_s;	/* granted at most: default 3600,
+						 * presence_min_expires_s..86400 */
+	char *presence_agent;		/* SIP user part of our shared subscriptions' From
+					 * (sip:<agent>@<xmpp_domain>): default "simplegw", 1..64 */
+	unsigned presence_max_watchers;	/* per presentity: default 100000, 1..10000000 */
+	unsigned presence_max_subscriptions;	/* incoming SIP watchers in total: default 100000,
+						 * 1..10000000 */
+	size_t presence_max_doc;	/* bytes of a PIDF document: default 65536, 1024..1048576 */
+
 	/* <peer>, at least one */
 	struct conf_peer *peers;
 	size_t npeers;
@@ -121,7 +141,7 @@ struct conf {
 typedef void conf_report_fn(void *arg, const char *file, unsigned line, const char *msg);
 
 /* Parses a gateway file held in memory.  name is used in diagnostics and to resolve a relative
- * secret-file against its directory.  When check_perms is non-zero, secret-file must not be
+ * secret-file or presence database against its directory.  When check_perms is non-zero, secret-file must not be
  * readable by group or others.  Returns a new configuration (free with conf_free), or NULL after
  * reporting every problem found. */
 struct conf *conf_parse(const char *name, const char *buf, size_t len, int check_perms,

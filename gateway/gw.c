@@ -128,8 +128,7 @@ static void gw_on_stanza(void *arg, struct xmpp_link *link, xmpp_stanza_t *stanz
 	else if (strcmp(name, "iq") == 0)
 		gw_on_iq(gw, link, stanza);
 	else if (strcmp(name, "presence") == 0)
-		log_debug("presence from %s: presence interworking is not enabled",
-			  xmpp_stanza_get_from(stanza) ? xmpp_stanza_get_from(stanza) : "-");
+		presence_from_xmpp(gw->presence, link, stanza);
 	else
 		log_info("component %s: unexpected <%s/> ignored", xmpp_link_domain(link), name);
 }
@@ -140,6 +139,8 @@ static void gw_on_link_state(void *arg, struct xmpp_link *link, int up)
 
 	if (gw->pager)
 		pager_link_state(gw->pager, link, up);
+	if (gw->presence)
+		presence_link_state(gw->presence, link, up);
 }
 
 /* ---- SIP side */
@@ -150,6 +151,21 @@ static void gw_on_sip_message(void *arg, struct sip_incoming *in,
 	struct gw *gw = arg;
 
 	pager_from_sip(gw->pager, in, info);
+}
+
+static void gw_on_sip_subscribe(void *arg, struct sip_watch *w,
+				const struct sip_subscribe_info *info)
+{
+	struct gw *gw = arg;
+
+	presence_from_sip(gw->presence, w, info);
+}
+
+static void gw_on_sip_watch_ended(void *arg, struct sip_watch *w, int status)
+{
+	struct gw *gw = arg;
+
+	presence_watch_ended(gw->presence, w, status);
 }
 
 /* ---- housekeeping */
@@ -219,6 +235,7 @@ void gw_shutdown(struct gw *gw)
 	gw->state = GW_DRAINING;
 	gw->drain_started_ms = gw_now_ms(gw);
 	pager_close(gw->pager);
+	presence_close(gw->presence);
 	event_active(gw->drain_ev, EV_TIMEOUT, 0);
 }
 
@@ -255,6 +272,8 @@ struct gw *gw_new(struct conf *conf)
 	static const struct sip_cbs sip_cbs = {
 		.message = gw_on_sip_message,
 		.shutdown_done = gw_on_sip_down,
+		.subscribe = gw_on_sip_subscribe,
+		.watch_ended = gw_on_sip_watch_ended,
 	};
 	unsigned char rnd[4];
 	struct timeval trim_tv = { GW_TRIM_MS / 1000, 0 };
@@ -284,10 +303,14 @@ struct gw *gw_new(struct conf *conf)
 		gw->links[gw->nlinks++] = xmpp_link_new(gw->base, gw->xctx, conf,
 							conf->peers[i].component, &link_cbs, gw);
 	}
+	gw->presence = presence_new(gw);
+	if (!gw->presence)
+		goto fail;
 	gw->sip = sip_stack_new(gw->reactor, conf, &sip_cbs, gw);
 	if (!gw->sip)
 		goto fail;
 	gw->pager = pager_new(gw);
+	presence_start(gw->presence);
 
 	gw->sig_ev[0] = evsignal_new(gw->base, SIGTERM, gw_signal_cb, gw);
 	gw->sig_ev[1] = evsignal_new(gw->base, SIGINT, gw_signal_cb, gw);
@@ -329,6 +352,7 @@ void gw_free(struct gw *gw)
 	if (gw->trim_ev)
 		event_free(gw->trim_ev);
 	pager_free(gw->pager);
+	presence_free(gw->presence);	/* before the stack: it lets go of the stack's objects */
 	sip_stack_free(gw->sip);
 	for (size_t i = 0; i < gw->nlinks; i++)
 		xmpp_link_free(gw->links[i]);

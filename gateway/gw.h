@@ -56,6 +56,7 @@ struct _xmpp_ctx_t;
 struct sip_stack;
 struct xmpp_link;
 struct pager;
+struct presence;
 struct event;
 
 enum gw_state {
@@ -74,6 +75,7 @@ struct gw {
 	struct xmpp_link **links;	/* one per distinct component domain */
 	size_t nlinks;
 	struct pager *pager;
+	struct presence *presence;
 
 	enum gw_state state;
 	struct event *sig_ev[2];	/* SIGTERM, SIGINT */

@@ -8,6 +8,8 @@
 
 struct gw;
 struct sip_incoming;
+struct sip_subscribe_info;
+struct sip_watch;
 struct sip_message_info;
 struct xmpp_link;
 
@@ -80,6 +82,18 @@ void map_im_fields(xmpp_stanza_t *message, struct map_im_fields *f);
 xmpp_stanza_t *map_error_reply(xmpp_ctx_t *ctx, xmpp_stanza_t *stanza, const char *condition,
 			       const char *text);
 
+/* ---- peer.c: addresses as a given peer network writes them */
+struct conf;
+struct conf_peer;
+/* The peer network behind XMPP component `component` that owns jid, with jid's SIP URI written
+ * to uri.  NULL when none does; *err is then a negative enum map_addr_status (MAP_ADDR_EDOMAIN:
+ * well-formed, but no peer owns it). */
+const struct conf_peer *map_peer_for_jid(const struct conf *conf, const char *component,
+					 const char *jid, char *uri, size_t len, int *err);
+/* A SIP URI of that peer's domain as a JID (escaped mode or not).  Length or a negative
+ * enum map_addr_status. */
+int map_peer_sip_to_jid(const struct conf_peer *peer, const char *uri, char *jid, size_t len);
+
 /* ---- pager.c: pager-mode IM both ways, with delivery verdicts correlated by stanza id */
 struct pager;
 
@@ -99,5 +113,30 @@ void pager_close(struct pager *pg);
 /* Shutdown: settle everything still pending now (errors to senders) and refuse new work. */
 void pager_abort(struct pager *pg);
 void pager_free(struct pager *pg);
+
+/* ---- presence.c: presence both ways (RFC 8048), one shared SIP dialog per SIP presentity */
+struct presence;
+
+/* Opens the state store (conf's presence database) and restores what it holds.  NULL on
+ * failure (logged). */
+struct presence *presence_new(struct gw *gw);
+/* Sets up the SIP subscriptions restored from the store (call once the SIP stack runs). */
+void presence_start(struct presence *pr);
+/* A <presence/> that came from the XMPP server through link. */
+void presence_from_xmpp(struct presence *pr, struct xmpp_link *link, xmpp_stanza_t *stanza);
+/* A trusted SUBSCRIBE for an XMPP user: accepted or refused before this returns. */
+void presence_from_sip(struct presence *pr, struct sip_watch *w,
+		       const struct sip_subscribe_info *info);
+/* A SIP watcher's dialog is over. */
+void presence_watch_ended(struct presence *pr, struct sip_watch *w, int status);
+/* The link went up or down. */
+void presence_link_state(struct presence *pr, struct xmpp_link *link, int up);
+/* XMPP watchers of SIP presentities, and SIP presentities watched (one dialog each). */
+size_t presence_watchers(const struct presence *pr);
+size_t presence_presentities(const struct presence *pr);
+/* Shutdown: ends the SIP dialogs (watchers keep their rows), tells XMPP watchers the contacts
+ * are unavailable and SIP watchers that their subscriptions are over. */
+void presence_close(struct presence *pr);
+void presence_free(struct presence *pr);
 
 #endif

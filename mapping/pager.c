@@ -290,11 +290,7 @@ void pager_from_sip(struct pager *pg, struct sip_incoming *in, const struct sip_
 			     "No User Part", 0, NULL);
 		return;
 	}
-	if (peer->addressing == CONF_ADDR_ESCAPED)
-		r = map_sip_to_jid_escaped(info->from_uri, peer->component, from_jid,
-					   sizeof(from_jid));
-	else
-		r = map_sip_to_jid(info->from_uri, from_jid, sizeof(from_jid));
+	r = map_peer_sip_to_jid(peer, info->from_uri, from_jid, sizeof(from_jid));
 	if (r < 0) {
 		log_info("MESSAGE from %s: From %s not mappable (%s)", info->source, info->from_uri,
 			 map_addr_strerror(r));
@@ -547,7 +543,7 @@ void pager_from_xmpp(struct pager *pg, struct xmpp_link *link, xmpp_stanza_t *st
 	const char *component = xmpp_link_domain(link);
 	const struct conf_peer *peer = NULL;
 	char from_domain[MAP_JID_MAX + 1], from_uri[MAP_URI_MAX], to_uri[MAP_URI_MAX];
-	char host[MAP_JID_MAX + 1], subject[PAGER_SUBJECT_MAX], *text;
+	char subject[PAGER_SUBJECT_MAX], *text;
 	struct map_im_fields f;
 	struct sip_out_message m;
 	struct pager_out *o;
@@ -594,24 +590,9 @@ void pager_from_xmpp(struct pager *pg, struct xmpp_link *link, xmpp_stanza_t *st
 		pager_bounce(pg, link, stanza, "jid-malformed", "no recipient");
 		return;
 	}
-	for (size_t i = 0; i < conf->npeers && !peer; i++) {
-		const struct conf_peer *p = &conf->peers[i];
-
-		if (!gw_strcaseeq(p->component, component))
-			continue;
-		if (p->addressing == CONF_ADDR_ESCAPED) {
-			r = map_jid_to_sip_escaped(to, component, to_uri, sizeof(to_uri));
-			if (r >= 0 && map_sip_domain(to_uri, host, sizeof(host)) >= 0 &&
-			    gw_strcaseeq(host, p->domain))
-				peer = p;
-		} else {
-			r = map_jid_to_sip(to, 0, to_uri, sizeof(to_uri));
-			if (r >= 0)
-				peer = p;
-		}
-	}
+	peer = map_peer_for_jid(conf, component, to, to_uri, sizeof(to_uri), &r);
 	if (!peer) {
-		if (r < 0)
+		if (r != MAP_ADDR_EDOMAIN)
 			pager_bounce(pg, link, stanza, "jid-malformed", map_addr_strerror(r));
 		else
 			pager_bounce(pg, link, stanza, "item-not-found",

@@ -20,7 +20,7 @@
 #include <event2/event.h>
 
 #define NUA_MAGIC_T struct sip_stack
-#define NUA_HMAGIC_T struct sip_outgoing
+#define NUA_HMAGIC_T struct sip_hobj
 #include <sofia-sip/msg_addr.h>
 #include <sofia-sip/nua.h>
 #include <sofia-sip/nua_tag.h>
@@ -36,8 +36,19 @@
 #include "sip.h"
 
 #define SIP_USER_AGENT "simplegw/0.1"
-#define SIP_ALLOW "OPTIONS, MESSAGE"
+#define SIP_ALLOW "OPTIONS, MESSAGE, SUBSCRIBE, NOTIFY"
 #define SIP_APPL_METHODS "MESSAGE, OPTIONS, REGISTER, PUBLISH, SUBSCRIBE, INFO, REFER, UPDATE"
+
+/* What a nua handle's magic points to: every object bound to a handle starts with this. */
+enum sip_hkind {
+	SIP_H_OUTGOING,
+	SIP_H_SUB,
+	SIP_H_WATCH,
+};
+
+struct sip_hobj {
+	enum sip_hkind kind;
+};
 
 struct sip_incoming {
 	struct sip_stack *stack;
@@ -47,6 +58,7 @@ struct sip_incoming {
 };
 
 struct sip_outgoing {
+	struct sip_hobj h;
 	struct sip_stack *stack;
 	nua_handle_t *nh;
 	sip_response_fn *cb;	/* NULL once cancelled */
@@ -64,7 +76,9 @@ struct sip_stack {
 	su_home_t home[1];
 	struct sip_incoming *in_head;
 	struct sip_outgoing *out_head;
-	size_t nin, nout;
+	struct sip_sub *sub_head;
+	struct sip_watch *watch_head;
+	size_t nin, nout, nsubs, nwatches;
 	int shutting_down;
 	int shutdown_final;		/* nua reported nua_r_shutdown 200 */
 	struct event *destroy_ev;	/* nua_destroy() may not run inside nua's own callback */
@@ -328,6 +342,383 @@ static void sip_on_response(struct sip_stack *st, nua_handle_t *nh, struct sip_o
 	free(out);
 }
 
+/* ---- subscriptions where the gateway notifies (SIP watchers of XMPP users) */
+
+struct sip_watch {
+	struct sip_hobj h;
+	struct sip_stack *stack;
+	nua_handle_t *nh;
+	msg_t *msg;		/* the initial SUBSCRIBE, until it is answered */
+	void *arg;
+	int accepted;
+	struct sip_watch *prev, *next;
+};
+
+const char *sip_substate_name(enum sip_substate s)
+{
+	static const char *const names[] = {
+		[SIP_SUBSTATE_PENDING] = "pending",
+		[SIP_SUBSTATE_ACTIVE] = "active",
+		[SIP_SUBSTATE_TERMINATED] = "terminated",
+	};
+
+	return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "?";
+}
+
+static void sip_watch_unlink(struct sip_watch *w)
+{
+	struct sip_stack *st = w->stack;
+
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		st->watch_head = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	st->nwatches--;
+}
+
+/* The dialog is over: tells the owner (if it had accepted) and frees w. */
+static void sip_watch_finish(struct sip_watch *w, int status)
+{
+	struct sip_stack *st = w->stack;
+
+	sip_watch_unlink(w);
+	nua_handle_bind(w->nh, NULL);
+	nua_handle_destroy(w->nh);
+	reactor_kick(st->reactor);
+	if (w->msg)
+		msg_destroy(w->msg);
+	if (w->accepted && st->cbs.watch_ended)
+		st->cbs.watch_ended(st->arg, w, status);
+	free(w);
+}
+
+void sip_watch_accept(struct sip_watch *w, unsigned expires)
+{
+	char ex[16];
+
+	snprintf(ex, sizeof(ex), "%u", expires);
+	nua_respond(w->nh, 200, "OK", NUTAG_WITH(w->msg), SIPTAG_EXPIRES_STR(ex),
+		    SIPTAG_ALLOW_STR(SIP_ALLOW), TAG_END());
+	msg_destroy(w->msg);
+	w->msg = NULL;
+	w->accepted = 1;
+	reactor_kick(w->stack->reactor);
+}
+
+void sip_watch_refuse(struct sip_watch *w, int status, const char *phrase, unsigned min_expires)
+{
+	char min[16];
+	struct sip_stack *st = w->stack;
+
+	snprintf(min, sizeof(min), "%u", min_expires);
+	sip_watch_unlink(w);
+	nua_handle_bind(w->nh, NULL);
+	if (min_expires) {
+		nua_respond(w->nh, status, phrase ? phrase : sip_status_phrase_of(status),
+			    NUTAG_WITH(w->msg), SIPTAG_MIN_EXPIRES_STR(min), TAG_END());
+		nua_handle_destroy(w->nh);
+		reactor_kick(st->reactor);
+	} else {
+		sip_reply(st, w->nh, w->msg, status, phrase, 0, NULL);
+	}
+	msg_destroy(w->msg);
+	free(w);
+}
+
+void sip_watch_notify(struct sip_watch *w, enum sip_substate state, const char *reason,
+		      const char *content_type, const char *body, size_t len)
+{
+	char *ss = NULL;
+
+	if (state == SIP_SUBSTATE_TERMINATED)
+		ss = gw_xasprintf("terminated%s%s", reason ? ";reason=" : "", reason ? reason : "");
+	nua_notify(w->nh,
+		   NUTAG_SUBSTATE(state == SIP_SUBSTATE_ACTIVE ? nua_substate_active :
+				  state == SIP_SUBSTATE_PENDING ? nua_substate_pending :
+				  nua_substate_terminated),
+		   TAG_IF(ss, SIPTAG_SUBSCRIPTION_STATE_STR(ss)),
+		   SIPTAG_EVENT_STR("presence"),
+		   TAG_IF(body && content_type, SIPTAG_CONTENT_TYPE_STR(content_type)),
+		   TAG_IF(body, SIPTAG_PAYLOAD_STR(body)),
+		   TAG_END());
+	(void)len;
+	free(ss);
+	reactor_kick(w->stack->reactor);
+}
+
+void sip_watch_set_arg(struct sip_watch *w, void *arg)
+{
+	w->arg = arg;
+}
+
+void *sip_watch_arg(const struct sip_watch *w)
+{
+	return w->arg;
+}
+
+size_t sip_stack_watches(const struct sip_stack *st)
+{
+	return st->nwatches;
+}
+
+/* Non-zero if an Accept header (or its absence) allows PIDF. */
+static int sip_accepts_pidf(sip_accept_t const *ac)
+{
+	if (!ac)
+		return 1;
+	for (; ac; ac = ac->ac_next) {
+		if (!ac->ac_type)
+			continue;
+		if (strcasecmp(ac->ac_type, "application/pidf+xml") == 0 ||
+		    strcasecmp(ac->ac_type, "application/*") == 0 ||
+		    strcasecmp(ac->ac_type, "*/*") == 0)
+			return 1;
+	}
+	return 0;
+}
+
+static void sip_on_subscribe(struct sip_stack *st, nua_handle_t *nh, msg_t *msg, sip_t const *sip,
+			     const struct conf_peer *peer, const char *source)
+{
+	struct sip_subscribe_info info;
+	struct sip_watch *w;
+	su_home_t home[1] = { SU_HOME_INIT(home) };
+	char event[64];
+	size_t n = 0;
+
+	if (sip->sip_to && sip->sip_to->a_tag) {
+		/* a refresh of a dialog this process does not know (e.g. from before a restart) */
+		sip_reply(st, nh, msg, 481, "Subscription Does Not Exist", 0, NULL);
+		return;
+	}
+	if (!st->cbs.subscribe || !sip->sip_event || !sip->sip_event->o_type) {
+		sip_reply(st, nh, msg, 489, "Bad Event", 0, NULL);
+		return;
+	}
+	for (const char *p = sip->sip_event->o_type; *p && n + 1 < sizeof(event); p++)
+		event[n++] = (*p >= 'A' && *p <= 'Z') ? (char)(*p - 'A' + 'a') : *p;
+	event[n] = '\0';
+	memset(&info, 0, sizeof(info));
+	info.peer = peer;
+	info.source = source;
+	info.request_uri = url_as_string(home, sip->sip_request->rq_url);
+	info.from_uri = url_as_string(home, sip->sip_from->a_url);
+	info.event = event;
+	info.call_id = sip->sip_call_id ? sip->sip_call_id->i_id : NULL;
+	info.expires = sip->sip_expires ? (long)sip->sip_expires->ex_delta : -1;
+	info.accepts_pidf = sip_accepts_pidf(sip->sip_accept);
+	if (!info.request_uri || !info.from_uri) {
+		sip_reply(st, nh, msg, 500, "Internal Server Error", 0, NULL);
+		su_home_deinit(home);
+		return;
+	}
+	if (st->shutting_down) {
+		sip_reply(st, nh, msg, 503, "Shutting Down", 5, NULL);
+		su_home_deinit(home);
+		return;
+	}
+	w = gw_xcalloc(1, sizeof(*w));
+	w->h.kind = SIP_H_WATCH;
+	w->stack = st;
+	w->nh = nh;
+	w->msg = msg_ref_create(msg);
+	w->next = st->watch_head;
+	if (st->watch_head)
+		st->watch_head->prev = w;
+	st->watch_head = w;
+	st->nwatches++;
+	nua_handle_bind(nh, &w->h);
+	st->cbs.subscribe(st->arg, w, &info);	/* accepts or refuses (and frees) */
+	su_home_deinit(home);
+}
+
+static enum nua_substate sip_tag_substate(tagi_t tags[])
+{
+	tagi_t const *t = tl_find(tags, nutag_substate);
+
+	return t ? (enum nua_substate)t->t_value : nua_substate_terminated;
+}
+
+static void sip_watch_event(struct sip_watch *w, nua_event_t event, int status, tagi_t tags[])
+{
+	switch (event) {
+	case nua_i_subscribe:
+		/* a refresh or an unsubscribe, answered by the stack; an unsubscribe is followed
+		 * by the final NOTIFY, whose report ends the dialog below */
+		log_debug("watcher dialog: SUBSCRIBE %d, %s", status,
+			  nua_substate_name(sip_tag_substate(tags)));
+		break;
+	case nua_r_notify:
+		if (status < 200)
+			break;
+		if (status >= 300 || sip_tag_substate(tags) == nua_substate_terminated)
+			sip_watch_finish(w, status >= 300 ? status : 0);
+		break;
+	default:
+		log_debug("watcher dialog: %s %d", nua_event_name(event), status);
+		break;
+	}
+}
+
+/* ---- subscriptions the gateway holds (XMPP watchers of SIP presentities) */
+
+struct sip_sub {
+	struct sip_hobj h;
+	struct sip_stack *stack;
+	nua_handle_t *nh;
+	struct sip_sub_cbs cbs;
+	void *arg;
+	int ending;		/* sip_sub_end(): no more callbacks, the dialog is closing */
+	struct sip_sub *prev, *next;
+};
+
+static void sip_sub_unlink(struct sip_sub *sub)
+{
+	struct sip_stack *st = sub->stack;
+
+	if (sub->prev)
+		sub->prev->next = sub->next;
+	else
+		st->sub_head = sub->next;
+	if (sub->next)
+		sub->next->prev = sub->prev;
+	st->nsubs--;
+}
+
+static void sip_sub_finish(struct sip_sub *sub, int status, const char *reason,
+			   unsigned retry_after)
+{
+	struct sip_stack *st = sub->stack;
+
+	sip_sub_unlink(sub);
+	nua_handle_bind(sub->nh, NULL);
+	nua_handle_destroy(sub->nh);
+	reactor_kick(st->reactor);
+	if (!sub->ending && sub->cbs.ended)
+		sub->cbs.ended(sub->arg, sub, status, reason, retry_after);
+	free(sub);
+}
+
+struct sip_sub *sip_subscribe(struct sip_stack *st, const struct conf_peer *peer,
+			      const char *from_uri, const char *to_uri, const char *event,
+			      const char *accept, unsigned expires, const struct sip_sub_cbs *cbs,
+			      void *arg)
+{
+	struct sip_sub *sub;
+	char *route, *from, *to, ex[16];
+
+	if (st->shutting_down || !st->nua)
+		return NULL;
+	sub = gw_xcalloc(1, sizeof(*sub));
+	sub->h.kind = SIP_H_SUB;
+	sub->stack = st;
+	sub->cbs = *cbs;
+	sub->arg = arg;
+	route = sip_route_url(peer);
+	from = gw_xasprintf("<%s>", from_uri);
+	to = gw_xasprintf("<%s>", to_uri);
+	snprintf(ex, sizeof(ex), "%u", expires);
+	sub->nh = nua_handle(st->nua, &sub->h, SIPTAG_FROM_STR(from), SIPTAG_TO_STR(to), TAG_END());
+	if (!sub->nh)
+		gw_fatal("nua_handle failed");
+	nua_subscribe(sub->nh, NUTAG_URL(to_uri), NUTAG_PROXY(route), SIPTAG_EVENT_STR(event),
+		      SIPTAG_ACCEPT_STR(accept), SIPTAG_EXPIRES_STR(ex), TAG_END());
+	reactor_kick(st->reactor);
+	free(route);
+	free(from);
+	free(to);
+	sub->next = st->sub_head;
+	if (st->sub_head)
+		st->sub_head->prev = sub;
+	st->sub_head = sub;
+	st->nsubs++;
+	return sub;
+}
+
+void sip_sub_end(struct sip_sub *sub)
+{
+	if (sub->ending)
+		return;
+	sub->ending = 1;
+	nua_unsubscribe(sub->nh, SIPTAG_EXPIRES_STR("0"), TAG_END());
+	reactor_kick(sub->stack->reactor);
+}
+
+size_t sip_stack_subs(const struct sip_stack *st)
+{
+	return st->nsubs;
+}
+
+static void sip_sub_on_notify(struct sip_sub *sub, sip_t const *sip)
+{
+	sip_subscription_state_t const *ss = sip ? sip->sip_subscription_state : NULL;
+	struct sip_notify_info n;
+	char ctype[128];
+	const char *reason = NULL;
+
+	memset(&n, 0, sizeof(n));
+	if (!ss || !ss->ss_substate || strcasecmp(ss->ss_substate, "terminated") == 0) {
+		n.state = SIP_SUBSTATE_TERMINATED;
+		reason = ss ? ss->ss_reason : NULL;
+		n.retry_after = ss && ss->ss_retry_after ?
+			(unsigned)strtoul(ss->ss_retry_after, NULL, 10) : 0;
+	} else if (strcasecmp(ss->ss_substate, "pending") == 0) {
+		n.state = SIP_SUBSTATE_PENDING;
+	} else {
+		n.state = SIP_SUBSTATE_ACTIVE;	/* RFC 6665: unknown states count as active */
+	}
+	n.reason = reason;
+	if (sip && sip->sip_content_type && sip->sip_content_type->c_type) {
+		size_t k = 0;
+
+		for (const char *p = sip->sip_content_type->c_type; *p && k + 1 < sizeof(ctype); p++)
+			ctype[k++] = (*p >= 'A' && *p <= 'Z') ? (char)(*p - 'A' + 'a') : *p;
+		ctype[k] = '\0';
+		n.content_type = ctype;
+	}
+	if (sip && sip->sip_payload && sip->sip_payload->pl_len) {
+		n.body = sip->sip_payload->pl_data;
+		n.body_len = sip->sip_payload->pl_len;
+	}
+	if (!sub->ending && sub->cbs.notify)
+		(void)sub->cbs.notify(sub->arg, sub, &n);
+	if (n.state == SIP_SUBSTATE_TERMINATED) {
+		char *why = reason ? gw_xstrdup(reason) : NULL;
+
+		sip_sub_finish(sub, 0, why, n.retry_after);
+		free(why);
+	}
+}
+
+static void sip_sub_event(struct sip_sub *sub, nua_event_t event, int status, const char *phrase,
+			  sip_t const *sip, tagi_t tags[])
+{
+	switch (event) {
+	case nua_r_subscribe:
+		if (status >= 300) {
+			unsigned retry = sip && sip->sip_retry_after ?
+				(unsigned)sip->sip_retry_after->af_delta : 0;
+
+			log_info("SUBSCRIBE failed: %03d %s", status, phrase ? phrase : "");
+			sip_sub_finish(sub, status, NULL, retry);
+		}
+		break;
+	case nua_i_notify:
+		sip_sub_on_notify(sub, sip);
+		break;
+	case nua_r_unsubscribe:
+		if (status >= 200)
+			sip_sub_finish(sub, status >= 300 ? status : 0, NULL, 0);
+		break;
+	default:
+		log_debug("subscription: %s %d %s", nua_event_name(event), status,
+			  phrase ? phrase : "");
+		break;
+	}
+}
+
 static void sip_destroy_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct sip_stack *st = arg;
@@ -340,7 +731,7 @@ static void sip_destroy_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 static void sip_nua_event(nua_event_t event, int status, char const *phrase, nua_t *nua,
-		      struct sip_stack *st, nua_handle_t *nh, struct sip_outgoing *out,
+		      struct sip_stack *st, nua_handle_t *nh, struct sip_hobj *hobj,
 		      sip_t const *sip, tagi_t tags[])
 {
 	msg_t *msg;
@@ -350,9 +741,18 @@ static void sip_nua_event(nua_event_t event, int status, char const *phrase, nua
 	int refuse = 0;
 	const char *why = NULL;
 
+	if (hobj && hobj->kind == SIP_H_SUB) {
+		sip_sub_event((struct sip_sub *)hobj, event, status, phrase, sip, tags);
+		return;
+	}
+	if (hobj && hobj->kind == SIP_H_WATCH) {
+		sip_watch_event((struct sip_watch *)hobj, event, status, tags);
+		return;
+	}
 	switch (event) {
 	case nua_r_message:
-		sip_on_response(st, nh, out, status, phrase);
+		sip_on_response(st, nh, hobj && hobj->kind == SIP_H_OUTGOING ?
+				(struct sip_outgoing *)hobj : NULL, status, phrase);
 		return;
 	case nua_r_shutdown:
 		if (status >= 200) {
@@ -402,7 +802,7 @@ static void sip_nua_event(nua_event_t event, int status, char const *phrase, nua
 		sip_reply(st, nh, NULL, 488, "Sessions Not Supported", 0, NULL);
 		break;
 	case nua_i_subscribe:
-		sip_reply(st, nh, msg, 489, "Bad Event", 0, NULL);
+		sip_on_subscribe(st, nh, msg, sip, peer, source);
 		break;
 	default:
 		sip_reply(st, nh, msg, 405, "Method Not Allowed", 0, NULL);
@@ -431,6 +831,8 @@ struct sip_stack *sip_stack_new(struct reactor *reactor, const struct conf *conf
 			     TAG_IF(urls[1], NUTAG_SIPS_URL(urls[1])),
 			     NUTAG_MEDIA_ENABLE(0),
 			     NUTAG_ENABLEMESSAGE(1),
+			     NUTAG_ALLOW_EVENTS("presence"),
+			     NUTAG_SUB_EXPIRES(conf->presence_max_expires_s),
 			     /* Debian's Sofia-SIP crashes (msg_params_join) merging a method list
 			      * into its default one: clear the default first, then set ours */
 			     NUTAG_APPL_METHOD(NULL),
@@ -481,7 +883,8 @@ struct sip_outgoing *sip_send_message(struct sip_stack *st, const struct sip_out
 	route = sip_route_url(m->peer);
 	from = gw_xasprintf("<%s>", m->from_uri);
 	to = gw_xasprintf("<%s>", m->to_uri);
-	out->nh = nua_handle(st->nua, out, SIPTAG_FROM_STR(from),
+	out->h.kind = SIP_H_OUTGOING;
+	out->nh = nua_handle(st->nua, &out->h, SIPTAG_FROM_STR(from),
 			     SIPTAG_TO_STR(to), TAG_END());
 	if (!out->nh)
 		gw_fatal("nua_handle failed");
@@ -548,6 +951,12 @@ void sip_stack_shutdown(struct sip_stack *st)
 			out->cb(out->arg, 503, "Shutting Down");
 		free(out);
 	}
+	/* subscriptions: nua_shutdown() ends their dialogs (un-SUBSCRIBE, final NOTIFY); their
+	 * owners are not called any more */
+	for (struct sip_sub *sub = st->sub_head; sub; sub = sub->next)
+		sub->ending = 1;
+	for (struct sip_watch *w = st->watch_head; w; w = w->next)
+		w->accepted = 0;
 	nua_shutdown(st->nua);
 	reactor_kick(st->reactor);
 }
@@ -568,6 +977,20 @@ void sip_stack_free(struct sip_stack *st)
 
 		sip_outgoing_unlink(out);
 		free(out);
+	}
+	while (st->sub_head) {
+		struct sip_sub *sub = st->sub_head;
+
+		sip_sub_unlink(sub);
+		free(sub);
+	}
+	while (st->watch_head) {
+		struct sip_watch *w = st->watch_head;
+
+		sip_watch_unlink(w);
+		if (w->msg)
+			msg_destroy(w->msg);
+		free(w);
 	}
 	if (st->nua) {
 		/* the loop is gone: drive the stack's shutdown by hand, briefly */

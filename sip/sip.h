@@ -28,10 +28,34 @@ struct sip_message_info {
 	const char *language;		/* first Content-Language, or NULL */
 };
 
+struct sip_watch;	/* a SUBSCRIBE dialog a SIP watcher holds with the gateway (we notify) */
+struct sip_sub;		/* a SUBSCRIBE dialog the gateway holds toward the SIP network (it notifies) */
+
+/* A SUBSCRIBE for an XMPP user that passed the peering checks.  Pointers are borrowed for the
+ * callback only. */
+struct sip_subscribe_info {
+	const struct conf_peer *peer;
+	const char *source;		/* "address:port/transport", for logs */
+	const char *request_uri;	/* addr-spec */
+	const char *from_uri;		/* addr-spec of the watcher, without tag */
+	const char *event;		/* the Event package, lower case ("presence") */
+	const char *call_id;
+	long expires;			/* requested seconds, -1 when absent */
+	int accepts_pidf;		/* no Accept, or one that lists application/pidf+xml */
+};
+
 struct sip_cbs {
 	/* A trusted MESSAGE for the XMPP domain.  The callee owns `in` and must answer it once,
 	 * now or later, with sip_incoming_respond(). */
 	void (*message)(void *arg, struct sip_incoming *in, const struct sip_message_info *info);
+	/* A new subscription.  Before returning, the callee calls sip_watch_accept() (and then
+	 * sends the first NOTIFY with sip_watch_notify()) or sip_watch_refuse().  NULL: every
+	 * SUBSCRIBE is answered 489. */
+	void (*subscribe)(void *arg, struct sip_watch *w, const struct sip_subscribe_info *info);
+	/* The dialog of an accepted subscription is over: the watcher unsubscribed, it expired
+	 * (the stack sent the final NOTIFY), or a NOTIFY failed (status >= 300).  w is freed when
+	 * this returns. */
+	void (*watch_ended)(void *arg, struct sip_watch *w, int status);
 	/* sip_stack_shutdown() finished. */
 	void (*shutdown_done)(void *arg);
 };
@@ -66,6 +90,60 @@ struct sip_outgoing *sip_send_message(struct sip_stack *stack, const struct sip_
 				      sip_response_fn *cb, void *arg);
 /* Detaches the callback; the transaction itself runs to its end. */
 void sip_outgoing_cancel(struct sip_outgoing *out);
+
+/* ---- subscriptions where the gateway is the notifier (SIP watcher of an XMPP user) */
+enum sip_substate {
+	SIP_SUBSTATE_PENDING,
+	SIP_SUBSTATE_ACTIVE,
+	SIP_SUBSTATE_TERMINATED,
+};
+const char *sip_substate_name(enum sip_substate s);
+
+/* Answers the SUBSCRIBE 200 granting `expires` seconds.  Refreshes are then answered by the
+ * stack (200 and a repeat of the last NOTIFY), and expiry sends a final NOTIFY by itself. */
+void sip_watch_accept(struct sip_watch *w, unsigned expires);
+/* Refuses it; min_expires > 0 adds Min-Expires (for 423).  w is freed. */
+void sip_watch_refuse(struct sip_watch *w, int status, const char *phrase, unsigned min_expires);
+/* Sends a NOTIFY in the dialog (body may be NULL).  TERMINATED ends the dialog: reason is the
+ * Subscription-State reason, e.g. "rejected"; watch_ended follows once it is sent. */
+void sip_watch_notify(struct sip_watch *w, enum sip_substate state, const char *reason,
+		      const char *content_type, const char *body, size_t len);
+/* The caller's pointer for this watcher (NULL until set). */
+void sip_watch_set_arg(struct sip_watch *w, void *arg);
+void *sip_watch_arg(const struct sip_watch *w);
+size_t sip_stack_watches(const struct sip_stack *stack);
+
+/* ---- subscriptions the gateway holds toward the SIP network (XMPP watchers) */
+struct sip_notify_info {
+	enum sip_substate state;
+	const char *reason;		/* terminated: the reason parameter, or NULL */
+	unsigned retry_after;		/* seconds, 0 when absent */
+	const char *content_type;	/* lower case type/subtype, or NULL */
+	const char *body;		/* not NUL-terminated; NULL when there is none */
+	size_t body_len;
+};
+
+struct sip_sub_cbs {
+	/* A NOTIFY in the dialog.  Returns the status to answer with: 200, or 400/415 for a
+	 * document the callee refuses (the dialog continues). */
+	int (*notify)(void *arg, struct sip_sub *sub, const struct sip_notify_info *n);
+	/* The dialog is over: status >= 300 when the SUBSCRIBE (or a refresh) failed, 408 when
+	 * unanswered, 0 when a NOTIFY terminated it (reason and retry_after from it).  sub is
+	 * freed when this returns; it is not called after sip_sub_end(). */
+	void (*ended)(void *arg, struct sip_sub *sub, int status, const char *reason,
+		      unsigned retry_after);
+};
+
+/* Starts a SUBSCRIBE dialog (refreshed by the stack before expiry).  Strings are copied.
+ * Returns NULL if the stack is shutting down. */
+struct sip_sub *sip_subscribe(struct sip_stack *stack, const struct conf_peer *peer,
+			      const char *from_uri, const char *to_uri, const char *event,
+			      const char *accept, unsigned expires, const struct sip_sub_cbs *cbs,
+			      void *arg);
+/* Ends it with SUBSCRIBE Expires: 0; no callback runs after this, and the stack frees sub
+ * once the dialog is over.  Safe to call from the sub's own callbacks. */
+void sip_sub_end(struct sip_sub *sub);
+size_t sip_stack_subs(const struct sip_stack *stack);
 
 /* The standard reason phrase of a status code ("Not Found"), or "Unknown". */
 const char *sip_status_phrase_of(int status);

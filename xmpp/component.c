@@ -463,6 +463,36 @@ int xmpp_link_send(struct xmpp_link *link, xmpp_stanza_t *stanza)
 	return 0;
 }
 
+int xmpp_link_send_to(struct xmpp_link *link, const char *text, size_t len, const char *to)
+{
+	size_t name = 0;
+	const char *run = to;
+
+	if (link->state != LINK_UP || !link->bev || !len)
+		return -1;
+	while (name + 1 < len && text[name + 1] != ' ' && text[name + 1] != '>' &&
+	       text[name + 1] != '/')
+		name++;
+	link_write(link, text, name + 1);
+	link_write(link, " to='", 5);
+	/* the address, escaped for an attribute: runs of plain bytes written as they are */
+	for (const char *p = to;; p++) {
+		const char *e = *p == '&' ? "&amp;" : *p == '<' ? "&lt;" : *p == '\'' ? "&apos;" :
+				*p == '"' ? "&quot;" : NULL;
+
+		if (e || !*p) {
+			link_write(link, run, (size_t)(p - run));
+			if (!*p)
+				break;
+			link_write(link, e, strlen(e));
+			run = p + 1;
+		}
+	}
+	link_write(link, "'", 1);
+	link_write(link, text + name + 1, len - name - 1);
+	return 0;
+}
+
 int xmpp_link_is_up(const struct xmpp_link *link)
 {
 	return link->state == LINK_UP;

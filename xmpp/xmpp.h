@@ -57,6 +57,10 @@ struct xmpp_link *xmpp_link_new(struct event_base *base, xmpp_ctx_t *ctx,
 void xmpp_link_start(struct xmpp_link *link);
 /* Serialises and queues a stanza (borrowed).  Returns 0, or -1 if the link is not up. */
 int xmpp_link_send(struct xmpp_link *link, xmpp_stanza_t *stanza);
+/* Queues a serialised stanza (text, from xmpp_stanza_to_text() of a stanza without `to`) with
+ * to='...' inserted after its element name: one serialisation fanned out to many recipients.
+ * `to` is escaped here.  Returns 0, or -1 if the link is not up. */
+int xmpp_link_send_to(struct xmpp_link *link, const char *text, size_t len, const char *to);
 int xmpp_link_is_up(const struct xmpp_link *link);
 /* Non-zero while more output is queued than the server is taking (backpressure). */
 int xmpp_link_congested(const struct xmpp_link *link);

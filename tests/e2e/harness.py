@@ -412,10 +412,10 @@ class Sipp:
 # ---------------------------------------------------------------- the environment
 
 class Env:
-    def __init__(self, gateway_binary, workdir, components=(SIP_DOMAIN,)):
+    def __init__(self, gateway_binary, workdir, components=(SIP_DOMAIN,), users=None):
         self.gateway_binary = gateway_binary
         self.workdir = workdir
-        self.prosody = Prosody(workdir, components)
+        self.prosody = Prosody(workdir, components, **({"users": users} if users else {}))
         self.gw_sip_port = free_port()
         self.peer_sip_port = free_port()
         self.gateways = []
@@ -478,3 +478,276 @@ class Env:
 
     async def stop(self):
         await self.prosody.stop()
+
+
+# ---------------------------------------------------------------- Kamailio (sip.example)
+
+KAMAILIO_CFG = os.path.join(os.path.dirname(os.path.dirname(HERE)), "conf", "kamailio-sip.example.cfg")
+
+
+def port_free(port):
+    """True when nothing holds 127.0.0.1:port, neither UDP nor a TCP listener."""
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # SO_REUSEADDR: TIME_WAIT connections do not count, a live listener still does
+    t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        u.bind(("127.0.0.1", port))
+        t.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        u.close()
+        t.close()
+
+
+class Kamailio:
+    """Debian's Kamailio running conf/kamailio-sip.example.cfg: registrar, proxy and presence server
+    (memory only) of sip.example, which routes xmpp.example to gw_uri.
+
+    kam = Kamailio(env, port=None, gw_uri=None)   port: a free one unless given (pass
+        env.peer_sip_port to make it the gateway's default peer); gw_uri: defaults to
+        sip:127.0.0.1:<env.gw_sip_port>.  Its directory (-w/-Y, log) is under env.workdir.
+    await kam.start()     idempotent; returns once it listens (raises TestFailure if it exits)
+    await kam.stop()      SIGTERM to it and its children; returns once the port is released
+    await kam.restart()   stop + start on the same port (presence state is lost: memory only)
+    kam.alive(), kam.log_text(), kam.logpath, kam.port, kam.uri, kam.remote ("127.0.0.1:port")
+    The log accumulates across restarts.  Stop it in a finally (Env.cleanup does not know it),
+    or use `async with Kamailio(env) as kam:`.
+    """
+
+    def __init__(self, env, port=None, gw_uri=None, name="kamailio", defines=(), cfg=KAMAILIO_CFG,
+                 debug=None):
+        self.env = env
+        self.port = port or free_port()
+        self.gw_uri = gw_uri or f"sip:127.0.0.1:{env.gw_sip_port}"
+        self.dir = tempfile.mkdtemp(prefix=f"{name}-", dir=env.workdir)
+        self.logpath = os.path.join(self.dir, "kamailio.log")
+        self.cfg = cfg
+        self.defines = list(defines)
+        self.debug = debug
+        self.proc = None
+        self.starts = 0
+
+    @property
+    def uri(self):
+        return f"sip:127.0.0.1:{self.port}"
+
+    @property
+    def remote(self):
+        return f"127.0.0.1:{self.port}"
+
+    def args(self):
+        # the flags tools/federation.py uses: foreground, log to stderr, own work and runtime dir
+        a = ["kamailio", "-f", self.cfg, "-DD", "-E", "-w", self.dir, "-Y", self.dir,
+             "-m", "64", "-M", "8",
+             "-A", f"SIP_PORT={self.port}", "-A", f'GW_URI="{self.gw_uri}"']
+        if self.debug is not None:
+            a.append(f"--debug={self.debug}")
+        for d in self.defines:
+            a += ["-A", d]
+        return a
+
+    def alive(self):
+        return self.proc is not None and self.proc.returncode is None
+
+    def log_text(self):
+        try:
+            with open(self.logpath, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    async def start(self, timeout=10.0):
+        if self.alive():
+            return self
+        self.proc = None
+        await wait_for(lambda: port_free(self.port), timeout, f"127.0.0.1:{self.port} to be free for Kamailio")
+        self.starts += 1
+        with open(self.logpath, "a") as logf:
+            logf.write(f"==== start {self.starts}: {' '.join(self.args())}\n")
+            logf.flush()
+            # its own process group, so stop() can wait for (and if need be end) every child
+            self.proc = await asyncio.create_subprocess_exec(
+                *self.args(), cwd=self.dir, stdin=asyncio.subprocess.DEVNULL,
+                stdout=logf, stderr=logf, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.returncode is not None:
+                raise TestFailure(f"kamailio exited ({self.proc.returncode}) at start:\n"
+                                  + self.log_text()[-3000:])
+            try:
+                r, w = await asyncio.open_connection("127.0.0.1", self.port)
+                w.close()
+                # the UDP workers are forked before the TCP ones: both are up now
+                return self
+            except OSError:
+                await asyncio.sleep(0.05)
+        await self.stop()
+        raise TestFailure(f"kamailio did not listen on {self.remote} within {timeout}s:\n"
+                          + self.log_text()[-3000:])
+
+    def _group_alive(self, pgid):
+        try:
+            os.killpg(pgid, 0)
+            return True
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+
+    async def stop(self, timeout=10.0):
+        if self.proc is None:
+            return
+        pgid = self.proc.pid  # start_new_session: the group is the main process's id
+        if self.proc.returncode is None:
+            self.proc.terminate()
+            try:
+                await asyncio.wait_for(self.proc.wait(), timeout)
+            except asyncio.TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+        # children of the main process may outlive it by a moment; then they hold the port
+        deadline = time.monotonic() + timeout
+        while self._group_alive(pgid) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if self._group_alive(pgid):
+            os.killpg(pgid, signal.SIGKILL)
+        await wait_for(lambda: port_free(self.port), timeout, f"Kamailio to release 127.0.0.1:{self.port}")
+
+    async def restart(self, timeout=10.0):
+        await self.stop(timeout)
+        return await self.start(timeout)
+
+    async def __aenter__(self):
+        return await self.start()
+
+    async def __aexit__(self, *exc):
+        await self.stop()
+
+
+# ---------------------------------------------------------------- presence helpers (sipp)
+
+def xml_escape(text):
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+
+
+def pidf(entity, basic="open", note=None, tuple_id="t1", contact=None):
+    """A PIDF document (RFC 3863) for entity (a SIP or pres: URI) with one tuple."""
+    parts = [f'<?xml version="1.0" encoding="UTF-8"?>\n'
+             f'<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="{xml_escape(entity)}">\n'
+             f'  <tuple id="{xml_escape(tuple_id)}">\n'
+             f'    <status><basic>{basic}</basic></status>\n']
+    if contact:
+        parts.append(f"    <contact>{xml_escape(contact)}</contact>\n")
+    parts.append("  </tuple>\n")
+    if note is not None:
+        parts.append(f"  <note>{xml_escape(note)}</note>\n")
+    parts.append("</presence>\n")
+    return "".join(parts)
+
+
+def _remote(target):
+    """A sipp remote address from a Kamailio, a port or "127.0.0.1:port"."""
+    if isinstance(target, Kamailio):
+        return target.remote
+    if isinstance(target, int):
+        return f"127.0.0.1:{target}"
+    return target
+
+
+def presence_watcher(env, target, presentity=f"sip:bob@{SIP_DOMAIN}", ruri=None,
+                     watcher=f"sip:carol@{SIP_DOMAIN}", expires=60, notifies=None, until=None,
+                     unsubscribe=False, refused=None, extra="", name="watcher", timeout=20,
+                     transport="u1", port=None):
+    """A sipp watcher (sipp/presence_watch.xml) subscribing to presentity through target.
+
+    It answers NOTIFYs until it has seen `notifies` of them (default 1, or unlimited when `until`
+    is given), or one whose whole text matches the POSIX extended regexp `until`, or one with
+    Subscription-State: terminated; then un-SUBSCRIBEs when unsubscribe is true (and expects the
+    final NOTIFY).  refused: a final status (e.g. 403) that ends the scenario successfully
+    (any other non-2xx fails it); a NOTIFY overtaking the 2xx is accepted.
+    Not started: `await w.start()`, then `await w.wait()`; see notifies_of(w), responses_of(w).
+    """
+    if notifies is None:
+        notifies = 1 if until is None else 100000
+    values = dict(ruri=ruri or presentity, presentity=presentity, watcher=watcher,
+                  expires=str(expires), notifies=str(notifies),
+                  until=xml_escape(until if until is not None else "never-matches-6e1f0c"),
+                  unsubscribe="1" if unsubscribe else "0", extra=extra,
+                  refused=str(refused or 999))
+    return env.sipp(name, "presence_watch.xml", values, remote=_remote(target), timeout=timeout,
+                    transport=transport, port=port)
+
+
+def presence_publisher(env, target, body, user=f"sip:bob@{SIP_DOMAIN}", ruri=None, expires=60,
+                       expect=200, extra="", name="publisher", timeout=20, transport="u1"):
+    """A sipp PUBLISH of body (PIDF, see pidf()) for user through target (sipp/presence_publish.xml)."""
+    values = dict(ruri=ruri or user, user=user, expires=str(expires), expect=str(expect),
+                  extra=extra, body=body)
+    return env.sipp(name, "presence_publish.xml", values, remote=_remote(target), timeout=timeout,
+                    transport=transport)
+
+
+def presence_publish_update(env, target, body, body2, user=f"sip:bob@{SIP_DOMAIN}", ruri=None,
+                            expires=60, pause_ms=500, name="publisher", timeout=20, transport="u1"):
+    """PUBLISH body, then (SIP-If-Match) body2, then remove (Expires: 0): sipp/presence_publish_update.xml."""
+    values = dict(ruri=ruri or user, user=user, expires=str(expires), body=body, body2=body2,
+                  pause=str(pause_ms))
+    return env.sipp(name, "presence_publish_update.xml", values, remote=_remote(target),
+                    timeout=timeout, transport=transport)
+
+
+def _notify_part(substate, body, ctype):
+    headers = f"Content-Type: {ctype}\n" if body else ""
+    return substate, headers, body or ""
+
+
+def presence_server(env, port=None, status=200, phrase=None, expires=60,
+                    substate="active;expires=60", body="", ctype="application/pidf+xml",
+                    substate2=None, body2="", pause_ms=500,
+                    wait=False, substate3="active;expires=60", body3=None,
+                    name="presence-server", timeout=20, transport="u1"):
+    """A sipp presence server (sipp/presence_server.xml) listening on port (default
+    env.peer_sip_port, where the gateway routes sip.example).
+
+    It answers the SUBSCRIBE with status (Expires: expires when 2xx); when 2xx it sends a NOTIFY
+    with Subscription-State substate and body (no Content-Type without body); if substate2 is
+    given, a second NOTIFY after pause_ms (substate2, body2).  A NOTIFY whose state is
+    "terminated..." ends the scenario.  With wait=True it then answers each re-SUBSCRIBE with 200
+    and a NOTIFY (substate3, body3: default the last body) until an un-SUBSCRIBE, answered with 200
+    and a final NOTIFY terminated;reason=timeout.
+    Examples: approval: substate="active;expires=60", body=pidf(...); pending: substate=
+    "pending;expires=60", body="", substate2="active;expires=60", body2=pidf(...); rejection:
+    status=403, or status=200 with substate="terminated;reason=rejected".
+    """
+    phrase = phrase or {200: "OK", 202: "Accepted", 403: "Forbidden", 404: "Not Found",
+                        489: "Bad Event", 480: "Temporarily Unavailable"}.get(status, "Whatever")
+    s1, h1, b1 = _notify_part(substate, body, ctype)
+    s2, h2, b2 = _notify_part(substate2 or "", body2, ctype)
+    last = body2 if substate2 else body
+    s3, h3, b3 = _notify_part(substate3, last if body3 is None else body3, ctype)
+    values = dict(status=str(status), phrase=phrase,
+                  reply_headers=f"Expires: {expires}\n" if 200 <= status < 300 else "",
+                  reject="0" if 200 <= status < 300 else "1",
+                  substate=s1, headers=h1, body=b1, final="1" if s1.startswith("terminated") else "0",
+                  second="1" if substate2 else "0", pause=str(pause_ms),
+                  substate2=s2, headers2=h2, body2=b2, final2="1" if s2.startswith("terminated") else "0",
+                  wait="1" if wait else "0", substate3=s3, headers3=h3, body3=b3)
+    return env.sipp(name, "presence_server.xml", values, port=port or env.peer_sip_port,
+                    timeout=timeout, transport=transport)
+
+
+def notifies_of(sipp):
+    """The NOTIFY requests a sipp instance received: [(headers, body bytes)] in order."""
+    return [(h, b) for start, h, b in sipp.received() if start.startswith("NOTIFY ")]
+
+
+def responses_of(sipp):
+    """The responses a sipp instance received: [(status code, headers, body)] in order."""
+    out = []
+    for start, h, b in sipp.received():
+        if start.startswith("SIP/2.0 "):
+            out.append((int(start.split()[1]), h, b))
+    return out

@@ -42,7 +42,8 @@ def load_modules(only):
 async def run_module(gateway, modname, mod, tests, keep):
     results = []
     workdir = tempfile.mkdtemp(prefix=f"simplegw-e2e-{modname}-")
-    env = harness.Env(gateway, workdir, getattr(mod, "COMPONENTS", (harness.SIP_DOMAIN,)))
+    env = harness.Env(gateway, workdir, getattr(mod, "COMPONENTS", (harness.SIP_DOMAIN,)),
+                      getattr(mod, "USERS", None))
     try:
         await env.start()
     except Exception as e:  # noqa: BLE001

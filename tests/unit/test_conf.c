@@ -113,6 +113,15 @@ static const struct field fields[] = {
 	FC("im.max-body", F_SIZE, im_max_body),
 	FC("im.delivery-wait", F_UNSIGNED, im_delivery_wait_ms),
 	FC("im.type", F_IM_TYPE, im_type),
+	FC("presence.enabled", F_INT, presence_enabled),
+	FC("presence.database", F_STR, presence_db),
+	FC("presence.expires", F_UNSIGNED, presence_expires_s),
+	FC("presence.min-expires", F_UNSIGNED, presence_min_expires_s),
+	FC("presence.max-expires", F_UNSIGNED, presence_max_expires_s),
+	FC("presence.agent", F_STR, presence_agent),
+	FC("presence.max-watchers", F_UNSIGNED, presence_max_watchers),
+	FC("presence.max-subscriptions", F_UNSIGNED, presence_max_subscriptions),
+	FC("presence.max-document", F_SIZE, presence_max_doc),
 	FC("npeers", F_SIZE, npeers),
 	FC("path", F_STR, path),
 	FL("transport", F_TRANSPORT, transport),
@@ -293,6 +302,7 @@ static struct conf *parse_str(const char *name, const char *xml, int check_perms
  *
  * The base document has one element a line, so every diagnostic's line is known:
  *   1 gateway  2 log  3 xmpp  4 sip  5 listen  6 /sip  7 im  8 peer  9 route  10 trust  11 /peer
+ *   12 presence
  */
 
 enum { OPEN, EMPTY, CLOSE };
@@ -313,6 +323,7 @@ static const struct {
 	{ "route", EMPTY, { "address", "127.0.0.1", "port", "5080" } },
 	{ "trust", EMPTY, { "address", "127.0.0.1" } },
 	{ "peer", CLOSE, { NULL } },
+	{ "presence", EMPTY, { NULL } },
 	{ "gateway", CLOSE, { NULL } },
 };
 
@@ -619,6 +630,92 @@ static const struct value_case {
 	{ "trust", "address", "", "10: <trust> attribute \"address\": \"\" is not a numeric address" },
 	{ "trust", "address", NULL, "10: <trust>: missing required attribute \"address\"" },
 	{ "trust", "prefix", "8", "10: <trust>: unknown attribute \"prefix\"" },
+
+	/* <presence> (present and empty in the base document: every default) */
+	{ "presence", "enabled", NULL, "presence.enabled=1" },
+	{ "presence", "enabled", "no", "presence.enabled=0" },
+	{ "presence", "enabled", "off", "presence.enabled=0" },
+	{ "presence", "enabled", "YES", "presence.enabled=1" },
+	{ "presence", "enabled", "maybe", "12: <presence> attribute \"enabled\": \"maybe\" is not one of yes, no, true, false, on, off, 1, 0" },
+	{ "presence", "enabled", "", "12: <presence> attribute \"enabled\": \"\" is not one of yes" },
+	/* <presence database>: relative paths are resolved in test_presence_db() */
+	{ "presence", "database", NULL, "presence.database=(null)" },
+	{ "presence", "database", "/var/lib/simplegw/presence.db", "presence.database=/var/lib/simplegw/presence.db" },
+	{ "presence", "database", "state.db", "presence.database=state.db" },
+	{ "presence", "database", "", "12: <presence> attribute \"database\": \"\" is not a usable path" },
+	{ "presence", "database", ":memory:", "12: <presence> attribute \"database\": \":memory:\" is not special here; leave \"database\" out" },
+	/* <presence expires>: whole seconds, 60s..86400s */
+	{ "presence", "expires", NULL, "presence.expires=3600" },
+	{ "presence", "expires", "60s", "presence.expires=60" },
+	{ "presence", "expires", "1m", "presence.expires=60" },
+	{ "presence", "expires", "60000ms", "presence.expires=60" },
+	{ "presence", "expires", "3600s", "presence.expires=3600" },
+	{ "presence", "expires", "86400s", "presence.expires=86400" },
+	{ "presence", "expires", "1440m", "presence.expires=86400" },
+	{ "presence", "expires", "59s", "12: <presence> attribute \"expires\": 59s is out of range 60s..86400s" },
+	{ "presence", "expires", "86401s", "12: <presence> attribute \"expires\": 86401s is out of range 60s..86400s" },
+	{ "presence", "expires", "1441m", "12: <presence> attribute \"expires\": 1441m is out of range 60s..86400s" },
+	{ "presence", "expires", "60500ms", "12: <presence> attribute \"expires\": \"60500ms\" is not a whole number of seconds" },
+	{ "presence", "expires", "3600", "12: <presence> attribute \"expires\": \"3600\" has no unit (write 3600ms, 3600s or 3600m)" },
+	{ "presence", "expires", "1h", "12: <presence> attribute \"expires\": \"1h\" is not a duration" },
+	{ "presence", "expires", "-60s", "12: <presence> attribute \"expires\": \"-60s\" is not a duration" },
+	{ "presence", "expires", "99999999999999999999s", "12: <presence> attribute \"expires\": 99999999999999999999s is out of range 60s..86400s" },
+	/* <presence min-expires>: 1s..3600s */
+	{ "presence", "min-expires", NULL, "presence.min-expires=60" },
+	{ "presence", "min-expires", "1s", "presence.min-expires=1" },
+	{ "presence", "min-expires", "3600s", "presence.min-expires=3600" },
+	{ "presence", "min-expires", "0s", "12: <presence> attribute \"min-expires\": 0s is out of range 1s..3600s" },
+	{ "presence", "min-expires", "3601s", "12: <presence> attribute \"min-expires\": 3601s is out of range 1s..3600s" },
+	{ "presence", "min-expires", "500ms", "12: <presence> attribute \"min-expires\": \"500ms\" is not a whole number of seconds" },
+	{ "presence", "min-expires", "x", "12: <presence> attribute \"min-expires\": \"x\" is not a duration" },
+	/* <presence max-expires>: min-expires..86400s */
+	{ "presence", "max-expires", NULL, "presence.max-expires=3600" },
+	{ "presence", "max-expires", "60s", "presence.max-expires=60" },
+	{ "presence", "max-expires", "86400s", "presence.max-expires=86400" },
+	{ "presence", "max-expires", "86401s", "12: <presence> attribute \"max-expires\": 86401s is out of range 1s..86400s" },
+	{ "presence", "max-expires", "59s", "12: <presence>: max-expires (59s) is less than min-expires (60s)" },
+	{ "presence", "max-expires", "1500ms", "12: <presence> attribute \"max-expires\": \"1500ms\" is not a whole number of seconds" },
+	/* <presence agent>: an RFC 3261 user part, 1..64 characters */
+	{ "presence", "agent", NULL, "presence.agent=simplegw" },
+	{ "presence", "agent", "presence-gw", "presence.agent=presence-gw" },
+	{ "presence", "agent", "Gw_1.x", "presence.agent=Gw_1.x" },
+	{ "presence", "agent", "a-_.!~*'()&amp;=+$,;?/z", "presence.agent=a-_.!~*'()&=+$,;?/z" },
+	{ "presence", "agent", "a%20b%7E", "presence.agent=a%20b%7E" },
+	{ "presence", "agent", X64, "presence.agent=" X64 },
+	{ "presence", "agent", X65, "12: <presence> attribute \"agent\": \"" X64 "...\" is not a SIP user part of 1..64 characters" },
+	{ "presence", "agent", "", "12: <presence> attribute \"agent\": \"\" is not a SIP user part" },
+	{ "presence", "agent", "gw#1", "12: <presence> attribute \"agent\": \"gw#1\" is not a SIP user part" },	/* '@' is the test's directory */
+	{ "presence", "agent", "sip:gw", "12: <presence> attribute \"agent\": \"sip:gw\" is not a SIP user part" },
+	{ "presence", "agent", "a b", "12: <presence> attribute \"agent\": \"a b\" is not a SIP user part" },
+	{ "presence", "agent", "a%2", "12: <presence> attribute \"agent\": \"a%2\" is not a SIP user part" },
+	{ "presence", "agent", "a%zz", "12: <presence> attribute \"agent\": \"a%zz\" is not a SIP user part" },
+	{ "presence", "agent", "%", "12: <presence> attribute \"agent\": \"%\" is not a SIP user part" },
+	{ "presence", "agent", "caf\xc3\xa9", "12: <presence> attribute \"agent\": \"caf\xc3\xa9\" is not a SIP user part" },
+	{ "presence", "agent", "a&#9;b", "12: <presence> attribute \"agent\": \"a\\x09b\" is not a SIP user part" },
+	{ "presence", "agent", "&lt;gw&gt;", "12: <presence> attribute \"agent\": \"<gw>\" is not a SIP user part" },
+	/* <presence max-watchers>, <presence max-subscriptions>: 1..10000000 */
+	{ "presence", "max-watchers", NULL, "presence.max-watchers=100000" },
+	{ "presence", "max-watchers", "1", "presence.max-watchers=1" },
+	{ "presence", "max-watchers", "10000000", "presence.max-watchers=10000000" },
+	{ "presence", "max-watchers", "0", "12: <presence> attribute \"max-watchers\": 0 is out of range 1..10000000" },
+	{ "presence", "max-watchers", "10000001", "12: <presence> attribute \"max-watchers\": 10000001 is out of range 1..10000000" },
+	{ "presence", "max-watchers", "100k", "12: <presence> attribute \"max-watchers\": \"100k\" is not a decimal number" },
+	{ "presence", "max-subscriptions", NULL, "presence.max-subscriptions=100000" },
+	{ "presence", "max-subscriptions", "1", "presence.max-subscriptions=1" },
+	{ "presence", "max-subscriptions", "10000000", "presence.max-subscriptions=10000000" },
+	{ "presence", "max-subscriptions", "0", "12: <presence> attribute \"max-subscriptions\": 0 is out of range 1..10000000" },
+	{ "presence", "max-subscriptions", "10000001", "12: <presence> attribute \"max-subscriptions\": 10000001 is out of range 1..10000000" },
+	{ "presence", "max-subscriptions", "-1", "12: <presence> attribute \"max-subscriptions\": \"-1\" is not a decimal number" },
+	/* <presence max-document>: a size, 1k..1M */
+	{ "presence", "max-document", NULL, "presence.max-document=65536" },
+	{ "presence", "max-document", "1k", "presence.max-document=1024" },
+	{ "presence", "max-document", "1024", "presence.max-document=1024" },
+	{ "presence", "max-document", "1M", "presence.max-document=1048576" },
+	{ "presence", "max-document", "1023", "12: <presence> attribute \"max-document\": 1023 is out of range 1k..1M" },
+	{ "presence", "max-document", "1025k", "12: <presence> attribute \"max-document\": 1025k is out of range 1k..1M" },
+	{ "presence", "max-document", "64kb", "12: <presence> attribute \"max-document\": \"64kb\" is not a size" },
+	{ "presence", "expiry", "1h", "12: <presence>: unknown attribute \"expiry\"" },
+	{ "presence", "max-doc", "64k", "12: <presence>: unknown attribute \"max-doc\"" },
 };
 
 static void test_values(void)
@@ -669,6 +766,9 @@ static const struct doc_case {
 	  "    <listen transport=\"tcp\" address=\"127.0.0.1\" port=\"5060\"/>\n"
 	  "  </sip>\n"
 	  "  <im max-body=\"8k\" delivery-wait=\"2s\" type=\"chat\"/>\n"
+	  "  <presence database=\"presence.db\" expires=\"3600s\" min-expires=\"60s\" max-expires=\"3600s\"\n"
+	  "            agent=\"simplegw\" max-watchers=\"100000\" max-subscriptions=\"100000\"\n"
+	  "            max-document=\"64k\" enabled=\"yes\"/>\n"
 	  "  <peer name=\"sipnet\" domain=\"sip.example\" addressing=\"domain\">\n"
 	  "    <route address=\"127.0.0.1\" port=\"5080\" transport=\"udp\"/>\n"
 	  "    <trust address=\"127.0.0.1\"/>\n"
@@ -677,7 +777,7 @@ static const struct doc_case {
 	  "</gateway>\n",
 	  { "nlisten=2", "listen[1].transport=tcp", "listen[1].line=7", "peer[0].name=sipnet",
 	    "peer[0].ntrust=2", "peer[0].trust[1]=10.1.0.0/16", "peer[0].route.port=5080",
-	    "xmpp.secret=x", "peer[0].line=10" } },
+	    "xmpp.secret=x", "peer[0].line=13", "presence.database=presence.db" } },
 	{ "several peers, elements in any order, comments and whitespace anywhere",
 	  "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
 	  "<!-- a comment before the root -->\n"
@@ -697,6 +797,60 @@ static const struct doc_case {
 	  { "npeers=3", "nlisten=3", "peer[1].component=gw.xmpp.example",
 	    "peer[2].component=gw.xmpp.example", "peer[1].addressing=escaped", "peer[1].line=5",
 	    "peer[2].line=8", "listen[2].line=12", "peer[0].component=a.example" } },
+	{ "<presence> may be left out; every default applies (enabled, in memory)",
+	  GW XMPP SIP PEER END,
+	  { "presence.enabled=1", "presence.database=(null)", "presence.expires=3600",
+	    "presence.min-expires=60", "presence.max-expires=3600", "presence.agent=simplegw",
+	    "presence.max-watchers=100000", "presence.max-subscriptions=100000",
+	    "presence.max-document=65536" } },
+	{ "no hours in <presence> durations either",
+	  GW XMPP SIP "<presence database=\"/var/lib/simplegw/p.db\" expires=\"2h\"/>\n" PEER END,
+	  { "4: <presence> attribute \"expires\": \"2h\" is not a duration" } },
+	{ "a full <presence>, every attribute",
+	  GW XMPP SIP
+	  "<presence database=\"/var/lib/simplegw/p.db\" expires=\"30m\" min-expires=\"2m\"\n"
+	  "  max-expires=\"2m\" agent=\"pgw\" max-watchers=\"5\" max-subscriptions=\"7\"\n"
+	  "  max-document=\"1M\" enabled=\"no\"/>\n" PEER END,
+	  { "presence.database=/var/lib/simplegw/p.db", "presence.expires=1800",
+	    "presence.min-expires=120", "presence.max-expires=120", "presence.agent=pgw",
+	    "presence.max-watchers=5", "presence.max-subscriptions=7",
+	    "presence.max-document=1048576", "presence.enabled=0", "peer[0].line=7" } },
+	{ "duplicate <presence>: the second one is skipped",
+	  GW XMPP "<presence expires=\"1m\"/>\n" SIP "<presence expires=\"0s\"/>\n" PEER END,
+	  { "5: <gateway>: duplicate <presence> (the first is at line 3)" } },
+	{ "<presence> inside <sip>",
+	  GW XMPP "<sip><listen address=\"127.0.0.1\"/>\n<presence/></sip>\n" PEER END,
+	  { "4: <sip>: <presence> is not allowed here; it belongs in <gateway>" } },
+	{ "<presence> has no children",
+	  GW XMPP SIP "<presence>\n  <watcher/>\n</presence>\n" PEER END,
+	  { "5: <presence>: unknown element <watcher>" } },
+	{ "<presence> holds no text",
+	  GW XMPP SIP "<presence>\n  on\n</presence>\n" PEER END,
+	  { "5: <presence>: text is not allowed" } },
+	{ "min-expires above the default max-expires",
+	  GW XMPP SIP "<presence min-expires=\"3600s\" max-expires=\"3599s\"/>\n" PEER END,
+	  { "4: <presence>: max-expires (3599s) is less than min-expires (3600s)" } },
+	{ "min-expires equal to max-expires",
+	  GW XMPP SIP "<presence min-expires=\"60m\" max-expires=\"3600s\"/>\n" PEER END,
+	  { "presence.min-expires=3600", "presence.max-expires=3600" } },
+	{ "a refused min-expires is not compared",
+	  GW XMPP SIP "<presence min-expires=\"2h\" max-expires=\"1s\"/>\n" PEER END,
+	  { "4: <presence> attribute \"min-expires\": \"2h\" is not a duration" } },
+	{ "every <presence> error in one run",
+	  GW XMPP SIP
+	  "<presence database=\"\" expires=\"10s\" min-expires=\"0s\" max-expires=\"1d\"\n"
+	  "  agent=\"a b\" max-watchers=\"0\" max-subscriptions=\"x\" max-document=\"2M\"\n"
+	  "  enabled=\"perhaps\" colour=\"red\"/>\n" PEER END,
+	  { "4: <presence> attribute \"database\": \"\" is not a usable path",
+	    "4: <presence> attribute \"expires\": 10s is out of range 60s..86400s",
+	    "4: <presence> attribute \"min-expires\": 0s is out of range 1s..3600s",
+	    "4: <presence> attribute \"max-expires\": \"1d\" is not a duration",
+	    "4: <presence> attribute \"agent\": \"a b\" is not a SIP user part",
+	    "4: <presence> attribute \"max-watchers\": 0 is out of range 1..10000000",
+	    "4: <presence> attribute \"max-subscriptions\": \"x\" is not a decimal number",
+	    "4: <presence> attribute \"max-document\": 2M is out of range 1k..1M",
+	    "4: <presence> attribute \"enabled\": \"perhaps\" is not one of yes",
+	    "4: <presence>: unknown attribute \"colour\"" } },
 	{ "<log> and <im> may be left out; defaults still apply",
 	  GW XMPP SIP PEER END,
 	  { "log.facility=daemon", "im.type=chat", "xmpp.port=5347", "sip.max-message=65536" } },
@@ -940,6 +1094,45 @@ static void test_size_bound(void)
 		expect(rows[i].want, "big.xml", c, &d, want, NULL);
 		conf_free(c);
 		diags_clear(&d);
+		free(xml);
+	}
+}
+
+/* ---- <presence database>: resolved like secret-file, but never opened by the parser */
+
+static const struct {
+	const char *name;	/* the configuration's name */
+	const char *db;		/* database="" as written */
+	const char *want;	/* "field=value", or "LINE: diagnostic" */
+} presence_db_cases[] = {
+	{ "/etc/simplegw/gateway.xml", "presence.db", "presence.database=/etc/simplegw/presence.db" },
+	{ "/etc/simplegw/gateway.xml", "state/p.db", "presence.database=/etc/simplegw/state/p.db" },
+	{ "/etc/simplegw/gateway.xml", "../lib/p.db", "presence.database=/etc/simplegw/../lib/p.db" },
+	{ "/etc/simplegw/gateway.xml", "/var/lib/simplegw/p.db", "presence.database=/var/lib/simplegw/p.db" },
+	{ "conf/gw.xml", "p.db", "presence.database=conf/p.db" },
+	{ "./gw.xml", "p.db", "presence.database=./p.db" },
+	{ "/gw.xml", "p.db", "presence.database=/p.db" },
+	{ "gw.xml", "p.db", "presence.database=p.db" },		/* the working directory */
+	{ "/etc/simplegw/gateway.xml", "does/not/exist/p.db", "presence.database=/etc/simplegw/does/not/exist/p.db" },
+	{ "/etc/simplegw/gateway.xml", ":memory:", "2: <presence> attribute \"database\": \":memory:\" is not special here" },
+	{ "/etc/simplegw/gateway.xml", "", "2: <presence> attribute \"database\": \"\" is not a usable path" },
+};
+
+static void test_presence_db(void)
+{
+	for (size_t i = 0; i < NELEM(presence_db_cases); i++) {
+		char *xml = gw_xasprintf(GW "<presence database=\"%s\"/>\n" XMPP SIP PEER END,
+					 presence_db_cases[i].db);
+		const char *want[2] = { presence_db_cases[i].want, NULL };
+		char *what = gw_xasprintf("presence db row %zu (%s, %s)", i, presence_db_cases[i].name,
+					  presence_db_cases[i].db);
+		struct diags d = { 0 };
+		struct conf *c = parse_str(presence_db_cases[i].name, xml, 1, &d);
+
+		expect(what, presence_db_cases[i].name, c, &d, want, NULL);
+		conf_free(c);
+		diags_clear(&d);
+		free(what);
 		free(xml);
 	}
 }
@@ -1327,6 +1520,7 @@ int main(void)
 	test_values();
 	test_docs();
 	test_size_bound();
+	test_presence_db();
 	test_secrets();
 	test_load();
 	test_sample();

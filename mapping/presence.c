@@ -1,0 +1,1143 @@
+/* presence.c - presence interworking both ways (RFC 8048, 3856, 3863, 6665), with one shared SIP
+ * subscription per SIP presentity however many XMPP users watch it.
+ *
+ * XMPP watcher -> SIP presentity (struct spres, one per SIP URI).  The gateway holds one SUBSCRIBE
+ * dialog per presentity, as the agent identity sip:<agent>@<xmpp domain>, and fans each NOTIFY
+ * out to every approved XMPP watcher: one serialisation per tuple, the recipient spliced in
+ * (xmpp_link_send_to).  The dialog's state machine (spres_enter_state logs every change):
+ *
+ *   IDLE --subscribe--> SUBSCRIBING --NOTIFY pending--> PENDING --NOTIFY active--> ACTIVE
+ *     any --terminated/failure--> (row of sub_end_rules) WAITING --timer--> SUBSCRIBING
+ *                                                     or REJECTED: every watcher unsubscribed
+ *
+ * A watcher is PENDING until the dialog is first active, then SUBSCRIBED.  Nothing else reaches a
+ * pending or refused watcher, so the two are indistinguishable on the wire.
+ *
+ * SIP watcher -> XMPP presentity (struct xview, one per XMPP user and SIP watcher pair).  The
+ * gateway is the notifier: SUBSCRIBE -> 200 + NOTIFY pending + <presence type='subscribe'> to the
+ * user; 'subscribed' -> NOTIFY active with PIDF; each presence stanza the XMPP server sends to the
+ * watcher's JID -> NOTIFY to that watcher's dialogs only (so directed presence and privacy lists
+ * stay the XMPP server's business); 'unsubscribed' -> NOTIFY terminated;reason=rejected.
+ *
+ * State that lasts (store.h): XMPP watchers of SIP presentities with their approval, the last
+ * document of each SIP presentity, and which SIP watchers each XMPP user approved.  After a
+ * restart the shared dialogs are set up again, probes are answered from the stored documents,
+ * and an approved SIP watcher that subscribes again is active at once.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "../gateway/dict.h"
+#include "../gateway/gw.h"
+#include "../gateway/store.h"
+#include "../sip/sip.h"
+#include "../xmpp/xmpp.h"
+#include "addr.h"
+#include "map.h"
+#include "pidf.h"
+
+#define CT_PIDF "application/pidf+xml"
+#define PRES_MAX_TUPLES 64
+#define PRES_RETRY_MIN_S 1
+#define PRES_RETRY_MAX_S 300
+
+enum spres_state {
+	SPRES_IDLE,
+	SPRES_SUBSCRIBING,	/* SUBSCRIBE sent, no NOTIFY yet */
+	SPRES_PENDING,		/* the presence server has not authorized us yet */
+	SPRES_ACTIVE,
+	SPRES_WAITING,		/* dialog over, re-subscribing when the timer fires */
+	SPRES_CLOSED,		/* the gateway is shutting down */
+};
+
+static const char *const spres_state_names[] = {
+	[SPRES_IDLE] = "idle",
+	[SPRES_SUBSCRIBING] = "subscribing",
+	[SPRES_PENDING] = "pending",
+	[SPRES_ACTIVE] = "active",
+	[SPRES_WAITING] = "waiting",
+	[SPRES_CLOSED] = "closed",
+};
+
+/* An XMPP watcher's approval, as dict values and as stored text. */
+enum watcher_state {
+	WATCHER_PENDING = 1,
+	WATCHER_SUBSCRIBED = 2,
+};
+
+struct presence {
+	struct gw *gw;
+	struct store *store;
+	struct dict *spres;	/* SIP presentity URI -> struct spres */
+	struct dict *views;	/* "jid\nwatcher-jid" -> struct xview */
+	size_t nwatchers;	/* XMPP watchers of SIP presentities, all presentities */
+	int closing;
+};
+
+struct spres {
+	struct presence *pr;
+	char *uri;		/* sip:bob@sip.example */
+	char *jid;		/* bob@sip.example: what the XMPP side calls it */
+	const struct conf_peer *peer;
+	enum spres_state state;
+	struct sip_sub *sub;
+	struct event *timer;
+	unsigned failures;	/* consecutive dialogs that ended without going active */
+	struct dict *watchers;	/* bare JID -> (void *)(intptr_t)enum watcher_state */
+	struct pidf_doc *doc;	/* last document, NULL when none */
+};
+
+/* One XMPP user as one SIP watcher sees them (what the XMPP server sends to that watcher). */
+struct xview {
+	struct presence *pr;
+	char *key;
+	char *user;		/* alice@xmpp.example */
+	char *watcher_jid;	/* bob@sip.example */
+	struct dict *resources;	/* resource -> struct pidf_tuple * (available ones) */
+	struct xdialog *dialogs;
+};
+
+/* One SIP watcher dialog (a watcher may hold several: one per device). */
+struct xdialog {
+	struct xview *view;
+	struct sip_watch *w;
+	int active;
+	struct xdialog *next;
+};
+
+/* ---------------------------------------------------------------- tables */
+
+enum sub_end_action {
+	END_REJECT,		/* every watcher gets 'unsubscribed' */
+	END_RESUBSCRIBE,	/* quietly, after the row's delay (or Retry-After) */
+	END_BACKOFF,		/* quietly, with exponential back-off */
+};
+
+/* How a shared dialog's end is handled (RFC 6665 4.1.3 reasons; RFC 8048 section 5).  status 0
+ * rows match the Subscription-State reason of a terminating NOTIFY; others the SUBSCRIBE's final
+ * status (x00 rows match their whole class). */
+static const struct sub_end_rule {
+	int status;
+	const char *reason;
+	enum sub_end_action action;
+	unsigned delay_s;
+} sub_end_rules[] = {
+	{ 0, "rejected", END_REJECT, 0 },
+	{ 0, "noresource", END_REJECT, 0 },
+	{ 0, "timeout", END_RESUBSCRIBE, 0 },
+	{ 0, "deactivated", END_RESUBSCRIBE, 0 },
+	{ 0, "probation", END_RESUBSCRIBE, 30 },
+	{ 0, "giveup", END_RESUBSCRIBE, 30 },
+	{ 0, NULL, END_BACKOFF, 0 },		/* no or unknown reason */
+	{ 408, NULL, END_BACKOFF, 0 },		/* no answer: the peer may be restarting */
+	{ 423, NULL, END_BACKOFF, 0 },		/* interval too brief: stack retries higher */
+	{ 480, NULL, END_BACKOFF, 0 },
+	{ 481, NULL, END_RESUBSCRIBE, 0 },	/* the notifier lost the dialog (restart) */
+	{ 482, NULL, END_BACKOFF, 0 },
+	{ 491, NULL, END_BACKOFF, 0 },
+	{ 500, NULL, END_BACKOFF, 0 },		/* every 5xx */
+	{ 600, NULL, END_REJECT, 0 },		/* every 6xx */
+	{ 400, NULL, END_REJECT, 0 },		/* every other 4xx: 403, 404, 489 ... */
+};
+
+static const struct sub_end_rule *sub_end_rule_for(int status, const char *reason)
+{
+	size_t n = sizeof(sub_end_rules) / sizeof(sub_end_rules[0]);
+
+	for (size_t i = 0; i < n; i++) {
+		const struct sub_end_rule *r = &sub_end_rules[i];
+
+		if (status == 0 && r->status == 0 &&
+		    (!r->reason || (reason && strcasecmp(reason, r->reason) == 0)))
+			return r;
+		if (status != 0 && r->status == status)
+			return r;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (status != 0 && sub_end_rules[i].status == status / 100 * 100)
+			return &sub_end_rules[i];
+	return &sub_end_rules[6];
+}
+
+static const char *watcher_state_text(enum watcher_state s)
+{
+	return s == WATCHER_SUBSCRIBED ? "subscribed" : "pending";
+}
+
+/* ---------------------------------------------------------------- XMPP output */
+
+static struct xmpp_link *pres_link(struct presence *pr, const struct conf_peer *peer)
+{
+	struct xmpp_link *link = gw_link_for_component(pr->gw, peer->component);
+
+	return link && xmpp_link_is_up(link) ? link : NULL;
+}
+
+static xmpp_stanza_t *pres_stanza(struct presence *pr, const char *type, const char *from,
+				  const char *to)
+{
+	xmpp_stanza_t *s = xmpp_stanza_new(pr->gw->xctx);
+
+	if (!s || xmpp_stanza_set_name(s, "presence") != XMPP_EOK)
+		gw_fatal("out of memory");
+	if (type)
+		xmpp_stanza_set_type(s, type);
+	if (from)
+		xmpp_stanza_set_from(s, from);
+	if (to)
+		xmpp_stanza_set_to(s, to);
+	return s;
+}
+
+static void pres_send(struct xmpp_link *link, xmpp_stanza_t *s)
+{
+	if (link)
+		xmpp_link_send(link, s);
+	xmpp_stanza_release(s);
+}
+
+/* A presence error reply (RFC 6120 8.3) to a stanza from the XMPP side. */
+static void pres_bounce(struct presence *pr, struct xmpp_link *link, xmpp_stanza_t *stanza,
+			const char *condition, const char *text)
+{
+	const char *type = xmpp_stanza_get_type(stanza);
+
+	if (type && strcmp(type, "error") == 0)
+		return;
+	log_info("presence %s from %s to %s refused: %s (%s)", type ? type : "available",
+		 xmpp_stanza_get_from(stanza) ? xmpp_stanza_get_from(stanza) : "-",
+		 xmpp_stanza_get_to(stanza) ? xmpp_stanza_get_to(stanza) : "-", condition,
+		 text ? text : "");
+	pres_send(link, map_error_reply(pr->gw->xctx, stanza, condition, text));
+}
+
+/* ---------------------------------------------------------------- SIP presentities */
+
+static void spres_subscribe(struct spres *sp);
+
+static void spres_enter_state(struct spres *sp, enum spres_state state)
+{
+	if (sp->state == state)
+		return;
+	log_info("presence %s: %s -> %s (%zu watchers)", sp->uri, spres_state_names[sp->state],
+		 spres_state_names[state], dict_count(sp->watchers));
+	sp->state = state;
+}
+
+static void spres_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct spres *sp = arg;
+
+	if (sp->state == SPRES_WAITING)
+		spres_subscribe(sp);
+}
+
+static struct spres *spres_new(struct presence *pr, const char *uri, const char *jid,
+			       const struct conf_peer *peer)
+{
+	struct spres *sp = gw_xcalloc(1, sizeof(*sp));
+
+	sp->pr = pr;
+	sp->uri = gw_xstrdup(uri);
+	sp->jid = gw_xstrdup(jid);
+	sp->peer = peer;
+	sp->watchers = dict_new();
+	sp->timer = evtimer_new(pr->gw->base, spres_timer_cb, sp);
+	if (!sp->timer)
+		gw_fatal("evtimer_new failed");
+	dict_set(pr->spres, uri, sp);
+	return sp;
+}
+
+/* Forgets the presentity (its watchers must be gone or told already). */
+static void spres_free(struct spres *sp)
+{
+	struct presence *pr = sp->pr;
+
+	if (sp->sub)
+		sip_sub_end(sp->sub);
+	sp->sub = NULL;
+	pr->nwatchers -= dict_count(sp->watchers);
+	dict_del(pr->spres, sp->uri);
+	event_free(sp->timer);
+	dict_free(sp->watchers);
+	pidf_doc_free(sp->doc);
+	free(sp->uri);
+	free(sp->jid);
+	free(sp);
+}
+
+/* The XMPP form of one tuple, from the presentity's JID and the tuple id as resource. */
+static xmpp_stanza_t *spres_tuple_stanza(struct spres *sp, const struct pidf_tuple *t)
+{
+	xmpp_stanza_t *s = pidf_tuple_to_presence(sp->pr->gw->xctx, t);
+	char *from;
+
+	if (!s)
+		gw_fatal("out of memory");
+	from = gw_xasprintf("%s/%s", sp->jid, t->id && t->id[0] ? t->id : "sip");
+	xmpp_stanza_set_from(s, from);
+	free(from);
+	return s;
+}
+
+struct fanout {
+	struct xmpp_link *link;
+	const char *text;
+	size_t len;
+	const char *only;	/* one watcher, or NULL for every subscribed one */
+	size_t sent;
+};
+
+static void fanout_one(void *arg, const char *jid, void *value)
+{
+	struct fanout *f = arg;
+
+	if ((intptr_t)value != WATCHER_SUBSCRIBED || (f->only && strcmp(f->only, jid) != 0))
+		return;
+	if (xmpp_link_send_to(f->link, f->text, f->len, jid) == 0)
+		f->sent++;
+}
+
+/* Sends one stanza to every subscribed watcher (or to `only`): serialised once. */
+static size_t spres_fanout(struct spres *sp, struct xmpp_link *link, xmpp_stanza_t *s,
+			   const char *only)
+{
+	struct fanout f = { .link = link, .only = only };
+	char *text = NULL;
+
+	if (!link)
+		return 0;
+	if (xmpp_stanza_to_text(s, &text, &f.len) != XMPP_EOK)
+		gw_fatal("xmpp_stanza_to_text: out of memory");
+	f.text = text;
+	if (only)
+		fanout_one(&f, only, (void *)(intptr_t)WATCHER_SUBSCRIBED);
+	else
+		dict_foreach(sp->watchers, fanout_one, &f);
+	xmpp_free(sp->pr->gw->xctx, text);
+	return f.sent;
+}
+
+static const struct pidf_tuple *doc_tuple(const struct pidf_doc *doc, const char *id)
+{
+	for (size_t i = 0; doc && i < doc->ntuples; i++)
+		if (strcmp(doc->tuples[i].id ? doc->tuples[i].id : "", id ? id : "") == 0)
+			return &doc->tuples[i];
+	return NULL;
+}
+
+/* Sends the presentity's whole state (every tuple; unavailable when it has none open). */
+static void spres_send_state(struct spres *sp, struct xmpp_link *link, const char *only)
+{
+	size_t open = 0;
+
+	for (size_t i = 0; sp->doc && i < sp->doc->ntuples; i++) {
+		xmpp_stanza_t *s = spres_tuple_stanza(sp, &sp->doc->tuples[i]);
+
+		open += sp->doc->tuples[i].open != 0;
+		spres_fanout(sp, link, s, only);
+		xmpp_stanza_release(s);
+	}
+	if (!open) {
+		xmpp_stanza_t *s = pres_stanza(sp->pr, "unavailable", sp->jid, NULL);
+
+		spres_fanout(sp, link, s, only);
+		xmpp_stanza_release(s);
+	}
+}
+
+/* A new document replaces the old: what changed goes to every subscribed watcher. */
+static void spres_apply(struct spres *sp, struct pidf_doc *doc)
+{
+	struct xmpp_link *link = pres_link(sp->pr, sp->peer);
+	size_t open = 0, was_open = 0;
+
+	for (size_t i = 0; i < doc->ntuples; i++) {
+		xmpp_stanza_t *s = spres_tuple_stanza(sp, &doc->tuples[i]);
+
+		open += doc->tuples[i].open != 0;
+		spres_fanout(sp, link, s, NULL);
+		xmpp_stanza_release(s);
+	}
+	/* resources that are gone are unavailable now */
+	for (size_t i = 0; sp->doc && i < sp->doc->ntuples; i++) {
+		const struct pidf_tuple *old = &sp->doc->tuples[i];
+
+		was_open += old->open != 0;
+		if (old->open && !doc_tuple(doc, old->id)) {
+			struct pidf_tuple gone = { .id = old->id, .open = 0 };
+			xmpp_stanza_t *s = spres_tuple_stanza(sp, &gone);
+
+			spres_fanout(sp, link, s, NULL);
+			xmpp_stanza_release(s);
+		}
+	}
+	if (!open && !doc->ntuples && (!sp->doc || was_open)) {
+		xmpp_stanza_t *s = pres_stanza(sp->pr, "unavailable", sp->jid, NULL);
+
+		spres_fanout(sp, link, s, NULL);
+		xmpp_stanza_release(s);
+	}
+	pidf_doc_free(sp->doc);
+	sp->doc = doc;
+}
+
+static void watcher_set(struct spres *sp, const char *jid, enum watcher_state state)
+{
+	const char *text = watcher_state_text(state);
+
+	if (!dict_set(sp->watchers, jid, (void *)(intptr_t)state))
+		sp->pr->nwatchers++;
+	store_put(sp->pr->store, STORE_XWATCH, sp->uri, jid, text, strlen(text));
+}
+
+static void watcher_del(struct spres *sp, const char *jid)
+{
+	if (dict_del(sp->watchers, jid))
+		sp->pr->nwatchers--;
+	store_del(sp->pr->store, STORE_XWATCH, sp->uri, jid);
+}
+
+struct approve {
+	struct spres *sp;
+	struct xmpp_link *link;
+};
+
+static void approve_one(void *arg, const char *jid, void *value)
+{
+	struct approve *a = arg;
+	const char *text = watcher_state_text(WATCHER_SUBSCRIBED);
+
+	if ((intptr_t)value != WATCHER_PENDING || !a->link)
+		return;
+	pres_send(a->link, pres_stanza(a->sp->pr, "subscribed", a->sp->jid, jid));
+	dict_set(a->sp->watchers, jid, (void *)(intptr_t)WATCHER_SUBSCRIBED);
+	store_put(a->sp->pr->store, STORE_XWATCH, a->sp->uri, jid, text, strlen(text));
+	spres_send_state(a->sp, a->link, jid);
+}
+
+static int spres_on_notify(void *arg, struct sip_sub *sub, const struct sip_notify_info *n)
+{
+	struct spres *sp = arg;
+	struct pidf_doc *doc = NULL;
+	char err[160];
+
+	if (n->state == SIP_SUBSTATE_TERMINATED)
+		return 200;	/* the end rules run in spres_on_ended */
+	spres_enter_state(sp, n->state == SIP_SUBSTATE_ACTIVE ? SPRES_ACTIVE : SPRES_PENDING);
+	if (n->body && n->body_len) {
+		if (!n->content_type || strcmp(n->content_type, CT_PIDF) != 0) {
+			log_warn("presence %s: NOTIFY with %s ignored (not %s)", sp->uri,
+				 n->content_type ? n->content_type : "no type", CT_PIDF);
+			return 415;
+		}
+		if (pidf_parse(n->body, n->body_len, sp->pr->gw->conf->presence_max_doc,
+			       PRES_MAX_TUPLES, &doc, err, sizeof(err)) != 0) {
+			log_warn("presence %s: malformed PIDF refused, state kept: %s", sp->uri, err);
+			return 400;
+		}
+		store_put(sp->pr->store, STORE_XDOC, sp->uri, "", n->body, n->body_len);
+	}
+	if (n->state == SIP_SUBSTATE_ACTIVE) {
+		struct approve a = { sp, pres_link(sp->pr, sp->peer) };
+
+		sp->failures = 0;
+		if (doc) {
+			/* approvals first, so that new watchers get the new state once */
+			pidf_doc_free(sp->doc);
+			sp->doc = NULL;
+			dict_foreach(sp->watchers, approve_one, &a);
+			spres_apply(sp, doc);
+		} else {
+			dict_foreach(sp->watchers, approve_one, &a);
+		}
+	} else if (doc) {
+		pidf_doc_free(sp->doc);	/* pending: kept for when it is active, shown to nobody */
+		sp->doc = doc;
+	}
+	return 200;
+}
+
+struct reject {
+	struct spres *sp;
+	struct xmpp_link *link;
+};
+
+static void reject_one(void *arg, const char *jid, void *value)
+{
+	struct reject *r = arg;
+
+	if (r->link) {
+		if ((intptr_t)value == WATCHER_SUBSCRIBED)
+			pres_send(r->link, pres_stanza(r->sp->pr, "unavailable", r->sp->jid, jid));
+		pres_send(r->link, pres_stanza(r->sp->pr, "unsubscribed", r->sp->jid, jid));
+	}
+	store_del(r->sp->pr->store, STORE_XWATCH, r->sp->uri, jid);
+}
+
+static void spres_on_ended(void *arg, struct sip_sub *sub, int status, const char *reason,
+			   unsigned retry_after)
+{
+	struct spres *sp = arg;
+	const struct sub_end_rule *rule = sub_end_rule_for(status, reason);
+	unsigned delay = rule->delay_s;
+	struct timeval tv;
+
+	sp->sub = NULL;
+	log_info("presence %s: dialog ended (%d%s%s)", sp->uri, status, reason ? ", " : "",
+		 reason ? reason : "");
+	if (rule->action == END_REJECT) {
+		struct reject r = { sp, pres_link(sp->pr, sp->peer) };
+
+		log_notice("presence %s: refused by the SIP side (%d %s): %zu watchers unsubscribed",
+			   sp->uri, status, reason ? reason : "", dict_count(sp->watchers));
+		dict_foreach(sp->watchers, reject_one, &r);
+		store_del(sp->pr->store, STORE_XDOC, sp->uri, NULL);
+		spres_free(sp);
+		return;
+	}
+	if (sp->state != SPRES_ACTIVE)
+		sp->failures++;
+	if (rule->action == END_BACKOFF || sp->failures > 2) {
+		unsigned n = sp->failures > 8 ? 8 : sp->failures;
+
+		delay = PRES_RETRY_MIN_S << n;
+		if (delay > PRES_RETRY_MAX_S)
+			delay = PRES_RETRY_MAX_S;
+	}
+	if (retry_after)
+		delay = retry_after > 3600 ? 3600 : retry_after;
+	spres_enter_state(sp, SPRES_WAITING);
+	tv.tv_sec = delay;
+	tv.tv_usec = delay ? 0 : 50000;
+	evtimer_add(sp->timer, &tv);
+}
+
+static void spres_subscribe(struct spres *sp)
+{
+	static const struct sip_sub_cbs cbs = {
+		.notify = spres_on_notify,
+		.ended = spres_on_ended,
+	};
+	struct presence *pr = sp->pr;
+	const struct conf *conf = pr->gw->conf;
+	char *from;
+
+	if (pr->closing || sp->sub)
+		return;
+	from = gw_xasprintf("sip:%s@%s", conf->presence_agent, conf->xmpp_domain);
+	sp->sub = sip_subscribe(pr->gw->sip, sp->peer, from, sp->uri, "presence", CT_PIDF,
+				conf->presence_expires_s, &cbs, sp);
+	free(from);
+	if (sp->sub) {
+		spres_enter_state(sp, SPRES_SUBSCRIBING);
+	} else {
+		struct timeval tv = { PRES_RETRY_MIN_S, 0 };
+
+		spres_enter_state(sp, SPRES_WAITING);
+		evtimer_add(sp->timer, &tv);
+	}
+}
+
+/* ---------------------------------------------------------------- from XMPP */
+
+static void pres_from_xmpp_watcher(struct presence *pr, struct xmpp_link *link,
+				   xmpp_stanza_t *stanza, const char *type, const char *from_bare,
+				   const char *to_bare)
+{
+	const struct conf *conf = pr->gw->conf;
+	const struct conf_peer *peer;
+	char uri[MAP_URI_MAX];
+	struct spres *sp;
+	intptr_t state;
+	int err;
+
+	peer = map_peer_for_jid(conf, xmpp_link_domain(link), to_bare, uri, sizeof(uri), &err);
+	if (!peer) {
+		if (strcmp(type, "subscribe") == 0)
+			pres_bounce(pr, link, stanza, err == MAP_ADDR_EDOMAIN ? "item-not-found" :
+				    "jid-malformed", map_addr_strerror(err));
+		return;
+	}
+	sp = dict_get(pr->spres, uri);
+	state = sp ? (intptr_t)dict_get(sp->watchers, from_bare) : 0;
+
+	if (strcmp(type, "subscribe") == 0) {
+		if (!sp && dict_count(pr->spres) >= conf->presence_max_subscriptions) {
+			pres_bounce(pr, link, stanza, "resource-constraint",
+				    "the gateway holds too many subscriptions");
+			return;
+		}
+		if (sp && !state && dict_count(sp->watchers) >= conf->presence_max_watchers) {
+			pres_bounce(pr, link, stanza, "resource-constraint",
+				    "too many watchers of this contact");
+			return;
+		}
+		if (!sp)
+			sp = spres_new(pr, uri, to_bare, peer);
+		if (sp->state == SPRES_ACTIVE) {
+			/* already authorized by the SIP side: approved now (RFC 6121 3.1.3) */
+			struct approve a = { sp, link };
+
+			watcher_set(sp, from_bare, WATCHER_PENDING);
+			approve_one(&a, from_bare, (void *)(intptr_t)WATCHER_PENDING);
+		} else if (state != WATCHER_SUBSCRIBED) {
+			watcher_set(sp, from_bare, WATCHER_PENDING);
+		}
+		if (sp->state == SPRES_IDLE)
+			spres_subscribe(sp);
+	} else if (strcmp(type, "unsubscribe") == 0) {
+		if (!state)
+			return;
+		if (state == WATCHER_SUBSCRIBED)
+			pres_send(link, pres_stanza(pr, "unavailable", sp->jid, from_bare));
+		watcher_del(sp, from_bare);
+		if (dict_count(sp->watchers) == 0) {
+			log_info("presence %s: last watcher left", sp->uri);
+			store_del(pr->store, STORE_XDOC, sp->uri, NULL);
+			spres_free(sp);
+		}
+	} else if (strcmp(type, "probe") == 0) {
+		/* answered only for approved watchers: a pending or refused one learns nothing */
+		if (state == WATCHER_SUBSCRIBED)
+			spres_send_state(sp, link, xmpp_stanza_get_from(stanza));
+	}
+}
+
+static struct xview *view_get(struct presence *pr, const char *user, const char *watcher_jid,
+			      int create)
+{
+	char *key = gw_xasprintf("%s\n%s", user, watcher_jid);
+	struct xview *v = dict_get(pr->views, key);
+
+	if (!v && create) {
+		v = gw_xcalloc(1, sizeof(*v));
+		v->pr = pr;
+		v->key = key;
+		v->user = gw_xstrdup(user);
+		v->watcher_jid = gw_xstrdup(watcher_jid);
+		v->resources = dict_new();
+		dict_set(pr->views, key, v);
+		return v;
+	}
+	free(key);
+	return v;
+}
+
+static void view_free_tuple(void *arg, const char *key, void *value)
+{
+	struct pidf_tuple *t = value;
+
+	pidf_tuple_clear(t);
+	free(t);
+}
+
+static void view_free(struct xview *v)
+{
+	dict_del(v->pr->views, v->key);
+	dict_foreach(v->resources, view_free_tuple, NULL);
+	dict_free(v->resources);
+	free(v->key);
+	free(v->user);
+	free(v->watcher_jid);
+	free(v);
+}
+
+struct doc_build {
+	struct pidf_doc *doc;
+};
+
+static void doc_add_tuple(void *arg, const char *key, void *value)
+{
+	struct doc_build *b = arg;
+
+	b->doc->tuples[b->doc->ntuples++] = *(struct pidf_tuple *)value;	/* borrowed */
+}
+
+/* The PIDF document of the view: one tuple per available resource. */
+static char *view_document(struct xview *v, size_t *len)
+{
+	struct pidf_doc doc;
+	struct doc_build b = { &doc };
+	char *uri = gw_xasprintf("pres:%s", v->user), *text;
+
+	memset(&doc, 0, sizeof(doc));
+	doc.entity = uri;
+	doc.tuples = gw_xcalloc(dict_count(v->resources) + 1, sizeof(*doc.tuples));
+	dict_foreach(v->resources, doc_add_tuple, &b);
+	text = pidf_build(&doc, len);
+	free(doc.tuples);	/* the tuples themselves are the view's */
+	free(uri);
+	return text;
+}
+
+static void view_notify(struct xview *v, struct xdialog *only)
+{
+	size_t len = 0;
+	char *doc = NULL;
+
+	for (struct xdialog *d = v->dialogs; d; d = d->next) {
+		if (!d->active || (only && d != only))
+			continue;
+		if (!doc)
+			doc = view_document(v, &len);
+		sip_watch_notify(d->w, SIP_SUBSTATE_ACTIVE, NULL, CT_PIDF, doc, len);
+	}
+	free(doc);
+}
+
+/* The XMPP server sends the user's presence (or probe answer) to the SIP watcher's JID. */
+static void view_on_presence(struct presence *pr, xmpp_stanza_t *stanza, const char *type,
+			     const char *from, const char *from_bare, const char *to_bare)
+{
+	struct xview *v = view_get(pr, from_bare, to_bare, 0);
+	const char *slash = strchr(from, '/');
+	const char *resource = slash ? slash + 1 : "";
+	struct pidf_tuple *t, *old;
+
+	if (!v)
+		return;		/* nobody on the SIP side watches through this pair now */
+	t = gw_xcalloc(1, sizeof(*t));
+	if (pidf_tuple_from_presence(stanza, resource, t) != 0) {
+		free(t);
+		return;
+	}
+	t->contact = gw_xasprintf("xmpp:%s", from);
+	if (type && strcmp(type, "unavailable") == 0) {
+		old = dict_del(v->resources, resource);
+		if (!slash) {	/* unavailable from the bare JID: every resource is gone */
+			dict_foreach(v->resources, view_free_tuple, NULL);
+			dict_free(v->resources);
+			v->resources = dict_new();
+		}
+		pidf_tuple_clear(t);
+		free(t);
+	} else {
+		old = dict_set(v->resources, resource, t);
+	}
+	if (old) {
+		pidf_tuple_clear(old);
+		free(old);
+	}
+	view_notify(v, NULL);
+}
+
+static void view_probe(struct presence *pr, struct xview *v, const struct conf_peer *peer)
+{
+	struct xmpp_link *link = pres_link(pr, peer);
+
+	pres_send(link, pres_stanza(pr, "probe", v->watcher_jid, v->user));
+}
+
+/* The XMPP user answered (or withdrew) a SIP watcher's subscription. */
+static void view_on_decision(struct presence *pr, const char *type, const char *user,
+			     const char *watcher_jid)
+{
+	struct xview *v = view_get(pr, user, watcher_jid, 0);
+	int approved = strcmp(type, "subscribed") == 0;
+
+	if (approved)
+		store_put(pr->store, STORE_SWATCH, user, watcher_jid, "approved", 8);
+	else
+		store_del(pr->store, STORE_SWATCH, user, watcher_jid);
+	if (!v)
+		return;
+	for (struct xdialog *d = v->dialogs; d; d = d->next) {
+		if (approved && !d->active) {
+			d->active = 1;
+			view_notify(v, d);
+		} else if (!approved) {
+			sip_watch_notify(d->w, SIP_SUBSTATE_TERMINATED, "rejected", NULL, NULL, 0);
+			d->active = 0;
+		}
+	}
+	/* after an approval the XMPP server sends the user's presence by itself (RFC 6121 3.1.5) */
+}
+
+void presence_from_xmpp(struct presence *pr, struct xmpp_link *link, xmpp_stanza_t *stanza)
+{
+	const struct conf *conf = pr->gw->conf;
+	const char *type = xmpp_stanza_get_type(stanza);
+	const char *from = xmpp_stanza_get_from(stanza), *to = xmpp_stanza_get_to(stanza);
+	char from_bare[MAP_JID_MAX + 1], to_bare[MAP_JID_MAX + 1], domain[MAP_JID_MAX + 1];
+
+	if (!from || !to || map_jid_bare(from, from_bare, sizeof(from_bare)) < 0 ||
+	    map_jid_bare(to, to_bare, sizeof(to_bare)) < 0) {
+		pres_bounce(pr, link, stanza, "jid-malformed", "bad from or to address");
+		return;
+	}
+	if (type && strcmp(type, "error") == 0) {
+		log_info("presence error from %s to %s", from, to);
+		return;
+	}
+	if (!conf->presence_enabled || pr->closing) {
+		if (type && strcmp(type, "subscribe") == 0)
+			pres_bounce(pr, link, stanza, "service-unavailable",
+				    pr->closing ? "the gateway is shutting down" :
+				    "presence interworking is disabled");
+		return;
+	}
+	/* the gateway asserts identities only in the XMPP domain it serves */
+	if (map_jid_domain(from, domain, sizeof(domain)) < 0 ||
+	    strcmp(domain, conf->xmpp_domain) != 0) {
+		pres_bounce(pr, link, stanza, "forbidden",
+			    "only users of the gateway's XMPP domain can reach SIP users");
+		return;
+	}
+	if (!strchr(to_bare, '@')) {
+		/* presence to the component itself: nothing to map */
+		log_debug("presence %s from %s to the component ignored", type ? type : "", from);
+		return;
+	}
+	if (!type || strcmp(type, "unavailable") == 0) {
+		view_on_presence(pr, stanza, type, from, from_bare, to_bare);
+	} else if (strcmp(type, "subscribed") == 0 || strcmp(type, "unsubscribed") == 0) {
+		view_on_decision(pr, type, from_bare, to_bare);
+	} else if (strcmp(type, "subscribe") == 0 || strcmp(type, "unsubscribe") == 0 ||
+		   strcmp(type, "probe") == 0) {
+		pres_from_xmpp_watcher(pr, link, stanza, type, from_bare, to_bare);
+	} else {
+		pres_bounce(pr, link, stanza, "bad-request", "unknown presence type");
+	}
+}
+
+/* ---------------------------------------------------------------- from SIP */
+
+void presence_from_sip(struct presence *pr, struct sip_watch *w,
+		       const struct sip_subscribe_info *info)
+{
+	const struct conf *conf = pr->gw->conf;
+	const struct conf_peer *peer = info->peer;
+	char user[MAP_JID_MAX + 1], watcher_jid[MAP_JID_MAX + 1], *approved = NULL;
+	struct xmpp_link *link;
+	struct xview *v;
+	struct xdialog *d;
+	unsigned expires;
+	int r;
+
+	if (!conf->presence_enabled || strcmp(info->event, "presence") != 0) {
+		sip_watch_refuse(w, 489, "Bad Event", 0);
+		return;
+	}
+	if (pr->closing) {
+		sip_watch_refuse(w, 503, "Shutting Down", 0);
+		return;
+	}
+	if (!info->accepts_pidf) {
+		sip_watch_refuse(w, 406, "Only application/pidf+xml", 0);
+		return;
+	}
+	r = map_sip_to_jid(info->request_uri, user, sizeof(user));
+	if (r < 0 || !strchr(user, '@')) {
+		sip_watch_refuse(w, r < 0 ? 484 : 404, r < 0 ? "Address Not Mappable" :
+				 "No User Part", 0);
+		return;
+	}
+	if (map_jid_bare(user, user, sizeof(user)) < 0 ||
+	    map_peer_sip_to_jid(peer, info->from_uri, watcher_jid, sizeof(watcher_jid)) < 0 ||
+	    map_jid_bare(watcher_jid, watcher_jid, sizeof(watcher_jid)) < 0) {
+		sip_watch_refuse(w, 400, "From Address Not Mappable", 0);
+		return;
+	}
+	if (info->expires > 0 && (unsigned long)info->expires < conf->presence_min_expires_s) {
+		sip_watch_refuse(w, 423, "Interval Too Brief", conf->presence_min_expires_s);
+		return;
+	}
+	link = pres_link(pr, peer);
+	if (!link) {
+		sip_watch_refuse(w, 503, "XMPP Server Unreachable", 0);
+		return;
+	}
+	if (sip_stack_watches(pr->gw->sip) > conf->presence_max_subscriptions) {
+		sip_watch_refuse(w, 503, "Too Many Subscriptions", 0);
+		return;
+	}
+	expires = info->expires < 0 || (unsigned long)info->expires > conf->presence_max_expires_s ?
+		  conf->presence_max_expires_s : (unsigned)info->expires;
+	r = store_get(pr->store, STORE_SWATCH, user, watcher_jid, &approved, NULL);
+	free(approved);
+	sip_watch_accept(w, expires);
+	v = view_get(pr, user, watcher_jid, 1);
+	if (expires == 0) {
+		/* a fetch (RFC 6665 4.4.3): the state now, and the dialog ends */
+		size_t len = 0;
+		char *doc = r == 1 ? view_document(v, &len) : NULL;
+
+		sip_watch_notify(w, SIP_SUBSTATE_TERMINATED, "timeout", doc ? CT_PIDF : NULL, doc,
+				 len);
+		free(doc);
+		if (!v->dialogs)
+			view_free(v);
+		return;
+	}
+	d = gw_xcalloc(1, sizeof(*d));
+	d->view = v;
+	d->w = w;
+	d->next = v->dialogs;
+	v->dialogs = d;
+	sip_watch_set_arg(w, d);
+	log_info("presence: %s watches %s (%s, %us)", info->from_uri, user,
+		 r == 1 ? "approved before" : "asking the user", expires);
+	if (r == 1) {
+		d->active = 1;
+		view_notify(v, d);
+		if (!dict_count(v->resources))
+			view_probe(pr, v, peer);
+	} else {
+		sip_watch_notify(w, SIP_SUBSTATE_PENDING, NULL, NULL, NULL, 0);
+		pres_send(link, pres_stanza(pr, "subscribe", watcher_jid, user));
+	}
+}
+
+void presence_watch_ended(struct presence *pr, struct sip_watch *w, int status)
+{
+	struct xdialog *d = sip_watch_arg(w), **pp;
+	struct xview *v;
+
+	if (!d)
+		return;
+	v = d->view;
+	for (pp = &v->dialogs; *pp && *pp != d; pp = &(*pp)->next)
+		;
+	if (*pp)
+		*pp = d->next;
+	log_info("presence: a dialog of %s watching %s ended (%d)", v->watcher_jid, v->user, status);
+	free(d);
+	if (!v->dialogs)
+		view_free(v);
+}
+
+/* ---------------------------------------------------------------- lifecycle */
+
+static int restore_watcher(void *arg, const char *uri, const char *jid, const char *val,
+			   size_t vlen)
+{
+	struct presence *pr = arg;
+	const struct conf *conf = pr->gw->conf;
+	const struct conf_peer *peer;
+	char host[MAP_JID_MAX + 1], pjid[MAP_JID_MAX + 1];
+	struct spres *sp = dict_get(pr->spres, uri);
+
+	if (!sp) {
+		if (map_sip_domain(uri, host, sizeof(host)) < 0 ||
+		    !(peer = conf_peer_by_domain(conf, host)) ||
+		    map_peer_sip_to_jid(peer, uri, pjid, sizeof(pjid)) < 0) {
+			log_warn("presence: stored subscription to %s no longer maps to a peer; "
+				 "dropped", uri);
+			return 0;
+		}
+		sp = spres_new(pr, uri, pjid, peer);
+	}
+	if (!dict_set(sp->watchers, jid, (void *)(intptr_t)(strcmp(val, "subscribed") == 0 ?
+			  WATCHER_SUBSCRIBED : WATCHER_PENDING)))
+		pr->nwatchers++;
+	return 0;
+}
+
+static void restore_doc(void *arg, const char *uri, void *value)
+{
+	struct spres *sp = value;
+	struct presence *pr = arg;
+	char *text = NULL, err[160];
+	size_t len = 0;
+
+	if (store_get(pr->store, STORE_XDOC, uri, "", &text, &len) == 1 &&
+	    pidf_parse(text, len, pr->gw->conf->presence_max_doc, PRES_MAX_TUPLES, &sp->doc, err,
+		       sizeof(err)) != 0)
+		log_warn("presence %s: stored document unreadable (%s)", uri, err);
+	free(text);
+}
+
+/* Dropped rows (e.g. a peer removed from the file) leave the database too. */
+static int restore_collect_stale(void *arg, const char *uri, const char *jid, const char *val,
+				 size_t vlen)
+{
+	struct presence *pr = ((void **)arg)[0];
+	struct dict *stale = ((void **)arg)[1];
+
+	if (!dict_get(pr->spres, uri))
+		dict_set(stale, uri, pr);
+	return 0;
+}
+
+static void restore_drop(void *arg, const char *uri, void *value)
+{
+	struct presence *pr = arg;
+
+	store_del(pr->store, STORE_XWATCH, uri, NULL);
+	store_del(pr->store, STORE_XDOC, uri, NULL);
+}
+
+static void start_one(void *arg, const char *uri, void *value)
+{
+	struct spres *sp = value;
+
+	if (sp->state == SPRES_IDLE)
+		spres_subscribe(sp);
+}
+
+struct presence *presence_new(struct gw *gw)
+{
+	struct presence *pr = gw_xcalloc(1, sizeof(*pr));
+	const char *path = gw->conf->presence_db ? gw->conf->presence_db : ":memory:";
+	char err[256];
+	struct dict *stale;
+	void *args[2];
+
+	pr->gw = gw;
+	pr->spres = dict_new();
+	pr->views = dict_new();
+	pr->store = store_open(gw->base, path, err, sizeof(err));
+	if (!pr->store) {
+		log_error("presence database %s: %s", path, err);
+		dict_free(pr->spres);
+		dict_free(pr->views);
+		free(pr);
+		return NULL;
+	}
+	store_foreach(pr->store, STORE_XWATCH, NULL, restore_watcher, pr);
+	dict_foreach(pr->spres, restore_doc, pr);
+	stale = dict_new();
+	args[0] = pr;
+	args[1] = stale;
+	store_foreach(pr->store, STORE_XWATCH, NULL, restore_collect_stale, args);
+	dict_foreach(stale, restore_drop, pr);
+	dict_free(stale);
+	if (dict_count(pr->spres))
+		log_notice("presence: %zu watchers of %zu SIP presentities restored from %s",
+			   pr->nwatchers, dict_count(pr->spres), path);
+	return pr;
+}
+
+void presence_start(struct presence *pr)
+{
+	if (pr->gw->conf->presence_enabled)
+		dict_foreach(pr->spres, start_one, NULL);
+}
+
+struct link_change {
+	struct presence *pr;
+	struct xmpp_link *link;
+	int up;
+};
+
+static void view_link_change(void *arg, const char *key, void *value)
+{
+	struct link_change *c = arg;
+	struct xview *v = value;
+	const struct conf_peer *peer = NULL;
+	int any_active = 0;
+
+	for (struct xdialog *d = v->dialogs; d; d = d->next)
+		any_active |= d->active;
+	if (!any_active)
+		return;
+	if (!c->up) {
+		/* the XMPP users are out of reach: unavailable until the server says more */
+		dict_foreach(v->resources, view_free_tuple, NULL);
+		dict_free(v->resources);
+		v->resources = dict_new();
+		view_notify(v, NULL);
+		return;
+	}
+	for (size_t i = 0; i < c->pr->gw->conf->npeers && !peer; i++) {
+		const struct conf_peer *p = &c->pr->gw->conf->peers[i];
+
+		if (gw_strcaseeq(p->component, xmpp_link_domain(c->link)))
+			peer = p;
+	}
+	if (peer)
+		view_probe(c->pr, v, peer);
+}
+
+void presence_link_state(struct presence *pr, struct xmpp_link *link, int up)
+{
+	struct link_change c = { pr, link, up };
+
+	dict_foreach(pr->views, view_link_change, &c);
+}
+
+size_t presence_watchers(const struct presence *pr)
+{
+	return pr->nwatchers;
+}
+
+size_t presence_presentities(const struct presence *pr)
+{
+	return dict_count(pr->spres);
+}
+
+static void close_spres(void *arg, const char *uri, void *value)
+{
+	struct spres *sp = value;
+	struct xmpp_link *link = pres_link(sp->pr, sp->peer);
+	xmpp_stanza_t *s;
+
+	/* watchers see the contact go offline while the gateway is away; the rows stay */
+	if (link && sp->doc) {
+		s = pres_stanza(sp->pr, "unavailable", sp->jid, NULL);
+		spres_fanout(sp, link, s, NULL);
+		xmpp_stanza_release(s);
+	}
+	if (sp->sub)
+		sip_sub_end(sp->sub);
+	sp->sub = NULL;
+	evtimer_del(sp->timer);
+	spres_enter_state(sp, SPRES_CLOSED);
+}
+
+static void close_view(void *arg, const char *key, void *value)
+{
+	struct xview *v = value;
+
+	for (struct xdialog *d = v->dialogs; d; d = d->next)
+		sip_watch_notify(d->w, SIP_SUBSTATE_TERMINATED, "deactivated", NULL, NULL, 0);
+}
+
+void presence_close(struct presence *pr)
+{
+	if (pr->closing)
+		return;
+	pr->closing = 1;
+	dict_foreach(pr->spres, close_spres, NULL);
+	dict_foreach(pr->views, close_view, NULL);
+	store_flush(pr->store);
+}
+
+static void free_spres(void *arg, const char *uri, void *value)
+{
+	struct spres *sp = value;
+
+	sp->sub = NULL;		/* the SIP stack frees its own objects */
+	spres_free(sp);
+}
+
+static void free_view(void *arg, const char *key, void *value)
+{
+	struct xview *v = value;
+
+	while (v->dialogs) {
+		struct xdialog *d = v->dialogs;
+
+		v->dialogs = d->next;
+		sip_watch_set_arg(d->w, NULL);
+		free(d);
+	}
+	view_free(v);
+}
+
+void presence_free(struct presence *pr)
+{
+	if (!pr)
+		return;
+	dict_foreach(pr->spres, free_spres, NULL);
+	dict_foreach(pr->views, free_view, NULL);
+	dict_free(pr->spres);
+	dict_free(pr->views);
+	store_free(pr->store);
+	free(pr);
+}

@@ -1,0 +1,320 @@
+"""test_presence.py - presence both ways (RFC 8048): slixmpp watchers and presentities on Prosody,
+sipp as SIP presence server and SIP watcher, and Kamailio as the real SIMPLE presence server."""
+
+import asyncio
+import os
+import re
+
+from harness import (SIP_DOMAIN, XMPP_DOMAIN, Client, Kamailio, check, free_port, gateway_xml,
+                     notifies_of, pidf, presence_publish_update, presence_publisher, presence_server, presence_watcher,
+                     wait_for)
+
+USERS = ("alice", "carol", "dave") + tuple(f"w{i:02d}" for i in range(50))
+BOB = f"bob@{SIP_DOMAIN}"
+BOB_URI = f"sip:bob@{SIP_DOMAIN}"
+ALICE_URI = f"sip:alice@{XMPP_DOMAIN}"
+
+RPID_DOC = """<?xml version="1.0" encoding="UTF-8"?>
+<presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:dm="urn:ietf:params:xml:ns:pidf:data-model"
+          xmlns:rpid="urn:ietf:params:xml:ns:pidf:rpid" entity="sip:bob@sip.example">
+  <tuple id="phone"><status><basic>open</basic></status>
+    <note xml:lang="en">In a meeting &amp; busy &lt;really&gt;</note></tuple>
+  <dm:person id="p1"><rpid:activities><rpid:away/></rpid:activities></dm:person>
+</presence>
+"""
+
+
+async def watcher(env, user, auto_authorize=True, auto_subscribe=False):
+    """A logged-in slixmpp client whose presence stanzas are kept in c.presences."""
+    c = Client(user, env.prosody.c2s_port)
+    c.presences = []
+    c.auto_authorize = auto_authorize
+    c.auto_subscribe = auto_subscribe
+    c.add_event_handler("presence", lambda p: c.presences.append(p))
+    env.clients.append(c)
+    await c.login()
+    return c
+
+
+def pres(c, ptype=None, frm=None, pred=None):
+    out = []
+    for p in c.presences:
+        if ptype is not None and p["type"] != ptype:
+            continue
+        if frm is not None and not str(p["from"]).startswith(frm):
+            continue
+        if pred and not pred(p):
+            continue
+        out.append(p)
+    return out
+
+
+async def expect_pres(c, ptype=None, frm=None, pred=None, timeout=8, what=None):
+    await wait_for(lambda: pres(c, ptype, frm, pred), timeout,
+                   what or f"presence type={ptype} from={frm} at {c.boundjid}")
+    return pres(c, ptype, frm, pred)[-1]
+
+
+def presence_gateway_xml(env, db=None, peer_port=None, extra=""):
+    xml = gateway_xml(env)
+    attrs = f'expires="120s" min-expires="10s" max-expires="600s" {extra}'
+    if db:
+        attrs += f' database="{db}"'
+    xml = xml.replace("<im ", f"<presence {attrs}/>\n  <im ", 1)
+    if peer_port:
+        xml = xml.replace(f'port="{env.peer_sip_port}"', f'port="{peer_port}"')
+    return xml
+
+
+def counting_watcher(env, presentity, notifies, watcher=BOB_URI, expires=60, timeout=20,
+                     via=None, more=0):
+    """A sipp watcher that takes `notifies` NOTIFYs: sending straight to the gateway (as the
+    peer), or through a Kamailio `via`."""
+    step = """  <recv request="NOTIFY"/>
+  <send>
+    <![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]>
+  </send>
+"""
+    # then up to `more` further NOTIFYs (an XMPP client may send its presence twice), each waited
+    # for at most a second
+    extra = step.replace('<recv request="NOTIFY"/>',
+                         '<recv request="NOTIFY" timeout="1000" ontimeout="end"/>')
+    values = dict(ruri=presentity, presentity=presentity, watcher=watcher, expires=str(expires),
+                  steps=step * notifies + extra * more + '  <label id="end"/>\n')
+    if via:
+        return env.sipp("watcher", "presence_watch_count.xml", values, remote=via.remote,
+                        timeout=timeout)
+    return env.sipp("watcher", "presence_watch_count.xml", values,
+                    remote=f"127.0.0.1:{env.gw_sip_port}", port=env.peer_sip_port, timeout=timeout)
+
+
+def subscribes_of(sipp):
+    return [(s, h) for s, h, b in sipp.received() if s.startswith("SUBSCRIBE ")]
+
+
+# ---------------------------------------------------------------- XMPP watcher -> SIP presentity
+
+async def test_xmpp_watcher_sees_sip_presence(env):
+    server = presence_server(env, body=RPID_DOC, wait=True)
+    await server.start()
+    await env.gateway(presence_gateway_xml(env))
+    alice = await watcher(env, "alice")
+    alice.send_presence(pto=BOB, ptype="subscribe")
+    await expect_pres(alice, "subscribed", BOB)
+    p = await expect_pres(alice, None, BOB + "/phone", lambda p: p["type"] in ("away", "available"))
+    check(p["show"] == "away", f"RPID away -> show away: {p}")
+    check(p["status"] == "In a meeting & busy <really>", f"note -> status, escaped: {p['status']!r}")
+    subs = subscribes_of(server)
+    check(len(subs) == 1, f"one SUBSCRIBE: {subs}")
+    start, h = subs[0]
+    check(start.startswith(f"SUBSCRIBE {BOB_URI}"), start)
+    check(h["event"][0] == "presence" and "application/pidf+xml" in h["accept"][0], h)
+    check(f"sip:simplegw@{XMPP_DOMAIN}" in h["from"][0], f"the gateway's agent identity: {h['from']}")
+    # the last watcher leaves: the dialog ends with SUBSCRIBE Expires: 0
+    alice.send_presence(pto=BOB, ptype="unsubscribe")
+    await wait_for(lambda: len(subscribes_of(server)) > 1, 10, "the un-SUBSCRIBE")
+    subs = subscribes_of(server)
+    check(subs[1][1]["expires"][0] == "0", f"un-SUBSCRIBE: {subs[1]}")
+
+
+async def test_pending_until_authorized(env):
+    server = presence_server(env, substate="pending;expires=60", body="",
+                             substate2="active;expires=60", body2=pidf(BOB_URI, note="back"),
+                             pause_ms=1500)
+    await server.start()
+    await env.gateway(presence_gateway_xml(env))
+    alice = await watcher(env, "alice")
+    alice.send_presence(pto=BOB, ptype="subscribe")
+    await asyncio.sleep(1.0)
+    check(not pres(alice, frm=BOB), f"nothing while pending: {pres(alice, frm=BOB)}")
+    await expect_pres(alice, "subscribed", BOB)
+    p = await expect_pres(alice, "available", BOB)
+    check(p["status"] == "back", p)
+
+
+async def test_refusals_unsubscribe_the_watcher(env):
+    for how in ({"status": 403}, {"status": 200, "substate": "terminated;reason=rejected"}):
+        server = presence_server(env, **how)
+        await server.start()
+        gw = await env.gateway(presence_gateway_xml(env))
+        alice = await watcher(env, "alice")
+        alice.send_presence(pto=BOB, ptype="subscribe")
+        await expect_pres(alice, "unsubscribed", BOB, what=f"unsubscribed after {how}")
+        check(not pres(alice, "subscribed", BOB), "never subscribed")
+        await server.wait(10)
+        await env.cleanup()
+
+
+async def test_timeout_resubscribes_quietly(env):
+    server = presence_server(env, body=pidf(BOB_URI, note="one"),
+                             substate2="terminated;reason=timeout", pause_ms=500)
+    await server.start()
+    gw = await env.gateway(presence_gateway_xml(env))
+    alice = await watcher(env, "alice")
+    alice.send_presence(pto=BOB, ptype="subscribe")
+    await expect_pres(alice, "available", BOB)
+    await server.wait(10)
+    second = presence_server(env, body=pidf(BOB_URI, note="two"), name="server2")
+    await second.start()
+    await expect_pres(alice, "available", BOB, lambda p: p["status"] == "two", timeout=10,
+                      what="presence from the new dialog")
+    check(not pres(alice, "unsubscribed"), "the roster was not touched")
+    check(len(pres(alice, "subscribed", BOB)) == 1, "subscribed once only")
+
+
+async def test_fifty_watchers_share_one_dialog(env):
+    server = presence_server(env, body=pidf(BOB_URI, note="shared"), substate2="active;expires=60",
+                             body2=pidf(BOB_URI, note="changed"), pause_ms=4000)
+    await server.start()
+    await env.gateway(presence_gateway_xml(env))
+    clients = await asyncio.gather(*(watcher(env, f"w{i:02d}") for i in range(50)))
+    for c in clients:
+        c.send_presence(pto=BOB, ptype="subscribe")
+    for c in clients:
+        await expect_pres(c, "available", BOB, lambda p: p["status"] == "shared", timeout=15)
+    for c in clients:
+        await expect_pres(c, "available", BOB, lambda p: p["status"] == "changed", timeout=15)
+    check(len(subscribes_of(server)) == 1, f"one SIP dialog for 50 watchers: {len(subscribes_of(server))}")
+    check(len(notifies_seen := [m for m in server.received() if m[0].startswith("SIP/2.0 200")]) >= 2,
+          f"two NOTIFYs answered: {notifies_seen}")
+
+
+async def test_malformed_document_is_not_applied(env):
+    bad = "<presence xmlns='urn:ietf:params:xml:ns:pidf' entity='sip:bob@sip.example'><tuple id='x'>"
+    server = presence_server(env, body=pidf(BOB_URI, note="good"), substate2="active;expires=60",
+                             body2=bad, pause_ms=800)
+    await server.start()
+    gw = await env.gateway(presence_gateway_xml(env))
+    alice = await watcher(env, "alice")
+    alice.send_presence(pto=BOB, ptype="subscribe")
+    await expect_pres(alice, "available", BOB)
+    await gw.wait_log(r"malformed PIDF refused", timeout=8)
+    await asyncio.sleep(0.5)
+    check(all(p["status"] == "good" for p in pres(alice, frm=BOB) if p["type"] == "available"),
+          "the bad document changed nothing")
+
+
+async def test_gateway_restart_restores_subscriptions_and_answers_probes(env):
+    db = os.path.join(env.workdir, "presence.db")
+    server = presence_server(env, body=pidf(BOB_URI, note="before"), wait=True)
+    await server.start()
+    gw = await env.gateway(presence_gateway_xml(env, db=db))
+    alice = await watcher(env, "alice")
+    alice.send_presence(pto=BOB, ptype="subscribe")
+    await expect_pres(alice, "available", BOB)
+    await gw.stop()
+    await expect_pres(alice, "unavailable", BOB, what="unavailable while the gateway is away")
+    await server.wait(10)
+    # a new presence server: the restarted gateway subscribes again by itself
+    second = presence_server(env, body=pidf(BOB_URI, note="after"), name="server2", wait=True)
+    await second.start()
+    alice.presences.clear()
+    gw2 = await env.gateway(presence_gateway_xml(env, db=db))
+    await gw2.wait_log(r"1 watchers of 1 SIP presentities restored", timeout=5)
+    await expect_pres(alice, "available", BOB, lambda p: p["status"] == "after", timeout=10)
+    # a probe (alice logs in again) is answered from the state held
+    await alice.logout()
+    env.clients.remove(alice)
+    again = await watcher(env, "alice")
+    await expect_pres(again, "available", BOB, lambda p: p["status"] == "after", timeout=8,
+                      what="the probe answered on login")
+    check(len(subscribes_of(second)) == 1, "one dialog after the restart")
+
+
+# ---------------------------------------------------------------- SIP watcher -> XMPP presentity
+
+async def test_sip_watcher_approved_sees_xmpp_presence(env):
+    await env.gateway(presence_gateway_xml(env))
+    alice = await watcher(env, "alice", auto_authorize=True)
+    alice.send_presence(pshow="dnd", pstatus="Writing <code> & tests", ppriority=5)
+    w = counting_watcher(env, ALICE_URI, 3, more=2)
+    await w.start()
+    await w.wait(25)	# judged from what it received (its status counts the optional waits)
+    notes = notifies_of(w)
+    check(notes[0][0]["subscription-state"][0].startswith("pending"), f"pending first: {notes[0][0]}")
+    active = [b for h, b in notes if h["subscription-state"][0].startswith("active")]
+    body = active[-1].decode()
+    check("<basic>open</basic>" in body, body)
+    check("Writing &lt;code&gt; &amp; tests" in body, f"status text escaped in the note: {body}")
+    check("<rpid:busy/>" in body or "busy" in body, f"dnd -> busy: {body}")
+
+
+async def test_sip_watcher_refused_is_rejected(env):
+    await env.gateway(presence_gateway_xml(env))
+    carol = await watcher(env, "carol", auto_authorize=False)
+    w = counting_watcher(env, f"sip:carol@{XMPP_DOMAIN}", 2)
+    await w.start()
+    rc = await w.wait(25)
+    check(rc == 0, w.error_text())
+    states = [h["subscription-state"][0] for h, b in notifies_of(w)]
+    check(states[0].startswith("pending"), states)
+    check(states[-1].startswith("terminated") and "rejected" in states[-1], states)
+
+
+async def test_sip_watcher_not_yet_approved_stays_pending(env):
+    await env.gateway(presence_gateway_xml(env))
+    dave = await watcher(env, "dave", auto_authorize=None)
+    dave.send_presence(pstatus="secret status")
+    w = counting_watcher(env, f"sip:dave@{XMPP_DOMAIN}", 2, timeout=6)
+    await w.start()
+    await w.wait(10)
+    notes = notifies_of(w)
+    check(len(notes) == 1 and notes[0][0]["subscription-state"][0].startswith("pending"),
+          f"one pending NOTIFY, nothing else: {[h['subscription-state'] for h, b in notes]}")
+    check(not notes[0][1], "no document while pending")
+
+
+async def test_sip_subscribe_refusals(env):
+    await env.gateway(presence_gateway_xml(env))
+    cases = [(dict(expires=2), "423"),
+             (dict(presentity=f"sip:{XMPP_DOMAIN}"), "404")]
+    for kw, status in cases:
+        kw = dict(dict(presentity=ALICE_URI), **kw)
+        w = presence_watcher(env, env.gw_sip_port, watcher=BOB_URI, refused=int(status),
+                             timeout=8, port=env.peer_sip_port, **kw)
+        await w.start()
+        rc = await w.wait(12)
+        got = [s for s, h, b in w.received() if s.startswith("SIP/2.0")]
+        check(any(s.startswith(f"SIP/2.0 {status}") for s in got), f"{kw}: {got} {w.error_text()}")
+
+
+# ---------------------------------------------------------------- through Kamailio
+
+async def test_through_kamailio_both_ways(env):
+    kam = Kamailio(env, port=env.peer_sip_port)
+    await kam.start()
+    try:
+        # bob publishes, changes (SIP-If-Match) 4 s later, then withdraws his document
+        pub = presence_publish_update(env, kam, pidf(BOB_URI, note="published via Kamailio"),
+                                      pidf(BOB_URI, note="changed"), pause_ms=4000)
+        await pub.start()
+        await env.gateway(presence_gateway_xml(env))
+        alice = await watcher(env, "alice", auto_authorize=True)
+        alice.send_presence(pto=BOB, ptype="subscribe")
+        # ('subscribed' reaches alice only if her roster did not say so already: Prosody is
+        # shared by this module's tests)
+        await expect_pres(alice, "available", BOB, lambda p: p["status"] == "published via Kamailio",
+                          timeout=10)
+        await expect_pres(alice, "available", BOB, lambda p: p["status"] == "changed", timeout=10)
+        await expect_pres(alice, "unavailable", BOB, timeout=10, what="unavailable once withdrawn")
+        check(await pub.wait(15) == 0, pub.error_text())
+        # a SIP user of sip.example watches alice through Kamailio
+        alice.send_presence(pstatus="hello SIP")
+        w = counting_watcher(env, ALICE_URI, 3, watcher=f"sip:carol@{SIP_DOMAIN}", via=kam,
+                             more=2)
+        await w.start()
+        await w.wait(25)
+        last = notifies_of(w)[-1]
+        check(b"hello SIP" in last[1] and last[0]["subscription-state"][0].startswith("active"),
+              f"alice's status reached the SIP watcher: {last}")
+    finally:
+        await kam.stop()
