@@ -117,6 +117,17 @@ void pager_free(struct pager *pg);
 /* ---- presence.c: presence both ways (RFC 8048), one shared SIP dialog per SIP presentity */
 struct presence;
 
+/* What ends a shared SIP subscription, as a table (RFC 6665 4.1.3, RFC 8048 section 5). */
+enum presence_end_action {
+	END_REJECT,		/* the SIP side refused: every XMPP watcher gets 'unsubscribed' */
+	END_RESUBSCRIBE,	/* quietly, after the row's delay (or the Retry-After) */
+	END_BACKOFF,		/* quietly, with exponential back-off */
+};
+/* The row for a dialog that ended with SUBSCRIBE status `status` (>= 300), or by a NOTIFY
+ * terminated with `reason` (status 0; reason may be NULL).  *delay_s (may be NULL) gets the
+ * row's delay in seconds. */
+enum presence_end_action presence_end_rule(int status, const char *reason, unsigned *delay_s);
+
 /* Opens the state store (conf's presence database) and restores what it holds.  NULL on
  * failure (logged). */
 struct presence *presence_new(struct gw *gw);

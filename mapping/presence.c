@@ -110,19 +110,13 @@ struct xdialog {
 
 /* ---------------------------------------------------------------- tables */
 
-enum sub_end_action {
-	END_REJECT,		/* every watcher gets 'unsubscribed' */
-	END_RESUBSCRIBE,	/* quietly, after the row's delay (or Retry-After) */
-	END_BACKOFF,		/* quietly, with exponential back-off */
-};
-
 /* How a shared dialog's end is handled (RFC 6665 4.1.3 reasons; RFC 8048 section 5).  status 0
  * rows match the Subscription-State reason of a terminating NOTIFY; others the SUBSCRIBE's final
  * status (x00 rows match their whole class). */
 static const struct sub_end_rule {
 	int status;
 	const char *reason;
-	enum sub_end_action action;
+	enum presence_end_action action;
 	unsigned delay_s;
 } sub_end_rules[] = {
 	{ 0, "rejected", END_REJECT, 0 },
@@ -160,6 +154,15 @@ static const struct sub_end_rule *sub_end_rule_for(int status, const char *reaso
 		if (status != 0 && sub_end_rules[i].status == status / 100 * 100)
 			return &sub_end_rules[i];
 	return &sub_end_rules[6];
+}
+
+enum presence_end_action presence_end_rule(int status, const char *reason, unsigned *delay_s)
+{
+	const struct sub_end_rule *r = sub_end_rule_for(status, reason);
+
+	if (delay_s)
+		*delay_s = r->delay_s;
+	return r->action;
 }
 
 static const char *watcher_state_text(enum watcher_state s)
