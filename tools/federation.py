@@ -1,11 +1,15 @@
 #!/usr/bin/python3
 """federation.py - runs a complete local federation on loopback: Prosody serving xmpp.example,
-simplegw, and Kamailio as registrar and proxy of sip.example.
+simplegw, and Kamailio as registrar, proxy and presence server of sip.example.
 
-  tools/federation.py              start everything, print how to chat across it, run until Ctrl-C
-  tools/federation.py --check      start everything, send one message each way, stop (exit 0 if both arrived)
+  tools/federation.py              start everything, print how to use it, run until Ctrl-C
+  tools/federation.py --check      start everything, send one message each way and check presence
+                                   crosses, stop (exit 0 if all of it worked)
   tools/federation.py sip-send FROM TO TEXT    send a SIP MESSAGE from sip:FROM@sip.example (uses sipp)
   tools/federation.py xmpp-send FROM TO TEXT   send an XMPP message from FROM@xmpp.example (uses slixmpp)
+  tools/federation.py sip-publish USER NOTE    publish sip:USER@sip.example as online with NOTE (sipp PUBLISH)
+  tools/federation.py xmpp-watch USER CONTACT  subscribe USER@xmpp.example to CONTACT@sip.example and
+                                               print the presence that arrives for 5 seconds
 
 Everything listens on 127.0.0.1 only and every address is numeric: nothing asks a name server.
 """
@@ -84,6 +88,7 @@ Component "{SIP_DOMAIN}"
     <listen transport="tcp" address="127.0.0.1" port="{GATEWAY_PORT}"/>
   </sip>
   <im max-body="8k" delivery-wait="2s"/>
+  <presence database="presence.db"/>
   <peer name="kamailio" domain="{SIP_DOMAIN}">
     <route address="127.0.0.1" port="{KAMAILIO_PORT}" transport="udp"/>
     <trust address="127.0.0.1"/>
@@ -205,6 +210,60 @@ Content-Length: 0
 """
 
 
+SIPP_PUBLISH = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="publish presence">
+  <send retrans="500"><![CDATA[
+PUBLISH sip:{user}@{sip} SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:{user}@{sip}>;tag=[pid]SIPpTag00[call_number]
+To: <sip:{user}@{sip}>
+Call-ID: [call_id]
+CSeq: 1 PUBLISH
+Max-Forwards: 70
+Event: presence
+Expires: 3600
+Content-Type: application/pidf+xml
+Content-Length: [len]
+
+<?xml version="1.0" encoding="UTF-8"?>
+<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:{user}@{sip}">
+<tuple id="demo"><status><basic>open</basic></status><note>{note}</note></tuple>
+</presence>
+]]></send>
+  <recv response="200"/>
+</scenario>
+"""
+
+
+def xml_text(text):
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def sip_publish(user, note):
+    d = tempfile.mkdtemp(prefix="sip-publish-")
+    p = sipp(SIPP_PUBLISH.format(user=user, sip=SIP_DOMAIN, note=xml_text(note)), d)
+    return p.wait() == 0
+
+
+def xmpp_watch(user, contact, seconds=5.0, want=None):
+    """Subscribes user to contact@sip.example; returns the statuses seen (prints them)."""
+    async def act(c, inbox):
+        seen = []
+
+        def on_presence(p):
+            if p["from"].bare == f"{contact}@{SIP_DOMAIN}":
+                text = f"{p['from']}: {p['type']} {p['status']!r}"
+                print(text, flush=True)
+                seen.append(p["status"])
+        c.add_event_handler("presence", on_presence)
+        c.send_presence(pto=f"{contact}@{SIP_DOMAIN}", ptype="subscribe")
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not (want and want in seen):
+            await asyncio.sleep(0.1)
+        return seen
+    return asyncio.run(xmpp_session(user, act))
+
+
 def sipp(scenario_text, workdir, remote=True, port=0, timeout=20):
     path = os.path.join(workdir, "scenario.xml")
     write(path, scenario_text)
@@ -293,6 +352,15 @@ def check():
     else:
         print("SIP -> XMPP: alice did not receive the message")
         ok = False
+    # presence: bob publishes to Kamailio, alice watches him through the gateway
+    if not sip_publish("bob", "at the demo"):
+        print("presence: Kamailio refused bob's PUBLISH")
+        return False
+    if "at the demo" in xmpp_watch("alice", "bob", seconds=10, want="at the demo"):
+        print("presence SIP -> XMPP: alice@xmpp.example sees sip:bob@sip.example 'at the demo'")
+    else:
+        print("presence SIP -> XMPP: alice did not see bob's presence")
+        ok = False
     return ok
 
 
@@ -307,11 +375,16 @@ The federation is up (files and logs in {RUNDIR}):
 Chat with real clients:
   profanity (XMPP):  /connect alice@{XMPP_DOMAIN} server 127.0.0.1 port {C2S_PORT} tls disable
                      (password: alice)   then   /msg bob@{SIP_DOMAIN} Hello Bob
+                     presence: /roster add bob@{SIP_DOMAIN}  then  /sub request bob@{SIP_DOMAIN}
   baresip (SIP):     baresip -e '/uanew <sip:bob@{SIP_DOMAIN}>;outbound="sip:127.0.0.1:{KAMAILIO_PORT}";regint=600'
                      then   /message sip:alice@{XMPP_DOMAIN} Hello Alice
+                     presence (its 'presence' module): add <sip:alice@{XMPP_DOMAIN}>;presence=p2p
+                     to ~/.baresip/contacts; /pres away publishes bob's own state to Kamailio
 Or from this shell:
   tools/federation.py sip-send bob alice "Hello Alice"
   tools/federation.py xmpp-send alice bob "Hello Bob"
+  tools/federation.py sip-publish bob "In a meeting"     (bob's presence, via Kamailio)
+  tools/federation.py xmpp-watch alice bob                (alice subscribes and prints what arrives)
 
 Ctrl-C stops everything.
 """
@@ -331,8 +404,16 @@ def main():
     if args.ports:
         C2S_PORT, COMPONENT_PORT, KAMAILIO_PORT, GATEWAY_PORT = (int(p) for p in args.ports.split(","))
     if args.command:
-        if len(args.command) != 4 or args.command[0] not in ("sip-send", "xmpp-send"):
-            ap.error("usage: sip-send|xmpp-send FROM TO TEXT")
+        cmd = args.command[0]
+        if cmd == "sip-publish" and len(args.command) == 3:
+            ok = sip_publish(args.command[1], args.command[2])
+            print("published" if ok else "failed")
+            return 0 if ok else 1
+        if cmd == "xmpp-watch" and len(args.command) == 3:
+            return 0 if xmpp_watch(args.command[1], args.command[2]) else 1
+        if len(args.command) != 4 or cmd not in ("sip-send", "xmpp-send"):
+            ap.error("usage: sip-send|xmpp-send FROM TO TEXT, sip-publish USER NOTE, "
+                     "xmpp-watch USER CONTACT")
         cmd, frm, to, text = args.command
         ok = sip_send(frm, to, text) if cmd == "sip-send" else xmpp_send(frm, to, text)
         print("sent" if ok else "failed")

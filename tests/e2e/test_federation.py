@@ -25,4 +25,5 @@ async def test_demo_federation_through_kamailio(env):
     check(proc.returncode == 0, f"federation check failed:\n{text}")
     check("XMPP -> SIP: alice@xmpp.example -> sip:bob@sip.example delivered" in text, text)
     check("SIP -> XMPP: sip:bob@sip.example -> alice@xmpp.example delivered" in text, text)
+    check("presence SIP -> XMPP: alice@xmpp.example sees sip:bob@sip.example" in text, text)
     check("shutdown complete" in log, "the gateway shut down cleanly")
