@@ -273,6 +273,31 @@ async def test_sip_watcher_not_yet_approved_stays_pending(env):
     check(not notes[0][1], "no document while pending")
 
 
+def wire_view(notes):
+    """What a watcher can learn from its NOTIFYs: states and bodies, without tags and ids."""
+    return [(h["subscription-state"][0], h.get("content-type", [None])[0], b) for h, b in notes]
+
+
+async def test_blocked_watcher_sees_the_same_as_a_pending_one(env):
+    await env.gateway(presence_gateway_xml(env))
+    dave = await watcher(env, "dave", auto_authorize=None)	# never answers
+    carol = await watcher(env, "carol", auto_authorize=None)
+    carol.register_plugin("xep_0191")
+    await carol.plugin["xep_0191"].block([BOB])	# XEP-0191: Prosody drops bob's stanzas
+    for c in (dave, carol):
+        c.send_presence(pstatus="private")
+    pending = counting_watcher(env, f"sip:dave@{XMPP_DOMAIN}", 1, more=2)
+    await pending.start()
+    await pending.wait(15)
+    blocked = counting_watcher(env, f"sip:carol@{XMPP_DOMAIN}", 1, more=2)
+    await blocked.start()
+    await blocked.wait(15)
+    a, b = wire_view(notifies_of(pending)), wire_view(notifies_of(blocked))
+    check(a and a == b, f"indistinguishable: pending {a} / blocked {b}")
+    check(a[0][0].startswith("pending") and not a[0][2], f"pending, no document: {a}")
+    check(not pres(carol, "subscribe"), "the blocked request never reached carol")
+
+
 async def test_sip_subscribe_refusals(env):
     await env.gateway(presence_gateway_xml(env))
     cases = [(dict(expires=2), "423"),
