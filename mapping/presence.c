@@ -408,6 +408,7 @@ static void watcher_del(struct spres *sp, const char *jid)
 struct approve {
 	struct spres *sp;
 	struct xmpp_link *link;
+	int send_state;		/* 0 when a new document follows for everybody anyway */
 };
 
 static void approve_one(void *arg, const char *jid, void *value)
@@ -420,7 +421,8 @@ static void approve_one(void *arg, const char *jid, void *value)
 	pres_send(a->link, pres_stanza(a->sp->pr, "subscribed", a->sp->jid, jid));
 	dict_set(a->sp->watchers, jid, (void *)(intptr_t)WATCHER_SUBSCRIBED);
 	store_put(a->sp->pr->store, STORE_XWATCH, a->sp->uri, jid, text, strlen(text));
-	spres_send_state(a->sp, a->link, jid);
+	if (a->send_state)
+		spres_send_state(a->sp, a->link, jid);
 }
 
 static int spres_on_notify(void *arg, struct sip_sub *sub, const struct sip_notify_info *n)
@@ -429,6 +431,8 @@ static int spres_on_notify(void *arg, struct sip_sub *sub, const struct sip_noti
 	struct pidf_doc *doc = NULL;
 	char err[160];
 
+	if (sp->pr->closing)
+		return 200;
 	if (n->state == SIP_SUBSTATE_TERMINATED)
 		return 200;	/* the end rules run in spres_on_ended */
 	spres_enter_state(sp, n->state == SIP_SUBSTATE_ACTIVE ? SPRES_ACTIVE : SPRES_PENDING);
@@ -446,18 +450,14 @@ static int spres_on_notify(void *arg, struct sip_sub *sub, const struct sip_noti
 		store_put(sp->pr->store, STORE_XDOC, sp->uri, "", n->body, n->body_len);
 	}
 	if (n->state == SIP_SUBSTATE_ACTIVE) {
-		struct approve a = { sp, pres_link(sp->pr, sp->peer) };
+		struct approve a = { sp, pres_link(sp->pr, sp->peer), doc == NULL };
 
 		sp->failures = 0;
-		if (doc) {
-			/* approvals first, so that new watchers get the new state once */
-			pidf_doc_free(sp->doc);
-			sp->doc = NULL;
-			dict_foreach(sp->watchers, approve_one, &a);
+		/* approvals first; with a new document, everybody (the new watchers too) gets it
+		 * once from spres_apply */
+		dict_foreach(sp->watchers, approve_one, &a);
+		if (doc)
 			spres_apply(sp, doc);
-		} else {
-			dict_foreach(sp->watchers, approve_one, &a);
-		}
 	} else if (doc) {
 		pidf_doc_free(sp->doc);	/* pending: kept for when it is active, shown to nobody */
 		sp->doc = doc;
@@ -491,6 +491,8 @@ static void spres_on_ended(void *arg, struct sip_sub *sub, int status, const cha
 	struct timeval tv;
 
 	sp->sub = NULL;
+	if (sp->pr->closing)
+		return;
 	log_info("presence %s: dialog ended (%d%s%s)", sp->uri, status, reason ? ", " : "",
 		 reason ? reason : "");
 	if (rule->action == END_REJECT) {
@@ -584,7 +586,7 @@ static void pres_from_xmpp_watcher(struct presence *pr, struct xmpp_link *link,
 			sp = spres_new(pr, uri, to_bare, peer);
 		if (sp->state == SPRES_ACTIVE) {
 			/* already authorized by the SIP side: approved now (RFC 6121 3.1.3) */
-			struct approve a = { sp, link };
+			struct approve a = { sp, link, 1 };
 
 			watcher_set(sp, from_bare, WATCHER_PENDING);
 			approve_one(&a, from_bare, (void *)(intptr_t)WATCHER_PENDING);
@@ -1086,9 +1088,8 @@ static void close_spres(void *arg, const char *uri, void *value)
 		spres_fanout(sp, link, s, NULL);
 		xmpp_stanza_release(s);
 	}
-	if (sp->sub)
-		sip_sub_end(sp->sub);
-	sp->sub = NULL;
+	/* the dialog itself is ended by the SIP stack's shutdown, which follows (ending it here
+	 * too would send a second un-SUBSCRIBE) */
 	evtimer_del(sp->timer);
 	spres_enter_state(sp, SPRES_CLOSED);
 }

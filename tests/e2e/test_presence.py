@@ -70,8 +70,7 @@ def counting_watcher(env, presentity, notifies, watcher=BOB_URI, expires=60, tim
                      via=None, more=0):
     """A sipp watcher that takes `notifies` NOTIFYs: sending straight to the gateway (as the
     peer), or through a Kamailio `via`."""
-    step = """  <recv request="NOTIFY"/>
-  <send>
+    ok = """  <send>
     <![CDATA[
 SIP/2.0 200 OK
 [last_Via:]
@@ -84,12 +83,15 @@ Content-Length: 0
 ]]>
   </send>
 """
+    step = '  <recv request="NOTIFY"/>\n' + ok
     # then up to `more` further NOTIFYs (an XMPP client may send its presence twice), each waited
     # for at most a second
-    extra = step.replace('<recv request="NOTIFY"/>',
-                         '<recv request="NOTIFY" timeout="1000" ontimeout="end"/>')
+    extra = '  <recv request="NOTIFY" timeout="1000" ontimeout="end"/>\n' + ok
+    early = (ok + '  <recv response="202" optional="true" next="early2"/>\n'
+             '  <recv response="200"/>\n  <label id="early2"/>\n' + step * (notifies - 1) +
+             extra * more + '  <nop next="end"/>\n')
     values = dict(ruri=presentity, presentity=presentity, watcher=watcher, expires=str(expires),
-                  steps=step * notifies + extra * more + '  <label id="end"/>\n')
+                  steps=step * notifies + extra * more, early_steps=early)
     if via:
         return env.sipp("watcher", "presence_watch_count.xml", values, remote=via.remote,
                         timeout=timeout)
