@@ -43,9 +43,13 @@
 #define PRES_MAX_TUPLES 64
 #define PRES_RETRY_MIN_S 1
 #define PRES_RETRY_MAX_S 300
+/* SUBSCRIBEs in flight at once; the rest wait their turn (a restart re-subscribes everything,
+ * and a burst of dialogs both loads the peer and fragments memory with transaction state) */
+#define PRES_MAX_SUBSCRIBING 32
 
 enum spres_state {
 	SPRES_IDLE,
+	SPRES_QUEUED,		/* waiting for one of the PRES_MAX_SUBSCRIBING slots */
 	SPRES_SUBSCRIBING,	/* SUBSCRIBE sent, no NOTIFY yet */
 	SPRES_PENDING,		/* the presence server has not authorized us yet */
 	SPRES_ACTIVE,
@@ -55,6 +59,7 @@ enum spres_state {
 
 static const char *const spres_state_names[] = {
 	[SPRES_IDLE] = "idle",
+	[SPRES_QUEUED] = "queued",
 	[SPRES_SUBSCRIBING] = "subscribing",
 	[SPRES_PENDING] = "pending",
 	[SPRES_ACTIVE] = "active",
@@ -74,6 +79,9 @@ struct presence {
 	struct dict *spres;	/* SIP presentity URI -> struct spres */
 	struct dict *views;	/* "jid\nwatcher-jid" -> struct xview */
 	size_t nwatchers;	/* XMPP watchers of SIP presentities, all presentities */
+	size_t nsubscribing;	/* presentities in SPRES_SUBSCRIBING */
+	struct spres *queue_head, *queue_tail;	/* SPRES_QUEUED, oldest first */
+	struct event *queue_ev;	/* starts queued SUBSCRIBEs on the next loop pass */
 	int closing;
 };
 
@@ -88,6 +96,7 @@ struct spres {
 	unsigned failures;	/* consecutive dialogs that ended without going active */
 	struct dict *watchers;	/* bare JID -> (void *)(intptr_t)enum watcher_state */
 	struct pidf_doc *doc;	/* last document, NULL when none */
+	struct spres *qprev, *qnext;	/* in the queue while SPRES_QUEUED */
 };
 
 /* One XMPP user as one SIP watcher sees them (what the XMPP server sends to that watcher). */
@@ -221,13 +230,53 @@ static void pres_bounce(struct presence *pr, struct xmpp_link *link, xmpp_stanza
 
 static void spres_subscribe(struct spres *sp);
 
+static void queue_unlink(struct spres *sp)
+{
+	struct presence *pr = sp->pr;
+
+	if (sp->qprev)
+		sp->qprev->qnext = sp->qnext;
+	else
+		pr->queue_head = sp->qnext;
+	if (sp->qnext)
+		sp->qnext->qprev = sp->qprev;
+	else
+		pr->queue_tail = sp->qprev;
+	sp->qprev = sp->qnext = NULL;
+}
+
 static void spres_enter_state(struct spres *sp, enum spres_state state)
 {
+	struct presence *pr = sp->pr;
+
 	if (sp->state == state)
 		return;
 	log_info("presence %s: %s -> %s (%zu watchers)", sp->uri, spres_state_names[sp->state],
 		 spres_state_names[state], dict_count(sp->watchers));
+	if (sp->state == SPRES_QUEUED)
+		queue_unlink(sp);
+	if (sp->state == SPRES_SUBSCRIBING && pr->nsubscribing-- == PRES_MAX_SUBSCRIBING &&
+	    pr->queue_head)
+		event_active(pr->queue_ev, EV_TIMEOUT, 0);	/* a slot is free */
+	if (state == SPRES_SUBSCRIBING)
+		pr->nsubscribing++;
+	if (state == SPRES_QUEUED) {
+		sp->qprev = pr->queue_tail;
+		if (pr->queue_tail)
+			pr->queue_tail->qnext = sp;
+		else
+			pr->queue_head = sp;
+		pr->queue_tail = sp;
+	}
 	sp->state = state;
+}
+
+static void queue_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct presence *pr = arg;
+
+	while (!pr->closing && pr->queue_head && pr->nsubscribing < PRES_MAX_SUBSCRIBING)
+		spres_subscribe(pr->queue_head);
 }
 
 static void spres_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -263,6 +312,7 @@ static void spres_free(struct spres *sp)
 	if (sp->sub)
 		sip_sub_end(sp->sub);
 	sp->sub = NULL;
+	spres_enter_state(sp, SPRES_CLOSED);	/* leaves the queue, frees its slot */
 	pr->nwatchers -= dict_count(sp->watchers);
 	dict_del(pr->spres, sp->uri);
 	event_free(sp->timer);
@@ -534,6 +584,10 @@ static void spres_subscribe(struct spres *sp)
 
 	if (pr->closing || sp->sub)
 		return;
+	if (sp->state != SPRES_QUEUED && pr->nsubscribing >= PRES_MAX_SUBSCRIBING) {
+		spres_enter_state(sp, SPRES_QUEUED);
+		return;
+	}
 	from = gw_xasprintf("sip:%s@%s", conf->presence_agent, conf->xmpp_domain);
 	sp->sub = sip_subscribe(pr->gw->sip, sp->peer, from, sp->uri, "presence", CT_PIDF,
 				conf->presence_expires_s, &cbs, sp);
@@ -996,9 +1050,13 @@ struct presence *presence_new(struct gw *gw)
 	pr->gw = gw;
 	pr->spres = dict_new();
 	pr->views = dict_new();
+	pr->queue_ev = event_new(gw->base, -1, 0, queue_cb, pr);
+	if (!pr->queue_ev)
+		gw_fatal("event_new failed");
 	pr->store = store_open(gw->base, path, err, sizeof(err));
 	if (!pr->store) {
 		log_error("presence database %s: %s", path, err);
+		event_free(pr->queue_ev);
 		dict_free(pr->spres);
 		dict_free(pr->views);
 		free(pr);
@@ -1143,5 +1201,6 @@ void presence_free(struct presence *pr)
 	dict_free(pr->spres);
 	dict_free(pr->views);
 	store_free(pr->store);
+	event_free(pr->queue_ev);
 	free(pr);
 }
