@@ -1117,11 +1117,25 @@ static void view_link_change(void *arg, const char *key, void *value)
 		view_probe(c->pr, v, peer);
 }
 
+/* The link is (back) up: what XMPP watchers missed while it was down (e.g. documents that came
+ * while the gateway was starting) goes out now. */
+static void spres_link_up(void *arg, const char *uri, void *value)
+{
+	struct link_change *c = arg;
+	struct spres *sp = value;
+
+	if (sp->doc && sp->state == SPRES_ACTIVE &&
+	    gw_strcaseeq(sp->peer->component, xmpp_link_domain(c->link)))
+		spres_send_state(sp, c->link, NULL);
+}
+
 void presence_link_state(struct presence *pr, struct xmpp_link *link, int up)
 {
 	struct link_change c = { pr, link, up };
 
 	dict_foreach(pr->views, view_link_change, &c);
+	if (up)
+		dict_foreach(pr->spres, spres_link_up, &c);
 }
 
 size_t presence_watchers(const struct presence *pr)

@@ -708,7 +708,7 @@ def presence_server(env, port=None, status=200, phrase=None, expires=60,
                     substate="active;expires=60", body="", ctype="application/pidf+xml",
                     substate2=None, body2="", pause_ms=500,
                     wait=False, substate3="active;expires=60", body3=None,
-                    name="presence-server", timeout=20, transport="u1"):
+                    name="presence-server", timeout=20, transport="u1", calls=1):
     """A sipp presence server (sipp/presence_server.xml) listening on port (default
     env.peer_sip_port, where the gateway routes sip.example).
 
@@ -736,7 +736,7 @@ def presence_server(env, port=None, status=200, phrase=None, expires=60,
                   substate2=s2, headers2=h2, body2=b2, final2="1" if s2.startswith("terminated") else "0",
                   wait="1" if wait else "0", substate3=s3, headers3=h3, body3=b3)
     return env.sipp(name, "presence_server.xml", values, port=port or env.peer_sip_port,
-                    timeout=timeout, transport=transport)
+                    timeout=timeout, transport=transport, calls=calls)
 
 
 def notifies_of(sipp):

@@ -190,6 +190,31 @@ async def test_fifty_watchers_share_one_dialog(env):
           f"two NOTIFYs answered: {notifies_seen}")
 
 
+async def test_many_presentities_are_paced(env):
+    """40 presentities restored at once: at most 32 SUBSCRIBEs in flight, the rest queued."""
+    n = 40
+    db = os.path.join(env.workdir, "many.db")
+    server = presence_server(env, body=pidf(BOB_URI, note="many"), calls=n)
+    await server.start()
+    gw = await env.gateway(presence_gateway_xml(env, db=db))
+    alice = await watcher(env, "alice")
+    contacts = [f"b{i:02d}@{SIP_DOMAIN}" for i in range(n)]
+    for jid in contacts:
+        alice.send_presence(pto=jid, ptype="subscribe")
+    await wait_for(lambda: all(pres(alice, "available", jid) for jid in contacts), 20,
+                   "presence from all 40 contacts")
+    await gw.stop()
+    await server.kill()
+    second = presence_server(env, body=pidf(BOB_URI, note="again"), calls=n, name="server2")
+    await second.start()
+    alice.presences.clear()
+    gw2 = await env.gateway(presence_gateway_xml(env, db=db))
+    await wait_for(lambda: all(pres(alice, "available", jid, lambda p: p["status"] == "again")
+                               for jid in contacts), 20, "presence from all 40 after the restart")
+    check(gw2.log_count(r"-> queued") == n - 32, f"8 waited for a slot: {gw2.log_count('-> queued')}")
+    check(len(subscribes_of(second)) == n, f"one dialog each: {len(subscribes_of(second))}")
+
+
 async def test_malformed_document_is_not_applied(env):
     bad = "<presence xmlns='urn:ietf:params:xml:ns:pidf' entity='sip:bob@sip.example'><tuple id='x'>"
     server = presence_server(env, body=pidf(BOB_URI, note="good"), substate2="active;expires=60",
