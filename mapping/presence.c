@@ -46,6 +46,10 @@
 /* SUBSCRIBEs in flight at once; the rest wait their turn (a restart re-subscribes everything,
  * and a burst of dialogs both loads the peer and fragments memory with transaction state) */
 #define PRES_MAX_SUBSCRIBING 32
+/* A SIP watcher's first active NOTIFY waits this long for the user's presence, so that a user
+ * who is online does not first show as offline (the XMPP server sends presence right after an
+ * approval or a probe, but not in the same stanza). */
+#define PRES_HOLD_MS 1000
 
 enum spres_state {
 	SPRES_IDLE,
@@ -97,6 +101,7 @@ struct spres {
 	struct dict *watchers;	/* bare JID -> (void *)(intptr_t)enum watcher_state */
 	struct pidf_doc *doc;	/* last document, NULL when none */
 	struct spres *qprev, *qnext;	/* in the queue while SPRES_QUEUED */
+	int fresh;		/* a new dialog that has not been active yet */
 };
 
 /* One XMPP user as one SIP watcher sees them (what the XMPP server sends to that watcher). */
@@ -107,6 +112,7 @@ struct xview {
 	char *watcher_jid;	/* bob@sip.example */
 	struct dict *resources;	/* resource -> struct pidf_tuple * (available ones) */
 	struct xdialog *dialogs;
+	struct event *hold_ev;	/* releases held dialogs; NULL until first needed */
 };
 
 /* One SIP watcher dialog (a watcher may hold several: one per device). */
@@ -114,6 +120,7 @@ struct xdialog {
 	struct xview *view;
 	struct sip_watch *w;
 	int active;
+	int held;		/* active, first NOTIFY waiting for the user's presence */
 	struct xdialog *next;
 };
 
@@ -498,7 +505,16 @@ static int spres_on_notify(void *arg, struct sip_sub *sub, const struct sip_noti
 			return 400;
 		}
 		store_put(sp->pr->store, STORE_XDOC, sp->uri, "", n->body, n->body_len);
+	} else if (n->state == SIP_SUBSTATE_ACTIVE && sp->fresh) {
+		/* a new dialog whose first state has no document: the presence server knows
+		 * nothing of the presentity (Kamailio after a restart, a user who never published),
+		 * so whatever was held before is stale */
+		doc = gw_xcalloc(1, sizeof(*doc));
+		doc->entity = gw_xstrdup(sp->uri);
+		store_del(sp->pr->store, STORE_XDOC, sp->uri, NULL);
 	}
+	if (n->state == SIP_SUBSTATE_ACTIVE)
+		sp->fresh = 0;
 	if (n->state == SIP_SUBSTATE_ACTIVE) {
 		struct approve a = { sp, pres_link(sp->pr, sp->peer), doc == NULL };
 
@@ -593,6 +609,7 @@ static void spres_subscribe(struct spres *sp)
 				conf->presence_expires_s, &cbs, sp);
 	free(from);
 	if (sp->sub) {
+		sp->fresh = 1;
 		spres_enter_state(sp, SPRES_SUBSCRIBING);
 	} else {
 		struct timeval tv = { PRES_RETRY_MIN_S, 0 };
@@ -697,6 +714,8 @@ static void view_free_tuple(void *arg, const char *key, void *value)
 
 static void view_free(struct xview *v)
 {
+	if (v->hold_ev)
+		event_free(v->hold_ev);
 	dict_del(v->pr->views, v->key);
 	dict_foreach(v->resources, view_free_tuple, NULL);
 	dict_free(v->resources);
@@ -734,6 +753,7 @@ static char *view_document(struct xview *v, size_t *len)
 	return text;
 }
 
+/* NOTIFYs the active dialogs (or only `only`) with the view's document; held ones are released. */
 static void view_notify(struct xview *v, struct xdialog *only)
 {
 	size_t len = 0;
@@ -744,9 +764,36 @@ static void view_notify(struct xview *v, struct xdialog *only)
 			continue;
 		if (!doc)
 			doc = view_document(v, &len);
+		d->held = 0;
 		sip_watch_notify(d->w, SIP_SUBSTATE_ACTIVE, NULL, CT_PIDF, doc, len);
 	}
 	free(doc);
+}
+
+static void view_hold_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct xview *v = arg;
+
+	for (struct xdialog *d = v->dialogs; d; d = d->next)
+		if (d->held)
+			view_notify(v, d);
+}
+
+/* Activates d: at once when the user's presence is known, else when it arrives (or after
+ * PRES_HOLD_MS, showing the user offline). */
+static void view_activate(struct xview *v, struct xdialog *d)
+{
+	struct timeval tv = { PRES_HOLD_MS / 1000, (PRES_HOLD_MS % 1000) * 1000 };
+
+	d->active = 1;
+	if (dict_count(v->resources)) {
+		view_notify(v, d);
+		return;
+	}
+	d->held = 1;
+	if (!v->hold_ev && !(v->hold_ev = evtimer_new(v->pr->gw->base, view_hold_cb, v)))
+		gw_fatal("evtimer_new failed");
+	evtimer_add(v->hold_ev, &tv);
 }
 
 /* The XMPP server sends the user's presence (or probe answer) to the SIP watcher's JID. */
@@ -807,11 +854,10 @@ static void view_on_decision(struct presence *pr, const char *type, const char *
 		return;
 	for (struct xdialog *d = v->dialogs; d; d = d->next) {
 		if (approved && !d->active) {
-			d->active = 1;
-			view_notify(v, d);
+			view_activate(v, d);
 		} else if (!approved) {
 			sip_watch_notify(d->w, SIP_SUBSTATE_TERMINATED, "rejected", NULL, NULL, 0);
-			d->active = 0;
+			d->active = d->held = 0;
 		}
 	}
 	/* after an approval the XMPP server sends the user's presence by itself (RFC 6121 3.1.5) */
@@ -942,10 +988,9 @@ void presence_from_sip(struct presence *pr, struct sip_watch *w,
 	log_info("presence: %s watches %s (%s, %us)", info->from_uri, user,
 		 r == 1 ? "approved before" : "asking the user", expires);
 	if (r == 1) {
-		d->active = 1;
-		view_notify(v, d);
 		if (!dict_count(v->resources))
 			view_probe(pr, v, peer);
+		view_activate(v, d);
 	} else {
 		sip_watch_notify(w, SIP_SUBSTATE_PENDING, NULL, NULL, NULL, 0);
 		pres_send(link, pres_stanza(pr, "subscribe", watcher_jid, user));
