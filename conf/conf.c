@@ -57,6 +57,7 @@ enum elem {
 	E_LISTEN,
 	E_IM,
 	E_PRESENCE,
+	E_SESSIONS,
 	E_PEER,
 	E_ROUTE,
 	E_TRUST,
@@ -225,10 +226,21 @@ static const struct opt opts[] = {
 	{ E_PRESENCE, "max-subscriptions", V_UINT, NULL,        1, 10000000,      "100000", 0, IN_CONF(presence_max_subscriptions) },
 	{ E_PRESENCE, "max-document", V_SIZE,    NULL,          1024, MIB,        "64k",    0, IN_CONF(presence_max_doc) },
 
+	{ E_SESSIONS, "enabled",     V_KEYWORD,  kw_bool,       0, 0,             "yes",    0, IN_CONF(sessions_enabled) },
+	{ E_SESSIONS, "msrp-address", V_BIND,    NULL,          0, 0,             NULL,     0, IN_CONF(msrp_address) },
+	{ E_SESSIONS, "msrp-port",   V_UINT,     NULL,          1, 65535,         "2855",   0, IN_CONF(msrp_port) },
+	{ E_SESSIONS, "max-per-user", V_UINT,    NULL,          1, 1000,          "8",      0, IN_CONF(sessions_max_per_user) },
+	{ E_SESSIONS, "max-total",   V_UINT,     NULL,          1, 1000000,       "1000",   0, IN_CONF(sessions_max_total) },
+	{ E_SESSIONS, "max-queued",  V_SIZE,     NULL,          1024, 16 * MIB,   "64k",    0, IN_CONF(sessions_max_queued) },
+	{ E_SESSIONS, "max-message", V_SIZE,     NULL,          1024, 16 * MIB,   "1M",     0, IN_CONF(sessions_max_message) },
+	{ E_SESSIONS, "chunk-size",  V_SIZE,     NULL,          64, MIB,          "2k",     0, IN_CONF(sessions_chunk_size) },
+	{ E_SESSIONS, "idle-timeout", V_SECONDS, NULL,          10000, 86400000,  "600s",   0, IN_CONF(sessions_idle_s) },
+
 	{ E_PEER,   "name",          V_NAME,     NULL,          0, 0,             NULL,     0, IN_PEER(name) },
 	{ E_PEER,   "domain",        V_DOMAIN,   NULL,          0, 0,             NULL,     1, IN_PEER(domain) },
 	{ E_PEER,   "addressing",    V_KEYWORD,  kw_addressing, 0, 0,             "domain", 0, IN_PEER(addressing) },
 	{ E_PEER,   "component",     V_DOMAIN,   NULL,          0, 0,             NULL,     0, IN_PEER(component) },
+	{ E_PEER,   "sessions",      V_KEYWORD,  kw_bool,       0, 0,             "no",     0, IN_PEER(sessions) },
 
 	{ E_ROUTE,  "address",       V_ADDRESS,  NULL,          0, 0,             NULL,     1, IN_PEER(route_address) },
 	{ E_ROUTE,  "port",          V_UINT,     NULL,          1, 65535,         "5060",   0, IN_PEER(route_port) },
@@ -251,6 +263,7 @@ static const struct elem_def elem_defs[E_COUNT] = {
 	[E_LISTEN]  = { "listen",  E_SIP,     1, 0,  listen_start, listen_check, NULL },
 	[E_IM]      = { "im",      E_GATEWAY, 0, 1,  NULL,         NULL,        NULL },
 	[E_PRESENCE] = { "presence", E_GATEWAY, 0, 1, NULL,        presence_check, NULL },
+	[E_SESSIONS] = { "sessions", E_GATEWAY, 0, 1, NULL,        NULL,        NULL },
 	[E_PEER]    = { "peer",    E_GATEWAY, 1, 0,  peer_start,   peer_check,  NULL },
 	[E_ROUTE]   = { "route",   E_PEER,    1, 1,  NULL,         NULL,        NULL },
 	[E_TRUST]   = { "trust",   E_PEER,    1, 0,  trust_start,  NULL,        NULL },
@@ -1372,6 +1385,7 @@ void conf_free(struct conf *conf)
 	free(conf->listen);
 	free(conf->presence_db);
 	free(conf->presence_agent);
+	free(conf->msrp_address);
 	for (size_t i = 0; i < conf->npeers; i++) {
 		struct conf_peer *pe = &conf->peers[i];
 

@@ -82,6 +82,8 @@ struct conf_peer {
 	enum conf_transport route_transport;
 	struct conf_trust *trust;	/* at least one */
 	size_t ntrust;
+	int sessions;		/* <peer sessions="yes">: XMPP chats to this peer open MSRP sessions
+				 * (RFC 7573) instead of pager-mode MESSAGEs; default 0 */
 	unsigned line;
 };
 
@@ -130,7 +132,18 @@ struct conf {
 	unsigned presence_max_watchers;	/* per presentity: default 100000, 1..10000000 */
 	unsigned presence_max_subscriptions;	/* incoming SIP watchers in total: default 100000,
 						 * 1..10000000 */
-	size_t presence_max_doc;	/* bytes of a PIDF document: default 65536, 1024..1048576 */
+	size_t presence_max_doc;
+
+	/* <sessions>: session-mode IM, SIP INVITE + MSRP (RFC 7573, RFC 4975).  Defaults when absent. */
+	int sessions_enabled;		/* default 1; 0: INVITE answered 488 as before */
+	char *msrp_address;		/* MSRP listen address; NULL: the first <listen> address */
+	unsigned msrp_port;		/* default 2855 */
+	unsigned sessions_max_per_user;	/* sessions of one XMPP user: default 8, 1..1000 */
+	unsigned sessions_max_total;	/* default 1000, 1..1000000 */
+	size_t sessions_max_queued;	/* bytes waiting for a session to come up: default 64k */
+	size_t sessions_max_message;	/* one MSRP message reassembled: default 1M */
+	size_t sessions_chunk_size;	/* MSRP chunks we send: default 2k, 64..1M */
+	unsigned sessions_idle_s;	/* a session without traffic is closed: default 600, 10..86400 */	/* bytes of a PIDF document: default 65536, 1024..1048576 */
 
 	/* <peer>, at least one */
 	struct conf_peer *peers;

@@ -123,8 +123,10 @@ static void gw_on_stanza(void *arg, struct xmpp_link *link, xmpp_stanza_t *stanz
 	struct gw *gw = arg;
 	const char *name = xmpp_stanza_get_name(stanza);
 
-	if (strcmp(name, "message") == 0)
-		pager_from_xmpp(gw->pager, link, stanza);
+	if (strcmp(name, "message") == 0) {
+		if (!gw->sessions || !sessions_from_xmpp(gw->sessions, link, stanza))
+			pager_from_xmpp(gw->pager, link, stanza);
+	}
 	else if (strcmp(name, "iq") == 0)
 		gw_on_iq(gw, link, stanza);
 	else if (strcmp(name, "presence") == 0)
@@ -159,6 +161,13 @@ static void gw_on_sip_subscribe(void *arg, struct sip_watch *w,
 	struct gw *gw = arg;
 
 	presence_from_sip(gw->presence, w, info);
+}
+
+static void gw_on_sip_invite(void *arg, struct sip_call *call, const struct sip_invite_info *info)
+{
+	struct gw *gw = arg;
+
+	sessions_from_sip(gw->sessions, call, info);
 }
 
 static void gw_on_sip_watch_ended(void *arg, struct sip_watch *w, int status)
@@ -236,6 +245,7 @@ void gw_shutdown(struct gw *gw)
 	gw->drain_started_ms = gw_now_ms(gw);
 	pager_close(gw->pager);
 	presence_close(gw->presence);
+	sessions_close(gw->sessions);
 	event_active(gw->drain_ev, EV_TIMEOUT, 0);
 }
 
@@ -274,6 +284,7 @@ struct gw *gw_new(struct conf *conf)
 		.shutdown_done = gw_on_sip_down,
 		.subscribe = gw_on_sip_subscribe,
 		.watch_ended = gw_on_sip_watch_ended,
+		.invite = gw_on_sip_invite,
 	};
 	unsigned char rnd[4];
 	struct timeval trim_tv = { GW_TRIM_MS / 1000, 0 };
@@ -310,6 +321,9 @@ struct gw *gw_new(struct conf *conf)
 	if (!gw->sip)
 		goto fail;
 	gw->pager = pager_new(gw);
+	gw->sessions = sessions_new(gw);
+	if (!gw->sessions)
+		goto fail;
 	presence_start(gw->presence);
 
 	gw->sig_ev[0] = evsignal_new(gw->base, SIGTERM, gw_signal_cb, gw);
@@ -352,6 +366,7 @@ void gw_free(struct gw *gw)
 	if (gw->trim_ev)
 		event_free(gw->trim_ev);
 	pager_free(gw->pager);
+	sessions_free(gw->sessions);	/* before the stack too */
 	presence_free(gw->presence);	/* before the stack: it lets go of the stack's objects */
 	sip_stack_free(gw->sip);
 	for (size_t i = 0; i < gw->nlinks; i++)

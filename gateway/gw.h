@@ -57,6 +57,7 @@ struct sip_stack;
 struct xmpp_link;
 struct pager;
 struct presence;
+struct sessions;
 struct event;
 
 enum gw_state {
@@ -76,6 +77,7 @@ struct gw {
 	size_t nlinks;
 	struct pager *pager;
 	struct presence *presence;
+	struct sessions *sessions;
 
 	enum gw_state state;
 	struct event *sig_ev[2];	/* SIGTERM, SIGINT */

@@ -150,4 +150,24 @@ size_t presence_presentities(const struct presence *pr);
 void presence_close(struct presence *pr);
 void presence_free(struct presence *pr);
 
+/* ---- session.c: session-mode IM (RFC 7573), SIP INVITE + MSRP <-> XMPP chat */
+struct sessions;
+struct sip_call;
+struct sip_invite_info;
+
+/* Listens for MSRP (conf's <sessions>).  NULL on failure (logged). */
+struct sessions *sessions_new(struct gw *gw);
+/* A trusted INVITE: accepted or refused before this returns. */
+void sessions_from_sip(struct sessions *ss, struct sip_call *call,
+		       const struct sip_invite_info *info);
+/* A <message/> from XMPP: returns 1 if it belongs to a chat session (then it is handled), 0 if
+ * the pager should take it. */
+int sessions_from_xmpp(struct sessions *ss, struct xmpp_link *link, xmpp_stanza_t *stanza);
+/* The XMPP condition for an MSRP failure status (RFC 4975 7.2), as a table. */
+const char *map_msrp_error(int status);
+size_t sessions_count(const struct sessions *ss);
+/* Shutdown: BYE to every session, <gone/> to the XMPP users, queued messages bounced. */
+void sessions_close(struct sessions *ss);
+void sessions_free(struct sessions *ss);
+
 #endif

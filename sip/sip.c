@@ -36,14 +36,17 @@
 #include "sip.h"
 
 #define SIP_USER_AGENT "simplegw/0.1"
-#define SIP_ALLOW "OPTIONS, MESSAGE, SUBSCRIBE, NOTIFY"
-#define SIP_APPL_METHODS "MESSAGE, OPTIONS, REGISTER, PUBLISH, SUBSCRIBE, INFO, REFER, UPDATE"
+#define SIP_ALLOW "INVITE, ACK, BYE, CANCEL, UPDATE, OPTIONS, MESSAGE, SUBSCRIBE, NOTIFY"
+/* Requests nua hands to us instead of answering 200 by itself (nua_server.c: anything not in
+ * this list gets an automatic 200, INVITE included) */
+#define SIP_APPL_METHODS "INVITE, MESSAGE, OPTIONS, REGISTER, PUBLISH, SUBSCRIBE, INFO, REFER, UPDATE"
 
 /* What a nua handle's magic points to: every object bound to a handle starts with this. */
 enum sip_hkind {
 	SIP_H_OUTGOING,
 	SIP_H_SUB,
 	SIP_H_WATCH,
+	SIP_H_CALL,
 };
 
 struct sip_hobj {
@@ -78,7 +81,8 @@ struct sip_stack {
 	struct sip_outgoing *out_head;
 	struct sip_sub *sub_head;
 	struct sip_watch *watch_head;
-	size_t nin, nout, nsubs, nwatches;
+	struct sip_call *call_head;
+	size_t nin, nout, nsubs, nwatches, ncalls;
 	int shutting_down;
 	int shutdown_final;		/* nua reported nua_r_shutdown 200 */
 	struct event *destroy_ev;	/* nua_destroy() may not run inside nua's own callback */
@@ -719,6 +723,251 @@ static void sip_sub_event(struct sip_sub *sub, nua_event_t event, int status, co
 	}
 }
 
+/* ---- INVITE sessions */
+
+struct sip_call {
+	struct sip_hobj h;
+	struct sip_stack *stack;
+	nua_handle_t *nh;
+	struct sip_call_cbs cbs;
+	void *arg;
+	char *our_sdp;		/* repeated in answers to re-INVITEs */
+	int ending;		/* sip_call_end(): no more callbacks */
+	int answered;
+	int last_status;
+	char last_phrase[64];
+	struct sip_call *prev, *next;
+};
+
+static struct sip_call *sip_call_new(struct sip_stack *st, nua_handle_t *nh)
+{
+	struct sip_call *call = gw_xcalloc(1, sizeof(*call));
+
+	call->h.kind = SIP_H_CALL;
+	call->stack = st;
+	call->nh = nh;
+	call->next = st->call_head;
+	if (st->call_head)
+		st->call_head->prev = call;
+	st->call_head = call;
+	st->ncalls++;
+	return call;
+}
+
+static void sip_call_unlink(struct sip_call *call)
+{
+	struct sip_stack *st = call->stack;
+
+	if (call->prev)
+		call->prev->next = call->next;
+	else
+		st->call_head = call->next;
+	if (call->next)
+		call->next->prev = call->prev;
+	st->ncalls--;
+}
+
+static void sip_call_finish(struct sip_call *call, int status, const char *phrase)
+{
+	struct sip_stack *st = call->stack;
+
+	sip_call_unlink(call);
+	nua_handle_bind(call->nh, NULL);
+	nua_handle_destroy(call->nh);
+	reactor_kick(st->reactor);
+	if (!call->ending && call->cbs.ended)
+		call->cbs.ended(call->arg, call, status, phrase);
+	free(call->our_sdp);
+	free(call);
+}
+
+void sip_call_accept(struct sip_call *call, const char *sdp, const struct sip_call_cbs *cbs,
+		     void *arg)
+{
+	call->cbs = *cbs;
+	call->arg = arg;
+	call->our_sdp = gw_xstrdup(sdp);
+	call->answered = 1;
+	log_debug("call: answering 200 with %zu bytes of SDP", strlen(sdp));
+	nua_respond(call->nh, 200, "OK", SIPTAG_CONTENT_TYPE_STR("application/sdp"),
+		    SIPTAG_PAYLOAD_STR(call->our_sdp), SIPTAG_ALLOW_STR(SIP_ALLOW), TAG_END());
+	reactor_kick(call->stack->reactor);
+}
+
+void sip_call_refuse(struct sip_call *call, int status, const char *phrase, const char *warning)
+{
+	struct sip_stack *st = call->stack;
+	char clean[128], *w = NULL;
+	const char *kept;
+
+	sip_clean_phrase(phrase ? phrase : sip_status_phrase(status), clean, sizeof(clean));
+	kept = su_strdup(nua_handle_home(call->nh), clean[0] ? clean : "Unknown");
+	if (warning) {
+		char text[200];
+
+		sip_clean_phrase(warning, text, sizeof(text));
+		for (char *q = text; *q; q++)
+			if (*q == '"' || *q == '\\')
+				*q = '\'';
+		w = gw_xasprintf("399 simplegw \"%s\"", text);
+	}
+	nua_respond(call->nh, status, kept, TAG_IF(w, SIPTAG_WARNING_STR(w)),
+		    SIPTAG_ALLOW_STR(SIP_ALLOW), TAG_END());
+	free(w);
+	call->ending = 1;	/* the terminated state that follows frees it */
+	reactor_kick(st->reactor);
+}
+
+struct sip_call *sip_call_invite(struct sip_stack *st, const struct conf_peer *peer,
+				 const char *from_uri, const char *to_uri, const char *sdp,
+				 const struct sip_call_cbs *cbs, void *arg)
+{
+	struct sip_call *call;
+	char *route, *from, *to;
+	nua_handle_t *nh;
+
+	if (st->shutting_down || !st->nua)
+		return NULL;
+	from = gw_xasprintf("<%s>", from_uri);
+	to = gw_xasprintf("<%s>", to_uri);
+	nh = nua_handle(st->nua, NULL, SIPTAG_FROM_STR(from), SIPTAG_TO_STR(to), TAG_END());
+	if (!nh)
+		gw_fatal("nua_handle failed");
+	call = sip_call_new(st, nh);
+	call->cbs = *cbs;
+	call->arg = arg;
+	call->our_sdp = gw_xstrdup(sdp);
+	nua_handle_bind(nh, &call->h);
+	route = sip_route_url(peer);
+	nua_invite(nh, NUTAG_URL(to_uri), NUTAG_PROXY(route),
+		   SIPTAG_CONTENT_TYPE_STR("application/sdp"), SIPTAG_PAYLOAD_STR(call->our_sdp),
+		   TAG_END());
+	reactor_kick(st->reactor);
+	free(route);
+	free(from);
+	free(to);
+	return call;
+}
+
+void sip_call_end(struct sip_call *call)
+{
+	if (call->ending)
+		return;
+	call->ending = 1;
+	if (call->answered)
+		nua_bye(call->nh, TAG_END());
+	else
+		nua_cancel(call->nh, TAG_END());
+	reactor_kick(call->stack->reactor);
+}
+
+size_t sip_stack_calls(const struct sip_stack *st)
+{
+	return st->ncalls;
+}
+
+static void sip_on_invite(struct sip_stack *st, nua_handle_t *nh, sip_t const *sip,
+			  const struct conf_peer *peer, const char *source)
+{
+	struct sip_invite_info info;
+	struct sip_call *call;
+	su_home_t home[1] = { SU_HOME_INIT(home) };
+	char ctype[128];
+
+	if (!st->cbs.invite || st->shutting_down) {
+		sip_reply(st, nh, NULL, st->shutting_down ? 503 : 488,
+			  st->shutting_down ? "Shutting Down" : "Sessions Not Supported", 0, NULL);
+		return;
+	}
+	memset(&info, 0, sizeof(info));
+	info.peer = peer;
+	info.source = source;
+	info.request_uri = url_as_string(home, sip->sip_request->rq_url);
+	info.from_uri = url_as_string(home, sip->sip_from->a_url);
+	info.call_id = sip->sip_call_id ? sip->sip_call_id->i_id : NULL;
+	if (sip->sip_content_type && sip->sip_content_type->c_type) {
+		size_t n = 0;
+
+		for (const char *p = sip->sip_content_type->c_type; *p && n + 1 < sizeof(ctype); p++)
+			ctype[n++] = (*p >= 'A' && *p <= 'Z') ? (char)(*p - 'A' + 'a') : *p;
+		ctype[n] = '\0';
+		info.content_type = ctype;
+	}
+	if (sip->sip_payload && sip->sip_payload->pl_len) {
+		info.body = sip->sip_payload->pl_data;
+		info.body_len = sip->sip_payload->pl_len;
+	}
+	if (!info.request_uri || !info.from_uri) {
+		sip_reply(st, nh, NULL, 500, "Internal Server Error", 0, NULL);
+		su_home_deinit(home);
+		return;
+	}
+	call = sip_call_new(st, nh);
+	nua_handle_bind(nh, &call->h);
+	st->cbs.invite(st->arg, call, &info);	/* accepts or refuses */
+	su_home_deinit(home);
+}
+
+static void sip_call_event(struct sip_call *call, nua_t *nua, nua_event_t event, int status,
+			   const char *phrase, sip_t const *sip, tagi_t tags[])
+{
+	msg_t *msg;
+
+	switch (event) {
+	case nua_i_update:	/* a session refresh (RFC 4028) without SDP */
+	case nua_i_info:
+	case nua_i_refer:
+	case nua_i_message:
+	case nua_i_options:
+	case nua_i_subscribe:
+	case nua_i_publish:
+	case nua_i_register:
+		/* a request inside the call's dialog: only UPDATE means anything here */
+		msg = nua_current_request(nua);
+		if (event == nua_i_update)
+			nua_respond(call->nh, 200, "OK", TAG_IF(msg, NUTAG_WITH(msg)), TAG_END());
+		else
+			nua_respond(call->nh, 405, "Method Not Allowed", TAG_IF(msg, NUTAG_WITH(msg)),
+				    SIPTAG_ALLOW_STR(SIP_ALLOW), TAG_END());
+		reactor_kick(call->stack->reactor);
+		break;
+	case nua_i_invite:
+		/* a re-INVITE (session refresh, or a new offer): the session stays as it is */
+		log_debug("call: re-INVITE answered with the same SDP");
+		nua_respond(call->nh, 200, "OK", TAG_IF(call->our_sdp,
+			    SIPTAG_CONTENT_TYPE_STR("application/sdp")),
+			    TAG_IF(call->our_sdp, SIPTAG_PAYLOAD_STR(call->our_sdp)), TAG_END());
+		reactor_kick(call->stack->reactor);
+		break;
+	case nua_r_invite:
+		if (status >= 200 && status < 300 && !call->answered) {
+			call->answered = 1;
+			if (!call->ending && call->cbs.answered)
+				call->cbs.answered(call->arg, call,
+						   sip && sip->sip_payload ? sip->sip_payload->pl_data : "",
+						   sip && sip->sip_payload ? sip->sip_payload->pl_len : 0);
+		}
+		break;
+	case nua_i_state: {
+		tagi_t const *t = tl_find(tags, nutag_callstate);
+
+		if (status >= 300) {
+			call->last_status = status;
+			snprintf(call->last_phrase, sizeof(call->last_phrase), "%s",
+				 phrase ? phrase : "");
+		}
+		if (t && (enum nua_callstate)t->t_value == nua_callstate_terminated)
+			sip_call_finish(call, call->answered ? 0 : call->last_status ?
+					call->last_status : 408,
+					call->last_phrase[0] ? call->last_phrase : NULL);
+		break;
+	}
+	default:
+		log_debug("call: %s %d %s", nua_event_name(event), status, phrase ? phrase : "");
+		break;
+	}
+}
+
 static void sip_destroy_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct sip_stack *st = arg;
@@ -747,6 +996,10 @@ static void sip_nua_event(nua_event_t event, int status, char const *phrase, nua
 	}
 	if (hobj && hobj->kind == SIP_H_WATCH) {
 		sip_watch_event((struct sip_watch *)hobj, event, status, tags);
+		return;
+	}
+	if (hobj && hobj->kind == SIP_H_CALL) {
+		sip_call_event((struct sip_call *)hobj, nua, event, status, phrase, sip, tags);
 		return;
 	}
 	switch (event) {
@@ -798,8 +1051,7 @@ static void sip_nua_event(nua_event_t event, int status, char const *phrase, nua
 		sip_reply(st, nh, msg, 200, "OK", 0, "text/plain, message/cpim");
 		break;
 	case nua_i_invite:
-		/* chat sessions (RFC 7573) are not offered yet */
-		sip_reply(st, nh, NULL, 488, "Sessions Not Supported", 0, NULL);
+		sip_on_invite(st, nh, sip, peer, source);
 		break;
 	case nua_i_subscribe:
 		sip_on_subscribe(st, nh, msg, sip, peer, source);
@@ -832,6 +1084,10 @@ struct sip_stack *sip_stack_new(struct reactor *reactor, const struct conf *conf
 			     NUTAG_MEDIA_ENABLE(0),
 			     NUTAG_ENABLEMESSAGE(1),
 			     NUTAG_ALLOW_EVENTS("presence"),
+			     /* RFC 4028 session timers, refreshed with UPDATE (no SDP needed) */
+			     NUTAG_SESSION_TIMER(1800),
+			     NUTAG_MIN_SE(90),
+			     NUTAG_UPDATE_REFRESH(1),
 			     NUTAG_SUB_EXPIRES(conf->presence_max_expires_s),
 			     /* Debian's Sofia-SIP crashes (msg_params_join) merging a method list
 			      * into its default one: clear the default first, then set ours */
@@ -957,6 +1213,8 @@ void sip_stack_shutdown(struct sip_stack *st)
 		sub->ending = 1;
 	for (struct sip_watch *w = st->watch_head; w; w = w->next)
 		w->accepted = 0;
+	for (struct sip_call *call = st->call_head; call; call = call->next)
+		call->ending = 1;
 	nua_shutdown(st->nua);
 	reactor_kick(st->reactor);
 }
@@ -983,6 +1241,13 @@ void sip_stack_free(struct sip_stack *st)
 
 		sip_sub_unlink(sub);
 		free(sub);
+	}
+	while (st->call_head) {
+		struct sip_call *call = st->call_head;
+
+		sip_call_unlink(call);
+		free(call->our_sdp);
+		free(call);
 	}
 	while (st->watch_head) {
 		struct sip_watch *w = st->watch_head;

@@ -29,6 +29,19 @@ struct sip_message_info {
 };
 
 struct sip_watch;	/* a SUBSCRIBE dialog a SIP watcher holds with the gateway (we notify) */
+struct sip_call;	/* an INVITE dialog whose media (MSRP) the mapping layer handles */
+
+/* An INVITE that passed the peering checks.  Pointers are borrowed for the callback only. */
+struct sip_invite_info {
+	const struct conf_peer *peer;
+	const char *source;
+	const char *request_uri;
+	const char *from_uri;
+	const char *call_id;
+	const char *content_type;	/* lower case, or NULL */
+	const char *body;		/* the offer, not NUL-terminated; NULL when none */
+	size_t body_len;
+};
 struct sip_sub;		/* a SUBSCRIBE dialog the gateway holds toward the SIP network (it notifies) */
 
 /* A SUBSCRIBE for an XMPP user that passed the peering checks.  Pointers are borrowed for the
@@ -56,6 +69,9 @@ struct sip_cbs {
 	 * (the stack sent the final NOTIFY), or a NOTIFY failed (status >= 300).  w is freed when
 	 * this returns. */
 	void (*watch_ended)(void *arg, struct sip_watch *w, int status);
+	/* A new INVITE.  Before returning, the callee calls sip_call_accept() or
+	 * sip_call_refuse().  NULL: every INVITE is answered 488. */
+	void (*invite)(void *arg, struct sip_call *call, const struct sip_invite_info *info);
 	/* sip_stack_shutdown() finished. */
 	void (*shutdown_done)(void *arg);
 };
@@ -144,6 +160,29 @@ struct sip_sub *sip_subscribe(struct sip_stack *stack, const struct conf_peer *p
  * once the dialog is over.  Safe to call from the sub's own callbacks. */
 void sip_sub_end(struct sip_sub *sub);
 size_t sip_stack_subs(const struct sip_stack *stack);
+
+/* ---- INVITE sessions (RFC 3261): nua runs without media, SDP is the caller's */
+struct sip_call_cbs {
+	/* An outgoing INVITE was answered 2xx (the stack has ACKed it); sdp is the answer. */
+	void (*answered)(void *arg, struct sip_call *call, const char *sdp, size_t len);
+	/* The call is over: status >= 300 when the INVITE failed (408 unanswered), 0 when a BYE
+	 * or CANCEL ended it.  call is freed when this returns; not called after sip_call_end(). */
+	void (*ended)(void *arg, struct sip_call *call, int status, const char *phrase);
+};
+
+/* Accepts an incoming INVITE: 200 with the SDP answer (copied; also repeated for re-INVITEs). */
+void sip_call_accept(struct sip_call *call, const char *sdp, const struct sip_call_cbs *cbs,
+		     void *arg);
+/* Refuses it (warning: a Warning header text, or NULL).  call is freed. */
+void sip_call_refuse(struct sip_call *call, int status, const char *phrase, const char *warning);
+/* Sends an INVITE with an SDP offer to a peer (strings copied).  NULL if shutting down. */
+struct sip_call *sip_call_invite(struct sip_stack *stack, const struct conf_peer *peer,
+				 const char *from_uri, const char *to_uri, const char *sdp,
+				 const struct sip_call_cbs *cbs, void *arg);
+/* Ends the call (BYE, or CANCEL before the answer); no callback runs after this.  Safe from the
+ * call's own callbacks. */
+void sip_call_end(struct sip_call *call);
+size_t sip_stack_calls(const struct sip_stack *stack);
 
 /* The standard reason phrase of a status code ("Not Found"), or "Unknown". */
 const char *sip_status_phrase_of(int status);

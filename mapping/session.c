@@ -1,0 +1,1354 @@
+/* session.c - session-mode IM (RFC 7573): SIP INVITE + MSRP (RFC 4975) <-> XMPP chat.
+ *
+ * One struct msess per chat session between an XMPP user and a SIP user.  Its state changes only
+ * in msess_enter_state(), which logs `old -> new`:
+ *
+ *   SIP-initiated:  INVITE -> 200 (SDP answer) -> CONNECTING -> ACTIVE -> CLOSED
+ *   XMPP-initiated: first chat message -> INVITING -> (2xx) CONNECTING -> ACTIVE -> CLOSED
+ *
+ * CONNECTING waits for the MSRP connection: we connect when our role is active (and send a
+ * bodyless SEND to bind it, RFC 4975 section 5.4), or accept one on the MSRP listener whose first
+ * request's To-Path names this session.  Messages from XMPP wait in a bounded queue until the
+ * session is ACTIVE; if it fails they go back to their senders as errors, never dropped.
+ *
+ * Mapping (RFC 7573): each complete MSRP SEND (chunks reassembled, bounded) becomes a <message
+ * type='chat'> with the session's <thread>, to the XMPP user's bare JID until they answer from a
+ * resource, then to that resource; isComposing (RFC 3994) <-> XEP-0085 chat states; a
+ * Success-Report request <-> an XEP-0184 receipt request; BYE <-> <gone/>; an idle session is
+ * closed with BYE and <gone/>.  Sessions are freed once per loop pass, never inside their own
+ * callbacks.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "../gateway/dict.h"
+#include "../gateway/gw.h"
+#include "../sip/msrp.h"
+#include "../sip/msrp_sdp.h"
+#include "../sip/sip.h"
+#include "../xmpp/xmpp.h"
+#include "addr.h"
+#include "map.h"
+
+#define NS_CHATSTATES "http://jabber.org/protocol/chatstates"
+#define NS_RECEIPTS "urn:xmpp:receipts"
+#define CT_COMPOSING "application/im-iscomposing+xml"
+#define SESS_CONNECT_MS 10000	/* CONNECTING longer than this ends the session */
+#define SESS_MAX_FRAME_SLACK 4096	/* headers around a chunk */
+
+enum msess_state {
+	MS_INVITING,		/* our INVITE is out */
+	MS_CONNECTING,		/* SDP agreed, waiting for the MSRP connection */
+	MS_ACTIVE,
+	MS_CLOSED,		/* over: scheduled to be freed */
+};
+
+static const char *const msess_state_names[] = {
+	[MS_INVITING] = "inviting",
+	[MS_CONNECTING] = "connecting",
+	[MS_ACTIVE] = "active",
+	[MS_CLOSED] = "closed",
+};
+
+struct mconn;
+
+/* A message from XMPP on its way to the SIP user. */
+struct mout {
+	struct mout *next;
+	char *stanza_id;	/* the XMPP id, for errors and receipts; may be NULL */
+	char *from;		/* the XMPP sender's full JID */
+	char *ctype;
+	char *body;
+	size_t len;
+	int receipt;		/* XEP-0184 request: ask for a success REPORT */
+	char message_id[24];
+	unsigned chunks_out;	/* chunks sent, not answered */
+	int failed;
+};
+
+/* A SIP message whose success report waits for the XMPP user's receipt. */
+struct mreport {
+	char message_id[80];
+	unsigned long long total;
+};
+
+struct msess {
+	struct sessions *ss;
+	enum msess_state state;
+	char id[24];		/* our MSRP session id */
+	char *our_path;		/* msrp://addr:port/id;tcp */
+	char *peer_path;	/* the peer's a=path (To-Path of what we send) */
+	struct msrp_uri peer_uri;	/* the last URI of it: the peer itself */
+	char *pair_key;		/* "xmpp-bare\nsip-uri" */
+	char *xmpp_bare;
+	char *xmpp_full;	/* set once the user writes from a resource */
+	char *sip_uri;
+	char *sip_jid;		/* the SIP user as XMPP sees them */
+	const struct conf_peer *peer;
+	struct xmpp_link *link;
+	char thread[40];
+	struct sip_call *call;
+	int we_connect;
+	struct mconn *conn;
+	struct mout *q_head, *q_tail;	/* waiting for ACTIVE */
+	size_t q_bytes;
+	struct dict *sent;	/* tid -> struct mout (chunks in flight) */
+	struct dict *by_msgid;	/* Message-ID -> struct mout (waiting for a REPORT) */
+	struct dict *reports;	/* XMPP stanza id -> struct mreport */
+	/* reassembly of the incoming message (one at a time per session) */
+	char in_msgid[80];
+	char *in_buf;
+	size_t in_len;
+	char in_ctype[128];
+	int in_report;		/* Success-Report: yes */
+	struct event *timer;	/* connect timeout, then idle timeout */
+	struct msess *dead_next;
+};
+
+struct mconn {
+	struct sessions *ss;
+	struct bufferevent *bev;
+	struct msrp_parser *parser;
+	struct msess *sess;	/* NULL until bound */
+	char peer[64];
+	int dead;
+	struct mconn *prev, *next;
+};
+
+struct sessions {
+	struct gw *gw;
+	struct evconnlistener *listener;
+	char listen_addr[64];
+	unsigned listen_port;
+	struct dict *by_id;	/* our session id -> struct msess */
+	struct dict *by_pair;	/* pair key -> struct msess */
+	struct dict *per_user;	/* XMPP bare JID -> (intptr) sessions */
+	size_t count;
+	struct msess *dead;	/* closed sessions, freed by reap_ev */
+	struct mconn *conns;
+	struct event *reap_ev;
+	int closing;
+};
+
+/* ---------------------------------------------------------------- small tables */
+
+/* MSRP status of a failed SEND -> XMPP condition (RFC 4975 section 7.2 codes). */
+static const struct {
+	int status;
+	const char *condition;
+} msrp_error_table[] = {
+	{ 400, "bad-request" },
+	{ 403, "forbidden" },
+	{ 408, "remote-server-timeout" },
+	{ 413, "policy-violation" },
+	{ 415, "not-acceptable" },
+	{ 423, "bad-request" },
+	{ 481, "item-not-found" },
+	{ 501, "feature-not-implemented" },
+	{ 506, "conflict" },
+};
+
+const char *map_msrp_error(int status)
+{
+	for (size_t i = 0; i < sizeof(msrp_error_table) / sizeof(msrp_error_table[0]); i++)
+		if (msrp_error_table[i].status == status)
+			return msrp_error_table[i].condition;
+	return "undefined-condition";
+}
+
+/* XEP-0085 chat state <-> RFC 3994 isComposing state. */
+static const struct {
+	const char *chatstate;
+	const char *composing;	/* what we send for it; NULL: nothing */
+} chatstate_table[] = {
+	{ "composing", "active" },
+	{ "paused", "idle" },
+	{ "active", "idle" },
+	{ "inactive", "idle" },
+	{ "gone", NULL },	/* ends the session instead */
+};
+
+/* ---------------------------------------------------------------- helpers */
+
+static void mout_free(struct mout *m)
+{
+	free(m->stanza_id);
+	free(m->from);
+	free(m->ctype);
+	free(m->body);
+	free(m);
+}
+
+static xmpp_stanza_t *sess_tag(struct sessions *ss, const char *name, const char *ns)
+{
+	xmpp_stanza_t *s = xmpp_stanza_new(ss->gw->xctx);
+
+	if (!s || xmpp_stanza_set_name(s, name) != XMPP_EOK ||
+	    (ns && xmpp_stanza_set_ns(s, ns) != XMPP_EOK))
+		gw_fatal("out of memory");
+	return s;
+}
+
+static void sess_send_xmpp(struct msess *se, xmpp_stanza_t *s)
+{
+	if (se->link && xmpp_link_is_up(se->link))
+		xmpp_link_send(se->link, s);
+	xmpp_stanza_release(s);
+}
+
+/* An error back to the XMPP sender of a queued or failed message. */
+static void mout_bounce(struct msess *se, struct mout *m, const char *condition, const char *text)
+{
+	xmpp_stanza_t *msg = sess_tag(se->ss, "message", NULL), *body, *t, *reply;
+
+	log_info("session %s: message from %s bounced: %s (%s)", se->id, m->from, condition,
+		 text ? text : "");
+	xmpp_stanza_set_type(msg, "chat");
+	xmpp_stanza_set_from(msg, m->from);
+	xmpp_stanza_set_to(msg, se->sip_jid);
+	if (m->stanza_id)
+		xmpp_stanza_set_id(msg, m->stanza_id);
+	if (m->body && m->ctype && strncmp(m->ctype, "text/plain", 10) == 0) {
+		body = sess_tag(se->ss, "body", NULL);
+		t = xmpp_stanza_new(se->ss->gw->xctx);
+		xmpp_stanza_set_text_with_size(t, m->body, m->len);
+		xmpp_stanza_add_child_ex(body, t, 0);
+		xmpp_stanza_add_child_ex(msg, body, 0);
+	}
+	reply = map_error_reply(se->ss->gw->xctx, msg, condition, text);
+	xmpp_stanza_release(msg);
+	sess_send_xmpp(se, reply);
+}
+
+/* ---------------------------------------------------------------- lifecycle */
+
+static void msess_close(struct msess *se, int send_bye, int tell_xmpp, const char *why);
+
+static void msess_enter_state(struct msess *se, enum msess_state state)
+{
+	if (se->state == state)
+		return;
+	log_info("session %s (%s <-> %s): %s -> %s", se->id, se->xmpp_bare, se->sip_uri,
+		 msess_state_names[se->state], msess_state_names[state]);
+	se->state = state;
+}
+
+static void msess_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct msess *se = arg;
+
+	if (se->state == MS_ACTIVE)
+		msess_close(se, 1, 1, "idle timeout");
+	else
+		msess_close(se, 1, 1, "no MSRP connection");
+}
+
+static void msess_arm(struct msess *se, unsigned ms)
+{
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	evtimer_add(se->timer, &tv);
+}
+
+static void random_id(char *buf, size_t len)
+{
+	msrp_make_id(buf, len);
+}
+
+static struct msess *msess_new(struct sessions *ss, const char *xmpp_bare, const char *sip_uri,
+			       const char *sip_jid, const struct conf_peer *peer)
+{
+	struct msess *se = gw_xcalloc(1, sizeof(*se));
+	const char *addr = ss->listen_addr;
+	int v6 = strchr(addr, ':') != NULL;
+	intptr_t n;
+
+	se->ss = ss;
+	random_id(se->id, 21);
+	se->our_path = gw_xasprintf("msrp://%s%s%s:%u/%s;tcp", v6 ? "[" : "", addr, v6 ? "]" : "",
+				    ss->listen_port, se->id);
+	se->xmpp_bare = gw_xstrdup(xmpp_bare);
+	se->sip_uri = gw_xstrdup(sip_uri);
+	se->sip_jid = gw_xstrdup(sip_jid);
+	se->peer = peer;
+	se->link = gw_link_for_component(ss->gw, peer->component);
+	se->pair_key = gw_xasprintf("%s\n%s", xmpp_bare, sip_uri);
+	snprintf(se->thread, sizeof(se->thread), "msrp-%s", se->id);
+	se->sent = dict_new();
+	se->by_msgid = dict_new();
+	se->reports = dict_new();
+	se->timer = evtimer_new(ss->gw->base, msess_timer_cb, se);
+	if (!se->timer)
+		gw_fatal("evtimer_new failed");
+	dict_set(ss->by_id, se->id, se);
+	dict_set(ss->by_pair, se->pair_key, se);
+	n = (intptr_t)dict_get(ss->per_user, xmpp_bare);
+	dict_set(ss->per_user, xmpp_bare, (void *)(n + 1));
+	ss->count++;
+	se->state = MS_CONNECTING;
+	return se;
+}
+
+static void mconn_close(struct mconn *c);
+
+static void free_report(void *arg, const char *key, void *value)
+{
+	free(value);
+}
+
+static void msess_free(struct msess *se)
+{
+	evtimer_del(se->timer);
+	event_free(se->timer);
+	dict_free(se->sent);	/* its values are also in by_msgid or the queue */
+	dict_foreach(se->reports, free_report, NULL);
+	dict_free(se->reports);
+	dict_free(se->by_msgid);
+	free(se->in_buf);
+	free(se->our_path);
+	free(se->peer_path);
+	free(se->pair_key);
+	free(se->xmpp_bare);
+	free(se->xmpp_full);
+	free(se->sip_uri);
+	free(se->sip_jid);
+	free(se);
+}
+
+static void reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sessions *ss = arg;
+
+	while (ss->dead) {
+		struct msess *se = ss->dead;
+
+		ss->dead = se->dead_next;
+		msess_free(se);
+	}
+	for (struct mconn *c = ss->conns, *next; c; c = next) {
+		next = c->next;
+		if (!c->dead)
+			continue;
+		if (c->prev)
+			c->prev->next = c->next;
+		else
+			ss->conns = c->next;
+		if (c->next)
+			c->next->prev = c->prev;
+		if (c->bev)
+			bufferevent_free(c->bev);
+		msrp_parser_free(c->parser);
+		free(c);
+	}
+}
+
+struct bounce_all {
+	struct msess *se;
+	const char *condition;
+	const char *text;
+};
+
+static void bounce_pending(void *arg, const char *key, void *value)
+{
+	struct bounce_all *b = arg;
+	struct mout *m = value;
+
+	if (!m->failed)
+		mout_bounce(b->se, m, b->condition, b->text);
+	m->failed = 1;
+}
+
+/* Collects each message once, by address: one may sit under several chunk tids and its
+ * Message-ID at the same time. */
+static void free_mout_once(void *arg, const char *key, void *value)
+{
+	struct dict *seen = arg;
+	char addr[32];
+
+	snprintf(addr, sizeof(addr), "%p", value);
+	dict_set(seen, addr, value);
+}
+
+static void free_seen(void *arg, const char *key, void *value)
+{
+	mout_free(value);
+}
+
+/* Ends the session: BYE if asked, <gone/> to the XMPP user if asked, every message not
+ * delivered back to its sender as an error. */
+static void msess_close(struct msess *se, int send_bye, int tell_xmpp, const char *why)
+{
+	struct sessions *ss = se->ss;
+	struct bounce_all b = { se, "recipient-unavailable", why };
+	struct dict *seen;
+	intptr_t n;
+
+	if (se->state == MS_CLOSED)
+		return;
+	log_info("session %s: closing (%s)", se->id, why);
+	msess_enter_state(se, MS_CLOSED);
+	evtimer_del(se->timer);
+	if (se->call) {
+		if (send_bye)
+			sip_call_end(se->call);
+		se->call = NULL;
+	}
+	while (se->q_head) {
+		struct mout *m = se->q_head;
+
+		se->q_head = m->next;
+		mout_bounce(se, m, "recipient-unavailable", why);
+		mout_free(m);
+	}
+	se->q_tail = NULL;
+	/* in flight: bounced once each; a message may be in both tables */
+	dict_foreach(se->sent, bounce_pending, &b);
+	seen = dict_new();
+	dict_foreach(se->sent, free_mout_once, seen);
+	dict_foreach(se->by_msgid, free_mout_once, seen);
+	dict_foreach(seen, free_seen, NULL);
+	dict_free(seen);
+	dict_free(se->sent);
+	dict_free(se->by_msgid);
+	se->sent = dict_new();
+	se->by_msgid = dict_new();
+	if (tell_xmpp) {
+		xmpp_stanza_t *msg = sess_tag(ss, "message", NULL);
+
+		xmpp_stanza_set_type(msg, "chat");
+		xmpp_stanza_set_from(msg, se->sip_jid);
+		xmpp_stanza_set_to(msg, se->xmpp_full ? se->xmpp_full : se->xmpp_bare);
+		xmpp_stanza_add_child_ex(msg, sess_tag(ss, "gone", NS_CHATSTATES), 0);
+		{
+			xmpp_stanza_t *th = sess_tag(ss, "thread", NULL), *t = xmpp_stanza_new(ss->gw->xctx);
+
+			xmpp_stanza_set_text(t, se->thread);
+			xmpp_stanza_add_child_ex(th, t, 0);
+			xmpp_stanza_add_child_ex(msg, th, 0);
+		}
+		sess_send_xmpp(se, msg);
+	}
+	if (se->conn) {
+		se->conn->sess = NULL;
+		mconn_close(se->conn);
+		se->conn = NULL;
+	}
+	dict_del(ss->by_id, se->id);
+	if (dict_get(ss->by_pair, se->pair_key) == se)
+		dict_del(ss->by_pair, se->pair_key);
+	n = (intptr_t)dict_get(ss->per_user, se->xmpp_bare);
+	if (n <= 1)
+		dict_del(ss->per_user, se->xmpp_bare);
+	else
+		dict_set(ss->per_user, se->xmpp_bare, (void *)(n - 1));
+	ss->count--;
+	se->dead_next = ss->dead;
+	ss->dead = se;
+	event_active(ss->reap_ev, EV_TIMEOUT, 0);
+}
+
+/* ---------------------------------------------------------------- MSRP output */
+
+static void mconn_write(struct mconn *c, char *frame, size_t len)
+{
+	if (!frame) {
+		log_warn("MSRP frame not built (invalid argument): not sent");
+		return;
+	}
+	if (c && c->bev && !c->dead)
+		bufferevent_write(c->bev, frame, len);
+	free(frame);
+}
+
+static void msess_touch(struct msess *se)
+{
+	if (se->state == MS_ACTIVE)
+		msess_arm(se, se->ss->gw->conf->sessions_idle_s * 1000);
+}
+
+/* Sends one message in chunks of chunk-size. */
+static void msess_send(struct msess *se, struct mout *m)
+{
+	size_t chunk = se->ss->gw->conf->sessions_chunk_size, off = 0;
+
+	if (!m->message_id[0])
+		random_id(m->message_id, 17);
+	do {
+		size_t n = m->len - off > chunk ? chunk : m->len - off;
+		char tid[17], flag = off + n < m->len ? MSRP_MORE : MSRP_END;
+		size_t flen;
+		char *frame;
+
+		random_id(tid, sizeof(tid));
+		frame = msrp_build_send(tid, se->peer_path, se->our_path, m->message_id, off + 1,
+					m->len, m->ctype, m->body + off, n, flag,
+					m->receipt ? 1 : 0, 1, &flen);
+		dict_set(se->sent, tid, m);
+		m->chunks_out++;
+		mconn_write(se->conn, frame, flen);
+		off += n;
+	} while (off < m->len);
+	if (m->receipt)
+		dict_set(se->by_msgid, m->message_id, m);
+	msess_touch(se);
+}
+
+static void msess_flush(struct msess *se)
+{
+	while (se->q_head && se->state == MS_ACTIVE) {
+		struct mout *m = se->q_head;
+
+		se->q_head = m->next;
+		if (!se->q_head)
+			se->q_tail = NULL;
+		se->q_bytes -= m->len;
+		msess_send(se, m);
+	}
+}
+
+/* An isComposing document (RFC 3994) for a chat state. */
+static void msess_send_composing(struct msess *se, const char *state)
+{
+	struct mout *m = gw_xcalloc(1, sizeof(*m));
+
+	m->from = gw_xstrdup(se->xmpp_full ? se->xmpp_full : se->xmpp_bare);
+	m->ctype = gw_xstrdup(CT_COMPOSING);
+	m->body = gw_xasprintf("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+			       "<isComposing xmlns=\"urn:ietf:params:xml:ns:im-iscomposing\">"
+			       "<state>%s</state><contenttype>text/plain</contenttype>"
+			       "</isComposing>\n", state);
+	m->len = strlen(m->body);
+	m->failed = 1;		/* nobody to bounce it to: a lost chat state is not a message */
+	msess_send(se, m);
+}
+
+static void msess_activate(struct msess *se, struct mconn *c)
+{
+	se->conn = c;
+	c->sess = se;
+	msess_enter_state(se, MS_ACTIVE);
+	msess_touch(se);
+	msess_flush(se);
+}
+
+/* ---------------------------------------------------------------- MSRP input */
+
+static void mconn_respond(struct mconn *c, const struct msrp_frame *f, int status,
+			  const char *comment)
+{
+	struct msess *se = c->sess;
+	size_t len;
+	char *frame;
+
+	if (f->failure_report == 0 && status == 200)
+		return;		/* Failure-Report: no asks for no responses at all */
+	if (f->failure_report == 2 && status == 200)
+		return;		/* partial: failures only */
+	{
+		/* RFC 4975 7.2: to the first URI of the request's From-Path, from ours (or the
+		 * URI the request was sent to, when no session owns it) */
+		size_t n1 = msrp_path_first(f->from_path, f->from_path_len);
+		size_t n2 = msrp_path_first(f->to_path, f->to_path_len);
+		char *to = gw_xstrndup(f->from_path, n1), *from = gw_xstrndup(f->to_path, n2);
+
+		frame = msrp_build_response(f->tid, status, comment, to,
+					    se ? se->our_path : from, &len);
+		free(to);
+		free(from);
+	}
+	mconn_write(c, frame, len);
+}
+
+/* A complete message from the SIP user: to the XMPP user. */
+static void msess_deliver(struct msess *se, const char *ctype, const char *body, size_t len,
+			  int report, const char *message_id)
+{
+	struct sessions *ss = se->ss;
+	xmpp_stanza_t *msg = sess_tag(ss, "message", NULL), *el, *t;
+	struct map_cpim cpim;
+	char id[64];
+
+	xmpp_stanza_set_type(msg, "chat");
+	xmpp_stanza_set_from(msg, se->sip_jid);
+	xmpp_stanza_set_to(msg, se->xmpp_full ? se->xmpp_full : se->xmpp_bare);
+	gw_make_id(ss->gw, "s", id, sizeof(id));
+	xmpp_stanza_set_id(msg, id);
+	if (strncmp(ctype, CT_COMPOSING, strlen(CT_COMPOSING)) == 0) {
+		/* RFC 3994 -> XEP-0085 */
+		const char *state = memmem(body, len, "<state>active</state>", 21) ? "composing" :
+				    "paused";
+
+		xmpp_stanza_add_child_ex(msg, sess_tag(ss, state, NS_CHATSTATES), 0);
+	} else {
+		if (strncmp(ctype, "message/cpim", 12) == 0 && map_cpim_parse(body, len, &cpim) == 0) {
+			body = cpim.body.p;
+			len = cpim.body.n;
+		}
+		el = sess_tag(ss, "body", NULL);
+		t = xmpp_stanza_new(ss->gw->xctx);
+		xmpp_stanza_set_text_with_size(t, body, len);
+		xmpp_stanza_add_child_ex(el, t, 0);
+		xmpp_stanza_add_child_ex(msg, el, 0);
+		xmpp_stanza_add_child_ex(msg, sess_tag(ss, "active", NS_CHATSTATES), 0);
+		if (report && message_id) {
+			struct mreport *r = gw_xcalloc(1, sizeof(*r));
+
+			snprintf(r->message_id, sizeof(r->message_id), "%s", message_id);
+			r->total = len;
+			dict_set(se->reports, id, r);
+			xmpp_stanza_add_child_ex(msg, sess_tag(ss, "request", NS_RECEIPTS), 0);
+		}
+	}
+	el = sess_tag(ss, "thread", NULL);
+	t = xmpp_stanza_new(ss->gw->xctx);
+	xmpp_stanza_set_text(t, se->thread);
+	xmpp_stanza_add_child_ex(el, t, 0);
+	xmpp_stanza_add_child_ex(msg, el, 0);
+	sess_send_xmpp(se, msg);
+}
+
+static int text_ok(const char *ctype, const char *body, size_t len)
+{
+	if (strncmp(ctype, "text/plain", 10) == 0 || strncmp(ctype, "message/cpim", 12) == 0)
+		return map_text_check(body, len) == 0;
+	return 1;
+}
+
+static void mconn_on_send(struct mconn *c, const struct msrp_frame *f)
+{
+	struct msess *se = c->sess;
+	size_t max = se->ss->gw->conf->sessions_max_message;
+	char msgid[80];
+
+	msess_touch(se);
+	if (!f->body_len && !f->content_type) {
+		mconn_respond(c, f, 200, "OK");	/* the binding SEND (RFC 4975 5.4) */
+		return;
+	}
+	snprintf(msgid, sizeof(msgid), "%.*s", (int)(f->message_id_len < 79 ? f->message_id_len : 79),
+		 f->message_id ? f->message_id : "");
+	if (!f->content_type && f->body_len) {
+		mconn_respond(c, f, 400, "Body Without Content-Type");
+		return;
+	}
+	if (!se->link || !xmpp_link_is_up(se->link)) {
+		mconn_respond(c, f, 403, "XMPP Server Unreachable");
+		return;
+	}
+	/* a new message starts (first chunk), or continues the one being reassembled */
+	if (!f->has_byte_range || f->range_start == 1 || strcmp(msgid, se->in_msgid) != 0) {
+		free(se->in_buf);
+		se->in_buf = NULL;
+		se->in_len = 0;
+		snprintf(se->in_msgid, sizeof(se->in_msgid), "%s", msgid);
+		snprintf(se->in_ctype, sizeof(se->in_ctype), "%.*s",
+			 (int)(f->content_type_len < 127 ? f->content_type_len : 127),
+			 f->content_type ? f->content_type : "text/plain");
+		se->in_report = f->success_report == 1;
+		if (f->has_byte_range && f->range_start != 1) {
+			mconn_respond(c, f, 400, "Chunk Out Of Order");
+			return;
+		}
+	} else if (f->range_start != se->in_len + 1) {
+		mconn_respond(c, f, 400, "Chunk Out Of Order");
+		return;
+	}
+	if (f->oversized ||
+	    (f->has_byte_range && f->range_total != MSRP_UNKNOWN && f->range_total > max) ||
+	    se->in_len + f->body_len > max) {
+		free(se->in_buf);
+		se->in_buf = NULL;
+		se->in_len = 0;
+		se->in_msgid[0] = '\0';
+		mconn_respond(c, f, 413, "Message Too Large");
+		return;
+	}
+	if (f->flag == MSRP_ABORT) {
+		free(se->in_buf);
+		se->in_buf = NULL;
+		se->in_len = 0;
+		se->in_msgid[0] = '\0';
+		mconn_respond(c, f, 200, "OK");
+		return;
+	}
+	se->in_buf = gw_xrealloc(se->in_buf, se->in_len + f->body_len + 1);
+	memcpy(se->in_buf + se->in_len, f->body, f->body_len);
+	se->in_len += f->body_len;
+	if (f->flag == MSRP_MORE) {
+		mconn_respond(c, f, 200, "OK");
+		return;
+	}
+	if (!text_ok(se->in_ctype, se->in_buf, se->in_len)) {
+		mconn_respond(c, f, 415, "Invalid UTF-8");
+	} else if (strncmp(se->in_ctype, "text/plain", 10) != 0 &&
+		   strncmp(se->in_ctype, "message/cpim", 12) != 0 &&
+		   strncmp(se->in_ctype, CT_COMPOSING, strlen(CT_COMPOSING)) != 0) {
+		mconn_respond(c, f, 415, "Unsupported Media Type");
+	} else {
+		mconn_respond(c, f, 200, "OK");
+		msess_deliver(se, se->in_ctype, se->in_buf, se->in_len, se->in_report, se->in_msgid);
+	}
+	free(se->in_buf);
+	se->in_buf = NULL;
+	se->in_len = 0;
+	se->in_msgid[0] = '\0';
+}
+
+static void mconn_on_response(struct mconn *c, const struct msrp_frame *f)
+{
+	struct msess *se = c->sess;
+	struct mout *m = dict_del(se->sent, f->tid);
+
+	if (!m)
+		return;
+	m->chunks_out--;
+	if (f->status != 200 && !m->failed) {
+		char text[96];
+
+		snprintf(text, sizeof(text), "MSRP %03d%s%s", f->status, f->comment ? " " : "",
+			 f->comment ? f->comment : "");
+		mout_bounce(se, m, map_msrp_error(f->status), text);
+		m->failed = 1;
+	}
+	if (!m->chunks_out && (m->failed || !m->receipt)) {
+		if (dict_get(se->by_msgid, m->message_id) == m)
+			dict_del(se->by_msgid, m->message_id);
+		mout_free(m);
+	}
+}
+
+static void mconn_on_report(struct mconn *c, const struct msrp_frame *f)
+{
+	struct msess *se = c->sess;
+	char msgid[80];
+	struct mout *m;
+
+	snprintf(msgid, sizeof(msgid), "%.*s", (int)(f->message_id_len < 79 ? f->message_id_len : 79),
+		 f->message_id ? f->message_id : "");
+	m = dict_get(se->by_msgid, msgid);
+	if (!m)
+		return;		/* REPORTs get no response (RFC 4975 7.1.2) */
+	if (f->has_status && f->status_code == 200 && m->stanza_id && !m->failed) {
+		/* XEP-0184: the SIP user's client received it */
+		xmpp_stanza_t *msg = sess_tag(se->ss, "message", NULL), *r;
+
+		xmpp_stanza_set_from(msg, se->sip_jid);
+		xmpp_stanza_set_to(msg, m->from);
+		r = sess_tag(se->ss, "received", NS_RECEIPTS);
+		xmpp_stanza_set_attribute(r, "id", m->stanza_id);
+		xmpp_stanza_add_child_ex(msg, r, 0);
+		sess_send_xmpp(se, msg);
+	} else if (f->has_status && f->status_code != 200 && !m->failed) {
+		mout_bounce(se, m, map_msrp_error(f->status_code), "failure report");
+		m->failed = 1;
+	}
+	dict_del(se->by_msgid, msgid);
+	if (!m->chunks_out)
+		mout_free(m);
+}
+
+/* Finds the session a request on an unbound connection is for: the session id of the To-Path's
+ * first URI must be ours, and the From-Path must end with the peer's path. */
+static struct msess *mconn_bind(struct mconn *c, const struct msrp_frame *f)
+{
+	struct msrp_uri to;
+	const char *sp;
+	size_t n;
+	struct msess *se;
+
+	sp = memchr(f->to_path, ' ', f->to_path_len);
+	n = sp ? (size_t)(sp - f->to_path) : f->to_path_len;
+	if (msrp_uri_parse(f->to_path, n, &to) != 0)
+		return NULL;
+	se = dict_get(c->ss->by_id, to.session);
+	if (!se || se->state != MS_CONNECTING || se->we_connect)
+		return NULL;
+	return se;
+}
+
+static void mconn_frame(void *arg, const struct msrp_frame *f)
+{
+	struct mconn *c = arg;
+
+	if (c->dead)
+		return;
+	if (!c->sess) {
+		struct msess *se = f->is_request ? mconn_bind(c, f) : NULL;
+
+		if (!se) {
+			log_info("MSRP from %s: no session for this To-Path: 481", c->peer);
+			if (f->is_request && f->method != MSRP_REPORT)
+				mconn_respond(c, f, 481, "No Such Session");
+			return;
+		}
+		msess_activate(se, c);
+	}
+	if (!f->is_request) {
+		mconn_on_response(c, f);
+	} else if (f->method == MSRP_SEND) {
+		mconn_on_send(c, f);
+	} else if (f->method == MSRP_REPORT) {
+		mconn_on_report(c, f);
+	} else {
+		mconn_respond(c, f, 501, "Unknown Method");
+	}
+}
+
+static void mconn_close(struct mconn *c)
+{
+	if (c->dead)
+		return;
+	c->dead = 1;
+	if (c->bev)
+		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+	event_active(c->ss->reap_ev, EV_TIMEOUT, 0);
+}
+
+static void mconn_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct mconn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+
+	while (!c->dead && evbuffer_get_length(in)) {
+		struct evbuffer_iovec v;
+		int status = 0;
+		char tid[33] = "";
+
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+			break;
+		if (msrp_parser_feed(c->parser, v.iov_base, v.iov_len) != 0) {
+			const char *why = msrp_parser_error(c->parser, &status, tid);
+
+			log_notice("MSRP from %s: %s: connection closed", c->peer, why);
+			if (c->sess)
+				msess_close(c->sess, 1, 1, "malformed MSRP");
+			mconn_close(c);
+			return;
+		}
+		evbuffer_drain(in, v.iov_len);
+	}
+}
+
+static void mconn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct mconn *c = arg;
+
+	if (what & BEV_EVENT_CONNECTED) {
+		/* we are active: bind the connection with a bodyless SEND (RFC 4975 5.4) */
+		struct msess *se = c->sess;
+		char tid[17], *frame;
+		size_t len;
+
+		if (!se)
+			return;
+		char msgid[17];
+
+		msrp_make_id(tid, sizeof(tid));
+		msrp_make_id(msgid, sizeof(msgid));
+		frame = msrp_build_send(tid, se->peer_path, se->our_path, msgid, 1, 0, NULL, NULL, 0,
+					MSRP_END, -1, 0, &len);
+		mconn_write(c, frame, len);
+		msess_activate(se, c);
+		return;
+	}
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+		log_info("MSRP connection %s %s", c->peer,
+			 what & BEV_EVENT_EOF ? "closed by the peer" : "failed");
+		if (c->sess) {
+			struct msess *se = c->sess;
+
+			se->conn = NULL;
+			c->sess = NULL;
+			msess_close(se, 1, 1, "MSRP connection lost");
+		}
+		mconn_close(c);
+	}
+}
+
+static struct mconn *mconn_new(struct sessions *ss, struct bufferevent *bev, const char *peer)
+{
+	static const struct msrp_parser_cbs cbs = { mconn_frame };
+	struct mconn *c = gw_xcalloc(1, sizeof(*c));
+	size_t max = ss->gw->conf->sessions_chunk_size > 65536 ? ss->gw->conf->sessions_chunk_size :
+		     65536;
+
+	c->ss = ss;
+	c->bev = bev;
+	c->parser = msrp_parser_new(max + SESS_MAX_FRAME_SLACK, &cbs, c);
+	snprintf(c->peer, sizeof(c->peer), "%s", peer);
+	c->next = ss->conns;
+	if (ss->conns)
+		ss->conns->prev = c;
+	ss->conns = c;
+	bufferevent_setcb(bev, mconn_read_cb, NULL, mconn_event_cb, c);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	return c;
+}
+
+static void listener_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+			int salen, void *arg)
+{
+	struct sessions *ss = arg;
+	struct bufferevent *bev = bufferevent_socket_new(ss->gw->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	char host[INET6_ADDRSTRLEN] = "?", peer[64];
+	unsigned port = 0;
+
+	if (!bev) {
+		evutil_closesocket(fd);
+		return;
+	}
+	if (sa->sa_family == AF_INET) {
+		inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, host, sizeof(host));
+		port = ntohs(((struct sockaddr_in *)sa)->sin_port);
+	} else if (sa->sa_family == AF_INET6) {
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, host, sizeof(host));
+		port = ntohs(((struct sockaddr_in6 *)sa)->sin6_port);
+	}
+	snprintf(peer, sizeof(peer), "%s:%u", host, port);
+	mconn_new(ss, bev, peer);
+}
+
+/* We are the active party: connect to the peer's own path URI (numeric hosts only). */
+static int msess_connect(struct msess *se)
+{
+	struct sockaddr_storage sa;
+	int salen = sizeof(sa);
+	char spec[300];
+	struct bufferevent *bev;
+
+	memset(&sa, 0, sizeof(sa));
+	snprintf(spec, sizeof(spec), "%s%s%s:%u", strchr(se->peer_uri.host, ':') ? "[" : "",
+		 se->peer_uri.host, strchr(se->peer_uri.host, ':') ? "]" : "", se->peer_uri.port);
+	if (evutil_parse_sockaddr_port(spec, (struct sockaddr *)&sa, &salen) != 0)
+		return -1;
+	bev = bufferevent_socket_new(se->ss->gw->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (!bev)
+		gw_fatal("bufferevent_socket_new failed");
+	se->conn = mconn_new(se->ss, bev, spec);
+	se->conn->sess = se;
+	if (bufferevent_socket_connect(bev, (struct sockaddr *)&sa, salen) != 0) {
+		se->conn->sess = NULL;
+		mconn_close(se->conn);
+		se->conn = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/* The peer's path from its SDP: kept whole (our To-Path); its last URI is the peer itself,
+ * which must have a numeric host (no name is ever looked up). */
+static int msess_set_peer(struct msess *se, const struct msrp_sdp_media *m, char *err, size_t len)
+{
+	const char *last = strrchr(m->path, ' ');
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	last = last ? last + 1 : m->path;
+	if (msrp_uri_parse(last, strlen(last), &se->peer_uri) != 0) {
+		snprintf(err, len, "bad MSRP URI in a=path");
+		return -1;
+	}
+	if (inet_pton(AF_INET, se->peer_uri.host, &a4) != 1 &&
+	    inet_pton(AF_INET6, se->peer_uri.host, &a6) != 1) {
+		snprintf(err, len, "the MSRP host must be a numeric address");
+		return -1;
+	}
+	free(se->peer_path);
+	se->peer_path = gw_xstrdup(m->path);
+	return 0;
+}
+
+static const char *const our_types[] = { "text/plain", "message/cpim", CT_COMPOSING };
+
+static char *msess_sdp(struct msess *se, const struct msrp_sdp_media *offer, enum msrp_setup setup,
+		       char *const *types, size_t ntypes)
+{
+	struct msrp_sdp_local l;
+	static const char *const wrapped[] = { "text/plain" };
+	unsigned long long sid;
+
+	memset(&l, 0, sizeof(l));
+	if (getrandom(&sid, sizeof(sid), 0) != (ssize_t)sizeof(sid))
+		gw_fatal("getrandom: %s", strerror(errno));
+	l.addr = se->ss->listen_addr;
+	l.port = se->ss->listen_port;
+	l.path = se->our_path;
+	l.setup = setup;
+	l.accept_types = types ? (const char *const *)types : our_types;
+	l.naccept_types = types ? ntypes : sizeof(our_types) / sizeof(our_types[0]);
+	l.accept_wrapped_types = wrapped;
+	l.naccept_wrapped = 1;
+	l.max_size = se->ss->gw->conf->sessions_max_message;
+	l.direction = offer ? msrp_sdp_answer_direction(offer->direction) : NULL;	/* RFC 3264 */
+	l.sess_id = sid >> 2;
+	l.sess_version = 1;
+	return msrp_sdp_build(&l, offer, NULL);
+}
+
+/* ---------------------------------------------------------------- SIP side */
+
+static void call_answered(void *arg, struct sip_call *call, const char *sdp, size_t len)
+{
+	struct msess *se = arg;
+	struct msrp_sdp_media m;
+	enum msrp_setup ours;
+	char err[160];
+
+	if (msrp_sdp_parse_offer(sdp, len, 0, &m, NULL, NULL, err, sizeof(err)) != 0 ||
+	    msrp_sdp_offer_result(MSRP_SETUP_ACTPASS, m.setup, &ours) != 0 ||
+	    msess_set_peer(se, &m, err, sizeof(err)) != 0) {
+		if (!err[0])
+			snprintf(err, sizeof(err), "unusable answer");
+		msrp_sdp_media_clear(&m);
+		msess_close(se, 1, 1, err);
+		return;
+	}
+	msrp_sdp_media_clear(&m);
+	msess_enter_state(se, MS_CONNECTING);
+	msess_arm(se, SESS_CONNECT_MS);
+	se->we_connect = ours == MSRP_SETUP_ACTIVE;
+	if (se->we_connect && msess_connect(se) != 0)
+		msess_close(se, 1, 1, "cannot connect to the MSRP peer");
+}
+
+static void call_ended(void *arg, struct sip_call *call, int status, const char *phrase)
+{
+	struct msess *se = arg;
+	struct bounce_all b;
+
+	se->call = NULL;
+	if (status >= 300 && se->state == MS_INVITING) {
+		/* the INVITE failed: the queued messages go back with the mapped condition */
+		char text[96];
+
+		snprintf(text, sizeof(text), "SIP %03d %s", status, phrase ? phrase : "");
+		b.condition = map_error_from_sip(status);
+		while (se->q_head) {
+			struct mout *m = se->q_head;
+
+			se->q_head = m->next;
+			mout_bounce(se, m, b.condition, text);
+			mout_free(m);
+		}
+		se->q_tail = NULL;
+		msess_close(se, 0, 0, text);
+		return;
+	}
+	msess_close(se, 0, 1, status ? "the SIP session failed" : "BYE");
+}
+
+static const struct sip_call_cbs call_cbs = { call_answered, call_ended };
+
+void sessions_from_sip(struct sessions *ss, struct sip_call *call,
+		       const struct sip_invite_info *info)
+{
+	const struct conf *conf = ss->gw->conf;
+	char user[MAP_JID_MAX + 1], sip_jid[MAP_JID_MAX + 1], err[160];
+	struct msrp_sdp_media m;
+	char **types = NULL, *sdp;
+	size_t ntypes = 0;
+	struct msess *se;
+	struct xmpp_link *link;
+	enum msrp_setup setup;
+	int r;
+
+	if (!conf->sessions_enabled || ss->closing) {
+		sip_call_refuse(call, ss->closing ? 503 : 488, ss->closing ? "Shutting Down" :
+				"Sessions Not Supported", NULL);
+		return;
+	}
+	r = map_sip_to_jid(info->request_uri, user, sizeof(user));
+	if (r < 0 || !strchr(user, '@') || map_jid_bare(user, user, sizeof(user)) < 0) {
+		sip_call_refuse(call, r < 0 ? 484 : 404, r < 0 ? "Address Not Mappable" :
+				"No User Part", NULL);
+		return;
+	}
+	if (map_peer_sip_to_jid(info->peer, info->from_uri, sip_jid, sizeof(sip_jid)) < 0 ||
+	    map_jid_bare(sip_jid, sip_jid, sizeof(sip_jid)) < 0) {
+		sip_call_refuse(call, 400, "From Address Not Mappable", NULL);
+		return;
+	}
+	if (!info->body || !info->content_type || strcmp(info->content_type, "application/sdp")) {
+		sip_call_refuse(call, 488, "Not Acceptable Here", "an SDP offer is required");
+		return;
+	}
+	if (msrp_sdp_parse_offer(info->body, info->body_len, 0, &m, NULL, NULL, err,
+				 sizeof(err)) != 0) {
+		sip_call_refuse(call, 488, "Not Acceptable Here", err);
+		return;
+	}
+	if (msrp_sdp_types_intersect(our_types, sizeof(our_types) / sizeof(our_types[0]),
+				     m.accept_types, m.naccept_types, &types, &ntypes) != 0) {
+		msrp_sdp_media_clear(&m);
+		sip_call_refuse(call, 488, "Not Acceptable Here", "no common accept-types");
+		return;
+	}
+	link = gw_link_for_component(ss->gw, info->peer->component);
+	if (!link || !xmpp_link_is_up(link)) {
+		sip_call_refuse(call, 503, "XMPP Server Unreachable", NULL);
+		goto out;
+	}
+	if (ss->count >= conf->sessions_max_total) {
+		sip_call_refuse(call, 503, "Too Many Sessions", NULL);
+		goto out;
+	}
+	if ((uintptr_t)dict_get(ss->per_user, user) >= conf->sessions_max_per_user) {
+		sip_call_refuse(call, 486, "Busy Here", "too many sessions for this user");
+		goto out;
+	}
+	se = msess_new(ss, user, info->from_uri, sip_jid, info->peer);
+	if (msess_set_peer(se, &m, err, sizeof(err)) != 0) {
+		sip_call_refuse(call, 488, "Not Acceptable Here", err);
+		msess_close(se, 0, 0, err);
+		goto out;
+	}
+	setup = msrp_sdp_answer_setup(m.setup, 0);
+	sdp = msess_sdp(se, &m, setup, types, ntypes);
+	se->call = call;
+	sip_call_accept(call, sdp, &call_cbs, se);
+	free(sdp);
+	log_info("session %s: %s opens a chat with %s", se->id, info->from_uri, user);
+	msess_arm(se, SESS_CONNECT_MS);
+	se->we_connect = setup == MSRP_SETUP_ACTIVE;
+	if (se->we_connect && msess_connect(se) != 0)
+		msess_close(se, 1, 0, "cannot connect to the MSRP peer");
+out:
+	msrp_sdp_strv_free(types, ntypes);
+	msrp_sdp_media_clear(&m);
+}
+
+/* ---------------------------------------------------------------- XMPP side */
+
+static const char *chatstate_of(xmpp_stanza_t *stanza)
+{
+	for (xmpp_stanza_t *c = xmpp_stanza_get_children(stanza); c; c = xmpp_stanza_get_next(c)) {
+		const char *ns = xmpp_stanza_is_tag(c) ? xmpp_stanza_get_ns(c) : NULL;
+
+		if (ns && strcmp(ns, NS_CHATSTATES) == 0)
+			return xmpp_stanza_get_name(c);
+	}
+	return NULL;
+}
+
+static const char *receipt_received_id(xmpp_stanza_t *stanza)
+{
+	xmpp_stanza_t *r = xmpp_stanza_get_child_by_name_and_ns(stanza, "received", NS_RECEIPTS);
+
+	return r ? xmpp_stanza_get_attribute(r, "id") : NULL;
+}
+
+static void msess_report(struct msess *se, const char *stanza_id)
+{
+	struct mreport *r = dict_del(se->reports, stanza_id);
+	char tid[17], *frame;
+	size_t len;
+
+	if (!r)
+		return;
+	random_id(tid, sizeof(tid));
+	frame = msrp_build_report(tid, se->peer_path, se->our_path, r->message_id, 1, r->total,
+				  r->total, 200, "OK", &len);
+	mconn_write(se->conn, frame, len);
+	free(r);
+}
+
+int sessions_from_xmpp(struct sessions *ss, struct xmpp_link *link, xmpp_stanza_t *stanza)
+{
+	const struct conf *conf = ss->gw->conf;
+	const char *type = xmpp_stanza_get_type(stanza);
+	const char *from = xmpp_stanza_get_from(stanza), *to = xmpp_stanza_get_to(stanza);
+	char from_bare[MAP_JID_MAX + 1], uri[MAP_URI_MAX], key[MAP_JID_MAX + MAP_URI_MAX + 2];
+	const struct conf_peer *peer;
+	struct map_im_fields f;
+	const char *state, *received;
+	struct msess *se;
+	struct mout *m;
+	int err;
+
+	if (!conf->sessions_enabled || !from || !to || (type && strcmp(type, "chat") != 0))
+		return 0;
+	if (map_jid_bare(from, from_bare, sizeof(from_bare)) < 0)
+		return 0;
+	peer = map_peer_for_jid(conf, xmpp_link_domain(link), to, uri, sizeof(uri), &err);
+	if (!peer || !strchr(uri + 4, '@'))
+		return 0;
+	snprintf(key, sizeof(key), "%s\n%s", from_bare, uri);
+	se = dict_get(ss->by_pair, key);
+	map_im_fields(stanza, &f);
+	state = chatstate_of(stanza);
+	received = receipt_received_id(stanza);
+	if (!se) {
+		if (!peer->sessions || !f.body || ss->closing)
+			return 0;	/* the pager takes it (or it is only a chat state) */
+		if (ss->count >= conf->sessions_max_total ||
+		    (uintptr_t)dict_get(ss->per_user, from_bare) >= conf->sessions_max_per_user) {
+			xmpp_stanza_t *e = map_error_reply(ss->gw->xctx, stanza, "resource-constraint",
+							   "too many chat sessions");
+
+			xmpp_link_send(link, e);
+			xmpp_stanza_release(e);
+			return 1;
+		}
+		{
+			char sip_jid[MAP_JID_MAX + 1], from_uri[MAP_URI_MAX], *sdp;
+
+			if (map_jid_to_sip(from, 0, from_uri, sizeof(from_uri)) < 0 ||
+			    map_jid_bare(to, sip_jid, sizeof(sip_jid)) < 0)
+				return 0;
+			se = msess_new(ss, from_bare, uri, sip_jid, peer);
+			msess_enter_state(se, MS_INVITING);
+			sdp = msess_sdp(se, NULL, MSRP_SETUP_ACTPASS, NULL, 0);
+			se->call = sip_call_invite(ss->gw->sip, peer, from_uri, uri, sdp, &call_cbs, se);
+			free(sdp);
+			if (!se->call) {
+				msess_close(se, 0, 0, "the SIP stack is shutting down");
+				return 0;
+			}
+			msess_arm(se, 64 * conf->sip_t1_ms + SESS_CONNECT_MS);
+			log_info("session %s: %s opens a chat with %s", se->id, from, uri);
+		}
+	}
+	if (se->state == MS_CLOSED)
+		return 0;
+	if (strchr(from, '/')) {
+		free(se->xmpp_full);
+		se->xmpp_full = gw_xstrdup(from);	/* answers go to this resource now */
+	}
+	if (received && !f.body) {
+		if (se->state == MS_ACTIVE)
+			msess_report(se, received);
+		return 1;
+	}
+	if (state && strcmp(state, "gone") == 0 && !f.body) {
+		msess_close(se, 1, 0, "<gone/> from the XMPP user");
+		return 1;
+	}
+	if (!f.body) {
+		for (size_t i = 0; state && i < sizeof(chatstate_table) / sizeof(chatstate_table[0]); i++)
+			if (strcmp(state, chatstate_table[i].chatstate) == 0 &&
+			    chatstate_table[i].composing && se->state == MS_ACTIVE)
+				msess_send_composing(se, chatstate_table[i].composing);
+		return 1;
+	}
+	if (strlen(f.body) > conf->sessions_max_message) {
+		xmpp_stanza_t *e = map_error_reply(ss->gw->xctx, stanza, "policy-violation",
+						   "the message body is too large");
+
+		xmpp_link_send(link, e);
+		xmpp_stanza_release(e);
+		return 1;
+	}
+	m = gw_xcalloc(1, sizeof(*m));
+	m->stanza_id = xmpp_stanza_get_id(stanza) ? gw_xstrdup(xmpp_stanza_get_id(stanza)) : NULL;
+	m->from = gw_xstrdup(from);
+	m->ctype = gw_xstrdup("text/plain;charset=UTF-8");
+	m->body = gw_xstrdup(f.body);
+	m->len = strlen(f.body);
+	m->receipt = f.has_receipt_request;
+	if (se->state == MS_ACTIVE) {
+		msess_send(se, m);
+		return 1;
+	}
+	if (se->q_bytes + m->len > conf->sessions_max_queued) {
+		mout_bounce(se, m, "resource-constraint", "too much waiting for the chat session");
+		mout_free(m);
+		return 1;
+	}
+	se->q_bytes += m->len;
+	if (se->q_tail)
+		se->q_tail->next = m;
+	else
+		se->q_head = m;
+	se->q_tail = m;
+	return 1;
+}
+
+/* ---------------------------------------------------------------- lifecycle */
+
+struct sessions *sessions_new(struct gw *gw)
+{
+	struct sessions *ss = gw_xcalloc(1, sizeof(*ss));
+	const struct conf *conf = gw->conf;
+	struct sockaddr_storage sa;
+	int salen = sizeof(sa);
+	char spec[128];
+	const char *addr = conf->msrp_address ? conf->msrp_address : conf->listen[0].address;
+
+	ss->gw = gw;
+	ss->by_id = dict_new();
+	ss->by_pair = dict_new();
+	ss->per_user = dict_new();
+	ss->reap_ev = event_new(gw->base, -1, 0, reap_cb, ss);
+	if (!ss->reap_ev)
+		gw_fatal("event_new failed");
+	snprintf(ss->listen_addr, sizeof(ss->listen_addr), "%s", addr);
+	ss->listen_port = conf->msrp_port;
+	if (!conf->sessions_enabled)
+		return ss;
+	snprintf(spec, sizeof(spec), "%s%s%s:%u", strchr(addr, ':') ? "[" : "", addr,
+		 strchr(addr, ':') ? "]" : "", conf->msrp_port);
+	memset(&sa, 0, sizeof(sa));
+	if (evutil_parse_sockaddr_port(spec, (struct sockaddr *)&sa, &salen) != 0) {
+		log_error("MSRP listen address %s is not usable", spec);
+		sessions_free(ss);
+		return NULL;
+	}
+	ss->listener = evconnlistener_new_bind(gw->base, listener_cb, ss,
+					       LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 64,
+					       (struct sockaddr *)&sa, salen);
+	if (!ss->listener) {
+		log_error("cannot listen for MSRP on %s: %s", spec, strerror(errno));
+		sessions_free(ss);
+		return NULL;
+	}
+	log_notice("MSRP listening on %s", spec);
+	return ss;
+}
+
+static void close_one(void *arg, const char *key, void *value)
+{
+	struct msess *se = value;
+
+	msess_close(se, 1, 1, "the gateway is shutting down");
+}
+
+void sessions_close(struct sessions *ss)
+{
+	if (ss->closing)
+		return;
+	ss->closing = 1;
+	dict_foreach(ss->by_id, close_one, NULL);
+}
+
+size_t sessions_count(const struct sessions *ss)
+{
+	return ss->count;
+}
+
+void sessions_free(struct sessions *ss)
+{
+	if (!ss)
+		return;
+	ss->closing = 1;
+	dict_foreach(ss->by_id, close_one, NULL);
+	for (struct mconn *c = ss->conns; c; c = c->next)
+		c->dead = 1;
+	reap_cb(-1, 0, ss);
+	if (ss->listener)
+		evconnlistener_free(ss->listener);
+	event_free(ss->reap_ev);
+	dict_free(ss->by_id);
+	dict_free(ss->by_pair);
+	dict_free(ss->per_user);
+	free(ss);
+}
