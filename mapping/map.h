@@ -165,6 +165,8 @@ void sessions_from_sip(struct sessions *ss, struct sip_call *call,
 int sessions_from_xmpp(struct sessions *ss, struct xmpp_link *link, xmpp_stanza_t *stanza);
 /* The XMPP condition for an MSRP failure status (RFC 4975 7.2), as a table. */
 const char *map_msrp_error(int status);
+/* The MSRP status of a failure REPORT for an XMPP error condition, as a table (400 default). */
+int map_msrp_report_status(const char *condition);
 size_t sessions_count(const struct sessions *ss);
 /* Shutdown: BYE to every session, <gone/> to the XMPP users, queued messages bounced. */
 void sessions_close(struct sessions *ss);

@@ -82,6 +82,16 @@ struct mreport {
 	unsigned long long total;
 };
 
+/* A SIP message handed to XMPP, remembered so that a late XMPP error can still be reported to
+ * the SIP sender (a failure REPORT, RFC 4975 7.1.2).  A ring of the last ones per session. */
+#define SESS_DELIVERED 64
+struct mdelivered {
+	char stanza_id[64];
+	char message_id[80];
+	unsigned long long total;
+	int failure_report;	/* the SEND's Failure-Report: 1 yes (also when absent), 0 no, 2 partial */
+};
+
 struct msess {
 	struct sessions *ss;
 	enum msess_state state;
@@ -105,6 +115,8 @@ struct msess {
 	struct dict *sent;	/* tid -> struct mout (chunks in flight) */
 	struct dict *by_msgid;	/* Message-ID -> struct mout (waiting for a REPORT) */
 	struct dict *reports;	/* XMPP stanza id -> struct mreport */
+	struct mdelivered delivered[SESS_DELIVERED];
+	unsigned ndelivered;	/* total so far; the ring holds the last SESS_DELIVERED */
 	/* reassembly of the incoming message (one at a time per session) */
 	char in_msgid[80];
 	char *in_buf;
@@ -571,7 +583,7 @@ static void mconn_respond(struct mconn *c, const struct msrp_frame *f, int statu
 
 /* A complete message from the SIP user: to the XMPP user. */
 static void msess_deliver(struct msess *se, const char *ctype, const char *body, size_t len,
-			  int report, const char *message_id)
+			  int report, const char *message_id, int failure_report)
 {
 	struct sessions *ss = se->ss;
 	xmpp_stanza_t *msg = sess_tag(ss, "message", NULL), *el, *t;
@@ -583,6 +595,14 @@ static void msess_deliver(struct msess *se, const char *ctype, const char *body,
 	xmpp_stanza_set_to(msg, se->xmpp_full ? se->xmpp_full : se->xmpp_bare);
 	gw_make_id(ss->gw, "s", id, sizeof(id));
 	xmpp_stanza_set_id(msg, id);
+	if (message_id && failure_report != 0) {
+		struct mdelivered *d = &se->delivered[se->ndelivered++ % SESS_DELIVERED];
+
+		snprintf(d->stanza_id, sizeof(d->stanza_id), "%s", id);
+		snprintf(d->message_id, sizeof(d->message_id), "%s", message_id);
+		d->total = len;
+		d->failure_report = failure_report;
+	}
 	if (strncmp(ctype, CT_COMPOSING, strlen(CT_COMPOSING)) == 0) {
 		/* RFC 3994 -> XEP-0085 */
 		const char *state = memmem(body, len, "<state>active</state>", 21) ? "composing" :
@@ -696,7 +716,8 @@ static void mconn_on_send(struct mconn *c, const struct msrp_frame *f)
 		mconn_respond(c, f, 415, "Unsupported Media Type");
 	} else {
 		mconn_respond(c, f, 200, "OK");
-		msess_deliver(se, se->in_ctype, se->in_buf, se->in_len, se->in_report, se->in_msgid);
+		msess_deliver(se, se->in_ctype, se->in_buf, se->in_len, se->in_report, se->in_msgid,
+			      f->failure_report);
 	}
 	free(se->in_buf);
 	se->in_buf = NULL;
@@ -757,6 +778,23 @@ static void mconn_on_report(struct mconn *c, const struct msrp_frame *f)
 		mout_free(m);
 }
 
+/* RFC 4975 7.3.1: the first URI of To-Path must be ours and the last of From-Path the peer's. */
+static int msess_paths_ok(const struct msess *se, const struct msrp_frame *f)
+{
+	struct msrp_uri ours, to, from;
+	size_t n = msrp_path_first(f->to_path, f->to_path_len);
+	const char *last = f->from_path;
+
+	for (const char *p = f->from_path; p < f->from_path + f->from_path_len; p++)
+		if (*p == ' ')
+			last = p + 1;
+	return n && msrp_uri_parse(f->to_path, n, &to) == 0 &&
+	       msrp_uri_parse(se->our_path, strlen(se->our_path), &ours) == 0 &&
+	       msrp_uri_equal(&to, &ours) &&
+	       msrp_uri_parse(last, (size_t)(f->from_path + f->from_path_len - last), &from) == 0 &&
+	       msrp_uri_equal(&from, &se->peer_uri);
+}
+
 /* Finds the session a request on an unbound connection is for: the session id of the To-Path's
  * first URI must be ours, and the From-Path must end with the peer's path. */
 static struct msess *mconn_bind(struct mconn *c, const struct msrp_frame *f)
@@ -792,6 +830,13 @@ static void mconn_frame(void *arg, const struct msrp_frame *f)
 			return;
 		}
 		msess_activate(se, c);
+	}
+	if (f->is_request && !msess_paths_ok(c->sess, f)) {
+		log_info("MSRP from %s: To-Path or From-Path does not match session %s: 481", c->peer,
+			 c->sess->id);
+		if (f->method != MSRP_REPORT)
+			mconn_respond(c, f, 481, "Paths Do Not Match The Session");
+		return;
 	}
 	if (!f->is_request) {
 		mconn_on_response(c, f);
@@ -1162,6 +1207,93 @@ static void msess_report(struct msess *se, const char *stanza_id)
 	free(r);
 }
 
+/* XMPP condition of a bounce -> MSRP status of the failure REPORT, as a table. */
+static const struct {
+	const char *condition;
+	int status;
+} report_status_table[] = {
+	{ "bad-request", 400 },
+	{ "jid-malformed", 400 },
+	{ "forbidden", 403 },
+	{ "not-allowed", 403 },
+	{ "not-authorized", 403 },
+	{ "policy-violation", 413 },
+	{ "not-acceptable", 415 },
+	{ "item-not-found", 481 },
+	{ "recipient-unavailable", 481 },
+	{ "gone", 481 },
+	{ "service-unavailable", 481 },
+	{ "remote-server-not-found", 481 },
+	{ "remote-server-timeout", 408 },
+};
+
+int map_msrp_report_status(const char *condition)
+{
+	for (size_t i = 0; condition && i < sizeof(report_status_table) / sizeof(report_status_table[0]);
+	     i++)
+		if (strcmp(report_status_table[i].condition, condition) == 0)
+			return report_status_table[i].status;
+	return 400;
+}
+
+static const char *stanza_error_condition(xmpp_stanza_t *stanza)
+{
+	xmpp_stanza_t *err = xmpp_stanza_get_child_by_name(stanza, "error");
+
+	for (xmpp_stanza_t *c = err ? xmpp_stanza_get_children(err) : NULL; c;
+	     c = xmpp_stanza_get_next(c)) {
+		const char *ns = xmpp_stanza_is_tag(c) ? xmpp_stanza_get_ns(c) : NULL;
+		const char *name = ns ? xmpp_stanza_get_name(c) : NULL;
+
+		if (name && strcmp(ns, XMPP_NS_STANZA_ERRORS) == 0 && strcmp(name, "text") != 0)
+			return name;
+	}
+	return "undefined-condition";
+}
+
+/* An XMPP bounce of a message a session delivered: a failure REPORT to the SIP sender (unless
+ * its Failure-Report said no).  Returns 1 if it was a session's. */
+static int sessions_xmpp_error(struct sessions *ss, struct xmpp_link *link, xmpp_stanza_t *stanza)
+{
+	const char *id = xmpp_stanza_get_id(stanza);
+	char from_bare[MAP_JID_MAX + 1], uri[MAP_URI_MAX], key[MAP_JID_MAX + MAP_URI_MAX + 2];
+	const struct conf_peer *peer;
+	struct msess *se;
+	int err;
+
+	if (!id || map_jid_bare(xmpp_stanza_get_from(stanza), from_bare, sizeof(from_bare)) < 0)
+		return 0;
+	peer = map_peer_for_jid(ss->gw->conf, xmpp_link_domain(link), xmpp_stanza_get_to(stanza),
+				uri, sizeof(uri), &err);
+	if (!peer)
+		return 0;
+	snprintf(key, sizeof(key), "%s\n%s", from_bare, uri);
+	se = dict_get(ss->by_pair, key);
+	for (unsigned i = 0; se && i < SESS_DELIVERED && i < se->ndelivered; i++) {
+		struct mdelivered *d = &se->delivered[i];
+		const char *cond;
+		char tid[17], *frame;
+		size_t len;
+		int status;
+
+		if (strcmp(d->stanza_id, id) != 0)
+			continue;
+		cond = stanza_error_condition(stanza);
+		status = map_msrp_report_status(cond);
+		log_info("session %s: message %s bounced by XMPP (%s): failure REPORT %d", se->id,
+			 d->message_id, cond, status);
+		if (se->state == MS_ACTIVE) {
+			random_id(tid, sizeof(tid));
+			frame = msrp_build_report(tid, se->peer_path, se->our_path, d->message_id, 1,
+						  d->total, d->total, status, cond, &len);
+			mconn_write(se->conn, frame, len);
+		}
+		d->stanza_id[0] = '\0';
+		return 1;
+	}
+	return 0;
+}
+
 int sessions_from_xmpp(struct sessions *ss, struct xmpp_link *link, xmpp_stanza_t *stanza)
 {
 	const struct conf *conf = ss->gw->conf;
@@ -1175,6 +1307,8 @@ int sessions_from_xmpp(struct sessions *ss, struct xmpp_link *link, xmpp_stanza_
 	struct mout *m;
 	int err;
 
+	if (conf->sessions_enabled && from && to && type && strcmp(type, "error") == 0)
+		return sessions_xmpp_error(ss, link, stanza);
 	if (!conf->sessions_enabled || !from || !to || (type && strcmp(type, "chat") != 0))
 		return 0;
 	if (map_jid_bare(from, from_bare, sizeof(from_bare)) < 0)

@@ -279,3 +279,38 @@ async def test_gone_before_the_answer_cancels_the_invite(env):
         check(err["body"] == "you there?", err)
     finally:
         await teardown(env)
+
+
+async def test_xmpp_bounce_becomes_a_failure_report(env):
+    """A message the XMPP server bounces after the gateway's 200 still reaches the SIP sender:
+    as a failure REPORT (RFC 4975 7.1.2), never silently lost."""
+    try:
+        gw, alice, ua = await setup(env)
+        call = await ua.invite(f"sip:nobody@{XMPP_DOMAIN}", next_hop=("127.0.0.1", env.gw_sip_port))
+        check(call.status == 200, f"INVITE answered {call.status}")
+        await call.wait_connected(5)
+        sent = await call.send_text("to a user who does not exist")
+        check(sent.statuses == [200], f"the SEND was taken: {sent.statuses}")
+        rep = await call.msrp.wait_report(sent.message_id, timeout=5)
+        status = rep.get("status")
+        check(status and not status.startswith("000 200"), f"a failure REPORT: {status}")
+        ua.check_clean()
+    finally:
+        await teardown(env)
+
+
+async def test_paths_must_match_the_session(env):
+    try:
+        gw, alice, ua = await setup(env)
+        call = await open_from_sip(env, ua)
+        real = call.msrp.local_path
+        call.msrp.local_path = real.replace(real.rsplit("/", 1)[1].split(";")[0], "impostor")
+        sent = await call.send_text("with a From-Path of another session", wait=False)
+        await wait_for(lambda: sent.statuses, 5, "a response")
+        check(sent.statuses == [481], f"481 for a From-Path that is not the session's: {sent.statuses}")
+        call.msrp.violations.clear()
+        call.msrp.local_path = real
+        await call.send_text("and with the right one")
+        await alice.expect(lambda m: m["body"] == "and with the right one", 5)
+    finally:
+        await teardown(env)

@@ -122,6 +122,15 @@ static const struct field fields[] = {
 	FC("presence.max-watchers", F_UNSIGNED, presence_max_watchers),
 	FC("presence.max-subscriptions", F_UNSIGNED, presence_max_subscriptions),
 	FC("presence.max-document", F_SIZE, presence_max_doc),
+	FC("sessions.enabled", F_INT, sessions_enabled),
+	FC("sessions.msrp-address", F_STR, msrp_address),
+	FC("sessions.msrp-port", F_UNSIGNED, msrp_port),
+	FC("sessions.max-per-user", F_UNSIGNED, sessions_max_per_user),
+	FC("sessions.max-total", F_UNSIGNED, sessions_max_total),
+	FC("sessions.max-queued", F_SIZE, sessions_max_queued),
+	FC("sessions.max-message", F_SIZE, sessions_max_message),
+	FC("sessions.chunk-size", F_SIZE, sessions_chunk_size),
+	FC("sessions.idle-timeout", F_UNSIGNED, sessions_idle_s),
 	FC("npeers", F_SIZE, npeers),
 	FC("path", F_STR, path),
 	FL("transport", F_TRANSPORT, transport),
@@ -132,6 +141,7 @@ static const struct field fields[] = {
 	FP("domain", F_STR, domain),
 	FP("addressing", F_ADDRESSING, addressing),
 	FP("component", F_STR, component),
+	FP("sessions", F_INT, sessions),
 	FP("route.address", F_STR, route_address),
 	FP("route.port", F_UNSIGNED, route_port),
 	FP("route.transport", F_TRANSPORT, route_transport),
@@ -302,7 +312,7 @@ static struct conf *parse_str(const char *name, const char *xml, int check_perms
  *
  * The base document has one element a line, so every diagnostic's line is known:
  *   1 gateway  2 log  3 xmpp  4 sip  5 listen  6 /sip  7 im  8 peer  9 route  10 trust  11 /peer
- *   12 presence
+ *   12 presence  13 sessions
  */
 
 enum { OPEN, EMPTY, CLOSE };
@@ -324,6 +334,7 @@ static const struct {
 	{ "trust", EMPTY, { "address", "127.0.0.1" } },
 	{ "peer", CLOSE, { NULL } },
 	{ "presence", EMPTY, { NULL } },
+	{ "sessions", EMPTY, { NULL } },
 	{ "gateway", CLOSE, { NULL } },
 };
 
@@ -716,6 +727,46 @@ static const struct value_case {
 	{ "presence", "max-document", "64kb", "12: <presence> attribute \"max-document\": \"64kb\" is not a size" },
 	{ "presence", "expiry", "1h", "12: <presence>: unknown attribute \"expiry\"" },
 	{ "presence", "max-doc", "64k", "12: <presence>: unknown attribute \"max-doc\"" },
+	/* <sessions> (present and empty in the base document: every default) */
+	{ "sessions", "enabled", NULL, "sessions.enabled=1" },
+	{ "sessions", "enabled", "no", "sessions.enabled=0" },
+	{ "sessions", "enabled", "sometimes", "13: <sessions> attribute \"enabled\": \"sometimes\" is not one of yes" },
+	{ "sessions", "msrp-address", NULL, "sessions.msrp-address=(null)" },
+	{ "sessions", "msrp-address", "127.0.0.1", "sessions.msrp-address=127.0.0.1" },
+	{ "sessions", "msrp-address", "0.0.0.0", "sessions.msrp-address=0.0.0.0" },
+	{ "sessions", "msrp-address", "::1", "sessions.msrp-address=::1" },
+	{ "sessions", "msrp-address", "gw.example", "13: <sessions> attribute \"msrp-address\": \"gw.example\" is not a numeric" },
+	{ "sessions", "msrp-port", NULL, "sessions.msrp-port=2855" },
+	{ "sessions", "msrp-port", "1", "sessions.msrp-port=1" },
+	{ "sessions", "msrp-port", "65535", "sessions.msrp-port=65535" },
+	{ "sessions", "msrp-port", "0", "13: <sessions> attribute \"msrp-port\": 0 is out of range 1..65535" },
+	{ "sessions", "msrp-port", "65536", "13: <sessions> attribute \"msrp-port\": 65536 is out of range 1..65535" },
+	{ "sessions", "max-per-user", NULL, "sessions.max-per-user=8" },
+	{ "sessions", "max-per-user", "1", "sessions.max-per-user=1" },
+	{ "sessions", "max-per-user", "1000", "sessions.max-per-user=1000" },
+	{ "sessions", "max-per-user", "0", "13: <sessions> attribute \"max-per-user\": 0 is out of range 1..1000" },
+	{ "sessions", "max-per-user", "1001", "13: <sessions> attribute \"max-per-user\": 1001 is out of range 1..1000" },
+	{ "sessions", "max-total", NULL, "sessions.max-total=1000" },
+	{ "sessions", "max-total", "1000000", "sessions.max-total=1000000" },
+	{ "sessions", "max-total", "1000001", "13: <sessions> attribute \"max-total\": 1000001 is out of range 1..1000000" },
+	{ "sessions", "max-queued", NULL, "sessions.max-queued=65536" },
+	{ "sessions", "max-queued", "1k", "sessions.max-queued=1024" },
+	{ "sessions", "max-queued", "16M", "sessions.max-queued=16777216" },
+	{ "sessions", "max-queued", "1023", "13: <sessions> attribute \"max-queued\": 1023 is out of range 1k..16M" },
+	{ "sessions", "max-message", NULL, "sessions.max-message=1048576" },
+	{ "sessions", "max-message", "17M", "13: <sessions> attribute \"max-message\": 17M is out of range 1k..16M" },
+	{ "sessions", "chunk-size", NULL, "sessions.chunk-size=2048" },
+	{ "sessions", "chunk-size", "64", "sessions.chunk-size=64" },
+	{ "sessions", "chunk-size", "63", "13: <sessions> attribute \"chunk-size\": 63 is out of range 64..1M" },
+	{ "sessions", "idle-timeout", NULL, "sessions.idle-timeout=600" },
+	{ "sessions", "idle-timeout", "10s", "sessions.idle-timeout=10" },
+	{ "sessions", "idle-timeout", "24h", "13: <sessions> attribute \"idle-timeout\": \"24h\" is not a duration" },
+	{ "sessions", "idle-timeout", "9s", "13: <sessions> attribute \"idle-timeout\": 9s is out of range 10s..86400s" },
+	{ "sessions", "idle", "10s", "13: <sessions>: unknown attribute \"idle\"" },
+	/* <peer sessions> */
+	{ "peer", "sessions", NULL, "peer[0].sessions=0" },
+	{ "peer", "sessions", "yes", "peer[0].sessions=1" },
+	{ "peer", "sessions", "msrp", "8: <peer> attribute \"sessions\": \"msrp\" is not one of yes" },
 };
 
 static void test_values(void)
