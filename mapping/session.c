@@ -99,6 +99,7 @@ struct msess {
 	char *our_path;		/* msrp://addr:port/id;tcp */
 	char *peer_path;	/* the peer's a=path (To-Path of what we send) */
 	struct msrp_uri peer_uri;	/* the last URI of it: the peer itself */
+	struct msrp_uri our_uri;	/* our_path, parsed once */
 	char *pair_key;		/* "xmpp-bare\nsip-uri" */
 	char *xmpp_bare;
 	char *xmpp_full;	/* set once the user writes from a resource */
@@ -289,6 +290,8 @@ static struct msess *msess_new(struct sessions *ss, const char *xmpp_bare, const
 	random_id(se->id, 21);
 	se->our_path = gw_xasprintf("msrp://%s%s%s:%u/%s;tcp", v6 ? "[" : "", addr, v6 ? "]" : "",
 				    ss->listen_port, se->id);
+	if (msrp_uri_parse(se->our_path, strlen(se->our_path), &se->our_uri) != 0)
+		gw_fatal("our own MSRP URI %s does not parse", se->our_path);
 	se->xmpp_bare = gw_xstrdup(xmpp_bare);
 	se->sip_uri = gw_xstrdup(sip_uri);
 	se->sip_jid = gw_xstrdup(sip_jid);
@@ -781,16 +784,14 @@ static void mconn_on_report(struct mconn *c, const struct msrp_frame *f)
 /* RFC 4975 7.3.1: the first URI of To-Path must be ours and the last of From-Path the peer's. */
 static int msess_paths_ok(const struct msess *se, const struct msrp_frame *f)
 {
-	struct msrp_uri ours, to, from;
+	struct msrp_uri to, from;
 	size_t n = msrp_path_first(f->to_path, f->to_path_len);
 	const char *last = f->from_path;
 
 	for (const char *p = f->from_path; p < f->from_path + f->from_path_len; p++)
 		if (*p == ' ')
 			last = p + 1;
-	return n && msrp_uri_parse(f->to_path, n, &to) == 0 &&
-	       msrp_uri_parse(se->our_path, strlen(se->our_path), &ours) == 0 &&
-	       msrp_uri_equal(&to, &ours) &&
+	return n && msrp_uri_parse(f->to_path, n, &to) == 0 && msrp_uri_equal(&to, &se->our_uri) &&
 	       msrp_uri_parse(last, (size_t)(f->from_path + f->from_path_len - last), &from) == 0 &&
 	       msrp_uri_equal(&from, &se->peer_uri);
 }
