@@ -84,7 +84,7 @@ struct mreport {
 
 /* A SIP message handed to XMPP, remembered so that a late XMPP error can still be reported to
  * the SIP sender (a failure REPORT, RFC 4975 7.1.2).  A ring of the last ones per session. */
-#define SESS_DELIVERED 64
+#define SESS_DELIVERED 16
 struct mdelivered {
 	char stanza_id[64];
 	char message_id[80];
