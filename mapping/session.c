@@ -860,6 +860,38 @@ static void mconn_close(struct mconn *c)
 	event_active(c->ss->reap_ev, EV_TIMEOUT, 0);
 }
 
+static void mconn_event_cb(struct bufferevent *bev, short what, void *arg);
+
+/* The connection broke: its session ends (BYE, <gone/>), then the connection goes. */
+static void mconn_broken(struct mconn *c)
+{
+	struct msess *se = c->sess;
+
+	if (se) {
+		se->conn = NULL;
+		c->sess = NULL;
+		msess_close(se, 1, 1, "malformed MSRP");
+	}
+	mconn_close(c);
+}
+
+static void mconn_flushed_cb(struct bufferevent *bev, void *arg)
+{
+	mconn_broken(arg);
+}
+
+/* Ends the connection and its session once what is queued (a last response) is written, so
+ * the peer reads the answer before the BYE. */
+static void mconn_flush_close(struct mconn *c)
+{
+	if (!c->bev || !evbuffer_get_length(bufferevent_get_output(c->bev))) {
+		mconn_broken(c);
+		return;
+	}
+	bufferevent_disable(c->bev, EV_READ);
+	bufferevent_setcb(c->bev, NULL, mconn_flushed_cb, mconn_event_cb, c);
+}
+
 static void mconn_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct mconn *c = arg;
@@ -875,10 +907,24 @@ static void mconn_read_cb(struct bufferevent *bev, void *arg)
 		if (msrp_parser_feed(c->parser, v.iov_base, v.iov_len) != 0) {
 			const char *why = msrp_parser_error(c->parser, &status, tid);
 
-			log_notice("MSRP from %s: %s: connection closed", c->peer, why);
-			if (c->sess)
-				msess_close(c->sess, 1, 1, "malformed MSRP");
-			mconn_close(c);
+			log_notice("MSRP from %s: %s (%d %s): connection closed", c->peer, why, status,
+				   tid);
+			if (c->sess) {
+				struct msess *se = c->sess;
+
+				if (status && tid[0]) {
+					/* the request is answered before the connection goes */
+					size_t len, n = msrp_path_first(se->peer_path,
+									strlen(se->peer_path));
+					char *to = gw_xstrndup(se->peer_path, n), *frame;
+
+					frame = msrp_build_response(tid, status, why, to, se->our_path,
+								    &len);
+					mconn_write(c, frame, len);
+					free(to);
+				}
+			}
+			mconn_flush_close(c);
 			return;
 		}
 		evbuffer_drain(in, v.iov_len);

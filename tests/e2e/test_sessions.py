@@ -314,3 +314,27 @@ async def test_paths_must_match_the_session(env):
         await alice.expect(lambda m: m["body"] == "and with the right one", 5)
     finally:
         await teardown(env)
+
+
+async def test_malformed_msrp_closes_the_session_cleanly(env):
+    """Garbage on the MSRP connection: the gateway closes it and ends the session (BYE, <gone/>),
+    never crashes, and keeps serving others."""
+    try:
+        gw, alice, ua = await setup(env)
+        call = await open_from_sip(env, ua)
+        # a request with a valid start line but a broken header: answered 400, then closed
+        call.msrp.writer.write(b"MSRP a786hjs2 SEND\r\nTo-Path msrp://x\r\n-------a786hjs2$\r\n")
+        await call.msrp.writer.drain()
+        await wait_for(lambda: any(f.tid == "a786hjs2" and f.status == 400 for f in call.msrp.frames),
+                       5, "the 400 for the broken request")
+        await call.wait_bye(5)
+        await expect_raw(alice, lambda m: m.xml.find(NS_CHATSTATES + "gone") is not None, 5,
+                         "<gone/> at alice")
+        await gw.wait_log(r"MSRP from .*connection closed", timeout=5)
+        # the gateway still takes new sessions
+        call.msrp.violations.clear()
+        again = await open_from_sip(env, ua)
+        await again.send_text("after the garbage")
+        await alice.expect(lambda m: m["body"] == "after the garbage", 5)
+    finally:
+        await teardown(env)
