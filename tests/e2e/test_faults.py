@@ -208,3 +208,58 @@ async def test_sip_peer_restart_under_xmpp_load(env):
     check(not (set(got) & errors), f"nothing both delivered and bounced: {sorted(set(got) & errors)[:5]}")
     check(errors, "the peer's absence cost some messages an error")
     peer.stop()
+
+
+def account(sender, got, n):
+    """The exactly-once checks: returns (delivered, errors)."""
+    delivered = {b for b, s in sender.final.items() if s in (200, 202)}
+    errors = {b for b, s in sender.final.items() if s >= 300}
+    check(len(sender.final) == n, f"a final status for every MESSAGE: {len(sender.final)} of {n}")
+    check(len(got) == len(set(got)), f"no duplicates at the XMPP user: {len(got) - len(set(got))}")
+    check(delivered <= set(got), f"every 200/202 reached alice; missing {sorted(delivered - set(got))[:5]}")
+    check(not (set(got) & errors), f"nothing both delivered and refused: {sorted(set(got) & errors)[:5]}")
+    return delivered, errors
+
+
+async def test_gateway_restart_under_sip_load(env):
+    gw = await env.gateway()
+    alice = await env.client("alice")
+    sender = SipSender(env.gw_sip_port)
+    await sender.start()
+    n = 200
+    restarted = None
+    for i in range(n):
+        sender.message(f"gwload {i:04d}")
+        if i == n // 2:
+            await gw.stop()         # SIGTERM: held messages are answered, then it exits
+            restarted = await env.gateway()
+        await asyncio.sleep(0.005)
+    await wait_for(lambda: len(sender.final) == n, 40, "a final status for every MESSAGE")
+    await asyncio.sleep(1.0)
+    got = [m["body"] for m in alice.inbox if m["body"].startswith("gwload ")]
+    delivered, errors = account(sender, got, n)
+    check(len(delivered) >= n // 2, f"most messages went through: {len(delivered)} of {n}")
+    sender.transport.close()
+
+
+async def test_prosody_restart_under_sip_load(env):
+    gw = await env.gateway()
+    alice = await env.client("alice")
+    sender = SipSender(env.gw_sip_port)
+    await sender.start()
+    n = 200
+    for i in range(n):
+        sender.message(f"xsload {i:04d}")
+        if i == n // 2:
+            await alice.logout()
+            env.clients.remove(alice)
+            await env.prosody.stop()
+            await env.prosody.start()
+        await asyncio.sleep(0.005)
+    await wait_for(lambda: len(sender.final) == n, 40, "a final status for every MESSAGE")
+    again = await env.client("alice")       # offline messages are delivered on login
+    await asyncio.sleep(2.0)
+    got = [m["body"] for m in alice.inbox + again.inbox if m["body"].startswith("xsload ")]
+    delivered, errors = account(sender, got, n)
+    check(errors, "messages while Prosody was down were refused (503), not taken")
+    sender.transport.close()
