@@ -13,7 +13,10 @@
  * once its final response has been reported.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -1062,13 +1065,53 @@ static void sip_nua_event(nua_event_t event, int status, char const *phrase, nua
 	}
 }
 
+/* Checks that every listen address:port can be bound, so that a busy port is reported clearly
+ * and nua_create() is not called to fail (Debian's Sofia-SIP leaks its homes when it does). */
+static int sip_listen_check(const struct conf *conf)
+{
+	for (size_t i = 0; i < conf->nlisten; i++) {
+		const struct conf_listen *l = &conf->listen[i];
+		struct sockaddr_storage sa;
+		socklen_t salen;
+		int fd, one = 1, ok;
+
+		memset(&sa, 0, sizeof(sa));
+		if (inet_pton(AF_INET, l->address, &((struct sockaddr_in *)&sa)->sin_addr) == 1) {
+			sa.ss_family = AF_INET;
+			((struct sockaddr_in *)&sa)->sin_port = htons((uint16_t)l->port);
+			salen = sizeof(struct sockaddr_in);
+		} else if (inet_pton(AF_INET6, l->address,
+				     &((struct sockaddr_in6 *)&sa)->sin6_addr) == 1) {
+			sa.ss_family = AF_INET6;
+			((struct sockaddr_in6 *)&sa)->sin6_port = htons((uint16_t)l->port);
+			salen = sizeof(struct sockaddr_in6);
+		} else {
+			continue;	/* the config parser checked it: nua will say more */
+		}
+		fd = socket(sa.ss_family, l->transport == CONF_TRANSPORT_TCP ? SOCK_STREAM :
+			    SOCK_DGRAM, 0);
+		if (fd < 0)
+			continue;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		ok = bind(fd, (struct sockaddr *)&sa, salen) == 0;
+		if (!ok)
+			log_error("cannot listen for SIP on %s %s port %u (conf line %u): %s",
+				  conf_transport_name(l->transport), l->address, l->port, l->line,
+				  strerror(errno));
+		close(fd);
+		if (!ok)
+			return -1;
+	}
+	return 0;
+}
+
 struct sip_stack *sip_stack_new(struct reactor *reactor, const struct conf *conf,
 				const struct sip_cbs *cbs, void *arg)
 {
 	struct sip_stack *st = gw_xcalloc(1, sizeof(*st));
 	char *urls[2];
 
-	if (sip_listen_urls(conf, urls) != 0) {
+	if (sip_listen_check(conf) != 0 || sip_listen_urls(conf, urls) != 0) {
 		free(st);
 		return NULL;
 	}

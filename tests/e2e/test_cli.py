@@ -76,3 +76,18 @@ async def test_wrong_secret_is_logged_and_retried(env):
     await bad.start(wait_up=False)
     await bad.wait_log(r"refused our secret", timeout=10)
     await bad.wait_log(r"attempt 2", timeout=10)
+
+
+async def test_busy_sip_port_is_reported(env):
+    """A SIP port another process holds: a clear error naming it, exit status 1, nothing leaked."""
+    import socket
+    busy = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    busy.bind(("127.0.0.1", env.gw_sip_port))
+    try:
+        conf = write_files(env, "busy", gateway_xml(env))
+        rc, out, err = await run(env, "-c", conf)
+        check(rc == 1, f"exit status 1, got {rc}: {err[-2000:]}")
+        check(f"port {env.gw_sip_port}" in err and "in use" in err, err[-2000:])
+        check("Sanitizer" not in err, f"no sanitizer report: {err[-3000:]}")
+    finally:
+        busy.close()
