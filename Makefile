@@ -4,6 +4,7 @@
 #   make check        AddressSanitizer+UBSan build, unit tests, short fuzz runs, end-to-end tests
 #   make unit         unit tests only (sanitized)
 #   make e2e          end-to-end tests only (sanitized gateway against Prosody, slixmpp, sipp, Kamailio)
+#   make faults       only the fault-injection and hostile-input end-to-end tests (also in check)
 #   make fuzz         every libFuzzer harness for FUZZ_SECONDS each (default 300)
 #   WERROR=1          turn warnings into errors (CI does)
 #   BUILD=dir         build somewhere other than build/ (parallel work trees)
@@ -46,7 +47,7 @@ FUZZ_BINS := $(FUZZ_SRCS:fuzz/%.c=$(FZ)/%)
 FUZZ_SECONDS ?= 300
 CHECK_FUZZ_SECONDS ?= 10
 
-.PHONY: all check unit e2e fuzz fuzz-build fuzz-smoke bench clean
+.PHONY: all check unit e2e faults fuzz fuzz-build fuzz-smoke bench clean
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -100,6 +101,9 @@ fuzz: $(FUZZ_BINS)
 
 e2e: $(ASN)/simplegw
 	$(PYTHON) tests/e2e/run.py --gateway $(ASN)/simplegw
+
+faults: $(ASN)/simplegw
+	$(PYTHON) tests/e2e/run.py --gateway $(ASN)/simplegw test_faults test_presence_faults test_hostile
 
 check: $(ASN)/simplegw $(UNIT_BINS) $(FUZZ_BINS)
 	$(MAKE) --no-print-directory unit
