@@ -6,8 +6,9 @@
                      watcher and per SIP dialog, against the issue's targets
   bench/sessions.py  MSRP chat sessions: set-ups per second, memory per session, messages per
                      second and gateway CPU per message both ways
+  bench/soak.py      a mixed load for a while, RSS and open descriptors sampled: flat means healthy
 
-Usage: bench/run.py --gateway build/release/simplegw [--only pager|presence|sessions] [--quick]
+Usage: bench/run.py --gateway build/release/simplegw [--only pager|presence|sessions|soak] [--quick]
   --quick  smaller runs (pager -n 5000, presence W=1,100,10000 with fewer changes, D=500, shorter
            settling), for a look rather than figures to quote.
 Exit status: 0 when every benchmark ran and met its targets, otherwise the worst status seen
@@ -27,7 +28,7 @@ PYTHON = sys.executable or "/usr/bin/python3"
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--gateway", required=True)
-    ap.add_argument("--only", choices=("pager", "presence", "sessions"), action="append",
+    ap.add_argument("--only", choices=("pager", "presence", "sessions", "soak"), action="append",
                     help="run only this benchmark (may be given twice)")
     ap.add_argument("--quick", action="store_true", help="smaller, shorter runs")
     args = ap.parse_args()
@@ -42,6 +43,8 @@ def main():
          + (["--changes", "10", "--dialogs", "500", "--settle", "5"] if args.quick else [])),
         ("sessions", [os.path.join(HERE, "sessions.py"), "--gateway", gateway]
          + (["-s", "20", "-n", "1000", "-m", "100", "--settle", "5"] if args.quick else [])),
+        ("soak", [os.path.join(HERE, "soak.py"), "--gateway", gateway]
+         + (["--duration", "60"] if args.quick else [])),
     ]
     worst, summary = 0, []
     for name, cmd in runs:
