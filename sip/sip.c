@@ -91,6 +91,33 @@ struct sip_stack {
 	struct event *destroy_ev;	/* nua_destroy() may not run inside nua's own callback */
 };
 
+/* Copies src into dst (len bytes, NUL included) in ASCII lower case, cut to fit: header tokens
+ * (media types, event packages) compare case-insensitively. */
+static const char *sip_lower_copy(const char *src, char *dst, size_t len)
+{
+	size_t n = 0;
+
+	for (; *src && n + 1 < len; src++)
+		dst[n++] = (*src >= 'A' && *src <= 'Z') ? (char)(*src - 'A' + 'a') : *src;
+	dst[n] = '\0';
+	return dst;
+}
+
+/* A handle for a request of ours from from_uri to to_uri, bound to hobj (may be NULL). */
+static nua_handle_t *sip_new_handle(struct sip_stack *st, struct sip_hobj *hobj,
+				    const char *from_uri, const char *to_uri)
+{
+	char *from = gw_xasprintf("<%s>", from_uri), *to = gw_xasprintf("<%s>", to_uri);
+	nua_handle_t *nh = nua_handle(st->nua, hobj, SIPTAG_FROM_STR(from), SIPTAG_TO_STR(to),
+				      TAG_END());
+
+	if (!nh)
+		gw_fatal("nua_handle failed");
+	free(from);
+	free(to);
+	return nh;
+}
+
 /* Groups the listen entries by address and port: nua takes two URLs (NUTAG_URL and
  * NUTAG_SIPS_URL).  A URL without a transport parameter binds UDP and TCP; a comma-separated
  * "transport=udp,tcp" must not be used: Debian's nta_agent_add_tport() keeps a pointer to an
@@ -290,12 +317,7 @@ static void sip_on_message(struct sip_stack *st, nua_handle_t *nh, msg_t *msg, s
 	info.from_uri = url_as_string(home, sip->sip_from->a_url);
 	info.call_id = sip->sip_call_id ? sip->sip_call_id->i_id : NULL;
 	if (sip->sip_content_type && sip->sip_content_type->c_type) {
-		size_t n = 0;
-
-		for (const char *p = sip->sip_content_type->c_type; *p && n + 1 < sizeof(ctype); p++)
-			ctype[n++] = (*p >= 'A' && *p <= 'Z') ? (char)(*p - 'A' + 'a') : *p;
-		ctype[n] = '\0';
-		info.content_type = ctype;
+		info.content_type = sip_lower_copy(sip->sip_content_type->c_type, ctype, sizeof(ctype));
 		info.charset = sip_param_value(sip->sip_content_type->c_params, "charset",
 					       charset, sizeof(charset));
 	}
@@ -493,7 +515,6 @@ static void sip_on_subscribe(struct sip_stack *st, nua_handle_t *nh, msg_t *msg,
 	struct sip_watch *w;
 	su_home_t home[1] = { SU_HOME_INIT(home) };
 	char event[64];
-	size_t n = 0;
 
 	if (sip->sip_to && sip->sip_to->a_tag) {
 		/* a refresh of a dialog this process does not know (e.g. from before a restart) */
@@ -504,9 +525,7 @@ static void sip_on_subscribe(struct sip_stack *st, nua_handle_t *nh, msg_t *msg,
 		sip_reply(st, nh, msg, 489, "Bad Event", 0, NULL);
 		return;
 	}
-	for (const char *p = sip->sip_event->o_type; *p && n + 1 < sizeof(event); p++)
-		event[n++] = (*p >= 'A' && *p <= 'Z') ? (char)(*p - 'A' + 'a') : *p;
-	event[n] = '\0';
+	sip_lower_copy(sip->sip_event->o_type, event, sizeof(event));
 	memset(&info, 0, sizeof(info));
 	info.peer = peer;
 	info.source = source;
@@ -614,7 +633,7 @@ struct sip_sub *sip_subscribe(struct sip_stack *st, const struct conf_peer *peer
 			      void *arg)
 {
 	struct sip_sub *sub;
-	char *route, *from, *to, ex[16];
+	char *route, ex[16];
 
 	if (st->shutting_down || !st->nua)
 		return NULL;
@@ -624,18 +643,12 @@ struct sip_sub *sip_subscribe(struct sip_stack *st, const struct conf_peer *peer
 	sub->cbs = *cbs;
 	sub->arg = arg;
 	route = sip_route_url(peer);
-	from = gw_xasprintf("<%s>", from_uri);
-	to = gw_xasprintf("<%s>", to_uri);
 	snprintf(ex, sizeof(ex), "%u", expires);
-	sub->nh = nua_handle(st->nua, &sub->h, SIPTAG_FROM_STR(from), SIPTAG_TO_STR(to), TAG_END());
-	if (!sub->nh)
-		gw_fatal("nua_handle failed");
+	sub->nh = sip_new_handle(st, &sub->h, from_uri, to_uri);
 	nua_subscribe(sub->nh, NUTAG_URL(to_uri), NUTAG_PROXY(route), SIPTAG_EVENT_STR(event),
 		      SIPTAG_ACCEPT_STR(accept), SIPTAG_EXPIRES_STR(ex), TAG_END());
 	reactor_kick(st->reactor);
 	free(route);
-	free(from);
-	free(to);
 	sub->next = st->sub_head;
 	if (st->sub_head)
 		st->sub_head->prev = sub;
@@ -677,14 +690,8 @@ static void sip_sub_on_notify(struct sip_sub *sub, sip_t const *sip)
 		n.state = SIP_SUBSTATE_ACTIVE;	/* RFC 6665: unknown states count as active */
 	}
 	n.reason = reason;
-	if (sip && sip->sip_content_type && sip->sip_content_type->c_type) {
-		size_t k = 0;
-
-		for (const char *p = sip->sip_content_type->c_type; *p && k + 1 < sizeof(ctype); p++)
-			ctype[k++] = (*p >= 'A' && *p <= 'Z') ? (char)(*p - 'A' + 'a') : *p;
-		ctype[k] = '\0';
-		n.content_type = ctype;
-	}
+	if (sip && sip->sip_content_type && sip->sip_content_type->c_type)
+		n.content_type = sip_lower_copy(sip->sip_content_type->c_type, ctype, sizeof(ctype));
 	if (sip && sip->sip_payload && sip->sip_payload->pl_len) {
 		n.body = sip->sip_payload->pl_data;
 		n.body_len = sip->sip_payload->pl_len;
@@ -826,16 +833,12 @@ struct sip_call *sip_call_invite(struct sip_stack *st, const struct conf_peer *p
 				 const struct sip_call_cbs *cbs, void *arg)
 {
 	struct sip_call *call;
-	char *route, *from, *to;
+	char *route;
 	nua_handle_t *nh;
 
 	if (st->shutting_down || !st->nua)
 		return NULL;
-	from = gw_xasprintf("<%s>", from_uri);
-	to = gw_xasprintf("<%s>", to_uri);
-	nh = nua_handle(st->nua, NULL, SIPTAG_FROM_STR(from), SIPTAG_TO_STR(to), TAG_END());
-	if (!nh)
-		gw_fatal("nua_handle failed");
+	nh = sip_new_handle(st, NULL, from_uri, to_uri);
 	call = sip_call_new(st, nh);
 	call->cbs = *cbs;
 	call->arg = arg;
@@ -847,8 +850,6 @@ struct sip_call *sip_call_invite(struct sip_stack *st, const struct conf_peer *p
 		   TAG_END());
 	reactor_kick(st->reactor);
 	free(route);
-	free(from);
-	free(to);
 	return call;
 }
 
@@ -888,14 +889,8 @@ static void sip_on_invite(struct sip_stack *st, nua_handle_t *nh, sip_t const *s
 	info.request_uri = url_as_string(home, sip->sip_request->rq_url);
 	info.from_uri = url_as_string(home, sip->sip_from->a_url);
 	info.call_id = sip->sip_call_id ? sip->sip_call_id->i_id : NULL;
-	if (sip->sip_content_type && sip->sip_content_type->c_type) {
-		size_t n = 0;
-
-		for (const char *p = sip->sip_content_type->c_type; *p && n + 1 < sizeof(ctype); p++)
-			ctype[n++] = (*p >= 'A' && *p <= 'Z') ? (char)(*p - 'A' + 'a') : *p;
-		ctype[n] = '\0';
-		info.content_type = ctype;
-	}
+	if (sip->sip_content_type && sip->sip_content_type->c_type)
+		info.content_type = sip_lower_copy(sip->sip_content_type->c_type, ctype, sizeof(ctype));
 	if (sip->sip_payload && sip->sip_payload->pl_len) {
 		info.body = sip->sip_payload->pl_data;
 		info.body_len = sip->sip_payload->pl_len;
@@ -1171,7 +1166,7 @@ struct sip_outgoing *sip_send_message(struct sip_stack *st, const struct sip_out
 				      sip_response_fn *cb, void *arg)
 {
 	struct sip_outgoing *out;
-	char *route, *from, *to;
+	char *route;
 
 	if (st->shutting_down || !st->nua)
 		return NULL;
@@ -1180,13 +1175,8 @@ struct sip_outgoing *sip_send_message(struct sip_stack *st, const struct sip_out
 	out->cb = cb;
 	out->arg = arg;
 	route = sip_route_url(m->peer);
-	from = gw_xasprintf("<%s>", m->from_uri);
-	to = gw_xasprintf("<%s>", m->to_uri);
 	out->h.kind = SIP_H_OUTGOING;
-	out->nh = nua_handle(st->nua, &out->h, SIPTAG_FROM_STR(from),
-			     SIPTAG_TO_STR(to), TAG_END());
-	if (!out->nh)
-		gw_fatal("nua_handle failed");
+	out->nh = sip_new_handle(st, &out->h, m->from_uri, m->to_uri);
 	nua_message(out->nh,
 		    NUTAG_URL(m->to_uri),
 		    NUTAG_PROXY(route),
@@ -1198,8 +1188,6 @@ struct sip_outgoing *sip_send_message(struct sip_stack *st, const struct sip_out
 		    TAG_END());
 	reactor_kick(st->reactor);
 	free(route);
-	free(from);
-	free(to);
 	out->next = st->out_head;
 	if (st->out_head)
 		st->out_head->prev = out;

@@ -17,6 +17,7 @@ import time
 
 from harness import (SIP_DOMAIN, XMPP_DOMAIN, Client, Kamailio, TestFailure, check, gateway_xml,
                      notifies_of, pidf, presence_publisher, presence_server, responses_of, wait_for)
+from test_presence import expect_pres, pres, subscribes_of, watcher
 
 # one user per test and role, so that the rosters of the shared Prosody do not mix tests
 USERS = ("alice", "carol", "dave", "erin", "frank", "grace", "heidi")
@@ -29,36 +30,6 @@ def xuri(user):
 
 
 # ---------------------------------------------------------------- helpers
-# (watcher, pres, expect_pres and subscribes_of as in test_presence.py, kept here so that this
-# module does not change when that one does)
-
-async def watcher(env, user, auto_authorize=True, auto_subscribe=False):
-    """A logged-in slixmpp client whose presence stanzas are kept in c.presences."""
-    c = Client(user, env.prosody.c2s_port)
-    c.presences = []
-    c.auto_authorize = auto_authorize
-    c.auto_subscribe = auto_subscribe
-    c.add_event_handler("presence", lambda p: c.presences.append(p))
-    env.clients.append(c)
-    await c.login()
-    return c
-
-
-def pres(c, ptype=None, frm=None, pred=None):
-    return [p for p in c.presences
-            if (ptype is None or p["type"] == ptype) and
-            (frm is None or str(p["from"]).startswith(frm)) and (not pred or pred(p))]
-
-
-async def expect_pres(c, ptype=None, frm=None, pred=None, timeout=8, what=None):
-    await wait_for(lambda: pres(c, ptype, frm, pred), timeout,
-                   what or f"presence type={ptype} from={frm} at {c.boundjid}")
-    return pres(c, ptype, frm, pred)[-1]
-
-
-def subscribes_of(sipp):
-    return [(s, h) for s, h, b in sipp.received() if s.startswith("SUBSCRIBE ")]
-
 
 def faults_gateway_xml(env, expires="120s", min_expires="10s", max_expires="600s", db=None):
     attrs = f'expires="{expires}" min-expires="{min_expires}" max-expires="{max_expires}"'
