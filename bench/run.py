@@ -1,18 +1,19 @@
 #!/usr/bin/python3
 """run.py - every benchmark of the gateway, one after the other (`make bench` runs this):
 
-  bench/pager.py     pager-mode IM throughput and cost, both directions (Prosody + sipp)
+  bench/compare.py   pager-mode IM both ways, simplegw and Kamailio's xmpp module side by side:
+                     msg/s, CPU per message, added latency, memory, callgrind instructions
   bench/presence.py  presence fan-out: dialogs and NOTIFYs per change, stanzas/s, memory per
                      watcher and per SIP dialog, against the issue's targets
   bench/sessions.py  MSRP chat sessions: set-ups per second, memory per session, messages per
                      second and gateway CPU per message both ways
   bench/soak.py      a mixed load for a while, RSS and open descriptors sampled: flat means healthy
 
-Usage: bench/run.py --gateway build/release/simplegw [--only pager|presence|sessions|soak] [--quick]
-  --quick  smaller runs (pager -n 5000, presence W=1,100,10000 with fewer changes, D=500, shorter
+Usage: bench/run.py --gateway build/release/simplegw [--only compare|presence|sessions|soak] [--quick]
+  --quick  smaller runs (compare -n 5000, presence W=1,100,10000 with fewer changes, D=500, shorter
            settling), for a look rather than figures to quote.
 Exit status: 0 when every benchmark ran and met its targets, otherwise the worst status seen
-(presence.py: 2 a target missed, 1 the run went wrong).
+(compare.py and presence.py: 2 a target missed, 1 the run went wrong).
 """
 
 import argparse
@@ -28,7 +29,7 @@ PYTHON = sys.executable or "/usr/bin/python3"
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--gateway", required=True)
-    ap.add_argument("--only", choices=("pager", "presence", "sessions", "soak"), action="append",
+    ap.add_argument("--only", choices=("compare", "presence", "sessions", "soak"), action="append",
                     help="run only this benchmark (may be given twice)")
     ap.add_argument("--quick", action="store_true", help="smaller, shorter runs")
     args = ap.parse_args()
@@ -37,8 +38,9 @@ def main():
         print(f"run.py: {gateway} is not an executable gateway (make {args.gateway}?)", file=sys.stderr)
         return 1
     runs = [
-        ("pager", [os.path.join(HERE, "pager.py"), "--gateway", gateway]
-         + (["-n", "5000", "--settle", "5"] if args.quick else [])),
+        ("compare", [os.path.join(HERE, "compare.py"), "--gateway", gateway]
+         + (["-n", "5000", "--latency-n", "2000", "--callgrind-n", "500", "--settle", "5"]
+            if args.quick else [])),
         ("presence", [os.path.join(HERE, "presence.py"), "--gateway", gateway]
          + (["--changes", "10", "--dialogs", "500", "--settle", "5"] if args.quick else [])),
         ("sessions", [os.path.join(HERE, "sessions.py"), "--gateway", gateway]

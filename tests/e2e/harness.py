@@ -518,7 +518,7 @@ class Kamailio:
     """
 
     def __init__(self, env, port=None, gw_uri=None, name="kamailio", defines=(), cfg=KAMAILIO_CFG,
-                 debug=None):
+                 debug=None, environ=None, shm_mb=64):
         self.env = env
         self.port = port or free_port()
         self.gw_uri = gw_uri or f"sip:127.0.0.1:{env.gw_sip_port}"
@@ -527,6 +527,8 @@ class Kamailio:
         self.cfg = cfg
         self.defines = list(defines)
         self.debug = debug
+        self.environ = environ      # extra environment variables (bench/compare.py: LD_PRELOAD)
+        self.shm_mb = shm_mb
         self.proc = None
         self.starts = 0
 
@@ -541,7 +543,7 @@ class Kamailio:
     def args(self):
         # the flags tools/federation.py uses: foreground, log to stderr, own work and runtime dir
         a = ["kamailio", "-f", self.cfg, "-DD", "-E", "-w", self.dir, "-Y", self.dir,
-             "-m", "64", "-M", "8",
+             "-m", str(self.shm_mb), "-M", "8",
              "-A", f"SIP_PORT={self.port}", "-A", f'GW_URI="{self.gw_uri}"']
         if self.debug is not None:
             a.append(f"--debug={self.debug}")
@@ -571,7 +573,8 @@ class Kamailio:
             # its own process group, so stop() can wait for (and if need be end) every child
             self.proc = await asyncio.create_subprocess_exec(
                 *self.args(), cwd=self.dir, stdin=asyncio.subprocess.DEVNULL,
-                stdout=logf, stderr=logf, start_new_session=True)
+                stdout=logf, stderr=logf, start_new_session=True,
+                env=dict(os.environ, **self.environ) if self.environ else None)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.returncode is not None:
