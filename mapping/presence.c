@@ -367,18 +367,18 @@ static size_t spres_fanout(struct spres *sp, struct xmpp_link *link, xmpp_stanza
 			   const char *only)
 {
 	struct fanout f = { .link = link, .only = only };
-	char *text = NULL;
+	struct xmpp_text text = { 0 };
 
 	if (!link)
 		return 0;
-	if (xmpp_stanza_to_text(s, &text, &f.len) != XMPP_EOK)
-		gw_fatal("xmpp_stanza_to_text: out of memory");
-	f.text = text;
+	xmpp_text_stanza(&text, s);
+	f.text = text.p;
+	f.len = text.len;
 	if (only)
 		fanout_one(&f, only, (void *)(intptr_t)WATCHER_SUBSCRIBED);
 	else
 		dict_foreach(sp->watchers, fanout_one, &f);
-	xmpp_free(sp->pr->gw->xctx, text);
+	xmpp_text_free(&text);
 	return f.sent;
 }
 

@@ -4,7 +4,7 @@
  * unallocated stream-management state on the first stanza received (Debian 0.12.2 and upstream
  * 0.13.0), runs its own select() loop and resolves names with a blocking getaddrinfo().  So this
  * file owns the stream: a bufferevent carries the bytes, parser.c turns them into libstrophe
- * stanzas, and xmpp_stanza_to_text() serialises what we send.
+ * stanzas, and xmpp_text_stanza() (parser.c) serialises what we send.
  *
  * States (changed only by link_enter_state, which logs each transition):
  *   idle -> connecting -> opening -> handshaking -> up -> (lost) waiting -> connecting ...
@@ -75,6 +75,7 @@ struct xmpp_link {
 	void (*stop_done)(void *arg);
 	void *stop_arg;
 	unsigned long attempts;		/* failed attempts since the last success */
+	struct xmpp_text out;		/* reused for every stanza sent */
 };
 
 static void link_connect(struct xmpp_link *link);
@@ -449,17 +450,17 @@ void xmpp_link_start(struct xmpp_link *link)
 
 int xmpp_link_send(struct xmpp_link *link, xmpp_stanza_t *stanza)
 {
-	char *buf = NULL;
-	size_t len = 0;
+	struct xmpp_text *t = &link->out;
 
 	if (link->state != LINK_UP || !link->bev)
 		return -1;
-	if (xmpp_stanza_to_text(stanza, &buf, &len) != XMPP_EOK)
-		gw_fatal("xmpp_stanza_to_text: out of memory");
-	link_write(link, buf, len);
+	t->len = 0;
+	xmpp_text_stanza(t, stanza);
+	link_write(link, t->p, t->len);
 	if (log_enabled(CONF_LOG_DEBUG))
-		log_debug("component %s: sent %.*s", link->domain, len > 600 ? 600 : (int)len, buf);
-	xmpp_free(link->ctx, buf);
+		log_debug("component %s: sent %.*s", link->domain, t->len > 600 ? 600 : (int)t->len, t->p);
+	if (t->cap > 64 * 1024)
+		xmpp_text_free(t);	/* do not keep one huge stanza's buffer */
 	return 0;
 }
 
@@ -557,5 +558,6 @@ void xmpp_link_free(struct xmpp_link *link)
 	xmpp_parser_free(link->parser);
 	free(link->stream_id);
 	free(link->domain);
+	xmpp_text_free(&link->out);
 	free(link);
 }

@@ -398,3 +398,107 @@ const char *xmpp_parser_error(const struct xmpp_parser *p, const char **text)
 		*text = p->error ? p->error_text : NULL;
 	return p->error;
 }
+
+/* ---- serialisation ------------------------------------------------------------------------- */
+
+static void text_reserve(struct xmpp_text *t, size_t more)
+{
+	size_t cap;
+
+	if (t->len + more + 1 <= t->cap)
+		return;
+	cap = t->cap ? t->cap : 256;
+	while (cap < t->len + more + 1)
+		cap *= 2;
+	t->p = realloc(t->p, cap);
+	if (!t->p)
+		gw_fatal("xmpp_text: out of memory");
+	t->cap = cap;
+}
+
+static void text_add(struct xmpp_text *t, const char *s, size_t n)
+{
+	text_reserve(t, n);
+	memcpy(t->p + t->len, s, n);
+	t->len += n;
+	t->p[t->len] = '\0';
+}
+
+/* Appends s escaped: runs of plain bytes are copied in one go.  in_attr selects the set. */
+static void text_escaped(struct xmpp_text *t, const char *s, int in_attr)
+{
+	const char *run = s;
+
+	for (const char *p = s;; p++) {
+		const char *e;
+
+		switch (*p) {
+		case '\0': text_add(t, run, (size_t)(p - run)); return;
+		case '&': e = "&amp;"; break;
+		case '<': e = "&lt;"; break;
+		case '>': e = in_attr ? NULL : "&gt;"; break;
+		case '\'': e = in_attr ? "&apos;" : NULL; break;
+		case '"': e = in_attr ? "&quot;" : NULL; break;
+		case '\r': e = "&#13;"; break;
+		case '\n': e = in_attr ? "&#10;" : NULL; break;
+		case '\t': e = in_attr ? "&#9;" : NULL; break;
+		default: e = NULL; break;
+		}
+		if (e) {
+			text_add(t, run, (size_t)(p - run));
+			text_add(t, e, strlen(e));
+			run = p + 1;
+		}
+	}
+}
+
+void xmpp_text_stanza(struct xmpp_text *t, xmpp_stanza_t *stanza)
+{
+	const char *name, *attrs[2 * 32], **a = attrs;
+	int n;
+	xmpp_stanza_t *child;
+
+	text_reserve(t, 0);
+	if (xmpp_stanza_is_text(stanza)) {
+		const char *s = xmpp_stanza_get_text_ptr(stanza);
+
+		text_escaped(t, s ? s : "", 0);
+		return;
+	}
+	name = xmpp_stanza_get_name(stanza);
+	if (!name)
+		return;
+	text_add(t, "<", 1);
+	text_add(t, name, strlen(name));
+	n = xmpp_stanza_get_attribute_count(stanza);
+	if (n > 32 && !(a = malloc((size_t)n * 2 * sizeof(*a))))
+		gw_fatal("xmpp_text: out of memory");
+	n = xmpp_stanza_get_attributes(stanza, a, n * 2);
+	for (int i = 0; i + 1 < n; i += 2) {
+		text_add(t, " ", 1);
+		text_add(t, a[i], strlen(a[i]));
+		text_add(t, "='", 2);
+		text_escaped(t, a[i + 1] ? a[i + 1] : "", 1);
+		text_add(t, "'", 1);
+	}
+	if (a != attrs)
+		free(a);
+	child = xmpp_stanza_get_children(stanza);
+	if (!child) {
+		text_add(t, "/>", 2);
+		return;
+	}
+	text_add(t, ">", 1);
+	for (; child; child = xmpp_stanza_get_next(child))
+		xmpp_text_stanza(t, child);
+	text_add(t, "</", 2);
+	text_add(t, name, strlen(name));
+	text_add(t, ">", 1);
+}
+
+void xmpp_text_free(struct xmpp_text *t)
+{
+	free(t->p);
+	t->p = NULL;
+	t->len = t->cap = 0;
+}

@@ -38,6 +38,19 @@ const char *xmpp_parser_error(const struct xmpp_parser *p, const char **text);
 void xmpp_parser_reset(struct xmpp_parser *p);
 void xmpp_parser_free(struct xmpp_parser *p);
 
+/* ---- parser.c: stanza -> XML text, without libstrophe's printf-based xmpp_stanza_to_text() */
+struct xmpp_text {
+	char *p;        /* malloc'ed, NUL-terminated once anything was written; owned by the holder */
+	size_t len, cap;
+};
+
+/* Appends the stanza (borrowed) as XML to t, growing t->p as needed (aborts when out of memory).
+ * Text escapes &, < and >, and CR as &#13; attribute values (in '...') escape &, <, ', " and TAB,
+ * LF, CR as character references, so every parser reads back exactly what the stanza holds. */
+void xmpp_text_stanza(struct xmpp_text *t, xmpp_stanza_t *stanza);
+/* Frees t->p and empties t. */
+void xmpp_text_free(struct xmpp_text *t);
+
 /* ---- component.c: one XEP-0114 link, reconnecting with back-off */
 struct event_base;
 struct xmpp_link;
@@ -57,7 +70,7 @@ struct xmpp_link *xmpp_link_new(struct event_base *base, xmpp_ctx_t *ctx,
 void xmpp_link_start(struct xmpp_link *link);
 /* Serialises and queues a stanza (borrowed).  Returns 0, or -1 if the link is not up. */
 int xmpp_link_send(struct xmpp_link *link, xmpp_stanza_t *stanza);
-/* Queues a serialised stanza (text, from xmpp_stanza_to_text() of a stanza without `to`) with
+/* Queues a serialised stanza (text, from xmpp_text_stanza() of a stanza without `to`) with
  * to='...' inserted after its element name: one serialisation fanned out to many recipients.
  * `to` is escaped here.  Returns 0, or -1 if the link is not up. */
 int xmpp_link_send_to(struct xmpp_link *link, const char *text, size_t len, const char *to);

@@ -556,6 +556,109 @@ static void test_no_callbacks(xmpp_ctx_t *ctx)
 	xmpp_parser_free(p);
 }
 
+/* ---- xmpp_text_stanza(): exact output, then a round trip through the parser ------------------ */
+
+struct scase {
+	const char *name;
+	const char *in;		/* one stanza, fed after HDR_BARE */
+	const char *want;	/* its serialisation */
+};
+
+static const struct scase scases[] = {
+	{ "empty element", "<presence/>", "<presence/>" },
+	{ "text escapes &, <, >; quotes and LF stay",
+	  "<message><body>a &amp; b &lt; c &gt; d 'e' \"f\"\ng</body></message>",
+	  "<message><body>a &amp; b &lt; c &gt; d 'e' \"f\"\ng</body></message>" },
+	{ "CR in text as a character reference (a parser would turn a raw CR into LF)",
+	  "<message><body>a&#13;b&#13;&#10;c</body></message>",
+	  "<message><body>a&#13;b&#13;\nc</body></message>" },
+	{ "attribute escapes &, <, ', \", TAB, LF, CR; > stays",
+	  "<iq id='a&amp;b&lt;c&gt;d&apos;e&quot;f&#9;g&#10;h&#13;i'/>",
+	  "<iq id='a&amp;b&lt;c>d&apos;e&quot;f&#9;g&#10;h&#13;i'/>" },
+	{ "UTF-8 untouched", "<message><body>\xc3\xa9t\xc3\xa9 \xe2\x9c\x93 \xf0\x9f\x98\x80</body></message>",
+	  "<message><body>\xc3\xa9t\xc3\xa9 \xe2\x9c\x93 \xf0\x9f\x98\x80</body></message>" },
+	{ "namespaces where they change, mixed content",
+	  "<message><x xmlns='urn:a'>one<y xmlns='urn:b'>two</y>three<z/></x></message>",
+	  "<message><x xmlns='urn:a'>one<y xmlns='urn:b'>two</y>three<z/></x></message>" },
+	{ "empty attribute value and empty text", "<iq id=''><query xmlns='urn:q'></query></iq>",
+	  "<iq id=''><query xmlns='urn:q'/></iq>" },
+};
+
+struct one {
+	xmpp_stanza_t *s;
+};
+
+static void keep_stanza(void *arg, xmpp_stanza_t *s)
+{
+	struct one *o = arg;
+
+	if (!o->s)
+		o->s = xmpp_stanza_clone(s);
+}
+
+static xmpp_stanza_t *parse_one(xmpp_ctx_t *ctx, const char *in, size_t len)
+{
+	static const struct xmpp_parser_cbs cbs = { NULL, keep_stanza, NULL };
+	struct one o = { NULL };
+	struct xmpp_parser *p = xmpp_parser_new(ctx, 1 << 20, 16, &cbs, &o);
+
+	if (xmpp_parser_feed(p, HDR_BARE, strlen(HDR_BARE)) || xmpp_parser_feed(p, in, len))
+		o.s = o.s ? (xmpp_stanza_release(o.s), NULL) : NULL;
+	xmpp_parser_free(p);
+	return o.s;
+}
+
+static void test_serialise(xmpp_ctx_t *ctx)
+{
+	for (size_t i = 0; i < NELEM(scases); i++) {
+		const struct scase *c = &scases[i];
+		struct xmpp_text t1 = { 0 }, t2 = { 0 };
+		xmpp_stanza_t *s1 = parse_one(ctx, c->in, strlen(c->in)), *s2;
+
+		CHECK(s1 != NULL, "serialise %s: input parses", c->name);
+		if (!s1)
+			continue;
+		xmpp_text_stanza(&t1, s1);
+		CHECK_STR(t1.p, c->want, "serialise %s", c->name);
+		s2 = parse_one(ctx, t1.p, t1.len);
+		CHECK(s2 != NULL, "serialise %s: output parses again", c->name);
+		if (s2) {
+			xmpp_text_stanza(&t2, s2);
+			CHECK_STR(t2.p, t1.p, "serialise %s: round trip", c->name);
+			xmpp_stanza_release(s2);
+		}
+		xmpp_stanza_release(s1);
+		xmpp_text_free(&t1);
+		xmpp_text_free(&t2);
+	}
+
+	/* more attributes than the on-stack array holds, appended to a non-empty buffer */
+	{
+		char in[2048] = "<iq", want[2048];
+		struct xmpp_text t = { 0 };
+		xmpp_stanza_t *s;
+		size_t n = 0;
+
+		for (int i = 0; i < 40; i++)
+			n += (size_t)snprintf(in + 3 + n, sizeof(in) - 3 - n, " a%d='v%d'", i, i);
+		strcat(in, "/>");
+		s = parse_one(ctx, in, strlen(in));
+		CHECK(s != NULL, "serialise 40 attributes: parses");
+		if (s) {
+			xmpp_text_stanza(&t, s);
+			xmpp_text_stanza(&t, s);
+			CHECK_INT((long)t.len, (long)(2 * strlen(in)), "serialise 40 attributes: length, twice");
+			for (int i = 0; i < 40; i++) {
+				snprintf(want, sizeof(want), " a%d='v%d'", i, i);
+				CHECK(strstr(t.p, want) != NULL, "serialise 40 attributes: a%d present", i);
+			}
+			xmpp_stanza_release(s);
+		}
+		xmpp_text_free(&t);
+		CHECK(t.p == NULL && t.len == 0 && t.cap == 0, "xmpp_text_free empties");
+	}
+}
+
 int main(void)
 {
 	xmpp_ctx_t *ctx;
@@ -569,6 +672,7 @@ int main(void)
 	test_bounds(ctx);
 	test_reset(ctx);
 	test_no_callbacks(ctx);
+	test_serialise(ctx);
 	xmpp_ctx_free(ctx);
 	xmpp_shutdown();
 	TEST_DONE();
