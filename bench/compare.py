@@ -5,11 +5,14 @@ Both gateways face the same Prosody (component "sip.example"), the same slixmpp 
 sipp peers on 127.0.0.1, one after the other.  For each gateway and direction it measures:
   - peak: messages per second end to end with the offered load well above what the chain carries,
     and the gateway's CPU per message (user+system of all its processes, from /proc),
-  - added latency at half of that peak: the time from the message's packet reaching the gateway
+  - added latency at half of that peak, and at --common-rate (the same load for both gateways):
+    the time from the message's packet reaching the gateway
     to the translated message's packet leaving it, taken from kernel timestamps on the loopback
     interface (an AF_PACKET capture in a child process; needs root) - p50, p90, p99, p99.9, max,
   - memory: proportional set size (PSS, so Kamailio's shared memory is counted once) before the
-    load, right after it, and --settle seconds later; Kamailio's shared-memory pool use as well.
+    peak load, right after it, and --settle seconds later; Kamailio's shared-memory pool use as
+    well.  The latency runs come after the settling, so that the peak's SIP transactions (kept
+    32 s) are gone and do not weigh on them.
 Then, for simplegw only, instructions per message under valgrind --tool=callgrind (the stable
 figure on a noisy machine).  It prints a table, the ratios simplegw/Kamailio, and the targets
 (CPU per message at most a third of Kamailio's in each direction, p99 added latency under 2 ms
@@ -19,7 +22,7 @@ Kamailio is Debian's 5.6 with kamailio-xmpp-modules, configured by bench/kamaili
 run with bench/kamailio_xmpp_fix.c preloaded (built here with cc), without which its xmpp module
 crashes on Prosody's stream header.
 
-Usage: bench/compare.py --gateway build/release/simplegw [-n 20000] [--latency-n 5000]
+Usage: bench/compare.py --gateway build/release/simplegw [-n 20000] [--latency-n 5000] [--common-rate 1000]
            [--callgrind-n 2000] [--settle 40] [--only simplegw|kamailio] [--no-callgrind]
 Exit status: 0 all targets met, 2 a target missed, 1 the run went wrong.
 """
@@ -263,6 +266,32 @@ async def until_relaying(env, target, rx):
 
 # ---------------------------------------------------------------- latency capture
 
+def port_filter(src_ports, dst_ports):
+    """A classic BPF program for an AF_PACKET/SOCK_DGRAM socket (data starts at the IPv4 header)
+    that keeps TCP and UDP packets from one of src_ports or to one of dst_ports, so the capture
+    wakes up only for the packets it times, not for every client's traffic."""
+    LDB_ABS, LDH_IND, LDX_MSH, JEQ, RET = 0x30, 0x48, 0xb1, 0x15, 0x06
+    prog = [(LDB_ABS, 0, 0, 9)]                 # A = protocol
+    prog.append((JEQ, 1, 0, 6))                 # TCP: go on
+    prog.append((JEQ, 0, None, 17))             # UDP: go on, else drop
+    prog.append((LDX_MSH, 0, 0, 0))             # X = 4 * (IP header length)
+    checks = [(0, p) for p in src_ports] + [(2, p) for p in dst_ports]
+    for off, port in checks:
+        prog.append((LDH_IND, 0, 0, off))
+        prog.append((JEQ, None, 0, port))       # true: accept
+    prog.append((RET, 0, 0, 0))                 # drop
+    prog.append((RET, 0, 0, 0x40000))           # accept (snap length)
+    n = len(prog)
+    out = []
+    for i, (code, jt, jf, k) in enumerate(prog):
+        if jt is None:
+            jt = n - 1 - i - 1                  # to the accept instruction
+        if jf is None:
+            jf = n - 2 - i - 1                  # to the drop instruction
+        out.append(struct.pack("HBBI", code, jt, jf, k))
+    return b"".join(out), n
+
+
 def capture_child(rules_json, outpath):
     """Child process: kernel-timestamped capture on lo; first sighting of each token per rule.
 
@@ -272,6 +301,12 @@ def capture_child(rules_json, outpath):
     rules = {name: (17 if p == "udp" else 6, side, port) for name, (p, side, port) in json.loads(rules_json).items()}
     seen = {name: {} for name in rules}
     s = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(0x0800))
+    code, count = port_filter(sorted({port for p, side, port in rules.values() if side == "src"}),
+                              sorted({port for p, side, port in rules.values() if side == "dst"}))
+    import ctypes
+    buf = ctypes.create_string_buffer(code)
+    fprog = struct.pack("HL", count, ctypes.addressof(buf))
+    s.setsockopt(socket.SOL_SOCKET, 26, fprog)             # SO_ATTACH_FILTER
     s.bind(("lo", 0))
     s.setsockopt(socket.SOL_SOCKET, 33, 64 << 20)          # SO_RCVBUFFORCE
     s.setsockopt(socket.SOL_SOCKET, 35, 1)                 # SO_TIMESTAMPNS
@@ -319,9 +354,10 @@ class Capture:
         self.proc = None
 
     async def __aenter__(self):
+        # niced: it must not take CPU from the gateway under test; the timestamps are the kernel's
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, os.path.abspath(__file__), "--capture-child", json.dumps(self.rules), self.out,
-            stdout=asyncio.subprocess.PIPE)
+            "nice", "-n", "19", sys.executable, os.path.abspath(__file__), "--capture-child",
+            json.dumps(self.rules), self.out, stdout=asyncio.subprocess.PIPE)
         line = await asyncio.wait_for(self.proc.stdout.readline(), 10)
         check(line.strip() == b"ready", "packet capture did not start (root needed for AF_PACKET)")
         return self
@@ -362,33 +398,34 @@ async def measure(env, target, alice, rx, args):
     r["s2x_rate"], r["s2x_cpu"] = await run_sip_to_xmpp(env, target, rx, f"{target.name}-peak", args.n, args.rate)
     r["x2s_rate"], r["x2s_cpu"] = await run_xmpp_to_sip(env, target, alice, f"{target.name}-peak", args.n)
 
-    comp = env.prosody.component_port
-    rules = {"sip_in": ["udp", "dst", target.sip_port], "xmpp_out": ["tcp", "dst", comp],
-             "xmpp_in": ["tcp", "src", comp], "sip_out": ["udp", "dst", env.peer_sip_port]}
-    half = max(int(r["s2x_rate"] / 2), 1)
-    async with Capture(env.workdir, rules) as cap:
-        await run_sip_to_xmpp(env, target, rx, f"{target.name}-lat", args.latency_n, half)
-    r["s2x_half"] = half
-    d, n_in, n_out = cap.delays_ms("sip_in", "xmpp_out")
-    check(len(d) >= 0.99 * args.latency_n,
-          f"{target.name}: SIP->XMPP capture matched {len(d)} of {args.latency_n} ({n_in} in, {n_out} out)")
-    r["s2x_lat"] = percentiles(d)
-
-    half = max(int(r["x2s_rate"] / 2), 1)
-    async with Capture(env.workdir, rules) as cap:
-        await run_xmpp_to_sip(env, target, alice, f"{target.name}-lat", args.latency_n, half)
-    r["x2s_half"] = half
-    d, n_in, n_out = cap.delays_ms("xmpp_in", "sip_out")
-    check(len(d) >= 0.99 * args.latency_n,
-          f"{target.name}: XMPP->SIP capture matched {len(d)} of {args.latency_n} ({n_in} in, {n_out} out)")
-    r["x2s_lat"] = percentiles(d)
-
     r["pss_after"] = pss_kib(target.pids())
     r["shm_after"] = target.shm_used_kib()
-    r["messages"] = 2 * (args.n + args.latency_n)
+    r["messages"] = 2 * args.n
+    # the peak's SIP transactions live 32 s (64 x T1): let them go before timing latency, and
+    # read the memory once they have
     await asyncio.sleep(args.settle)
     r["pss_settled"] = pss_kib(target.pids())
     r["shm_settled"] = target.shm_used_kib()
+
+    comp = env.prosody.component_port
+    rules = {"sip_in": ["udp", "dst", target.sip_port], "xmpp_out": ["tcp", "dst", comp],
+             "xmpp_in": ["tcp", "src", comp], "sip_out": ["udp", "dst", env.peer_sip_port]}
+    # at half of this gateway's own peak (the issue's measure), then at one rate for both
+    for label, s2x_rate, x2s_rate in (("half", int(r["s2x_rate"] / 2), int(r["x2s_rate"] / 2)),
+                                      ("common", args.common_rate, args.common_rate)):
+        async with Capture(env.workdir, rules) as cap:
+            await run_sip_to_xmpp(env, target, rx, f"{target.name}-{label}", args.latency_n, max(s2x_rate, 1))
+        d, n_in, n_out = cap.delays_ms("sip_in", "xmpp_out")
+        check(len(d) >= 0.99 * args.latency_n, f"{target.name}: SIP->XMPP capture matched {len(d)} "
+              f"of {args.latency_n} ({n_in} in, {n_out} out)")
+        r[f"s2x_{label}"], r[f"s2x_{label}_lat"] = s2x_rate, percentiles(d)
+        async with Capture(env.workdir, rules) as cap:
+            await run_xmpp_to_sip(env, target, alice, f"{target.name}-{label}", args.latency_n, max(x2s_rate, 1))
+        d, n_in, n_out = cap.delays_ms("xmpp_in", "sip_out")
+        check(len(d) >= 0.99 * args.latency_n, f"{target.name}: XMPP->SIP capture matched {len(d)} "
+              f"of {args.latency_n} ({n_in} in, {n_out} out)")
+        r[f"x2s_{label}"], r[f"x2s_{label}_lat"] = x2s_rate, percentiles(d)
+
     errors = [m for m in alice.inbox if m["type"] == "error"]
     check(not errors, f"{target.name}: {len(errors)} XMPP errors, first: {errors[:1]}")
     alice.inbox.clear()
@@ -466,14 +503,13 @@ def report(results, cg, args):
     row("SIP->XMPP CPU us/msg", "s2x_cpu", "{:.1f}")
     row("XMPP->SIP peak msg/s", "x2s_rate", "{:.0f}")
     row("XMPP->SIP CPU us/msg", "x2s_cpu", "{:.1f}")
-    row("SIP->XMPP half-peak load msg/s", "s2x_half", "{:.0f}", ratio=False)
-    for q in ("p50", "p90", "p99", "p999", "max"):
-        lat(f"  added latency {q} ms", "s2x_lat", q)
-    row("XMPP->SIP half-peak load msg/s", "x2s_half", "{:.0f}", ratio=False)
-    for q in ("p50", "p90", "p99", "p999", "max"):
-        lat(f"  added latency {q} ms", "x2s_lat", q)
-    row("PSS before load KiB", "pss_before", "{:.0f}")
-    row("PSS right after KiB", "pss_after", "{:.0f}")
+    for d, dname in (("s2x", "SIP->XMPP"), ("x2s", "XMPP->SIP")):
+        for label, what in (("half", "at half of own peak"), ("common", "at the same rate")):
+            row(f"{dname} {what}, msg/s", f"{d}_{label}", "{:.0f}", ratio=False)
+            for q in ("p50", "p99", "p999", "max"):
+                lat(f"  added latency {q} ms", f"{d}_{label}_lat", q)
+    row("PSS before the peak load KiB", "pss_before", "{:.0f}")
+    row("PSS right after it KiB", "pss_after", "{:.0f}")
     row(f"PSS {args.settle} s later KiB", "pss_settled", "{:.0f}")
     row("shared-memory pool used before KiB", "shm_before", "{:.0f}", ratio=False)
     row(f"shared-memory pool used {args.settle} s later KiB", "shm_settled", "{:.0f}", ratio=False)
@@ -503,8 +539,9 @@ def report(results, cg, args):
                 ratio = s[f"{d}_cpu"] / k[f"{d}_cpu"]
                 verdicts.append((ratio <= 1 / 3, f"{label} CPU per message {ratio:.2f} x Kamailio's (target <= 0.33)"))
         for d, label in (("s2x", "SIP->XMPP"), ("x2s", "XMPP->SIP")):
-            p99 = s[f"{d}_lat"]["p99"]
-            verdicts.append((p99 < 2.0, f"{label} p99 added latency {p99:.3f} ms at half of peak (target < 2 ms)"))
+            p99 = s[f"{d}_half_lat"]["p99"]
+            verdicts.append((p99 < 2.0, f"{label} p99 added latency {p99:.3f} ms at half of peak, "
+                                        f"{s[f'{d}_half']} msg/s (target < 2 ms)"))
         back = s["pss_settled"] <= s["pss_before"] * 1.10 + 1024
         verdicts.append((back, f"memory {s['pss_before']} KiB before, {s['pss_settled']} KiB {args.settle} s after "
                                f"(target: back within 10 % + 1 MiB)"))
@@ -531,7 +568,7 @@ async def main_async(args):
             print("---- simplegw under callgrind", flush=True)
             cg = await callgrind(env, os.path.abspath(args.gateway), alice, rx, args.callgrind_n)
         print(f"\nmessages per direction: {args.n} at peak (SIP offered at {args.rate}/s), "
-              f"{args.latency_n} for latency; 2 cores shared by every process of the run")
+              f"{args.latency_n} per latency run; {os.cpu_count()} cores shared by every process of the run")
         met = report(results, cg, args)
         problems = await env.cleanup()
         if problems:
@@ -554,9 +591,11 @@ def main():
     ap.add_argument("-n", type=int, default=20000, help="messages per direction at peak")
     ap.add_argument("--rate", type=int, default=8000, help="SIP MESSAGEs per second offered at peak")
     ap.add_argument("--latency-n", type=int, default=5000, help="messages per direction for latency")
+    ap.add_argument("--common-rate", type=int, default=1000,
+                    help="messages per second for the latency both gateways are measured at")
     ap.add_argument("--callgrind-n", type=int, default=2000, help="messages per direction under callgrind")
     ap.add_argument("--no-callgrind", action="store_true")
-    ap.add_argument("--settle", type=int, default=40,
+    ap.add_argument("--settle", type=int, default=45,
                     help="seconds before the last memory reading (SIP keeps completed UDP "
                          "transactions 64*T1 = 32 s)")
     ap.add_argument("--kamailio-shm", type=int, default=1024, help="Kamailio's shared memory pool, MB")

@@ -82,7 +82,12 @@ struct gw {
 	enum gw_state state;
 	struct event *sig_ev[2];	/* SIGTERM, SIGINT */
 	struct event *drain_ev;
-	struct event *trim_ev;		/* returns freed memory to the system now and then */
+	struct event *trim_ev;		/* returns freed memory to the system when idle */
+	unsigned long long activity;	/* SIP requests and stanzas received, for the trimmer */
+	unsigned long long trim_activity; /* activity at the trimmer's last check */
+	uint64_t active_ms;		/* when the trimmer last saw activity change */
+	uint64_t trimmed_ms;		/* when memory was last trimmed */
+	int trim_wanted;		/* activity since then */
 	uint64_t drain_started_ms;
 	size_t links_open;		/* links not yet stopped during shutdown */
 	char id_prefix[16];		/* random per process: our stanza ids cannot be guessed */

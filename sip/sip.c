@@ -35,6 +35,10 @@
 #include <sofia-sip/tport_tag.h>
 #include <sofia-sip/nta_tag.h>
 
+/* SO_RCVBUF/SO_SNDBUF of the UDP sockets (the kernel caps it at net.core.[rw]mem_max unless we
+ * may force it) */
+#define SIP_UDP_BUFFER (4u << 20)
+
 #include "../gateway/gw.h"
 #include "sip.h"
 
@@ -1139,6 +1143,11 @@ struct sip_stack *sip_stack_new(struct reactor *reactor, const struct conf *conf
 			     /* requests over the MTU would switch to TCP (RFC 3261 18.1.1); the
 			      * peer's route says which transport it takes */
 			     NTATAG_UDP_MTU(65535),
+			     /* bursts: on loopback a datagram counts against the sender's buffer
+			      * until the receiver reads it, and a full one made Sofia fail requests
+			      * with a local 503 (seen at 6 000 MESSAGEs/s into sipp) */
+			     TPTAG_UDP_RMEM(SIP_UDP_BUFFER),
+			     TPTAG_UDP_WMEM(SIP_UDP_BUFFER),
 			     NTATAG_USE_NAPTR(0),
 			     NTATAG_USE_SRV(0),
 			     TAG_END());
