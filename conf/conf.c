@@ -245,6 +245,7 @@ static const struct opt opts[] = {
 	{ E_ROUTE,  "address",       V_ADDRESS,  NULL,          0, 0,             NULL,     1, IN_PEER(route_address) },
 	{ E_ROUTE,  "port",          V_UINT,     NULL,          1, 65535,         "5060",   0, IN_PEER(route_port) },
 	{ E_ROUTE,  "transport",     V_KEYWORD,  kw_transport,  0, 0,             "udp",    0, IN_PEER(route_transport) },
+	{ E_ROUTE,  "options-interval", V_DURATION, NULL,       0, 3600000,       "30s",    0, IN_PEER(options_interval_ms) },
 
 	{ E_TRUST,  "address",       V_TRUST,    NULL,          0, 0,             NULL,     1, IN_TRUST },
 };

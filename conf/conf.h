@@ -84,6 +84,7 @@ struct conf_peer {
 	size_t ntrust;
 	int sessions;		/* <peer sessions="yes">: XMPP chats to this peer open MSRP sessions
 				 * (RFC 7573) instead of pager-mode MESSAGEs; default 0 */
+	unsigned options_interval_ms;	/* <route options-interval>: health check period, 0 off */
 	unsigned line;
 };
 

@@ -213,6 +213,80 @@ static void gw_trim_cb(evutil_socket_t fd, short what, void *arg)
 		  idle ? "idle" : "forced");
 }
 
+/* ---- peer health: OPTIONS to each peer network's next hop every <route options-interval>.
+ * A peer that answered nothing (408) or could not be reached (503, also what Sofia reports for
+ * a refused datagram) is down; when it answers again, presence refreshes its dialogs at once
+ * (a restarted presence server forgets them without a word). */
+
+struct gw_health {
+	struct gw *gw;
+	const struct conf_peer *peer;
+	struct event *ev;
+	struct sip_outgoing *out;	/* the OPTIONS in flight */
+	int up;				/* -1 unknown, 0 down, 1 up */
+};
+
+static void gw_health_answer(void *arg, int status, const char *phrase)
+{
+	struct gw_health *h = arg;
+	int up = status != 408 && status != 503;
+
+	h->out = NULL;
+	if (h->gw->state != GW_RUNNING || up == h->up)
+		return;
+	if (!up)
+		log_warn("peer %s: no answer to OPTIONS (%d %s): counted as down", h->peer->name,
+			 status, phrase ? phrase : "");
+	else if (h->up == 0)
+		log_notice("peer %s: answers OPTIONS again (%d)", h->peer->name, status);
+	if (up && h->up == 0 && h->gw->presence)
+		presence_peer_up(h->gw->presence, h->peer);
+	h->up = up;
+}
+
+static void gw_health_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw_health *h = arg;
+	char *from;
+
+	if (h->out || h->gw->state != GW_RUNNING)
+		return;
+	from = gw_xasprintf("sip:%s@%s", h->gw->conf->presence_agent, h->gw->conf->xmpp_domain);
+	h->out = sip_send_options(h->gw->sip, h->peer, from, gw_health_answer, h);
+	free(from);
+}
+
+static void gw_health_start(struct gw *gw)
+{
+	gw->health = gw_xcalloc(gw->conf->npeers, sizeof(*gw->health));
+	for (size_t i = 0; i < gw->conf->npeers; i++) {
+		struct gw_health *h = &gw->health[i];
+		unsigned ms = gw->conf->peers[i].options_interval_ms;
+		struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+		h->gw = gw;
+		h->peer = &gw->conf->peers[i];
+		h->up = -1;
+		if (!ms)
+			continue;
+		h->ev = event_new(gw->base, -1, EV_PERSIST, gw_health_cb, h);
+		if (!h->ev || event_add(h->ev, &tv) != 0)
+			gw_fatal("cannot install the peer health timer");
+	}
+}
+
+static void gw_health_free(struct gw *gw)
+{
+	for (size_t i = 0; gw->health && i < gw->conf->npeers; i++) {
+		if (gw->health[i].out)
+			sip_outgoing_cancel(gw->health[i].out);
+		if (gw->health[i].ev)
+			event_free(gw->health[i].ev);
+	}
+	free(gw->health);
+	gw->health = NULL;
+}
+
 /* ---- shutdown */
 
 static void gw_link_stopped(void *arg)
@@ -351,6 +425,7 @@ struct gw *gw_new(struct conf *conf)
 	if (!gw->sessions)
 		goto fail;
 	presence_start(gw->presence);
+	gw_health_start(gw);
 
 	gw->sig_ev[0] = evsignal_new(gw->base, SIGTERM, gw_signal_cb, gw);
 	gw->sig_ev[1] = evsignal_new(gw->base, SIGINT, gw_signal_cb, gw);
@@ -391,6 +466,7 @@ void gw_free(struct gw *gw)
 		event_free(gw->drain_ev);
 	if (gw->trim_ev)
 		event_free(gw->trim_ev);
+	gw_health_free(gw);
 	pager_free(gw->pager);
 	sessions_free(gw->sessions);	/* before the stack too */
 	presence_free(gw->presence);	/* before the stack: it lets go of the stack's objects */

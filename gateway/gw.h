@@ -88,6 +88,7 @@ struct gw {
 	uint64_t active_ms;		/* when the trimmer last saw activity change */
 	uint64_t trimmed_ms;		/* when memory was last trimmed */
 	int trim_wanted;		/* activity since then */
+	struct gw_health *health;	/* one per conf->peers entry (gw.c) */
 	uint64_t drain_started_ms;
 	size_t links_open;		/* links not yet stopped during shutdown */
 	char id_prefix[16];		/* random per process: our stanza ids cannot be guessed */

@@ -142,6 +142,8 @@ void presence_from_sip(struct presence *pr, struct sip_watch *w,
 void presence_watch_ended(struct presence *pr, struct sip_watch *w, int status);
 /* The link went up or down. */
 void presence_link_state(struct presence *pr, struct xmpp_link *link, int up);
+/* The peer network answers its health check again after it did not (gw.c). */
+void presence_peer_up(struct presence *pr, const struct conf_peer *peer);
 /* XMPP watchers of SIP presentities, and SIP presentities watched (one dialog each). */
 size_t presence_watchers(const struct presence *pr);
 size_t presence_presentities(const struct presence *pr);

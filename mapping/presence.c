@@ -1183,6 +1183,43 @@ void presence_link_state(struct presence *pr, struct xmpp_link *link, int up)
 		dict_foreach(pr->spres, spres_link_up, &c);
 }
 
+struct peer_up {
+	const struct conf_peer *peer;
+	size_t refreshed, retried;
+};
+
+/* The peer network answers again after it did not: a notifier that restarted has lost our
+ * dialogs without telling us, so each is refreshed now (481 -> a quiet new dialog) instead of at
+ * its next refresh, and dialogs waiting out a back-off are tried at once. */
+static void spres_peer_up(void *arg, const char *uri, void *value)
+{
+	struct peer_up *u = arg;
+	struct spres *sp = value;
+	struct timeval now = { 0, 0 };
+
+	if (!gw_strcaseeq(sp->peer->domain, u->peer->domain))
+		return;
+	if (sp->sub && (sp->state == SPRES_ACTIVE || sp->state == SPRES_PENDING)) {
+		sip_sub_refresh(sp->sub);
+		u->refreshed++;
+	} else if (sp->state == SPRES_WAITING) {
+		sp->failures = 0;
+		evtimer_add(sp->timer, &now);
+		u->retried++;
+	}
+}
+
+void presence_peer_up(struct presence *pr, const struct conf_peer *peer)
+{
+	struct peer_up u = { peer, 0, 0 };
+
+	if (pr->closing)
+		return;
+	dict_foreach(pr->spres, spres_peer_up, &u);
+	log_notice("presence: peer %s is back: %zu dialogs refreshed, %zu re-subscribing now",
+		   peer->name, u.refreshed, u.retried);
+}
+
 size_t presence_watchers(const struct presence *pr)
 {
 	return pr->nwatchers;

@@ -601,6 +601,8 @@ struct sip_sub {
 	struct sip_sub_cbs cbs;
 	void *arg;
 	int ending;		/* sip_sub_end(): no more callbacks, the dialog is closing */
+	char *event, *accept;	/* for refreshes */
+	unsigned expires;
 	struct sip_sub *prev, *next;
 };
 
@@ -617,6 +619,13 @@ static void sip_sub_unlink(struct sip_sub *sub)
 	st->nsubs--;
 }
 
+static void sip_sub_free(struct sip_sub *sub)
+{
+	free(sub->event);
+	free(sub->accept);
+	free(sub);
+}
+
 static void sip_sub_finish(struct sip_sub *sub, int status, const char *reason,
 			   unsigned retry_after)
 {
@@ -628,7 +637,7 @@ static void sip_sub_finish(struct sip_sub *sub, int status, const char *reason,
 	reactor_kick(st->reactor);
 	if (!sub->ending && sub->cbs.ended)
 		sub->cbs.ended(sub->arg, sub, status, reason, retry_after);
-	free(sub);
+	sip_sub_free(sub);
 }
 
 struct sip_sub *sip_subscribe(struct sip_stack *st, const struct conf_peer *peer,
@@ -646,6 +655,9 @@ struct sip_sub *sip_subscribe(struct sip_stack *st, const struct conf_peer *peer
 	sub->stack = st;
 	sub->cbs = *cbs;
 	sub->arg = arg;
+	sub->event = gw_xstrdup(event);
+	sub->accept = gw_xstrdup(accept);
+	sub->expires = expires;
 	route = sip_route_url(peer);
 	snprintf(ex, sizeof(ex), "%u", expires);
 	sub->nh = sip_new_handle(st, &sub->h, from_uri, to_uri);
@@ -659,6 +671,18 @@ struct sip_sub *sip_subscribe(struct sip_stack *st, const struct conf_peer *peer
 	st->sub_head = sub;
 	st->nsubs++;
 	return sub;
+}
+
+void sip_sub_refresh(struct sip_sub *sub)
+{
+	char ex[16];
+
+	if (sub->ending || sub->stack->shutting_down)
+		return;
+	snprintf(ex, sizeof(ex), "%u", sub->expires);
+	nua_subscribe(sub->nh, SIPTAG_EVENT_STR(sub->event), SIPTAG_ACCEPT_STR(sub->accept),
+		      SIPTAG_EXPIRES_STR(ex), TAG_END());
+	reactor_kick(sub->stack->reactor);
 }
 
 void sip_sub_end(struct sip_sub *sub)
@@ -1006,6 +1030,7 @@ static void sip_nua_event(nua_event_t event, int status, char const *phrase, nua
 	}
 	switch (event) {
 	case nua_r_message:
+	case nua_r_options:
 		sip_on_response(st, nh, hobj && hobj->kind == SIP_H_OUTGOING ?
 				(struct sip_outgoing *)hobj : NULL, status, phrase);
 		return;
@@ -1171,6 +1196,25 @@ struct sip_stack *sip_stack_new(struct reactor *reactor, const struct conf *conf
 	return st;
 }
 
+/* A tracked request handle: cb runs once with the final response (sip_on_response). */
+static struct sip_outgoing *sip_outgoing_new(struct sip_stack *st, const char *from_uri,
+					     const char *to_uri, sip_response_fn *cb, void *arg)
+{
+	struct sip_outgoing *out = gw_xcalloc(1, sizeof(*out));
+
+	out->stack = st;
+	out->cb = cb;
+	out->arg = arg;
+	out->h.kind = SIP_H_OUTGOING;
+	out->nh = sip_new_handle(st, &out->h, from_uri, to_uri);
+	out->next = st->out_head;
+	if (st->out_head)
+		st->out_head->prev = out;
+	st->out_head = out;
+	st->nout++;
+	return out;
+}
+
 struct sip_outgoing *sip_send_message(struct sip_stack *st, const struct sip_out_message *m,
 				      sip_response_fn *cb, void *arg)
 {
@@ -1179,13 +1223,8 @@ struct sip_outgoing *sip_send_message(struct sip_stack *st, const struct sip_out
 
 	if (st->shutting_down || !st->nua)
 		return NULL;
-	out = gw_xcalloc(1, sizeof(*out));
-	out->stack = st;
-	out->cb = cb;
-	out->arg = arg;
+	out = sip_outgoing_new(st, m->from_uri, m->to_uri, cb, arg);
 	route = sip_route_url(m->peer);
-	out->h.kind = SIP_H_OUTGOING;
-	out->nh = sip_new_handle(st, &out->h, m->from_uri, m->to_uri);
 	nua_message(out->nh,
 		    NUTAG_URL(m->to_uri),
 		    NUTAG_PROXY(route),
@@ -1197,11 +1236,25 @@ struct sip_outgoing *sip_send_message(struct sip_stack *st, const struct sip_out
 		    TAG_END());
 	reactor_kick(st->reactor);
 	free(route);
-	out->next = st->out_head;
-	if (st->out_head)
-		st->out_head->prev = out;
-	st->out_head = out;
-	st->nout++;
+	return out;
+}
+
+struct sip_outgoing *sip_send_options(struct sip_stack *st, const struct conf_peer *peer,
+				      const char *from_uri, sip_response_fn *cb, void *arg)
+{
+	struct sip_outgoing *out;
+	char *route, *to;
+
+	if (st->shutting_down || !st->nua)
+		return NULL;
+	to = gw_xasprintf("sip:%s", peer->domain);
+	out = sip_outgoing_new(st, from_uri, to, cb, arg);
+	route = sip_route_url(peer);
+	nua_options(out->nh, NUTAG_URL(to), NUTAG_PROXY(route), SIPTAG_MAX_FORWARDS_STR("0"),
+		    TAG_END());
+	reactor_kick(st->reactor);
+	free(route);
+	free(to);
 	return out;
 }
 
@@ -1280,7 +1333,7 @@ void sip_stack_free(struct sip_stack *st)
 		struct sip_sub *sub = st->sub_head;
 
 		sip_sub_unlink(sub);
-		free(sub);
+		sip_sub_free(sub);
 	}
 	while (st->call_head) {
 		struct sip_call *call = st->call_head;

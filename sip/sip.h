@@ -106,6 +106,11 @@ struct sip_outgoing *sip_send_message(struct sip_stack *stack, const struct sip_
 				      sip_response_fn *cb, void *arg);
 /* Detaches the callback; the transaction itself runs to its end. */
 void sip_outgoing_cancel(struct sip_outgoing *out);
+/* An OPTIONS to the peer network's domain (sip:<domain>, Max-Forwards 0: the next hop answers
+ * itself) through its route: the health check.  from_uri is copied.  cb as for
+ * sip_send_message(); NULL while shutting down. */
+struct sip_outgoing *sip_send_options(struct sip_stack *stack, const struct conf_peer *peer,
+				      const char *from_uri, sip_response_fn *cb, void *arg);
 
 /* ---- subscriptions where the gateway is the notifier (SIP watcher of an XMPP user) */
 enum sip_substate {
@@ -159,6 +164,9 @@ struct sip_sub *sip_subscribe(struct sip_stack *stack, const struct conf_peer *p
 /* Ends it with SUBSCRIBE Expires: 0; no callback runs after this, and the stack frees sub
  * once the dialog is over.  Safe to call from the sub's own callbacks. */
 void sip_sub_end(struct sip_sub *sub);
+/* Refreshes the dialog now (an in-dialog SUBSCRIBE with the same Event, Accept and Expires): a
+ * notifier that lost it answers 481 and the dialog ends through cbs->ended. */
+void sip_sub_refresh(struct sip_sub *sub);
 size_t sip_stack_subs(const struct sip_stack *stack);
 
 /* ---- INVITE sessions (RFC 3261): nua runs without media, SDP is the caller's */

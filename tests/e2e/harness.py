@@ -168,9 +168,10 @@ def gateway_xml(env, *, peers=None, im=None, sip_attrs="", xmpp_attrs="", log_le
 """
 
 
-def default_peer(env, domain=SIP_DOMAIN, trust="127.0.0.1", extra=""):
+def default_peer(env, domain=SIP_DOMAIN, trust="127.0.0.1", extra="", options_interval="0s"):
+    # no OPTIONS health checks unless a test asks: a sipp peer would take one for a failure
     return f"""<peer name="sipnet" domain="{domain}" {extra}>
-    <route address="127.0.0.1" port="{env.peer_sip_port}" transport="udp"/>
+    <route address="127.0.0.1" port="{env.peer_sip_port}" transport="udp" options-interval="{options_interval}"/>
     <trust address="{trust}"/>
   </peer>
 """

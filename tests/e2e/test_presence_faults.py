@@ -15,12 +15,13 @@ import re
 import socket
 import time
 
-from harness import (SIP_DOMAIN, XMPP_DOMAIN, Client, Kamailio, TestFailure, check, gateway_xml,
+from harness import (SIP_DOMAIN, XMPP_DOMAIN, Client, Kamailio, TestFailure, check, default_peer,
+                     gateway_xml,
                      notifies_of, pidf, presence_publisher, presence_server, responses_of, wait_for)
 from test_presence import expect_pres, pres, subscribes_of, watcher
 
 # one user per test and role, so that the rosters of the shared Prosody do not mix tests
-USERS = ("alice", "carol", "dave", "erin", "frank", "grace", "heidi")
+USERS = ("alice", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan")
 BOB = f"bob@{SIP_DOMAIN}"
 BOB_URI = f"sip:bob@{SIP_DOMAIN}"
 
@@ -31,11 +32,13 @@ def xuri(user):
 
 # ---------------------------------------------------------------- helpers
 
-def faults_gateway_xml(env, expires="120s", min_expires="10s", max_expires="600s", db=None):
+def faults_gateway_xml(env, expires="120s", min_expires="10s", max_expires="600s", db=None,
+                       options_interval="0s"):
     attrs = f'expires="{expires}" min-expires="{min_expires}" max-expires="{max_expires}"'
     if db:
         attrs += f' database="{db}"'
-    return gateway_xml(env).replace("<im ", f"<presence {attrs}/>\n  <im ", 1)
+    xml = gateway_xml(env, peers=[default_peer(env, options_interval=options_interval)])
+    return xml.replace("<im ", f"<presence {attrs}/>\n  <im ", 1)
 
 
 async def traced_gateway(env, xml):
@@ -352,6 +355,40 @@ async def test_kamailio_restart(env):
         check(len(pres(grace, "subscribed", BOB)) == subscribed, "nor asked to subscribe again")
         print(f"    (Kamailio restart: 481 after {took:.1f}s, new dialog active "
               f"{t1 - t0 - took:.2f}s later)")
+
+
+async def test_kamailio_restart_found_by_health_check(env):
+    """The same restart with OPTIONS health checks every 500 ms and an hour-long subscription:
+    the gateway sees Kamailio stop answering, and when it answers again refreshes the dialog at
+    once (481 -> a new dialog) instead of at the refresh 45 minutes later; the watcher sees bob's
+    next PUBLISH within seconds and is never asked anything."""
+    async with Kamailio(env, port=env.peer_sip_port) as kam:
+        await publish(env, kam, "before the restart")
+        gw = await traced_gateway(env, faults_gateway_xml(env, expires="3600s", max_expires="3600s",
+                                                          options_interval="500ms"))
+        ivan = await watcher(env, "ivan")
+        ivan.send_presence(pto=BOB, ptype="subscribe")
+        await expect_pres(ivan, "available", BOB, lambda p: p["status"] == "before the restart",
+                          timeout=10)
+        await gw.wait_log(r"presence sip:bob@sip\.example: subscribing -> active", timeout=5)
+        check(not gw.log_count(r"no answer to OPTIONS"), "Kamailio answered OPTIONS while up")
+        subscribed = len(pres(ivan, "subscribed", BOB))
+        await kam.stop()
+        await gw.wait_log(r"peer sipnet: no answer to OPTIONS \((408|503)", timeout=40)
+        t0 = time.monotonic()
+        await kam.start()
+        await gw.wait_log(r"peer sipnet: answers OPTIONS again", timeout=5)
+        await gw.wait_log(r"presence: peer sipnet is back: 1 dialogs refreshed", timeout=2)
+        await gw.wait_log(r"presence sip:bob@sip\.example: dialog ended \(481\)", timeout=5)
+        await gw.wait_log(r"presence sip:bob@sip\.example: subscribing -> active", count=2,
+                          timeout=5)
+        took = time.monotonic() - t0
+        await publish(env, kam, "after the restart", tuple_id="t2")
+        await expect_pres(ivan, "available", BOB, lambda p: p["status"] == "after the restart",
+                          timeout=10, what="bob's PUBLISH after the restart")
+        check(not pres(ivan, "unsubscribed"), "ivan was never unsubscribed")
+        check(len(pres(ivan, "subscribed", BOB)) == subscribed, "nor asked to subscribe again")
+        print(f"    (Kamailio back: new dialog active {took:.2f}s after it started)")
 
 
 # ---------------------------------------------------------------- 5. Prosody restart

@@ -145,6 +145,7 @@ static const struct field fields[] = {
 	FP("route.address", F_STR, route_address),
 	FP("route.port", F_UNSIGNED, route_port),
 	FP("route.transport", F_TRANSPORT, route_transport),
+	FP("route.options-interval", F_UNSIGNED, options_interval_ms),
 	FP("ntrust", F_SIZE, ntrust),
 	FP("line", F_UNSIGNED, line),
 };
@@ -616,6 +617,12 @@ static const struct value_case {
 	{ "route", "transport", NULL, "peer[0].route.transport=udp" },
 	{ "route", "transport", "tcp", "peer[0].route.transport=tcp" },
 	{ "route", "transport", "tls", "9: <route> attribute \"transport\": \"tls\" is not one of udp, tcp" },
+	{ "route", "options-interval", NULL, "peer[0].route.options-interval=30000" },
+	{ "route", "options-interval", "0s", "peer[0].route.options-interval=0" },
+	{ "route", "options-interval", "500ms", "peer[0].route.options-interval=500" },
+	{ "route", "options-interval", "60m", "peer[0].route.options-interval=3600000" },
+	{ "route", "options-interval", "61m", "9: <route> attribute \"options-interval\": 61m is out of range 0ms..60m" },
+	{ "route", "options-interval", "30", "9: <route> attribute \"options-interval\": \"30\" has no unit" },
 	/* <trust> */
 	{ "trust", "address", "127.0.0.1", "peer[0].trust[0]=127.0.0.1/32" },
 	{ "trust", "address", "10.1.0.0/16", "peer[0].trust[0]=10.1.0.0/16" },
