@@ -81,6 +81,18 @@ def cpu_seconds(pids):
     return total / CLK_TCK
 
 
+def machine_busy():
+    """(busy, total) jiffies of all CPUs from /proc/stat: how saturated the machine was."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    idle = v[3] + v[4]
+    return sum(v) - idle, sum(v)
+
+
+def busy_share(before, after):
+    return 100.0 * (after[0] - before[0]) / max(after[1] - before[1], 1)
+
+
 def pss_kib(pids):
     total = 0
     for pid in pids:
@@ -414,13 +426,17 @@ async def measure(env, target, alice, rx, args):
     for label, s2x_rate, x2s_rate in (("half", int(r["s2x_rate"] / 2), int(r["x2s_rate"] / 2)),
                                       ("common", args.common_rate, args.common_rate)):
         async with Capture(env.workdir, rules) as cap:
+            m0 = machine_busy()
             await run_sip_to_xmpp(env, target, rx, f"{target.name}-{label}", args.latency_n, max(s2x_rate, 1))
+            r[f"s2x_{label}_busy"] = busy_share(m0, machine_busy())
         d, n_in, n_out = cap.delays_ms("sip_in", "xmpp_out")
         check(len(d) >= 0.99 * args.latency_n, f"{target.name}: SIP->XMPP capture matched {len(d)} "
               f"of {args.latency_n} ({n_in} in, {n_out} out)")
         r[f"s2x_{label}"], r[f"s2x_{label}_lat"] = s2x_rate, percentiles(d)
         async with Capture(env.workdir, rules) as cap:
+            m0 = machine_busy()
             await run_xmpp_to_sip(env, target, alice, f"{target.name}-{label}", args.latency_n, max(x2s_rate, 1))
+            r[f"x2s_{label}_busy"] = busy_share(m0, machine_busy())
         d, n_in, n_out = cap.delays_ms("xmpp_in", "sip_out")
         check(len(d) >= 0.99 * args.latency_n, f"{target.name}: XMPP->SIP capture matched {len(d)} "
               f"of {args.latency_n} ({n_in} in, {n_out} out)")
@@ -506,6 +522,7 @@ def report(results, cg, args):
     for d, dname in (("s2x", "SIP->XMPP"), ("x2s", "XMPP->SIP")):
         for label, what in (("half", "at half of own peak"), ("common", "at the same rate")):
             row(f"{dname} {what}, msg/s", f"{d}_{label}", "{:.0f}", ratio=False)
+            row("  machine CPU busy meanwhile %", f"{d}_{label}_busy", "{:.0f}", ratio=False)
             for q in ("p50", "p99", "p999", "max"):
                 lat(f"  added latency {q} ms", f"{d}_{label}_lat", q)
     row("PSS before the peak load KiB", "pss_before", "{:.0f}")

@@ -151,6 +151,7 @@ struct sessions {
 	struct mconn *conns;
 	struct event *reap_ev;
 	int closing;
+	int xmpp_opens;		/* some peer has sessions="yes": XMPP chats may open sessions */
 };
 
 /* ---------------------------------------------------------------- small tables */
@@ -1358,6 +1359,8 @@ int sessions_from_xmpp(struct sessions *ss, struct xmpp_link *link, xmpp_stanza_
 		return sessions_xmpp_error(ss, link, stanza);
 	if (!conf->sessions_enabled || !from || !to || (type && strcmp(type, "chat") != 0))
 		return 0;
+	if (!ss->xmpp_opens && dict_count(ss->by_pair) == 0)
+		return 0;	/* no session to continue, none to open: the pager's, unmapped */
 	if (map_jid_bare(from, from_bare, sizeof(from_bare)) < 0)
 		return 0;
 	peer = map_peer_for_jid(conf, xmpp_link_domain(link), to, uri, sizeof(uri), &err);
@@ -1474,6 +1477,8 @@ struct sessions *sessions_new(struct gw *gw)
 		gw_fatal("event_new failed");
 	snprintf(ss->listen_addr, sizeof(ss->listen_addr), "%s", addr);
 	ss->listen_port = conf->msrp_port;
+	for (size_t i = 0; i < conf->npeers; i++)
+		ss->xmpp_opens |= conf->peers[i].sessions;
 	if (!conf->sessions_enabled)
 		return ss;
 	snprintf(spec, sizeof(spec), "%s%s%s:%u", strchr(addr, ':') ? "[" : "", addr,

@@ -83,6 +83,7 @@ struct sip_stack {
 	struct sip_cbs cbs;
 	void *arg;
 	nua_t *nua;
+	char **routes;		/* conf->peers[i]'s route URL */
 	su_home_t home[1];
 	struct sip_incoming *in_head;
 	struct sip_outgoing *out_head;
@@ -160,12 +161,22 @@ static int sip_listen_urls(const struct conf *conf, char *urls[2])
 }
 
 /* "sip:127.0.0.1:5080;transport=udp" for a peer's route.  Caller frees. */
-static char *sip_route_url(const struct conf_peer *peer)
+static char *sip_route_url_new(const struct conf_peer *peer)
 {
 	int v6 = strchr(peer->route_address, ':') != NULL;
 
 	return gw_xasprintf("sip:%s%s%s:%u;transport=%s", v6 ? "[" : "", peer->route_address,
 			    v6 ? "]" : "", peer->route_port, conf_transport_name(peer->route_transport));
+}
+
+/* The same, made once per peer at start (it is on every request's path).  Borrowed. */
+static const char *sip_route_url(const struct sip_stack *st, const struct conf_peer *peer)
+{
+	size_t i = (size_t)(peer - st->conf->peers);
+
+	if (peer < st->conf->peers || i >= st->conf->npeers)
+		gw_fatal("sip_route_url: a peer that is not in the configuration");
+	return st->routes[i];
 }
 
 static void sip_source_text(const su_addrinfo_t *ai, char *buf, size_t len)
@@ -646,7 +657,8 @@ struct sip_sub *sip_subscribe(struct sip_stack *st, const struct conf_peer *peer
 			      void *arg)
 {
 	struct sip_sub *sub;
-	char *route, ex[16];
+	const char *route;
+	char ex[16];
 
 	if (st->shutting_down || !st->nua)
 		return NULL;
@@ -658,13 +670,12 @@ struct sip_sub *sip_subscribe(struct sip_stack *st, const struct conf_peer *peer
 	sub->event = gw_xstrdup(event);
 	sub->accept = gw_xstrdup(accept);
 	sub->expires = expires;
-	route = sip_route_url(peer);
+	route = sip_route_url(st, peer);
 	snprintf(ex, sizeof(ex), "%u", expires);
 	sub->nh = sip_new_handle(st, &sub->h, from_uri, to_uri);
 	nua_subscribe(sub->nh, NUTAG_URL(to_uri), NUTAG_PROXY(route), SIPTAG_EVENT_STR(event),
 		      SIPTAG_ACCEPT_STR(accept), SIPTAG_EXPIRES_STR(ex), TAG_END());
 	reactor_kick(st->reactor);
-	free(route);
 	sub->next = st->sub_head;
 	if (st->sub_head)
 		st->sub_head->prev = sub;
@@ -861,7 +872,7 @@ struct sip_call *sip_call_invite(struct sip_stack *st, const struct conf_peer *p
 				 const struct sip_call_cbs *cbs, void *arg)
 {
 	struct sip_call *call;
-	char *route;
+	const char *route;
 	nua_handle_t *nh;
 
 	if (st->shutting_down || !st->nua)
@@ -872,12 +883,11 @@ struct sip_call *sip_call_invite(struct sip_stack *st, const struct conf_peer *p
 	call->arg = arg;
 	call->our_sdp = gw_xstrdup(sdp);
 	nua_handle_bind(nh, &call->h);
-	route = sip_route_url(peer);
+	route = sip_route_url(st, peer);
 	nua_invite(nh, NUTAG_URL(to_uri), NUTAG_PROXY(route),
 		   SIPTAG_CONTENT_TYPE_STR("application/sdp"), SIPTAG_PAYLOAD_STR(call->our_sdp),
 		   TAG_END());
 	reactor_kick(st->reactor);
-	free(route);
 	return call;
 }
 
@@ -1142,6 +1152,9 @@ struct sip_stack *sip_stack_new(struct reactor *reactor, const struct conf *conf
 	st->reactor = reactor;
 	st->conf = conf;
 	st->cbs = *cbs;
+	st->routes = gw_xcalloc(conf->npeers ? conf->npeers : 1, sizeof(*st->routes));
+	for (size_t i = 0; i < conf->npeers; i++)
+		st->routes[i] = sip_route_url_new(&conf->peers[i]);
 	st->arg = arg;
 	su_home_init(st->home);
 	log_debug("binding %s%s%s", urls[0], urls[1] ? " and " : "", urls[1] ? urls[1] : "");
@@ -1183,6 +1196,9 @@ struct sip_stack *sip_stack_new(struct reactor *reactor, const struct conf *conf
 		free(urls[0]);
 		free(urls[1]);
 		su_home_deinit(st->home);
+		for (size_t i = 0; i < conf->npeers; i++)
+			free(st->routes[i]);
+		free(st->routes);
 		free(st);
 		return NULL;
 	}
@@ -1219,12 +1235,12 @@ struct sip_outgoing *sip_send_message(struct sip_stack *st, const struct sip_out
 				      sip_response_fn *cb, void *arg)
 {
 	struct sip_outgoing *out;
-	char *route;
+	const char *route;
 
 	if (st->shutting_down || !st->nua)
 		return NULL;
 	out = sip_outgoing_new(st, m->from_uri, m->to_uri, cb, arg);
-	route = sip_route_url(m->peer);
+	route = sip_route_url(st, m->peer);
 	nua_message(out->nh,
 		    NUTAG_URL(m->to_uri),
 		    NUTAG_PROXY(route),
@@ -1235,7 +1251,6 @@ struct sip_outgoing *sip_send_message(struct sip_stack *st, const struct sip_out
 		    TAG_IF(m->call_id, SIPTAG_CALL_ID_STR(m->call_id)),
 		    TAG_END());
 	reactor_kick(st->reactor);
-	free(route);
 	return out;
 }
 
@@ -1243,17 +1258,17 @@ struct sip_outgoing *sip_send_options(struct sip_stack *st, const struct conf_pe
 				      const char *from_uri, sip_response_fn *cb, void *arg)
 {
 	struct sip_outgoing *out;
-	char *route, *to;
+	const char *route;
+	char *to;
 
 	if (st->shutting_down || !st->nua)
 		return NULL;
 	to = gw_xasprintf("sip:%s", peer->domain);
 	out = sip_outgoing_new(st, from_uri, to, cb, arg);
-	route = sip_route_url(peer);
+	route = sip_route_url(st, peer);
 	nua_options(out->nh, NUTAG_URL(to), NUTAG_PROXY(route), SIPTAG_MAX_FORWARDS_STR("0"),
 		    TAG_END());
 	reactor_kick(st->reactor);
-	free(route);
 	free(to);
 	return out;
 }
@@ -1316,6 +1331,9 @@ void sip_stack_free(struct sip_stack *st)
 {
 	if (!st)
 		return;
+	for (size_t i = 0; st->routes && i < st->conf->npeers; i++)
+		free(st->routes[i]);
+	free(st->routes);
 	while (st->in_head) {
 		struct sip_incoming *in = st->in_head;
 
