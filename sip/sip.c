@@ -109,17 +109,39 @@ static const char *sip_lower_copy(const char *src, char *dst, size_t len)
 }
 
 /* A handle for a request of ours from from_uri to to_uri, bound to hobj (may be NULL). */
+/* "<uri>" into buf; 0 when it does not fit.  (On every request's path: no printf.) */
+static int sip_bracket(char *buf, size_t size, const char *uri)
+{
+	size_t n = strlen(uri);
+
+	if (n + 3 > size)
+		return 0;
+	buf[0] = '<';
+	memcpy(buf + 1, uri, n);
+	buf[n + 1] = '>';
+	buf[n + 2] = '\0';
+	return 1;
+}
+
 static nua_handle_t *sip_new_handle(struct sip_stack *st, struct sip_hobj *hobj,
 				    const char *from_uri, const char *to_uri)
 {
-	char *from = gw_xasprintf("<%s>", from_uri), *to = gw_xasprintf("<%s>", to_uri);
-	nua_handle_t *nh = nua_handle(st->nua, hobj, SIPTAG_FROM_STR(from), SIPTAG_TO_STR(to),
-				      TAG_END());
+	char from_buf[512], to_buf[512];
+	char *from = from_buf, *to = to_buf;
+	nua_handle_t *nh;
 
+	/* the usual short URIs on the stack; long ones on the heap */
+	if (!sip_bracket(from_buf, sizeof(from_buf), from_uri))
+		from = gw_xasprintf("<%s>", from_uri);
+	if (!sip_bracket(to_buf, sizeof(to_buf), to_uri))
+		to = gw_xasprintf("<%s>", to_uri);
+	nh = nua_handle(st->nua, hobj, SIPTAG_FROM_STR(from), SIPTAG_TO_STR(to), TAG_END());
 	if (!nh)
 		gw_fatal("nua_handle failed");
-	free(from);
-	free(to);
+	if (from != from_buf)
+		free(from);
+	if (to != to_buf)
+		free(to);
 	return nh;
 }
 
