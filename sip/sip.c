@@ -84,6 +84,7 @@ struct sip_stack {
 	void *arg;
 	nua_t *nua;
 	char **routes;		/* conf->peers[i]'s route URL */
+	sip_allow_t *allow;	/* SIP_ALLOW, parsed once, in home */
 	su_home_t home[1];
 	struct sip_incoming *in_head;
 	struct sip_outgoing *out_head;
@@ -273,7 +274,7 @@ static void sip_reply(struct sip_stack *st, nua_handle_t *nh, msg_t *msg, int st
 		    TAG_IF(msg, NUTAG_WITH(msg)),
 		    TAG_IF(retry_after, SIPTAG_RETRY_AFTER_STR(retry)),
 		    TAG_IF(accept, SIPTAG_ACCEPT_STR(accept)),
-		    SIPTAG_ALLOW_STR(SIP_ALLOW),
+		    SIPTAG_ALLOW(st->allow),	/* parsed once: this is on every request's path */
 		    TAG_END());
 	nua_handle_destroy(nh);
 	reactor_kick(st->reactor);
@@ -1179,6 +1180,9 @@ struct sip_stack *sip_stack_new(struct reactor *reactor, const struct conf *conf
 		st->routes[i] = sip_route_url_new(&conf->peers[i]);
 	st->arg = arg;
 	su_home_init(st->home);
+	st->allow = sip_allow_make(st->home, SIP_ALLOW);
+	if (!st->allow)
+		gw_fatal("sip_allow_make failed");
 	log_debug("binding %s%s%s", urls[0], urls[1] ? " and " : "", urls[1] ? urls[1] : "");
 	st->nua = nua_create(reactor_su_root(reactor), sip_nua_event, st,
 			     NUTAG_URL(urls[0]),
