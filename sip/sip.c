@@ -17,6 +17,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,23 +49,53 @@
  * this list gets an automatic 200, INVITE included) */
 #define SIP_APPL_METHODS "INVITE, MESSAGE, OPTIONS, REGISTER, PUBLISH, SUBSCRIBE, INFO, REFER, UPDATE"
 
-/* What a nua handle's magic points to: every object bound to a handle starts with this. */
+/* What a nua handle's magic points to: every object bound to a handle starts with this, and
+ * every object the stack tracks is on its kind's list through it (shutdown walks the lists). */
 enum sip_hkind {
 	SIP_H_OUTGOING,
 	SIP_H_SUB,
 	SIP_H_WATCH,
 	SIP_H_CALL,
+	SIP_H_INCOMING,		/* never a handle's magic: only listed */
 };
 
 struct sip_hobj {
 	enum sip_hkind kind;
+	struct sip_hobj *prev, *next;
 };
 
+struct sip_list {
+	struct sip_hobj *head;
+	size_t n;
+};
+
+static void sip_list_add(struct sip_list *l, struct sip_hobj *h)
+{
+	h->prev = NULL;
+	h->next = l->head;
+	if (l->head)
+		l->head->prev = h;
+	l->head = h;
+	l->n++;
+}
+
+static void sip_list_del(struct sip_list *l, struct sip_hobj *h)
+{
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		l->head = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	h->prev = h->next = NULL;
+	l->n--;
+}
+
 struct sip_incoming {
+	struct sip_hobj h;
 	struct sip_stack *stack;
 	nua_handle_t *nh;
 	msg_t *msg;		/* a reference on the request, for NUTAG_WITH */
-	struct sip_incoming *prev, *next;
 };
 
 struct sip_outgoing {
@@ -73,7 +104,6 @@ struct sip_outgoing {
 	nua_handle_t *nh;
 	sip_response_fn *cb;	/* NULL once cancelled */
 	void *arg;
-	struct sip_outgoing *prev, *next;
 };
 
 struct sip_stack {
@@ -86,12 +116,7 @@ struct sip_stack {
 	char **routes;		/* conf->peers[i]'s route URL */
 	sip_allow_t *allow;	/* SIP_ALLOW, parsed once, in home */
 	su_home_t home[1];
-	struct sip_incoming *in_head;
-	struct sip_outgoing *out_head;
-	struct sip_sub *sub_head;
-	struct sip_watch *watch_head;
-	struct sip_call *call_head;
-	size_t nin, nout, nsubs, nwatches, ncalls;
+	struct sip_list in, out, subs, watches, calls;	/* of the objects' struct sip_hobj */
 	int shutting_down;
 	int shutdown_final;		/* nua reported nua_r_shutdown 200 */
 	struct event *destroy_ev;	/* nua_destroy() may not run inside nua's own callback */
@@ -225,24 +250,13 @@ static void sip_source_text(const su_addrinfo_t *ai, char *buf, size_t len)
 
 static void sip_incoming_link(struct sip_stack *st, struct sip_incoming *in)
 {
-	in->next = st->in_head;
-	if (st->in_head)
-		st->in_head->prev = in;
-	st->in_head = in;
-	st->nin++;
+	in->h.kind = SIP_H_INCOMING;
+	sip_list_add(&st->in, &in->h);
 }
 
 static void sip_incoming_unlink(struct sip_incoming *in)
 {
-	struct sip_stack *st = in->stack;
-
-	if (in->prev)
-		in->prev->next = in->next;
-	else
-		st->in_head = in->next;
-	if (in->next)
-		in->next->prev = in->prev;
-	st->nin--;
+	sip_list_del(&in->stack->in, &in->h);
 }
 
 /* One line of printable ASCII for a reason phrase: peer-supplied text must not break the
@@ -385,15 +399,7 @@ static void sip_on_message(struct sip_stack *st, nua_handle_t *nh, msg_t *msg, s
 
 static void sip_outgoing_unlink(struct sip_outgoing *out)
 {
-	struct sip_stack *st = out->stack;
-
-	if (out->prev)
-		out->prev->next = out->next;
-	else
-		st->out_head = out->next;
-	if (out->next)
-		out->next->prev = out->prev;
-	st->nout--;
+	sip_list_del(&out->stack->out, &out->h);
 }
 
 static void sip_on_response(struct sip_stack *st, nua_handle_t *nh, struct sip_outgoing *out,
@@ -418,7 +424,6 @@ struct sip_watch {
 	msg_t *msg;		/* the initial SUBSCRIBE, until it is answered */
 	void *arg;
 	int accepted;
-	struct sip_watch *prev, *next;
 };
 
 const char *sip_substate_name(enum sip_substate s)
@@ -434,15 +439,7 @@ const char *sip_substate_name(enum sip_substate s)
 
 static void sip_watch_unlink(struct sip_watch *w)
 {
-	struct sip_stack *st = w->stack;
-
-	if (w->prev)
-		w->prev->next = w->next;
-	else
-		st->watch_head = w->next;
-	if (w->next)
-		w->next->prev = w->prev;
-	st->nwatches--;
+	sip_list_del(&w->stack->watches, &w->h);
 }
 
 /* The dialog is over: tells the owner (if it had accepted) and frees w. */
@@ -527,7 +524,7 @@ void *sip_watch_arg(const struct sip_watch *w)
 
 size_t sip_stack_watches(const struct sip_stack *st)
 {
-	return st->nwatches;
+	return st->watches.n;
 }
 
 /* Non-zero if an Accept header (or its absence) allows PIDF. */
@@ -588,11 +585,7 @@ static void sip_on_subscribe(struct sip_stack *st, nua_handle_t *nh, msg_t *msg,
 	w->stack = st;
 	w->nh = nh;
 	w->msg = msg_ref_create(msg);
-	w->next = st->watch_head;
-	if (st->watch_head)
-		st->watch_head->prev = w;
-	st->watch_head = w;
-	st->nwatches++;
+	sip_list_add(&st->watches, &w->h);
 	nua_handle_bind(nh, &w->h);
 	st->cbs.subscribe(st->arg, w, &info);	/* accepts or refuses (and frees) */
 	su_home_deinit(home);
@@ -637,20 +630,11 @@ struct sip_sub {
 	int ending;		/* sip_sub_end(): no more callbacks, the dialog is closing */
 	char *event, *accept;	/* for refreshes */
 	unsigned expires;
-	struct sip_sub *prev, *next;
 };
 
 static void sip_sub_unlink(struct sip_sub *sub)
 {
-	struct sip_stack *st = sub->stack;
-
-	if (sub->prev)
-		sub->prev->next = sub->next;
-	else
-		st->sub_head = sub->next;
-	if (sub->next)
-		sub->next->prev = sub->prev;
-	st->nsubs--;
+	sip_list_del(&sub->stack->subs, &sub->h);
 }
 
 static void sip_sub_free(struct sip_sub *sub)
@@ -699,11 +683,7 @@ struct sip_sub *sip_subscribe(struct sip_stack *st, const struct conf_peer *peer
 	nua_subscribe(sub->nh, NUTAG_URL(to_uri), NUTAG_PROXY(route), SIPTAG_EVENT_STR(event),
 		      SIPTAG_ACCEPT_STR(accept), SIPTAG_EXPIRES_STR(ex), TAG_END());
 	reactor_kick(st->reactor);
-	sub->next = st->sub_head;
-	if (st->sub_head)
-		st->sub_head->prev = sub;
-	st->sub_head = sub;
-	st->nsubs++;
+	sip_list_add(&st->subs, &sub->h);
 	return sub;
 }
 
@@ -730,7 +710,7 @@ void sip_sub_end(struct sip_sub *sub)
 
 size_t sip_stack_subs(const struct sip_stack *st)
 {
-	return st->nsubs;
+	return st->subs.n;
 }
 
 static void sip_sub_on_notify(struct sip_sub *sub, sip_t const *sip)
@@ -808,7 +788,6 @@ struct sip_call {
 	int answered;
 	int last_status;
 	char last_phrase[64];
-	struct sip_call *prev, *next;
 };
 
 static struct sip_call *sip_call_new(struct sip_stack *st, nua_handle_t *nh)
@@ -818,25 +797,13 @@ static struct sip_call *sip_call_new(struct sip_stack *st, nua_handle_t *nh)
 	call->h.kind = SIP_H_CALL;
 	call->stack = st;
 	call->nh = nh;
-	call->next = st->call_head;
-	if (st->call_head)
-		st->call_head->prev = call;
-	st->call_head = call;
-	st->ncalls++;
+	sip_list_add(&st->calls, &call->h);
 	return call;
 }
 
 static void sip_call_unlink(struct sip_call *call)
 {
-	struct sip_stack *st = call->stack;
-
-	if (call->prev)
-		call->prev->next = call->next;
-	else
-		st->call_head = call->next;
-	if (call->next)
-		call->next->prev = call->prev;
-	st->ncalls--;
+	sip_list_del(&call->stack->calls, &call->h);
 }
 
 static void sip_call_finish(struct sip_call *call, int status, const char *phrase)
@@ -928,7 +895,7 @@ void sip_call_end(struct sip_call *call)
 
 size_t sip_stack_calls(const struct sip_stack *st)
 {
-	return st->ncalls;
+	return st->calls.n;
 }
 
 static void sip_on_invite(struct sip_stack *st, nua_handle_t *nh, sip_t const *sip,
@@ -1249,11 +1216,7 @@ static struct sip_outgoing *sip_outgoing_new(struct sip_stack *st, const char *f
 	out->arg = arg;
 	out->h.kind = SIP_H_OUTGOING;
 	out->nh = sip_new_handle(st, &out->h, from_uri, to_uri);
-	out->next = st->out_head;
-	if (st->out_head)
-		st->out_head->prev = out;
-	st->out_head = out;
-	st->nout++;
+	sip_list_add(&st->out, &out->h);
 	return out;
 }
 
@@ -1314,25 +1277,32 @@ const char *sip_status_phrase_of(int status)
 
 size_t sip_stack_pending_in(const struct sip_stack *st)
 {
-	return st->nin;
+	return st->in.n;
 }
 
 size_t sip_stack_pending_out(const struct sip_stack *st)
 {
-	return st->nout;
+	return st->out.n;
 }
+
+/* the lists hold struct sip_hobj pointers and are walked as the objects they start */
+_Static_assert(offsetof(struct sip_incoming, h) == 0, "sip_incoming: h first");
+_Static_assert(offsetof(struct sip_outgoing, h) == 0, "sip_outgoing: h first");
+_Static_assert(offsetof(struct sip_sub, h) == 0, "sip_sub: h first");
+_Static_assert(offsetof(struct sip_watch, h) == 0, "sip_watch: h first");
+_Static_assert(offsetof(struct sip_call, h) == 0, "sip_call: h first");
 
 void sip_stack_shutdown(struct sip_stack *st)
 {
 	if (st->shutting_down)
 		return;
 	st->shutting_down = 1;
-	while (st->in_head)
-		sip_incoming_respond(st->in_head, 503, "Shutting Down", 5, NULL);
+	while (st->in.head)
+		sip_incoming_respond((struct sip_incoming *)st->in.head, 503, "Shutting Down", 5, NULL);
 	/* transactions still waiting for an answer would hold nua_shutdown() up until they time
 	 * out: their owners are told now and the handles go */
-	while (st->out_head) {
-		struct sip_outgoing *out = st->out_head;
+	while (st->out.head) {
+		struct sip_outgoing *out = (struct sip_outgoing *)st->out.head;
 
 		sip_outgoing_unlink(out);
 		nua_handle_bind(out->nh, NULL);
@@ -1343,12 +1313,12 @@ void sip_stack_shutdown(struct sip_stack *st)
 	}
 	/* subscriptions: nua_shutdown() ends their dialogs (un-SUBSCRIBE, final NOTIFY); their
 	 * owners are not called any more */
-	for (struct sip_sub *sub = st->sub_head; sub; sub = sub->next)
-		sub->ending = 1;
-	for (struct sip_watch *w = st->watch_head; w; w = w->next)
-		w->accepted = 0;
-	for (struct sip_call *call = st->call_head; call; call = call->next)
-		call->ending = 1;
+	for (struct sip_hobj *h = st->subs.head; h; h = h->next)
+		((struct sip_sub *)h)->ending = 1;
+	for (struct sip_hobj *h = st->watches.head; h; h = h->next)
+		((struct sip_watch *)h)->accepted = 0;
+	for (struct sip_hobj *h = st->calls.head; h; h = h->next)
+		((struct sip_call *)h)->ending = 1;
 	nua_shutdown(st->nua);
 	reactor_kick(st->reactor);
 }
@@ -1360,34 +1330,34 @@ void sip_stack_free(struct sip_stack *st)
 	for (size_t i = 0; st->routes && i < st->conf->npeers; i++)
 		free(st->routes[i]);
 	free(st->routes);
-	while (st->in_head) {
-		struct sip_incoming *in = st->in_head;
+	while (st->in.head) {
+		struct sip_incoming *in = (struct sip_incoming *)st->in.head;
 
 		sip_incoming_unlink(in);
 		msg_destroy(in->msg);
 		free(in);
 	}
-	while (st->out_head) {
-		struct sip_outgoing *out = st->out_head;
+	while (st->out.head) {
+		struct sip_outgoing *out = (struct sip_outgoing *)st->out.head;
 
 		sip_outgoing_unlink(out);
 		free(out);
 	}
-	while (st->sub_head) {
-		struct sip_sub *sub = st->sub_head;
+	while (st->subs.head) {
+		struct sip_sub *sub = (struct sip_sub *)st->subs.head;
 
 		sip_sub_unlink(sub);
 		sip_sub_free(sub);
 	}
-	while (st->call_head) {
-		struct sip_call *call = st->call_head;
+	while (st->calls.head) {
+		struct sip_call *call = (struct sip_call *)st->calls.head;
 
 		sip_call_unlink(call);
 		free(call->our_sdp);
 		free(call);
 	}
-	while (st->watch_head) {
-		struct sip_watch *w = st->watch_head;
+	while (st->watches.head) {
+		struct sip_watch *w = (struct sip_watch *)st->watches.head;
 
 		sip_watch_unlink(w);
 		if (w->msg)

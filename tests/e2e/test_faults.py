@@ -134,11 +134,7 @@ async def test_component_link_reset_under_sip_load(env):
         await wait_for(lambda: len(sender.final) == n, 40, "a final status for every MESSAGE")
         await asyncio.sleep(1.0)
         got = [m["body"] for m in alice.inbox if m["body"].startswith("load ")]
-        delivered = {b for b, s in sender.final.items() if s in (200, 202)}
-        errors = {b for b, s in sender.final.items() if s >= 300}
-        check(len(got) == len(set(got)), f"no duplicates at the XMPP user: {len(got) - len(set(got))}")
-        check(delivered <= set(got), f"every 200/202 reached alice; missing {sorted(delivered - set(got))[:5]}")
-        check(not (set(got) & errors), f"nothing both delivered and refused: {sorted(set(got) & errors)[:5]}")
+        delivered, errors = account(sender, got, n, [gw])
         check(errors, "the reset cost some messages an error (503), as it should")
         check(gw.log_count(r"component \S+: connected") >= 2, "the link came back")
         sender.transport.close()
@@ -210,14 +206,22 @@ async def test_sip_peer_restart_under_xmpp_load(env):
     peer.stop()
 
 
-def account(sender, got, n):
-    """The exactly-once checks: returns (delivered, errors)."""
+def account(sender, got, n, gateways=()):
+    """The exactly-once checks: returns (delivered, errors).
+
+    One outcome is ambiguous by nature: a message already written to the component link when
+    the link drops has no verdict; the gateway answers it 503 (docs/interworking.md, delivery
+    verdicts) though the server may have taken it.  So a message may be both delivered and
+    refused only if a gateway logged that many verdicts lost with its link."""
     delivered = {b for b, s in sender.final.items() if s in (200, 202)}
     errors = {b for b, s in sender.final.items() if s >= 300}
     check(len(sender.final) == n, f"a final status for every MESSAGE: {len(sender.final)} of {n}")
     check(len(got) == len(set(got)), f"no duplicates at the XMPP user: {len(got) - len(set(got))}")
     check(delivered <= set(got), f"every 200/202 reached alice; missing {sorted(delivered - set(got))[:5]}")
-    check(not (set(got) & errors), f"nothing both delivered and refused: {sorted(set(got) & errors)[:5]}")
+    both = set(got) & errors
+    lost_verdicts = sum(gw.log_count(r"lost before a verdict on") for gw in gateways)
+    check(len(both) <= lost_verdicts,
+          f"delivered and refused: {sorted(both)[:5]}, only {lost_verdicts} verdicts lost with the link")
     return delivered, errors
 
 
@@ -237,7 +241,7 @@ async def test_gateway_restart_under_sip_load(env):
     await wait_for(lambda: len(sender.final) == n, 40, "a final status for every MESSAGE")
     await asyncio.sleep(1.0)
     got = [m["body"] for m in alice.inbox if m["body"].startswith("gwload ")]
-    delivered, errors = account(sender, got, n)
+    delivered, errors = account(sender, got, n, [gw, restarted])
     check(len(delivered) >= n // 2, f"most messages went through: {len(delivered)} of {n}")
     sender.transport.close()
 
@@ -248,18 +252,24 @@ async def test_prosody_restart_under_sip_load(env):
     sender = SipSender(env.gw_sip_port)
     await sender.start()
     n = 200
+
+    async def restart():
+        await alice.logout()
+        env.clients.remove(alice)
+        await env.prosody.stop()
+        await env.prosody.start()
+    # the load goes on while Prosody restarts, so that some messages meet the link down
+    restarting = None
     for i in range(n):
         sender.message(f"xsload {i:04d}")
         if i == n // 2:
-            await alice.logout()
-            env.clients.remove(alice)
-            await env.prosody.stop()
-            await env.prosody.start()
+            restarting = asyncio.ensure_future(restart())
         await asyncio.sleep(0.005)
+    await restarting
     await wait_for(lambda: len(sender.final) == n, 40, "a final status for every MESSAGE")
     again = await env.client("alice")       # offline messages are delivered on login
     await asyncio.sleep(2.0)
     got = [m["body"] for m in alice.inbox + again.inbox if m["body"].startswith("xsload ")]
-    delivered, errors = account(sender, got, n)
+    delivered, errors = account(sender, got, n, [gw])
     check(errors, "messages while Prosody was down were refused (503), not taken")
     sender.transport.close()
