@@ -188,7 +188,7 @@ static void gw_on_sip_watch_ended(void *arg, struct sip_watch *w, int status)
  * messages leaves much freed memory behind it, scattered between live allocations; glibc gives
  * it back only through malloc_trim(), which walks every free chunk: about 70 ms after a burst of
  * 20 000 messages, a stall nobody should see in their latency.  So it runs once traffic (SIP
- * requests and stanzas received) has stopped for longer than the transactions are kept, or,
+ * requests, stanzas and MSRP data received) has stopped for longer than the transactions are kept, or,
  * under a load that never pauses, at most every GW_TRIM_FORCE_MS. */
 static void gw_trim_cb(evutil_socket_t fd, short what, void *arg)
 {

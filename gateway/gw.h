@@ -83,7 +83,7 @@ struct gw {
 	struct event *sig_ev[2];	/* SIGTERM, SIGINT */
 	struct event *drain_ev;
 	struct event *trim_ev;		/* returns freed memory to the system when idle */
-	unsigned long long activity;	/* SIP requests and stanzas received, for the trimmer */
+	unsigned long long activity;	/* SIP requests, stanzas and MSRP reads, for the trimmer */
 	unsigned long long trim_activity; /* activity at the trimmer's last check */
 	uint64_t active_ms;		/* when the trimmer last saw activity change */
 	uint64_t trimmed_ms;		/* when memory was last trimmed */

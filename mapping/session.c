@@ -898,6 +898,7 @@ static void mconn_read_cb(struct bufferevent *bev, void *arg)
 	struct mconn *c = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
 
+	c->ss->gw->activity++;	/* MSRP traffic too keeps the memory trimmer away (gw.c) */
 	while (!c->dead && evbuffer_get_length(in)) {
 		struct evbuffer_iovec v;
 		int status = 0;
