@@ -423,26 +423,21 @@ async def measure(env, target, alice, rx, args):
     rules = {"sip_in": ["udp", "dst", target.sip_port], "xmpp_out": ["tcp", "dst", comp],
              "xmpp_in": ["tcp", "src", comp], "sip_out": ["udp", "dst", env.peer_sip_port]}
     # at half of this gateway's own peak (the measure), then at one rate for both
-    for label, s2x_rate, x2s_rate in (("half", int(r["s2x_rate"] / 2), int(r["x2s_rate"] / 2)),
-                                      ("common", args.common_rate, args.common_rate)):
-        if args.no_latency:
-            break
-        async with Capture(env.workdir, rules) as cap:
-            m0 = machine_busy()
-            await run_sip_to_xmpp(env, target, rx, f"{target.name}-{label}", args.latency_n, max(s2x_rate, 1))
-            r[f"s2x_{label}_busy"] = busy_share(m0, machine_busy())
-        d, n_in, n_out = cap.delays_ms("sip_in", "xmpp_out")
-        check(len(d) >= 0.99 * args.latency_n, f"{target.name}: SIP->XMPP capture matched {len(d)} "
-              f"of {args.latency_n} ({n_in} in, {n_out} out)")
-        r[f"s2x_{label}"], r[f"s2x_{label}_lat"] = s2x_rate, percentiles(d)
-        async with Capture(env.workdir, rules) as cap:
-            m0 = machine_busy()
-            await run_xmpp_to_sip(env, target, alice, f"{target.name}-{label}", args.latency_n, max(x2s_rate, 1))
-            r[f"x2s_{label}_busy"] = busy_share(m0, machine_busy())
-        d, n_in, n_out = cap.delays_ms("xmpp_in", "sip_out")
-        check(len(d) >= 0.99 * args.latency_n, f"{target.name}: XMPP->SIP capture matched {len(d)} "
-              f"of {args.latency_n} ({n_in} in, {n_out} out)")
-        r[f"x2s_{label}"], r[f"x2s_{label}_lat"] = x2s_rate, percentiles(d)
+    directions = (("s2x", "SIP->XMPP", "sip_in", "xmpp_out",
+                   lambda tag, rate: run_sip_to_xmpp(env, target, rx, tag, args.latency_n, rate)),
+                  ("x2s", "XMPP->SIP", "xmpp_in", "sip_out",
+                   lambda tag, rate: run_xmpp_to_sip(env, target, alice, tag, args.latency_n, rate)))
+    for label in () if args.no_latency else ("half", "common"):
+        for d, name, rule_in, rule_out, run in directions:
+            rate = int(r[f"{d}_rate"] / 2) if label == "half" else args.common_rate
+            async with Capture(env.workdir, rules) as cap:
+                m0 = machine_busy()
+                await run(f"{target.name}-{label}", max(rate, 1))
+                r[f"{d}_{label}_busy"] = busy_share(m0, machine_busy())
+            lat, n_in, n_out = cap.delays_ms(rule_in, rule_out)
+            check(len(lat) >= 0.99 * args.latency_n, f"{target.name}: {name} capture matched "
+                  f"{len(lat)} of {args.latency_n} ({n_in} in, {n_out} out)")
+            r[f"{d}_{label}"], r[f"{d}_{label}_lat"] = rate, percentiles(lat)
 
     errors = [m for m in alice.inbox if m["type"] == "error"]
     check(not errors, f"{target.name}: {len(errors)} XMPP errors, first: {errors[:1]}")

@@ -217,6 +217,14 @@ static char *sip_route_url_new(const struct conf_peer *peer)
 			    v6 ? "]" : "", peer->route_port, conf_transport_name(peer->route_transport));
 }
 
+static void sip_routes_free(struct sip_stack *st)
+{
+	for (size_t i = 0; st->routes && i < st->conf->npeers; i++)
+		free(st->routes[i]);
+	free(st->routes);
+	st->routes = NULL;
+}
+
 /* The same, made once per peer at start (it is on every request's path).  Borrowed. */
 static const char *sip_route_url(const struct sip_stack *st, const struct conf_peer *peer)
 {
@@ -1189,9 +1197,7 @@ struct sip_stack *sip_stack_new(struct reactor *reactor, const struct conf *conf
 		free(urls[0]);
 		free(urls[1]);
 		su_home_deinit(st->home);
-		for (size_t i = 0; i < conf->npeers; i++)
-			free(st->routes[i]);
-		free(st->routes);
+		sip_routes_free(st);
 		free(st);
 		return NULL;
 	}
@@ -1327,9 +1333,7 @@ void sip_stack_free(struct sip_stack *st)
 {
 	if (!st)
 		return;
-	for (size_t i = 0; st->routes && i < st->conf->npeers; i++)
-		free(st->routes[i]);
-	free(st->routes);
+	sip_routes_free(st);
 	while (st->in.head) {
 		struct sip_incoming *in = (struct sip_incoming *)st->in.head;
 

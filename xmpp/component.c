@@ -448,49 +448,46 @@ void xmpp_link_start(struct xmpp_link *link)
 		link_connect(link);
 }
 
-int xmpp_link_send(struct xmpp_link *link, xmpp_stanza_t *stanza)
+/* Writes link->out, and lets one huge stanza's buffer go rather than keep it. */
+static void link_write_out(struct xmpp_link *link)
 {
 	struct xmpp_text *t = &link->out;
 
+	link_write(link, t->p, t->len);
+	if (t->cap > 64 * 1024)
+		xmpp_text_free(t);
+}
+
+int xmpp_link_send(struct xmpp_link *link, xmpp_stanza_t *stanza)
+{
 	if (link->state != LINK_UP || !link->bev)
 		return -1;
-	t->len = 0;
-	xmpp_text_stanza(t, stanza);
-	link_write(link, t->p, t->len);
+	link->out.len = 0;
+	xmpp_text_stanza(&link->out, stanza);
 	if (log_enabled(CONF_LOG_DEBUG))
-		log_debug("component %s: sent %.*s", link->domain, t->len > 600 ? 600 : (int)t->len, t->p);
-	if (t->cap > 64 * 1024)
-		xmpp_text_free(t);	/* do not keep one huge stanza's buffer */
+		log_debug("component %s: sent %.*s", link->domain,
+			  link->out.len > 600 ? 600 : (int)link->out.len, link->out.p);
+	link_write_out(link);
 	return 0;
 }
 
 int xmpp_link_send_to(struct xmpp_link *link, const char *text, size_t len, const char *to)
 {
+	struct xmpp_text *t = &link->out;
 	size_t name = 0;
-	const char *run = to;
 
 	if (link->state != LINK_UP || !link->bev || !len)
 		return -1;
 	while (name + 1 < len && text[name + 1] != ' ' && text[name + 1] != '>' &&
 	       text[name + 1] != '/')
 		name++;
-	link_write(link, text, name + 1);
-	link_write(link, " to='", 5);
-	/* the address, escaped for an attribute: runs of plain bytes written as they are */
-	for (const char *p = to;; p++) {
-		const char *e = *p == '&' ? "&amp;" : *p == '<' ? "&lt;" : *p == '\'' ? "&apos;" :
-				*p == '"' ? "&quot;" : NULL;
-
-		if (e || !*p) {
-			link_write(link, run, (size_t)(p - run));
-			if (!*p)
-				break;
-			link_write(link, e, strlen(e));
-			run = p + 1;
-		}
-	}
-	link_write(link, "'", 1);
-	link_write(link, text + name + 1, len - name - 1);
+	t->len = 0;
+	xmpp_text_add(t, text, name + 1);
+	xmpp_text_add(t, " to='", 5);
+	xmpp_text_attr(t, to);
+	xmpp_text_add(t, "'", 1);
+	xmpp_text_add(t, text + name + 1, len - name - 1);
+	link_write_out(link);
 	return 0;
 }
 

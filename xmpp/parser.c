@@ -416,7 +416,7 @@ static void text_reserve(struct xmpp_text *t, size_t more)
 	t->cap = cap;
 }
 
-static void text_add(struct xmpp_text *t, const char *s, size_t n)
+void xmpp_text_add(struct xmpp_text *t, const char *s, size_t n)
 {
 	text_reserve(t, n);
 	memcpy(t->p + t->len, s, n);
@@ -433,7 +433,7 @@ static void text_escaped(struct xmpp_text *t, const char *s, int in_attr)
 		const char *e;
 
 		switch (*p) {
-		case '\0': text_add(t, run, (size_t)(p - run)); return;
+		case '\0': xmpp_text_add(t, run, (size_t)(p - run)); return;
 		case '&': e = "&amp;"; break;
 		case '<': e = "&lt;"; break;
 		case '>': e = in_attr ? NULL : "&gt;"; break;
@@ -445,11 +445,17 @@ static void text_escaped(struct xmpp_text *t, const char *s, int in_attr)
 		default: e = NULL; break;
 		}
 		if (e) {
-			text_add(t, run, (size_t)(p - run));
-			text_add(t, e, strlen(e));
+			xmpp_text_add(t, run, (size_t)(p - run));
+			xmpp_text_add(t, e, strlen(e));
 			run = p + 1;
 		}
 	}
+}
+
+void xmpp_text_attr(struct xmpp_text *t, const char *value)
+{
+	text_reserve(t, 0);
+	text_escaped(t, value, 1);
 }
 
 void xmpp_text_stanza(struct xmpp_text *t, xmpp_stanza_t *stanza)
@@ -468,32 +474,32 @@ void xmpp_text_stanza(struct xmpp_text *t, xmpp_stanza_t *stanza)
 	name = xmpp_stanza_get_name(stanza);
 	if (!name)
 		return;
-	text_add(t, "<", 1);
-	text_add(t, name, strlen(name));
+	xmpp_text_add(t, "<", 1);
+	xmpp_text_add(t, name, strlen(name));
 	n = xmpp_stanza_get_attribute_count(stanza);
 	if (n > 32 && !(a = malloc((size_t)n * 2 * sizeof(*a))))
 		gw_fatal("xmpp_text: out of memory");
 	n = xmpp_stanza_get_attributes(stanza, a, n * 2);
 	for (int i = 0; i + 1 < n; i += 2) {
-		text_add(t, " ", 1);
-		text_add(t, a[i], strlen(a[i]));
-		text_add(t, "='", 2);
+		xmpp_text_add(t, " ", 1);
+		xmpp_text_add(t, a[i], strlen(a[i]));
+		xmpp_text_add(t, "='", 2);
 		text_escaped(t, a[i + 1] ? a[i + 1] : "", 1);
-		text_add(t, "'", 1);
+		xmpp_text_add(t, "'", 1);
 	}
 	if (a != attrs)
 		free(a);
 	child = xmpp_stanza_get_children(stanza);
 	if (!child) {
-		text_add(t, "/>", 2);
+		xmpp_text_add(t, "/>", 2);
 		return;
 	}
-	text_add(t, ">", 1);
+	xmpp_text_add(t, ">", 1);
 	for (; child; child = xmpp_stanza_get_next(child))
 		xmpp_text_stanza(t, child);
-	text_add(t, "</", 2);
-	text_add(t, name, strlen(name));
-	text_add(t, ">", 1);
+	xmpp_text_add(t, "</", 2);
+	xmpp_text_add(t, name, strlen(name));
+	xmpp_text_add(t, ">", 1);
 }
 
 void xmpp_text_free(struct xmpp_text *t)

@@ -48,6 +48,10 @@ struct xmpp_text {
  * Text escapes &, < and >, and CR as &#13; attribute values (in '...') escape &, <, ', " and TAB,
  * LF, CR as character references, so every parser reads back exactly what the stanza holds. */
 void xmpp_text_stanza(struct xmpp_text *t, xmpp_stanza_t *stanza);
+/* Appends n bytes as they are. */
+void xmpp_text_add(struct xmpp_text *t, const char *s, size_t n);
+/* Appends value escaped for an attribute in '...', as xmpp_text_stanza() writes attributes. */
+void xmpp_text_attr(struct xmpp_text *t, const char *value);
 /* Frees t->p and empties t. */
 void xmpp_text_free(struct xmpp_text *t);
 
