@@ -353,7 +353,7 @@ class Sipp:
     """One sipp process running a scenario rendered from tests/e2e/sipp/."""
 
     def __init__(self, env, name, template, values, port=None, remote=None, calls=1, timeout=20,
-                 transport="u1"):
+                 transport="u1", auto_answer=False):
         self.env = env
         self.name = name
         self.port = port or free_port()
@@ -368,6 +368,10 @@ class Sipp:
                      "-message_file", self.trace, "-trace_err", "-error_file", self.errors,
                      "-timeout", f"{timeout}s", "-timeout_error", "-max_recv_loops", "1000",
                      "-base_cseq", "1"]
+        if auto_answer:
+            # sipp answers 200 to a NOTIFY (INFO, OPTIONS, UPDATE) the scenario does not expect
+            # at that point, instead of aborting the call
+            self.args.append("-aa")
         if remote:
             self.args.append(remote)
         self.proc = None
@@ -744,8 +748,15 @@ def presence_server(env, port=None, status=200, phrase=None, expires=60,
 
 
 def notifies_of(sipp):
-    """The NOTIFY requests a sipp instance received: [(headers, body bytes)] in order."""
-    return [(h, b) for start, h, b in sipp.received() if start.startswith("NOTIFY ")]
+    """The NOTIFY requests a sipp instance received: [(headers, body bytes)], each dialog's in
+    CSeq order (the order its notifier sent them: a proxy with several workers may deliver them
+    out of order, and a UA goes by the CSeq, RFC 3261 12.2.2), dialogs in order of first arrival."""
+    got = [(h, b) for start, h, b in sipp.received() if start.startswith("NOTIFY ")]
+    first = {}
+    for h, b in got:
+        first.setdefault(h["call-id"][0], len(first))
+    return sorted(got, key=lambda hb: (first[hb[0]["call-id"][0]],
+                                       int(hb[0]["cseq"][0].split()[0])))
 
 
 def responses_of(sipp):
