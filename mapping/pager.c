@@ -21,6 +21,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include <event2/event.h>
 
@@ -53,12 +54,10 @@ struct pager_in {
 	char *sip_from;			/* the SIP sender */
 	char *sip_to;			/* the XMPP user, as a SIP URI */
 	char *jid_to;			/* the XMPP user, as addressed */
-	struct pager_in *prev, *next;	/* in pl->held, or pg->recent once answered */
+	TAILQ_ENTRY(pager_in) entry;	/* in pl->held, or pg->recent once answered */
 };
 
-struct pager_list {
-	struct pager_in *head, *tail;
-};
+TAILQ_HEAD(pager_list, pager_in);	/* oldest first */
 
 /* Per component link: the held messages in the order they were sent, and barrier state. */
 struct pager_link {
@@ -75,7 +74,7 @@ struct pager_out {
 	struct xmpp_link *link;
 	xmpp_stanza_t *stanza;		/* a copy of the original, to bounce on failure */
 	struct sip_outgoing *out;
-	struct pager_out *prev, *next;
+	LIST_ENTRY(pager_out) entry;	/* in pg->outs */
 };
 
 struct pager {
@@ -84,37 +83,11 @@ struct pager {
 	struct pager_link *links;
 	size_t nlinks;
 	struct pager_list recent;	/* answered, kept for late errors */
-	struct pager_out *outs;
+	LIST_HEAD(, pager_out) outs;
 	size_t nout, nheld;
 	struct event *sweep_ev;
 	int closing;
 };
-
-/* ---- lists */
-
-static void list_append(struct pager_list *l, struct pager_in *e)
-{
-	e->next = NULL;
-	e->prev = l->tail;
-	if (l->tail)
-		l->tail->next = e;
-	else
-		l->head = e;
-	l->tail = e;
-}
-
-static void list_remove(struct pager_list *l, struct pager_in *e)
-{
-	if (e->prev)
-		e->prev->next = e->next;
-	else
-		l->head = e->next;
-	if (e->next)
-		e->next->prev = e->prev;
-	else
-		l->tail = e->prev;
-	e->prev = e->next = NULL;
-}
 
 static struct pager_link *pager_link_of(struct pager *pg, struct xmpp_link *link)
 {
@@ -136,13 +109,13 @@ static void pager_in_free(struct pager_in *e)
 static void pager_in_settle(struct pager *pg, struct pager_in *e, int status, const char *phrase,
 			    unsigned retry_after)
 {
-	list_remove(&e->pl->held, e);
+	TAILQ_REMOVE(&e->pl->held, e, entry);
 	pg->nheld--;
 	sip_incoming_respond(e->in, status, phrase, retry_after, NULL);
 	e->in = NULL;
 	if (status >= 200 && status < 300) {
 		e->t_ms = gw_now_ms(pg->gw);
-		list_append(&pg->recent, e);
+		TAILQ_INSERT_TAIL(&pg->recent, e, entry);
 	} else {
 		dict_del(pg->ins, e->id);
 		pager_in_free(e);
@@ -227,10 +200,12 @@ static void pager_barrier_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct pager_link *pl = arg;
 	struct pager *pg = pl->pg;
+	struct pager_in *last;
 	xmpp_stanza_t *iq;
 	char id[48];
 
-	if (!pl->held.tail || pl->held.tail->barrier != pl->next_barrier)
+	last = TAILQ_LAST(&pl->held, pager_list);
+	if (!last || last->barrier != pl->next_barrier)
 		return;		/* nothing new to cover */
 	snprintf(id, sizeof(id), "%s-b%lu", gw_id_prefix(pg->gw), pl->next_barrier);
 	iq = xmpp_iq_new(pg->gw->xctx, "get", id);
@@ -249,6 +224,7 @@ int pager_iq_reply(struct pager *pg, struct xmpp_link *link, xmpp_stanza_t *iq)
 	struct pager_link *pl = pager_link_of(pg, link);
 	const char *id = xmpp_stanza_get_id(iq), *prefix = gw_id_prefix(pg->gw);
 	size_t plen = strlen(prefix);
+	struct pager_in *e;
 	char *end;
 	unsigned long n;
 
@@ -257,8 +233,8 @@ int pager_iq_reply(struct pager *pg, struct xmpp_link *link, xmpp_stanza_t *iq)
 	n = strtoul(id + plen + 2, &end, 10);
 	if (*end)
 		return 0;
-	while (pl->held.head && pl->held.head->barrier <= n)
-		pager_in_settle(pg, pl->held.head, 200, "OK", 0);
+	while ((e = TAILQ_FIRST(&pl->held)) && e->barrier <= n)
+		pager_in_settle(pg, e, 200, "OK", 0);
 	return 1;
 }
 
@@ -426,7 +402,7 @@ void pager_from_sip(struct pager *pg, struct sip_incoming *in, const struct sip_
 	e->sip_to = gw_xstrdup(info->request_uri);
 	e->jid_to = gw_xstrdup(to_jid);
 	dict_set(pg->ins, e->id, e);
-	list_append(&pl->held, e);
+	TAILQ_INSERT_TAIL(&pl->held, e, entry);
 	pg->nheld++;
 	event_active(pl->barrier_ev, EV_TIMEOUT, 0);
 }
@@ -485,7 +461,7 @@ static void pager_xmpp_error(struct pager *pg, struct xmpp_link *link, xmpp_stan
 		return;
 	}
 	pager_late_error(pg, e, cond, text);
-	list_remove(&pg->recent, e);
+	TAILQ_REMOVE(&pg->recent, e, entry);
 	dict_del(pg->ins, e->id);
 	pager_in_free(e);
 }
@@ -506,12 +482,7 @@ static void pager_bounce(struct pager *pg, struct xmpp_link *link, xmpp_stanza_t
 
 static void pager_out_unlink(struct pager *pg, struct pager_out *o)
 {
-	if (o->prev)
-		o->prev->next = o->next;
-	else
-		pg->outs = o->next;
-	if (o->next)
-		o->next->prev = o->prev;
+	LIST_REMOVE(o, entry);
 	pg->nout--;
 }
 
@@ -640,10 +611,7 @@ void pager_from_xmpp(struct pager *pg, struct xmpp_link *link, xmpp_stanza_t *st
 		pager_bounce(pg, link, stanza, "service-unavailable", "the SIP side is shutting down");
 		return;
 	}
-	o->next = pg->outs;
-	if (pg->outs)
-		pg->outs->prev = o;
-	pg->outs = o;
+	LIST_INSERT_HEAD(&pg->outs, o, entry);
 	pg->nout++;
 	log_debug("message %s -> %s sent as SIP MESSAGE", from_uri, to_uri);
 }
@@ -654,20 +622,19 @@ static void pager_sweep_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct pager *pg = arg;
 	uint64_t now = gw_now_ms(pg->gw), wait = pg->gw->conf->im_delivery_wait_ms;
+	struct pager_in *e;
 
 	for (size_t i = 0; i < pg->nlinks; i++) {
 		struct pager_link *pl = &pg->links[i];
 
-		while (pl->held.head && now - pl->held.head->t_ms >= wait) {
-			log_info("no delivery verdict for %s within %llu ms: 202",
-				 pl->held.head->id, (unsigned long long)wait);
-			pager_in_settle(pg, pl->held.head, 202, "Accepted", 0);
+		while ((e = TAILQ_FIRST(&pl->held)) && now - e->t_ms >= wait) {
+			log_info("no delivery verdict for %s within %llu ms: 202", e->id,
+				 (unsigned long long)wait);
+			pager_in_settle(pg, e, 202, "Accepted", 0);
 		}
 	}
-	while (pg->recent.head && now - pg->recent.head->t_ms >= wait) {
-		struct pager_in *e = pg->recent.head;
-
-		list_remove(&pg->recent, e);
+	while ((e = TAILQ_FIRST(&pg->recent)) && now - e->t_ms >= wait) {
+		TAILQ_REMOVE(&pg->recent, e, entry);
 		dict_del(pg->ins, e->id);
 		pager_in_free(e);
 	}
@@ -676,13 +643,13 @@ static void pager_sweep_cb(evutil_socket_t fd, short what, void *arg)
 void pager_link_state(struct pager *pg, struct xmpp_link *link, int up)
 {
 	struct pager_link *pl = pager_link_of(pg, link);
+	struct pager_in *e;
 
 	if (!pl || up)
 		return;
-	while (pl->held.head) {
-		log_info("link %s lost before a verdict on %s: 503", xmpp_link_domain(link),
-			 pl->held.head->id);
-		pager_in_settle(pg, pl->held.head, 503, "XMPP Link Lost", 1);
+	while ((e = TAILQ_FIRST(&pl->held))) {
+		log_info("link %s lost before a verdict on %s: 503", xmpp_link_domain(link), e->id);
+		pager_in_settle(pg, e, 503, "XMPP Link Lost", 1);
 	}
 }
 
@@ -695,8 +662,10 @@ struct pager *pager_new(struct gw *gw)
 	pg->ins = dict_new();
 	pg->nlinks = gw->nlinks;
 	pg->links = gw_xcalloc(pg->nlinks, sizeof(*pg->links));
+	TAILQ_INIT(&pg->recent);
 	for (size_t i = 0; i < pg->nlinks; i++) {
 		pg->links[i].pg = pg;
+		TAILQ_INIT(&pg->links[i].held);
 		pg->links[i].link = gw->links[i];
 		pg->links[i].next_barrier = 1;
 		pg->links[i].barrier_ev = event_new(gw->base, -1, 0, pager_barrier_cb, &pg->links[i]);
@@ -716,13 +685,14 @@ size_t pager_pending(const struct pager *pg)
 
 void pager_abort(struct pager *pg)
 {
+	struct pager_in *e;
+	struct pager_out *o;
+
 	pg->closing = 1;
 	for (size_t i = 0; i < pg->nlinks; i++)
-		while (pg->links[i].held.head)
-			pager_in_settle(pg, pg->links[i].held.head, 503, "Shutting Down", 5);
-	while (pg->outs) {
-		struct pager_out *o = pg->outs;
-
+		while ((e = TAILQ_FIRST(&pg->links[i].held)))
+			pager_in_settle(pg, e, 503, "Shutting Down", 5);
+	while ((o = LIST_FIRST(&pg->outs))) {
 		sip_outgoing_cancel(o->out);
 		pager_out_unlink(pg, o);
 		pager_bounce(pg, o->link, o->stanza, "service-unavailable",
@@ -739,13 +709,13 @@ void pager_close(struct pager *pg)
 
 void pager_free(struct pager *pg)
 {
+	struct pager_in *e;
+
 	if (!pg)
 		return;
 	pager_abort(pg);
-	while (pg->recent.head) {
-		struct pager_in *e = pg->recent.head;
-
-		list_remove(&pg->recent, e);
+	while ((e = TAILQ_FIRST(&pg->recent))) {
+		TAILQ_REMOVE(&pg->recent, e, entry);
 		pager_in_free(e);
 	}
 	for (size_t i = 0; i < pg->nlinks; i++)

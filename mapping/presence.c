@@ -27,6 +27,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include <event2/event.h>
 
@@ -84,7 +85,7 @@ struct presence {
 	struct dict *views;	/* "jid\nwatcher-jid" -> struct xview */
 	size_t nwatchers;	/* XMPP watchers of SIP presentities, all presentities */
 	size_t nsubscribing;	/* presentities in SPRES_SUBSCRIBING */
-	struct spres *queue_head, *queue_tail;	/* SPRES_QUEUED, oldest first */
+	TAILQ_HEAD(, spres) queue;	/* SPRES_QUEUED, oldest first */
 	struct event *queue_ev;	/* starts queued SUBSCRIBEs on the next loop pass */
 	int closing;
 };
@@ -100,7 +101,7 @@ struct spres {
 	unsigned failures;	/* consecutive dialogs that ended without going active */
 	struct dict *watchers;	/* bare JID -> (void *)(intptr_t)enum watcher_state */
 	struct pidf_doc *doc;	/* last document, NULL when none */
-	struct spres *qprev, *qnext;	/* in the queue while SPRES_QUEUED */
+	TAILQ_ENTRY(spres) qentry;	/* in pr->queue while SPRES_QUEUED */
 	int fresh;		/* a new dialog that has not been active yet */
 };
 
@@ -237,21 +238,6 @@ static void pres_bounce(struct presence *pr, struct xmpp_link *link, xmpp_stanza
 
 static void spres_subscribe(struct spres *sp);
 
-static void queue_unlink(struct spres *sp)
-{
-	struct presence *pr = sp->pr;
-
-	if (sp->qprev)
-		sp->qprev->qnext = sp->qnext;
-	else
-		pr->queue_head = sp->qnext;
-	if (sp->qnext)
-		sp->qnext->qprev = sp->qprev;
-	else
-		pr->queue_tail = sp->qprev;
-	sp->qprev = sp->qnext = NULL;
-}
-
 static void spres_enter_state(struct spres *sp, enum spres_state state)
 {
 	struct presence *pr = sp->pr;
@@ -261,20 +247,14 @@ static void spres_enter_state(struct spres *sp, enum spres_state state)
 	log_info("presence %s: %s -> %s (%zu watchers)", sp->uri, spres_state_names[sp->state],
 		 spres_state_names[state], dict_count(sp->watchers));
 	if (sp->state == SPRES_QUEUED)
-		queue_unlink(sp);
+		TAILQ_REMOVE(&pr->queue, sp, qentry);
 	if (sp->state == SPRES_SUBSCRIBING && pr->nsubscribing-- == PRES_MAX_SUBSCRIBING &&
-	    pr->queue_head)
+	    !TAILQ_EMPTY(&pr->queue))
 		event_active(pr->queue_ev, EV_TIMEOUT, 0);	/* a slot is free */
 	if (state == SPRES_SUBSCRIBING)
 		pr->nsubscribing++;
-	if (state == SPRES_QUEUED) {
-		sp->qprev = pr->queue_tail;
-		if (pr->queue_tail)
-			pr->queue_tail->qnext = sp;
-		else
-			pr->queue_head = sp;
-		pr->queue_tail = sp;
-	}
+	if (state == SPRES_QUEUED)
+		TAILQ_INSERT_TAIL(&pr->queue, sp, qentry);
 	sp->state = state;
 }
 
@@ -282,8 +262,8 @@ static void queue_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct presence *pr = arg;
 
-	while (!pr->closing && pr->queue_head && pr->nsubscribing < PRES_MAX_SUBSCRIBING)
-		spres_subscribe(pr->queue_head);
+	while (!pr->closing && !TAILQ_EMPTY(&pr->queue) && pr->nsubscribing < PRES_MAX_SUBSCRIBING)
+		spres_subscribe(TAILQ_FIRST(&pr->queue));
 }
 
 static void spres_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -1093,6 +1073,7 @@ struct presence *presence_new(struct gw *gw)
 	void *args[2];
 
 	pr->gw = gw;
+	TAILQ_INIT(&pr->queue);
 	pr->spres = dict_new();
 	pr->views = dict_new();
 	pr->queue_ev = event_new(gw->base, -1, 0, queue_cb, pr);

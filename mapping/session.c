@@ -24,6 +24,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/random.h>
 
 #include <event2/buffer.h>
@@ -64,7 +65,7 @@ struct mconn;
 
 /* A message from XMPP on its way to the SIP user. */
 struct mout {
-	struct mout *next;
+	STAILQ_ENTRY(mout) qentry;	/* in se->queue */
 	char *stanza_id;	/* the XMPP id, for errors and receipts; may be NULL */
 	char *from;		/* the XMPP sender's full JID */
 	char *ctype;
@@ -111,7 +112,7 @@ struct msess {
 	struct sip_call *call;
 	int we_connect;
 	struct mconn *conn;
-	struct mout *q_head, *q_tail;	/* waiting for ACTIVE */
+	STAILQ_HEAD(, mout) queue;	/* waiting for ACTIVE, oldest first */
 	size_t q_bytes;
 	struct dict *sent;	/* tid -> struct mout (chunks in flight) */
 	struct dict *by_msgid;	/* Message-ID -> struct mout (waiting for a REPORT) */
@@ -135,7 +136,7 @@ struct mconn {
 	struct msess *sess;	/* NULL until bound */
 	char peer[64];
 	int dead;
-	struct mconn *prev, *next;
+	LIST_ENTRY(mconn) entry;	/* in ss->conns */
 };
 
 struct sessions {
@@ -148,7 +149,7 @@ struct sessions {
 	struct dict *per_user;	/* XMPP bare JID -> (intptr) sessions */
 	size_t count;
 	struct msess *dead;	/* closed sessions, freed by reap_ev */
-	struct mconn *conns;
+	LIST_HEAD(, mconn) conns;
 	struct event *reap_ev;
 	int closing;
 	int xmpp_opens;		/* some peer has sessions="yes": XMPP chats may open sessions */
@@ -288,6 +289,7 @@ static struct msess *msess_new(struct sessions *ss, const char *xmpp_bare, const
 	intptr_t n;
 
 	se->ss = ss;
+	STAILQ_INIT(&se->queue);
 	random_id(se->id, 21);
 	se->our_path = gw_xasprintf("msrp://%s%s%s:%u/%s;tcp", v6 ? "[" : "", addr, v6 ? "]" : "",
 				    ss->listen_port, se->id);
@@ -351,16 +353,11 @@ static void reap_cb(evutil_socket_t fd, short what, void *arg)
 		ss->dead = se->dead_next;
 		msess_free(se);
 	}
-	for (struct mconn *c = ss->conns, *next; c; c = next) {
-		next = c->next;
+	for (struct mconn *c = LIST_FIRST(&ss->conns), *next; c; c = next) {
+		next = LIST_NEXT(c, entry);
 		if (!c->dead)
 			continue;
-		if (c->prev)
-			c->prev->next = c->next;
-		else
-			ss->conns = c->next;
-		if (c->next)
-			c->next->prev = c->prev;
+		LIST_REMOVE(c, entry);
 		if (c->bev)
 			bufferevent_free(c->bev);
 		msrp_parser_free(c->parser);
@@ -407,6 +404,7 @@ static void msess_close(struct msess *se, int send_bye, int tell_xmpp, const cha
 	struct sessions *ss = se->ss;
 	struct bounce_all b = { se, "recipient-unavailable", why };
 	struct dict *seen;
+	struct mout *m;
 	intptr_t n;
 
 	if (se->state == MS_CLOSED)
@@ -419,14 +417,11 @@ static void msess_close(struct msess *se, int send_bye, int tell_xmpp, const cha
 			sip_call_end(se->call);
 		se->call = NULL;
 	}
-	while (se->q_head) {
-		struct mout *m = se->q_head;
-
-		se->q_head = m->next;
+	while ((m = STAILQ_FIRST(&se->queue))) {
+		STAILQ_REMOVE_HEAD(&se->queue, qentry);
 		mout_bounce(se, m, "recipient-unavailable", why);
 		mout_free(m);
 	}
-	se->q_tail = NULL;
 	/* in flight: bounced once each; a message may be in both tables */
 	dict_foreach(se->sent, bounce_pending, &b);
 	seen = dict_new();
@@ -521,12 +516,10 @@ static void msess_send(struct msess *se, struct mout *m)
 
 static void msess_flush(struct msess *se)
 {
-	while (se->q_head && se->state == MS_ACTIVE) {
-		struct mout *m = se->q_head;
+	struct mout *m;
 
-		se->q_head = m->next;
-		if (!se->q_head)
-			se->q_tail = NULL;
+	while ((m = STAILQ_FIRST(&se->queue)) && se->state == MS_ACTIVE) {
+		STAILQ_REMOVE_HEAD(&se->queue, qentry);
 		se->q_bytes -= m->len;
 		msess_send(se, m);
 	}
@@ -980,10 +973,7 @@ static struct mconn *mconn_new(struct sessions *ss, struct bufferevent *bev, con
 	c->bev = bev;
 	c->parser = msrp_parser_new(max + SESS_MAX_FRAME_SLACK, &cbs, c);
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
-	c->next = ss->conns;
-	if (ss->conns)
-		ss->conns->prev = c;
-	ss->conns = c;
+	LIST_INSERT_HEAD(&ss->conns, c, entry);
 	bufferevent_setcb(bev, mconn_read_cb, NULL, mconn_event_cb, c);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 	return c;
@@ -1124,17 +1114,15 @@ static void call_ended(void *arg, struct sip_call *call, int status, const char 
 	if (status >= 300 && se->state == MS_INVITING) {
 		/* the INVITE failed: the queued messages go back with the mapped condition */
 		char text[96];
+		struct mout *m;
 
 		snprintf(text, sizeof(text), "SIP %03d %s", status, phrase ? phrase : "");
 		b.condition = map_error_from_sip(status);
-		while (se->q_head) {
-			struct mout *m = se->q_head;
-
-			se->q_head = m->next;
+		while ((m = STAILQ_FIRST(&se->queue))) {
+			STAILQ_REMOVE_HEAD(&se->queue, qentry);
 			mout_bounce(se, m, b.condition, text);
 			mout_free(m);
 		}
-		se->q_tail = NULL;
 		msess_close(se, 0, 0, text);
 		return;
 	}
@@ -1450,11 +1438,7 @@ int sessions_from_xmpp(struct sessions *ss, struct xmpp_link *link, xmpp_stanza_
 		return 1;
 	}
 	se->q_bytes += m->len;
-	if (se->q_tail)
-		se->q_tail->next = m;
-	else
-		se->q_head = m;
-	se->q_tail = m;
+	STAILQ_INSERT_TAIL(&se->queue, m, qentry);
 	return 1;
 }
 
@@ -1524,11 +1508,13 @@ size_t sessions_count(const struct sessions *ss)
 
 void sessions_free(struct sessions *ss)
 {
+	struct mconn *c;
+
 	if (!ss)
 		return;
 	ss->closing = 1;
 	dict_foreach(ss->by_id, close_one, NULL);
-	for (struct mconn *c = ss->conns; c; c = c->next)
+	LIST_FOREACH(c, &ss->conns, entry)
 		c->dead = 1;
 	reap_cb(-1, 0, ss);
 	if (ss->listener)

@@ -15,6 +15,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <stddef.h>
@@ -61,34 +62,32 @@ enum sip_hkind {
 
 struct sip_hobj {
 	enum sip_hkind kind;
-	struct sip_hobj *prev, *next;
+	LIST_ENTRY(sip_hobj) link;
 };
 
+/* One of the stack's lists of tracked objects (<sys/queue.h>; all zeroes is empty). */
 struct sip_list {
-	struct sip_hobj *head;
+	LIST_HEAD(, sip_hobj) head;
 	size_t n;
 };
 
 static void sip_list_add(struct sip_list *l, struct sip_hobj *h)
 {
-	h->prev = NULL;
-	h->next = l->head;
-	if (l->head)
-		l->head->prev = h;
-	l->head = h;
+	LIST_INSERT_HEAD(&l->head, h, link);
 	l->n++;
 }
 
 static void sip_list_del(struct sip_list *l, struct sip_hobj *h)
 {
-	if (h->prev)
-		h->prev->next = h->next;
-	else
-		l->head = h->next;
-	if (h->next)
-		h->next->prev = h->prev;
-	h->prev = h->next = NULL;
+	LIST_REMOVE(h, link);
 	l->n--;
+}
+
+/* The first object of l, or NULL: each kind's struct sip_hobj is its first member (asserted
+ * below), so the object is where its struct sip_hobj is. */
+static void *sip_list_first(struct sip_list *l)
+{
+	return LIST_FIRST(&l->head);
 }
 
 struct sip_incoming {
@@ -1300,16 +1299,18 @@ _Static_assert(offsetof(struct sip_call, h) == 0, "sip_call: h first");
 
 void sip_stack_shutdown(struct sip_stack *st)
 {
+	struct sip_incoming *in;
+	struct sip_outgoing *out;
+	struct sip_hobj *h;
+
 	if (st->shutting_down)
 		return;
 	st->shutting_down = 1;
-	while (st->in.head)
-		sip_incoming_respond((struct sip_incoming *)st->in.head, 503, "Shutting Down", 5, NULL);
+	while ((in = sip_list_first(&st->in)))
+		sip_incoming_respond(in, 503, "Shutting Down", 5, NULL);
 	/* transactions still waiting for an answer would hold nua_shutdown() up until they time
 	 * out: their owners are told now and the handles go */
-	while (st->out.head) {
-		struct sip_outgoing *out = (struct sip_outgoing *)st->out.head;
-
+	while ((out = sip_list_first(&st->out))) {
 		sip_outgoing_unlink(out);
 		nua_handle_bind(out->nh, NULL);
 		nua_handle_destroy(out->nh);
@@ -1319,11 +1320,11 @@ void sip_stack_shutdown(struct sip_stack *st)
 	}
 	/* subscriptions: nua_shutdown() ends their dialogs (un-SUBSCRIBE, final NOTIFY); their
 	 * owners are not called any more */
-	for (struct sip_hobj *h = st->subs.head; h; h = h->next)
+	LIST_FOREACH(h, &st->subs.head, link)
 		((struct sip_sub *)h)->ending = 1;
-	for (struct sip_hobj *h = st->watches.head; h; h = h->next)
+	LIST_FOREACH(h, &st->watches.head, link)
 		((struct sip_watch *)h)->accepted = 0;
-	for (struct sip_hobj *h = st->calls.head; h; h = h->next)
+	LIST_FOREACH(h, &st->calls.head, link)
 		((struct sip_call *)h)->ending = 1;
 	nua_shutdown(st->nua);
 	reactor_kick(st->reactor);
@@ -1331,38 +1332,34 @@ void sip_stack_shutdown(struct sip_stack *st)
 
 void sip_stack_free(struct sip_stack *st)
 {
+	struct sip_incoming *in;
+	struct sip_outgoing *out;
+	struct sip_sub *sub;
+	struct sip_call *call;
+	struct sip_watch *w;
+
 	if (!st)
 		return;
 	sip_routes_free(st);
-	while (st->in.head) {
-		struct sip_incoming *in = (struct sip_incoming *)st->in.head;
-
+	while ((in = sip_list_first(&st->in))) {
 		sip_incoming_unlink(in);
 		msg_destroy(in->msg);
 		free(in);
 	}
-	while (st->out.head) {
-		struct sip_outgoing *out = (struct sip_outgoing *)st->out.head;
-
+	while ((out = sip_list_first(&st->out))) {
 		sip_outgoing_unlink(out);
 		free(out);
 	}
-	while (st->subs.head) {
-		struct sip_sub *sub = (struct sip_sub *)st->subs.head;
-
+	while ((sub = sip_list_first(&st->subs))) {
 		sip_sub_unlink(sub);
 		sip_sub_free(sub);
 	}
-	while (st->calls.head) {
-		struct sip_call *call = (struct sip_call *)st->calls.head;
-
+	while ((call = sip_list_first(&st->calls))) {
 		sip_call_unlink(call);
 		free(call->our_sdp);
 		free(call);
 	}
-	while (st->watches.head) {
-		struct sip_watch *w = (struct sip_watch *)st->watches.head;
-
+	while ((w = sip_list_first(&st->watches))) {
 		sip_watch_unlink(w);
 		if (w->msg)
 			msg_destroy(w->msg);
