@@ -112,7 +112,7 @@ struct xview {
 	char *user;		/* alice@xmpp.example */
 	char *watcher_jid;	/* bob@sip.example */
 	struct dict *resources;	/* resource -> struct pidf_tuple * (available ones) */
-	struct xdialog *dialogs;
+	LIST_HEAD(, xdialog) dialogs;
 	struct event *hold_ev;	/* releases held dialogs; NULL until first needed */
 };
 
@@ -122,7 +122,7 @@ struct xdialog {
 	struct sip_watch *w;
 	int active;
 	int held;		/* active, first NOTIFY waiting for the user's presence */
-	struct xdialog *next;
+	LIST_ENTRY(xdialog) entry;	/* in view->dialogs */
 };
 
 /* ---------------------------------------------------------------- tables */
@@ -736,10 +736,11 @@ static char *view_document(struct xview *v, size_t *len)
 /* NOTIFYs the active dialogs (or only `only`) with the view's document; held ones are released. */
 static void view_notify(struct xview *v, struct xdialog *only)
 {
+	struct xdialog *d;
 	size_t len = 0;
 	char *doc = NULL;
 
-	for (struct xdialog *d = v->dialogs; d; d = d->next) {
+	LIST_FOREACH(d, &v->dialogs, entry) {
 		if (!d->active || (only && d != only))
 			continue;
 		if (!doc)
@@ -753,8 +754,9 @@ static void view_notify(struct xview *v, struct xdialog *only)
 static void view_hold_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct xview *v = arg;
+	struct xdialog *d;
 
-	for (struct xdialog *d = v->dialogs; d; d = d->next)
+	LIST_FOREACH(d, &v->dialogs, entry)
 		if (d->held)
 			view_notify(v, d);
 }
@@ -824,6 +826,7 @@ static void view_on_decision(struct presence *pr, const char *type, const char *
 			     const char *watcher_jid)
 {
 	struct xview *v = view_get(pr, user, watcher_jid, 0);
+	struct xdialog *d;
 	int approved = strcmp(type, "subscribed") == 0;
 
 	if (approved)
@@ -832,7 +835,7 @@ static void view_on_decision(struct presence *pr, const char *type, const char *
 		store_del(pr->store, STORE_SWATCH, user, watcher_jid);
 	if (!v)
 		return;
-	for (struct xdialog *d = v->dialogs; d; d = d->next) {
+	LIST_FOREACH(d, &v->dialogs, entry) {
 		if (approved && !d->active) {
 			view_activate(v, d);
 		} else if (!approved) {
@@ -955,15 +958,14 @@ void presence_from_sip(struct presence *pr, struct sip_watch *w,
 		sip_watch_notify(w, SIP_SUBSTATE_TERMINATED, "timeout", doc ? CT_PIDF : NULL, doc,
 				 len);
 		free(doc);
-		if (!v->dialogs)
+		if (LIST_EMPTY(&v->dialogs))
 			view_free(v);
 		return;
 	}
 	d = gw_xcalloc(1, sizeof(*d));
 	d->view = v;
 	d->w = w;
-	d->next = v->dialogs;
-	v->dialogs = d;
+	LIST_INSERT_HEAD(&v->dialogs, d, entry);
 	sip_watch_set_arg(w, d);
 	log_info("presence: %s watches %s (%s, %us)", info->from_uri, user,
 		 r == 1 ? "approved before" : "asking the user", expires);
@@ -979,19 +981,16 @@ void presence_from_sip(struct presence *pr, struct sip_watch *w,
 
 void presence_watch_ended(struct presence *pr, struct sip_watch *w, int status)
 {
-	struct xdialog *d = sip_watch_arg(w), **pp;
+	struct xdialog *d = sip_watch_arg(w);
 	struct xview *v;
 
 	if (!d)
 		return;
 	v = d->view;
-	for (pp = &v->dialogs; *pp && *pp != d; pp = &(*pp)->next)
-		;
-	if (*pp)
-		*pp = d->next;
+	LIST_REMOVE(d, entry);
 	log_info("presence: a dialog of %s watching %s ended (%d)", v->watcher_jid, v->user, status);
 	free(d);
-	if (!v->dialogs)
+	if (LIST_EMPTY(&v->dialogs))
 		view_free(v);
 }
 
@@ -1119,9 +1118,10 @@ static void view_link_change(void *arg, const char *key, void *value)
 	struct link_change *c = arg;
 	struct xview *v = value;
 	const struct conf_peer *peer = NULL;
+	struct xdialog *d;
 	int any_active = 0;
 
-	for (struct xdialog *d = v->dialogs; d; d = d->next)
+	LIST_FOREACH(d, &v->dialogs, entry)
 		any_active |= d->active;
 	if (!any_active)
 		return;
@@ -1232,8 +1232,9 @@ static void close_spres(void *arg, const char *uri, void *value)
 static void close_view(void *arg, const char *key, void *value)
 {
 	struct xview *v = value;
+	struct xdialog *d;
 
-	for (struct xdialog *d = v->dialogs; d; d = d->next)
+	LIST_FOREACH(d, &v->dialogs, entry)
 		sip_watch_notify(d->w, SIP_SUBSTATE_TERMINATED, "deactivated", NULL, NULL, 0);
 }
 
@@ -1259,10 +1260,10 @@ static void free_view(void *arg, const char *key, void *value)
 {
 	struct xview *v = value;
 
-	while (v->dialogs) {
-		struct xdialog *d = v->dialogs;
+	struct xdialog *d;
 
-		v->dialogs = d->next;
+	while ((d = LIST_FIRST(&v->dialogs))) {
+		LIST_REMOVE(d, entry);
 		sip_watch_set_arg(d->w, NULL);
 		free(d);
 	}

@@ -126,7 +126,7 @@ struct msess {
 	char in_ctype[128];
 	int in_report;		/* Success-Report: yes */
 	struct event *timer;	/* connect timeout, then idle timeout */
-	struct msess *dead_next;
+	SLIST_ENTRY(msess) dead_entry;	/* in ss->dead once closed */
 };
 
 struct mconn {
@@ -148,7 +148,7 @@ struct sessions {
 	struct dict *by_pair;	/* pair key -> struct msess */
 	struct dict *per_user;	/* XMPP bare JID -> (intptr) sessions */
 	size_t count;
-	struct msess *dead;	/* closed sessions, freed by reap_ev */
+	SLIST_HEAD(, msess) dead;	/* closed sessions, freed by reap_ev */
 	LIST_HEAD(, mconn) conns;
 	struct event *reap_ev;
 	int closing;
@@ -346,11 +346,10 @@ static void msess_free(struct msess *se)
 static void reap_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct sessions *ss = arg;
+	struct msess *se;
 
-	while (ss->dead) {
-		struct msess *se = ss->dead;
-
-		ss->dead = se->dead_next;
+	while ((se = SLIST_FIRST(&ss->dead))) {
+		SLIST_REMOVE_HEAD(&ss->dead, dead_entry);
 		msess_free(se);
 	}
 	for (struct mconn *c = LIST_FIRST(&ss->conns), *next; c; c = next) {
@@ -463,8 +462,7 @@ static void msess_close(struct msess *se, int send_bye, int tell_xmpp, const cha
 	else
 		dict_set(ss->per_user, se->xmpp_bare, (void *)(n - 1));
 	ss->count--;
-	se->dead_next = ss->dead;
-	ss->dead = se;
+	SLIST_INSERT_HEAD(&ss->dead, se, dead_entry);
 	event_active(ss->reap_ev, EV_TIMEOUT, 0);
 }
 
