@@ -4,6 +4,7 @@ sipp as SIP presence server and SIP watcher, and Kamailio as the real SIMPLE pre
 import asyncio
 import os
 import re
+import types
 
 from harness import (SIP_DOMAIN, XMPP_DOMAIN, Client, Kamailio, check, free_port, gateway_xml,
                      notifies_of, pidf, presence_publish_update, presence_publisher, presence_server, presence_watcher,
@@ -339,6 +340,78 @@ async def test_sip_subscribe_refusals(env):
         rc = await w.wait(12)
         got = [s for s, h, b in w.received() if s.startswith("SIP/2.0")]
         check(any(s.startswith(f"SIP/2.0 {status}") for s in got), f"{kw}: {got} {w.error_text()}")
+
+
+# ---------------------------------------------------------------- the harness's SIP watchers
+
+class EarlyNotifier(asyncio.DatagramProtocol):
+    """A notifier as seen through a proxy with several workers: for each SUBSCRIBE the first
+    NOTIFY (pending) leaves in the same instant as the 200 and ahead of it, the second (active,
+    with a document) 100 ms later; each NOTIFY carries two Via headers, as a proxy's would."""
+
+    def __init__(self, port):
+        self.port = port
+        self.responses = []
+        self.transport = None
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def datagram_received(self, data, addr):
+        text = data.decode(errors="replace")
+        if text.startswith("SIP/2.0 "):
+            self.responses.append(text)
+            return
+        if not text.startswith("SUBSCRIBE "):
+            return
+
+        def hdr(name):
+            return re.search(rf"^{name}:[ \t]*(.*?)\r?$", text, re.M | re.I).group(1)
+
+        def notify(cseq, state, body):
+            return (f"NOTIFY sip:watcher@{addr[0]}:{addr[1]} SIP/2.0\r\n"
+                    f"Via: SIP/2.0/UDP 127.0.0.1:{self.port};branch=z9hG4bKn{cseq}\r\n"
+                    f"Via: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKproxy{cseq}\r\n"
+                    f"From: {hdr('To')};tag=early\r\nTo: {hdr('From')}\r\n"
+                    f"Call-ID: {hdr('Call-ID')}\r\nCSeq: {cseq} NOTIFY\r\n"
+                    f"Contact: <sip:127.0.0.1:{self.port}>\r\nEvent: presence\r\n"
+                    f"Subscription-State: {state};expires=60\r\nMax-Forwards: 70\r\n"
+                    + (f"Content-Type: application/pidf+xml\r\n" if body else "")
+                    + f"Content-Length: {len(body)}\r\n\r\n{body}").encode()
+        ok = (f"SIP/2.0 200 OK\r\nVia: {hdr('Via')}\r\nFrom: {hdr('From')}\r\n"
+              f"To: {hdr('To')};tag=early\r\nCall-ID: {hdr('Call-ID')}\r\nCSeq: {hdr('CSeq')}\r\n"
+              f"Contact: <sip:127.0.0.1:{self.port}>\r\nExpires: 60\r\nContent-Length: 0\r\n\r\n")
+        self.transport.sendto(notify(1, "pending", ""), addr)
+        self.transport.sendto(ok.encode(), addr)
+        doc = pidf(BOB_URI, note="hello early")
+        asyncio.get_running_loop().call_later(
+            0.1, lambda: self.transport.sendto(notify(2, "active", doc), addr))
+
+
+async def test_harness_watchers_take_a_notify_before_the_2xx(env):
+    """Both sipp watchers answer a NOTIFY that overtakes the 2xx (RFC 6665 4.1.2.4) through the
+    proxy's Via headers and go on to the next one; sipp alone aborted such a call."""
+    port = free_port()
+    transport, notifier = await asyncio.get_running_loop().create_datagram_endpoint(
+        lambda: EarlyNotifier(port), local_addr=("127.0.0.1", port))
+    try:
+        w1 = presence_watcher(env, port, until="hello early", timeout=10)
+        proxy = types.SimpleNamespace(remote=f"127.0.0.1:{port}")
+        w2 = counting_watcher(env, BOB_URI, 1, via=proxy, timeout=10)
+        for w in (w1, w2):
+            await w.start()
+            rc = await w.wait(15)
+            check(rc == 0, f"sipp {w.name} ended with {rc}: {w.error_text()}")
+            states = [h["subscription-state"][0].split(";")[0] for h, b in notifies_of(w)]
+            check(states == ["pending", "active"], f"NOTIFYs in CSeq order: {states}")
+        await wait_for(lambda: len(notifier.responses) >= 4, 5, "a 200 to each NOTIFY")
+        for cseq in (1, 2):
+            got = [r for r in notifier.responses if re.search(rf"^CSeq: *{cseq} NOTIFY", r, re.M)]
+            check(len(got) == 2 and all(r.startswith("SIP/2.0 200") and f"z9hG4bKn{cseq}" in r and
+                                        f"z9hG4bKproxy{cseq}" in r for r in got),
+                  f"NOTIFY {cseq} answered 200 through both Vias, by both watchers: {got}")
+    finally:
+        transport.close()
 
 
 # ---------------------------------------------------------------- through Kamailio
