@@ -9,6 +9,7 @@ restarted only by the tests that are about restarts.
 import asyncio
 import logging
 import os
+import random
 import re
 import shutil
 import signal
@@ -39,20 +40,39 @@ def check(cond, what):
         raise TestFailure(what)
 
 
+_PORTS_GIVEN = set()
+
+
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port():
-    """A port free for both TCP and UDP on 127.0.0.1."""
-    for _ in range(200):
+    """A port free for both TCP and UDP on 127.0.0.1, never handed out before in this run, and
+    below the kernel's ephemeral range.  Two ports asked for before either is bound (the
+    gateway's SIP and MSRP ports) must differ: with ports the kernel picked (bind to port 0)
+    the two once came out the same.  Below the ephemeral range, no peer's outgoing connection
+    can take the port between the test choosing it and its owner binding it either."""
+    hi = max(_ephemeral_low(), 12000) - 1
+    for _ in range(1000):
+        port = random.randint(10000, hi)
+        if port in _PORTS_GIVEN:
+            continue
         t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        t.bind(("127.0.0.1", 0))
-        port = t.getsockname()[1]
         u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
+            t.bind(("127.0.0.1", port))
             u.bind(("127.0.0.1", port))
         except OSError:
-            t.close()
             continue
-        t.close()
-        u.close()
+        finally:
+            t.close()
+            u.close()
+        _PORTS_GIVEN.add(port)
         return port
     raise RuntimeError("no free port")
 
