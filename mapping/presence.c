@@ -1259,7 +1259,6 @@ static void free_spres(void *arg, const char *uri, void *value)
 static void free_view(void *arg, const char *key, void *value)
 {
 	struct xview *v = value;
-
 	struct xdialog *d;
 
 	while ((d = LIST_FIRST(&v->dialogs))) {

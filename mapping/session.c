@@ -245,6 +245,19 @@ static void mout_bounce(struct msess *se, struct mout *m, const char *condition,
 	sess_send_xmpp(se, reply);
 }
 
+/* Every message still waiting for the session to become active goes back to its sender. */
+static void msess_bounce_queued(struct msess *se, const char *condition, const char *text)
+{
+	struct mout *m;
+
+	while ((m = STAILQ_FIRST(&se->queue))) {
+		STAILQ_REMOVE_HEAD(&se->queue, qentry);
+		se->q_bytes -= m->len;
+		mout_bounce(se, m, condition, text);
+		mout_free(m);
+	}
+}
+
 /* ---------------------------------------------------------------- lifecycle */
 
 static void msess_close(struct msess *se, int send_bye, int tell_xmpp, const char *why);
@@ -403,7 +416,6 @@ static void msess_close(struct msess *se, int send_bye, int tell_xmpp, const cha
 	struct sessions *ss = se->ss;
 	struct bounce_all b = { se, "recipient-unavailable", why };
 	struct dict *seen;
-	struct mout *m;
 	intptr_t n;
 
 	if (se->state == MS_CLOSED)
@@ -416,11 +428,7 @@ static void msess_close(struct msess *se, int send_bye, int tell_xmpp, const cha
 			sip_call_end(se->call);
 		se->call = NULL;
 	}
-	while ((m = STAILQ_FIRST(&se->queue))) {
-		STAILQ_REMOVE_HEAD(&se->queue, qentry);
-		mout_bounce(se, m, "recipient-unavailable", why);
-		mout_free(m);
-	}
+	msess_bounce_queued(se, "recipient-unavailable", why);
 	/* in flight: bounced once each; a message may be in both tables */
 	dict_foreach(se->sent, bounce_pending, &b);
 	seen = dict_new();
@@ -1106,21 +1114,14 @@ static void call_answered(void *arg, struct sip_call *call, const char *sdp, siz
 static void call_ended(void *arg, struct sip_call *call, int status, const char *phrase)
 {
 	struct msess *se = arg;
-	struct bounce_all b;
 
 	se->call = NULL;
 	if (status >= 300 && se->state == MS_INVITING) {
 		/* the INVITE failed: the queued messages go back with the mapped condition */
 		char text[96];
-		struct mout *m;
 
 		snprintf(text, sizeof(text), "SIP %03d %s", status, phrase ? phrase : "");
-		b.condition = map_error_from_sip(status);
-		while ((m = STAILQ_FIRST(&se->queue))) {
-			STAILQ_REMOVE_HEAD(&se->queue, qentry);
-			mout_bounce(se, m, b.condition, text);
-			mout_free(m);
-		}
+		msess_bounce_queued(se, map_error_from_sip(status), text);
 		msess_close(se, 0, 0, text);
 		return;
 	}

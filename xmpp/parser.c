@@ -454,7 +454,6 @@ static void text_escaped(struct xmpp_text *t, const char *s, int in_attr)
 
 void xmpp_text_attr(struct xmpp_text *t, const char *value)
 {
-	text_reserve(t, 0);
 	text_escaped(t, value, 1);
 }
 
@@ -484,7 +483,7 @@ void xmpp_text_stanza(struct xmpp_text *t, xmpp_stanza_t *stanza)
 		xmpp_text_add(t, " ", 1);
 		xmpp_text_add(t, a[i], strlen(a[i]));
 		xmpp_text_add(t, "='", 2);
-		text_escaped(t, a[i + 1] ? a[i + 1] : "", 1);
+		xmpp_text_attr(t, a[i + 1] ? a[i + 1] : "");
 		xmpp_text_add(t, "'", 1);
 	}
 	if (a != attrs)

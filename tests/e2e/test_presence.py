@@ -3,12 +3,12 @@ sipp as SIP presence server and SIP watcher, and Kamailio as the real SIMPLE pre
 
 import asyncio
 import os
-import re
 import types
 
 from harness import (SIP_DOMAIN, XMPP_DOMAIN, Client, Kamailio, check, free_port, gateway_xml,
                      notifies_of, pidf, presence_publish_update, presence_publisher, presence_server, presence_watcher,
                      wait_for)
+from msrp_ua import SipMessage, parse_sip
 
 USERS = ("alice", "carol", "dave") + tuple(f"w{i:02d}" for i in range(50))
 BOB = f"bob@{SIP_DOMAIN}"
@@ -93,12 +93,10 @@ Content-Length: 0
     # NOTIFYs may overtake the 2xx through a proxy with several workers (RFC 6665 4.1.2.4):
     # sipp's automatic answer takes those (a scenario path for them races the 2xx arriving
     # while sipp sends the 200, and sipp aborts the call); the trace has them all
-    if via:
-        return env.sipp("watcher", "presence_watch_count.xml", values, remote=via.remote,
-                        timeout=timeout, auto_answer=True)
-    return env.sipp("watcher", "presence_watch_count.xml", values,
-                    remote=f"127.0.0.1:{env.gw_sip_port}", port=env.peer_sip_port, timeout=timeout,
-                    auto_answer=True)
+    remote = via.remote if via else f"127.0.0.1:{env.gw_sip_port}"
+    port = None if via else env.peer_sip_port
+    return env.sipp("watcher", "presence_watch_count.xml", values, remote=remote, port=port,
+                    timeout=timeout, auto_answer=True)
 
 
 def subscribes_of(sipp):
@@ -358,32 +356,29 @@ class EarlyNotifier(asyncio.DatagramProtocol):
         self.transport = transport
 
     def datagram_received(self, data, addr):
-        text = data.decode(errors="replace")
-        if text.startswith("SIP/2.0 "):
-            self.responses.append(text)
+        msg = parse_sip(data, addr)
+        if not msg.is_request:
+            self.responses.append(msg)
             return
-        if not text.startswith("SUBSCRIBE "):
+        if msg.method != "SUBSCRIBE":
             return
-
-        def hdr(name):
-            return re.search(rf"^{name}:[ \t]*(.*?)\r?$", text, re.M | re.I).group(1)
 
         def notify(cseq, state, body):
-            return (f"NOTIFY sip:watcher@{addr[0]}:{addr[1]} SIP/2.0\r\n"
-                    f"Via: SIP/2.0/UDP 127.0.0.1:{self.port};branch=z9hG4bKn{cseq}\r\n"
-                    f"Via: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKproxy{cseq}\r\n"
-                    f"From: {hdr('To')};tag=early\r\nTo: {hdr('From')}\r\n"
-                    f"Call-ID: {hdr('Call-ID')}\r\nCSeq: {cseq} NOTIFY\r\n"
-                    f"Contact: <sip:127.0.0.1:{self.port}>\r\nEvent: presence\r\n"
-                    f"Subscription-State: {state};expires=60\r\nMax-Forwards: 70\r\n"
-                    + (f"Content-Type: application/pidf+xml\r\n" if body else "")
-                    + f"Content-Length: {len(body)}\r\n\r\n{body}").encode()
-        ok = (f"SIP/2.0 200 OK\r\nVia: {hdr('Via')}\r\nFrom: {hdr('From')}\r\n"
-              f"To: {hdr('To')};tag=early\r\nCall-ID: {hdr('Call-ID')}\r\nCSeq: {hdr('CSeq')}\r\n"
-              f"Contact: <sip:127.0.0.1:{self.port}>\r\nExpires: 60\r\nContent-Length: 0\r\n\r\n")
-        self.transport.sendto(notify(1, "pending", ""), addr)
+            return SipMessage(f"NOTIFY sip:watcher@{addr[0]}:{addr[1]} SIP/2.0", [
+                ("Via", f"SIP/2.0/UDP 127.0.0.1:{self.port};branch=z9hG4bKn{cseq}"),
+                ("Via", f"SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKproxy{cseq}"),
+                ("From", msg.get("to") + ";tag=early"), ("To", msg.get("from")),
+                ("Call-ID", msg.call_id), ("CSeq", f"{cseq} NOTIFY"),
+                ("Contact", f"<sip:127.0.0.1:{self.port}>"), ("Event", "presence"),
+                ("Subscription-State", f"{state};expires=60"), ("Max-Forwards", "70")]
+                + ([("Content-Type", "application/pidf+xml")] if body else []), body).encode()
+        ok = SipMessage("SIP/2.0 200 OK", [
+            ("Via", msg.get("via")), ("From", msg.get("from")), ("To", msg.get("to") + ";tag=early"),
+            ("Call-ID", msg.call_id), ("CSeq", msg.get("cseq")),
+            ("Contact", f"<sip:127.0.0.1:{self.port}>"), ("Expires", "60")])
+        self.transport.sendto(notify(1, "pending", b""), addr)
         self.transport.sendto(ok.encode(), addr)
-        doc = pidf(BOB_URI, note="hello early")
+        doc = pidf(BOB_URI, note="hello early").encode()
         asyncio.get_running_loop().call_later(
             0.1, lambda: self.transport.sendto(notify(2, "active", doc), addr))
 
@@ -406,9 +401,10 @@ async def test_harness_watchers_take_a_notify_before_the_2xx(env):
             check(states == ["pending", "active"], f"NOTIFYs in CSeq order: {states}")
         await wait_for(lambda: len(notifier.responses) >= 4, 5, "a 200 to each NOTIFY")
         for cseq in (1, 2):
-            got = [r for r in notifier.responses if re.search(rf"^CSeq: *{cseq} NOTIFY", r, re.M)]
-            check(len(got) == 2 and all(r.startswith("SIP/2.0 200") and f"z9hG4bKn{cseq}" in r and
-                                        f"z9hG4bKproxy{cseq}" in r for r in got),
+            got = [r for r in notifier.responses if r.cseq == (cseq, "NOTIFY")]
+            vias = [f"SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKn{cseq}",
+                    f"SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKproxy{cseq}"]
+            check(len(got) == 2 and all(r.status == 200 and r.get_all("via") == vias for r in got),
                   f"NOTIFY {cseq} answered 200 through both Vias, by both watchers: {got}")
     finally:
         transport.close()
