@@ -26,7 +26,7 @@ ifeq ($(WERROR),1)
 WARN    += -Werror
 endif
 OPT     ?= -O2 -g
-BASE_CFLAGS = -std=c11 -D_GNU_SOURCE -I. $(WARN) $(PKG_CFLAGS) -MMD -MP
+BASE_CFLAGS = -std=c11 -D_GNU_SOURCE -I. -I$(BUILD) $(WARN) $(PKG_CFLAGS) -MMD -MP
 
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
@@ -45,6 +45,12 @@ FZ_OBJS  := $(CORE_SRCS:%.c=$(FZ)/%.o)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(ASN)/tests/%)
 FUZZ_BINS := $(FUZZ_SRCS:fuzz/%.c=$(FZ)/%)
 
+# What the installed libraries offer, found by compiling against them (tools/probe-libs), never
+# by version macros.  Re-probed when the probe or a probed library's header or binary changes.
+PROBE := $(BUILD)/probe.h
+PROBED_FILES := $(wildcard $(shell pkg-config --variable=includedir expat)/expat.h \
+                           $(shell pkg-config --variable=libdir expat)/libexpat.so)
+
 FUZZ_SECONDS ?= 300
 CHECK_FUZZ_SECONDS ?= 10
 
@@ -54,14 +60,17 @@ CHECK_FUZZ_SECONDS ?= 10
 
 all: $(REL)/simplegw
 
-$(REL)/%.o: %.c
+$(PROBE): tools/probe-libs Makefile $(PROBED_FILES)
+	tools/probe-libs $@ $(CC) $(PKG_CFLAGS) -- $(PKG_LIBS)
+
+$(REL)/%.o: %.c | $(PROBE)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(OPT) -c -o $@ $<
 
 $(REL)/simplegw: $(REL)/gateway/main.o $(REL_OBJS)
 	$(CC) $(OPT) -o $@ $^ $(PKG_LIBS)
 
-$(ASN)/%.o: %.c
+$(ASN)/%.o: %.c | $(PROBE)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -O1 -g $(SAN_FLAGS) -c -o $@ $<
 
@@ -72,7 +81,7 @@ $(ASN)/tests/%: $(ASN)/tests/unit/%.o $(ASN_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN_FLAGS) -o $@ $^ $(PKG_LIBS)
 
-$(FZ)/%.o: %.c
+$(FZ)/%.o: %.c | $(PROBE)
 	@mkdir -p $(dir $@)
 	$(CLANG) $(BASE_CFLAGS) -O1 -g -fsanitize=fuzzer-no-link,address,undefined -c -o $@ $<
 
@@ -85,11 +94,13 @@ unit: $(UNIT_BINS)
 fuzz-build: $(FUZZ_BINS)
 
 # Short runs over the seed corpus and a few seconds of mutation: part of `make check`.
+# Findings (crash-*, leak-*, timeout-*) go to $(FZ)/artifacts/, never into the source tree.
 fuzz-smoke: $(FUZZ_BINS)
-	@set -e; for f in $(FUZZ_BINS); do n=$$(basename $$f); \
+	@set -e; mkdir -p $(FZ)/artifacts; for f in $(FUZZ_BINS); do n=$$(basename $$f); \
 	  mkdir -p $(FZ)/corpus/$$n; \
 	  echo "== $$n ($(CHECK_FUZZ_SECONDS)s)"; \
 	  $$f -max_total_time=$(CHECK_FUZZ_SECONDS) -print_final_stats=1 -close_fd_mask=3 \
+	    -artifact_prefix=$(FZ)/artifacts/$$n- \
 	    $(FZ)/corpus/$$n fuzz/corpus/$$n > $(FZ)/$$n.log 2>&1 || { tail -n 40 $(FZ)/$$n.log; exit 1; }; \
 	  grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|#[0-9]+ *DONE)' $(FZ)/$$n.log || true; done
 

@@ -14,6 +14,7 @@
 #include <expat.h>
 
 #include "../gateway/gw.h"
+#include "probe.h"
 #include "xmpp.h"
 
 /* Expat refuses a namespace name holding the separator.  Prosody (separator "\1") forwards names
@@ -305,10 +306,11 @@ static void parser_setup(struct xmpp_parser *p)
 	if (!p->xp)
 		gw_fatal("xmpp_parser: out of memory");
 	XML_SetUserData(p->xp, p);
-	/* Expat >= 2.6 (and Debian's backport) may hold back a token completed by a small read
-	 * until more data arrives; a stream peer waits for our answer instead, so a stanza
-	 * would sit unparsed until the next keepalive. */
-#if XML_MAJOR_VERSION > 2 || (XML_MAJOR_VERSION == 2 && XML_MINOR_VERSION >= 6)
+	/* Expat >= 2.6 (and Debian 12's backport, which still says 2.5) may hold back a token
+	 * completed by a small read until more data arrives; a stream peer waits for our answer
+	 * instead, so a stanza would sit unparsed until the next keepalive.  Whether the call
+	 * exists is probed at build time (tools/probe-libs), not read from version macros. */
+#ifdef HAVE_XML_SETREPARSEDEFERRALENABLED
 	XML_SetReparseDeferralEnabled(p->xp, XML_FALSE);
 #endif
 	XML_SetElementHandler(p->xp, parser_start, parser_end);
