@@ -72,50 +72,109 @@ static xmpp_stanza_t *gw_tag(struct gw *gw, const char *name, const char *ns)
 	return s;
 }
 
-/* IQs to the component: ping and disco#info are answered, others refused (RFC 6120 8.4). */
+/* An iq result to iq (RFC 6120 8.2.3): type='result', the same id, from the address the request
+ * was sent to, to its sender.  ejabberd closes the component stream on a reply that keeps
+ * type='get' or lacks 'from' (improper-addressing); libstrophe's xmpp_stanza_reply() does both.
+ * Caller releases the result. */
+static xmpp_stanza_t *gw_iq_result(struct gw *gw, xmpp_stanza_t *iq)
+{
+	xmpp_stanza_t *r = xmpp_iq_new(gw->xctx, "result", xmpp_stanza_get_id(iq));
+	const char *from = xmpp_stanza_get_from(iq), *to = xmpp_stanza_get_to(iq);
+
+	if (!r)
+		gw_fatal("out of memory");
+	if (to)
+		xmpp_stanza_set_from(r, to);
+	if (from)
+		xmpp_stanza_set_to(r, from);
+	return r;
+}
+
+static void gw_iq_ping(struct gw *gw, struct xmpp_link *link, xmpp_stanza_t *iq,
+		       xmpp_stanza_t *payload)
+{
+	gw_send_release(link, gw_iq_result(gw, iq));
+}
+
+/* disco#info of the gateway's own address (XEP-0030).  It has no nodes (item-not-found); a SIP
+ * user's address is not the gateway's to describe (service-unavailable, RFC 6120 8.4). */
+static void gw_iq_disco_info(struct gw *gw, struct xmpp_link *link, xmpp_stanza_t *iq,
+			     xmpp_stanza_t *payload)
+{
+	static const char *const features[] = { NS_DISCO_INFO, NS_PING };
+	const char *to = xmpp_stanza_get_to(iq);
+	xmpp_stanza_t *query, *id, *reply;
+
+	if (!to || !gw_strcaseeq(to, xmpp_link_domain(link))) {
+		gw_send_release(link, map_error_reply(gw->xctx, iq, "service-unavailable", NULL));
+		return;
+	}
+	if (xmpp_stanza_get_attribute(payload, "node")) {
+		gw_send_release(link, map_error_reply(gw->xctx, iq, "item-not-found", NULL));
+		return;
+	}
+	query = gw_tag(gw, "query", NS_DISCO_INFO);
+	id = gw_tag(gw, "identity", NULL);
+	xmpp_stanza_set_attribute(id, "category", "gateway");
+	xmpp_stanza_set_attribute(id, "type", "sip");
+	xmpp_stanza_set_attribute(id, "name", "SIP/SIMPLE gateway");
+	xmpp_stanza_add_child_ex(query, id, 0);
+	for (size_t i = 0; i < sizeof(features) / sizeof(features[0]); i++) {
+		xmpp_stanza_t *f = gw_tag(gw, "feature", NULL);
+
+		xmpp_stanza_set_attribute(f, "var", features[i]);
+		xmpp_stanza_add_child_ex(query, f, 0);
+	}
+	reply = gw_iq_result(gw, iq);
+	xmpp_stanza_add_child_ex(reply, query, 0);
+	gw_send_release(link, reply);
+}
+
+/* The iq requests the gateway answers: type, payload namespace, handler.  Anything else gets
+ * service-unavailable (RFC 6120 8.4). */
+static const struct gw_iq_rule {
+	const char *type;
+	const char *ns;
+	void (*handle)(struct gw *gw, struct xmpp_link *link, xmpp_stanza_t *iq,
+		       xmpp_stanza_t *payload);
+} gw_iq_rules[] = {
+	{ "get", NS_PING, gw_iq_ping },
+	{ "get", NS_DISCO_INFO, gw_iq_disco_info },
+};
+
+/* IQs to the component or its users (RFC 6120 8.2.3): get and set are answered with exactly one
+ * result or error; results and errors are the pager's barrier replies or nobody's. */
 static void gw_on_iq(struct gw *gw, struct xmpp_link *link, xmpp_stanza_t *iq)
 {
-	const char *type = xmpp_stanza_get_type(iq);
-	xmpp_stanza_t *payload = NULL, *reply;
+	const char *type = xmpp_stanza_get_type(iq), *ns;
+	xmpp_stanza_t *payload = NULL;
+	size_t npayload = 0;
 
 	if (!type || strcmp(type, "result") == 0 || strcmp(type, "error") == 0) {
 		if (!pager_iq_reply(gw->pager, link, iq))
-			log_debug("unexpected iq %s: dropped", type ? type : "without type");
+			log_debug("unexpected iq %s from %s: dropped", type ? type : "without type",
+				  xmpp_stanza_get_from(iq) ? xmpp_stanza_get_from(iq) : "-");
 		return;
 	}
 	for (xmpp_stanza_t *c = xmpp_stanza_get_children(iq); c; c = xmpp_stanza_get_next(c))
-		if (xmpp_stanza_is_tag(c)) {
+		if (xmpp_stanza_is_tag(c) && !npayload++)
 			payload = c;
-			break;
-		}
-	if (strcmp(type, "get") == 0 && payload && xmpp_stanza_get_ns(payload)) {
-		const char *ns = xmpp_stanza_get_ns(payload);
-
-		if (strcmp(ns, NS_PING) == 0) {
-			gw_send_release(link, xmpp_stanza_reply(iq));
-			return;
-		}
-		if (strcmp(ns, NS_DISCO_INFO) == 0 && !xmpp_stanza_get_attribute(payload, "node")) {
-			xmpp_stanza_t *query = gw_tag(gw, "query", NS_DISCO_INFO);
-			xmpp_stanza_t *id = gw_tag(gw, "identity", NULL);
-			static const char *const features[] = { NS_DISCO_INFO, NS_PING };
-
-			xmpp_stanza_set_attribute(id, "category", "gateway");
-			xmpp_stanza_set_attribute(id, "type", "sip");
-			xmpp_stanza_set_attribute(id, "name", "SIP/SIMPLE gateway");
-			xmpp_stanza_add_child_ex(query, id, 0);
-			for (size_t i = 0; i < sizeof(features) / sizeof(features[0]); i++) {
-				xmpp_stanza_t *f = gw_tag(gw, "feature", NULL);
-
-				xmpp_stanza_set_attribute(f, "var", features[i]);
-				xmpp_stanza_add_child_ex(query, f, 0);
-			}
-			reply = xmpp_stanza_reply(iq);
-			xmpp_stanza_add_child_ex(reply, query, 0);
-			gw_send_release(link, reply);
-			return;
-		}
+	if ((strcmp(type, "get") != 0 && strcmp(type, "set") != 0) || npayload != 1 ||
+	    !xmpp_stanza_get_id(iq)) {
+		log_info("iq from %s: type %s with %zu payloads%s: bad-request",
+			 xmpp_stanza_get_from(iq) ? xmpp_stanza_get_from(iq) : "-", type, npayload,
+			 xmpp_stanza_get_id(iq) ? "" : " and no id");
+		gw_send_release(link, map_error_reply(gw->xctx, iq, "bad-request", NULL));
+		return;
 	}
+	ns = xmpp_stanza_get_ns(payload);
+	for (size_t i = 0; ns && i < sizeof(gw_iq_rules) / sizeof(gw_iq_rules[0]); i++)
+		if (strcmp(type, gw_iq_rules[i].type) == 0 && strcmp(ns, gw_iq_rules[i].ns) == 0) {
+			gw_iq_rules[i].handle(gw, link, iq, payload);
+			return;
+		}
+	log_debug("iq %s %s from %s: service-unavailable", type, ns ? ns : "(no namespace)",
+		  xmpp_stanza_get_from(iq) ? xmpp_stanza_get_from(iq) : "-");
 	gw_send_release(link, map_error_reply(gw->xctx, iq, "service-unavailable", NULL));
 }
 

@@ -9,6 +9,12 @@
  *  - gone -> 410 and redirect -> 302 (the RFC allows 301 or 410, and 302).
  *  - remote-server-not-found -> 404 (404 or 408 allowed); unexpected-request -> 400 (491 or 400
  *    allowed; 491 is meant for INVITE glare).
+ *  - service-unavailable -> 480, not 503.  XMPP servers answer service-unavailable for a user
+ *    who does not exist, is offline without storage or has blocked the sender (RFC 6120 8.3.3.19
+ *    asks them not to tell these apart).  503 would tell the SIP side the server is broken: a
+ *    proxy turns it into 500 (RFC 3261 16.7) and may fail over or retry.  480 says "not
+ *    reachable now" without claiming a fault; the gateway keeps 503 (with Retry-After) for its
+ *    own overload and a lost component link, which are not in this table.
  */
 #include <string.h>
 
@@ -40,7 +46,7 @@ static const struct map_condition map_conditions[] = {
 	{ "remote-server-not-found", "cancel", 404 },
 	{ "remote-server-timeout", "wait", 408 },
 	{ "resource-constraint", "wait", 500 },
-	{ "service-unavailable", "cancel", 503 },
+	{ "service-unavailable", "cancel", 480 },
 	{ "subscription-required", "auth", 400 },
 	{ "undefined-condition", "cancel", 400 },
 	{ "unexpected-request", "wait", 400 },

@@ -29,7 +29,7 @@ static const struct {
 	{ "remote-server-not-found", 404, "cancel" },	/* RFC 7247 allows 404 or 408 */
 	{ "remote-server-timeout", 408, "wait" },
 	{ "resource-constraint", 500, "wait" },
-	{ "service-unavailable", 503, "cancel" },
+	{ "service-unavailable", 480, "cancel" },
 	{ "subscription-required", 400, "auth" },
 	{ "undefined-condition", 400, "cancel" },
 	{ "unexpected-request", 400, "wait" },		/* deviation: 400, not 491 */
