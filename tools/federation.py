@@ -5,6 +5,7 @@ simplegw, and Kamailio as registrar, proxy and presence server of sip.example.
   tools/federation.py              start everything, print how to use it, run until Ctrl-C
   tools/federation.py --check      start everything, send one message each way and check presence
                                    crosses, stop (exit 0 if all of it worked)
+  tools/federation.py steps        write the SIP clients' configurations and print the steps only
   tools/federation.py sip-send FROM TO TEXT    send a SIP MESSAGE from sip:FROM@sip.example (uses sipp)
   tools/federation.py xmpp-send FROM TO TEXT   send an XMPP message from FROM@xmpp.example (uses slixmpp)
   tools/federation.py sip-publish USER NOTE    publish sip:USER@sip.example as online with NOTE (sipp PUBLISH)
@@ -27,11 +28,17 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 XMPP_DOMAIN, SIP_DOMAIN = "xmpp.example", "sip.example"
 # --ports (used by the end-to-end test of this demo) moves them
-C2S_PORT, COMPONENT_PORT, KAMAILIO_PORT, GATEWAY_PORT = 5222, 5347, 5060, 5070
+C2S_PORT, COMPONENT_PORT, KAMAILIO_PORT, GATEWAY_PORT, MSRP_PORT = 5222, 5347, 5060, 5070, 2855
+# the SIP clients of the printed steps (linphonec as dave, baresip as bob)
+LINPHONEC_PORT, BARESIP_PORT = 5090, 5080
 XMPP_USERS = {"alice": "alice", "carol": "carol"}
 SIP_USERS = ("bob", "dave")
 RUNDIR = os.environ.get("SIMPLEGW_DEMO_DIR", "/tmp/simplegw-demo")
 SECRET = "demo-component-secret"
+
+# the SIP clients' configurations and commands are the ones tests/e2e/test_sipclients.py runs
+sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+import sipclients  # noqa: E402
 
 
 def write(path, text, mode=None):
@@ -89,6 +96,7 @@ Component "{SIP_DOMAIN}"
   </sip>
   <im max-body="8k" delivery-wait="2s"/>
   <presence database="presence.db"/>
+  <sessions msrp-port="{MSRP_PORT}"/>
   <peer name="kamailio" domain="{SIP_DOMAIN}">
     <route address="127.0.0.1" port="{KAMAILIO_PORT}" transport="udp"/>
     <trust address="127.0.0.1"/>
@@ -99,6 +107,14 @@ Component "{SIP_DOMAIN}"
 
 def start(binary):
     procs = []
+    try:
+        return _start(binary, procs)
+    except BaseException:
+        stop(procs)
+        raise
+
+
+def _start(binary, procs):
     logs = {}
 
     def spawn(name, args, cwd):
@@ -364,22 +380,26 @@ def check():
     return ok
 
 
-INSTRUCTIONS = f"""
-The federation is up (files and logs in {RUNDIR}):
+def instructions(up=True):
+    """The steps for a person, with the ports and directories of this run; writes the SIP
+    clients' configurations under RUNDIR."""
+    clients = sipclients.demo_steps(RUNDIR, KAMAILIO_PORT, LINPHONEC_PORT, BARESIP_PORT)
+    head = "The federation is up" if up else "Once tools/federation.py runs, the federation is up"
+    return f"""
+{head} (files and logs in {RUNDIR}):
   XMPP  Prosody for {XMPP_DOMAIN} on 127.0.0.1:{C2S_PORT} (plaintext, loopback only)
         accounts: alice / alice, carol / carol
   SIP   Kamailio for {SIP_DOMAIN} on 127.0.0.1:{KAMAILIO_PORT} (UDP and TCP, no authentication)
         any user name registers, e.g. bob, dave
   simplegw between them: component {SIP_DOMAIN} of Prosody, SIP peer on 127.0.0.1:{GATEWAY_PORT}
 
-Chat with real clients:
+Chat with real clients (each SIP client in a terminal of its own; tests/e2e/test_sipclients.py
+runs these very steps):
   profanity (XMPP):  /connect alice@{XMPP_DOMAIN} server 127.0.0.1 port {C2S_PORT} tls disable
                      (password: alice)   then   /msg bob@{SIP_DOMAIN} Hello Bob
                      presence: /roster add bob@{SIP_DOMAIN}  then  /sub request bob@{SIP_DOMAIN}
-  baresip (SIP):     baresip -e '/uanew <sip:bob@{SIP_DOMAIN}>;outbound="sip:127.0.0.1:{KAMAILIO_PORT}";regint=600'
-                     then   /message sip:alice@{XMPP_DOMAIN} Hello Alice
-                     presence (its 'presence' module): add <sip:alice@{XMPP_DOMAIN}>;presence=p2p
-                     to ~/.baresip/contacts; /pres away publishes bob's own state to Kamailio
+                     (and /sub allow bob@{SIP_DOMAIN} when bob asks to see alice)
+{clients}
 Or from this shell:
   tools/federation.py sip-send bob alice "Hello Alice"
   tools/federation.py xmpp-send alice bob "Hello Bob"
@@ -391,18 +411,31 @@ Ctrl-C stops everything.
 
 
 def main():
-    global RUNDIR, C2S_PORT, COMPONENT_PORT, KAMAILIO_PORT, GATEWAY_PORT
+    global RUNDIR, C2S_PORT, COMPONENT_PORT, KAMAILIO_PORT, GATEWAY_PORT, MSRP_PORT
+    global LINPHONEC_PORT, BARESIP_PORT
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--check", action="store_true", help="send one message each way, then stop")
     ap.add_argument("--gateway", default=os.path.join(ROOT, "build/release/simplegw"))
     ap.add_argument("--rundir", help=f"where configs and logs go (default {RUNDIR})")
-    ap.add_argument("--ports", help="C2S,COMPONENT,KAMAILIO,GATEWAY instead of 5222,5347,5060,5070")
-    ap.add_argument("command", nargs="*", help="sip-send|xmpp-send FROM TO TEXT")
+    ap.add_argument("--ports", help="C2S,COMPONENT,KAMAILIO,GATEWAY[,MSRP[,LINPHONEC,BARESIP]] "
+                    "instead of 5222,5347,5060,5070,2855,5090,5080")
+    ap.add_argument("command", nargs="*", help="sip-send|xmpp-send FROM TO TEXT, sip-publish USER NOTE, "
+                    "xmpp-watch USER CONTACT, steps")
     args = ap.parse_args()
     if args.rundir:
         RUNDIR = os.path.abspath(args.rundir)
     if args.ports:
-        C2S_PORT, COMPONENT_PORT, KAMAILIO_PORT, GATEWAY_PORT = (int(p) for p in args.ports.split(","))
+        ports = [int(p) for p in args.ports.split(",")]
+        if len(ports) not in (4, 5, 7):
+            ap.error("--ports takes C2S,COMPONENT,KAMAILIO,GATEWAY[,MSRP[,LINPHONEC,BARESIP]]")
+        C2S_PORT, COMPONENT_PORT, KAMAILIO_PORT, GATEWAY_PORT = ports[:4]
+        if len(ports) >= 5:
+            MSRP_PORT = ports[4]
+        if len(ports) == 7:
+            LINPHONEC_PORT, BARESIP_PORT = ports[5:]
+    if args.command == ["steps"]:
+        print(instructions(up=False), flush=True)
+        return 0
     if args.command:
         cmd = args.command[0]
         if cmd == "sip-publish" and len(args.command) == 3:
@@ -413,7 +446,7 @@ def main():
             return 0 if xmpp_watch(args.command[1], args.command[2]) else 1
         if len(args.command) != 4 or cmd not in ("sip-send", "xmpp-send"):
             ap.error("usage: sip-send|xmpp-send FROM TO TEXT, sip-publish USER NOTE, "
-                     "xmpp-watch USER CONTACT")
+                     "xmpp-watch USER CONTACT, steps")
         cmd, frm, to, text = args.command
         ok = sip_send(frm, to, text) if cmd == "sip-send" else xmpp_send(frm, to, text)
         print("sent" if ok else "failed")
@@ -423,7 +456,7 @@ def main():
     try:
         if args.check:
             return 0 if check() else 1
-        print(INSTRUCTIONS, flush=True)
+        print(instructions(), flush=True)
         signal.signal(signal.SIGTERM, signal.default_int_handler)
         while True:
             time.sleep(3600)
