@@ -48,6 +48,7 @@ _Static_assert(sizeof(enum conf_log_level) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum conf_transport) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum conf_addressing) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum conf_im_type) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum conf_im_verdict) == sizeof(int), "enum size");
 
 enum elem {
 	E_GATEWAY,
@@ -182,6 +183,11 @@ static const struct keyword kw_im_type[] = {
 	{ "chat", CONF_IM_CHAT }, { "normal", CONF_IM_NORMAL }, { NULL, 0 },
 };
 
+static const struct keyword kw_im_verdict[] = {
+	{ "auto", CONF_VERDICT_AUTO }, { "barrier", CONF_VERDICT_BARRIER },
+	{ "accepted", CONF_VERDICT_ACCEPTED }, { NULL, 0 },
+};
+
 #define IN_CONF(f) TGT_CONF, offsetof(struct conf, f)
 #define IN_PARSER(f) TGT_PARSER, offsetof(struct parser, f)
 #define IN_PEER(f) TGT_PEER, offsetof(struct conf_peer, f)
@@ -215,6 +221,7 @@ static const struct opt opts[] = {
 	{ E_IM,     "max-body",      V_SIZE,     NULL,          1, MIB,           "8k",     0, IN_CONF(im_max_body) },
 	{ E_IM,     "delivery-wait", V_DURATION, NULL,          0, 30000,         "2s",     0, IN_CONF(im_delivery_wait_ms) },
 	{ E_IM,     "type",          V_KEYWORD,  kw_im_type,    0, 0,             "chat",   0, IN_CONF(im_type) },
+	{ E_IM,     "verdict",       V_KEYWORD,  kw_im_verdict, 0, 0,             "auto",   0, IN_CONF(im_verdict) },
 
 	{ E_PRESENCE, "enabled",     V_KEYWORD,  kw_bool,       0, 0,             "yes",    0, IN_CONF(presence_enabled) },
 	{ E_PRESENCE, "database",    V_PATH,     NULL,          0, 0,             NULL,     0, IN_CONF(presence_db) },

@@ -56,6 +56,13 @@ enum conf_im_type {
 	CONF_IM_NORMAL,		/* SIP MESSAGE -> <message type='normal'> */
 };
 
+/* What a SIP MESSAGE gets once the barrier ping after it returned without a bounce (pager.c). */
+enum conf_im_verdict {
+	CONF_VERDICT_AUTO,	/* BARRIER for an XMPP server known to check while routing */
+	CONF_VERDICT_BARRIER,	/* 200: the server refuses a message before it answers the ping */
+	CONF_VERDICT_ACCEPTED,	/* 202: the server may still refuse it (ejabberd, unknown ones) */
+};
+
 struct conf_listen {
 	enum conf_transport transport;
 	char *address;		/* numeric IPv4 or IPv6 address, never a name */
@@ -117,6 +124,7 @@ struct conf {
 	size_t im_max_body;		/* default 8192, 1..1048576 bytes of UTF-8 */
 	unsigned im_delivery_wait_ms;	/* default 2000, 0..30000 */
 	enum conf_im_type im_type;	/* default chat */
+	enum conf_im_verdict im_verdict; /* default auto */
 
 	/* <presence>: SIP SUBSCRIBE/NOTIFY <-> XMPP presence.  All defaults when absent. */
 	int presence_enabled;		/* default 1; 0: SUBSCRIBE answered 489, XMPP presence to

@@ -206,6 +206,19 @@ static void gw_on_link_state(void *arg, struct xmpp_link *link, int up)
 		presence_link_state(gw->presence, link, up);
 }
 
+/* Another gateway holds our component at the XMPP server (component.c says how it knows): one
+ * domain served by two instances that share no state loses replies and verdicts, so this one,
+ * the newcomer, refuses to run. */
+static void gw_on_link_conflict(void *arg, struct xmpp_link *link)
+{
+	struct gw *gw = arg;
+
+	log_error("another instance serves %s: shutting down (exit status 1)",
+		  xmpp_link_domain(link));
+	gw->exit_status = 1;
+	gw_shutdown(gw);
+}
+
 /* ---- SIP side */
 
 static void gw_on_sip_message(void *arg, struct sip_incoming *in,
@@ -436,6 +449,7 @@ struct gw *gw_new(struct conf *conf)
 	static const struct xmpp_link_cbs link_cbs = {
 		.stanza = gw_on_stanza,
 		.state = gw_on_link_state,
+		.conflict = gw_on_link_conflict,
 	};
 	static const struct sip_cbs sip_cbs = {
 		.message = gw_on_sip_message,
@@ -511,7 +525,7 @@ int gw_run(struct gw *gw)
 		log_error("event loop failed");
 		return 1;
 	}
-	return 0;
+	return gw->exit_status;
 }
 
 void gw_free(struct gw *gw)

@@ -46,6 +46,19 @@ void log_vmsg(enum conf_log_level level, const char *func, const char *fmt, va_l
 		if (log_enabled(CONF_LOG_DEBUG)) \
 			log_msg(CONF_LOG_DEBUG, __func__, __VA_ARGS__); \
 	} while (0)
+/* A budget of lines for one kind of record that a peer can cause at will (refusals): at most
+ * LOG_LIMIT_LINES per LOG_LIMIT_MS, the rest counted and reported in one line when the next
+ * window opens.  Owned by the module that logs them; all zeroes to start. */
+#define LOG_LIMIT_LINES 10
+#define LOG_LIMIT_MS 10000
+struct log_limit {
+	uint64_t window_ms;
+	unsigned lines;
+	unsigned long suppressed;
+};
+void log_limited(struct log_limit *lim, enum conf_log_level level, const char *func,
+		 const char *fmt, ...) GW_PRINTF(4, 5);
+#define log_refusal(lim, ...) log_limited(lim, CONF_LOG_INFO, __func__, __VA_ARGS__)
 /* Parses "error", "warning", "notice", "info", "debug"; returns -1 if unknown. */
 int log_level_parse(const char *name);
 const char *log_level_name(enum conf_log_level level);
@@ -80,6 +93,7 @@ struct gw {
 	struct sessions *sessions;
 
 	enum gw_state state;
+	int exit_status;		/* what gw_run() returns */
 	struct event *sig_ev[2];	/* SIGTERM, SIGINT */
 	struct event *drain_ev;
 	struct event *trim_ev;		/* returns freed memory to the system when idle */

@@ -100,3 +100,38 @@ void log_msg(enum conf_log_level level, const char *func, const char *fmt, ...)
 	log_vmsg(level, func, fmt, ap);
 	va_end(ap);
 }
+
+static uint64_t log_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void log_limited(struct log_limit *lim, enum conf_log_level level, const char *func,
+		 const char *fmt, ...)
+{
+	uint64_t now;
+	va_list ap;
+
+	if (!log_enabled(level))
+		return;
+	now = log_now_ms();
+	if (!lim->window_ms || now - lim->window_ms >= LOG_LIMIT_MS) {
+		if (lim->suppressed)
+			log_msg(level, func, "%lu more like the next were not logged in the last %u s",
+				lim->suppressed, LOG_LIMIT_MS / 1000);
+		lim->window_ms = now;
+		lim->lines = 0;
+		lim->suppressed = 0;
+	}
+	if (lim->lines >= LOG_LIMIT_LINES) {
+		lim->suppressed++;
+		return;
+	}
+	lim->lines++;
+	va_start(ap, fmt);
+	log_vmsg(level, func, fmt, ap);
+	va_end(ap);
+}

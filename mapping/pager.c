@@ -8,6 +8,12 @@
  *    component's stanzas in order, and bounces a message to an unknown or unavailable local user
  *    while routing it, so by the time the ping's reply (result or error, either will do) comes
  *    back, any such bounce has arrived first.  The held MESSAGEs the barrier covers get 200.
+ *    That holds where the server refuses a message while it routes it.  ejabberd checks an
+ *    online user's block list (XEP-0191) later, in the user's session process, after it has
+ *    answered the ping: there the barrier only shows the server took the message, and the held
+ *    MESSAGEs get 202 Accepted instead.  <im verdict> says which; "auto" asks the server's
+ *    disco#info identity when the link comes up and gives 200 only for servers known to refuse
+ *    while routing (pager_servers[]), 202 to the rest and until the answer is in.
  *  - if no barrier reply comes within <im delivery-wait>, 202 Accepted (taken over, outcome
  *    unknown); if the link drops first, 503 with Retry-After.
  * An error arriving after the 200 (a client's own bounce, say) is still reported: for
@@ -21,6 +27,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/queue.h>
 
 #include <event2/event.h>
@@ -37,6 +44,7 @@
 #define PAGER_MAX_IN 20000		/* held incoming MESSAGEs */
 #define PAGER_SUBJECT_MAX 512
 #define NS_PING "urn:xmpp:ping"
+#define NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
 #define NS_DELAY "urn:xmpp:delay"
 #define CT_TEXT "text/plain;charset=UTF-8"
 #define ACCEPT_TYPES "text/plain, message/cpim"
@@ -66,6 +74,18 @@ struct pager_link {
 	struct pager_list held;
 	unsigned long next_barrier;	/* the barrier messages sent now will be covered by */
 	struct event *barrier_ev;	/* sends the barrier at the end of this loop pass */
+	int conclusive;			/* a barrier reply means no refusal will follow: 200 */
+	unsigned long disco_seq;	/* the server identity query in flight (<prefix>-d<n>) */
+};
+
+/* XMPP servers by the name of their disco#info identity, and whether the barrier is conclusive
+ * there (it refuses a message for a local user before it answers an iq sent after it). */
+static const struct pager_server {
+	const char *name;
+	int conclusive;
+} pager_servers[] = {
+	{ "Prosody", 1 },	/* blocking, privacy and unknown users all decided while routing */
+	{ "ejabberd", 0 },	/* an online user's block list is checked in the session process */
 };
 
 /* An XMPP message sent as a SIP MESSAGE, awaiting the final response. */
@@ -219,6 +239,46 @@ static void pager_barrier_cb(evutil_socket_t fd, short what, void *arg)
 	xmpp_stanza_release(iq);
 }
 
+/* The answer to the server identity query: decides what a barrier reply is worth on this link. */
+static void pager_server_identity(struct pager *pg, struct pager_link *pl, xmpp_stanza_t *iq)
+{
+	xmpp_stanza_t *q = xmpp_stanza_get_child_by_ns(iq, NS_DISCO_INFO);
+	const char *name = NULL;
+
+	for (xmpp_stanza_t *c = q ? xmpp_stanza_get_children(q) : NULL; c && !name;
+	     c = xmpp_stanza_get_next(c)) {
+		const char *cat = xmpp_stanza_is_tag(c) ? xmpp_stanza_get_attribute(c, "category") :
+				  NULL;
+
+		if (cat && strcmp(xmpp_stanza_get_name(c), "identity") == 0 &&
+		    strcmp(cat, "server") == 0)
+			name = xmpp_stanza_get_attribute(c, "name");
+	}
+	pl->conclusive = 0;
+	for (size_t i = 0; name && i < sizeof(pager_servers) / sizeof(pager_servers[0]); i++)
+		if (strcasecmp(name, pager_servers[i].name) == 0)
+			pl->conclusive = pager_servers[i].conclusive;
+	log_notice("component %s: the XMPP server is %s: a SIP MESSAGE it takes without a bounce is "
+		   "answered %s", xmpp_link_domain(pl->link), name ? name : "unknown",
+		   pl->conclusive ? "200 OK" : "202 Accepted (it may still refuse it later)");
+}
+
+static void pager_ask_identity(struct pager *pg, struct pager_link *pl)
+{
+	xmpp_stanza_t *iq;
+	char id[48];
+
+	snprintf(id, sizeof(id), "%s-d%lu", gw_id_prefix(pg->gw), ++pl->disco_seq);
+	iq = xmpp_iq_new(pg->gw->xctx, "get", id);
+	if (!iq)
+		gw_fatal("pager: out of memory");
+	xmpp_stanza_set_from(iq, xmpp_link_domain(pl->link));
+	xmpp_stanza_set_to(iq, pg->gw->conf->xmpp_domain);
+	xmpp_stanza_add_child_ex(iq, pager_tag(pg, "query", NS_DISCO_INFO), 0);
+	xmpp_link_send(pl->link, iq);
+	xmpp_stanza_release(iq);
+}
+
 int pager_iq_reply(struct pager *pg, struct xmpp_link *link, xmpp_stanza_t *iq)
 {
 	struct pager_link *pl = pager_link_of(pg, link);
@@ -228,13 +288,23 @@ int pager_iq_reply(struct pager *pg, struct xmpp_link *link, xmpp_stanza_t *iq)
 	char *end;
 	unsigned long n;
 
-	if (!pl || !id || strncmp(id, prefix, plen) != 0 || strncmp(id + plen, "-b", 2) != 0)
+	if (!pl || !id || strncmp(id, prefix, plen) != 0 || id[plen] != '-' ||
+	    (id[plen + 1] != 'b' && id[plen + 1] != 'd'))
 		return 0;
 	n = strtoul(id + plen + 2, &end, 10);
-	if (*end)
+	if (*end || end == id + plen + 2)
 		return 0;
-	while ((e = TAILQ_FIRST(&pl->held)) && e->barrier <= n)
-		pager_in_settle(pg, e, 200, "OK", 0);
+	if (id[plen + 1] == 'd') {
+		if (n == pl->disco_seq)
+			pager_server_identity(pg, pl, iq);
+		return 1;
+	}
+	while ((e = TAILQ_FIRST(&pl->held)) && e->barrier <= n) {
+		if (pl->conclusive)
+			pager_in_settle(pg, e, 200, "OK", 0);
+		else
+			pager_in_settle(pg, e, 202, "Accepted", 0);
+	}
 	return 1;
 }
 
@@ -645,8 +715,14 @@ void pager_link_state(struct pager *pg, struct xmpp_link *link, int up)
 	struct pager_link *pl = pager_link_of(pg, link);
 	struct pager_in *e;
 
-	if (!pl || up)
+	if (!pl)
 		return;
+	if (up) {
+		pl->conclusive = pg->gw->conf->im_verdict == CONF_VERDICT_BARRIER;
+		if (pg->gw->conf->im_verdict == CONF_VERDICT_AUTO)
+			pager_ask_identity(pg, pl);
+		return;
+	}
 	while ((e = TAILQ_FIRST(&pl->held))) {
 		log_info("link %s lost before a verdict on %s: 503", xmpp_link_domain(link), e->id);
 		pager_in_settle(pg, e, 503, "XMPP Link Lost", 1);

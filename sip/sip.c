@@ -118,6 +118,7 @@ struct sip_stack {
 	struct sip_list in, out, subs, watches, calls;	/* of the objects' struct sip_hobj */
 	int shutting_down;
 	int shutdown_final;		/* nua reported nua_r_shutdown 200 */
+	struct log_limit refused_log;	/* requests refused by the trust check */
 	struct event *destroy_ev;	/* nua_destroy() may not run inside nua's own callback */
 };
 
@@ -1072,8 +1073,11 @@ static void sip_nua_event(nua_event_t event, int status, char const *phrase, nua
 	sip_source_text(ai, source, sizeof(source));
 	peer = sip_authorize(st, ai, sip, &refuse, &why);
 	if (!peer) {
-		log_notice("refused %s from %s (From %s): %d %s", nua_event_name(event) + 6, source,
-			   sip && sip->sip_from ? sip->sip_from->a_url->url_host : "-", refuse, why);
+		const char *from_host = sip && sip->sip_from ? sip->sip_from->a_url->url_host : NULL;
+
+		log_limited(&st->refused_log, CONF_LOG_NOTICE, __func__,
+			    "refused %s from %s (From %s): %d %s", nua_event_name(event) + 6, source,
+			    from_host ? from_host : "-", refuse, why);
 		sip_reply(st, nh, event == nua_i_invite ? NULL : msg, refuse, why, 0, NULL);
 		return;
 	}

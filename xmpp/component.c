@@ -11,12 +11,24 @@
  *   any -> closing -> stopped   (xmpp_link_stop)
  * A connection is never freed inside its own callback: link_drop() parks the bufferevent and an
  * event frees it on the next loop pass.
+ *
+ * A second gateway connected as the same component: Prosody refuses it (stream error conflict),
+ * ejabberd accepts it and hands each stanza for the domain to one of the connections at random,
+ * so verdicts and replies reach the wrong instance.  Once up, the link sends LINK_PROBES headline
+ * messages from and to addresses of its own domain, each carrying this link's random token.
+ * Alone, it gets every one back; with another connection for the domain, some of them go there.
+ * A probe with another token is another instance's: the older instance logs it as an error and
+ * stays; the newer one, missing some of its own, refuses to run (first connection of the process)
+ * or backs off and tries again later (a reconnection: the other may be its own stale connection).
+ * A server that routes none of them back cannot be checked, and the log says so.
  */
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
@@ -32,6 +44,10 @@
 #define LINK_STOP_GRACE_MS 2000
 #define LINK_MAX_DEPTH 32
 #define LINK_OUT_HIGH_WATER (1u << 20)	/* queued output beyond which we push back */
+#define LINK_PROBES 16			/* with two connections, all 16 stay here 1 time in 65 536 */
+#define LINK_PROBE_WAIT_MS 3000
+#define LINK_FOREIGN_LOG_MS 60000	/* another instance's probes: one error line per minute */
+#define NS_INSTANCE "urn:simplegw:instance:0"
 
 enum link_state {
 	LINK_IDLE,
@@ -76,6 +92,13 @@ struct xmpp_link {
 	void *stop_arg;
 	unsigned long attempts;		/* failed attempts since the last success */
 	struct xmpp_text out;		/* reused for every stanza sent */
+
+	char token[17];			/* this link's probe token, random hex */
+	struct event *probe_ev;		/* the probe deadline */
+	unsigned probes_back;		/* own probes received on this connection */
+	int probing;
+	unsigned long ups;		/* connections of this process that came up */
+	uint64_t foreign_logged_ms;
 };
 
 static void link_connect(struct xmpp_link *link);
@@ -94,6 +117,13 @@ static void link_arm(struct xmpp_link *link, unsigned ms)
 	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 
 	evtimer_add(link->timer_ev, &tv);
+}
+
+static void link_arm_probe(struct xmpp_link *link)
+{
+	struct timeval tv = { LINK_PROBE_WAIT_MS / 1000, (LINK_PROBE_WAIT_MS % 1000) * 1000 };
+
+	evtimer_add(link->probe_ev, &tv);
 }
 
 /* Parks the connection for freeing outside the current callback. */
@@ -145,6 +175,8 @@ static void link_fail(struct xmpp_link *link, const char *why)
 	if (link->state == LINK_WAITING || link->state == LINK_STOPPED || link->state == LINK_IDLE)
 		return;
 	link_drop(link);
+	link->probing = 0;
+	evtimer_del(link->probe_ev);
 	delay = link->backoff_ms;
 	link->backoff_ms = link->backoff_ms * 2 > link->conf->reconnect_max_ms ?
 			   link->conf->reconnect_max_ms : link->backoff_ms * 2;
@@ -258,6 +290,105 @@ static const char *link_error_condition(xmpp_stanza_t *err, const char **text)
 	return cond;
 }
 
+static uint64_t link_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Another connection holds the domain too.  On the process's first connection the owner is told
+ * and the link stops (the owner refuses to run); on a reconnection the link backs off and tries
+ * again, since the other connection may be its own, not yet noticed dead by the server. */
+static void link_conflict(struct xmpp_link *link, const char *why)
+{
+	int was_up = link->state == LINK_UP;
+
+	link->probing = 0;
+	evtimer_del(link->probe_ev);
+	if (link->ups > (was_up ? 1u : 0u) || !link->cbs.conflict) {
+		log_error("component %s: another connection holds this component (%s): backing off",
+			  link->domain, why);
+		link_write(link, "</stream:stream>", 16);
+		link_fail(link, "another connection holds the component");
+		return;
+	}
+	log_error("component %s: another connection holds this component at %s:%u (%s): refusing "
+		  "to run as a second instance", link->domain, link->conf->xmpp_server,
+		  link->conf->xmpp_port, why);
+	link_write(link, "</stream:stream>", 16);
+	link_drop(link);
+	evtimer_del(link->timer_ev);
+	link_enter_state(link, LINK_STOPPED);
+	if (was_up && link->cbs.state)
+		link->cbs.state(link->arg, link, 0);
+	link->cbs.conflict(link->arg, link);
+}
+
+static void link_send_probes(struct xmpp_link *link)
+{
+	char buf[512];
+
+	link->probes_back = 0;
+	link->probing = 1;
+	for (unsigned i = 0; i < LINK_PROBES; i++) {
+		/* varying both addresses: a server balancing by source or destination spreads them */
+		int n = snprintf(buf, sizeof(buf), "<message type='headline' id='probe-%s-%u' "
+				 "from='simplegw-probe-%u@%s' to='simplegw-probe-%u@%s'>"
+				 "<instance xmlns='" NS_INSTANCE "' token='%s'/></message>",
+				 link->token, i, i, link->domain, i, link->domain, link->token);
+
+		if (n > 0 && (size_t)n < sizeof(buf))
+			link_write(link, buf, (size_t)n);
+	}
+	link_arm_probe(link);
+}
+
+/* A probe came in: ours (count it) or another instance's (it splits our traffic). */
+static void link_on_probe(struct xmpp_link *link, xmpp_stanza_t *probe)
+{
+	const char *token = xmpp_stanza_get_attribute(probe, "token");
+	uint64_t now;
+
+	if (token && strcmp(token, link->token) == 0) {
+		if (link->probing && ++link->probes_back == LINK_PROBES) {
+			link->probing = 0;
+			evtimer_del(link->probe_ev);
+			log_debug("component %s: all %u instance probes came back: no other instance",
+				  link->domain, LINK_PROBES);
+		}
+		return;
+	}
+	now = link_now_ms();
+	if (!link->foreign_logged_ms || now - link->foreign_logged_ms >= LINK_FOREIGN_LOG_MS) {
+		link->foreign_logged_ms = now;
+		log_error("component %s: another gateway instance (probe token %s) is connected to "
+			  "the XMPP server as this component; the server splits the domain's traffic "
+			  "between us, so replies and verdicts go astray.  Stop one of them.",
+			  link->domain, token ? token : "-");
+	}
+}
+
+static void link_probe_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct xmpp_link *link = arg;
+	char why[96];
+
+	if (!link->probing || link->state != LINK_UP)
+		return;
+	link->probing = 0;
+	if (link->probes_back == 0) {
+		log_notice("component %s: the server routed none of %u instance probes back: a second "
+			   "instance connected as this component could not be detected", link->domain,
+			   LINK_PROBES);
+		return;
+	}
+	snprintf(why, sizeof(why), "%u of %u probes went to another connection",
+		 LINK_PROBES - link->probes_back, LINK_PROBES);
+	link_conflict(link, why);
+}
+
 static void link_on_stanza(void *arg, xmpp_stanza_t *stanza)
 {
 	struct xmpp_link *link = arg;
@@ -269,7 +400,10 @@ static void link_on_stanza(void *arg, xmpp_stanza_t *stanza)
 		if (link->state == LINK_HANDSHAKING && strcmp(cond, "not-authorized") == 0)
 			log_error("component %s: the server refused our secret (not-authorized)",
 				  link->domain);
-		else
+		else if (strcmp(cond, "conflict") == 0) {
+			link_conflict(link, "the server says conflict");
+			return;
+		} else
 			log_warn("component %s: server sent stream error %s%s%s", link->domain, cond,
 				 text ? ": " : "", text ? text : "");
 		link_write(link, "</stream:stream>", 16);
@@ -288,10 +422,20 @@ static void link_on_stanza(void *arg, xmpp_stanza_t *stanza)
 		link_enter_state(link, LINK_UP);
 		log_notice("component %s: connected to %s:%u", link->domain,
 			   link->conf->xmpp_server, link->conf->xmpp_port);
+		link->ups++;
+		link_send_probes(link);
 		if (link->cbs.state)
 			link->cbs.state(link->arg, link, 1);
 		break;
 	case LINK_UP:
+		if (strcmp(name, "message") == 0) {
+			xmpp_stanza_t *probe = xmpp_stanza_get_child_by_ns(stanza, NS_INSTANCE);
+
+			if (probe) {
+				link_on_probe(link, probe);
+				break;
+			}
+		}
 		if (link->cbs.stanza)
 			link->cbs.stanza(link->arg, link, stanza);
 		break;
@@ -426,6 +570,7 @@ struct xmpp_link *xmpp_link_new(struct event_base *base, xmpp_ctx_t *ctx,
 		.close = link_on_close,
 	};
 	struct xmpp_link *link = gw_xcalloc(1, sizeof(*link));
+	unsigned char rnd[8];
 
 	link->base = base;
 	link->ctx = ctx;
@@ -437,8 +582,13 @@ struct xmpp_link *xmpp_link_new(struct event_base *base, xmpp_ctx_t *ctx,
 	link->parser = xmpp_parser_new(ctx, conf->max_stanza, LINK_MAX_DEPTH, &pcbs, link);
 	link->timer_ev = evtimer_new(base, link_timer_cb, link);
 	link->reap_ev = event_new(base, -1, 0, link_reap_cb, link);
-	if (!link->timer_ev || !link->reap_ev)
+	link->probe_ev = evtimer_new(base, link_probe_cb, link);
+	if (!link->timer_ev || !link->reap_ev || !link->probe_ev)
 		gw_fatal("event_new failed");
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		gw_fatal("getrandom: %s", strerror(errno));
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		snprintf(link->token + 2 * i, 3, "%02x", rnd[i]);
 	return link;
 }
 
@@ -528,6 +678,8 @@ void xmpp_link_stop(struct xmpp_link *link, void (*done)(void *arg), void *arg)
 
 	link->stop_done = done;
 	link->stop_arg = arg;
+	link->probing = 0;
+	evtimer_del(link->probe_ev);
 	evtimer_del(link->timer_ev);
 	if (link->bev && link->state != LINK_CONNECTING) {
 		link_write(link, "</stream:stream>", 16);
@@ -552,6 +704,7 @@ void xmpp_link_free(struct xmpp_link *link)
 		bufferevent_free(link->dead_bev);
 	event_free(link->timer_ev);
 	event_free(link->reap_ev);
+	event_free(link->probe_ev);
 	xmpp_parser_free(link->parser);
 	free(link->stream_id);
 	free(link->domain);

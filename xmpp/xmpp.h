@@ -64,6 +64,10 @@ struct xmpp_link_cbs {
 	void (*stanza)(void *arg, struct xmpp_link *link, xmpp_stanza_t *stanza);
 	/* The link came up (up = 1, handshake accepted) or went down (up = 0). */
 	void (*state)(void *arg, struct xmpp_link *link, int up);
+	/* On the process's first connection, another connection holds the component (the server
+	 * said conflict, or splits the domain's stanzas between us): the owner should stop.  The
+	 * link stays as it is until xmpp_link_stop(). */
+	void (*conflict)(void *arg, struct xmpp_link *link);
 };
 
 /* Creates a link for the component domain (copied); conf must outlive it.  Call

@@ -18,7 +18,7 @@
 #include "test.h"
 
 #define MAX_DIAGS 32
-#define MAX_WANT 12
+#define MAX_WANT 24
 
 /* ---- collecting diagnostics */
 
@@ -80,7 +80,7 @@ static char *subst(const char *s, const char *dir)
 /* ---- printing fields of a configuration by name, for "field=value" checks */
 
 enum fkind { F_STR, F_STRLEN, F_UNSIGNED, F_SIZE, F_INT, F_LEVEL, F_FACILITY, F_TRANSPORT,
-	     F_ADDRESSING, F_IM_TYPE };
+	     F_ADDRESSING, F_IM_TYPE, F_IM_VERDICT };
 enum fbase { B_CONF, B_LISTEN, B_PEER };
 
 struct field {
@@ -113,6 +113,7 @@ static const struct field fields[] = {
 	FC("im.max-body", F_SIZE, im_max_body),
 	FC("im.delivery-wait", F_UNSIGNED, im_delivery_wait_ms),
 	FC("im.type", F_IM_TYPE, im_type),
+	FC("im.verdict", F_IM_VERDICT, im_verdict),
 	FC("presence.enabled", F_INT, presence_enabled),
 	FC("presence.database", F_STR, presence_db),
 	FC("presence.expires", F_UNSIGNED, presence_expires_s),
@@ -239,6 +240,11 @@ static char *field_get(const struct conf *c, const char *name)
 		case F_IM_TYPE:
 			return gw_xstrdup(*(const enum conf_im_type *)at == CONF_IM_CHAT ?
 					  "chat" : "normal");
+		case F_IM_VERDICT: {
+			static const char *const names[] = { "auto", "barrier", "accepted" };
+
+			return gw_xstrdup(names[*(const enum conf_im_verdict *)at]);
+		}
 		}
 	}
 	return NULL;
@@ -578,6 +584,10 @@ static const struct value_case {
 	{ "im", "type", NULL, "im.type=chat" },
 	{ "im", "type", "normal", "im.type=normal" },
 	{ "im", "type", "groupchat", "7: <im> attribute \"type\": \"groupchat\" is not one of chat, normal" },
+	{ "im", "verdict", NULL, "im.verdict=auto" },
+	{ "im", "verdict", "barrier", "im.verdict=barrier" },
+	{ "im", "verdict", "accepted", "im.verdict=accepted" },
+	{ "im", "verdict", "202", "7: <im> attribute \"verdict\": \"202\" is not one of auto, barrier, accepted" },
 
 	/* <peer> */
 	{ "peer", "name", NULL, "peer[0].name=sip.example" },
@@ -812,7 +822,7 @@ static const struct doc_case {
 	{ "minimal document (lines: gateway, xmpp, sip, peer, end)",
 	  GW XMPP SIP PEER END,
 	  { "log.level=info", "log.stderr=1", "log.syslog=0", "log.facility=daemon",
-	    "im.max-body=8192", "im.delivery-wait=2000", "im.type=chat", "nlisten=1",
+	    "im.max-body=8192", "im.delivery-wait=2000", "im.type=chat", "im.verdict=auto", "nlisten=1",
 	    "listen[0].line=3", "peer[0].line=4", "peer[0].name=sip.example", "path=gw.xml" } },
 	{ "the example in conf.h",
 	  "<gateway xmlns=\"urn:simplegw:config:1\">\n"

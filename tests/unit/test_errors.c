@@ -96,6 +96,7 @@ static const struct {
 	{ "gone", 410, 301 },
 	{ "remote-server-not-found", 404, 408 },
 	{ "unexpected-request", 400, 491 },
+	{ "service-unavailable", 480, 503 },
 };
 
 static void test_to_sip(void)
@@ -154,7 +155,7 @@ static void test_consistency(void)
 	static const char *const round_trip[] = {
 		"bad-request", "feature-not-implemented", "forbidden", "gone",
 		"internal-server-error", "item-not-found", "not-acceptable",
-		"recipient-unavailable", "redirect", "remote-server-timeout", "service-unavailable",
+		"recipient-unavailable", "redirect", "remote-server-timeout",
 	};
 	for (size_t i = 0; i < NELEM(round_trip); i++)
 		CHECK_STR(map_error_from_sip(map_error_to_sip(round_trip[i])), round_trip[i],
