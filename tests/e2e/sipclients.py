@@ -251,6 +251,14 @@ class ClientFailure(AssertionError):
     pass
 
 
+def _die_with_parent():
+    """In the child before exec: SIGTERM when the test process dies.  linphonec at EOF on stdin
+    spins at full CPU instead of exiting, and a client outliving its test would hold its port."""
+    import ctypes
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def _free_port():
     import harness      # only the tests hand out ports; federation.py passes fixed ones
     return harness.free_port()
@@ -284,7 +292,7 @@ class SipClient:
         self.proc = await asyncio.create_subprocess_exec(
             *argv, cwd=self.dir, env=env, stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True)
+            start_new_session=True, preexec_fn=_die_with_parent)
         self._reader = asyncio.ensure_future(self._read())
 
     async def _read(self):
