@@ -47,6 +47,10 @@ static void check_cpim(const uint8_t *data, size_t size)
 		span_inside(c.datetime, buf, size);
 		span_inside(c.content_type, buf, size);
 		span_inside(c.charset, buf, size);
+		span_inside(c.imdn_message_id, buf, size);
+		span_inside(c.imdn_disposition, buf, size);
+		span_inside(c.content_disposition, buf, size);
+		span_inside(c.content_encoding, buf, size);
 		span_inside(c.body, buf, size);
 		must(c.content_type.p != NULL && c.body.p != NULL);
 		/* the body runs to the end of the input */

@@ -28,6 +28,11 @@ GW_NORETURN void gw_fatal(const char *fmt, ...) GW_PRINTF(1, 2);
 /* Case-insensitive ASCII comparison (domains). */
 int gw_strcaseeq(const char *a, const char *b);
 
+/* ---- inflate.c: zlib data (RFC 1950/1951), e.g. a body with Content-Encoding: deflate.
+ * Decodes in into out (at most outcap bytes); 0 with *outlen set, or -1 for anything malformed,
+ * a preset dictionary, a bad checksum, trailing bytes, or output that would not fit. */
+int gw_inflate_zlib(const void *in, size_t inlen, void *out, size_t outcap, size_t *outlen);
+
 /* ---- log.c: levels, stderr and syslog.  The sink settings are the process's only mutable global
  * besides struct gw: logging must work before the context exists and from library callbacks. */
 void log_init(const char *ident, enum conf_log_level level, int to_stderr, int to_syslog,

@@ -7,7 +7,10 @@
 #include "map.h"
 
 #define NS_RECEIPTS "urn:xmpp:receipts"
+#define NS_CHATSTATES "http://jabber.org/protocol/chatstates"
+#define NS_MARKERS "urn:xmpp:chat-markers:0"
 #define NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
+#define CPIM_MAX_NS 4		/* IMDN namespace prefixes remembered per message */
 
 /* Decodes one UTF-8 sequence at s (n bytes left).  Returns its length and the code point, or 0
  * for an invalid, overlong or surrogate sequence. */
@@ -147,16 +150,51 @@ static void cpim_content_type(struct map_span v, struct map_cpim *out)
 	}
 }
 
+/* Non-zero if name is "<prefix>.<local>" for one of the prefixes; local gets the rest. */
+static int cpim_prefixed(struct map_span name, const struct map_span *prefixes, size_t n,
+			 struct map_span *local)
+{
+	for (size_t i = 0; i < n; i++) {
+		size_t pl = prefixes[i].n;
+
+		if (name.n > pl + 1 && name.p[pl] == '.' && memcmp(name.p, prefixes[i].p, pl) == 0) {
+			local->p = name.p + pl + 1;
+			local->n = name.n - pl - 1;
+			return 1;
+		}
+	}
+	return 0;
+}
+
 int map_cpim_parse(const char *buf, size_t len, struct map_cpim *out)
 {
 	size_t pos = 0;
 	struct map_span name, value;
 	int r;
 
+	struct map_span imdn[CPIM_MAX_NS];	/* prefixes declared for urn:ietf:params:imdn */
+	size_t nimdn = 0;
+
 	memset(out, 0, sizeof(*out));
 	/* message headers */
 	while ((r = cpim_line(buf, len, &pos, &name, &value)) == 1) {
-		if (cpim_ieq(name, "from"))
+		struct map_span local;
+
+		if (cpim_ieq(name, "ns")) {
+			/* NS: prefix <uri> (RFC 3862 3.3.1): only the IMDN namespace is of interest */
+			size_t sp = 0;
+
+			while (sp < value.n && value.p[sp] != ' ' && value.p[sp] != '<')
+				sp++;
+			if (nimdn < CPIM_MAX_NS && sp &&
+			    cpim_ieq(span_trim(value.p + sp, value.n - sp), "<urn:ietf:params:imdn>"))
+				imdn[nimdn++] = span_trim(value.p, sp);
+		} else if (cpim_prefixed(name, imdn, nimdn, &local)) {
+			if (cpim_ieq(local, "message-id"))
+				out->imdn_message_id = value;
+			else if (cpim_ieq(local, "disposition-notification"))
+				out->imdn_disposition = value;
+		} else if (cpim_ieq(name, "from"))
 			out->from = value;
 		else if (cpim_ieq(name, "to"))
 			out->to = value;
@@ -187,9 +225,14 @@ int map_cpim_parse(const char *buf, size_t len, struct map_cpim *out)
 	if (r < 0)
 		return -1;
 	/* MIME headers of the encapsulated content */
-	while ((r = cpim_line(buf, len, &pos, &name, &value)) == 1)
+	while ((r = cpim_line(buf, len, &pos, &name, &value)) == 1) {
 		if (cpim_ieq(name, "content-type"))
 			cpim_content_type(value, out);
+		else if (cpim_ieq(name, "content-disposition"))
+			out->content_disposition = value;
+		else if (cpim_ieq(name, "content-encoding"))
+			out->content_encoding = value;
+	}
 	if (r < 0 || !out->content_type.p)
 		return -1;
 	out->body.p = buf + pos;
@@ -307,6 +350,17 @@ void map_im_fields(xmpp_stanza_t *message, struct map_im_fields *f)
 			f->thread = stanza_text(c);
 		} else if (ns && strcmp(ns, NS_RECEIPTS) == 0 && strcmp(name, "request") == 0) {
 			f->has_receipt_request = 1;
+		} else if (ns && strcmp(ns, NS_RECEIPTS) == 0 && strcmp(name, "received") == 0) {
+			f->received_id = xmpp_stanza_get_attribute(c, "id");
+		} else if (ns && strcmp(ns, NS_CHATSTATES) == 0) {
+			f->chatstate = name;
+		} else if (ns && strcmp(ns, NS_MARKERS) == 0) {
+			if (strcmp(name, "markable") == 0)
+				f->markable = 1;
+			else if (strcmp(name, "received") == 0)
+				f->marker_received_id = xmpp_stanza_get_attribute(c, "id");
+			else if (strcmp(name, "displayed") == 0 || strcmp(name, "acknowledged") == 0)
+				f->displayed_id = xmpp_stanza_get_attribute(c, "id");
 		}
 	}
 	if (body) {

@@ -44,8 +44,12 @@ struct map_span {
  * an absent header has p == NULL. */
 struct map_cpim {
 	struct map_span from, to, subject, subject_lang, datetime;
+	/* RFC 5438 headers, in whatever prefix an NS header declared for urn:ietf:params:imdn */
+	struct map_span imdn_message_id, imdn_disposition;
 	struct map_span content_type;	/* inner type/subtype, e.g. "text/plain" */
 	struct map_span charset;	/* inner charset parameter, unquoted */
+	struct map_span content_disposition;	/* inner, e.g. "notification" */
+	struct map_span content_encoding;	/* inner, e.g. "deflate" */
 	struct map_span body;
 };
 /* Parses a CPIM wrapper.  Returns 0, or -1 if it is malformed or demands (Require) an
@@ -73,6 +77,11 @@ struct map_im_fields {
 	const char *lang;	/* NULL when unknown */
 	const char *thread;	/* NULL when absent */
 	int has_receipt_request;	/* XEP-0184 <request/> present */
+	const char *received_id;	/* XEP-0184 <received id/> */
+	const char *chatstate;		/* XEP-0085 element name, e.g. "composing" */
+	int markable;			/* XEP-0333 <markable/> */
+	const char *marker_received_id;	/* XEP-0333 <received id/> */
+	const char *displayed_id;	/* XEP-0333 <displayed id/> or <acknowledged id/> */
 };
 void map_im_fields(xmpp_stanza_t *message, struct map_im_fields *f);
 
@@ -81,6 +90,75 @@ void map_im_fields(xmpp_stanza_t *message, struct map_im_fields *f);
  * condition and, if text is not NULL, a <text/>.  Caller releases the result. */
 xmpp_stanza_t *map_error_reply(xmpp_ctx_t *ctx, xmpp_stanza_t *stanza, const char *condition,
 			       const char *text);
+
+/* ---- notices.c: typing notices (RFC 3994 isComposing <-> XEP-0085 chat states) and delivery
+ * notifications (RFC 5438 IMDN <-> XEP-0184 receipts, XEP-0333 chat markers) in pager mode */
+
+/* The RFC 3994 state ("active"/"idle") sent for a XEP-0085 chat state, NULL for none known. */
+const char *map_chatstate_to_composing(const char *chatstate);
+/* The XEP-0085 chat state for an RFC 3994 state ("composing"/"paused"), NULL for none known. */
+const char *map_composing_to_chatstate(const char *state);
+/* Parses an isComposing document: its state ("active" or "idle", static), with the refresh
+ * interval in seconds (0 if absent) in *refresh_s (may be NULL).  NULL if malformed. */
+const char *map_iscomposing_parse(const char *doc, size_t len, unsigned *refresh_s);
+/* An isComposing document for state (refresh 0: none).  Caller frees. */
+char *map_iscomposing_build(const char *state, unsigned refresh_s);
+
+#define MAP_IMDN_ID_MAX 128	/* bytes of an imdn.Message-ID the gateway takes or makes */
+enum map_imdn_kind {
+	MAP_IMDN_DELIVERY,
+	MAP_IMDN_DISPLAY,
+	MAP_IMDN_PROCESSING,
+	MAP_IMDN_NONE,
+};
+/* A parsed message/imdn+xml document. */
+struct map_imdn {
+	enum map_imdn_kind kind;
+	char status[24];		/* the status element's name: "delivered", "displayed"... */
+	char message_id[MAP_IMDN_ID_MAX + 1];
+	char datetime[48];
+};
+/* Parses an IMDN document (one notification).  0, or -1 if malformed. */
+int map_imdn_parse(const char *doc, size_t len, struct map_imdn *out);
+/* An IMDN document; the strings are escaped here.  Caller frees. */
+char *map_imdn_build(enum map_imdn_kind kind, const char *status, const char *message_id,
+		     const char *datetime, const char *recipient_uri);
+
+/* What an IMDN becomes on the XMPP side, as a table. */
+enum map_imdn_to {
+	MAP_TO_RECEIVED,	/* XEP-0184 <received/> */
+	MAP_TO_DISPLAYED,	/* XEP-0333 <displayed/> */
+	MAP_TO_ERROR,		/* an error stanza for the original message: condition */
+	MAP_TO_NOTHING,		/* logged only */
+};
+struct map_imdn_rule {
+	enum map_imdn_kind kind;
+	const char *status;
+	enum map_imdn_to to;
+	const char *condition;
+};
+/* The rule for (kind, status), NULL for a status the table does not know. */
+const struct map_imdn_rule *map_imdn_rule(enum map_imdn_kind kind, const char *status);
+
+/* imdn.Disposition-Notification values as bits, and back to a header value. */
+#define MAP_DISP_POSITIVE 1u
+#define MAP_DISP_NEGATIVE 2u
+#define MAP_DISP_DISPLAY 4u
+#define MAP_DISP_PROCESSING 8u
+unsigned map_imdn_dispositions(const char *value, size_t len);
+/* Writes "positive-delivery, display"...; returns the length, 0 if none or it does not fit. */
+size_t map_imdn_dispositions_text(unsigned bits, char *buf, size_t len);
+
+/* Stateless correlation (see notices.c).  SIP -> XMPP: the stanza id for a message that asked
+ * for IMDNs, made from base (a fresh stanza id), and the IMDN fields read back from such an id.
+ * XMPP -> SIP: the imdn.Message-ID for a stanza that asked for receipts, and the stanza id read
+ * back from it.  Each returns 0, or -1 (does not fit, or not one of ours). */
+int map_imdn_stanza_id(const char *base, unsigned dispositions, const char *message_id,
+		       const char *datetime, char *buf, size_t len);
+int map_imdn_from_stanza_id(const char *id, unsigned *dispositions, char *message_id,
+			    size_t mlen, char *datetime, size_t dlen);
+int map_imdn_message_id(const char *stanza_id, char *buf, size_t len);
+int map_imdn_stanza_of(const char *message_id, char *stanza_id, size_t len);
 
 /* ---- peer.c: addresses as a given peer network writes them */
 struct conf;

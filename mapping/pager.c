@@ -29,6 +29,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/queue.h>
+#include <time.h>
 
 #include <event2/event.h>
 
@@ -46,14 +47,22 @@
 #define NS_PING "urn:xmpp:ping"
 #define NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
 #define NS_DELAY "urn:xmpp:delay"
+#define NS_RECEIPTS "urn:xmpp:receipts"
+#define NS_MARKERS "urn:xmpp:chat-markers:0"
+#define NS_CHATSTATES "http://jabber.org/protocol/chatstates"
 #define CT_TEXT "text/plain;charset=UTF-8"
+#define CT_COMPOSING "application/im-iscomposing+xml"
+#define CT_IMDN "message/imdn+xml"
+#define CT_CPIM "message/cpim"
 #define ACCEPT_TYPES "text/plain, message/cpim"
+#define PAGER_INFLATE_MAX (64 * 1024)	/* bytes a deflated body may inflate to */
 
 struct pager_link;
 
 /* A SIP MESSAGE forwarded to XMPP whose outcome is being watched. */
 struct pager_in {
-	char id[48];			/* the stanza id, key of pg->ins */
+	char id[320];			/* the stanza id, key of pg->ins (notices.c: may carry an
+					 * IMDN request) */
 	struct pager_link *pl;
 	struct sip_incoming *in;	/* held transaction; NULL once answered */
 	unsigned long barrier;		/* the barrier that settles it */
@@ -93,6 +102,11 @@ struct pager_out {
 	struct pager *pg;
 	struct xmpp_link *link;
 	xmpp_stanza_t *stanza;		/* a copy of the original, to bounce on failure */
+	const struct conf_peer *peer;
+	char *from_uri, *to_uri;
+	unsigned dispositions;		/* IMDNs asked for (receipt request, markable) */
+	char *imdn_id;			/* their imdn.Message-ID (carries the stanza id), or NULL */
+	int cpim;			/* sent as CPIM with the request (until a 415) */
 	struct sip_outgoing *out;
 	LIST_ENTRY(pager_out) entry;	/* in pg->outs */
 };
@@ -107,6 +121,9 @@ struct pager {
 	size_t nout, nheld;
 	struct event *sweep_ev;
 	int closing;
+	struct log_limit refusal_log;	/* refused MESSAGEs */
+	struct log_limit notice_log;	/* typing notices and IMDNs the SIP side refused */
+	char inflated[PAGER_INFLATE_MAX];	/* a deflated body, while it is handled */
 };
 
 static struct pager_link *pager_link_of(struct pager *pg, struct xmpp_link *link)
@@ -148,7 +165,12 @@ static void pager_notice_done(void *arg, int status, const char *phrase)
 		log_info("delivery notice refused: %d %s", status, phrase ? phrase : "");
 }
 
-/* An error came back for a message already answered 2xx: tell the SIP sender in a MESSAGE. */
+static int pager_send_imdn(struct pager *pg, const struct conf_peer *peer, const char *from_uri,
+			   const char *to_uri, const char *id, enum map_imdn_kind kind,
+			   const char *status, unsigned asked);
+
+/* An error came back for a message already answered 2xx: tell the SIP sender, with a failed
+ * IMDN where it asked for negative delivery notifications, else in a text MESSAGE. */
 static void pager_late_error(struct pager *pg, struct pager_in *e, const char *condition,
 			     const char *text)
 {
@@ -157,6 +179,14 @@ static void pager_late_error(struct pager *pg, struct pager_in *e, const char *c
 				  condition, text ? " (" : "", text ? text : "", text ? ")" : "");
 	char clean[1024];
 
+	if (pager_send_imdn(pg, e->peer, e->sip_to, e->sip_from, e->id, MAP_IMDN_DELIVERY,
+			    strcmp(condition, "forbidden") == 0 ? "forbidden" : "failed",
+			    MAP_DISP_NEGATIVE) == 0) {
+		log_info("late error %s for %s -> %s: failed IMDN to the sender", condition,
+			 e->sip_from, e->jid_to);
+		free(body);
+		return;
+	}
 	/* the peer's text goes into a SIP body: keep it to valid UTF-8, one paragraph */
 	map_header_text(body, clean, sizeof(clean));
 	if (map_text_check(clean, strlen(clean)) != 0)
@@ -195,6 +225,16 @@ static void pager_add_text_child(struct pager *pg, xmpp_stanza_t *parent, const 
 		gw_fatal("pager: out of memory");
 	xmpp_stanza_add_child_ex(el, t, 0);
 	xmpp_stanza_add_child_ex(parent, el, 0);
+}
+
+/* Now, as an RFC 3339 date-time in UTC ("2026-12-04T15:00:00Z"). */
+static void pager_now_rfc3339(char *buf, size_t len)
+{
+	time_t t = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 /* "2000-12-13T13:40:00-08:00" or with Z and fractions: the XEP-0082 profile of RFC 3339. */
@@ -308,17 +348,226 @@ int pager_iq_reply(struct pager *pg, struct xmpp_link *link, xmpp_stanza_t *iq)
 	return 1;
 }
 
+/* What a SIP MESSAGE carries, once its content is understood. */
+enum pager_kind {
+	PK_TEXT,		/* a message: body, subject, maybe a request for IMDNs */
+	PK_COMPOSING,		/* an isComposing document (RFC 3994) */
+	PK_IMDN,		/* a delivery or display notification (RFC 5438) */
+};
+
+struct pager_content {
+	enum pager_kind kind;
+	const char *body;		/* PK_TEXT: the text, inside the request or inflated */
+	size_t body_len;
+	const char *subject;		/* or NULL */
+	size_t subject_len;
+	char subject_lang[36];
+	char stamp[48];			/* CPIM DateTime in the XEP-0082 profile, or "" */
+	unsigned dispositions;		/* IMDNs the sender asked for (MAP_DISP_*) */
+	char message_id[MAP_IMDN_ID_MAX + 1];	/* its imdn.Message-ID, when it asked */
+	char datetime[48];		/* its DateTime, copied into the IMDNs */
+	const char *chatstate;		/* PK_COMPOSING: "composing" or "paused" */
+	struct map_imdn imdn;		/* PK_IMDN */
+};
+
+#define ACCEPT_ALL ACCEPT_TYPES ", " CT_COMPOSING ", " CT_IMDN
+
+/* A refusal of a SIP MESSAGE: logged (at a bounded rate) and answered. */
+static void pager_refuse(struct pager *pg, struct sip_incoming *in,
+			 const struct sip_message_info *info, int status, const char *phrase,
+			 const char *accept)
+{
+	log_refusal(&pg->refusal_log, "MESSAGE %s -> %s from %s (%s%s%s): %d %s", info->from_uri,
+		    info->request_uri, info->source, info->content_type ? info->content_type : "no body",
+		    info->content_encoding ? ", encoding " : "",
+		    info->content_encoding ? info->content_encoding : "", status, phrase);
+	sip_incoming_respond(in, status, phrase, 0, accept);
+}
+
+/* Lower-cased "type/subtype" of a span, for the content table. */
+static void pager_type_of(struct map_span t, char *buf, size_t len)
+{
+	size_t n = t.n < len - 1 ? t.n : len - 1;
+
+	for (size_t i = 0; i < n; i++)
+		buf[i] = (t.p[i] >= 'A' && t.p[i] <= 'Z') ? (char)(t.p[i] + 'a' - 'A') : t.p[i];
+	buf[n] = '\0';
+}
+
+static int pager_charset_ok(const char *cs, size_t n)
+{
+	return !cs || (n == 5 && strncasecmp(cs, "utf-8", 5) == 0) ||
+	       (n == 8 && strncasecmp(cs, "us-ascii", 8) == 0);
+}
+
+/* The content of type `type` (lower case) in body: fills c, or returns the refusal status. */
+static int pager_content_of(const char *type, const char *charset, size_t charset_len,
+			    const char *body, size_t len, struct pager_content *c,
+			    const char **phrase)
+{
+	if (strcmp(type, "text/plain") == 0) {
+		if (!pager_charset_ok(charset, charset_len)) {
+			*phrase = "Unsupported Charset";
+			return 415;
+		}
+		c->kind = PK_TEXT;
+		c->body = body;
+		c->body_len = len;
+		return 0;
+	}
+	if (strcmp(type, CT_COMPOSING) == 0) {
+		const char *state = map_iscomposing_parse(body, len, NULL);
+
+		if (!state) {
+			*phrase = "Malformed isComposing Document";
+			return 400;
+		}
+		c->kind = PK_COMPOSING;
+		c->chatstate = map_composing_to_chatstate(state);
+		return 0;
+	}
+	if (strcmp(type, CT_IMDN) == 0) {
+		if (map_imdn_parse(body, len, &c->imdn) != 0) {
+			*phrase = "Malformed IMDN Document";
+			return 400;
+		}
+		c->kind = PK_IMDN;
+		return 0;
+	}
+	*phrase = "Unsupported Media Type";
+	return 415;
+}
+
+/* Understands a MESSAGE's body (inflating it into inflated, PAGER_INFLATE_MAX bytes, when it
+ * says Content-Encoding: deflate).  0, or a refusal status with *phrase. */
+static int pager_classify(const struct sip_message_info *info, char *inflated,
+			  struct pager_content *c, const char **phrase)
+{
+	const char *body = info->body;
+	size_t len = info->body_len;
+	struct map_cpim cpim;
+	char type[64];
+	int r;
+
+	memset(c, 0, sizeof(*c));
+	if (info->content_encoding) {
+		if (strcmp(info->content_encoding, "deflate") != 0) {
+			*phrase = "Unsupported Content-Encoding";
+			return 415;
+		}
+		if (gw_inflate_zlib(body, len, inflated, PAGER_INFLATE_MAX, &len) != 0) {
+			*phrase = "Malformed Or Too Large Deflate Body";
+			return 400;
+		}
+		body = inflated;
+	}
+	if (!info->content_type || !len) {
+		*phrase = "Empty Message";
+		return 400;
+	}
+	if (strcmp(info->content_type, "message/cpim") != 0)
+		return pager_content_of(info->content_type, info->charset,
+					info->charset ? strlen(info->charset) : 0, body, len, c,
+					phrase);
+	if (map_cpim_parse(body, len, &cpim) != 0) {
+		*phrase = "Malformed CPIM";
+		return 400;
+	}
+	if (cpim.content_encoding.p) {
+		*phrase = "Unsupported CPIM Content-Encoding";
+		return 415;
+	}
+	pager_type_of(cpim.content_type, type, sizeof(type));
+	r = pager_content_of(type, cpim.charset.p, cpim.charset.n, cpim.body.p, cpim.body.n, c,
+			     phrase);
+	if (r == 415 && strcmp(*phrase, "Unsupported Media Type") == 0)
+		*phrase = "Unsupported CPIM Content";
+	if (r != 0 || c->kind != PK_TEXT)
+		return r;
+	if (!info->subject && cpim.subject.p) {
+		c->subject = cpim.subject.p;
+		c->subject_len = cpim.subject.n;
+		if (cpim.subject_lang.p && cpim.subject_lang.n < sizeof(c->subject_lang))
+			snprintf(c->subject_lang, sizeof(c->subject_lang), "%.*s",
+				 (int)cpim.subject_lang.n, cpim.subject_lang.p);
+	}
+	if (cpim.datetime.p && pager_datetime_ok(cpim.datetime.p, cpim.datetime.n))
+		snprintf(c->stamp, sizeof(c->stamp), "%.*s", (int)cpim.datetime.n, cpim.datetime.p);
+	/* a request for IMDNs (RFC 5438 6): an id to answer with, and what to send */
+	if (cpim.imdn_message_id.p && cpim.imdn_disposition.p &&
+	    cpim.imdn_message_id.n <= MAP_IMDN_ID_MAX) {
+		c->dispositions = map_imdn_dispositions(cpim.imdn_disposition.p,
+							cpim.imdn_disposition.n);
+		snprintf(c->message_id, sizeof(c->message_id), "%.*s", (int)cpim.imdn_message_id.n,
+			 cpim.imdn_message_id.p);
+		if (cpim.datetime.p && cpim.datetime.n < sizeof(c->datetime))
+			snprintf(c->datetime, sizeof(c->datetime), "%.*s", (int)cpim.datetime.n,
+				 cpim.datetime.p);
+		else
+			pager_now_rfc3339(c->datetime, sizeof(c->datetime));
+		if (map_text_check(c->message_id, strlen(c->message_id)) != 0 ||
+		    map_text_check(c->datetime, strlen(c->datetime)) != 0)
+			c->dispositions = 0;
+	}
+	if (!c->body_len) {
+		*phrase = "Empty Message";
+		return 400;
+	}
+	return 0;
+}
+
+/* The stanza for an IMDN: a receipt, a marker or an error for the message it reports on, or
+ * NULL (and *why) when there is nothing to forward. */
+static xmpp_stanza_t *pager_imdn_stanza(struct pager *pg, const struct map_imdn *imdn,
+					const char *to_jid, const char *from_jid, const char *id,
+					const char **why)
+{
+	const struct map_imdn_rule *rule = map_imdn_rule(imdn->kind, imdn->status);
+	char original[MAP_JID_MAX + 1];
+	xmpp_stanza_t *msg, *el;
+
+	if (!rule || rule->to == MAP_TO_NOTHING) {
+		*why = rule ? "nothing to report on the XMPP side" : "a status the gateway does not know";
+		return NULL;
+	}
+	if (map_imdn_stanza_of(imdn->message_id, original, sizeof(original)) != 0) {
+		*why = "about a message the gateway did not send with a request for it";
+		return NULL;
+	}
+	if (rule->to == MAP_TO_ERROR) {
+		char text[96];
+		xmpp_stanza_t *orig = xmpp_message_new(pg->gw->xctx, NULL, from_jid, original), *r;
+
+		if (!orig)
+			gw_fatal("pager: out of memory");
+		xmpp_stanza_set_from(orig, to_jid);
+		snprintf(text, sizeof(text), "the SIP recipient reports delivery %s (IMDN)",
+			 imdn->status);
+		r = map_error_reply(pg->gw->xctx, orig, rule->condition, text);
+		xmpp_stanza_release(orig);
+		return r;
+	}
+	msg = xmpp_message_new(pg->gw->xctx, rule->to == MAP_TO_DISPLAYED ? "chat" : NULL, to_jid,
+			       id);
+	if (!msg)
+		gw_fatal("pager: out of memory");
+	xmpp_stanza_set_from(msg, from_jid);
+	el = rule->to == MAP_TO_RECEIVED ? pager_tag(pg, "received", NS_RECEIPTS) :
+	     pager_tag(pg, "displayed", NS_MARKERS);
+	xmpp_stanza_set_attribute(el, "id", original);
+	xmpp_stanza_add_child_ex(msg, el, 0);
+	return msg;
+}
+
 void pager_from_sip(struct pager *pg, struct sip_incoming *in, const struct sip_message_info *info)
 {
 	const struct conf *conf = pg->gw->conf;
 	const struct conf_peer *peer = info->peer;
-	char to_jid[MAP_JID_MAX + 1], from_jid[MAP_JID_MAX + 1];
+	char to_jid[MAP_JID_MAX + 1], from_jid[MAP_JID_MAX + 1], base[40];
 	struct xmpp_link *link;
 	struct pager_link *pl;
-	struct map_cpim cpim;
-	const char *body = info->body, *subject = info->subject, *lang = info->language;
-	size_t body_len = info->body_len, subject_len = subject ? strlen(subject) : 0;
-	char subject_lang[36] = "", stamp[48] = "";
+	struct pager_content c;
+	const char *phrase = NULL, *lang = info->language, *why = NULL;
 	struct pager_in *e;
 	xmpp_stanza_t *msg;
 	int r;
@@ -330,17 +579,13 @@ void pager_from_sip(struct pager *pg, struct sip_incoming *in, const struct sip_
 	/* addresses: the Request-URI names the XMPP user, From the SIP user */
 	r = map_sip_to_jid(info->request_uri, to_jid, sizeof(to_jid));
 	if (r < 0 || !strchr(to_jid, '@')) {
-		log_info("MESSAGE from %s: Request-URI %s not mappable (%s)", info->source,
-			 info->request_uri, r < 0 ? map_addr_strerror(r) : "no user part");
-		sip_incoming_respond(in, r < 0 ? 484 : 404, r < 0 ? "Address Not Mappable" :
-			     "No User Part", 0, NULL);
+		pager_refuse(pg, in, info, r < 0 ? 484 : 404,
+			     r < 0 ? "Address Not Mappable" : "No User Part", NULL);
 		return;
 	}
 	r = map_peer_sip_to_jid(peer, info->from_uri, from_jid, sizeof(from_jid));
 	if (r < 0) {
-		log_info("MESSAGE from %s: From %s not mappable (%s)", info->source, info->from_uri,
-			 map_addr_strerror(r));
-		sip_incoming_respond(in, 400, "From Address Not Mappable", 0, NULL);
+		pager_refuse(pg, in, info, 400, "From Address Not Mappable", NULL);
 		return;
 	}
 	/* the XMPP side must be reachable and keeping up */
@@ -358,96 +603,96 @@ void pager_from_sip(struct pager *pg, struct sip_incoming *in, const struct sip_
 		sip_incoming_respond(in, 503, "Overloaded", 1, NULL);
 		return;
 	}
-	/* content: text/plain in UTF-8, or the same wrapped in message/cpim */
-	if (!info->content_type || !body_len) {
-		sip_incoming_respond(in, 400, "Empty Message", 0, NULL);
+	/* content: text, maybe in CPIM with a request for IMDNs; a typing notice; an IMDN */
+	r = pager_classify(info, pg->inflated, &c, &phrase);
+	if (r != 0) {
+		pager_refuse(pg, in, info, r, phrase, r == 415 ? ACCEPT_ALL : NULL);
 		return;
 	}
-	if (strcmp(info->content_type, "message/cpim") == 0) {
-		char ct[32];
-
-		if (map_cpim_parse(body, body_len, &cpim) != 0) {
-			sip_incoming_respond(in, 400, "Malformed CPIM", 0, NULL);
-			return;
-		}
-		snprintf(ct, sizeof(ct), "%.*s", (int)(cpim.content_type.n < 31 ?
-			 cpim.content_type.n : 31), cpim.content_type.p);
-		for (char *p = ct; *p; p++)
-			if (*p >= 'A' && *p <= 'Z')
-				*p += 'a' - 'A';
-		if (strcmp(ct, "text/plain") != 0 ||
-		    (cpim.charset.p && !(cpim.charset.n == 5 &&
-					 strncasecmp(cpim.charset.p, "utf-8", 5) == 0) &&
-		     !(cpim.charset.n == 8 && strncasecmp(cpim.charset.p, "us-ascii", 8) == 0))) {
-			sip_incoming_respond(in, 415, "Unsupported CPIM Content", 0, ACCEPT_TYPES);
-			return;
-		}
-		body = cpim.body.p;
-		body_len = cpim.body.n;
-		if (!subject && cpim.subject.p) {
-			subject = cpim.subject.p;
-			subject_len = cpim.subject.n;
-			if (cpim.subject_lang.p && cpim.subject_lang.n < sizeof(subject_lang))
-				snprintf(subject_lang, sizeof(subject_lang), "%.*s",
-					 (int)cpim.subject_lang.n, cpim.subject_lang.p);
-		}
-		if (cpim.datetime.p && pager_datetime_ok(cpim.datetime.p, cpim.datetime.n))
-			snprintf(stamp, sizeof(stamp), "%.*s", (int)cpim.datetime.n,
-				 cpim.datetime.p);
-		if (!body_len) {
-			sip_incoming_respond(in, 400, "Empty Message", 0, NULL);
-			return;
-		}
-	} else if (strcmp(info->content_type, "text/plain") == 0) {
-		if (info->charset && strcmp(info->charset, "utf-8") != 0 &&
-		    strcmp(info->charset, "us-ascii") != 0) {
-			sip_incoming_respond(in, 415, "Unsupported Charset", 0, ACCEPT_TYPES);
-			return;
-		}
-	} else {
-		sip_incoming_respond(in, 415, "Unsupported Media Type", 0, ACCEPT_TYPES);
+	if (c.kind == PK_TEXT && c.body_len > conf->im_max_body) {
+		pager_refuse(pg, in, info, 413, "Message Body Too Large", NULL);
 		return;
 	}
-	if (body_len > conf->im_max_body) {
-		sip_incoming_respond(in, 413, "Message Body Too Large", 0, NULL);
+	if (c.kind == PK_TEXT && ((r = map_text_check(c.body, c.body_len)) != 0 ||
+				  (c.subject && (r = map_text_check(c.subject, c.subject_len)) != 0))) {
+		pager_refuse(pg, in, info, 400, r == MAP_TEXT_EUTF8 ? "Invalid UTF-8" :
+			     "Forbidden Control Character", NULL);
 		return;
 	}
-	if ((r = map_text_check(body, body_len)) != 0 ||
-	    (subject && (r = map_text_check(subject, subject_len)) != 0)) {
-		sip_incoming_respond(in, 400, r == MAP_TEXT_EUTF8 ? "Invalid UTF-8" :
-				     "Forbidden Control Character", 0, NULL);
-		return;
+	if (info->subject && c.kind == PK_TEXT) {
+		c.subject = info->subject;
+		c.subject_len = strlen(info->subject);
+		if (map_text_check(c.subject, c.subject_len) != 0) {
+			pager_refuse(pg, in, info, 400, "Invalid Subject", NULL);
+			return;
+		}
 	}
 
-	/* the stanza */
+	/* the stanza: its id carries the IMDN request, if there is one (notices.c) */
 	e = gw_xcalloc(1, sizeof(*e));
-	gw_make_id(pg->gw, "m", e->id, sizeof(e->id));
-	msg = xmpp_message_new(pg->gw->xctx, conf->im_type == CONF_IM_NORMAL ? "normal" : "chat",
-			       to_jid, e->id);
-	if (!msg)
-		gw_fatal("pager: out of memory");
-	xmpp_stanza_set_from(msg, from_jid);
-	if (lang && map_lang_ok(lang))
-		xmpp_stanza_set_attribute(msg, "xml:lang", lang);
-	if (subject && subject_len) {
-		xmpp_stanza_t *s = pager_tag(pg, "subject", NULL), *t = xmpp_stanza_new(pg->gw->xctx);
-
-		if (!t || xmpp_stanza_set_text_with_size(t, subject, subject_len) != XMPP_EOK)
+	gw_make_id(pg->gw, "m", base, sizeof(base));
+	if (c.kind != PK_TEXT ||
+	    !(c.dispositions & (MAP_DISP_POSITIVE | MAP_DISP_NEGATIVE | MAP_DISP_DISPLAY)) ||
+	    map_imdn_stanza_id(base, c.dispositions, c.message_id, c.datetime, e->id,
+			       sizeof(e->id)) != 0)
+		snprintf(e->id, sizeof(e->id), "%s", base);
+	switch (c.kind) {
+	case PK_TEXT:
+		msg = xmpp_message_new(pg->gw->xctx, conf->im_type == CONF_IM_NORMAL ? "normal" :
+				       "chat", to_jid, e->id);
+		if (!msg)
 			gw_fatal("pager: out of memory");
-		if (subject_lang[0] && map_lang_ok(subject_lang))
-			xmpp_stanza_set_attribute(s, "xml:lang", subject_lang);
-		xmpp_stanza_add_child_ex(s, t, 0);
-		xmpp_stanza_add_child_ex(msg, s, 0);
-	}
-	pager_add_text_child(pg, msg, "body", body, body_len);
-	if (info->call_id && map_call_id_ok(info->call_id))
-		pager_add_text_child(pg, msg, "thread", info->call_id, strlen(info->call_id));
-	if (stamp[0]) {
-		xmpp_stanza_t *d = pager_tag(pg, "delay", NS_DELAY);
+		xmpp_stanza_set_from(msg, from_jid);
+		if (lang && map_lang_ok(lang))
+			xmpp_stanza_set_attribute(msg, "xml:lang", lang);
+		if (c.subject && c.subject_len) {
+			xmpp_stanza_t *st = pager_tag(pg, "subject", NULL),
+				      *t = xmpp_stanza_new(pg->gw->xctx);
 
-		xmpp_stanza_set_attribute(d, "stamp", stamp);
-		xmpp_stanza_set_attribute(d, "from", peer->domain);
-		xmpp_stanza_add_child_ex(msg, d, 0);
+			if (!t || xmpp_stanza_set_text_with_size(t, c.subject, c.subject_len) !=
+				  XMPP_EOK)
+				gw_fatal("pager: out of memory");
+			if (c.subject_lang[0] && map_lang_ok(c.subject_lang))
+				xmpp_stanza_set_attribute(st, "xml:lang", c.subject_lang);
+			xmpp_stanza_add_child_ex(st, t, 0);
+			xmpp_stanza_add_child_ex(msg, st, 0);
+		}
+		pager_add_text_child(pg, msg, "body", c.body, c.body_len);
+		if (info->call_id && map_call_id_ok(info->call_id))
+			pager_add_text_child(pg, msg, "thread", info->call_id,
+					     strlen(info->call_id));
+		if (c.stamp[0]) {
+			xmpp_stanza_t *d = pager_tag(pg, "delay", NS_DELAY);
+
+			xmpp_stanza_set_attribute(d, "stamp", c.stamp);
+			xmpp_stanza_set_attribute(d, "from", peer->domain);
+			xmpp_stanza_add_child_ex(msg, d, 0);
+		}
+		if (strcmp(e->id, base) != 0 && (c.dispositions & MAP_DISP_POSITIVE))
+			xmpp_stanza_add_child_ex(msg, pager_tag(pg, "request", NS_RECEIPTS), 0);
+		if (strcmp(e->id, base) != 0 && (c.dispositions & MAP_DISP_DISPLAY))
+			xmpp_stanza_add_child_ex(msg, pager_tag(pg, "markable", NS_MARKERS), 0);
+		break;
+	case PK_COMPOSING:
+		msg = xmpp_message_new(pg->gw->xctx, "chat", to_jid, e->id);
+		if (!msg)
+			gw_fatal("pager: out of memory");
+		xmpp_stanza_set_from(msg, from_jid);
+		xmpp_stanza_add_child_ex(msg, pager_tag(pg, c.chatstate, NS_CHATSTATES), 0);
+		break;
+	case PK_IMDN:
+	default:
+		msg = pager_imdn_stanza(pg, &c.imdn, to_jid, from_jid, e->id, &why);
+		if (!msg) {
+			log_info("IMDN %s %s for %s from %s: %s; not forwarded",
+				 c.imdn.kind == MAP_IMDN_DELIVERY ? "delivery" :
+				 c.imdn.kind == MAP_IMDN_DISPLAY ? "display" : "processing",
+				 c.imdn.status, c.imdn.message_id, info->from_uri, why);
+			sip_incoming_respond(in, 200, "OK", 0, NULL);
+			free(e);
+			return;
+		}
+		break;
 	}
 	r = xmpp_link_send(link, msg);
 	xmpp_stanza_release(msg);
@@ -456,7 +701,8 @@ void pager_from_sip(struct pager *pg, struct sip_incoming *in, const struct sip_
 		sip_incoming_respond(in, 503, "XMPP Server Unreachable", 1, NULL);
 		return;
 	}
-	log_debug("MESSAGE %s -> %s forwarded as %s", info->from_uri, to_jid, e->id);
+	log_debug("MESSAGE %s -> %s (%s) forwarded as %s", info->from_uri, to_jid,
+		  c.kind == PK_TEXT ? "text" : c.kind == PK_COMPOSING ? c.chatstate : "IMDN", e->id);
 	if (conf->im_delivery_wait_ms == 0) {
 		/* configured not to wait for a verdict */
 		sip_incoming_respond(in, 202, "Accepted", 0, NULL);
@@ -556,12 +802,82 @@ static void pager_out_unlink(struct pager *pg, struct pager_out *o)
 	pg->nout--;
 }
 
+static void pager_out_free(struct pager_out *o)
+{
+	xmpp_stanza_release(o->stanza);
+	free(o->from_uri);
+	free(o->to_uri);
+	free(o->imdn_id);
+	free(o);
+}
+
+static void pager_out_done(void *arg, int status, const char *phrase);
+
+/* A body as message/cpim asking for IMDNs (RFC 5438 7.1): the imdn.Message-ID carries the
+ * stanza id (notices.c).  Caller frees. */
+static char *pager_cpim_request(const struct pager_out *o, const char *body)
+{
+	char when[32], disp[64];
+
+	pager_now_rfc3339(when, sizeof(when));
+	map_imdn_dispositions_text(o->dispositions, disp, sizeof(disp));
+	return gw_xasprintf("From: <%s>\r\nTo: <%s>\r\nNS: imdn <urn:ietf:params:imdn>\r\n"
+			    "imdn.Message-ID: %s\r\nDateTime: %s\r\n"
+			    "imdn.Disposition-Notification: %s\r\n\r\n"
+			    "Content-Type: " CT_TEXT "\r\n\r\n%s", o->from_uri, o->to_uri,
+			    o->imdn_id, when, disp, body);
+}
+
+/* Sends o's message: as CPIM with the IMDN request while o->imdn_id is set, else as text. */
+static int pager_out_send(struct pager *pg, struct pager_out *o)
+{
+	struct map_im_fields f;
+	struct sip_out_message m;
+	char subject[PAGER_SUBJECT_MAX], *cpim = NULL;
+
+	map_im_fields(o->stanza, &f);
+	memset(&m, 0, sizeof(m));
+	m.peer = o->peer;
+	m.from_uri = o->from_uri;
+	m.to_uri = o->to_uri;
+	m.content_type = CT_TEXT;
+	m.body = f.body;
+	if (f.subject && map_header_text(f.subject, subject, sizeof(subject)))
+		m.subject = subject;
+	if (f.lang && map_lang_ok(f.lang))
+		m.language = f.lang;
+	if (f.thread && map_call_id_ok(f.thread))
+		m.call_id = f.thread;
+	else if (o->imdn_id)
+		m.call_id = o->imdn_id;	/* linphone reports on a text/plain MESSAGE by Call-ID */
+	if (o->imdn_id && o->cpim) {
+		cpim = pager_cpim_request(o, f.body);
+		m.content_type = CT_CPIM;
+		m.body = cpim;
+	}
+	o->out = sip_send_message(pg->gw->sip, &m, pager_out_done, o);
+	free(cpim);
+	return o->out ? 0 : -1;
+}
+
 static void pager_out_done(void *arg, int status, const char *phrase)
 {
 	struct pager_out *o = arg;
 	struct pager *pg = o->pg;
 
 	pager_out_unlink(pg, o);
+	if (status == 415 && o->cpim) {
+		/* a client that takes no CPIM gets the text alone, without the IMDN request (the
+		 * Call-ID still carries it for clients that report on any MESSAGE) */
+		log_info("MESSAGE %s -> %s: message/cpim refused (415): sent again as text/plain",
+			 o->from_uri, o->to_uri);
+		o->cpim = 0;
+		if (pager_out_send(pg, o) == 0) {
+			LIST_INSERT_HEAD(&pg->outs, o, entry);
+			pg->nout++;
+			return;
+		}
+	}
 	if (status >= 300) {
 		const char *cond = map_error_from_sip(status);
 		char text[160];
@@ -572,23 +888,157 @@ static void pager_out_done(void *arg, int status, const char *phrase)
 			 phrase ? phrase : "", cond);
 		pager_bounce(pg, o->link, o->stanza, cond, text);
 	}
-	xmpp_stanza_release(o->stanza);
-	free(o);
+	pager_out_free(o);
+}
+
+/* A notice (typing, IMDN) was answered: nobody waits for it; a refusal is logged. */
+static void pager_notice_answered(void *arg, int status, const char *phrase)
+{
+	struct pager *pg = arg;
+
+	if (status >= 300)
+		log_refusal(&pg->notice_log, "typing notice or delivery notification refused: %d %s",
+			    status, phrase ? phrase : "");
+}
+
+/* Checks a stanza's addresses for the way to SIP: the sender in the XMPP domain the gateway
+ * serves, the recipient a SIP user of a peer network behind this component.  Returns the peer,
+ * or NULL with *condition and *text saying why. */
+static const struct conf_peer *pager_route(struct pager *pg, struct xmpp_link *link,
+					   xmpp_stanza_t *stanza, char *from_uri, char *to_uri,
+					   const char **condition, const char **text)
+{
+	const struct conf *conf = pg->gw->conf;
+	const char *from = xmpp_stanza_get_from(stanza), *to = xmpp_stanza_get_to(stanza);
+	char from_domain[MAP_JID_MAX + 1];
+	const struct conf_peer *peer;
+	int r;
+
+	/* the gateway asserts identities only in the XMPP domain it serves */
+	if (!from || map_jid_domain(from, from_domain, sizeof(from_domain)) < 0 ||
+	    strcmp(from_domain, conf->xmpp_domain) != 0) {
+		*condition = "forbidden";
+		*text = "only users of the gateway's XMPP domain can write to SIP users";
+		return NULL;
+	}
+	if (map_jid_to_sip(from, 0, from_uri, MAP_URI_MAX) < 0) {
+		*condition = "jid-malformed";
+		*text = "the sender's address has no SIP form";
+		return NULL;
+	}
+	if (!to) {
+		*condition = "jid-malformed";
+		*text = "no recipient";
+		return NULL;
+	}
+	peer = map_peer_for_jid(conf, xmpp_link_domain(link), to, to_uri, MAP_URI_MAX, &r);
+	if (!peer) {
+		*condition = r != MAP_ADDR_EDOMAIN ? "jid-malformed" : "item-not-found";
+		*text = r != MAP_ADDR_EDOMAIN ? map_addr_strerror(r) :
+			"no SIP peer network serves that address";
+		return NULL;
+	}
+	if (!strchr(to_uri + 4, '@')) {
+		*condition = "service-unavailable";
+		*text = "the gateway itself does not take messages";
+		return NULL;
+	}
+	return peer;
+}
+
+/* One IMDN for a receipt or marker (received_id) from the XMPP user: back to the SIP sender of
+ * the message it names, if that message asked for it (the id says, notices.c). */
+static int pager_send_imdn(struct pager *pg, const struct conf_peer *peer, const char *from_uri,
+			   const char *to_uri, const char *id, enum map_imdn_kind kind,
+			   const char *status, unsigned asked)
+{
+	char message_id[MAP_IMDN_ID_MAX + 1], datetime[48], fresh[MAP_IMDN_ID_MAX + 1], when[32];
+	unsigned disp;
+	char *doc, *body;
+	struct sip_out_message m;
+
+	if (map_imdn_from_stanza_id(id, &disp, message_id, sizeof(message_id), datetime,
+				    sizeof(datetime)) != 0 || !(disp & asked)) {
+		log_debug("%s for %s: its sender asked for no such IMDN; not forwarded", status, id);
+		return -1;
+	}
+	map_imdn_message_id("n", fresh, sizeof(fresh));
+	pager_now_rfc3339(when, sizeof(when));
+	doc = map_imdn_build(kind, status, message_id, datetime, from_uri);
+	body = gw_xasprintf("From: <%s>\r\nTo: <%s>\r\nNS: imdn <urn:ietf:params:imdn>\r\n"
+			    "imdn.Message-ID: %s\r\nDateTime: %s\r\n\r\n"
+			    "Content-Type: " CT_IMDN "\r\nContent-Disposition: notification\r\n"
+			    "Content-Length: %zu\r\n\r\n%s", from_uri, to_uri, fresh, when,
+			    strlen(doc), doc);
+	memset(&m, 0, sizeof(m));
+	m.peer = peer;
+	m.from_uri = from_uri;
+	m.to_uri = to_uri;
+	m.content_type = CT_CPIM;
+	m.body = body;
+	log_debug("%s IMDN (%s) %s -> %s for %s", kind == MAP_IMDN_DISPLAY ? "display" :
+		  "delivery", status, from_uri, to_uri, message_id);
+	sip_send_message(pg->gw->sip, &m, pager_notice_answered, pg);
+	free(doc);
+	free(body);
+	return 0;
+}
+
+/* A message without a body: typing notices and delivery notifications, translated where the
+ * other side has a form for them; nothing else is sent (and no error comes back for them). */
+static void pager_notices_from_xmpp(struct pager *pg, struct xmpp_link *link,
+				    xmpp_stanza_t *stanza, const struct map_im_fields *f)
+{
+	char from_uri[MAP_URI_MAX], to_uri[MAP_URI_MAX];
+	const char *cond, *text, *state;
+	const struct conf_peer *peer;
+
+	if (!f->chatstate && !f->received_id && !f->marker_received_id && !f->displayed_id) {
+		log_debug("message %s -> %s carries nothing the SIP side has a form for: dropped",
+			  xmpp_stanza_get_from(stanza) ? xmpp_stanza_get_from(stanza) : "-",
+			  xmpp_stanza_get_to(stanza) ? xmpp_stanza_get_to(stanza) : "-");
+		return;
+	}
+	peer = pager_route(pg, link, stanza, from_uri, to_uri, &cond, &text);
+	if (!peer) {
+		log_refusal(&pg->notice_log, "notice %s -> %s not sent: %s (%s)",
+			    xmpp_stanza_get_from(stanza) ? xmpp_stanza_get_from(stanza) : "-",
+			    xmpp_stanza_get_to(stanza) ? xmpp_stanza_get_to(stanza) : "-", cond, text);
+		return;
+	}
+	if (f->received_id || f->marker_received_id)
+		pager_send_imdn(pg, peer, from_uri, to_uri,
+				f->received_id ? f->received_id : f->marker_received_id,
+				MAP_IMDN_DELIVERY, "delivered", MAP_DISP_POSITIVE);
+	if (f->displayed_id)
+		pager_send_imdn(pg, peer, from_uri, to_uri, f->displayed_id, MAP_IMDN_DISPLAY,
+				"displayed", MAP_DISP_DISPLAY);
+	if (f->chatstate && (state = map_chatstate_to_composing(f->chatstate))) {
+		char *doc = map_iscomposing_build(state, 0);
+		struct sip_out_message m;
+
+		memset(&m, 0, sizeof(m));
+		m.peer = peer;
+		m.from_uri = from_uri;
+		m.to_uri = to_uri;
+		m.content_type = CT_COMPOSING;
+		m.body = doc;
+		log_debug("chat state %s %s -> %s sent as isComposing %s", f->chatstate, from_uri,
+			  to_uri, state);
+		sip_send_message(pg->gw->sip, &m, pager_notice_answered, pg);
+		free(doc);
+	}
 }
 
 void pager_from_xmpp(struct pager *pg, struct xmpp_link *link, xmpp_stanza_t *stanza)
 {
 	const struct conf *conf = pg->gw->conf;
-	const char *type = xmpp_stanza_get_type(stanza);
-	const char *from = xmpp_stanza_get_from(stanza), *to = xmpp_stanza_get_to(stanza);
-	const char *component = xmpp_link_domain(link);
-	const struct conf_peer *peer = NULL;
-	char from_domain[MAP_JID_MAX + 1], from_uri[MAP_URI_MAX], to_uri[MAP_URI_MAX];
-	char subject[PAGER_SUBJECT_MAX], *text;
+	const char *type = xmpp_stanza_get_type(stanza), *cond, *why, *id;
+	const struct conf_peer *peer;
+	char from_uri[MAP_URI_MAX], to_uri[MAP_URI_MAX], *text;
+	char imdn_id[MAP_IMDN_ID_MAX + 1];
 	struct map_im_fields f;
-	struct sip_out_message m;
 	struct pager_out *o;
-	int r;
 
 	if (type && strcmp(type, "error") == 0) {
 		pager_xmpp_error(pg, link, stanza);
@@ -610,39 +1060,12 @@ void pager_from_xmpp(struct pager *pg, struct xmpp_link *link, xmpp_stanza_t *st
 				     "a message without a body cannot be sent to SIP");
 			return;
 		}
-		log_debug("message %s -> %s carries no body (chat state, receipt): not forwarded",
-			  from ? from : "-", to ? to : "-");
+		pager_notices_from_xmpp(pg, link, stanza, &f);
 		return;
 	}
-	/* the gateway asserts identities only in the XMPP domain it serves */
-	if (!from || map_jid_domain(from, from_domain, sizeof(from_domain)) < 0 ||
-	    strcmp(from_domain, conf->xmpp_domain) != 0) {
-		pager_bounce(pg, link, stanza, "forbidden",
-			     "only users of the gateway's XMPP domain can write to SIP users");
-		return;
-	}
-	r = map_jid_to_sip(from, 0, from_uri, sizeof(from_uri));
-	if (r < 0) {
-		pager_bounce(pg, link, stanza, "jid-malformed", "the sender's address has no SIP form");
-		return;
-	}
-	/* the recipient: a SIP user of the peer network behind this component */
-	if (!to) {
-		pager_bounce(pg, link, stanza, "jid-malformed", "no recipient");
-		return;
-	}
-	peer = map_peer_for_jid(conf, component, to, to_uri, sizeof(to_uri), &r);
+	peer = pager_route(pg, link, stanza, from_uri, to_uri, &cond, &why);
 	if (!peer) {
-		if (r != MAP_ADDR_EDOMAIN)
-			pager_bounce(pg, link, stanza, "jid-malformed", map_addr_strerror(r));
-		else
-			pager_bounce(pg, link, stanza, "item-not-found",
-				     "no SIP peer network serves that address");
-		return;
-	}
-	if (!strchr(to_uri + 4, '@')) {
-		pager_bounce(pg, link, stanza, "service-unavailable",
-			     "the gateway itself does not take messages");
+		pager_bounce(pg, link, stanza, cond, why);
 		return;
 	}
 	if (strlen(f.body) > conf->im_max_body) {
@@ -655,35 +1078,32 @@ void pager_from_xmpp(struct pager *pg, struct xmpp_link *link, xmpp_stanza_t *st
 		pager_bounce(pg, link, stanza, "resource-constraint", "too many messages in flight");
 		return;
 	}
-	memset(&m, 0, sizeof(m));
-	m.peer = peer;
-	m.from_uri = from_uri;
-	m.to_uri = to_uri;
-	m.content_type = CT_TEXT;
-	m.body = f.body;
-	if (f.subject && map_header_text(f.subject, subject, sizeof(subject)))
-		m.subject = subject;
-	if (f.lang && map_lang_ok(f.lang))
-		m.language = f.lang;
-	if (f.thread && map_call_id_ok(f.thread))
-		m.call_id = f.thread;
-
 	o = gw_xcalloc(1, sizeof(*o));
 	o->pg = pg;
 	o->link = link;
+	o->peer = peer;
+	o->from_uri = gw_xstrdup(from_uri);
+	o->to_uri = gw_xstrdup(to_uri);
 	o->stanza = xmpp_stanza_copy(stanza);
 	if (!o->stanza)
 		gw_fatal("pager: out of memory");
-	o->out = sip_send_message(pg->gw->sip, &m, pager_out_done, o);
-	if (!o->out) {
-		xmpp_stanza_release(o->stanza);
-		free(o);
+	/* a request for a receipt or markers: IMDNs asked for in CPIM (RFC 5438), when the id fits */
+	id = xmpp_stanza_get_id(stanza);
+	o->dispositions = (f.has_receipt_request ? MAP_DISP_POSITIVE | MAP_DISP_NEGATIVE : 0) |
+			  (f.markable ? MAP_DISP_DISPLAY : 0);
+	if (o->dispositions && id && map_imdn_message_id(id, imdn_id, sizeof(imdn_id)) == 0) {
+		o->imdn_id = gw_xstrdup(imdn_id);
+		o->cpim = 1;
+	}
+	if (pager_out_send(pg, o) != 0) {
+		pager_out_free(o);
 		pager_bounce(pg, link, stanza, "service-unavailable", "the SIP side is shutting down");
 		return;
 	}
 	LIST_INSERT_HEAD(&pg->outs, o, entry);
 	pg->nout++;
-	log_debug("message %s -> %s sent as SIP MESSAGE", from_uri, to_uri);
+	log_debug("message %s -> %s sent as SIP MESSAGE%s", from_uri, to_uri,
+		  o->cpim ? " (CPIM with an IMDN request)" : "");
 }
 
 /* ---- time, link state, lifecycle */
@@ -773,8 +1193,7 @@ void pager_abort(struct pager *pg)
 		pager_out_unlink(pg, o);
 		pager_bounce(pg, o->link, o->stanza, "service-unavailable",
 			     "the gateway shut down before the SIP side answered");
-		xmpp_stanza_release(o->stanza);
-		free(o);
+		pager_out_free(o);
 	}
 }
 

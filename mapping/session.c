@@ -181,18 +181,6 @@ const char *map_msrp_error(int status)
 	return "undefined-condition";
 }
 
-/* XEP-0085 chat state <-> RFC 3994 isComposing state. */
-static const struct {
-	const char *chatstate;
-	const char *composing;	/* what we send for it; NULL: nothing */
-} chatstate_table[] = {
-	{ "composing", "active" },
-	{ "paused", "idle" },
-	{ "active", "idle" },
-	{ "inactive", "idle" },
-	{ "gone", NULL },	/* ends the session instead */
-};
-
 /* ---------------------------------------------------------------- helpers */
 
 static void mout_free(struct mout *m)
@@ -538,10 +526,7 @@ static void msess_send_composing(struct msess *se, const char *state)
 
 	m->from = gw_xstrdup(se->xmpp_full ? se->xmpp_full : se->xmpp_bare);
 	m->ctype = gw_xstrdup(CT_COMPOSING);
-	m->body = gw_xasprintf("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-			       "<isComposing xmlns=\"urn:ietf:params:xml:ns:im-iscomposing\">"
-			       "<state>%s</state><contenttype>text/plain</contenttype>"
-			       "</isComposing>\n", state);
+	m->body = map_iscomposing_build(state, 0);
 	m->len = strlen(m->body);
 	m->failed = 1;		/* nobody to bounce it to: a lost chat state is not a message */
 	msess_send(se, m);
@@ -607,11 +592,12 @@ static void msess_deliver(struct msess *se, const char *ctype, const char *body,
 		d->failure_report = failure_report;
 	}
 	if (strncmp(ctype, CT_COMPOSING, strlen(CT_COMPOSING)) == 0) {
-		/* RFC 3994 -> XEP-0085 */
-		const char *state = memmem(body, len, "<state>active</state>", 21) ? "composing" :
-				    "paused";
+		/* RFC 3994 -> XEP-0085; a malformed document is taken as "stopped composing" */
+		const char *state = map_composing_to_chatstate(map_iscomposing_parse(body, len,
+										     NULL));
 
-		xmpp_stanza_add_child_ex(msg, sess_tag(ss, state, NS_CHATSTATES), 0);
+		xmpp_stanza_add_child_ex(msg, sess_tag(ss, state ? state : "paused", NS_CHATSTATES),
+					 0);
 	} else {
 		if (strncmp(ctype, "message/cpim", 12) == 0 && map_cpim_parse(body, len, &cpim) == 0) {
 			body = cpim.body.p;
@@ -1406,10 +1392,10 @@ int sessions_from_xmpp(struct sessions *ss, struct xmpp_link *link, xmpp_stanza_
 		return 1;
 	}
 	if (!f.body) {
-		for (size_t i = 0; state && i < sizeof(chatstate_table) / sizeof(chatstate_table[0]); i++)
-			if (strcmp(state, chatstate_table[i].chatstate) == 0 &&
-			    chatstate_table[i].composing && se->state == MS_ACTIVE)
-				msess_send_composing(se, chatstate_table[i].composing);
+		const char *composing = map_chatstate_to_composing(state);
+
+		if (composing && se->state == MS_ACTIVE)
+			msess_send_composing(se, composing);
 		return 1;
 	}
 	if (strlen(f.body) > conf->sessions_max_message) {

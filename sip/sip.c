@@ -46,6 +46,11 @@
 
 #define SIP_USER_AGENT "simplegw/0.1"
 #define SIP_ALLOW "INVITE, ACK, BYE, CANCEL, UPDATE, OPTIONS, MESSAGE, SUBSCRIBE, NOTIFY"
+/* nua answers 405 itself to a method not in its Allow list, before the application sees the
+ * request, so an untrusted REGISTER learnt what we support instead of getting 403.  nua's list
+ * is SIP_ALLOW plus the methods we refuse ourselves after the trust check; what we send carries
+ * SIP_ALLOW (st->allow on our handles and replies). */
+#define SIP_NUA_ALLOW SIP_ALLOW ", REGISTER, PUBLISH, INFO, REFER"
 /* Requests nua hands to us instead of answering 200 by itself (nua_server.c: anything not in
  * this list gets an automatic 200, INVITE included) */
 #define SIP_APPL_METHODS "INVITE, MESSAGE, OPTIONS, REGISTER, PUBLISH, SUBSCRIBE, INFO, REFER, UPDATE"
@@ -161,7 +166,8 @@ static nua_handle_t *sip_new_handle(struct sip_stack *st, struct sip_hobj *hobj,
 		from = gw_xasprintf("<%s>", from_uri);
 	if (!sip_bracket(to_buf, sizeof(to_buf), to_uri))
 		to = gw_xasprintf("<%s>", to_uri);
-	nh = nua_handle(st->nua, hobj, SIPTAG_FROM_STR(from), SIPTAG_TO_STR(to), TAG_END());
+	nh = nua_handle(st->nua, hobj, SIPTAG_FROM_STR(from), SIPTAG_TO_STR(to),
+			SIPTAG_ALLOW(st->allow), TAG_END());
 	if (!nh)
 		gw_fatal("nua_handle failed");
 	if (from != from_buf)
@@ -368,7 +374,7 @@ static void sip_on_message(struct sip_stack *st, nua_handle_t *nh, msg_t *msg, s
 	struct sip_message_info info;
 	struct sip_incoming *in;
 	su_home_t home[1] = { SU_HOME_INIT(home) };
-	char ctype[128], charset[64];
+	char ctype[128], charset[64], cenc[32];
 
 	memset(&info, 0, sizeof(info));
 	info.peer = peer;
@@ -384,6 +390,15 @@ static void sip_on_message(struct sip_stack *st, nua_handle_t *nh, msg_t *msg, s
 	if (sip->sip_payload) {
 		info.body = sip->sip_payload->pl_data;
 		info.body_len = sip->sip_payload->pl_len;
+	}
+	if (sip->sip_content_encoding && sip->sip_content_encoding->k_items &&
+	    sip->sip_content_encoding->k_items[0]) {
+		const char *enc = sip_lower_copy(sip->sip_content_encoding->k_items[0], cenc,
+						 sizeof(cenc));
+
+		/* several codings, or one that does not fit: no known coding matches it */
+		info.content_encoding = sip->sip_content_encoding->k_items[1] ? "(several)" :
+					strcmp(enc, "identity") == 0 ? NULL : enc;
 	}
 	if (sip->sip_subject)
 		info.subject = sip->sip_subject->g_string;
@@ -1177,7 +1192,7 @@ struct sip_stack *sip_stack_new(struct reactor *reactor, const struct conf *conf
 			      * into its default one: clear the default first, then set ours */
 			     NUTAG_APPL_METHOD(NULL),
 			     NUTAG_APPL_METHOD(SIP_APPL_METHODS),
-			     SIPTAG_ALLOW_STR(SIP_ALLOW),
+			     SIPTAG_ALLOW_STR(SIP_NUA_ALLOW),
 			     SIPTAG_USER_AGENT_STR(SIP_USER_AGENT),
 			     NTATAG_MAXSIZE(conf->max_sip_message),
 			     NTATAG_SIP_T1(conf->sip_t1_ms),

@@ -22,6 +22,7 @@ struct sip_message_info {
 	const char *call_id;
 	const char *content_type;	/* lower case type/subtype, or NULL when there is no body */
 	const char *charset;		/* lower case, or NULL */
+	const char *content_encoding;	/* lower case ("deflate"), or NULL: none or identity */
 	const char *body;		/* not NUL-terminated */
 	size_t body_len;
 	const char *subject;		/* or NULL */

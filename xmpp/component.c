@@ -428,6 +428,14 @@ static void link_on_stanza(void *arg, xmpp_stanza_t *stanza)
 			link->cbs.state(link->arg, link, 1);
 		break;
 	case LINK_UP:
+		if (log_enabled(CONF_LOG_DEBUG)) {
+			struct xmpp_text t = { 0 };
+
+			xmpp_text_stanza(&t, stanza);
+			log_debug("component %s: received %.*s", link->domain,
+				  t.len > 600 ? 600 : (int)t.len, t.p);
+			xmpp_text_free(&t);
+		}
 		if (strcmp(name, "message") == 0) {
 			xmpp_stanza_t *probe = xmpp_stanza_get_child_by_ns(stanza, NS_INSTANCE);
 
@@ -637,6 +645,9 @@ int xmpp_link_send_to(struct xmpp_link *link, const char *text, size_t len, cons
 	xmpp_text_attr(t, to);
 	xmpp_text_add(t, "'", 1);
 	xmpp_text_add(t, text + name + 1, len - name - 1);
+	if (log_enabled(CONF_LOG_DEBUG))
+		log_debug("component %s: sent %.*s", link->domain,
+			  t->len > 600 ? 600 : (int)t->len, t->p);
 	link_write_out(link);
 	return 0;
 }

@@ -266,7 +266,61 @@ static void test_cpim(void)
 			check_span(name, "content type", c.content_type, w->content_type, buf, len);
 			check_span(name, "charset", c.charset, w->charset, buf, len);
 			check_span(name, "body", c.body, w->body, buf, len);
+
 		}
+		free(buf);
+	}
+}
+
+/* The RFC 5438 headers (in the prefix an NS header declared) and the inner MIME headers a
+ * delivery notification needs. */
+static const struct {
+	const char *name, *in;
+	const char *message_id, *disposition, *content_disposition, *content_encoding;
+} cpim_imdn_cases[] = {
+	{ "RFC 5438 7.1.1.1: a request for IMDNs",
+	  "From: Alice <im:alice@example.com>\r\nTo: Bob <im:bob@example.com>\r\n"
+	  "NS: imdn <urn:ietf:params:imdn>\r\nimdn.Message-ID: 34jk324j\r\n"
+	  "DateTime: 2006-04-04T12:16:49-05:00\r\n"
+	  "imdn.Disposition-Notification: positive-delivery, display\r\n\r\n"
+	  "Content-type: text/plain\r\nContent-length: 12\r\n\r\nHello World",
+	  "34jk324j", "positive-delivery, display", NULL, NULL },
+	{ "an IMDN under another prefix",
+	  "From: <im:bob@example.com>\r\nNS: x <urn:ietf:params:imdn>\r\n"
+	  "x.Message-ID: d834jied93rf\r\n\r\n"
+	  "Content-type: message/imdn+xml\r\nContent-Disposition: notification\r\n\r\n<imdn/>",
+	  "d834jied93rf", NULL, "notification", NULL },
+	{ "an IMDN header before its NS declaration is not one",
+	  "imdn.Message-ID: early\r\nNS: imdn <urn:ietf:params:imdn>\r\n" SIMPLE_MIME,
+	  NULL, NULL, NULL, NULL },
+	{ "a prefix declared for another namespace",
+	  "NS: imdn <urn:example:other>\r\nimdn.Message-ID: x\r\n" SIMPLE_MIME,
+	  NULL, NULL, NULL, NULL },
+	{ "inner Content-Encoding",
+	  "From: <sip:a@b.example>\r\n\r\nContent-Type: message/imdn+xml\r\n"
+	  "Content-Encoding: deflate\r\n\r\nxyz", NULL, NULL, NULL, "deflate" },
+};
+
+static void test_cpim_imdn(void)
+{
+	for (size_t i = 0; i < NELEM(cpim_imdn_cases); i++) {
+		const char *name = cpim_imdn_cases[i].name;
+		size_t len = strlen(cpim_imdn_cases[i].in);
+		char *buf = malloc(len);
+		struct map_cpim c;
+
+		if (!buf)
+			abort();
+		memcpy(buf, cpim_imdn_cases[i].in, len);
+		CHECK_INT(map_cpim_parse(buf, len, &c), 0, "map_cpim_parse: %s", name);
+		check_span(name, "imdn.Message-ID", c.imdn_message_id, cpim_imdn_cases[i].message_id,
+			   buf, len);
+		check_span(name, "imdn.Disposition-Notification", c.imdn_disposition,
+			   cpim_imdn_cases[i].disposition, buf, len);
+		check_span(name, "Content-Disposition", c.content_disposition,
+			   cpim_imdn_cases[i].content_disposition, buf, len);
+		check_span(name, "Content-Encoding", c.content_encoding,
+			   cpim_imdn_cases[i].content_encoding, buf, len);
 		free(buf);
 	}
 }
@@ -722,6 +776,7 @@ int main(void)
 
 	test_text_check();
 	test_cpim();
+	test_cpim_imdn();
 	test_header_text();
 	test_lang_call_id();
 
