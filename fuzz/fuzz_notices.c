@@ -18,7 +18,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	/* exact-size copies: AddressSanitizer sees any read past the end */
 	char *buf = malloc(size ? size : 1), *str = malloc(size + 1);
-	char mid[MAP_IMDN_ID_MAX + 1], dt[48], back[400], id[400], text[128];
+	char mid[MAP_IMDN_ID_MAX + 1], dt[48], back[400], res[400], id[400], text[128];
 	struct map_imdn imdn;
 	unsigned refresh, disp;
 	const char *state;
@@ -70,11 +70,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			must(disp2 == disp && strcmp(mid2, mid) == 0 && strcmp(dt2, dt) == 0);
 		}
 	}
-	if (map_imdn_stanza_of(str, back, sizeof(back)) == 0 &&
-	    map_imdn_message_id(back, mid, sizeof(mid)) == 0) {
-		char back2[400];
+	if (map_imdn_stanza_of(str, back, sizeof(back), res, sizeof(res)) == 0 &&
+	    map_imdn_message_id(back, res, mid, sizeof(mid)) == 0) {
+		char back2[400], res2[400];
 
-		must(map_imdn_stanza_of(mid, back2, sizeof(back2)) == 0 && strcmp(back, back2) == 0);
+		must(map_imdn_stanza_of(mid, back2, sizeof(back2), res2, sizeof(res2)) == 0 &&
+		     strcmp(back, back2) == 0);
+		/* the resource comes back, unless it did not fit and was left out */
+		must(strcmp(res, res2) == 0 || res2[0] == '\0');
 	}
 	free(buf);
 	free(str);

@@ -151,14 +151,17 @@ size_t map_imdn_dispositions_text(unsigned bits, char *buf, size_t len);
 
 /* Stateless correlation (see notices.c).  SIP -> XMPP: the stanza id for a message that asked
  * for IMDNs, made from base (a fresh stanza id), and the IMDN fields read back from such an id.
- * XMPP -> SIP: the imdn.Message-ID for a stanza that asked for receipts, and the stanza id read
- * back from it.  Each returns 0, or -1 (does not fit, or not one of ours). */
+ * XMPP -> SIP: the imdn.Message-ID for a stanza that asked for receipts, with its sender's
+ * resource where it fits (resource may be NULL; an error stanza must go to a full JID), and the
+ * stanza id and resource ("" when absent) read back from it.  Each returns 0, or -1 (does not
+ * fit, or not one of ours). */
 int map_imdn_stanza_id(const char *base, unsigned dispositions, const char *message_id,
 		       const char *datetime, char *buf, size_t len);
 int map_imdn_from_stanza_id(const char *id, unsigned *dispositions, char *message_id,
 			    size_t mlen, char *datetime, size_t dlen);
-int map_imdn_message_id(const char *stanza_id, char *buf, size_t len);
-int map_imdn_stanza_of(const char *message_id, char *stanza_id, size_t len);
+int map_imdn_message_id(const char *stanza_id, const char *resource, char *buf, size_t len);
+int map_imdn_stanza_of(const char *message_id, char *stanza_id, size_t len, char *resource,
+		       size_t rlen);
 
 /* ---- peer.c: addresses as a given peer network writes them */
 struct conf;

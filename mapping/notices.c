@@ -505,25 +505,40 @@ int map_imdn_from_stanza_id(const char *id, unsigned *dispositions, char *messag
 	return 0;
 }
 
-int map_imdn_message_id(const char *stanza_id, char *buf, size_t len)
+int map_imdn_message_id(const char *stanza_id, const char *resource, char *buf, size_t len)
 {
 	unsigned char rnd[4];
-	char enc[2 * MAP_IMDN_ID_MAX];
+	char enc[2 * MAP_IMDN_ID_MAX], res[2 * MAP_IMDN_ID_MAX];
+	size_t cap = len < MAP_IMDN_ID_MAX + 1 ? len : MAP_IMDN_ID_MAX + 1;
 	int n;
 
 	if (!b64_encode(stanza_id, strlen(stanza_id), enc, sizeof(enc)))
 		return -1;
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
 		gw_fatal("getrandom failed");
-	n = snprintf(buf, len, "%02x%02x%02x%02x~%s", rnd[0], rnd[1], rnd[2], rnd[3], enc);
-	return n > 0 && (size_t)n < len && (size_t)n <= MAP_IMDN_ID_MAX ? 0 : -1;
+	/* the sender's resource too, where it fits: an error for the message must go to it */
+	if (resource && *resource && b64_encode(resource, strlen(resource), res, sizeof(res))) {
+		n = snprintf(buf, cap, "%02x%02x%02x%02x~%s~%s", rnd[0], rnd[1], rnd[2], rnd[3], enc,
+			     res);
+		if (n > 0 && (size_t)n < cap)
+			return 0;
+	}
+	n = snprintf(buf, cap, "%02x%02x%02x%02x~%s", rnd[0], rnd[1], rnd[2], rnd[3], enc);
+	return n > 0 && (size_t)n < cap ? 0 : -1;
 }
 
-int map_imdn_stanza_of(const char *message_id, char *stanza_id, size_t len)
+int map_imdn_stanza_of(const char *message_id, char *stanza_id, size_t len, char *resource,
+		       size_t rlen)
 {
-	const char *t = strchr(message_id, '~');
+	const char *t = strchr(message_id, '~'), *r;
 
-	if (!t || t - message_id != 8 || strspn(message_id, "0123456789abcdef") < 8)
+	if (!t || t - message_id != 8 || strspn(message_id, "0123456789abcdef") < 8 || !rlen)
 		return -1;
-	return b64_decode(t + 1, strlen(t + 1), stanza_id, len) > 0 ? 0 : -1;
+	r = strchr(t + 1, '~');
+	if (b64_decode(t + 1, r ? (size_t)(r - t - 1) : strlen(t + 1), stanza_id, len) <= 0)
+		return -1;
+	resource[0] = '\0';
+	if (r && b64_decode(r + 1, strlen(r + 1), resource, rlen) <= 0)
+		return -1;
+	return 0;
 }

@@ -523,24 +523,33 @@ static xmpp_stanza_t *pager_imdn_stanza(struct pager *pg, const struct map_imdn 
 					const char **why)
 {
 	const struct map_imdn_rule *rule = map_imdn_rule(imdn->kind, imdn->status);
-	char original[MAP_JID_MAX + 1];
+	char original[MAP_JID_MAX + 1], resource[MAP_JID_MAX + 1], full[2 * MAP_JID_MAX + 2];
 	xmpp_stanza_t *msg, *el;
 
 	if (!rule || rule->to == MAP_TO_NOTHING) {
 		*why = rule ? "nothing to report on the XMPP side" : "a status the gateway does not know";
 		return NULL;
 	}
-	if (map_imdn_stanza_of(imdn->message_id, original, sizeof(original)) != 0) {
+	if (map_imdn_stanza_of(imdn->message_id, original, sizeof(original), resource,
+			       sizeof(resource)) != 0) {
 		*why = "about a message the gateway did not send with a request for it";
 		return NULL;
 	}
 	if (rule->to == MAP_TO_ERROR) {
 		char text[96];
-		xmpp_stanza_t *orig = xmpp_message_new(pg->gw->xctx, NULL, from_jid, original), *r;
+		xmpp_stanza_t *orig, *r;
 
+		/* a server drops an error stanza for a bare JID (RFC 6121 8.5.2.1.1): it goes to
+		 * the resource that sent the message, when its Message-ID said which */
+		if (!resource[0]) {
+			*why = "its sender's resource is not known, and an error needs one";
+			return NULL;
+		}
+		snprintf(full, sizeof(full), "%s/%s", to_jid, resource);
+		orig = xmpp_message_new(pg->gw->xctx, NULL, from_jid, original);
 		if (!orig)
 			gw_fatal("pager: out of memory");
-		xmpp_stanza_set_from(orig, to_jid);
+		xmpp_stanza_set_from(orig, full);
 		snprintf(text, sizeof(text), "the SIP recipient reports delivery %s (IMDN)",
 			 imdn->status);
 		r = map_error_reply(pg->gw->xctx, orig, rule->condition, text);
@@ -962,7 +971,7 @@ static int pager_send_imdn(struct pager *pg, const struct conf_peer *peer, const
 		log_debug("%s for %s: its sender asked for no such IMDN; not forwarded", status, id);
 		return -1;
 	}
-	map_imdn_message_id("n", fresh, sizeof(fresh));
+	map_imdn_message_id("n", NULL, fresh, sizeof(fresh));
 	pager_now_rfc3339(when, sizeof(when));
 	doc = map_imdn_build(kind, status, message_id, datetime, from_uri);
 	body = gw_xasprintf("From: <%s>\r\nTo: <%s>\r\nNS: imdn <urn:ietf:params:imdn>\r\n"
@@ -1033,7 +1042,7 @@ static void pager_notices_from_xmpp(struct pager *pg, struct xmpp_link *link,
 void pager_from_xmpp(struct pager *pg, struct xmpp_link *link, xmpp_stanza_t *stanza)
 {
 	const struct conf *conf = pg->gw->conf;
-	const char *type = xmpp_stanza_get_type(stanza), *cond, *why, *id;
+	const char *type = xmpp_stanza_get_type(stanza), *cond, *why, *id, *slash;
 	const struct conf_peer *peer;
 	char from_uri[MAP_URI_MAX], to_uri[MAP_URI_MAX], *text;
 	char imdn_id[MAP_IMDN_ID_MAX + 1];
@@ -1091,7 +1100,9 @@ void pager_from_xmpp(struct pager *pg, struct xmpp_link *link, xmpp_stanza_t *st
 	id = xmpp_stanza_get_id(stanza);
 	o->dispositions = (f.has_receipt_request ? MAP_DISP_POSITIVE | MAP_DISP_NEGATIVE : 0) |
 			  (f.markable ? MAP_DISP_DISPLAY : 0);
-	if (o->dispositions && id && map_imdn_message_id(id, imdn_id, sizeof(imdn_id)) == 0) {
+	slash = xmpp_stanza_get_from(stanza) ? strchr(xmpp_stanza_get_from(stanza), '/') : NULL;
+	if (o->dispositions && id &&
+	    map_imdn_message_id(id, slash ? slash + 1 : NULL, imdn_id, sizeof(imdn_id)) == 0) {
 		o->imdn_id = gw_xstrdup(imdn_id);
 		o->cpim = 1;
 	}

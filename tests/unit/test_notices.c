@@ -342,36 +342,55 @@ static void test_ids(void)
 						  sizeof(dt)), -1, "\"%s\" carries no request",
 			  not_ours[i]);
 	}
-	/* XMPP -> SIP: the Message-ID carries the stanza id, behind 32 random bits */
+	/* XMPP -> SIP: the Message-ID carries the stanza id (and the sender's resource where it
+	 * fits), behind 32 random bits */
 	{
-		static const char *const ids[] = { "purple1a2b3c", "a", "7fd6c3a0-4b1e-4e2a-9b0f-1c2d3e4f5a6b",
-						   "id with spaces & <stuff>" };
-		char mid[MAP_IMDN_ID_MAX + 1], back[200], other[MAP_IMDN_ID_MAX + 1];
+		static const struct {
+			const char *id, *resource, *back;	/* back: the resource read back */
+		} ids[] = {
+			{ "purple1a2b3c", NULL, "" },
+			{ "a", "test", "test" },
+			{ "7fd6c3a0-4b1e-4e2a-9b0f-1c2d3e4f5a6b", "Conversations.Xb1z", "Conversations.Xb1z" },
+			{ "id with spaces & <stuff>", "", "" },
+			/* a resource too long for the 128 bytes: the id alone */
+			{ "7fd6c3a0-4b1e-4e2a-9b0f-1c2d3e4f5a6b",
+			  "a-rather-long-resource-name-that-some-clients-make-up-1234567890", "" },
+		};
+		char mid[MAP_IMDN_ID_MAX + 1], back[200], res[200], other[MAP_IMDN_ID_MAX + 1];
 		char longid[100];
 
 		for (size_t i = 0; i < NELEM(ids); i++) {
-			CHECK_INT(map_imdn_message_id(ids[i], mid, sizeof(mid)), 0, "Message-ID for %s",
-				  ids[i]);
+			CHECK_INT(map_imdn_message_id(ids[i].id, ids[i].resource, mid, sizeof(mid)), 0,
+				  "Message-ID for %s", ids[i].id);
+			CHECK(strlen(mid) <= MAP_IMDN_ID_MAX, "Message-ID within 128 bytes: %s", mid);
 			CHECK(strlen(mid) > 9 && mid[8] == '~' && strspn(mid, "0123456789abcdef") == 8,
 			      "Message-ID shape: %s", mid);
 			CHECK(strspn(mid + 9, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-				     "0123456789-_") == strlen(mid + 9),
+				     "0123456789-_~") == strlen(mid + 9),
 			      "Message-ID is a CPIM token: %s", mid);
-			CHECK_INT(map_imdn_stanza_of(mid, back, sizeof(back)), 0, "%s read back", mid);
-			CHECK_STR(back, ids[i], "stanza id from %s", mid);
-			map_imdn_message_id(ids[i], other, sizeof(other));
-			CHECK(strcmp(mid, other) != 0, "two Message-IDs for %s differ", ids[i]);
+			CHECK_INT(map_imdn_stanza_of(mid, back, sizeof(back), res, sizeof(res)), 0,
+				  "%s read back", mid);
+			CHECK_STR(back, ids[i].id, "stanza id from %s", mid);
+			CHECK_STR(res, ids[i].back, "resource from %s", mid);
+			map_imdn_message_id(ids[i].id, ids[i].resource, other, sizeof(other));
+			CHECK(strcmp(mid, other) != 0, "two Message-IDs for %s differ", ids[i].id);
 		}
 		memset(longid, 'x', sizeof(longid) - 1);
 		longid[sizeof(longid) - 1] = '\0';
-		CHECK_INT(map_imdn_message_id(longid, mid, sizeof(mid)), -1,
+		CHECK_INT(map_imdn_message_id(longid, NULL, mid, sizeof(mid)), -1,
 			  "a 99-byte stanza id does not fit in 128 bytes");
-		CHECK_INT(map_imdn_stanza_of("abc123", back, sizeof(back)), -1, "a foreign Message-ID");
-		CHECK_INT(map_imdn_stanza_of("0102030g~YWJj", back, sizeof(back)), -1, "not hex");
-		CHECK_INT(map_imdn_stanza_of("01020304~", back, sizeof(back)), -1, "nothing behind");
-		CHECK_INT(map_imdn_stanza_of("01020304~AAE", back, sizeof(back)), -1,
+		CHECK_INT(map_imdn_stanza_of("abc123", back, sizeof(back), res, sizeof(res)), -1,
+			  "a foreign Message-ID");
+		CHECK_INT(map_imdn_stanza_of("0102030g~YWJj", back, sizeof(back), res, sizeof(res)), -1,
+			  "not hex");
+		CHECK_INT(map_imdn_stanza_of("01020304~", back, sizeof(back), res, sizeof(res)), -1,
+			  "nothing behind");
+		CHECK_INT(map_imdn_stanza_of("01020304~AAE", back, sizeof(back), res, sizeof(res)), -1,
 			  "decodes to control characters");
-		CHECK_INT(map_imdn_stanza_of("0102030~YWJj", back, sizeof(back)), -1, "7 hex digits");
+		CHECK_INT(map_imdn_stanza_of("0102030~YWJj", back, sizeof(back), res, sizeof(res)), -1,
+			  "7 hex digits");
+		CHECK_INT(map_imdn_stanza_of("01020304~YWJj~", back, sizeof(back), res, sizeof(res)), -1,
+			  "an empty resource part");
 	}
 }
 
