@@ -5,6 +5,8 @@ none are duplicated.
   - the component link is reset (a TCP proxy between the gateway and Prosody sends RST) while SIP
     users write to an XMPP user;
   - the SIP peer stops and starts again while an XMPP user writes to a SIP user.
+
+Each runs against Prosody and against ejabberd (the "prosody" in a test's name is the XMPP server).
 """
 
 import asyncio
@@ -15,6 +17,8 @@ import time
 import uuid
 
 from harness import SIP_DOMAIN, XMPP_DOMAIN, check, free_port, gateway_xml, wait_for
+
+XMPP_SERVERS = ("prosody", "ejabberd")
 
 
 # ---------------------------------------------------------------- a TCP proxy that can reset
@@ -117,10 +121,10 @@ class SipSender(asyncio.DatagramProtocol):
 
 
 async def test_component_link_reset_under_sip_load(env):
-    proxy = ResettingProxy(env.prosody.component_port)
+    proxy = ResettingProxy(env.xmpp.component_port)
     await proxy.start()
     try:
-        xml = gateway_xml(env).replace(f'port="{env.prosody.component_port}"', f'port="{proxy.port}"')
+        xml = gateway_xml(env).replace(f'port="{env.xmpp.component_port}"', f'port="{proxy.port}"')
         gw = await env.gateway(xml)
         alice = await env.client("alice")
         sender = SipSender(env.gw_sip_port)
@@ -256,8 +260,8 @@ async def test_prosody_restart_under_sip_load(env):
     async def restart():
         await alice.logout()
         env.clients.remove(alice)
-        await env.prosody.stop()
-        await env.prosody.start()
+        await env.xmpp.stop()
+        await env.xmpp.start()
     # the load goes on while Prosody restarts, so that some messages meet the link down
     restarting = None
     for i in range(n):

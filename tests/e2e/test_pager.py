@@ -1,13 +1,17 @@
 """test_pager.py - pager-mode IM (RFC 7572) through the gateway, both ways, and every error path.
 
-Peers: Prosody with slixmpp clients on the XMPP side; sipp user agents on the SIP side (a UAS
-where the gateway routes sip.example, a UAC sending to the gateway).
+Peers: Prosody or ejabberd with slixmpp clients on the XMPP side; sipp user agents on the SIP side
+(a UAS where the gateway routes sip.example, a UAC sending to the gateway).
 """
 
 import asyncio
+import re
 
 from harness import (SIP_DOMAIN, XMPP_DOMAIN, check, default_peer, error_condition, gateway_xml,
                      wait_for)
+
+XMPP_SERVERS = ("prosody", "ejabberd")
+USERS = ("alice", "carol", "dave")     # dave blocks bob: a blocklist outlives its test
 
 
 def header(hdrs, name):
@@ -230,13 +234,13 @@ async def test_request_for_other_domain_is_refused(env):
 
 async def test_link_down_gives_503_then_recovers(env):
     gw = await env.gateway()
-    await env.prosody.stop()
+    await env.xmpp.stop()
     await gw.wait_log(r"link lost", timeout=10)
     uac = env.uac(expect="503")
     check(await uac.run() == 0, uac.error_text())
     resp = [r for r in uac.received() if r[0].startswith("SIP/2.0 503")][0]
     check(header(resp[1], "retry-after") is not None, f"503 carries Retry-After: {resp[1]}")
-    await env.prosody.start()
+    await env.xmpp.start()
     await gw.wait_log(r"component \S+: connected", timeout=15, count=2)
     alice = await env.client("alice")
     uac = env.uac(body="after the outage")
@@ -279,12 +283,44 @@ async def test_late_client_error_reaches_the_sip_sender(env):
     alice.add_event_handler("message", bounce)
     uas = await env.uas().start()
     uac = env.uac(body="will be refused by the client")
-    check(await uac.run() == 0, f"the MESSAGE itself is answered 200: {uac.error_text()}")
+    check(await uac.run() == 0, f"the MESSAGE itself is answered "
+          f"{env.xmpp.accepted_status}: {uac.error_text()}")
     check(await uas.wait() == 0, f"a notice MESSAGE reached the SIP side: {uas.error_text()}")
     start, hdrs, body = uas.received()[0]
     check(start == f"MESSAGE sip:bob@{SIP_DOMAIN} SIP/2.0", start)
     check(f"sip:alice@{XMPP_DOMAIN}" in header(hdrs, "from"), header(hdrs, "from"))
     check(b"not delivered" in body and b"not-acceptable" in body and b"strangers" in body, repr(body))
+
+
+async def test_sip_to_a_user_who_blocked_the_sender(env):
+    """dave is online and has blocked bob (XEP-0191): bob's MESSAGE is never answered 200.
+    Prosody bounces it while routing it, ahead of the reply to the barrier ping: the error status
+    of service-unavailable (the error table's row), and nothing follows.  ejabberd checks the
+    block in dave's session process, which may bounce the message before or after the server has
+    answered a ping sent behind it (see the peers' notes): the same error when the bounce came
+    first, else 202 (the ping proved nothing), and then at most a notice."""
+    await env.gateway()
+    dave = await env.client("dave")
+    dave.register_plugin("xep_0191")
+    await dave.plugin["xep_0191"].block([f"bob@{SIP_DOMAIN}"])
+    uas = await env.uas(timeout=3).start()     # takes a notice MESSAGE if one comes
+    uac = env.uac(ruri=f"sip:dave@{XMPP_DOMAIN}", to=f"sip:dave@{XMPP_DOMAIN}",
+                  body="from a blocked sender", expect="480")
+    await uac.run()     # judged from what it received: sipp takes only the one status
+    finals = [s for s, h, b in uac.received() if re.match(r"SIP/2\.0 [2-6]", s)]
+    refused = len(finals) == 1 and re.match(r"SIP/2\.0 [45]\d\d .*service-unavailable", finals[0])
+    accepted = len(finals) == 1 and finals[0].startswith("SIP/2.0 202 ")
+    check(refused or (accepted and env.xmpp.kind == "ejabberd"),
+          f"one final answer, the error for service-unavailable"
+          f"{' or 202' if env.xmpp.kind == 'ejabberd' else ''}: {finals} {uac.error_text()}")
+    await uas.wait(10)
+    notices = [b for s, h, b in uas.received() if s.startswith("MESSAGE ")]
+    if refused:
+        check(not notices, f"the error said it all: {notices}")
+    else:
+        check(len(notices) <= 1 and all(b"not delivered" in b for b in notices),
+              f"at most one notice that it was not delivered: {notices}")
+    check(not [m for m in dave.inbox if m["body"]], f"dave got nothing: {dave.inbox}")
 
 
 async def test_tcp_both_ways(env):

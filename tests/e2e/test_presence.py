@@ -1,5 +1,6 @@
-"""test_presence.py - presence both ways (RFC 8048): slixmpp watchers and presentities on Prosody,
-sipp as SIP presence server and SIP watcher, and Kamailio as the real SIMPLE presence server."""
+"""test_presence.py - presence both ways (RFC 8048): slixmpp watchers and presentities on Prosody
+and on ejabberd, sipp as SIP presence server and SIP watcher, and Kamailio as the real SIMPLE
+presence server."""
 
 import asyncio
 import os
@@ -10,6 +11,7 @@ from harness import (SIP_DOMAIN, XMPP_DOMAIN, Client, Kamailio, check, free_port
                      wait_for)
 from msrp_ua import SipMessage, parse_sip
 
+XMPP_SERVERS = ("prosody", "ejabberd")
 USERS = ("alice", "carol", "dave") + tuple(f"w{i:02d}" for i in range(50))
 BOB = f"bob@{SIP_DOMAIN}"
 BOB_URI = f"sip:bob@{SIP_DOMAIN}"
@@ -27,7 +29,7 @@ RPID_DOC = """<?xml version="1.0" encoding="UTF-8"?>
 
 async def watcher(env, user, auto_authorize=True, auto_subscribe=False):
     """A logged-in slixmpp client whose presence stanzas are kept in c.presences."""
-    c = Client(user, env.prosody.c2s_port)
+    c = Client(user, env.xmpp.c2s_port)
     c.presences = []
     c.auto_authorize = auto_authorize
     c.auto_subscribe = auto_subscribe
