@@ -544,3 +544,21 @@ async def test_refusals_are_logged_at_a_bounded_rate(env):
         ua.close()
     lines = gw.log_count(r"(?i)refused message from")
     check(lines == 10, f"{lines} refusal lines for 40 refusals, want the first 10")
+
+
+async def test_debug_log_shows_what_crossed_and_what_was_refused(env):
+    """With debug logging, every stanza received is logged, and every refused MESSAGE (415
+    included) is logged with its reason, so an operator can see why a client's message did not
+    cross."""
+    gw = await env.gateway(log_level="debug")
+    alice = await env.client("alice")
+    ua = await SipUA().start()
+    try:
+        alice.send_message(mto=f"bob@{SIP_DOMAIN}", mbody="logged?", mtype="chat")
+        await gw.wait_log(r"received <message [^>]*to='bob@sip\.example'", timeout=5)
+        resp = await ua.request(env.gw_sip_port, "<b>hi</b>", "text/html")
+        check(status_of(resp) == 415, resp.start)
+        await gw.wait_log(r"MESSAGE sip:bob@sip\.example -> sip:alice@xmpp\.example from "
+                          r"\S+ \(text/html\): 415 Unsupported Media Type", timeout=3)
+    finally:
+        ua.close()
