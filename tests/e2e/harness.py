@@ -381,11 +381,16 @@ def xmpp_servers(*kinds):
 
 # ---------------------------------------------------------------- the gateway
 
-def gateway_xml(env, *, peers=None, im=None, sip_attrs="", xmpp_attrs="", log_level="debug"):
-    """The gateway file for this environment; peers is a list of XML <peer> strings."""
+def gateway_xml(env, *, peers=None, im=None, sip_attrs="", xmpp_attrs="", log_level="debug",
+                sessions=None):
+    """The gateway file for this environment; peers is a list of XML <peer> strings.  MSRP
+    listens on the environment's own port unless `sessions` gives another <sessions/> (never
+    the default 2855: a demo federation or another test run may hold it)."""
     if peers is None:
         peers = [default_peer(env)]
     im = im if im is not None else '<im max-body="2048" delivery-wait="2s"/>'
+    if sessions is None:
+        sessions = f'<sessions msrp-port="{env.gw_msrp_port}"/>'
     return f"""<?xml version="1.0"?>
 <gateway xmlns="urn:simplegw:config:1">
   <log level="{log_level}" stderr="yes" syslog="no"/>
@@ -396,6 +401,7 @@ def gateway_xml(env, *, peers=None, im=None, sip_attrs="", xmpp_attrs="", log_le
     <listen transport="tcp" address="127.0.0.1" port="{env.gw_sip_port}"/>
   </sip>
   {im}
+  {sessions}
   {"".join(peers)}
 </gateway>
 """
@@ -660,6 +666,7 @@ class Env:
         self.workdir = workdir
         self.xmpp = XMPP_SERVERS[xmpp](workdir, components, **({"users": users} if users else {}))
         self.gw_sip_port = free_port()
+        self.gw_msrp_port = free_port()
         self.peer_sip_port = free_port()
         self.gateways = []
         self.clients = []

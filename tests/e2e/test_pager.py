@@ -62,9 +62,11 @@ async def test_xmpp_to_sip_message(env):
     await alice.expect_nothing(lambda m: m["type"] == "error", 0.5)
 
 
-async def test_chat_state_alone_is_not_a_message(env):
+async def test_chat_state_alone_is_a_typing_notice_not_a_message(env):
+    """A chat-state-only stanza becomes an isComposing MESSAGE (RFC 3994), never an empty text
+    MESSAGE; the text that follows is a MESSAGE of its own."""
     await env.gateway()
-    uas = await env.uas().start()
+    uas = await env.uas(calls=2).start()
     alice = await env.client("alice")
     msg = alice.make_message(mto=f"bob@{SIP_DOMAIN}", mtype="chat")
     msg["chat_state"] = "composing"
@@ -73,7 +75,10 @@ async def test_chat_state_alone_is_not_a_message(env):
     send(alice, f"bob@{SIP_DOMAIN}", body="the real one")
     check(await uas.wait() == 0, uas.error_text())
     got = uas.received()
-    check(len(got) == 1 and got[0][2] == b"the real one", f"UAS saw {got}")
+    check(len(got) == 2, f"UAS saw {got}")
+    check(header(got[0][1], "content-type").startswith("application/im-iscomposing+xml") and
+          b"<state>active</state>" in got[0][2], f"the typing notice first: {got[0]}")
+    check(got[1][2] == b"the real one", f"then the text alone: {got[1]}")
 
 
 async def test_sip_failures_become_xmpp_errors(env):
@@ -145,9 +150,11 @@ async def test_sip_to_xmpp_message(env):
 
 async def test_sip_to_unknown_xmpp_user_gets_error_status(env):
     await env.gateway()
-    uac = env.uac(ruri=f"sip:nobody@{XMPP_DOMAIN}", to=f"sip:nobody@{XMPP_DOMAIN}", expect="503")
-    check(await uac.run() == 0, f"expected 503 for an unknown user: {uac.error_text()}")
-    start = [r for r in uac.received() if r[0].startswith("SIP/2.0 503")]
+    # 480, not 503: the XMPP server's service-unavailable says the user cannot be reached, not
+    # that a server is broken (a proxy would turn a 503 into 500 and may fail over)
+    uac = env.uac(ruri=f"sip:nobody@{XMPP_DOMAIN}", to=f"sip:nobody@{XMPP_DOMAIN}", expect="480")
+    check(await uac.run() == 0, f"expected 480 for an unknown user: {uac.error_text()}")
+    start = [r for r in uac.received() if r[0].startswith("SIP/2.0 480")]
     check(start and "service-unavailable" in start[0][0], f"reason names the XMPP condition: {start}")
 
 
@@ -198,7 +205,7 @@ async def test_sip_content_refusals(env):
 async def test_sip_unmappable_addresses(env):
     await env.gateway()
     for row in [dict(ruri=f"sip:%00x@{XMPP_DOMAIN}", expect="484"),
-                dict(ruri=f"sip:a%22b@{XMPP_DOMAIN}", expect="503"),   # escaped \22, unknown user
+                dict(ruri=f"sip:a%22b@{XMPP_DOMAIN}", expect="480"),   # escaped \22, unknown user
                 dict(sender=f"sip:b%FFob@{SIP_DOMAIN}", expect="400"),
                 dict(ruri=f"sip:{XMPP_DOMAIN}", expect="404")]:
         uac = env.uac(**row)

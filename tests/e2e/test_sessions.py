@@ -18,8 +18,7 @@ NS_RECEIPTS = "{urn:xmpp:receipts}"
 
 
 def sessions_xml(env, msrp_port, sessions_attrs="", peer_sessions=False):
-    xml = gateway_xml(env)
-    xml = xml.replace("<im ", f'<sessions msrp-port="{msrp_port}" {sessions_attrs}/>\n  <im ', 1)
+    xml = gateway_xml(env, sessions=f'<sessions msrp-port="{msrp_port}" {sessions_attrs}/>')
     if peer_sessions:
         xml = xml.replace(f'<peer name="sipnet" domain="{SIP_DOMAIN}"',
                           f'<peer name="sipnet" domain="{SIP_DOMAIN}" sessions="yes"', 1)
