@@ -72,10 +72,17 @@ sip_port={sip_port}
 sip_tcp_port=0
 sip_tls_port=0
 bind_address=127.0.0.1
+# IPv6 off: liblinphone drops use_ipv6 at its first start (an "IPv6 settings migration")
+# unless ipv6_migration_done says it is done; with IPv6 on and no default route, its network
+# monitor finds only loopback addresses after 5 s and takes the network (and the registration
+# and listening point) down
 use_ipv6=0
+ipv6_migration_done=1
 guess_hostname=0
-# without a default route liblinphone thinks the network is down and never listens
-auto_net_state_mon=0
+# the network monitor on: it is what declares the network reachable (with IPv6 off it does
+# so on loopback too), and liblinphone sends delivery reports (IMDN) only when it is; with
+# auto_net_state_mon=0 nothing in linphonec ever declares it, and it never sends one
+auto_net_state_mon=1
 register_only_when_network_is_up=0
 default_proxy=0
 
@@ -199,6 +206,7 @@ class SipMessage:
             self.headers.setdefault(name.strip().lower(), []).append(value.strip())
         n = self.header("content-length")
         self.body = body[:int(n)] if n and n.isdigit() else body
+        self.inflated = None    # the body before compression, when the trace has it apart
 
     def header(self, name):
         v = self.headers.get(name.lower())
@@ -219,6 +227,8 @@ class SipMessage:
     def decoded_body(self):
         """The body, inflated when Content-Encoding says deflate (zlib, RFC 1950, as linphone
         sends it; raw deflate, RFC 1951, is accepted too)."""
+        if self.inflated is not None:
+            return self.inflated
         if (self.header("content-encoding") or "").lower() == "deflate":
             for wbits in (15, -15):
                 try:
@@ -452,13 +462,26 @@ class Linphonec(SipClient):
                         rb"message sent to) \[[^\]]*\][^\n]*\n(.*?)(?=^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d:\d{3} |\Z)",
                         re.S | re.M)
 
+    # belle-sip logs a body it deflates (and only then) just before it sends the message, and
+    # shows the deflated bytes of the message itself as "x... (first N bytes shown)"
+    _COMPRESSED = re.compile(rb"belle-sip-message-Body has been compressed: \d+->\d+:\n(.*?)\n?"
+                             rb"(?=^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d:\d{3} |\Z)", re.S | re.M)
+
     def _trace(self):
         out = []
-        for m in self._TRACE.finditer(self._log_bytes()):
+        log = self._log_bytes()
+        compressed = [(c.start(), c.group(1)) for c in self._COMPRESSED.finditer(log)]
+        for m in self._TRACE.finditer(log):
             raw = m.group(2)
             if not raw.strip():
                 continue
-            out.append(SipMessage("in" if m.group(1).startswith(b"received") else "out", raw))
+            msg = SipMessage("in" if m.group(1).startswith(b"received") else "out", raw)
+            if msg.direction == "out" and (msg.header("content-encoding") or "").lower() == "deflate":
+                before = [body for pos, body in compressed if pos < m.start()]
+                if before:
+                    msg.inflated = before[-1]
+                    compressed = [c for c in compressed if c[0] > m.start()]
+            out.append(msg)
         return out
 
     async def send(self, uri, text):
