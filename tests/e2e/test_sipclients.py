@@ -30,6 +30,9 @@ ALICE_URI = f"sip:{ALICE}"
 DAVE = f"dave@{SIP_DOMAIN}"
 BOB = f"bob@{SIP_DOMAIN}"
 RECEIPTS = "urn:xmpp:receipts"
+# baresip's publication interval in the presence tests: a stale duplicate publication (see
+# Baresip.one_publication) is gone this long after start, plus the presence server's sweep
+PUBINT = 5
 CHATSTATES = "http://jabber.org/protocol/chatstates"
 
 
@@ -259,7 +262,7 @@ async def test_baresip_presence_both_ways(env):
         alice = fed.alice
         alice.send_presence(pto=BOB, ptype="subscribe")
         # bob watches alice from his contacts file as he starts; she approves automatically
-        bs = await fed.sip_client(Baresip, "bob", contacts=[ALICE_URI])
+        bs = await fed.sip_client(Baresip, "bob", contacts=[ALICE_URI], pubint=PUBINT)
         await bs.wait_presence(ALICE_URI, "Online", timeout=20)
         # baresip 1.0 knows Online, Busy and Offline: RPID away shows as Offline
         await xmpp_states_at_client(fed, bs, [("dnd", "Busy"), ("away", "Offline"), (None, "Online"),
@@ -267,6 +270,7 @@ async def test_baresip_presence_both_ways(env):
         # bob's own state at alice: baresip PUBLISHed open once registered
         await wait_for(lambda: pres_of(alice, BOB, "available"), 15, "bob available at alice")
         n = len(pres_of(alice, BOB, "unavailable"))
+        await bs.one_publication()
         await bs.set_presence("offline")
         await wait_for(lambda: len(pres_of(alice, BOB, "unavailable")) > n, 15,
                        "bob unavailable at alice after /presence_offline")
@@ -329,10 +333,11 @@ async def test_linphonec_watches_baresip_through_kamailio(env):
     reach linphonec through the location table."""
     fed = await federation(env)
     try:
-        bs = await fed.sip_client(Baresip, "bob", contacts=[ALICE_URI])
+        bs = await fed.sip_client(Baresip, "bob", contacts=[ALICE_URI], pubint=PUBINT)
         lp = await fed.sip_client(Linphonec, "dave")
         await lp.watch(f"sip:{BOB}", "bob")
         await lp.wait_presence(f"sip:{BOB}", "Online", timeout=15)
+        await bs.one_publication()
         await bs.set_presence("offline")
         await lp.wait_presence(f"sip:{BOB}", "Offline", timeout=15)
     finally:
