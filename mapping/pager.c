@@ -159,10 +159,29 @@ static void pager_in_settle(struct pager *pg, struct pager_in *e, int status, co
 	}
 }
 
-static void pager_notice_done(void *arg, int status, const char *phrase)
+/* A notice (typing, IMDN, a late "not delivered") was answered: nobody waits for it; a refusal is logged. */
+static void pager_notice_answered(void *arg, int status, const char *phrase)
 {
+	struct pager *pg = arg;
+
 	if (status >= 300)
-		log_info("delivery notice refused: %d %s", status, phrase ? phrase : "");
+		log_refusal(&pg->notice_log, "typing notice or delivery notification refused: %d %s",
+			    status, phrase ? phrase : "");
+}
+
+/* Sends a notice: a MESSAGE nobody waits for. */
+static void pager_send_notice(struct pager *pg, const struct conf_peer *peer, const char *from_uri,
+			      const char *to_uri, const char *content_type, const char *body)
+{
+	struct sip_out_message m;
+
+	memset(&m, 0, sizeof(m));
+	m.peer = peer;
+	m.from_uri = from_uri;
+	m.to_uri = to_uri;
+	m.content_type = content_type;
+	m.body = body;
+	sip_send_message(pg->gw->sip, &m, pager_notice_answered, pg);
 }
 
 static int pager_send_imdn(struct pager *pg, const struct conf_peer *peer, const char *from_uri,
@@ -174,7 +193,6 @@ static int pager_send_imdn(struct pager *pg, const struct conf_peer *peer, const
 static void pager_late_error(struct pager *pg, struct pager_in *e, const char *condition,
 			     const char *text)
 {
-	struct sip_out_message m;
 	char *body = gw_xasprintf("Your message to %s was not delivered: %s%s%s%s", e->jid_to,
 				  condition, text ? " (" : "", text ? text : "", text ? ")" : "");
 	char clean[1024];
@@ -192,15 +210,9 @@ static void pager_late_error(struct pager *pg, struct pager_in *e, const char *c
 	if (map_text_check(clean, strlen(clean)) != 0)
 		snprintf(clean, sizeof(clean), "Your message to %s was not delivered: %s", e->jid_to,
 			 condition);
-	memset(&m, 0, sizeof(m));
-	m.peer = e->peer;
-	m.from_uri = e->sip_to;
-	m.to_uri = e->sip_from;
-	m.content_type = CT_TEXT;
-	m.body = clean;
 	log_info("late error %s for %s -> %s: notifying the sender", condition, e->sip_from,
 		 e->jid_to);
-	sip_send_message(pg->gw->sip, &m, pager_notice_done, NULL);
+	pager_send_notice(pg, e->peer, e->sip_to, e->sip_from, CT_TEXT, clean);
 	free(body);
 }
 
@@ -256,27 +268,36 @@ static int pager_datetime_ok(const char *s, size_t n)
 	return n - i == 6 && (s[i] == '+' || s[i] == '-') && s[i + 3] == ':';
 }
 
+/* An <iq type='get'> with one empty payload from the component to the XMPP server itself. */
+static int pager_server_iq(struct pager *pg, struct pager_link *pl, const char *id,
+			   const char *name, const char *ns)
+{
+	xmpp_stanza_t *iq = xmpp_iq_new(pg->gw->xctx, "get", id);
+	int r;
+
+	if (!iq)
+		gw_fatal("pager: out of memory");
+	xmpp_stanza_set_from(iq, xmpp_link_domain(pl->link));
+	xmpp_stanza_set_to(iq, pg->gw->conf->xmpp_domain);
+	xmpp_stanza_add_child_ex(iq, pager_tag(pg, name, ns), 0);
+	r = xmpp_link_send(pl->link, iq);
+	xmpp_stanza_release(iq);
+	return r;
+}
+
 static void pager_barrier_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct pager_link *pl = arg;
 	struct pager *pg = pl->pg;
 	struct pager_in *last;
-	xmpp_stanza_t *iq;
 	char id[48];
 
 	last = TAILQ_LAST(&pl->held, pager_list);
 	if (!last || last->barrier != pl->next_barrier)
 		return;		/* nothing new to cover */
 	snprintf(id, sizeof(id), "%s-b%lu", gw_id_prefix(pg->gw), pl->next_barrier);
-	iq = xmpp_iq_new(pg->gw->xctx, "get", id);
-	if (!iq)
-		gw_fatal("pager: out of memory");
-	xmpp_stanza_set_from(iq, xmpp_link_domain(pl->link));
-	xmpp_stanza_set_to(iq, pg->gw->conf->xmpp_domain);
-	xmpp_stanza_add_child_ex(iq, pager_tag(pg, "ping", NS_PING), 0);
-	if (xmpp_link_send(pl->link, iq) == 0)
+	if (pager_server_iq(pg, pl, id, "ping", NS_PING) == 0)
 		pl->next_barrier++;
-	xmpp_stanza_release(iq);
 }
 
 /* The answer to the server identity query: decides what a barrier reply is worth on this link. */
@@ -305,18 +326,10 @@ static void pager_server_identity(struct pager *pg, struct pager_link *pl, xmpp_
 
 static void pager_ask_identity(struct pager *pg, struct pager_link *pl)
 {
-	xmpp_stanza_t *iq;
 	char id[48];
 
 	snprintf(id, sizeof(id), "%s-d%lu", gw_id_prefix(pg->gw), ++pl->disco_seq);
-	iq = xmpp_iq_new(pg->gw->xctx, "get", id);
-	if (!iq)
-		gw_fatal("pager: out of memory");
-	xmpp_stanza_set_from(iq, xmpp_link_domain(pl->link));
-	xmpp_stanza_set_to(iq, pg->gw->conf->xmpp_domain);
-	xmpp_stanza_add_child_ex(iq, pager_tag(pg, "query", NS_DISCO_INFO), 0);
-	xmpp_link_send(pl->link, iq);
-	xmpp_stanza_release(iq);
+	pager_server_iq(pg, pl, id, "query", NS_DISCO_INFO);
 }
 
 int pager_iq_reply(struct pager *pg, struct xmpp_link *link, xmpp_stanza_t *iq)
@@ -875,11 +888,12 @@ static void pager_out_done(void *arg, int status, const char *phrase)
 	struct pager *pg = o->pg;
 
 	pager_out_unlink(pg, o);
-	if (status == 415 && o->cpim) {
-		/* a client that takes no CPIM gets the text alone, without the IMDN request (the
-		 * Call-ID still carries it for clients that report on any MESSAGE) */
-		log_info("MESSAGE %s -> %s: message/cpim refused (415): sent again as text/plain",
-			 o->from_uri, o->to_uri);
+	if ((status == 415 || status == 488) && o->cpim) {
+		/* a client that takes no CPIM (baresip: 415) or not this CPIM (liblinphone 5.1 answers
+		 * 488 to a DateTime in January or on 29 February) gets the text alone, without the
+		 * IMDN request; the Call-ID still carries it for clients that report on any MESSAGE */
+		log_info("MESSAGE %s -> %s: message/cpim refused (%d): sent again as text/plain",
+			 o->from_uri, o->to_uri, status);
 		o->cpim = 0;
 		if (pager_out_send(pg, o) == 0) {
 			LIST_INSERT_HEAD(&pg->outs, o, entry);
@@ -898,16 +912,6 @@ static void pager_out_done(void *arg, int status, const char *phrase)
 		pager_bounce(pg, o->link, o->stanza, cond, text);
 	}
 	pager_out_free(o);
-}
-
-/* A notice (typing, IMDN) was answered: nobody waits for it; a refusal is logged. */
-static void pager_notice_answered(void *arg, int status, const char *phrase)
-{
-	struct pager *pg = arg;
-
-	if (status >= 300)
-		log_refusal(&pg->notice_log, "typing notice or delivery notification refused: %d %s",
-			    status, phrase ? phrase : "");
 }
 
 /* Checks a stanza's addresses for the way to SIP: the sender in the XMPP domain the gateway
@@ -964,7 +968,6 @@ static int pager_send_imdn(struct pager *pg, const struct conf_peer *peer, const
 	char message_id[MAP_IMDN_ID_MAX + 1], datetime[48], fresh[MAP_IMDN_ID_MAX + 1], when[32];
 	unsigned disp;
 	char *doc, *body;
-	struct sip_out_message m;
 
 	if (map_imdn_from_stanza_id(id, &disp, message_id, sizeof(message_id), datetime,
 				    sizeof(datetime)) != 0 || !(disp & asked)) {
@@ -979,15 +982,9 @@ static int pager_send_imdn(struct pager *pg, const struct conf_peer *peer, const
 			    "Content-Type: " CT_IMDN "\r\nContent-Disposition: notification\r\n"
 			    "Content-Length: %zu\r\n\r\n%s", from_uri, to_uri, fresh, when,
 			    strlen(doc), doc);
-	memset(&m, 0, sizeof(m));
-	m.peer = peer;
-	m.from_uri = from_uri;
-	m.to_uri = to_uri;
-	m.content_type = CT_CPIM;
-	m.body = body;
 	log_debug("%s IMDN (%s) %s -> %s for %s", kind == MAP_IMDN_DISPLAY ? "display" :
 		  "delivery", status, from_uri, to_uri, message_id);
-	sip_send_message(pg->gw->sip, &m, pager_notice_answered, pg);
+	pager_send_notice(pg, peer, from_uri, to_uri, CT_CPIM, body);
 	free(doc);
 	free(body);
 	return 0;
@@ -1024,17 +1021,10 @@ static void pager_notices_from_xmpp(struct pager *pg, struct xmpp_link *link,
 				"displayed", MAP_DISP_DISPLAY);
 	if (f->chatstate && (state = map_chatstate_to_composing(f->chatstate))) {
 		char *doc = map_iscomposing_build(state, 0);
-		struct sip_out_message m;
 
-		memset(&m, 0, sizeof(m));
-		m.peer = peer;
-		m.from_uri = from_uri;
-		m.to_uri = to_uri;
-		m.content_type = CT_COMPOSING;
-		m.body = doc;
 		log_debug("chat state %s %s -> %s sent as isComposing %s", f->chatstate, from_uri,
 			  to_uri, state);
-		sip_send_message(pg->gw->sip, &m, pager_notice_answered, pg);
+		pager_send_notice(pg, peer, from_uri, to_uri, CT_COMPOSING, doc);
 		free(doc);
 	}
 }

@@ -20,6 +20,7 @@ from slixmpp.xmlstream.matcher import StanzaPath
 from harness import (SIP_DOMAIN, XMPP_DOMAIN, Gateway, check, default_peer, free_port,
                      gateway_xml, wait_for)
 from msrp_ua import parse_cpim, parse_sip
+from test_link import FakeServer
 
 XMPP_SERVERS = ("prosody", "ejabberd")
 USERS = ("alice", "carol", "dave")
@@ -198,16 +199,15 @@ async def test_iqs_are_answered_as_rfc_6120_asks(env):
         sip.close()
 
 
-class SplittingServer:
+class SplittingServer(FakeServer):
     """A component server that sends each stanza in pieces with pauses, then nothing more: the
     gateway must act on a stanza the moment its last byte arrives (expat's reparse deferral,
     backported to Debian 12's 2.5.0, would hold it until more data came)."""
 
     def __init__(self, stanza, pieces=4, pause=0.3):
+        super().__init__(reply=b"")
         self.stanza, self.pieces, self.pause = stanza, pieces, pause
         self.sent_last = None
-        self.server = None
-        self.port = None
 
     async def _conn(self, reader, writer):
         try:
@@ -236,14 +236,6 @@ class SplittingServer:
             pass
         finally:
             writer.close()
-
-    async def start(self):
-        self.server = await asyncio.start_server(self._conn, "127.0.0.1", 0)
-        self.port = self.server.sockets[0].getsockname()[1]
-
-    async def stop(self):
-        self.server.close()
-        await self.server.wait_closed()
 
 
 async def test_stanza_in_several_reads_is_relayed_at_once(env):
@@ -449,21 +441,27 @@ async def test_receipt_request_becomes_an_imdn_request_and_the_imdn_a_receipt(en
 
 
 async def test_a_client_without_cpim_gets_the_text_again(env):
-    """A SIP client that answers 415 to message/cpim (baresip) gets the text as text/plain; the
-    sender sees no error."""
+    """A SIP client that answers 415 to message/cpim (baresip) or 488 (liblinphone 5.1, to a
+    DateTime in January or on 29 February) gets the text as text/plain; the sender sees no
+    error."""
     await env.gateway()
     alice = await env.client("alice")
-    ua = await peer(env, lambda req: 415 if req.get("content-type") == "message/cpim" else 200)
+    ua = await peer(env)
     try:
-        msg = alice.make_message(mto=f"bob@{SIP_DOMAIN}", mbody="plain please", mtype="chat")
-        msg.append(element(f"<request xmlns='{NS_RECEIPTS}'/>"))
-        msg.send()
-        await wait_for(lambda: len(ua.messages()) == 2, 5, "the CPIM MESSAGE and the text one")
-        first, second = ua.messages()
-        check(first.get("content-type") == "message/cpim", first.get("content-type"))
-        check(second.get("content-type").lower().startswith("text/plain"), second.get("content-type"))
-        check(second.body == b"plain please", repr(second.body))
-        await alice.expect_nothing(lambda m: m["type"] == "error", 1.0)
+        for refusal in (415, 488):
+            ua.answer = lambda req: refusal if req.get("content-type") == "message/cpim" else 200
+            ua.requests.clear()
+            msg = alice.make_message(mto=f"bob@{SIP_DOMAIN}", mbody=f"plain please {refusal}",
+                                     mtype="chat")
+            msg.append(element(f"<request xmlns='{NS_RECEIPTS}'/>"))
+            msg.send()
+            await wait_for(lambda: len(ua.messages()) == 2, 5, "the CPIM MESSAGE and the text one")
+            first, second = ua.messages()
+            check(first.get("content-type") == "message/cpim", first.get("content-type"))
+            check(second.get("content-type").lower().startswith("text/plain"),
+                  second.get("content-type"))
+            check(second.body == f"plain please {refusal}".encode(), repr(second.body))
+            await alice.expect_nothing(lambda m: m["type"] == "error", 1.0)
     finally:
         ua.close()
 
