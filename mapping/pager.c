@@ -159,7 +159,8 @@ static void pager_in_settle(struct pager *pg, struct pager_in *e, int status, co
 	}
 }
 
-/* A notice (typing, IMDN, a late "not delivered") was answered: nobody waits for it; a refusal is logged. */
+/* A notice (typing, IMDN, a late "not delivered") was answered: nobody waits for it, and a
+ * refusal is only logged. */
 static void pager_notice_answered(void *arg, int status, const char *phrase)
 {
 	struct pager *pg = arg;
