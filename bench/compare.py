@@ -1,29 +1,66 @@
 #!/usr/bin/python3
 """compare.py - simplegw and Kamailio's xmpp module side by side, pager IM both ways, in one run.
 
-Both gateways face the same Prosody (component "sip.example"), the same slixmpp user and the same
-sipp peers on 127.0.0.1, one after the other.  For each gateway and direction it measures:
+Every gateway faces the same Prosody (component "sip.example"), the same slixmpp user and the same
+sipp peers on 127.0.0.1, one after the other: simplegw, then Kamailio as Debian ships it, then
+Kamailio with other memory managers (--kamailio-variants, default "shipped,tlsf": tlsf runs with
+-x tlsf -X tlsf on its command line).  For each gateway and direction it measures:
   - peak: messages per second end to end with the offered load well above what the chain carries,
-    and the gateway's CPU per message (user+system of all its processes, from /proc),
-  - added latency at half of that peak, and at --common-rate (the same load for both gateways):
+    and the gateway's CPU per message over that run (user+system of all its processes, /proc/PID/stat);
+  - what a deployment sees, at fixed offered rates (--rates, default 1000,2000 msg/s): CPU and
+    system calls per message.  Each rate and direction is one window: --rate-seconds of sending,
+    then on until max(64*T1, 5 s) + 1.5 s after the last message was delivered, so that the
+    window holds the end of every transaction the messages made (simplegw keeps a completed
+    server transaction 64*T1 = 32 s, a client one T4 = 5 s; Kamailio's tm keeps both for its
+    5 s wait timer).  CPU is the on-CPU time (user + system) of every thread of the gateway's
+    processes, from /proc/PID/task/*/schedstat (ns; /proc/PID/stat rounds to 10 ms per
+    process).  System calls are counted by the kernel's raw_syscalls:sys_enter tracepoint
+    through `perf stat -p` on the same processes, enabled and disabled over the same window
+    (while perf holds the tracepoint every system call costs about 0.15 us more; --no-syscalls
+    leaves perf out).  Each gateway's idle figures are subtracted: a window of the same length
+    with nothing sent and the same peers connected (Prosody's component link, the XMPP user),
+    measured once per gateway before its rate windows and taken per second, times each
+    window's own length.  The share of the window after the last message (the transactions'
+    timers and ends) is shown too.  Windows are 6.5 s apart, so that simplegw's malloc_trim()
+    once traffic stops (64*T1 + 2..6 s after the last message: a cost of pauses, which a
+    gateway under continuous load pays every 5 minutes) falls between them;
+  - added latency at half of that peak, and at --common-rate (the same load for all gateways):
     the time from the message's packet reaching the gateway (skipped unless root, or with --no-latency)
     to the translated message's packet leaving it, taken from kernel timestamps on the loopback
-    interface (an AF_PACKET capture in a child process; needs root) - p50, p90, p99, p99.9, max,
+    interface (an AF_PACKET capture in a child process; needs root) - p50, p90, p99, p99.9, max;
   - memory: proportional set size (PSS, so Kamailio's shared memory is counted once) before the
     peak load, right after it, and --settle seconds later; Kamailio's shared-memory pool use as
-    well.  The latency runs come after the settling, so that the peak's SIP transactions (kept
-    32 s) are gone and do not weigh on them.
+    well.  The rate windows and latency runs come after the settling and once nothing is left of
+    the peak (64*T1, or Kamailio's 30 s fr_timer for a request whose answer was lost, + 8 s).
 Then, for simplegw only, instructions per message under valgrind --tool=callgrind (the stable
-figure on a noisy machine).  It prints a table, the ratios simplegw/Kamailio, and the targets
-(CPU per message at most a third of Kamailio's in each direction, p99 added latency under 2 ms
-at half of peak, memory back to its baseline after the load).
+figure on a noisy machine): --callgrind-n messages each way at --callgrind-rate (callgrind runs
+the gateway ~50 times slower: at 1000/s it falls seconds behind, its delivery verdicts time out
+and the peers retransmit), each direction in its own window that runs on until max(64*T1, 5 s)
++ 1.5 s after the last message, with an idle window of the same length before them;
+callgrind_control zeroes before each window and dumps at its last message and at its end.  It
+reports the window's instructions per message "with timers", the same less the idle window's
+instructions per second times the window's length ("idle-subtracted": the periodic timers' own
+cost taken out), and the idle-subtracted part after the last message.
+It prints the tables, the ratios simplegw/Kamailio for each Kamailio variant, and the targets (CPU
+per message at peak at most a third of each Kamailio variant's in each direction, p99 added
+latency under 2 ms at half of peak, memory back to its baseline after the load).
+
+T1 is RFC 3261's 500 ms by default, so a window lasts --rate-seconds + 33.5 s, and the whole run
+about 20 minutes.  --t1 sets simplegw's T1 (its gateway file's <sip t1="...">, docs/config.md)
+and scales the windows with it, for development: --fast is --t1 40 with smaller runs (about 8
+minutes).  Its figures are not for quoting: T4 and Kamailio's timers do not scale, so windows
+are 6.5 s after the last message, and simplegw's trimmer (at 64*T1 + 2..6 s) can fall inside
+them; with T1 = 40 ms simplegw retransmits a MESSAGE whenever sipp is descheduled for 40 ms.
 
 Kamailio is Debian's 5.6 with kamailio-xmpp-modules, configured by bench/kamailio-xmpp.cfg and
 run with bench/kamailio_xmpp_fix.c preloaded (built here with cc), without which its xmpp module
 crashes on Prosody's stream header.
 
-Usage: bench/compare.py --gateway build/release/simplegw [-n 20000] [--latency-n 5000] [--common-rate 1000]
-           [--callgrind-n 2000] [--settle 40] [--only simplegw|kamailio] [--no-callgrind]
+Usage: bench/compare.py --gateway build/release/simplegw [-n 20000] [--rate 8000] [--latency-n 5000]
+           [--common-rate 1000] [--rates 1000,2000] [--rate-seconds 10] [--callgrind-n 2000]
+           [--callgrind-rate 200] [--t1 500] [--fast] [--settle 45]
+           [--kamailio-variants shipped,tlsf] [--only simplegw|kamailio] [--json FILE]
+           [--no-callgrind] [--no-latency] [--no-rates] [--no-syscalls]
 Exit status: 0 all targets met, 2 a target missed, 1 the run went wrong.
 """
 
@@ -44,13 +81,23 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "e2e"))
 import harness  # noqa: E402
-from harness import SECRET, SIP_DOMAIN, XMPP_DOMAIN, check, free_port  # noqa: E402
+from harness import SECRET, SIP_DOMAIN, XMPP_DOMAIN, check  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 KAMAILIO_CFG = os.path.join(HERE, "kamailio-xmpp.cfg")
 SHIM_SRC = os.path.join(HERE, "kamailio_xmpp_fix.c")
 PAD = "benchmark message of typical length"   # bodies are about 60 bytes with the token
 TOKEN = re.compile(rb"tk(\d+)x")
+
+# Kamailio's command-line memory managers per variant: shm (-x) and pkg (-X).  "shipped" is what
+# Debian's package runs with no option (q_malloc, with DBG_SR_MEMORY's bookkeeping).
+KAMAILIO_VARIANTS = {"shipped": [], "tlsf": ["-x", "tlsf", "-X", "tlsf"], "fm": ["-x", "fm", "-X", "fm"]}
+SOFIA_T4_S = 5.0            # Sofia's T4: a non-INVITE client transaction lingers T4 after its response (Timer K)
+KAMAILIO_WAIT_S = 5.0       # tm's wait_timer (default): how long Kamailio keeps a finished transaction
+KAMAILIO_FR_S = 30.0        # tm's fr_timer (default): how long it retransmits a request nobody answers
+WINDOW_MARGIN_S = 1.5       # after 64*T1: timers done, before simplegw's trimmer (64*T1 + 2 s at the earliest)
+WINDOW_GAP_S = 6.5          # between windows: the trimmer's run after the previous one (by 64*T1 + 6 s)
+FAST = dict(t1=40, n=5000, latency_n=2000, rate_seconds=3, callgrind_n=300)
 
 
 # ---------------------------------------------------------------- process accounting
@@ -70,6 +117,7 @@ def group_pids(pgid):
 
 
 def cpu_seconds(pids):
+    """user + system time of the processes, /proc/PID/stat (clock ticks: for long runs)."""
     total = 0
     for pid in pids:
         try:
@@ -79,6 +127,20 @@ def cpu_seconds(pids):
         except OSError:
             pass
     return total / CLK_TCK
+
+
+def cpu_ns(pids):
+    """On-CPU time (user + system) of every thread of the processes, in ns, from
+    /proc/PID/task/TID/schedstat: exact, where /proc/PID/stat rounds each process to a tick."""
+    total = 0
+    for pid in pids:
+        for path in glob.glob(f"/proc/{pid}/task/*/schedstat"):
+            try:
+                with open(path) as f:
+                    total += int(f.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                pass
+    return total
 
 
 def machine_busy():
@@ -107,17 +169,82 @@ def pss_kib(pids):
     return total
 
 
-# ---------------------------------------------------------------- the two gateways
+class SyscallCounter:
+    """System calls made by every thread of some processes, counted by the kernel's
+    raw_syscalls:sys_enter tracepoint: `perf stat -p` started with its events disabled and
+    enabled / disabled through its control pipe, which acknowledges each command, so the count
+    covers the window between enable() and disable() returning.  While perf holds the tracepoint
+    every system call on the machine takes the tracing path (about 0.15 us more each here).
+    Without perf, or with a kernel that refuses, stop() returns None."""
+
+    def __init__(self, pids):
+        self.pids = pids
+        self.proc = None
+        self.count = None
+
+    async def start(self):
+        cr, self.cw = os.pipe()
+        self.ar, aw = os.pipe()
+        try:
+            self.proc = await asyncio.create_subprocess_exec(
+                "perf", "stat", "-e", "raw_syscalls:sys_enter", "-x", ",", "-D", "-1",
+                "-p", ",".join(map(str, self.pids)), "--control", f"fd:{cr},{aw}",
+                pass_fds=(cr, aw), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        except FileNotFoundError:
+            self.proc = None
+        os.close(cr)
+        os.close(aw)
+        return self
+
+    async def _command(self, word):
+        if not self.proc:
+            return False
+        try:
+            os.write(self.cw, word.encode() + b"\n")
+        except OSError:         # perf already gone (it could not attach)
+            return False
+        loop = asyncio.get_running_loop()
+        try:
+            ack = await asyncio.wait_for(loop.run_in_executor(None, os.read, self.ar, 64), 10)
+        except asyncio.TimeoutError:
+            ack = b""
+        return ack.startswith(b"ack")
+
+    async def enable(self):
+        return await self._command("enable")
+
+    async def disable(self):
+        return await self._command("disable")
+
+    async def stop(self):
+        """Ends perf; the number of system calls, or None when they could not be counted."""
+        if self.proc:
+            if self.proc.returncode is None:
+                self.proc.send_signal(signal.SIGINT)
+            _, err = await asyncio.wait_for(self.proc.communicate(), 30)
+            for line in err.decode(errors="replace").splitlines():
+                f = line.split(",")
+                if len(f) > 2 and f[2] == "raw_syscalls:sys_enter" and f[0].isdigit():
+                    self.count = (self.count or 0) + int(f[0])
+        os.close(self.cw)
+        os.close(self.ar)
+        return self.count
+
+
+# ---------------------------------------------------------------- the gateways
 
 class SimpleGw:
     name = "simplegw"
+    keeps_s = SOFIA_T4_S    # besides 64*T1: how long a finished transaction lives
+    lingers_s = SOFIA_T4_S  # the same for an unanswered one (Timer F is 64*T1)
 
-    def __init__(self, env):
+    def __init__(self, env, t1_ms):
         self.env = env
+        self.t1_ms = t1_ms
         self.gw = None
 
     async def start(self):
-        self.gw = await self.env.gateway(log_level="notice",
+        self.gw = await self.env.gateway(log_level="notice", sip_attrs=sip_attrs(self.t1_ms),
                                          im='<im max-body="8k" delivery-wait="5s"/>')
 
     @property
@@ -137,18 +264,37 @@ class SimpleGw:
         check(self.gw.exit_code == 0, f"simplegw exited with {self.gw.exit_code}")
 
 
-class KamailioXmpp:
-    name = "kamailio"
+def sip_attrs(t1_ms):
+    """simplegw's <sip> attributes: T1 only when it is not the default (500 ms)."""
+    return f't1="{t1_ms}ms"' if t1_ms != 500 else ""
 
-    def __init__(self, env, shm_mb):
+
+class KamailioProcess(harness.Kamailio):
+    """harness.Kamailio with more options on its command line (the memory managers)."""
+
+    def __init__(self, *a, extra_args=(), **kw):
+        super().__init__(*a, **kw)
+        self.extra_args = list(extra_args)
+
+    def args(self):
+        return super().args() + self.extra_args
+
+
+class KamailioXmpp:
+    keeps_s = KAMAILIO_WAIT_S
+    lingers_s = KAMAILIO_FR_S + KAMAILIO_WAIT_S
+
+    def __init__(self, env, shm_mb, variant="shipped"):
         self.env = env
+        self.variant = variant
+        self.name = "kamailio" if variant == "shipped" else f"kamailio-{variant}"
         self.dir = tempfile.mkdtemp(prefix="kamailio-xmpp-", dir=env.workdir)
         self.ctl = os.path.join(self.dir, "ctl")
         shim = os.path.join(self.dir, "kamailio_xmpp_fix.so")
         subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-o", shim, SHIM_SRC, "-ldl"], check=True)
-        self.kam = harness.Kamailio(
-            env, name="kamailio-xmpp", cfg=KAMAILIO_CFG, shm_mb=shm_mb,
-            environ={"LD_PRELOAD": shim},
+        self.kam = KamailioProcess(
+            env, name=f"{self.name}-xmpp", cfg=KAMAILIO_CFG, shm_mb=shm_mb,
+            environ={"LD_PRELOAD": shim}, extra_args=KAMAILIO_VARIANTS[variant],
             defines=[f"XMPP_PORT={env.prosody.component_port}", f'XMPP_SECRET="{SECRET}"',
                      f'PEER_URI="sip:127.0.0.1:{env.peer_sip_port}"', f'CTL_SOCKET="unix:{self.ctl}"'])
 
@@ -169,17 +315,21 @@ class KamailioXmpp:
         return int(m.group(1)) // 1024 if m else None
 
     async def stop(self):
-        check(self.kam.alive(), "Kamailio died during the run:\n" + self.kam.log_text()[-2000:])
+        check(self.kam.alive(), f"{self.name} died during the run:\n" + self.kam.log_text()[-2000:])
         await self.kam.stop()
 
 
 # ---------------------------------------------------------------- load
 
 class Receiver:
-    """Counts the XMPP user's benchmark messages per run tag."""
+    """Counts the XMPP user's benchmark messages per run tag: distinct ones (by token) and
+    duplicates (a MESSAGE whose 200 was lost and whose retransmission came after the gateway's
+    transaction had ended: with --fast's T1 against sipp's 500 ms)."""
 
     def __init__(self, client):
-        self.counts = {}
+        self.tokens = {}        # tag: the tokens seen
+        self.dups = {}          # tag: messages seen again
+        self.last = {}          # tag: when its latest message arrived
         self.events = {}
         self.errors = 0
         client.add_event_handler("message", self._message)
@@ -193,11 +343,19 @@ class Receiver:
         if not body.startswith("cmp "):
             return
         tag = body.split(" ", 2)[1]
-        n = self.counts.get(tag, 0) + 1
-        self.counts[tag] = n
+        m = TOKEN.search(body.encode())
+        seen = self.tokens.setdefault(tag, set())
+        if m and int(m.group(1)) in seen:
+            self.dups[tag] = self.dups.get(tag, 0) + 1
+            return
+        seen.add(int(m.group(1)) if m else len(seen))
+        self.last[tag] = time.monotonic()
         want = self.events.get(tag)
-        if want and n >= want[0]:
+        if want and len(seen) >= want[0]:
             want[1].set()
+
+    def count(self, tag):
+        return len(self.tokens.get(tag, ()))
 
     def expect(self, tag, n):
         ev = asyncio.Event()
@@ -225,25 +383,42 @@ def sip_receiver(env, tag, n):
     return uas
 
 
-async def run_sip_to_xmpp(env, target, rx, tag, n, rate):
-    """n MESSAGEs offered at rate; returns (delivered per second, CPU us per message)."""
+async def run_sip_to_xmpp(env, target, rx, tag, n, rate, refusals_ok=False):
+    """n MESSAGEs offered at rate; returns (delivered per second, gateway CPU us per delivered
+    message, messages delivered).  A gateway may refuse MESSAGEs it cannot take (simplegw
+    answers 503 while its component link's output backs up): with refusals_ok that is a result
+    (the rate is then what was delivered, until the last delivery), otherwise a failure."""
     done = rx.expect(tag, n)
     uac = sip_sender(env, target, tag, n, rate)
     pids = target.pids()
     cpu0, t0 = cpu_seconds(pids), time.monotonic()
     await uac.start()
-    await asyncio.wait_for(done.wait(), 600)
-    t1, cpu1 = time.monotonic(), cpu_seconds(pids)
-    rc = await uac.wait(timeout=120)
-    check(rc == 0, f"sipp {tag}: {uac.error_text()}")
-    return n / (t1 - t0), (cpu1 - cpu0) / n * 1e6
+    sipp = asyncio.ensure_future(uac.wait(timeout=600))
+    arrived = asyncio.ensure_future(done.wait())
+    await asyncio.wait({sipp, arrived}, timeout=600, return_when=asyncio.FIRST_COMPLETED)
+    if not arrived.done() and sipp.done():
+        # every MESSAGE has its answer, so what was forwarded is on its way: wait for it
+        while not arrived.done() and time.monotonic() - rx.last.get(tag, t0) < 2:
+            await asyncio.sleep(0.1)
+    arrived.cancel()
+    delivered = rx.count(tag)
+    t1 = time.monotonic() if delivered == n else rx.last.get(tag, time.monotonic())
+    cpu1 = cpu_seconds(pids)
+    rc = await sipp
+    check(refusals_ok or (rc == 0 and delivered == n),
+          f"sipp {tag}: {delivered} of {n} delivered: {uac.error_text()}")
+    check(delivered > 0, f"sipp {tag}: nothing delivered: {uac.error_text()}")
+    return delivered / (t1 - t0), (cpu1 - cpu0) / delivered * 1e6, delivered
 
 
 async def run_xmpp_to_sip(env, target, client, tag, n, rate=None):
-    """n messages from the XMPP user, as fast as slixmpp goes or paced at rate."""
+    """n messages from the XMPP user, as fast as slixmpp goes or paced at rate; returns what
+    run_sip_to_xmpp() does.  A message the gateway bounces fails the run (no refusal was seen
+    in this direction: Prosody's TCP flow control paces what the gateway reads)."""
     uas = sip_receiver(env, tag, n)
     await uas.start()
     pids = target.pids()
+    errors0 = sum(1 for m in client.inbox if m["type"] == "error")
     cpu0, t0 = cpu_seconds(pids), time.monotonic()
     batch = 10
     for i in range(n):
@@ -254,10 +429,19 @@ async def run_xmpp_to_sip(env, target, client, tag, n, rate=None):
                 await asyncio.sleep(max(ahead, 0))
             elif i % 200 == 199:
                 await asyncio.sleep(0)     # let slixmpp write
-    rc = await uas.wait(timeout=600)
+    uas_done = asyncio.ensure_future(uas.wait(timeout=600))
+    while not uas_done.done():
+        await asyncio.wait({uas_done}, timeout=1)
+        bounced = sum(1 for m in client.inbox if m["type"] == "error") - errors0
+        if bounced and not uas_done.done():
+            await asyncio.wait({uas_done}, timeout=10)     # what was sent arrives meanwhile
+            if not uas_done.done():
+                await uas.kill()
+                raise harness.TestFailure(f"{tag}: the gateway bounced {bounced} of {n} messages")
+    rc = uas_done.result()
     t1, cpu1 = time.monotonic(), cpu_seconds(pids)
     check(rc == 0, f"sipp {tag}: {uas.error_text()}")
-    return n / (t1 - t0), (cpu1 - cpu0) / n * 1e6
+    return n / (t1 - t0), (cpu1 - cpu0) / n * 1e6, n
 
 
 async def until_relaying(env, target, rx):
@@ -274,6 +458,94 @@ async def until_relaying(env, target, rx):
         except asyncio.TimeoutError:
             pass
     raise harness.TestFailure(f"{target.name}: no message reached XMPP in 20 s")
+
+
+def keep_errors(client):
+    """Drops the delivered messages from the client's inbox (hundreds of thousands in a run),
+    keeping the error stanzas, which measure() reports."""
+    client.inbox[:] = [m for m in client.inbox if m["type"] == "error"]
+
+
+# ---------------------------------------------------------------- fixed-rate windows
+
+def window_tail(target, args):
+    """How long a window runs on after its last message: past the end of every transaction."""
+    return max(64 * args.t1 / 1000, target.keeps_s) + WINDOW_MARGIN_S
+
+
+def quiet_after_peak(target, args):
+    """How long after the peak load nothing is left of it: a request whose answer was lost at
+    the peak is retransmitted until it times out (Kamailio's fr_timer is 30 s whatever T1 is),
+    and then simplegw's trimmer runs."""
+    return max(64 * args.t1 / 1000, target.lingers_s) + WINDOW_MARGIN_S + WINDOW_GAP_S
+
+
+async def window(target, load, tail, syscalls):
+    """Runs load() (returns the delivered rate once every message arrived, or None) and waits
+    tail seconds more; the gateway's CPU and system calls and the machine's load over it all.
+    Then WINDOW_GAP_S without measuring, for what comes once traffic has stopped (the trimmer)."""
+    pids = target.pids()
+    counter = await SyscallCounter(pids).start() if syscalls else None
+    counting = counter is not None and await counter.enable()
+    m0, t0, c0 = machine_busy(), time.monotonic(), cpu_ns(pids)
+    delivered = await load()
+    t_load, c_load = time.monotonic() - t0, cpu_ns(pids)
+    await asyncio.sleep(tail)
+    c1, t1 = cpu_ns(pids), time.monotonic()
+    counting = counting and await counter.disable()
+    m1 = machine_busy()
+    n_sys = await counter.stop() if counter else None
+    await asyncio.sleep(WINDOW_GAP_S)
+    return dict(seconds=t1 - t0, load_seconds=t_load, cpu=(c1 - c0) / 1e9, cpu_tail=(c1 - c_load) / 1e9,
+                syscalls=n_sys if counting else None, busy=busy_share(m0, m1), delivered=delivered)
+
+
+async def fixed_rates(env, target, alice, rx, args):
+    """The idle window, then one window per rate and direction; per-message figures with the
+    idle rate (per second) times the window's length subtracted."""
+    tail = window_tail(target, args)
+    out = {}
+    idle = await window(target, lambda: asyncio.sleep(args.rate_seconds), tail, not args.no_syscalls)
+    idle["cpu_per_s"] = idle["cpu"] / idle["seconds"]
+    idle["sys_per_s"] = idle["syscalls"] / idle["seconds"] if idle["syscalls"] is not None else None
+    out["idle"] = idle
+    print(f"  idle: {100 * idle['cpu_per_s']:.2f} % of a core, "
+          f"{fmt_opt(idle['sys_per_s'], '{:.1f}')} system calls/s over {idle['seconds']:.1f} s", flush=True)
+    for rate in args.rates:
+        offered = int(rate * args.rate_seconds)
+        for d in ("s2x", "x2s"):
+            tag = f"{target.name}-{d}-{rate}"
+
+            async def load(d=d, tag=tag, rate=rate, offered=offered):
+                if d == "s2x":
+                    return await run_sip_to_xmpp(env, target, rx, tag, offered, rate, refusals_ok=True)
+                return await run_xmpp_to_sip(env, target, alice, tag, offered, rate)
+            w = await window(target, load, tail, not args.no_syscalls)
+            keep_errors(alice)
+            w["delivered"], _, n = w["delivered"]       # per second, -, how many: per message below
+            w["n"], w["refused"], w["dups"] = n, offered - n, rx.dups.get(tag, 0)
+            w["cpu_raw_us"] = w["cpu"] / n * 1e6
+            w["cpu_us"] = (w["cpu"] - idle["cpu_per_s"] * w["seconds"]) / n * 1e6
+            # after the last message: the transactions' timers and ends
+            w["cpu_tail_us"] = (w["cpu_tail"] - idle["cpu_per_s"] * (w["seconds"] - w["load_seconds"])) / n * 1e6
+            w["sys"] = None
+            if w["syscalls"] is not None and idle["sys_per_s"] is not None:
+                w["sys_raw"] = w["syscalls"] / n
+                w["sys"] = (w["syscalls"] - idle["sys_per_s"] * w["seconds"]) / n
+            out[(d, rate)] = w
+            print(f"  {d} at {rate}/s: {w['delivered']:.0f} msg/s delivered ({w['refused']} refused, "
+                  f"{w['dups']} twice), "
+                  f"{w['cpu_us']:.1f} us/msg ({w['cpu_raw_us']:.1f} before the idle baseline, {w['cpu_tail_us']:.1f} after the last "
+                  f"message), {fmt_opt(w['sys'], '{:.2f}')} "
+                  f"system calls/msg, window {w['seconds']:.1f} s, machine {w['busy']:.0f} % busy", flush=True)
+            if w["delivered"] < 0.9 * rate or w["refused"]:
+                print(f"  WARNING: {target.name} carried {w['delivered']:.0f} of {rate} msg/s {d}: "
+                      "saturated, its figures are not those of the offered rate", flush=True)
+    return out
+
+
+def fmt_opt(v, fmt):
+    return fmt.format(v) if v is not None else "-"
 
 
 # ---------------------------------------------------------------- latency capture
@@ -407,17 +679,25 @@ async def measure(env, target, alice, rx, args):
     r["pss_before"] = pss_kib(target.pids())
     r["shm_before"] = target.shm_used_kib()
 
-    r["s2x_rate"], r["s2x_cpu"] = await run_sip_to_xmpp(env, target, rx, f"{target.name}-peak", args.n, args.rate)
-    r["x2s_rate"], r["x2s_cpu"] = await run_xmpp_to_sip(env, target, alice, f"{target.name}-peak", args.n)
+    r["s2x_rate"], r["s2x_cpu"], got = await run_sip_to_xmpp(env, target, rx, f"{target.name}-peak",
+                                                             args.n, args.rate, refusals_ok=True)
+    r["s2x_refused"], r["s2x_dups"] = args.n - got, rx.dups.get(f"{target.name}-peak", 0)
+    r["x2s_rate"], r["x2s_cpu"], _ = await run_xmpp_to_sip(env, target, alice, f"{target.name}-peak", args.n)
+    keep_errors(alice)
 
     r["pss_after"] = pss_kib(target.pids())
     r["shm_after"] = target.shm_used_kib()
-    r["messages"] = 2 * args.n
-    # the peak's SIP transactions live 32 s (64 x T1): let them go before timing latency, and
-    # read the memory once they have
+    r["messages"] = got + args.n
+    # the peak's SIP transactions live 64 x T1: let them go before the idle, rate and latency
+    # runs, and read the memory once they have
+    t_peak = time.monotonic()
     await asyncio.sleep(args.settle)
     r["pss_settled"] = pss_kib(target.pids())
     r["shm_settled"] = target.shm_used_kib()
+
+    if not args.no_rates:
+        await asyncio.sleep(max(0.0, t_peak + quiet_after_peak(target, args) - time.monotonic()))
+        r["fixed"] = await fixed_rates(env, target, alice, rx, args)
 
     comp = env.prosody.component_port
     rules = {"sip_in": ["udp", "dst", target.sip_port], "xmpp_out": ["tcp", "dst", comp],
@@ -438,6 +718,7 @@ async def measure(env, target, alice, rx, args):
             check(len(lat) >= 0.99 * args.latency_n, f"{target.name}: {name} capture matched "
                   f"{len(lat)} of {args.latency_n} ({n_in} in, {n_out} out)")
             r[f"{d}_{label}"], r[f"{d}_{label}_lat"] = rate, percentiles(lat)
+            keep_errors(alice)
 
     errors = [m for m in alice.inbox if m["type"] == "error"]
     check(not errors, f"{target.name}: {len(errors)} XMPP errors, first: {errors[:1]}")
@@ -446,8 +727,13 @@ async def measure(env, target, alice, rx, args):
     return r
 
 
-async def callgrind(env, binary, alice, rx, n):
-    """Instructions per message in each direction, simplegw under callgrind."""
+async def callgrind(env, binary, alice, rx, args):
+    """Instructions per message in each direction, simplegw under callgrind: an idle window,
+    then one window per direction, each --callgrind-n / --callgrind-rate seconds long plus
+    window_tail() (64*T1 + WINDOW_MARGIN_S); callgrind_control zeroes the counts before a window,
+    dumps them when the last message has been delivered and again at the end.  Returns
+    {direction: (with timers, idle-subtracted, of which after the last message)}, the idle
+    instructions per second and what was delivered."""
     out = os.path.join(env.workdir, "callgrind")
     os.makedirs(out, exist_ok=True)
     wrapper = os.path.join(out, "simplegw-callgrind")
@@ -455,7 +741,7 @@ async def callgrind(env, binary, alice, rx, n):
         f.write(f"#!/bin/sh\nexec valgrind --tool=callgrind --callgrind-out-file={out}/cg.out "
                 f"--dump-instr=no --collect-jumps=no {binary} \"$@\"\n")
     os.chmod(wrapper, 0o755)
-    gw = harness.Gateway(env, wrapper, harness.gateway_xml(env, log_level="notice",
+    gw = harness.Gateway(env, wrapper, harness.gateway_xml(env, log_level="notice", sip_attrs=sip_attrs(args.t1),
                                                            im='<im max-body="8k" delivery-wait="5s"/>'))
     env.gateways.append(gw)
     await gw.start(wait_up=False)
@@ -464,96 +750,185 @@ async def callgrind(env, binary, alice, rx, n):
     class T:
         name = "callgrind"
         sip_port = env.gw_sip_port
+        keeps_s = SimpleGw.keeps_s
+        lingers_s = SimpleGw.lingers_s
 
         def pids(self):
             return [gw.proc.pid]
     t = T()
+    n, rate = args.callgrind_n, args.callgrind_rate
     await run_sip_to_xmpp(env, t, rx, "cg-warm", 200, 100)
     await run_xmpp_to_sip(env, t, alice, "cg-warm", 200, 100)
+    tail = window_tail(t, args)
+    # the warm-up's transactions end, and the trimmer runs after them, before the idle window
+    await asyncio.sleep(quiet_after_peak(t, args))
 
     def control(opt):
-        subprocess.run(["callgrind_control", opt, str(gw.proc.pid)], check=True, capture_output=True, timeout=60)
-    control("--zero")
-    await run_sip_to_xmpp(env, t, rx, "cg-s2x", n, 200)
-    control("--dump=s2x")
-    await run_xmpp_to_sip(env, t, alice, "cg-x2s", n, 200)
-    control("--dump=x2s")
-    totals = {}
-    for path in glob.glob(f"{out}/cg.out*"):
+        subprocess.run(["callgrind_control", opt, str(gw.proc.pid)], check=True, capture_output=True, timeout=120)
+    seconds, tails, delivered = {}, {}, {}
+    for d in ("idle", "s2x", "x2s"):
+        control("--zero")
+        t0 = time.monotonic()
+        if d == "idle":
+            await asyncio.sleep(n / rate)
+        elif d == "s2x":
+            delivered[d] = (await run_sip_to_xmpp(env, t, rx, "cg-s2x", n, rate))[0]   # all n, or it fails
+        else:
+            delivered[d] = (await run_xmpp_to_sip(env, t, alice, "cg-x2s", n, rate))[0]
+        control(f"--dump={d}-load")
+        t_load = time.monotonic()
+        await asyncio.sleep(tail)
+        control(f"--dump={d}-tail")
+        seconds[d], tails[d] = time.monotonic() - t0, time.monotonic() - t_load
+        keep_errors(alice)
+        if d != "x2s":
+            await asyncio.sleep(WINDOW_GAP_S)
+    parts = {}
+    for path in glob.glob(f"{out}/cg.out.*"):
         with open(path, errors="replace") as f:
             text = f.read()
-        m = re.search(r"^desc: Trigger: Client Request: (\S+)", text, re.M) or \
-            re.search(r"^desc: Trigger: .*?(s2x|x2s)", text, re.M)
-        s = re.search(r"^(?:summary|totals):\s+(\d+)", text, re.M)
-        if m and s and m.group(1) in ("s2x", "x2s"):
-            totals[m.group(1)] = int(s.group(1)) / n
+        m = re.search(r"^desc: Trigger: (?:Client Request: |dump )?(\S+)$", text, re.M)
+        s = re.search(r"^summary:\s+(\d+)", text, re.M)
+        if m and s:
+            parts[m.group(1)] = int(s.group(1))
     await gw.stop(timeout=60)
-    check(set(totals) == {"s2x", "x2s"}, f"callgrind dumps not found in {out}: {os.listdir(out)}")
-    return totals
+    wanted = {f"{d}-{p}" for d in ("idle", "s2x", "x2s") for p in ("load", "tail")}
+    check(wanted <= set(parts), f"callgrind dumps not found in {out}: {sorted(parts)}")
+    idle_per_s = (parts["idle-load"] + parts["idle-tail"]) / seconds["idle"]
+    cg = {"idle_per_s": idle_per_s, "seconds": seconds["s2x"], "rate": rate, "n": n}
+    for d in ("s2x", "x2s"):
+        total, in_tail = parts[f"{d}-load"] + parts[f"{d}-tail"], parts[f"{d}-tail"]
+        cg[d] = (total / n, (total - idle_per_s * seconds[d]) / n, (in_tail - idle_per_s * tails[d]) / n)
+        cg[f"{d}_delivered"] = delivered[d]
+        print(f"  {d}: {cg[d][0]:,.0f} instructions/msg with timers, {cg[d][1]:,.0f} idle-subtracted "
+              f"(of which {cg[d][2]:,.0f} after the last message), {delivered[d]:.0f} msg/s delivered, "
+              f"window {seconds[d]:.1f} s", flush=True)
+        if delivered[d] < 0.95 * rate:
+            print(f"  WARNING: under callgrind the gateway did not keep up with {rate}/s: "
+                  "its figures include retransmissions; lower --callgrind-rate", flush=True)
+    print(f"  idle: {idle_per_s:,.0f} instructions/s", flush=True)
+    return cg
 
 
 # ---------------------------------------------------------------- report
 
+DIRECTIONS = (("s2x", "SIP->XMPP"), ("x2s", "XMPP->SIP"))
+
+
+def print_table(title, names, ratio_to, rows):
+    """rows: (label, {name: value or None}, fmt, with ratios); ratios simplegw/each of ratio_to."""
+    lines = []
+    for label, vals, fmt, ratio in rows:
+        cells = [fmt_opt(vals.get(n), fmt) for n in names]
+        rats = []
+        for k in ratio_to:
+            s, v = vals.get("simplegw"), vals.get(k)
+            rats.append(f"{s / v:.2f}" if ratio and s is not None and v else "")
+        lines.append((label, cells, rats))
+    width = max(len(label) for label, _, _ in lines) + 2
+    colw = max(12, max(len(n) for n in names) + 2)
+    ratw = [max(10, len(f"simplegw/{k}") + 2) for k in ratio_to]
+    print(f"\n{title}")
+    print(f"{'':{width}}" + "".join(f"{n:>{colw}}" for n in names)
+          + "".join(f"{'simplegw/' + k:>{w}}" for k, w in zip(ratio_to, ratw)))
+    for label, cells, rats in lines:
+        print(f"{label:{width}}" + "".join(f"{c:>{colw}}" for c in cells)
+              + "".join(f"{r:>{w}}" for r, w in zip(rats, ratw)))
+
+
+def tail_text(args):
+    tail = max(64 * args.t1 / 1000, SOFIA_T4_S, KAMAILIO_WAIT_S) + WINDOW_MARGIN_S
+    return f"max(64*T1, 5 s) + {WINDOW_MARGIN_S:g} s ({tail:g} s, T1 = {args.t1} ms)"
+
+
 def report(results, cg, args):
     names = list(results)
-    both = len(names) == 2
-    rows = []
+    kams = [n for n in names if n != "simplegw"]
+    ratio_to = kams if "simplegw" in results else []
 
-    def row(label, key, fmt, ratio=True):
-        vals = [results[n].get(key) for n in names]
-        cells = [(fmt.format(v) if v is not None else "-") for v in vals]
-        rat = ""
-        if both and ratio and None not in vals and vals[1]:
-            rat = f"{vals[0] / vals[1]:.2f}"
-        rows.append((label, cells, rat))
+    def col(key):
+        return {n: results[n].get(key) for n in names}
 
-    def lat(label, key, q):
-        for n in names:
-            results[n][f"{key}_{q}"] = results[n][key][q] if results[n].get(key) else None
-        row(label, f"{key}_{q}", "{:.3f}")
-
-    row("SIP->XMPP peak msg/s", "s2x_rate", "{:.0f}")
-    row("SIP->XMPP CPU us/msg", "s2x_cpu", "{:.1f}")
-    row("XMPP->SIP peak msg/s", "x2s_rate", "{:.0f}")
-    row("XMPP->SIP CPU us/msg", "x2s_cpu", "{:.1f}")
-    for d, dname in (("s2x", "SIP->XMPP"), ("x2s", "XMPP->SIP")):
+    rows = [("SIP->XMPP peak msg/s delivered", col("s2x_rate"), "{:.0f}", True),
+            (f"  refused of {args.n} (503: the gateway's XMPP output backed up)", col("s2x_refused"), "{:.0f}", False),
+            ("  delivered twice (a retransmission after the transaction ended)", col("s2x_dups"), "{:.0f}", False),
+            ("SIP->XMPP CPU us/msg delivered at peak", col("s2x_cpu"), "{:.1f}", True),
+            ("XMPP->SIP peak msg/s", col("x2s_rate"), "{:.0f}", True),
+            ("XMPP->SIP CPU us/msg at peak", col("x2s_cpu"), "{:.1f}", True)]
+    for d, dname in DIRECTIONS:
         for label, what in (() if args.no_latency else
                             (("half", "at half of own peak"), ("common", "at the same rate"))):
-            row(f"{dname} {what}, msg/s", f"{d}_{label}", "{:.0f}", ratio=False)
-            row("  machine CPU busy meanwhile %", f"{d}_{label}_busy", "{:.0f}", ratio=False)
+            rows.append((f"{dname} {what}, msg/s", col(f"{d}_{label}"), "{:.0f}", False))
+            rows.append(("  machine CPU busy meanwhile %", col(f"{d}_{label}_busy"), "{:.0f}", False))
             for q in ("p50", "p99", "p999", "max"):
-                lat(f"  added latency {q} ms", f"{d}_{label}_lat", q)
-    row("PSS before the peak load KiB", "pss_before", "{:.0f}")
-    row("PSS right after it KiB", "pss_after", "{:.0f}")
-    row(f"PSS {args.settle} s later KiB", "pss_settled", "{:.0f}")
-    row("shared-memory pool used before KiB", "shm_before", "{:.0f}", ratio=False)
-    row(f"shared-memory pool used {args.settle} s later KiB", "shm_settled", "{:.0f}", ratio=False)
+                vals = {n: (results[n][f"{d}_{label}_lat"] or {}).get(q) for n in names}
+                rows.append((f"  added latency {q} ms", vals, "{:.3f}", True))
     for n in names:
         r = results[n]
         r["growth"] = (r["pss_settled"] - r["pss_before"]) * 1024 / r["messages"]
         if r.get("shm_settled") is not None:
             r["shm_growth"] = (r["shm_settled"] - r["shm_before"]) * 1024 / r["messages"]
-    row("memory kept per message relayed B (PSS)", "growth", "{:.0f}", ratio=False)
-    row("  shared-memory pool kept per message B", "shm_growth", "{:.0f}", ratio=False)
+    rows += [("PSS before the peak load KiB", col("pss_before"), "{:.0f}", True),
+             ("PSS right after it KiB", col("pss_after"), "{:.0f}", True),
+             (f"PSS {args.settle} s later KiB", col("pss_settled"), "{:.0f}", True),
+             ("shared-memory pool used before KiB", col("shm_before"), "{:.0f}", False),
+             (f"shared-memory pool used {args.settle} s later KiB", col("shm_settled"), "{:.0f}", False),
+             ("memory kept per message relayed B (PSS)", col("growth"), "{:.0f}", False),
+             ("  shared-memory pool kept per message B", col("shm_growth"), "{:.0f}", False)]
+    print_table(f"peak ({args.n} messages each way), latency ({args.latency_n} each way) and memory",
+                names, ratio_to, rows)
 
-    width = max(len(r[0]) for r in rows) + 2
-    head = "".join(f"{n:>12}" for n in names) + ("   simplegw/kamailio" if both else "")
-    print(f"\n{'':{width}}{head}")
-    for label, cells, rat in rows:
-        print(f"{label:{width}}" + "".join(f"{c:>12}" for c in cells) + (f"   {rat:>8}" if rat else ""))
+    fixed = {n: results[n].get("fixed") for n in names if results[n].get("fixed")}
+    if fixed:
+        fnames = list(fixed)
+        idle_rows = [("idle CPU, % of a core", {n: 100 * fixed[n]["idle"]["cpu_per_s"] for n in fnames}, "{:.2f}", False),
+                     ("idle system calls/s", {n: fixed[n]["idle"]["sys_per_s"] for n in fnames}, "{:.1f}", False),
+                     ("window length s (idle)", {n: fixed[n]["idle"]["seconds"] for n in fnames}, "{:.1f}", False)]
+        print_table(f"idle baseline: {args.rate_seconds:g} s + {tail_text(args)}, nothing sent, "
+                    "peers connected (subtracted below, per second of each window)",
+                    fnames, [], idle_rows)
+        for rate in args.rates:
+            for d, dname in DIRECTIONS:
+                ws = {n: fixed[n][(d, rate)] for n in fnames}
+                rows = [("delivered msg/s", {n: ws[n]["delivered"] for n in fnames}, "{:.0f}", False),
+                        ("refused (503)", {n: ws[n]["refused"] for n in fnames}, "{:.0f}", False),
+                        ("delivered twice", {n: ws[n]["dups"] for n in fnames}, "{:.0f}", False),
+                        ("CPU us/msg, idle subtracted", {n: ws[n]["cpu_us"] for n in fnames}, "{:.1f}", True),
+                        ("  of which after the last message", {n: ws[n]["cpu_tail_us"] for n in fnames},
+                         "{:.1f}", False),        # near 0 for Kamailio: no ratio
+                        ("CPU us/msg, with idle", {n: ws[n]["cpu_raw_us"] for n in fnames}, "{:.1f}", True),
+                        ("system calls/msg, idle subtracted", {n: ws[n]["sys"] for n in fnames}, "{:.2f}", True),
+                        ("system calls/msg, with idle", {n: ws[n].get("sys_raw") for n in fnames}, "{:.2f}", True),
+                        ("window s", {n: ws[n]["seconds"] for n in fnames}, "{:.1f}", False),
+                        ("machine CPU busy meanwhile %", {n: ws[n]["busy"] for n in fnames}, "{:.0f}", False)]
+                if cg:
+                    rows += [(f"instructions/msg, callgrind at {cg['rate']}/s, with timers",
+                              {"simplegw": cg[d][0]}, "{:,.0f}", False),
+                             ("instructions/msg, callgrind, idle subtracted",
+                              {"simplegw": cg[d][1]}, "{:,.0f}", False),
+                             ("  of which after the last message",
+                              {"simplegw": cg[d][2]}, "{:,.0f}", False)]
+                n_msgs = int(rate * args.rate_seconds)
+                print_table(f"{dname} at {rate} msg/s offered ({n_msgs} messages in {args.rate_seconds:g} s, "
+                            f"then {tail_text(args)})",
+                            [n for n in names if n in fnames], [k for k in ratio_to if k in fnames], rows)
     if cg:
-        print(f"\nsimplegw under callgrind ({args.callgrind_n} messages each way): "
-              f"SIP->XMPP {cg['s2x']:,.0f} instructions/msg, XMPP->SIP {cg['x2s']:,.0f} instructions/msg")
+        print(f"\nsimplegw under callgrind ({cg['n']} messages each way at {cg['rate']}/s, "
+              f"windows of {cg['seconds']:.1f} s: {cg['n'] / cg['rate']:g} s + {tail_text(args)}; "
+              f"idle {cg['idle_per_s']:,.0f} instructions/s):")
+        for d, dname in DIRECTIONS:
+            print(f"  {dname}: {cg[d][0]:,.0f} instructions/msg with timers, {cg[d][1]:,.0f} idle-subtracted, "
+                  f"of which {cg[d][2]:,.0f} after the last message ({cg[f'{d}_delivered']:.0f} msg/s delivered)")
 
     verdicts = []
     if "simplegw" in results:
         s = results["simplegw"]
-        if both:
-            k = results["kamailio"]
-            for d, label in (("s2x", "SIP->XMPP"), ("x2s", "XMPP->SIP")):
-                ratio = s[f"{d}_cpu"] / k[f"{d}_cpu"]
-                verdicts.append((ratio <= 1 / 3, f"{label} CPU per message {ratio:.2f} x Kamailio's (target <= 0.33)"))
-        for d, label in (("s2x", "SIP->XMPP"), ("x2s", "XMPP->SIP")):
+        for k in kams:
+            for d, label in DIRECTIONS:
+                ratio = s[f"{d}_cpu"] / results[k][f"{d}_cpu"]
+                verdicts.append((ratio <= 1 / 3, f"{label} CPU per message at peak {ratio:.2f} x {k}'s "
+                                                 "(target <= 0.33)"))
+        for d, label in DIRECTIONS:
             if args.no_latency:
                 break
             p99 = s[f"{d}_half_lat"]["p99"]
@@ -568,25 +943,42 @@ def report(results, cg, args):
     return all(ok for ok, _ in verdicts)
 
 
+def as_json(results, cg, args):
+    def clean(v):
+        if isinstance(v, dict):
+            return {(f"{k[0]}@{k[1]}" if isinstance(k, tuple) else k): clean(x) for k, x in v.items()}
+        return v
+    return json.dumps(dict(args=vars(args), results=clean(results), callgrind=cg), indent=1)
+
+
 async def main_async(args):
     workdir = tempfile.mkdtemp(prefix="simplegw-compare-")
     env = harness.Env(os.path.abspath(args.gateway), workdir)
     await env.start()
     results, cg, target = {}, None, None
+    t_start = time.monotonic()
     try:
         alice = await env.client("alice")
         rx = Receiver(alice)
-        order = [n for n in ("simplegw", "kamailio") if not args.only or n in args.only]
-        for name in order:
-            target = SimpleGw(env) if name == "simplegw" else KamailioXmpp(env, args.kamailio_shm)
-            print(f"---- {name}", flush=True)
-            results[name] = await measure(env, target, alice, rx, args)
-        if "simplegw" in order and not args.no_callgrind:
-            print("---- simplegw under callgrind", flush=True)
-            cg = await callgrind(env, os.path.abspath(args.gateway), alice, rx, args.callgrind_n)
+        order = [("simplegw", None)] if not args.only or "simplegw" in args.only else []
+        if not args.only or "kamailio" in args.only:
+            order += [("kamailio", v) for v in args.kamailio_variants]
+        for kind, variant in order:
+            target = SimpleGw(env, args.t1) if kind == "simplegw" else KamailioXmpp(env, args.kamailio_shm, variant)
+            print(f"---- {target.name} ({time.monotonic() - t_start:.0f} s)", flush=True)
+            results[target.name] = await measure(env, target, alice, rx, args)
+        target = None
+        if ("simplegw", None) in order and not args.no_callgrind:
+            print(f"---- simplegw under callgrind ({time.monotonic() - t_start:.0f} s)", flush=True)
+            cg = await callgrind(env, os.path.abspath(args.gateway), alice, rx, args)
         print(f"\nmessages per direction: {args.n} at peak (SIP offered at {args.rate}/s), "
-              f"{args.latency_n} per latency run; {os.cpu_count()} cores shared by every process of the run")
+              f"{args.latency_n} per latency run, {args.rate_seconds:g} s at each of "
+              f"{', '.join(map(str, args.rates))} msg/s; T1 {args.t1} ms; {os.cpu_count()} cores shared "
+              f"by every process of the run; {time.monotonic() - t_start:.0f} s")
         met = report(results, cg, args)
+        if args.json:
+            with open(args.json, "w") as f:
+                f.write(as_json(results, cg, args))
         problems = await env.cleanup()
         if problems:
             print("\n".join(problems))
@@ -605,20 +997,54 @@ def main():
         return 0
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--gateway", required=True)
-    ap.add_argument("-n", type=int, default=20000, help="messages per direction at peak")
+    ap.add_argument("-n", type=int, help="messages per direction at peak (20000; --fast 5000)")
     ap.add_argument("--rate", type=int, default=8000, help="SIP MESSAGEs per second offered at peak")
-    ap.add_argument("--latency-n", type=int, default=5000, help="messages per direction for latency")
+    ap.add_argument("--latency-n", type=int, help="messages per direction for latency (5000; --fast 2000)")
     ap.add_argument("--common-rate", type=int, default=1000,
-                    help="messages per second for the latency both gateways are measured at")
-    ap.add_argument("--callgrind-n", type=int, default=2000, help="messages per direction under callgrind")
+                    help="messages per second for the latency every gateway is measured at")
+    ap.add_argument("--rates", default="1000,2000",
+                    help="offered rates (msg/s, comma-separated) for CPU and system calls per message")
+    ap.add_argument("--rate-seconds", type=float,
+                    help="seconds of sending at each fixed rate, before max(64*T1, 5 s) + 1.5 s more (10; --fast 3)")
+    ap.add_argument("--no-rates", action="store_true", help="skip the fixed-rate windows")
+    ap.add_argument("--no-syscalls", action="store_true", help="do not count system calls (no perf)")
+    ap.add_argument("--callgrind-n", type=int, help="messages per direction under callgrind (2000; --fast 300)")
+    ap.add_argument("--callgrind-rate", type=int, default=200,
+                    help="messages per second under callgrind (200: what the gateway under callgrind "
+                         "keeps up with here)")
     ap.add_argument("--no-callgrind", action="store_true")
     ap.add_argument("--no-latency", action="store_true", help="skip the latency runs (automatic when not root)")
-    ap.add_argument("--settle", type=int, default=45,
-                    help="seconds before the last memory reading (SIP keeps completed UDP "
+    ap.add_argument("--t1", type=int, help="simplegw's SIP T1 in ms (500; --fast 40): every window "
+                    "runs max(64*T1, 5 s) + 1.5 s past its last message")
+    ap.add_argument("--fast", action="store_true",
+                    help="development mode: T1 40 ms and smaller runs, for options not given")
+    ap.add_argument("--settle", type=float,
+                    help="seconds before the last memory reading (64*T1 + 13 s: SIP keeps completed UDP "
                          "transactions 64*T1 = 32 s)")
     ap.add_argument("--kamailio-shm", type=int, default=1024, help="Kamailio's shared memory pool, MB")
-    ap.add_argument("--only", choices=("simplegw", "kamailio"), action="append")
+    ap.add_argument("--kamailio-variants", default="shipped,tlsf",
+                    help=f"Kamailio configurations, comma-separated, of {', '.join(KAMAILIO_VARIANTS)}: "
+                         "shipped = Debian's defaults, tlsf = -x tlsf -X tlsf, fm = -x fm -X fm")
+    ap.add_argument("--only", choices=("simplegw", "kamailio"), action="append",
+                    help="one gateway (kamailio: every --kamailio-variants)")
+    ap.add_argument("--json", help="also write every figure to this file")
     args = ap.parse_args()
+    defaults = dict(t1=500, n=20000, latency_n=5000, rate_seconds=10, callgrind_n=2000)
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, FAST[key] if args.fast else value)
+    if args.settle is None:
+        args.settle = round(64 * args.t1 / 1000 + 13, 1)
+    try:
+        args.rates = [int(x) for x in args.rates.split(",") if x.strip()]
+        args.kamailio_variants = [v.strip() for v in args.kamailio_variants.split(",") if v.strip()]
+    except ValueError:
+        ap.error("--rates takes whole messages per second, comma-separated")
+    unknown = [v for v in args.kamailio_variants if v not in KAMAILIO_VARIANTS]
+    if unknown or not args.kamailio_variants:
+        ap.error(f"--kamailio-variants: {', '.join(unknown) or 'none given'}; known: {', '.join(KAMAILIO_VARIANTS)}")
+    if len(set(args.kamailio_variants)) != len(args.kamailio_variants):
+        ap.error("--kamailio-variants: each variant once")
     if os.geteuid() != 0 and not args.no_latency:
         print("compare.py: not root, so no latency figures (the capture needs AF_PACKET on lo)",
               file=sys.stderr)
