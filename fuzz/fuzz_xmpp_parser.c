@@ -167,7 +167,7 @@ static void rt_close(void *arg)
 	r->closed = 1;
 }
 
-static const struct xmpp_parser_cbs rt_cbs = { NULL, rt_stanza, rt_close };
+static const struct xmpp_parser_cbs rt_cbs = { NULL, rt_stanza, rt_close, NULL };
 
 /* Non-zero if s holds a namespace that cannot be written as a default namespace declaration:
  * the xml namespace (an element spelt <xml:x/>) may not be declared as a default namespace. */
@@ -257,7 +257,26 @@ static void on_close(void *arg)
 	buf_str(&r->log, "C\n");
 }
 
-static const struct xmpp_parser_cbs run_cbs = { on_open, on_stanza, on_close };
+/* A skipped stanza: its head has a name and no children, the condition is one of two, and
+ * the log records it so that chunked runs must agree with the whole one. */
+static void on_skipped(void *arg, xmpp_stanza_t *head, const char *cond, const char *text)
+{
+	struct run *r = arg;
+	struct xmpp_text t = { 0 };
+
+	must(!r->closed);
+	must(xmpp_stanza_get_name(head) && !xmpp_stanza_get_children(head));
+	must(strcmp(cond, "policy-violation") == 0 || strcmp(cond, "not-acceptable") == 0);
+	must(text && *text);
+	xmpp_text_stanza(&t, head);
+	buf_str(&r->log, "K");
+	buf_add(&r->log, t.p, t.len);
+	buf_str(&r->log, cond);
+	buf_str(&r->log, "\n");
+	xmpp_text_free(&t);
+}
+
+static const struct xmpp_parser_cbs run_cbs = { on_open, on_stanza, on_close, on_skipped };
 
 static const char *const conditions[] = {
 	"not-well-formed", "restricted-xml", "policy-violation", "invalid-namespace",

@@ -196,6 +196,27 @@ static void gw_on_stanza(void *arg, struct xmpp_link *link, xmpp_stanza_t *stanz
 		log_info("component %s: unexpected <%s/> ignored", xmpp_link_domain(link), name);
 }
 
+/* A stanza over the link's bounds (<xmpp max-stanza>, nesting) was skipped: its sender gets an
+ * error (never an error for an error, nor for an iq result), and the link stays up. */
+static void gw_on_skipped(void *arg, struct xmpp_link *link, xmpp_stanza_t *head,
+			  const char *condition, const char *text)
+{
+	struct gw *gw = arg;
+	const char *name = xmpp_stanza_get_name(head), *type = xmpp_stanza_get_type(head);
+	const char *from = xmpp_stanza_get_from(head);
+
+	gw->activity++;
+	log_limited(&gw->skipped_log, CONF_LOG_NOTICE, __func__,
+		    "component %s: <%s> from %s (id %s) skipped: %s (%s)", xmpp_link_domain(link),
+		    name, from ? from : "-", xmpp_stanza_get_id(head) ? xmpp_stanza_get_id(head) : "-",
+		    text, condition);
+	if (!from || (type && (strcmp(type, "error") == 0 || strcmp(type, "result") == 0)) ||
+	    (strcmp(name, "message") != 0 && strcmp(name, "presence") != 0 &&
+	     strcmp(name, "iq") != 0))
+		return;
+	gw_send_release(link, map_error_reply(gw->xctx, head, condition, text));
+}
+
 static void gw_on_link_state(void *arg, struct xmpp_link *link, int up)
 {
 	struct gw *gw = arg;
@@ -450,6 +471,7 @@ struct gw *gw_new(struct conf *conf)
 		.stanza = gw_on_stanza,
 		.state = gw_on_link_state,
 		.conflict = gw_on_link_conflict,
+		.skipped = gw_on_skipped,
 	};
 	static const struct sip_cbs sip_cbs = {
 		.message = gw_on_sip_message,

@@ -27,6 +27,19 @@ char *gw_xasprintf(const char *fmt, ...) GW_PRINTF(1, 2);
 GW_NORETURN void gw_fatal(const char *fmt, ...) GW_PRINTF(1, 2);
 /* Case-insensitive ASCII comparison (domains). */
 int gw_strcaseeq(const char *a, const char *b);
+/* "192.0.2.1:5060" or "[2001:db8::1]:5060" into buf (always terminated). */
+struct sockaddr;
+void gw_sockaddr_text(const struct sockaddr *sa, char *buf, size_t len);
+
+/* ---- accept.c: limits on the connections Sofia-SIP's TCP listeners accept (see the file).
+ * Only one guard exists per process: accept() has no argument to carry a context. */
+struct accept_stats {
+	unsigned long accepted, untrusted, per_source, total, emfile;
+};
+/* Applies conf's limits and trust to every accept() from now on (conf must outlive it). */
+void accept_guard_install(const struct conf *conf);
+void accept_guard_remove(void);
+const struct accept_stats *accept_guard_stats(void);
 
 /* ---- inflate.c: zlib data (RFC 1950/1951), e.g. a body with Content-Encoding: deflate.
  * Decodes in into out (at most outcap bytes); 0 with *outlen set, or -1 for anything malformed,
@@ -99,6 +112,7 @@ struct gw {
 
 	enum gw_state state;
 	int exit_status;		/* what gw_run() returns */
+	struct log_limit skipped_log;	/* stanzas skipped for their size or depth */
 	struct event *sig_ev[2];	/* SIGTERM, SIGINT */
 	struct event *drain_ev;
 	struct event *trim_ev;		/* returns freed memory to the system when idle */

@@ -452,6 +452,16 @@ static void link_on_stanza(void *arg, xmpp_stanza_t *stanza)
 	}
 }
 
+/* The server sent a stanza over our bounds: it was skipped; the owner tells its sender. */
+static void link_on_skipped(void *arg, xmpp_stanza_t *head, const char *condition,
+			    const char *text)
+{
+	struct xmpp_link *link = arg;
+
+	if (link->state == LINK_UP && link->cbs.skipped)
+		link->cbs.skipped(link->arg, link, head, condition, text);
+}
+
 static void link_on_close(void *arg)
 {
 	struct xmpp_link *link = arg;
@@ -576,6 +586,7 @@ struct xmpp_link *xmpp_link_new(struct event_base *base, xmpp_ctx_t *ctx,
 		.open = link_on_open,
 		.stanza = link_on_stanza,
 		.close = link_on_close,
+		.skipped = link_on_skipped,
 	};
 	struct xmpp_link *link = gw_xcalloc(1, sizeof(*link));
 	unsigned char rnd[8];

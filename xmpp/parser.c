@@ -1,10 +1,16 @@
 /* parser.c - turns one XMPP stream into libstrophe stanzas with expat, within strict bounds.
  *
  * Bounds: a top-level element (stanza) may use at most max_stanza bytes of the stream, counted
- * from its first byte; between stanzas the same bound applies to whatever partial markup expat
- * is buffering, so a peer cannot grow our memory with an endless start tag.  Nesting is limited
- * to max_depth.  DOCTYPE, entity declarations, processing instructions and comments are refused
- * (RFC 6120 11.1, restricted-xml), which also rules out entity-expansion bombs.
+ * from its first byte, and nest at most max_depth deep.  A stanza over either bound is not a
+ * reason to end the stream: any user of the XMPP server can send one (Prosody lets 256 KiB
+ * through), and one such stanza must not cut every user off.  It is skipped: what was built of
+ * it is dropped, the parser keeps its place until the stanza's end tag, and the skipped callback
+ * gets its head (name and addressing attributes) so that its sender can be told.  What expat
+ * holds unparsed, a single piece of markup it has not finished (an endless start tag or
+ * attribute), cannot be skipped that way and is bounded by PARSER_TOKEN_FACTOR * max_stanza:
+ * beyond it the stream ends with policy-violation.  DOCTYPE, entity declarations, processing
+ * instructions and comments are refused (RFC 6120 11.1, restricted-xml), which also rules out
+ * entity-expansion bombs.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -23,6 +29,9 @@
 #define NS_SEP '\1'
 #define NS_XML "http://www.w3.org/XML/1998/namespace"
 #define FEED_CHUNK 4096		/* bytes handed to expat per call: bounds the overshoot past a limit */
+/* Unparsed markup may reach this many times max_stanza: a stanza at the XMPP servers' own limits
+ * (Prosody: 256 KiB from clients, 512 KiB over s2s) is made of tokens this parser sees whole. */
+#define PARSER_TOKEN_FACTOR 16
 
 struct xmpp_parser {
 	xmpp_ctx_t *ctx;
@@ -36,7 +45,13 @@ struct xmpp_parser {
 	xmpp_stanza_t **stack;		/* open elements of the current stanza, [0] = the stanza */
 	char **nsstack;			/* the namespace in effect for each of them */
 	unsigned long long fed;		/* bytes fed since the stream started */
-	unsigned long long mark;	/* offset the size bound counts from */
+	unsigned long long mark;	/* offset the stanza size bound counts from */
+	unsigned long long seen;	/* end of the last event: expat holds the rest unparsed */
+	size_t max_token;		/* bound on unparsed markup */
+	xmpp_stanza_t *skip;		/* the head of a stanza being skipped, or NULL */
+	unsigned skip_nest;		/* its elements still open */
+	const char *skip_cond;
+	char skip_text[96];
 	char *text;			/* character data not yet attached to the open element */
 	size_t textlen, textcap;
 	int closed;			/* the stream ended: ignore whatever follows */
@@ -65,15 +80,71 @@ static int parser_failed(const struct xmpp_parser *p)
 	return p->error != NULL;
 }
 
+static void parser_set(xmpp_stanza_t *s, const char *name, const char *value)
+{
+	if (xmpp_stanza_set_attribute(s, name, value) != XMPP_EOK)
+		gw_fatal("xmpp_parser: out of memory");
+}
+
+/* The end of the current event in the stream. */
+static unsigned long long parser_event_end(struct xmpp_parser *p)
+{
+	return (unsigned long long)XML_GetCurrentByteIndex(p->xp) +
+	       (unsigned long long)XML_GetCurrentByteCount(p->xp);
+}
+
+/* Gives up on the stanza under construction: keeps its head (the top-level element's name and
+ * addressing attributes) for the skipped callback and drops the rest.  p->depth - 1 of its
+ * elements are open; the parser follows them to the stanza's end tag without building. */
+static void parser_skip(struct xmpp_parser *p, const char *cond, const char *fmt, ...)
+	GW_PRINTF(3, 4);
+
+static void parser_skip(struct xmpp_parser *p, const char *cond, const char *fmt, ...)
+{
+	static const char *const keep[] = { "id", "type", "from", "to", "xml:lang" };
+	xmpp_stanza_t *whole = p->stack[0], *head = xmpp_stanza_new(p->ctx);
+	va_list ap;
+
+	if (!head || xmpp_stanza_set_name(head, xmpp_stanza_get_name(whole)) != XMPP_EOK)
+		gw_fatal("xmpp_parser: out of memory");
+	for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
+		const char *v = xmpp_stanza_get_attribute(whole, keep[i]);
+
+		if (v)
+			parser_set(head, keep[i], v);
+	}
+	xmpp_stanza_release(whole);
+	memset(p->stack, 0, (p->max_depth + 1) * sizeof(*p->stack));
+	p->textlen = 0;
+	p->skip = head;
+	p->skip_nest = p->depth - 1;
+	p->skip_cond = cond;
+	va_start(ap, fmt);
+	vsnprintf(p->skip_text, sizeof(p->skip_text), fmt, ap);
+	va_end(ap);
+}
+
+/* The skipped stanza's end tag: the callback, and the parser is between stanzas again. */
+static void parser_skip_done(struct xmpp_parser *p)
+{
+	xmpp_stanza_t *head = p->skip;
+
+	p->skip = NULL;
+	p->depth = 1;
+	p->mark = parser_event_end(p);
+	if (p->cbs.skipped)
+		p->cbs.skipped(p->arg, head, p->skip_cond, p->skip_text);
+	xmpp_stanza_release(head);
+}
+
 static void parser_check_size(struct xmpp_parser *p)
 {
 	/* up to the end of the current event: a stanza's end tag (or its whole self-closing
 	 * start tag) counts too */
-	unsigned long long at = (unsigned long long)XML_GetCurrentByteIndex(p->xp) +
-				(unsigned long long)XML_GetCurrentByteCount(p->xp);
+	unsigned long long at = parser_event_end(p);
 
-	if (p->depth >= 2 && at > p->mark && at - p->mark > p->max_stanza)
-		parser_fail(p, "policy-violation", "stanza larger than %zu bytes", p->max_stanza);
+	if (p->depth >= 2 && !p->skip && at > p->mark && at - p->mark > p->max_stanza)
+		parser_skip(p, "policy-violation", "stanza larger than %zu bytes", p->max_stanza);
 }
 
 /* Attaches pending character data to the innermost open element. */
@@ -111,12 +182,6 @@ static int parser_ns_eq(const char *ns, size_t nslen, const char *want)
 	return ns && strlen(want) == nslen && memcmp(ns, want, nslen) == 0;
 }
 
-static void parser_set(xmpp_stanza_t *s, const char *name, const char *value)
-{
-	if (xmpp_stanza_set_attribute(s, name, value) != XMPP_EOK)
-		gw_fatal("xmpp_parser: out of memory");
-}
-
 static void XMLCALL parser_start(void *ud, const XML_Char *name, const XML_Char **attrs)
 {
 	struct xmpp_parser *p = ud;
@@ -126,6 +191,11 @@ static void XMLCALL parser_start(void *ud, const XML_Char *name, const XML_Char 
 
 	if (parser_failed(p))
 		return;
+	p->seen = parser_event_end(p);
+	if (p->skip) {
+		p->skip_nest++;
+		return;
+	}
 	local = parser_split(name, &ns, &nslen);
 	if (p->depth == 0) {
 		const char *hdr[64];
@@ -149,8 +219,7 @@ static void XMLCALL parser_start(void *ud, const XML_Char *name, const XML_Char 
 		}
 		hdr[n] = NULL;
 		p->depth = 1;
-		p->mark = (unsigned long long)XML_GetCurrentByteIndex(p->xp) +
-			  (unsigned long long)XML_GetCurrentByteCount(p->xp);
+		p->mark = p->seen;
 		if (p->cbs.open)
 			p->cbs.open(p->arg, hdr);
 		return;
@@ -158,12 +227,19 @@ static void XMLCALL parser_start(void *ud, const XML_Char *name, const XML_Char 
 	parser_flush_text(p);
 	if (parser_failed(p))
 		return;
-	if (p->depth - 1 >= p->max_depth) {
-		parser_fail(p, "policy-violation", "elements nested deeper than %u", p->max_depth);
-		return;
-	}
 	if (p->depth == 1)
 		p->mark = (unsigned long long)XML_GetCurrentByteIndex(p->xp);
+	if (p->depth - 1 >= p->max_depth) {
+		if (p->depth == 1) {
+			/* no stanza at all is allowed: nothing to skip (max_depth 0) */
+			parser_fail(p, "policy-violation", "elements nested deeper than %u",
+				    p->max_depth);
+			return;
+		}
+		parser_skip(p, "not-acceptable", "elements nested deeper than %u", p->max_depth);
+		p->skip_nest++;		/* this element is open too */
+		return;
+	}
 
 	s = xmpp_stanza_new(p->ctx);
 	if (!s)
@@ -217,7 +293,18 @@ static void XMLCALL parser_end(void *ud, const XML_Char *name)
 
 	if (parser_failed(p))
 		return;
+	p->seen = parser_event_end(p);
+	if (p->skip) {
+		if (--p->skip_nest == 0)
+			parser_skip_done(p);
+		return;
+	}
 	parser_check_size(p);
+	if (p->skip) {		/* the end tag took it over the bound */
+		if (--p->skip_nest == 0)
+			parser_skip_done(p);
+		return;
+	}
 	parser_flush_text(p);
 	if (parser_failed(p))
 		return;
@@ -234,8 +321,7 @@ static void XMLCALL parser_end(void *ud, const XML_Char *name)
 		xmpp_stanza_t *s = p->stack[0];
 
 		p->stack[0] = NULL;
-		p->mark = (unsigned long long)XML_GetCurrentByteIndex(p->xp) +
-			  (unsigned long long)XML_GetCurrentByteCount(p->xp);
+		p->mark = parser_event_end(p);
 		if (p->cbs.stanza)
 			p->cbs.stanza(p->arg, s);
 		xmpp_stanza_release(s);
@@ -248,6 +334,9 @@ static void XMLCALL parser_chars(void *ud, const XML_Char *s, int len)
 
 	if (parser_failed(p) || len <= 0)
 		return;
+	p->seen = parser_event_end(p);
+	if (p->skip)
+		return;
 	if (p->depth < 2) {
 		/* between stanzas only whitespace (keepalives) may appear; nothing is kept */
 		for (int i = 0; i < len; i++)
@@ -255,13 +344,11 @@ static void XMLCALL parser_chars(void *ud, const XML_Char *s, int len)
 				parser_fail(p, "not-well-formed", "text outside any stanza");
 				return;
 			}
-		/* consumed: it no longer counts against the bound on buffered markup */
-		p->mark = (unsigned long long)XML_GetCurrentByteIndex(p->xp) +
-			  (unsigned long long)XML_GetCurrentByteCount(p->xp);
+		p->mark = p->seen;
 		return;
 	}
 	if (p->textlen + (size_t)len > p->max_stanza) {
-		parser_fail(p, "policy-violation", "stanza larger than %zu bytes", p->max_stanza);
+		parser_skip(p, "policy-violation", "stanza larger than %zu bytes", p->max_stanza);
 		return;
 	}
 	if (p->textlen + (size_t)len > p->textcap) {
@@ -328,6 +415,8 @@ struct xmpp_parser *xmpp_parser_new(xmpp_ctx_t *ctx, size_t max_stanza, unsigned
 
 	p->ctx = ctx;
 	p->max_stanza = max_stanza;
+	p->max_token = max_stanza * PARSER_TOKEN_FACTOR > FEED_CHUNK ?
+		       max_stanza * PARSER_TOKEN_FACTOR : FEED_CHUNK;
 	p->max_depth = max_depth ? max_depth : 1;
 	p->cbs = *cbs;
 	p->arg = arg;
@@ -342,6 +431,9 @@ static void parser_drop_partial(struct xmpp_parser *p)
 {
 	if (p->depth >= 2 && p->stack[0])
 		xmpp_stanza_release(p->stack[0]);
+	if (p->skip)
+		xmpp_stanza_release(p->skip);
+	p->skip = NULL;
 	if (p->max_depth)
 		memset(p->stack, 0, (p->max_depth + 1) * sizeof(*p->stack));
 }
@@ -351,7 +443,7 @@ void xmpp_parser_reset(struct xmpp_parser *p)
 	parser_drop_partial(p);
 	XML_ParserFree(p->xp);
 	p->depth = 0;
-	p->fed = p->mark = 0;
+	p->fed = p->mark = p->seen = 0;
 	p->textlen = 0;
 	p->closed = 0;
 	p->error = NULL;
@@ -386,10 +478,14 @@ int xmpp_parser_feed(struct xmpp_parser *p, const char *buf, size_t len)
 		p->fed += n;
 		buf += n;
 		len -= n;
-		/* whatever expat holds unparsed counts against the bound too */
-		if (!p->error && !p->closed && p->fed - p->mark > p->max_stanza + FEED_CHUNK)
-			parser_fail(p, "policy-violation", "stanza larger than %zu bytes",
-				    p->max_stanza);
+		/* what expat holds unparsed, one piece of markup it has not finished, and a stanza
+		 * being skipped (expat still keeps its open elements) are bounded too */
+		if (!p->error && !p->closed && p->fed - p->seen > p->max_token + FEED_CHUNK)
+			parser_fail(p, "policy-violation", "unfinished markup longer than %zu bytes",
+				    p->max_token);
+		if (!p->error && !p->closed && p->skip && p->fed - p->mark > p->max_token + FEED_CHUNK)
+			parser_fail(p, "policy-violation", "skipped stanza longer than %zu bytes",
+				    p->max_token);
 	}
 	return p->error ? -1 : 0;
 }

@@ -24,9 +24,14 @@ struct xmpp_parser_cbs {
 	void (*stanza)(void *arg, xmpp_stanza_t *stanza);
 	/* </stream:stream> */
 	void (*close)(void *arg);
+	/* A stanza over a bound was skipped (parser.c): head is its top-level element with only
+	 * its id, type, from, to and xml:lang (borrowed); condition is "policy-violation" (size)
+	 * or "not-acceptable" (nesting), text says which bound. */
+	void (*skipped)(void *arg, xmpp_stanza_t *head, const char *condition, const char *text);
 };
 
-/* max_stanza bounds the bytes of one top-level element, max_depth its nesting. */
+/* max_stanza bounds the bytes of one top-level element, max_depth its nesting: a stanza over
+ * either is skipped.  Unfinished markup over 16 * max_stanza ends the stream. */
 struct xmpp_parser *xmpp_parser_new(xmpp_ctx_t *ctx, size_t max_stanza, unsigned max_depth,
 				    const struct xmpp_parser_cbs *cbs, void *arg);
 /* Returns 0, or -1 once the stream is broken; then xmpp_parser_error() names the stream error
@@ -68,6 +73,10 @@ struct xmpp_link_cbs {
 	 * said conflict, or splits the domain's stanzas between us): the owner should stop.  The
 	 * link stays as it is until xmpp_link_stop(). */
 	void (*conflict)(void *arg, struct xmpp_link *link);
+	/* A stanza over the link's bounds was skipped (see struct xmpp_parser_cbs); the stream
+	 * goes on.  head is borrowed. */
+	void (*skipped)(void *arg, struct xmpp_link *link, xmpp_stanza_t *head,
+			const char *condition, const char *text);
 };
 
 /* Creates a link for the component domain (copied); conf must outlive it.  Call

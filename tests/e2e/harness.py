@@ -22,6 +22,8 @@ import tempfile
 import time
 
 import slixmpp
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import StanzaPath
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 XMPP_DOMAIN = "xmpp.example"
@@ -486,18 +488,22 @@ class Gateway:
 # ---------------------------------------------------------------- XMPP clients
 
 class Client(slixmpp.ClientXMPP):
-    """A real XMPP client (slixmpp) logged in to the XMPP server; received stanzas are queued."""
+    """A real XMPP client (slixmpp) logged in to the XMPP server; received stanzas are queued:
+    `inbox` holds the messages with a body (slixmpp's "message" event fires only for those),
+    `every` every <message/>, bodiless ones (errors, receipts, chat states) too."""
 
     def __init__(self, user, port):
         super().__init__(f"{user}@{XMPP_DOMAIN}/test", PASSWORD)
         self.port = port
         self.inbox = []
+        self.every = []
         self.ready = asyncio.Event()
         self["feature_mechanisms"].unencrypted_plain = True
         self.register_plugin("xep_0085")
         self.register_plugin("xep_0199")
         self.add_event_handler("session_start", self._start)
         self.add_event_handler("message", self._message)
+        self.register_handler(Callback("every message", StanzaPath("message"), self.every.append))
 
     async def _start(self, event):
         self.send_presence()
@@ -527,6 +533,11 @@ class Client(slixmpp.ClientXMPP):
             if pred(m):
                 self.inbox.remove(m)
                 return m
+
+    async def expect_any(self, pred, timeout=5.0, what="a message"):
+        """Like expect(), over every <message/> received (errors, receipts, chat states)."""
+        await wait_for(lambda: any(pred(m) for m in self.every), timeout, what)
+        return next(m for m in self.every if pred(m))
 
     async def expect_nothing(self, pred, duration=1.0):
         await asyncio.sleep(duration)

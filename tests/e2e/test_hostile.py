@@ -7,6 +7,7 @@ SIP abuse is sent on raw UDP and TCP sockets from the trusted peer address.
 """
 
 import asyncio
+import re
 import socket
 
 from harness import SIP_DOMAIN, XMPP_DOMAIN, check, free_port, gateway_xml, wait_for
@@ -39,16 +40,77 @@ async def test_entity_expansion_bomb(env):
     await run_hostile_stream(env, bomb, r"stream error (restricted-xml|not-well-formed|invalid-xml)")
 
 
+class ListeningServer(FakeServer):
+    """Completes the handshake, sends `reply`, then keeps the stream open and records what the
+    gateway writes."""
+
+    def __init__(self, reply):
+        super().__init__(reply)
+        self.received = b""
+
+    async def _conn(self, reader, writer):
+        self.connections += 1
+        try:
+            await asyncio.wait_for(reader.readuntil(b">"), 5)
+            writer.write(b"<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' "
+                         b"xmlns:stream='http://etherx.jabber.org/streams' id='s1' "
+                         b"from='sip.example'>")
+            await asyncio.wait_for(reader.readuntil(b"</handshake>"), 5)
+            writer.write(b"<handshake/>")
+            await asyncio.sleep(0.3)
+            writer.write(self.reply)
+            await writer.drain()
+            while True:
+                data = await asyncio.wait_for(reader.read(65536), 10)
+                if not data:
+                    break
+                self.received += data
+        except (asyncio.TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+async def run_skipped_stanza(env, payload, condition):
+    """A stanza over the bounds is skipped: its sender gets an error, the stream stays up."""
+    fake = ListeningServer(payload + b"<message to='bob@sip.example' from='alice@xmpp.example/r' "
+                                      b"id='after'><body>still here</body></message>")
+    await fake.start()
+    uas = await env.uas(timeout=10).start()
+    try:
+        xml = gateway_xml(env, xmpp_attrs='max-stanza="4k"').replace(
+            f'port="{env.prosody.component_port}"', f'port="{fake.port}"')
+        gw = await env.gateway(xml, wait_up=False)
+        error = re.compile(rb"<message [^>]*id='big'[^>]*>.*?</message>", re.S)
+        await wait_for(lambda: error.search(fake.received), 10, "the error for the big stanza")
+        err = error.search(fake.received).group(0)
+        check(b"type='error'" in err and condition.encode() in err and
+              b"to='alice@xmpp.example/r'" in err, f"the error to its sender: {err!r}")
+        check(await uas.wait(10) == 0, f"the stanza after it still crossed: {uas.error_text()}")
+        check(uas.received()[0][2] == b"still here", repr(uas.received()))
+        check(fake.connections == 1, "the stream was never dropped")
+        check(gw.log_count(r"stream error") == 0, "no stream error")
+    finally:
+        await fake.stop()
+
+
 async def test_deep_nesting(env):
-    deep = b"<message to='bob@sip.example' from='alice@xmpp.example'>" + b"<a>" * 5000
-    await run_hostile_stream(env, deep, r"stream error (policy-violation|not-well-formed|"
-                                        r"restricted-xml|resource-constraint)")
+    deep = (b"<message to='bob@sip.example' from='alice@xmpp.example/r' id='big'>" +
+            b"<a>" * 5000 + b"</a>" * 5000 + b"</message>")
+    await run_skipped_stanza(env, deep, "not-acceptable")
 
 
 async def test_oversized_stanza(env):
-    big = (b"<message to='bob@sip.example' from='alice@xmpp.example'><body>" + b"x" * 20000 +
-           b"</body></message>")
-    await run_hostile_stream(env, big, r"stream error policy-violation")
+    big = (b"<message to='bob@sip.example' from='alice@xmpp.example/r' id='big'><body>" +
+           b"x" * 20000 + b"</body></message>")
+    await run_skipped_stanza(env, big, "policy-violation")
+
+
+async def test_endless_nesting_ends_the_stream(env):
+    """What cannot be skipped within 16 times <xmpp max-stanza> (an element that never ends,
+    nested for ever) ends the stream, and the gateway reconnects."""
+    deep = b"<message to='bob@sip.example' from='alice@xmpp.example'>" + b"<a>" * 40000
+    await run_hostile_stream(env, deep, r"stream error policy-violation")
 
 
 # ---------------------------------------------------------------- XMPP fields into SIP headers

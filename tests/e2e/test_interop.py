@@ -14,8 +14,6 @@ import uuid
 import xml.etree.ElementTree as ET
 import zlib
 
-from slixmpp.xmlstream.handler import Callback
-from slixmpp.xmlstream.matcher import StanzaPath
 
 from harness import (SIP_DOMAIN, XMPP_DOMAIN, Gateway, check, default_peer, free_port,
                      gateway_xml, wait_for)
@@ -131,17 +129,6 @@ def element(xml):
     return ET.fromstring(xml)
 
 
-def every_message(client):
-    """All <message/> stanzas the client gets from now on, bodiless ones too (slixmpp's
-    "message" event, which fills client.inbox, fires only for messages with a body)."""
-    seen = []
-    client.register_handler(Callback("every message", StanzaPath("message"), seen.append))
-    return seen
-
-
-async def expect_in(seen, pred, timeout, what):
-    await wait_for(lambda: any(pred(m) for m in seen), timeout, what)
-    return next(m for m in seen if pred(m))
 
 
 # ------------------------------------------------------------------ the component link
@@ -331,7 +318,6 @@ async def test_verdict_setting_overrides_the_server_table(env):
 async def test_typing_notices_both_ways(env):
     await env.gateway()
     alice = await env.client("alice")
-    seen = every_message(alice)
     ua = await peer(env)
     try:
         # XMPP -> SIP: composing, then paused
@@ -350,7 +336,7 @@ async def test_typing_notices_both_ways(env):
             resp = await ua.request(env.gw_sip_port, ISCOMPOSING.format(state),
                                     "application/im-iscomposing+xml")
             check(status_of(resp) == env.xmpp.accepted_status, resp.start)
-            m = await expect_in(seen, lambda m: child(m, NS_CHATSTATES, chat) is not None, 5,
+            m = await alice.expect_any(lambda m: child(m, NS_CHATSTATES, chat) is not None, 5,
                                 f"<{chat}/>")
             check(not m["body"], f"a chat state alone: {m}")
         resp = await ua.request(env.gw_sip_port, "<isComposing>nope", "application/im-iscomposing+xml")
@@ -383,7 +369,6 @@ async def test_receipt_request_becomes_an_imdn_request_and_the_imdn_a_receipt(en
     becomes <received/> for that id, a display notification <displayed/>."""
     await env.gateway()
     alice = await env.client("alice")
-    seen = every_message(alice)
     ua = await peer(env)
     try:
         msg = alice.make_message(mto=f"bob@{SIP_DOMAIN}", mbody="please confirm", mtype="chat")
@@ -405,7 +390,7 @@ async def test_receipt_request_becomes_an_imdn_request_and_the_imdn_a_receipt(en
         resp = await ua.request(env.gw_sip_port, zlib.compress(imdn_doc(mid).encode()),
                                 "message/imdn+xml", headers=["Content-Encoding: deflate"])
         check(status_of(resp) == env.xmpp.accepted_status, resp.start)
-        m = await expect_in(seen, lambda m: child(m, NS_RECEIPTS, "received") is not None, 5,
+        m = await alice.expect_any(lambda m: child(m, NS_RECEIPTS, "received") is not None, 5,
                             "the receipt")
         check(child(m, NS_RECEIPTS, "received").get("id") == msg["id"],
               f"receipt for {msg['id']}: {m}")
@@ -418,13 +403,13 @@ async def test_receipt_request_becomes_an_imdn_request_and_the_imdn_a_receipt(en
                 + imdn_doc(mid, "displayed", "display"))
         resp = await ua.request(env.gw_sip_port, body, "message/cpim")
         check(status_of(resp) == env.xmpp.accepted_status, resp.start)
-        m = await expect_in(seen, lambda m: child(m, NS_MARKERS, "displayed") is not None, 5,
+        m = await alice.expect_any(lambda m: child(m, NS_MARKERS, "displayed") is not None, 5,
                             "the displayed marker")
         check(child(m, NS_MARKERS, "displayed").get("id") == msg["id"], str(m))
         # a failed report becomes an error for the message
         resp = await ua.request(env.gw_sip_port, imdn_doc(mid, "failed"), "message/imdn+xml")
         check(status_of(resp) == env.xmpp.accepted_status, resp.start)
-        m = await expect_in(seen, lambda m: m["type"] == "error" and m["id"] == msg["id"], 5,
+        m = await alice.expect_any(lambda m: m["type"] == "error" and m["id"] == msg["id"], 5,
                             "the error for the failed report")
         check(m["error"]["condition"] == "recipient-unavailable", str(m))
         # a report about a message the gateway did not ask about is taken and not forwarded

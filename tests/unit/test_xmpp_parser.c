@@ -31,7 +31,8 @@ struct pcase {
 	const char *in;
 	size_t max_stanza;	/* 0: DEF_MAX */
 	unsigned max_depth;	/* 0: DEF_DEPTH */
-	const char *events;	/* one line per event: open ..., stanza <serialisation>, close */
+	const char *events;	/* one line per event: open ..., stanza <serialisation>, close,
+				 * skipped <head> condition */
 	const char *error;	/* stream error condition, or NULL */
 	const char *error_text;	/* a substring of the error text */
 };
@@ -152,10 +153,15 @@ static const struct pcase cases[] = {
 	/* nesting: max_depth counts the stanza itself */
 	{ "nesting at the limit", HDR "<message><a><b><c/></b></a></message>", 0, 4,
 	  OPEN "stanza <message><a><b><c/></b></a></message>\n", NULL, NULL },
-	{ "nesting beyond the limit", HDR "<message/><message><a><b><c><d/></c></b></a></message>",
-	  0, 4, OPEN "stanza <message/>\n", "policy-violation", "nested deeper than 4" },
-	{ "depth 1: childless stanzas only", HDR "<presence/><message><body/></message>", 0, 1,
-	  OPEN "stanza <presence/>\n", "policy-violation", "nested deeper than 1" },
+	/* beyond the limit a stanza is skipped, and the stream goes on */
+	{ "nesting beyond the limit",
+	  HDR "<message/><message id='n1' from='a@b/c'><a><b><c><d/></c></b></a></message>"
+	  "<presence/>", 0, 4,
+	  OPEN "stanza <message/>\nskipped <message id=\"n1\" from=\"a@b/c\"/> not-acceptable\n"
+	  "stanza <presence/>\n", NULL, NULL },
+	{ "depth 1: childless stanzas only", HDR "<presence/><message><body/></message><iq/>", 0, 1,
+	  OPEN "stanza <presence/>\nskipped <message/> not-acceptable\nstanza <iq/>\n", NULL,
+	  NULL },
 
 	/* text between stanzas */
 	{ "text between stanzas", HDR "<message/>hello<message/>", 0, 0,
@@ -225,16 +231,26 @@ static const struct pcase cases[] = {
 	  "<stream:features xmlns:stream='http://etherx.jabber.org/streams'>", 0, 0, "",
 	  "invalid-namespace", NULL },
 
-	/* size bounds */
+	/* size bounds: a stanza over max_stanza is skipped, with its head kept for the error */
 	{ "text over the bound",
-	  HDR "<message><body>0123456789012345678901234567890123456789012345678901234567890123456"
-	  "789012345678901234567890123456789</body></message>", 64, 0, OPEN, "policy-violation",
-	  "stanza larger than 64 bytes" },
+	  HDR "<message type='chat' id='big'><body>0123456789012345678901234567890123456789012345"
+	  "6789012345678901234567890123456789012345678901234567890123456789</body></message>"
+	  "<message/>", 64, 0,
+	  OPEN "skipped <message id=\"big\" type=\"chat\"/> policy-violation\nstanza <message/>\n",
+	  NULL, NULL },
 	{ "one huge attribute in a self-closing stanza",
 	  HDR "<message to='0123456789012345678901234567890123456789012345678901234567890123456"
-	  "789'/>", 64, 0, OPEN, "policy-violation", "stanza larger than 64 bytes" },
+	  "789'/>", 64, 0,
+	  OPEN "skipped <message to=\"0123456789012345678901234567890123456789012345678901234567"
+	  "890123456789\"/> policy-violation\n", NULL, NULL },
 	{ "many small children", HDR "<message><a/><a/><a/><a/><a/><a/><a/><a/><a/><a/><a/><a/>"
-	  "</message>", 64, 0, OPEN, "policy-violation", "stanza larger than 64 bytes" },
+	  "</message>", 64, 0, OPEN "skipped <message/> policy-violation\n", NULL, NULL },
+	{ "only addressing attributes are kept of a skipped stanza",
+	  HDR "<iq type='get' id='q' to='x@y' from='u@v/w' xml:lang='en' extra='no'><query "
+	  "xmlns='urn:q'>0123456789012345678901234567890123456789012345678901234567890123"
+	  "</query></iq>", 64, 0,
+	  OPEN "skipped <iq id=\"q\" xml:lang=\"en\" to=\"x@y\" type=\"get\" from=\"u@v/w\"/> "
+	  "policy-violation\n", NULL, NULL },
 };
 
 /* ---- running one input -------------------------------------------------------------------- */
@@ -306,7 +322,23 @@ static void on_close(void *arg)
 	rec_add(r, "close\n");
 }
 
-static const struct xmpp_parser_cbs rec_cbs = { on_open, on_stanza, on_close };
+static void on_skipped(void *arg, xmpp_stanza_t *head, const char *cond, const char *text)
+{
+	struct rec *r = arg;
+	char *buf;
+	size_t len;
+
+	if (r->closed)
+		r->after_close++;
+	if (xmpp_stanza_to_text(head, &buf, &len) != XMPP_EOK) {
+		rec_add(r, "skipped (unserialisable)\n");
+		return;
+	}
+	rec_add(r, "skipped %s %s\n", buf, cond);
+	xmpp_free(xmpp_stanza_get_context(head), buf);
+}
+
+static const struct xmpp_parser_cbs rec_cbs = { on_open, on_stanza, on_close, on_skipped };
 
 static unsigned rng_next(unsigned *s)
 {
@@ -401,6 +433,15 @@ static char *cat3(const char *a, const char *fill, size_t nfill, const char *b)
 	return s;
 }
 
+/* a + fill1 * n + fill2 * n + b: nested elements opened and closed */
+static char *cat4(const char *a, const char *fill1, size_t n, const char *fill2, const char *b)
+{
+	char *head = cat3(a, fill1, n, ""), *s = cat3(head, fill2, n, b);
+
+	free(head);
+	return s;
+}
+
 static void run_generated(xmpp_ctx_t *ctx, const char *name, char *in, size_t max_stanza,
 			  const char *events, const char *error, const char *error_text)
 {
@@ -423,8 +464,8 @@ static void test_bounds(xmpp_ctx_t *ctx)
 	free(ev);
 	free(body);
 	run_generated(ctx, "stanza one byte over max_stanza",
-		      cat3(HDR "<message><body>", "x", 225, "</body></message>"), 256, OPEN,
-		      "policy-violation", "stanza larger than 256 bytes");
+		      cat3(HDR "<message><body>", "x", 225, "</body></message>"), 256,
+		      OPEN "skipped <message/> policy-violation\n", NULL, NULL);
 	/* "<message to='" + k + "'/>" is 16 + k bytes, and a self-closing stanza counts whole */
 	body = cat3("", "y", 240, "");
 	ev = cat3(OPEN "stanza <message to=\"", body, 1, "\"/>\n");
@@ -432,18 +473,27 @@ static void test_bounds(xmpp_ctx_t *ctx)
 		      cat3(HDR "<message to='", "y", 240, "'/>"), 256, ev, NULL, NULL);
 	free(ev);
 	free(body);
+	body = cat3("", "y", 241, "");
+	ev = cat3(OPEN "skipped <message to=\"", body, 1, "\"/> policy-violation\n");
 	run_generated(ctx, "self-closing stanza one byte over",
-		      cat3(HDR "<message to='", "y", 241, "'/>"), 256, OPEN, "policy-violation",
-		      "stanza larger than 256 bytes");
-	/* far over the bound: refused long before the end, however it is fed */
-	run_generated(ctx, "huge text", cat3(HDR "<message><body>", "z", 200000, "</body></message>"),
-		      4096, OPEN, "policy-violation", "stanza larger than 4096 bytes");
+		      cat3(HDR "<message to='", "y", 241, "'/>"), 256, ev, NULL, NULL);
+	free(ev);
+	free(body);
+	/* far over the bound but within 16 times it, and made of small pieces: skipped */
+	run_generated(ctx, "huge text, skipped",
+		      cat3(HDR "<message><body>", "z", 60000, "</body></message><presence/>"), 4096,
+		      OPEN "skipped <message/> policy-violation\nstanza <presence/>\n", NULL, NULL);
+	/* a skipped stanza is followed to its end only as far as 16 times the bound */
+	run_generated(ctx, "huge text beyond what is skipped",
+		      cat3(HDR "<message><body>", "z", 200000, "</body></message>"), 4096, OPEN,
+		      "policy-violation", "skipped stanza longer than 65536 bytes");
+	/* one piece of markup expat cannot finish within 16 times the bound ends the stream */
 	run_generated(ctx, "huge attribute, closed",
 		      cat3(HDR "<message to='", "a", 100000, "'/>"), 4096, OPEN,
-		      "policy-violation", "stanza larger than 4096 bytes");
+		      "policy-violation", "unfinished markup longer than 65536 bytes");
 	run_generated(ctx, "huge attribute, never closed",
 		      cat3(HDR "<message to='", "a", 100000, ""), 4096, OPEN, "policy-violation",
-		      "stanza larger than 4096 bytes");
+		      "unfinished markup longer than 65536 bytes");
 	{
 		/* distinct attribute names, so expat does not stop at a duplicate first */
 		size_t n = 20000, at;
@@ -455,18 +505,22 @@ static void test_bounds(xmpp_ctx_t *ctx)
 		for (size_t i = 0; i < n; i++)
 			at += (size_t)sprintf(in + at, " a%zu='b'", i);
 		run_generated(ctx, "endless start tag, never closed", in, 4096, OPEN,
-			      "policy-violation", "stanza larger than 4096 bytes");
+			      "policy-violation", "unfinished markup longer than 65536 bytes");
 	}
 	run_generated(ctx, "endless element name",
 		      cat3(HDR "<message/><m", "m", 100000, ""), 4096, OPEN "stanza <message/>\n",
-		      "policy-violation", "stanza larger than 4096 bytes");
+		      "policy-violation", "unfinished markup longer than 65536 bytes");
 	run_generated(ctx, "endless stream header",
 		      cat3("<stream:stream xmlns:stream='http://etherx.jabber.org/streams' a='",
 			   "h", 100000, "'>"), 4096, "", "policy-violation",
-		      "stanza larger than 4096 bytes");
-	run_generated(ctx, "deep nesting far beyond the limit",
-		      cat3(HDR "<message>", "<a>", 10000, ""), 4096, OPEN, "policy-violation",
-		      "nested deeper than 16");
+		      "unfinished markup longer than 65536 bytes");
+	/* deep nesting is skipped as far as the skipping bound, and its end is waited for */
+	run_generated(ctx, "deep nesting beyond the limit, closed",
+		      cat4(HDR "<message id='d'>", "<a>", 2000, "</a>", "</message><iq/>"), 4096,
+		      OPEN "skipped <message id=\"d\"/> not-acceptable\nstanza <iq/>\n", NULL, NULL);
+	run_generated(ctx, "deep nesting far beyond the limit, never closed",
+		      cat3(HDR "<message>", "<a>", 100000, ""), 4096, OPEN, "policy-violation",
+		      "skipped stanza longer than 65536 bytes");
 	/* keepalives are not a stanza: an idle link sends them for ever */
 	run_generated(ctx, "a long run of keepalives",
 		      cat3(HDR, " ", 100000, "<message/>"), 256, OPEN "stanza <message/>\n", NULL,
@@ -543,16 +597,16 @@ static void test_reset(xmpp_ctx_t *ctx)
 /* Callbacks are optional. */
 static void test_no_callbacks(xmpp_ctx_t *ctx)
 {
-	static const struct xmpp_parser_cbs none = { NULL, NULL, NULL };
+	static const struct xmpp_parser_cbs none = { NULL, NULL, NULL, NULL };
 	struct xmpp_parser *p = xmpp_parser_new(ctx, 4096, 0, &none, NULL);
 	static const char in[] = HDR "<message/>" END;
 	static const char deep[] = HDR_BARE "<message><body/></message>";
 
 	CHECK_INT(xmpp_parser_feed(p, in, strlen(in)), 0, "no callbacks");
-	/* max_depth 0 is taken as 1 */
+	/* max_depth 0 is taken as 1: a stanza with a child is skipped, and nobody is told */
 	xmpp_parser_reset(p);
-	CHECK_INT(xmpp_parser_feed(p, deep, strlen(deep)), -1, "max_depth 0: one level");
-	CHECK_STR(xmpp_parser_error(p, NULL), "policy-violation", "max_depth 0: condition");
+	CHECK_INT(xmpp_parser_feed(p, deep, strlen(deep)), 0, "max_depth 0: one level");
+	CHECK_STR(xmpp_parser_error(p, NULL), NULL, "max_depth 0: no stream error");
 	xmpp_parser_free(p);
 }
 
@@ -598,7 +652,7 @@ static void keep_stanza(void *arg, xmpp_stanza_t *s)
 
 static xmpp_stanza_t *parse_one(xmpp_ctx_t *ctx, const char *in, size_t len)
 {
-	static const struct xmpp_parser_cbs cbs = { NULL, keep_stanza, NULL };
+	static const struct xmpp_parser_cbs cbs = { NULL, keep_stanza, NULL, NULL };
 	struct one o = { NULL };
 	struct xmpp_parser *p = xmpp_parser_new(ctx, 1 << 20, 16, &cbs, &o);
 
