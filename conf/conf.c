@@ -213,6 +213,9 @@ static const struct opt opts[] = {
 
 	{ E_SIP,    "max-message",   V_SIZE,     NULL,          1024, MIB,        "64k",    0, IN_CONF(max_sip_message) },
 	{ E_SIP,    "t1",            V_DURATION, NULL,          10, 10000,        "500ms",  0, IN_CONF(sip_t1_ms) },
+	{ E_SIP,    "max-connections", V_UINT,   NULL,          1, 100000,        "1024",   0, IN_CONF(sip_max_conns) },
+	{ E_SIP,    "max-connections-per-source", V_UINT, NULL, 1, 100000,        "64",     0, IN_CONF(sip_max_conns_per_source) },
+	{ E_SIP,    "tcp-idle",      V_DURATION, NULL,          1000, 3600000,    "60s",    0, IN_CONF(sip_tcp_idle_ms) },
 
 	{ E_LISTEN, "transport",     V_KEYWORD,  kw_transport,  0, 0,             "udp",    0, IN_LISTEN(transport) },
 	{ E_LISTEN, "address",       V_BIND,     NULL,          0, 0,             NULL,     1, IN_LISTEN(address) },
@@ -241,6 +244,7 @@ static const struct opt opts[] = {
 	{ E_SESSIONS, "max-queued",  V_SIZE,     NULL,          1024, 16 * MIB,   "64k",    0, IN_CONF(sessions_max_queued) },
 	{ E_SESSIONS, "max-message", V_SIZE,     NULL,          1024, 16 * MIB,   "1M",     0, IN_CONF(sessions_max_message) },
 	{ E_SESSIONS, "chunk-size",  V_SIZE,     NULL,          64, MIB,          "2k",     0, IN_CONF(sessions_chunk_size) },
+	{ E_SESSIONS, "connect-timeout", V_DURATION, NULL,      1000, 60000,      "10s",    0, IN_CONF(sessions_connect_ms) },
 	{ E_SESSIONS, "idle-timeout", V_SECONDS, NULL,          10000, 86400000,  "600s",   0, IN_CONF(sessions_idle_s) },
 
 	{ E_PEER,   "name",          V_NAME,     NULL,          0, 0,             NULL,     0, IN_PEER(name) },

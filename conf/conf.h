@@ -119,6 +119,12 @@ struct conf {
 	size_t max_sip_message;		/* <sip max-message=""> default 65536, 1024..1048576 */
 	unsigned sip_t1_ms;		/* <sip t1=""> RFC 3261 timer T1, default 500, 10..10000;
 					 * a request with no answer fails after 64*T1 */
+	unsigned sip_max_conns;		/* <sip max-connections=""> accepted TCP connections in
+					 * total, default 1024, 1..100000 */
+	unsigned sip_max_conns_per_source; /* <sip max-connections-per-source=""> from one
+					 * address, default 64, 1..100000 */
+	unsigned sip_tcp_idle_ms;	/* <sip tcp-idle=""> a connection that carries nothing this
+					 * long is closed, default 60000, 1000..3600000 */
 
 	/* <im> */
 	size_t im_max_body;		/* default 8192, 1..1048576 bytes of UTF-8 */
@@ -152,6 +158,8 @@ struct conf {
 	size_t sessions_max_queued;	/* bytes waiting for a session to come up: default 64k */
 	size_t sessions_max_message;	/* one MSRP message reassembled: default 1M */
 	size_t sessions_chunk_size;	/* MSRP chunks we send: default 2k, 64..1M */
+	unsigned sessions_connect_ms;	/* the MSRP connection set up and bound within: default 10s,
+					 * 1s..60s (an accepted one unbound by then is closed) */
 	unsigned sessions_idle_s;	/* a session without traffic is closed: default 600, 10..86400 */	/* bytes of a PIDF document: default 65536, 1024..1048576 */
 
 	/* <peer>, at least one */

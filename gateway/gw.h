@@ -8,6 +8,8 @@
 
 #include "../conf/conf.h"
 
+struct event_base;
+
 #ifdef __GNUC__
 #define GW_PRINTF(f, a) __attribute__((format(printf, f, a)))
 #define GW_VPRINTF(f) __attribute__((format(printf, f, 0)))
@@ -34,12 +36,17 @@ void gw_sockaddr_text(const struct sockaddr *sa, char *buf, size_t len);
 /* ---- accept.c: limits on the connections Sofia-SIP's TCP listeners accept (see the file).
  * Only one guard exists per process: accept() has no argument to carry a context. */
 struct accept_stats {
-	unsigned long accepted, untrusted, per_source, total, emfile;
+	unsigned long accepted, untrusted, per_source, total, emfile, idle;
 };
-/* Applies conf's limits and trust to every accept() from now on (conf must outlive it). */
-void accept_guard_install(const struct conf *conf);
+/* Applies conf's limits and trust to every accept() from now on, and sweeps idle connections on
+ * base (conf and base must outlive it, until accept_guard_remove). */
+void accept_guard_install(const struct conf *conf, struct event_base *base);
 void accept_guard_remove(void);
 const struct accept_stats *accept_guard_stats(void);
+/* The descriptor limit was reached accepting on lfd: takes one pending connection off its queue
+ * with the reserve descriptor and closes it, so a level-triggered listener does not spin.  what
+ * names the listener in the log ("SIP", "MSRP"). */
+void accept_shed(int lfd, const char *what);
 
 /* ---- inflate.c: zlib data (RFC 1950/1951), e.g. a body with Content-Encoding: deflate.
  * Decodes in into out (at most outcap bytes); 0 with *outlen set, or -1 for anything malformed,
@@ -144,7 +151,6 @@ void gw_make_id(struct gw *gw, const char *kind, char *buf, size_t len);
 struct xmpp_link *gw_link_for_component(struct gw *gw, const char *domain);
 
 /* ---- reactor.c: Sofia-SIP's su_root driven by the libevent base (see the file's comment) */
-struct event_base;
 struct reactor;
 struct su_root_s;
 /* Creates the su_root and registers its events on base.  NULL on failure (logged). */

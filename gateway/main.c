@@ -1,14 +1,17 @@
 /* main.c - the simplegw command: options, configuration check (-n), and the daemon's start. */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <syslog.h>
 #include <unistd.h>
 
 #include "gw.h"
 
 #define SIMPLEGW_VERSION "0.1.0"
+#define FD_LIMIT_CAP 65536	/* descriptors asked for at most: connections are capped far below */
 #define SIMPLEGW_CONF_DEFAULT "/etc/simplegw/gateway.xml"
 
 static void usage(FILE *f)
@@ -30,6 +33,31 @@ static void report_stderr(void *arg, const char *file, unsigned line, const char
 		fprintf(stderr, "%s:%u: %s\n", file, line, msg);
 	else
 		fprintf(stderr, "%s: %s\n", file, msg);
+}
+
+/* Every connection costs a descriptor: the soft limit goes up to the hard one (capped), and the
+ * log says what it is; accept.c keeps a reserve for when it is reached anyway. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+	rlim_t want;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > FD_LIMIT_CAP ? FD_LIMIT_CAP : rl.rlim_max;
+	if (rl.rlim_cur < want) {
+		rlim_t was = rl.rlim_cur;
+
+		rl.rlim_cur = want;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+			log_notice("descriptor limit raised from %llu to %llu",
+				   (unsigned long long)was, (unsigned long long)want);
+		else
+			log_warn("descriptor limit %llu: cannot raise it to %llu (%s)",
+				 (unsigned long long)was, (unsigned long long)want, strerror(errno));
+		return;
+	}
+	log_info("descriptor limit %llu", (unsigned long long)rl.rlim_cur);
 }
 
 int main(int argc, char **argv)
@@ -80,6 +108,7 @@ int main(int argc, char **argv)
 		 !debug && conf->log_syslog, conf->log_facility);
 	/* a peer closing a socket must be an error return, not a signal */
 	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit();
 	gw = gw_new(conf);
 	if (!gw)
 		return 1;

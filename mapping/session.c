@@ -44,7 +44,8 @@
 #define NS_CHATSTATES "http://jabber.org/protocol/chatstates"
 #define NS_RECEIPTS "urn:xmpp:receipts"
 #define CT_COMPOSING "application/im-iscomposing+xml"
-#define SESS_CONNECT_MS 10000	/* CONNECTING longer than this ends the session */
+#define SESS_UNBOUND_PER_SOURCE 16	/* accepted, not yet bound MSRP connections per address */
+#define SESS_CONNECTS_PER_SEC 50	/* outgoing MSRP connections started per second */
 #define SESS_MAX_FRAME_SLACK 4096	/* headers around a chunk */
 
 enum msess_state {
@@ -135,6 +136,9 @@ struct mconn {
 	struct msrp_parser *parser;
 	struct msess *sess;	/* NULL until bound */
 	char peer[64];
+	struct sockaddr_storage addr;	/* the other end (accepted connections) */
+	int accepted;
+	struct event *bind_ev;	/* accepted: closes it if no session binds it in time */
 	int dead;
 	LIST_ENTRY(mconn) entry;	/* in ss->conns */
 };
@@ -153,6 +157,10 @@ struct sessions {
 	struct event *reap_ev;
 	int closing;
 	int xmpp_opens;		/* some peer has sessions="yes": XMPP chats may open sessions */
+	size_t nconns;		/* MSRP connections, bound or not */
+	uint64_t connect_second;	/* rate of outgoing connections: this second's count */
+	unsigned connects;
+	struct log_limit refusal_log;	/* connections and paths refused */
 };
 
 /* ---------------------------------------------------------------- small tables */
@@ -358,8 +366,11 @@ static void reap_cb(evutil_socket_t fd, short what, void *arg)
 		if (!c->dead)
 			continue;
 		LIST_REMOVE(c, entry);
+		ss->nconns--;
 		if (c->bev)
 			bufferevent_free(c->bev);
+		if (c->bind_ev)
+			event_free(c->bind_ev);
 		msrp_parser_free(c->parser);
 		free(c);
 	}
@@ -536,6 +547,8 @@ static void msess_activate(struct msess *se, struct mconn *c)
 {
 	se->conn = c;
 	c->sess = se;
+	if (c->bind_ev)
+		evtimer_del(c->bind_ev);
 	msess_enter_state(se, MS_ACTIVE);
 	msess_touch(se);
 	msess_flush(se);
@@ -798,6 +811,12 @@ static struct msess *mconn_bind(struct mconn *c, const struct msrp_frame *f)
 	se = dict_get(c->ss->by_id, to.session);
 	if (!se || se->state != MS_CONNECTING || se->we_connect)
 		return NULL;
+	/* the session's own peer network, not just any, must trust the connection's source */
+	if (!conf_peer_trusts(se->peer, (const struct sockaddr *)&c->addr)) {
+		log_refusal(&c->ss->refusal_log, "MSRP connection from %s for session %s: peer %s "
+			    "does not trust this address", c->peer, se->id, se->peer->name);
+		return NULL;
+	}
 	return se;
 }
 
@@ -841,6 +860,8 @@ static void mconn_close(struct mconn *c)
 	if (c->dead)
 		return;
 	c->dead = 1;
+	if (c->bind_ev)
+		evtimer_del(c->bind_ev);
 	if (c->bev)
 		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 	event_active(c->ss->reap_ev, EV_TIMEOUT, 0);
@@ -966,32 +987,93 @@ static struct mconn *mconn_new(struct sessions *ss, struct bufferevent *bev, con
 	c->parser = msrp_parser_new(max + SESS_MAX_FRAME_SLACK, &cbs, c);
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
 	LIST_INSERT_HEAD(&ss->conns, c, entry);
+	ss->nconns++;
 	bufferevent_setcb(bev, mconn_read_cb, NULL, mconn_event_cb, c);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 	return c;
 }
 
+/* Non-zero if some peer network trusts the address (any peer: the session is not known yet). */
+static int sess_trusted_anywhere(const struct sessions *ss, const struct sockaddr *sa)
+{
+	for (size_t i = 0; i < ss->gw->conf->npeers; i++)
+		if (conf_peer_trusts(&ss->gw->conf->peers[i], sa))
+			return 1;
+	return 0;
+}
+
+/* Accepted MSRP connections from this address that no session has bound yet. */
+static size_t sess_unbound_from(const struct sessions *ss, const struct sockaddr *sa)
+{
+	const struct mconn *c;
+	size_t n = 0;
+
+	LIST_FOREACH(c, &ss->conns, entry)
+		if (c->accepted && !c->sess && !c->dead &&
+		    evutil_sockaddr_cmp((const struct sockaddr *)&c->addr, sa, 0) == 0)
+			n++;
+	return n;
+}
+
+static void mconn_bind_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct mconn *c = arg;
+
+	if (c->sess || c->dead)
+		return;
+	log_refusal(&c->ss->refusal_log, "MSRP connection from %s bound no session within %u ms: "
+		    "closed", c->peer, c->ss->gw->conf->sessions_connect_ms);
+	mconn_close(c);
+}
+
+/* A connection to the MSRP port: only from the peers' trusted networks, a bounded number of
+ * them per address not yet bound to a session, and each closed if no session binds it soon. */
 static void listener_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 			int salen, void *arg)
 {
 	struct sessions *ss = arg;
-	struct bufferevent *bev = bufferevent_socket_new(ss->gw->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	char host[INET6_ADDRSTRLEN] = "?", peer[64];
-	unsigned port = 0;
+	const struct conf *conf = ss->gw->conf;
+	struct bufferevent *bev;
+	struct mconn *c;
+	char peer[64];
+	struct timeval tv = { conf->sessions_connect_ms / 1000,
+			      (conf->sessions_connect_ms % 1000) * 1000 };
 
+	gw_sockaddr_text(sa, peer, sizeof(peer));
+	if (!sess_trusted_anywhere(ss, sa)) {
+		log_refusal(&ss->refusal_log, "MSRP connection from %s refused: no peer network "
+			    "trusts this address", peer);
+		evutil_closesocket(fd);
+		return;
+	}
+	if (sess_unbound_from(ss, sa) >= SESS_UNBOUND_PER_SOURCE ||
+	    ss->nconns >= conf->sessions_max_total + SESS_UNBOUND_PER_SOURCE) {
+		log_refusal(&ss->refusal_log, "MSRP connection from %s refused: too many connections",
+			    peer);
+		evutil_closesocket(fd);
+		return;
+	}
+	bev = bufferevent_socket_new(ss->gw->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (!bev) {
 		evutil_closesocket(fd);
 		return;
 	}
-	if (sa->sa_family == AF_INET) {
-		inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, host, sizeof(host));
-		port = ntohs(((struct sockaddr_in *)sa)->sin_port);
-	} else if (sa->sa_family == AF_INET6) {
-		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, host, sizeof(host));
-		port = ntohs(((struct sockaddr_in6 *)sa)->sin6_port);
-	}
-	snprintf(peer, sizeof(peer), "%s:%u", host, port);
-	mconn_new(ss, bev, peer);
+	c = mconn_new(ss, bev, peer);
+	c->accepted = 1;
+	memcpy(&c->addr, sa, (size_t)salen < sizeof(c->addr) ? (size_t)salen : sizeof(c->addr));
+	c->bind_ev = evtimer_new(ss->gw->base, mconn_bind_timeout, c);
+	if (!c->bind_ev || evtimer_add(c->bind_ev, &tv) != 0)
+		gw_fatal("event_new failed");
+}
+
+/* accept() failed on the MSRP listener.  At the descriptor limit, libevent would try again at
+ * once, for ever: the pending connection is taken off the queue and closed instead. */
+static void listener_error_cb(struct evconnlistener *l, void *arg)
+{
+	int err = EVUTIL_SOCKET_ERROR();
+
+	if (err == EMFILE || err == ENFILE)
+		accept_shed(evconnlistener_get_fd(l), "MSRP");
 }
 
 /* We are the active party: connect to the peer's own path URI (numeric hosts only). */
@@ -1021,6 +1103,33 @@ static int msess_connect(struct msess *se)
 	return 0;
 }
 
+/* Non-zero if the session's peer network is trusted from the host of its MSRP URI. */
+static int msess_peer_trusts_host(const struct msess *se)
+{
+	struct sockaddr_storage sa;
+	int salen = sizeof(sa);
+	char spec[300];
+
+	snprintf(spec, sizeof(spec), "%s%s%s:1", strchr(se->peer_uri.host, ':') ? "[" : "",
+		 se->peer_uri.host, strchr(se->peer_uri.host, ':') ? "]" : "");
+	memset(&sa, 0, sizeof(sa));
+	return evutil_parse_sockaddr_port(spec, (struct sockaddr *)&sa, &salen) == 0 &&
+	       conf_peer_trusts(se->peer, (const struct sockaddr *)&sa);
+}
+
+/* Outgoing MSRP connections are started at most SESS_CONNECTS_PER_SEC a second: an answer is
+ * 503 beyond that. */
+static int sess_connect_allowed(struct sessions *ss)
+{
+	uint64_t now = gw_now_ms(ss->gw) / 1000;
+
+	if (now != ss->connect_second) {
+		ss->connect_second = now;
+		ss->connects = 0;
+	}
+	return ss->connects++ < SESS_CONNECTS_PER_SEC;
+}
+
 /* The peer's path from its SDP: kept whole (our To-Path); its last URI is the peer itself,
  * which must have a numeric host (no name is ever looked up). */
 static int msess_set_peer(struct msess *se, const struct msrp_sdp_media *m, char *err, size_t len)
@@ -1037,6 +1146,14 @@ static int msess_set_peer(struct msess *se, const struct msrp_sdp_media *m, char
 	if (inet_pton(AF_INET, se->peer_uri.host, &a4) != 1 &&
 	    inet_pton(AF_INET6, se->peer_uri.host, &a6) != 1) {
 		snprintf(err, len, "the MSRP host must be a numeric address");
+		return -1;
+	}
+	/* the gateway connects, or takes a connection, only within the peer's own networks: an
+	 * SDP must not make it open connections to a third party */
+	if (!msess_peer_trusts_host(se)) {
+		log_refusal(&se->ss->refusal_log, "session %s: MSRP path %s is outside the networks "
+			    "peer %s is trusted from: refused", se->id, last, se->peer->name);
+		snprintf(err, len, "the MSRP path is outside the peer's networks");
 		return -1;
 	}
 	free(se->peer_path);
@@ -1091,9 +1208,11 @@ static void call_answered(void *arg, struct sip_call *call, const char *sdp, siz
 	}
 	msrp_sdp_media_clear(&m);
 	msess_enter_state(se, MS_CONNECTING);
-	msess_arm(se, SESS_CONNECT_MS);
+	msess_arm(se, se->ss->gw->conf->sessions_connect_ms);
 	se->we_connect = ours == MSRP_SETUP_ACTIVE;
-	if (se->we_connect && msess_connect(se) != 0)
+	if (se->we_connect && !sess_connect_allowed(se->ss))
+		msess_close(se, 1, 1, "too many MSRP connections started this second");
+	else if (se->we_connect && msess_connect(se) != 0)
 		msess_close(se, 1, 1, "cannot connect to the MSRP peer");
 }
 
@@ -1180,12 +1299,19 @@ void sessions_from_sip(struct sessions *ss, struct sip_call *call,
 		goto out;
 	}
 	setup = msrp_sdp_answer_setup(m.setup, 0);
+	if (setup == MSRP_SETUP_ACTIVE && !sess_connect_allowed(ss)) {
+		log_refusal(&ss->refusal_log, "session %s: too many MSRP connections started this "
+			    "second: 503", se->id);
+		sip_call_refuse(call, 503, "Too Many Connection Attempts", "retry later");
+		msess_close(se, 0, 0, "connection rate");
+		goto out;
+	}
 	sdp = msess_sdp(se, &m, setup, types, ntypes);
 	se->call = call;
 	sip_call_accept(call, sdp, &call_cbs, se);
 	free(sdp);
 	log_info("session %s: %s opens a chat with %s", se->id, info->from_uri, user);
-	msess_arm(se, SESS_CONNECT_MS);
+	msess_arm(se, se->ss->gw->conf->sessions_connect_ms);
 	se->we_connect = setup == MSRP_SETUP_ACTIVE;
 	if (se->we_connect && msess_connect(se) != 0)
 		msess_close(se, 1, 0, "cannot connect to the MSRP peer");
@@ -1372,7 +1498,7 @@ int sessions_from_xmpp(struct sessions *ss, struct xmpp_link *link, xmpp_stanza_
 				msess_close(se, 0, 0, "the SIP stack is shutting down");
 				return 0;
 			}
-			msess_arm(se, 64 * conf->sip_t1_ms + SESS_CONNECT_MS);
+			msess_arm(se, 64 * conf->sip_t1_ms + conf->sessions_connect_ms);
 			log_info("session %s: %s opens a chat with %s", se->id, from, uri);
 		}
 	}
@@ -1467,6 +1593,7 @@ struct sessions *sessions_new(struct gw *gw)
 		sessions_free(ss);
 		return NULL;
 	}
+	evconnlistener_set_error_cb(ss->listener, listener_error_cb);
 	log_notice("MSRP listening on %s", spec);
 	return ss;
 }

@@ -243,23 +243,10 @@ static const char *sip_route_url(const struct sip_stack *st, const struct conf_p
 
 static void sip_source_text(const su_addrinfo_t *ai, char *buf, size_t len)
 {
-	char host[INET6_ADDRSTRLEN] = "?";
-	unsigned port = 0;
-	const struct sockaddr *sa = ai ? ai->ai_addr : NULL;
+	char addr[INET6_ADDRSTRLEN + 16];
 
-	if (sa && sa->sa_family == AF_INET) {
-		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-
-		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-		port = ntohs(in->sin_port);
-	} else if (sa && sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-
-		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-		port = ntohs(in6->sin6_port);
-	}
-	snprintf(buf, len, "%s:%u/%s", host, port,
-		 ai && ai->ai_protocol == IPPROTO_TCP ? "tcp" : "udp");
+	gw_sockaddr_text(ai ? ai->ai_addr : NULL, addr, sizeof(addr));
+	snprintf(buf, len, "%s/%s", addr, ai && ai->ai_protocol == IPPROTO_TCP ? "tcp" : "udp");
 }
 
 static void sip_incoming_link(struct sip_stack *st, struct sip_incoming *in)
@@ -1176,6 +1163,7 @@ struct sip_stack *sip_stack_new(struct reactor *reactor, const struct conf *conf
 	st->allow = sip_allow_make(st->home, SIP_ALLOW);
 	if (!st->allow)
 		gw_fatal("sip_allow_make failed");
+	accept_guard_install(conf, reactor_event_base(reactor));
 	log_debug("binding %s%s%s", urls[0], urls[1] ? " and " : "", urls[1] ? urls[1] : "");
 	st->nua = nua_create(reactor_su_root(reactor), sip_nua_event, st,
 			     NUTAG_URL(urls[0]),
@@ -1205,6 +1193,10 @@ struct sip_stack *sip_stack_new(struct reactor *reactor, const struct conf *conf
 			      * with a local 503 (seen at 6 000 MESSAGEs/s into sipp) */
 			     TPTAG_UDP_RMEM(SIP_UDP_BUFFER),
 			     TPTAG_UDP_WMEM(SIP_UDP_BUFFER),
+			     /* a TCP connection that carries nothing, or only an incomplete
+			      * message, this long is closed (accept.c limits how many there are) */
+			     TPTAG_IDLE(conf->sip_tcp_idle_ms),
+			     TPTAG_TIMEOUT(conf->sip_tcp_idle_ms),
 			     NTATAG_USE_NAPTR(0),
 			     NTATAG_USE_SRV(0),
 			     TAG_END());
@@ -1216,6 +1208,7 @@ struct sip_stack *sip_stack_new(struct reactor *reactor, const struct conf *conf
 		free(urls[1]);
 		su_home_deinit(st->home);
 		sip_routes_free(st);
+		accept_guard_remove();
 		free(st);
 		return NULL;
 	}
@@ -1359,6 +1352,7 @@ void sip_stack_free(struct sip_stack *st)
 
 	if (!st)
 		return;
+	accept_guard_remove();
 	sip_routes_free(st);
 	while ((in = sip_list_first(&st->in))) {
 		sip_incoming_unlink(in);

@@ -157,9 +157,10 @@ async def test_stanza_claiming_another_domain(env):
 # ---------------------------------------------------------------- SIP abuse
 
 def sip_request(method, port, ruri=f"sip:alice@{XMPP_DOMAIN}", frm=f"sip:bob@{SIP_DOMAIN}",
-                extra="", body=b"", ctype=None, branch="z9hG4bKhostile1", call_id="hostile-1"):
+                extra="", body=b"", ctype=None, branch="z9hG4bKhostile1", call_id="hostile-1",
+                transport="UDP"):
     head = (f"{method} {ruri} SIP/2.0\r\n"
-            f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch={branch}\r\n"
+            f"Via: SIP/2.0/{transport} 127.0.0.1:{port};branch={branch}\r\n"
             f"From: <{frm}>;tag=h1\r\nTo: <{ruri}>\r\nCall-ID: {call_id}\r\n"
             f"CSeq: 1 {method}\r\nMax-Forwards: 70\r\n{extra}")
     if ctype:
