@@ -24,8 +24,13 @@ Then D presentities b0000..@sip.example with one watcher each (the notifier appr
   burst of set-ups leaves the SIP transactions' memory (kept 32 s over UDP) behind as free but
   fragmented heap, which glibc cannot return and which the next dialogs reuse.
 
+Then N SIP watchers wNNNNNN@sip.example, each subscribing to its own XMPP user, whom nobody
+answers (the case of a SUBSCRIBE flood): RSS delta after the transactions settled / N = bytes
+per pending subscription, with a second batch for the slope.
+
 Usage: bench/presence.py --gateway build/release/simplegw [--watchers 1,100,10000] [--dialogs 1000]
-                         [--changes K] [--settle 35] [--json]
+                         [--changes K] [--pending 2000]
+                         [--settle 35] [--json]
 Exit status: 0 every target met, 2 a target missed, 1 the run went wrong (wrong counts, timeouts).
 """
 
@@ -54,6 +59,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 TARGET_RATE = 100_000          # stanzas/s of fan-out
 TARGET_WATCHER_BYTES = 1024    # resident bytes per watcher
 TARGET_DIALOG_BYTES = 8192     # resident bytes per SIP dialog
+TARGET_PENDING_BYTES = 32768   # resident bytes per pending SIP watcher subscription (docs/config.md sizing)
 
 
 # ---------------------------------------------------------------- /proc accounting
@@ -402,11 +408,115 @@ class Notifier(asyncio.DatagramProtocol):
 
 # ---------------------------------------------------------------- the gateway
 
+# ---------------------------------------------------------------- SIP watchers (pending)
+
+class Watchers(asyncio.DatagramProtocol):
+    """SIP watchers of XMPP users, over UDP from 127.0.0.1 (the peer's network): subscribe()
+    sends SUBSCRIBEs at a steady rate, retransmitted until answered; every NOTIFY is answered
+    200.  The XMPP users never answer, so each dialog stays pending."""
+
+    def __init__(self, gw_port):
+        self.gw_port = gw_port
+        self.transport = None
+        self.port = None
+        self.waiting = {}              # Call-ID -> request bytes, until a final response
+        self.status = {}               # final status -> count
+        self.notifies = 0
+
+    async def start(self):
+        self.transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+            lambda: self, local_addr=("127.0.0.1", 0))
+        self.port = self.transport.get_extra_info("sockname")[1]
+
+    def datagram_received(self, data, addr):
+        start, hdrs, body = parse_sip(data)
+        if start.startswith("SIP/2.0 "):
+            status = int(start.split()[1])
+            if status >= 200 and self.waiting.pop(hget(hdrs, "call-id"), None) is not None:
+                self.status[status] = self.status.get(status, 0) + 1
+            return
+        if start.startswith("NOTIFY "):
+            self.notifies += 1
+        vias = "".join(f"Via: {v}\r\n" for n, v in hdrs if n == "via")
+        self.transport.sendto((f"SIP/2.0 200 OK\r\n{vias}From: {hget(hdrs, 'from')}\r\n"
+                               f"To: {hget(hdrs, 'to')}\r\nCall-ID: {hget(hdrs, 'call-id')}\r\n"
+                               f"CSeq: {hget(hdrs, 'cseq')}\r\nContent-Length: 0\r\n\r\n").encode(),
+                              addr)
+
+    def request(self, i, prefix):
+        cid = f"{prefix}{i:06d}-{uuid.uuid4().hex[:8]}"
+        user = f"{prefix}{i:06d}@{XMPP_DOMAIN}"
+        data = (f"SUBSCRIBE sip:{user} SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP 127.0.0.1:{self.port};branch=z9hG4bK{cid}\r\n"
+                f"From: <sip:w{prefix}{i:06d}@{SIP_DOMAIN}>;tag=t{i}\r\nTo: <sip:{user}>\r\n"
+                f"Call-ID: {cid}\r\nCSeq: 1 SUBSCRIBE\r\nMax-Forwards: 70\r\n"
+                f"Contact: <sip:127.0.0.1:{self.port}>\r\nEvent: presence\r\n"
+                f"Accept: application/pidf+xml\r\nExpires: 3600\r\nContent-Length: 0\r\n\r\n")
+        return cid, data.encode()
+
+    async def subscribe(self, n, prefix, rate=2000):
+        """n SUBSCRIBEs (watcher w<prefix>NNNNNN to user <prefix>NNNNNN) at `rate` per second;
+        returns once every one has a final response."""
+        t0 = time.perf_counter()
+        for i in range(n):
+            cid, data = self.request(i, prefix)
+            self.waiting[cid] = data
+            self.transport.sendto(data, ("127.0.0.1", self.gw_port))
+            ahead = t0 + (i + 1) / rate - time.perf_counter()
+            if ahead > 0:
+                await asyncio.sleep(ahead)
+        for _ in range(60):
+            if not self.waiting:
+                return
+            await asyncio.sleep(1.0)
+            for data in list(self.waiting.values()):
+                self.transport.sendto(data, ("127.0.0.1", self.gw_port))
+        raise TestFailure(f"{len(self.waiting)} SUBSCRIBEs without a final response")
+
+
+async def pending_run(args, workdir, n):
+    """N SIP watchers, each of its own XMPP user, none answered: the memory of one pending
+    subscription (the SIP dialog held by nua, the view, the request sent to the user)."""
+    log = args.log
+    async with Run(args, workdir, lambda p: ("pending", None)) as run:
+        x, pid = run.xmpp, run.pid
+        w = Watchers(run.sip_port)
+        await w.start()
+        try:
+            rss0 = rss_bytes(pid)
+            cpu0, t0 = cpu_ns(pid), time.perf_counter()
+            await w.subscribe(n, "p")
+            await x.wait_count("presence", n, 60, "N subscribe requests to the XMPP users")
+            t_setup = time.perf_counter() - t0
+            cpu_setup = cpu_ns(pid) - cpu0
+            check(w.status == {200: n}, f"N SUBSCRIBEs answered: {w.status}")
+            rss1 = rss_bytes(pid)
+            log(f"  N={n}: pending in {t_setup:.2f} s, RSS {rss0 // 1024} -> {rss1 // 1024} KiB; "
+                f"settling {args.settle} s")
+            await asyncio.sleep(args.settle)
+            rss2 = rss_bytes(pid)
+            w.status = {}
+            await w.subscribe(n, "q")
+            await x.wait_count("presence", 2 * n, 60, "2N subscribe requests")
+            check(w.status == {200: n}, f"second N SUBSCRIBEs answered: {w.status}")
+            log(f"  second batch of {n}: settling {args.settle} s")
+            await asyncio.sleep(args.settle)
+            rss3 = rss_bytes(pid)
+        finally:
+            w.transport.close()
+        return dict(pending=n, setup_s=t_setup, setup_cpu_us_per_subscription=cpu_setup / 1000 / n,
+                    rss_before=rss0, rss_set_up=rss1, rss_settled=rss2, rss_second=rss3,
+                    settle_s=args.settle, bytes_per_pending=(rss2 - rss0) / n,
+                    bytes_per_pending_marginal=(rss3 - rss2) / n)
+
+
 def gateway_conf(workdir, xmpp_port, sip_port, peer_port, max_watchers, sip_attrs=""):
+    xmpp = types.SimpleNamespace(component_port=xmpp_port)
     env = types.SimpleNamespace(workdir=workdir, gw_sip_port=sip_port, peer_sip_port=peer_port,
-                                prosody=types.SimpleNamespace(component_port=xmpp_port))
+                                gw_msrp_port=free_port(), xmpp=xmpp, prosody=xmpp)
     im = (f'<im max-body="8k" delivery-wait="2s"/>\n'
-          f'  <presence expires="3600s" max-watchers="{max_watchers}"/>')
+          f'  <presence expires="3600s" max-expires="3600s" max-watchers="{max_watchers}" '
+          f'max-per-peer="1000000" max-per-watcher="1000000"/>')
     return env, harness.gateway_xml(env, im=im, log_level="notice", sip_attrs=sip_attrs)
 
 
@@ -618,6 +728,16 @@ def report(results, dres, args):
         lines.append(f"marginal CPU per extra watcher (W={big['watchers']} vs W={small['watchers']}): "
                      f"{marginal:.2f} us/stanza, i.e. {1e6 / marginal if marginal > 0 else float('inf'):,.0f} "
                      f"stanzas per CPU second")
+    pres_ = args.pending_result
+    if pres_:
+        lines.append(f"N={pres_['pending']} pending SIP watcher subscriptions: RSS "
+                     f"{pres_['rss_before'] // 1024} -> {pres_['rss_settled'] // 1024} KiB after "
+                     f"{pres_['settle_s']} s: {pres_['bytes_per_pending']:,.0f} B each; the next "
+                     f"{pres_['pending']}: {pres_['bytes_per_pending_marginal']:,.0f} B each; set-up "
+                     f"{pres_['setup_cpu_us_per_subscription']:.0f} us CPU each")
+        rows.append((f"resident bytes per pending SIP watcher (first {pres_['pending']})",
+                     f"<= {TARGET_PENDING_BYTES}", f"{pres_['bytes_per_pending']:,.0f}",
+                     pres_["bytes_per_pending"] <= TARGET_PENDING_BYTES))
     if dres:
         lines.append(f"D={dres['dialogs']} presentities x 1 watcher: {dres['sip_dialogs']} SIP dialogs, "
                      f"RSS {dres['rss_before'] // 1024} -> {dres['rss_set_up'] // 1024} KiB set up -> "
@@ -670,6 +790,9 @@ async def main_async(args):
         if args.dialogs:
             args.log(f"dialogs: {args.dialogs} presentities with one watcher each")
             out["dialogs"] = await dialogs_run(args, workdir, args.dialogs, per_watcher)
+        if args.pending:
+            args.log(f"pending: {args.pending} SIP watchers nobody answers")
+            out["pending"] = args.pending_result = await pending_run(args, workdir, args.pending)
     except TestFailure as e:
         print(f"presence benchmark failed: {e}", file=sys.stderr)
         return 1
@@ -695,6 +818,8 @@ def main():
                     help="presence changes per W (default 200000/W, within 10..200)")
     ap.add_argument("--dialogs", type=int, default=1000,
                     help="presentities (SIP dialogs) for the per-dialog memory figure; 0 skips it")
+    ap.add_argument("--pending", type=int, default=2000,
+                    help="SIP watcher subscriptions left pending, for the memory of each; 0 skips it")
     ap.add_argument("--settle", type=int, default=35,
                     help="seconds before the per-dialog memory reading (SIP keeps completed UDP "
                          "transactions 64*T1 = 32 s)")
@@ -711,6 +836,7 @@ def main():
     args.gateway = os.path.abspath(args.gateway)
     args.watchers = [int(w) for w in args.watchers.split(",") if w]
     args.max_w = max(args.watchers)
+    args.pending_result = None
     progress = sys.stderr if args.json else sys.stdout
     args.log = lambda s: print(s, file=progress, flush=True)
     return asyncio.run(main_async(args))

@@ -40,12 +40,13 @@ FakeXmpp.PATTERNS = dict(FakeXmpp.PATTERNS, body=b"<body>", message=b"<message")
 
 
 def gateway_xml(workdir, xmpp_port, sip_port, peer_port, msrp_port):
+    xmpp = types.SimpleNamespace(component_port=xmpp_port)
     env = types.SimpleNamespace(workdir=workdir, gw_sip_port=sip_port, peer_sip_port=peer_port,
-                                prosody=types.SimpleNamespace(component_port=xmpp_port))
-    im = (f'<im max-body="16k" delivery-wait="2s"/>\n'
-          f'  <sessions msrp-port="{msrp_port}" chunk-size="2k" max-total="100000" '
-          f'max-per-user="10" max-message="1M"/>')
-    return env, harness.gateway_xml(env, im=im, log_level="warning")
+                                gw_msrp_port=msrp_port, xmpp=xmpp, prosody=xmpp)
+    sessions = (f'<sessions msrp-port="{msrp_port}" chunk-size="2k" max-total="100000" '
+                f'max-per-user="10" max-message="1M"/>')
+    return env, harness.gateway_xml(env, im='<im max-body="16k" delivery-wait="2s"/>',
+                                    sessions=sessions, log_level="warning")
 
 
 async def open_sessions(ua, gw_port, first, count, batch=25):

@@ -234,6 +234,10 @@ static const struct opt opts[] = {
 	{ E_PRESENCE, "agent",       V_SIPUSER,  NULL,          0, 0,             "simplegw", 0, IN_CONF(presence_agent) },
 	{ E_PRESENCE, "max-watchers", V_UINT,    NULL,          1, 10000000,      "100000", 0, IN_CONF(presence_max_watchers) },
 	{ E_PRESENCE, "max-subscriptions", V_UINT, NULL,        1, 10000000,      "100000", 0, IN_CONF(presence_max_subscriptions) },
+	{ E_PRESENCE, "max-per-user", V_UINT,    NULL,          1, 1000000,       "500",    0, IN_CONF(presence_max_per_user) },
+	{ E_PRESENCE, "max-pending-per-user", V_UINT, NULL,     1, 1000000,       "50",     0, IN_CONF(presence_max_pending_per_user) },
+	{ E_PRESENCE, "max-per-watcher", V_UINT, NULL,          1, 1000000,       "500",    0, IN_CONF(presence_max_per_watcher) },
+	{ E_PRESENCE, "max-per-peer", V_UINT,    NULL,          1, 10000000,      "10000",  0, IN_CONF(presence_max_per_peer) },
 	{ E_PRESENCE, "max-document", V_SIZE,    NULL,          1024, MIB,        "64k",    0, IN_CONF(presence_max_doc) },
 
 	{ E_SESSIONS, "enabled",     V_KEYWORD,  kw_bool,       0, 0,             "yes",    0, IN_CONF(sessions_enabled) },

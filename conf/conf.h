@@ -144,6 +144,11 @@ struct conf {
 						 * presence_min_expires_s..86400 */
 	char *presence_agent;		/* SIP user part of our shared subscriptions' From
 					 * (sip:<agent>@<xmpp_domain>): default "simplegw", 1..64 */
+	unsigned presence_max_per_user;	/* SIP presentities one XMPP user watches: default 500 */
+	unsigned presence_max_pending_per_user;	/* SIP watchers awaiting one XMPP user's answer:
+					 * default 50 */
+	unsigned presence_max_per_watcher;	/* dialogs one SIP watcher holds: default 500 */
+	unsigned presence_max_per_peer;	/* SIP watcher dialogs from one peer: default 10000 */
 	unsigned presence_max_watchers;	/* per presentity: default 100000, 1..10000000 */
 	unsigned presence_max_subscriptions;	/* incoming SIP watchers in total: default 100000,
 						 * 1..10000000 */

@@ -97,7 +97,7 @@ call(map_fn f, const char *in, char *out, size_t biglen)
 	int r, q;
 
 	r = f(in, out, biglen);
-	must(r >= MAP_ADDR_ESCHEME && r != MAP_ADDR_ENOSPC);
+	must(r >= MAP_ADDR_ENOTCANON && r != MAP_ADDR_ENOSPC);
 	must(map_addr_strerror(r) != NULL);
 	if (r >= 0)
 		must((size_t)r < biglen && out[r] == '\0' && strlen(out) == (size_t)r);

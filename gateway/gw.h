@@ -33,21 +33,6 @@ int gw_strcaseeq(const char *a, const char *b);
 struct sockaddr;
 void gw_sockaddr_text(const struct sockaddr *sa, char *buf, size_t len);
 
-/* ---- accept.c: limits on the connections Sofia-SIP's TCP listeners accept (see the file).
- * Only one guard exists per process: accept() has no argument to carry a context. */
-struct accept_stats {
-	unsigned long accepted, untrusted, per_source, total, emfile, idle;
-};
-/* Applies conf's limits and trust to every accept() from now on, and sweeps idle connections on
- * base (conf and base must outlive it, until accept_guard_remove). */
-void accept_guard_install(const struct conf *conf, struct event_base *base);
-void accept_guard_remove(void);
-const struct accept_stats *accept_guard_stats(void);
-/* The descriptor limit was reached accepting on lfd: takes one pending connection off its queue
- * with the reserve descriptor and closes it, so a level-triggered listener does not spin.  what
- * names the listener in the log ("SIP", "MSRP"). */
-void accept_shed(int lfd, const char *what);
-
 /* ---- inflate.c: zlib data (RFC 1950/1951), e.g. a body with Content-Encoding: deflate.
  * Decodes in into out (at most outcap bytes); 0 with *outlen set, or -1 for anything malformed,
  * a preset dictionary, a bad checksum, trailing bytes, or output that would not fit. */

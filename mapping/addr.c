@@ -296,6 +296,67 @@ localpart_check(const char *s, size_t n)
 	return text_check(s, n, TEXT_NO_CC | TEXT_NO_ZS | TEXT_NO_JIDX);
 }
 
+/*
+ * Whether the XMPP server keeps the localpart s (n octets of UTF-8) exactly as it is.  Servers
+ * prepare every JID they route (stringprep nodeprep, RFC 6122, in Prosody and ejabberd; PRECIS
+ * UsernameCaseMapped, RFC 8265, in newer ones): case folding, NFKC, and the removal of
+ * invisible characters.  A localpart they would change names someone else: sip:BOB@, a full
+ * width sip:ｂｏｂ@ and sip:bo%E2%80%8Bb@ (a zero-width space) would all become bob, and a
+ * Kelvin sign + "im" becomes kim.  Without the Unicode tables this is decided conservatively:
+ * ASCII other than the capital letters, and the lower-case letters of the scripts listed
+ * below, which have no compatibility decomposition, are in NFC, and fold to themselves under
+ * both schemes.  Everything else is refused, so the mapping is one-to-one (RFC 7247 section 5).
+ */
+static const struct {
+	uint32_t first, last;
+	unsigned step;			/* 1: every code point; 2: every other one, from first */
+} stable_ranges[] = {
+	{ 0x00e0, 0x00f6, 1 },		/* à..ö (not ß: nodeprep folds it to "ss") */
+	{ 0x00f8, 0x00ff, 1 },		/* ø..ÿ */
+	{ 0x0101, 0x012f, 2 },		/* ā ă ą ... į */
+	{ 0x0131, 0x0131, 1 },		/* ı */
+	{ 0x0135, 0x0137, 2 },		/* ĵ ķ (not ĳ: NFKC makes it "ij") */
+	{ 0x0138, 0x0138, 1 },		/* ĸ */
+	{ 0x013a, 0x013e, 2 },		/* ĺ ļ ľ (not ŀ: NFKC makes it "l·") */
+	{ 0x0142, 0x0148, 2 },		/* ł ń ņ ň (not ŉ: NFKC makes it "ʼn") */
+	{ 0x014b, 0x0177, 2 },		/* ŋ ō ... ŷ */
+	{ 0x017a, 0x017e, 2 },		/* ź ż ž (not ſ: NFKC makes it "s") */
+	{ 0x03ac, 0x03af, 1 },		/* ά έ ή ί (not ΰ: folded into three code points) */
+	{ 0x03b1, 0x03c1, 1 },		/* α..ρ (not ς: it folds to σ) */
+	{ 0x03c3, 0x03ce, 1 },		/* σ..ώ */
+	{ 0x0430, 0x045f, 1 },		/* а..я ѐ..џ */
+	{ 0x3041, 0x3096, 1 },		/* hiragana */
+	{ 0x30a1, 0x30fa, 1 },		/* katakana */
+	{ 0x30fc, 0x30fc, 1 },		/* ー */
+	{ 0x3400, 0x4dbf, 1 },		/* CJK unified ideographs extension A */
+	{ 0x4e00, 0x9fff, 1 },		/* CJK unified ideographs */
+	{ 0xac00, 0xd7a3, 1 },		/* Hangul syllables */
+};
+
+static int
+localpart_stable(const char *s, size_t n)
+{
+	size_t i = 0, k;
+	uint32_t c;
+
+	while (i < n) {
+		if (utf8_decode(s, n, &i, &c) < 0)
+			return -1;
+		if (c < 0x80) {
+			if (c >= 'A' && c <= 'Z')
+				return -1;
+			continue;
+		}
+		for (k = 0; k < sizeof(stable_ranges) / sizeof(stable_ranges[0]); k++)
+			if (c >= stable_ranges[k].first && c <= stable_ranges[k].last &&
+			    (c - stable_ranges[k].first) % stable_ranges[k].step == 0)
+				break;
+		if (k == sizeof(stable_ranges) / sizeof(stable_ranges[0]))
+			return -1;
+	}
+	return 0;
+}
+
 /* RFC 7622 3.4: OpaqueString, so spaces are fine but controls are not. */
 static int
 resource_check(const char *s, size_t n)
@@ -975,6 +1036,8 @@ jid_local_unescaped(const struct jid *j, char *dst)
 	struct out o;
 	int r;
 
+	if (localpart_stable(j->local, j->llen) < 0)
+		return MAP_ADDR_ENOTCANON;
 	out_init(&o, dst, PART_MAX + 1);
 	if ((r = jid_unescape(j->local, j->llen, &o)) < 0)
 		return r;
@@ -1157,6 +1220,8 @@ sip_user_local(const struct sip_jid *sj, char *dst)
 		return r;
 	if ((r = out_finish(&o)) < 0 || localpart_check(dst, (size_t)r) < 0)
 		return MAP_ADDR_EMALFORMED;
+	if (localpart_stable(dst, (size_t)r) < 0)
+		return MAP_ADDR_ENOTCANON;
 	return r;
 }
 
@@ -1174,6 +1239,7 @@ map_addr_strerror(int status)
 		{ MAP_ADDR_EDOMAIN, "address outside the mapped domain" },
 		{ MAP_ADDR_ENOSPC, "buffer too small" },
 		{ MAP_ADDR_ESCHEME, "unsupported URI scheme" },
+		{ MAP_ADDR_ENOTCANON, "a user part the XMPP side would change (not one-to-one)" },
 	};
 	size_t i;
 
@@ -1310,6 +1376,8 @@ map_sip_to_jid_escaped(const char *uri, const char *component, char *buf, size_t
 		return r;
 	if ((r = out_finish(&lo)) < 0 || localpart_check(local, (size_t)r) < 0)
 		return MAP_ADDR_EMALFORMED;
+	if (localpart_stable(local, (size_t)r) < 0)
+		return MAP_ADDR_ENOTCANON;
 	out_init(&o, buf, len);
 	out_put(&o, local, (size_t)r);
 	out_putc(&o, '@');

@@ -21,13 +21,14 @@
  *     alice@xmpp.example                  sip:alice@xmpp.example
  *     alice@xmpp.example/balcony          sip:alice@xmpp.example             (keep_resource = 0)
  *     alice@xmpp.example/balcony          sip:alice@xmpp.example;gr=balcony  (keep_resource = 1)
- *     Alice@XMPP.example                  sip:Alice@xmpp.example   (domain folded, user kept)
+ *     alice@XMPP.example                  sip:alice@xmpp.example             (domain folded)
  *     d\27artagnan@xmpp.example           sip:d'artagnan@xmpp.example        (XEP-0106 unescaped)
  *     john\20smith@xmpp.example           sip:john%20smith@xmpp.example
  *     jürgen@xmpp.example                 sip:j%C3%BCrgen@xmpp.example
  *     anna@bücher.example                 sip:anna@xn--bcher-kva.example     (IDNA A-label)
  *     xmpp.example                        sip:xmpp.example                   (domain only)
  *     @xmpp.example, alice@, a<b@x.example, alice@-x.example     -> MAP_ADDR_EMALFORMED
+ *     Alice@xmpp.example                  -> MAP_ADDR_ENOTCANON  (a server would route alice@)
  *
  *   SIP -> JID  map_sip_to_jid()
  *     sip:bob@sip.example                 bob@sip.example
@@ -41,6 +42,15 @@
  *     sip:bob@xn--bcher-kva.example       bob@bücher.example                 (IDNA U-label)
  *     tel:+15551234, mailto:bob@x.example -> MAP_ADDR_ESCHEME
  *     sip:bob%00x@sip.example, sip:%FF@sip.example, sip:@sip.example      -> MAP_ADDR_EMALFORMED
+ *     sip:BOB@sip.example, sip:%EF%BD%82%EF%BD%8F%EF%BD%82@sip.example (full-width bob),
+ *     sip:bo%E2%80%8Bb@sip.example (zero-width space)                       -> MAP_ADDR_ENOTCANON
+ *
+ * ONE-TO-ONE: the XMPP server prepares every JID it routes (case folding, NFKC, invisible
+ * characters removed), so a localpart it would change names another user.  Every localpart
+ * these functions take or write must already be in that form, which is decided conservatively
+ * without the Unicode tables: ASCII without capital letters, and the lower-case letters of
+ * Latin-1, Latin Extended-A, Greek, Cyrillic, kana, CJK ideographs and Hangul syllables (see
+ * stable_ranges in addr.c).  Anything else is MAP_ADDR_ENOTCANON, both ways.
  *
  * ESCAPED MODE (CONF_ADDR_ESCAPED): the gateway serves one subdomain of the XMPP side, say
  * sip-gw.xmpp.example, and SIP addresses of any peer domain live in its localparts.
@@ -71,6 +81,9 @@ enum map_addr_status {
 	MAP_ADDR_EDOMAIN = -2,		/* valid, but not under the domain this mapping serves */
 	MAP_ADDR_ENOSPC = -3,		/* the caller's buffer is too small */
 	MAP_ADDR_ESCHEME = -4,		/* a URI scheme the gateway does not map (tel:, mailto:) */
+	MAP_ADDR_ENOTCANON = -5,	/* a user part or localpart the XMPP server would prepare into
+					 * another (sip:BOB@, full-width or invisible characters): the
+					 * mapping would not be one-to-one (-> 484, jid-malformed) */
 };
 
 /* Longest JID (3 parts of 1023 octets plus separators; a buffer needs MAP_JID_MAX + 1), and a

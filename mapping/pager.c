@@ -602,13 +602,17 @@ void pager_from_sip(struct pager *pg, struct sip_incoming *in, const struct sip_
 	/* addresses: the Request-URI names the XMPP user, From the SIP user */
 	r = map_sip_to_jid(info->request_uri, to_jid, sizeof(to_jid));
 	if (r < 0 || !strchr(to_jid, '@')) {
-		pager_refuse(pg, in, info, r < 0 ? 484 : 404,
-			     r < 0 ? "Address Not Mappable" : "No User Part", NULL);
+		pager_refuse(pg, in, info, r < 0 ? 484 : 404, r == MAP_ADDR_ENOTCANON ?
+			     "User Part Not One-To-One" : r < 0 ? "Address Not Mappable" :
+			     "No User Part", NULL);
 		return;
 	}
 	r = map_peer_sip_to_jid(peer, info->from_uri, from_jid, sizeof(from_jid));
 	if (r < 0) {
-		pager_refuse(pg, in, info, 400, "From Address Not Mappable", NULL);
+		/* a From the XMPP server would turn into another user's address: 484 too */
+		pager_refuse(pg, in, info, r == MAP_ADDR_ENOTCANON ? 484 : 400,
+			     r == MAP_ADDR_ENOTCANON ? "From User Part Not One-To-One" :
+			     "From Address Not Mappable", NULL);
 		return;
 	}
 	/* the XMPP side must be reachable and keeping up */

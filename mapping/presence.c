@@ -51,6 +51,18 @@
  * who is online does not first show as offline (the XMPP server sends presence right after an
  * approval or a probe, but not in the same stanza). */
 #define PRES_HOLD_MS 1000
+/* Retry-After of a SUBSCRIBE refused for a limit: dialogs end and free their places soon; an
+ * XMPP user answers pending requests at human speed */
+#define PRES_LIMIT_RETRY_S 60
+#define PRES_PENDING_RETRY_S 600
+
+/* What one XMPP user, one SIP watcher or one peer may hold (<presence max-per-*>), counted in
+ * pr->counts under "<kind>\n<jid>" (peers in pr->peer_dialogs, by index in conf->peers). */
+enum pres_count {
+	COUNT_WATCHING = 'u',	/* SIP presentities an XMPP user watches */
+	COUNT_PENDING = 'p',	/* SIP watchers awaiting an XMPP user's answer */
+	COUNT_DIALOGS = 'w',	/* dialogs a SIP watcher holds */
+};
 
 enum spres_state {
 	SPRES_IDLE,
@@ -85,6 +97,9 @@ struct presence {
 	struct dict *views;	/* "jid\nwatcher-jid" -> struct xview */
 	size_t nwatchers;	/* XMPP watchers of SIP presentities, all presentities */
 	size_t nsubscribing;	/* presentities in SPRES_SUBSCRIBING */
+	struct dict *counts;
+	struct log_limit limit_log;	/* refusals for the limits */	/* "<enum pres_count>\n<jid>" -> (void *)(uintptr_t)count */
+	size_t *peer_dialogs;	/* SIP watcher dialogs of each conf->peers[i] */
 	TAILQ_HEAD(, spres) queue;	/* SPRES_QUEUED, oldest first */
 	struct event *queue_ev;	/* starts queued SUBSCRIBEs on the next loop pass */
 	int closing;
@@ -111,6 +126,7 @@ struct xview {
 	char *key;
 	char *user;		/* alice@xmpp.example */
 	char *watcher_jid;	/* bob@sip.example */
+	int asked;		/* counted in COUNT_PENDING: the user was asked and has not answered */
 	struct dict *resources;	/* resource -> struct pidf_tuple * (available ones) */
 	LIST_HEAD(, xdialog) dialogs;
 	struct event *hold_ev;	/* releases held dialogs; NULL until first needed */
@@ -119,6 +135,7 @@ struct xview {
 /* One SIP watcher dialog (a watcher may hold several: one per device). */
 struct xdialog {
 	struct xview *view;
+	const struct conf_peer *peer;	/* counted in pr->peer_dialogs */
 	struct sip_watch *w;
 	int active;
 	int held;		/* active, first NOTIFY waiting for the user's presence */
@@ -274,6 +291,42 @@ static void spres_timer_cb(evutil_socket_t fd, short what, void *arg)
 		spres_subscribe(sp);
 }
 
+/* ---------------------------------------------------------------- limits */
+
+static size_t count_get(struct presence *pr, enum pres_count kind, const char *jid)
+{
+	char key[MAP_JID_MAX + 3];
+
+	snprintf(key, sizeof(key), "%c\n%s", (char)kind, jid);
+	return (size_t)(uintptr_t)dict_get(pr->counts, key);
+}
+
+static void count_add(struct presence *pr, enum pres_count kind, const char *jid, int delta)
+{
+	char key[MAP_JID_MAX + 3];
+	size_t n;
+
+	snprintf(key, sizeof(key), "%c\n%s", (char)kind, jid);
+	n = (size_t)(uintptr_t)dict_get(pr->counts, key);
+	if (delta < 0 && n <= (size_t)-delta)
+		dict_del(pr->counts, key);
+	else
+		dict_set(pr->counts, key, (void *)(uintptr_t)(n + (size_t)(long)delta));
+}
+
+static size_t *peer_count(struct presence *pr, const struct conf_peer *peer)
+{
+	return &pr->peer_dialogs[peer - pr->gw->conf->peers];
+}
+
+static void view_set_asked(struct xview *v, int asked)
+{
+	if (v->asked == asked)
+		return;
+	v->asked = asked;
+	count_add(v->pr, COUNT_PENDING, v->user, asked ? 1 : -1);
+}
+
 static struct spres *spres_new(struct presence *pr, const char *uri, const char *jid,
 			       const struct conf_peer *peer)
 {
@@ -292,6 +345,11 @@ static struct spres *spres_new(struct presence *pr, const char *uri, const char 
 }
 
 /* Forgets the presentity (its watchers must be gone or told already). */
+static void uncount_watcher(void *arg, const char *jid, void *value)
+{
+	count_add(arg, COUNT_WATCHING, jid, -1);
+}
+
 static void spres_free(struct spres *sp)
 {
 	struct presence *pr = sp->pr;
@@ -301,6 +359,7 @@ static void spres_free(struct spres *sp)
 	sp->sub = NULL;
 	spres_enter_state(sp, SPRES_CLOSED);	/* leaves the queue, frees its slot */
 	pr->nwatchers -= dict_count(sp->watchers);
+	dict_foreach(sp->watchers, uncount_watcher, pr);
 	dict_del(pr->spres, sp->uri);
 	event_free(sp->timer);
 	dict_free(sp->watchers);
@@ -430,15 +489,19 @@ static void watcher_set(struct spres *sp, const char *jid, enum watcher_state st
 {
 	const char *text = watcher_state_text(state);
 
-	if (!dict_set(sp->watchers, jid, (void *)(intptr_t)state))
+	if (!dict_set(sp->watchers, jid, (void *)(intptr_t)state)) {
 		sp->pr->nwatchers++;
+		count_add(sp->pr, COUNT_WATCHING, jid, 1);
+	}
 	store_put(sp->pr->store, STORE_XWATCH, sp->uri, jid, text, strlen(text));
 }
 
 static void watcher_del(struct spres *sp, const char *jid)
 {
-	if (dict_del(sp->watchers, jid))
+	if (dict_del(sp->watchers, jid)) {
 		sp->pr->nwatchers--;
+		count_add(sp->pr, COUNT_WATCHING, jid, -1);
+	}
 	store_del(sp->pr->store, STORE_XWATCH, sp->uri, jid);
 }
 
@@ -633,6 +696,14 @@ static void pres_from_xmpp_watcher(struct presence *pr, struct xmpp_link *link,
 				    "too many watchers of this contact");
 			return;
 		}
+		if (!state && count_get(pr, COUNT_WATCHING, from_bare) >= conf->presence_max_per_user) {
+			log_limited(&pr->limit_log, CONF_LOG_NOTICE, __func__,
+				    "presence: %s watches %u SIP contacts already: subscription to %s "
+				    "refused", from_bare, conf->presence_max_per_user, uri);
+			pres_bounce(pr, link, stanza, "resource-constraint",
+				    "you watch as many SIP contacts as the gateway allows one user");
+			return;
+		}
 		if (!sp)
 			sp = spres_new(pr, uri, to_bare, peer);
 		if (sp->state == SPRES_ACTIVE) {
@@ -694,6 +765,7 @@ static void view_free_tuple(void *arg, const char *key, void *value)
 
 static void view_free(struct xview *v)
 {
+	view_set_asked(v, 0);
 	if (v->hold_ev)
 		event_free(v->hold_ev);
 	dict_del(v->pr->views, v->key);
@@ -835,6 +907,7 @@ static void view_on_decision(struct presence *pr, const char *type, const char *
 		store_del(pr->store, STORE_SWATCH, user, watcher_jid);
 	if (!v)
 		return;
+	view_set_asked(v, 0);
 	LIST_FOREACH(d, &v->dialogs, entry) {
 		if (approved && !d->active) {
 			view_activate(v, d);
@@ -895,6 +968,34 @@ void presence_from_xmpp(struct presence *pr, struct xmpp_link *link, xmpp_stanza
 
 /* ---------------------------------------------------------------- from SIP */
 
+/* The limits on a new SIP watcher dialog: of its peer, of the watcher, and of requests pending
+ * with the user.  Returns 1 after refusing w (503 with Retry-After). */
+static int presence_over_limit(struct presence *pr, struct sip_watch *w,
+			       const struct sip_subscribe_info *info, const char *user,
+			       const char *watcher_jid, int approved)
+{
+	const struct conf *conf = pr->gw->conf;
+	const struct xview *v = view_get(pr, user, watcher_jid, 0);
+	const char *why = NULL;
+	unsigned retry = PRES_LIMIT_RETRY_S;
+
+	if (*peer_count(pr, info->peer) >= conf->presence_max_per_peer) {
+		why = "Too Many Subscriptions From This Peer";
+	} else if (count_get(pr, COUNT_DIALOGS, watcher_jid) >= conf->presence_max_per_watcher) {
+		why = "Too Many Subscriptions From This Watcher";
+	} else if (!approved && !(v && v->asked) &&
+		   count_get(pr, COUNT_PENDING, user) >= conf->presence_max_pending_per_user) {
+		why = "Too Many Requests Pending With This User";
+		retry = PRES_PENDING_RETRY_S;
+	}
+	if (!why)
+		return 0;
+	log_limited(&pr->limit_log, CONF_LOG_NOTICE, __func__, "presence: %s watching %s "
+		    "(peer %s) refused: 503 %s", info->from_uri, user, info->peer->name, why);
+	sip_watch_refuse(w, 503, why, retry);
+	return 1;
+}
+
 void presence_from_sip(struct presence *pr, struct sip_watch *w,
 		       const struct sip_subscribe_info *info)
 {
@@ -921,14 +1022,17 @@ void presence_from_sip(struct presence *pr, struct sip_watch *w,
 	}
 	r = map_sip_to_jid(info->request_uri, user, sizeof(user));
 	if (r < 0 || !strchr(user, '@')) {
-		sip_watch_refuse(w, r < 0 ? 484 : 404, r < 0 ? "Address Not Mappable" :
+		sip_watch_refuse(w, r < 0 ? 484 : 404, r == MAP_ADDR_ENOTCANON ?
+				 "User Part Not One-To-One" : r < 0 ? "Address Not Mappable" :
 				 "No User Part", 0);
 		return;
 	}
 	if (map_jid_bare(user, user, sizeof(user)) < 0 ||
-	    map_peer_sip_to_jid(peer, info->from_uri, watcher_jid, sizeof(watcher_jid)) < 0 ||
+	    (r = map_peer_sip_to_jid(peer, info->from_uri, watcher_jid, sizeof(watcher_jid))) < 0 ||
 	    map_jid_bare(watcher_jid, watcher_jid, sizeof(watcher_jid)) < 0) {
-		sip_watch_refuse(w, 400, "From Address Not Mappable", 0);
+		sip_watch_refuse(w, r == MAP_ADDR_ENOTCANON ? 484 : 400,
+				 r == MAP_ADDR_ENOTCANON ? "From User Part Not One-To-One" :
+				 "From Address Not Mappable", 0);
 		return;
 	}
 	if (info->expires > 0 && (unsigned long)info->expires < conf->presence_min_expires_s) {
@@ -948,6 +1052,8 @@ void presence_from_sip(struct presence *pr, struct sip_watch *w,
 		  conf->presence_max_expires_s : (unsigned)info->expires;
 	r = store_get(pr->store, STORE_SWATCH, user, watcher_jid, &approved, NULL);
 	free(approved);
+	if (expires > 0 && presence_over_limit(pr, w, info, user, watcher_jid, r == 1))
+		return;
 	sip_watch_accept(w, expires);
 	v = view_get(pr, user, watcher_jid, 1);
 	if (expires == 0) {
@@ -965,6 +1071,9 @@ void presence_from_sip(struct presence *pr, struct sip_watch *w,
 	d = gw_xcalloc(1, sizeof(*d));
 	d->view = v;
 	d->w = w;
+	d->peer = peer;
+	++*peer_count(pr, peer);
+	count_add(pr, COUNT_DIALOGS, watcher_jid, 1);
 	LIST_INSERT_HEAD(&v->dialogs, d, entry);
 	sip_watch_set_arg(w, d);
 	log_info("presence: %s watches %s (%s, %us)", info->from_uri, user,
@@ -975,6 +1084,7 @@ void presence_from_sip(struct presence *pr, struct sip_watch *w,
 		view_activate(v, d);
 	} else {
 		sip_watch_notify(w, SIP_SUBSTATE_PENDING, NULL, NULL, NULL, 0);
+		view_set_asked(v, 1);
 		pres_send(link, pres_stanza(pr, "subscribe", watcher_jid, user));
 	}
 }
@@ -988,7 +1098,20 @@ void presence_watch_ended(struct presence *pr, struct sip_watch *w, int status)
 		return;
 	v = d->view;
 	LIST_REMOVE(d, entry);
+	--*peer_count(pr, d->peer);
+	count_add(pr, COUNT_DIALOGS, v->watcher_jid, -1);
 	log_info("presence: a dialog of %s watching %s ended (%d)", v->watcher_jid, v->user, status);
+	if (LIST_EMPTY(&v->dialogs) && v->asked && !pr->closing) {
+		/* nobody waits for the user's answer any more: the request is withdrawn, so that
+		 * the XMPP server does not keep it (and a flood of watchers does not fill the
+		 * user's roster); a later SUBSCRIBE asks again */
+		struct xmpp_link *link = pres_link(pr, d->peer);
+
+		log_info("presence: %s gave up before %s answered: its request is withdrawn",
+			 v->watcher_jid, v->user);
+		if (link)
+			pres_send(link, pres_stanza(pr, "unsubscribe", v->watcher_jid, v->user));
+	}
 	free(d);
 	if (LIST_EMPTY(&v->dialogs))
 		view_free(v);
@@ -1016,8 +1139,10 @@ static int restore_watcher(void *arg, const char *uri, const char *jid, const ch
 		sp = spres_new(pr, uri, pjid, peer);
 	}
 	if (!dict_set(sp->watchers, jid, (void *)(intptr_t)(strcmp(val, "subscribed") == 0 ?
-			  WATCHER_SUBSCRIBED : WATCHER_PENDING)))
+			  WATCHER_SUBSCRIBED : WATCHER_PENDING))) {
 		pr->nwatchers++;
+		count_add(pr, COUNT_WATCHING, jid, 1);
+	}
 	return 0;
 }
 
@@ -1075,6 +1200,9 @@ struct presence *presence_new(struct gw *gw)
 	TAILQ_INIT(&pr->queue);
 	pr->spres = dict_new();
 	pr->views = dict_new();
+	pr->counts = dict_new();
+	pr->peer_dialogs = gw_xcalloc(gw->conf->npeers ? gw->conf->npeers : 1,
+				      sizeof(*pr->peer_dialogs));
 	pr->queue_ev = event_new(gw->base, -1, 0, queue_cb, pr);
 	if (!pr->queue_ev)
 		gw_fatal("event_new failed");
@@ -1084,6 +1212,8 @@ struct presence *presence_new(struct gw *gw)
 		event_free(pr->queue_ev);
 		dict_free(pr->spres);
 		dict_free(pr->views);
+		dict_free(pr->counts);
+		free(pr->peer_dialogs);
 		free(pr);
 		return NULL;
 	}
@@ -1277,6 +1407,8 @@ void presence_free(struct presence *pr)
 	dict_foreach(pr->views, free_view, NULL);
 	dict_free(pr->spres);
 	dict_free(pr->views);
+	dict_free(pr->counts);
+	free(pr->peer_dialogs);
 	store_free(pr->store);
 	event_free(pr->queue_ev);
 	free(pr);

@@ -1073,7 +1073,7 @@ static void listener_error_cb(struct evconnlistener *l, void *arg)
 	int err = EVUTIL_SOCKET_ERROR();
 
 	if (err == EMFILE || err == ENFILE)
-		accept_shed(evconnlistener_get_fd(l), "MSRP");
+		guard_shed(evconnlistener_get_fd(l), "MSRP");
 }
 
 /* We are the active party: connect to the peer's own path URI (numeric hosts only). */
@@ -1255,13 +1255,16 @@ void sessions_from_sip(struct sessions *ss, struct sip_call *call,
 	}
 	r = map_sip_to_jid(info->request_uri, user, sizeof(user));
 	if (r < 0 || !strchr(user, '@') || map_jid_bare(user, user, sizeof(user)) < 0) {
-		sip_call_refuse(call, r < 0 ? 484 : 404, r < 0 ? "Address Not Mappable" :
+		sip_call_refuse(call, r < 0 ? 484 : 404, r == MAP_ADDR_ENOTCANON ?
+				"User Part Not One-To-One" : r < 0 ? "Address Not Mappable" :
 				"No User Part", NULL);
 		return;
 	}
-	if (map_peer_sip_to_jid(info->peer, info->from_uri, sip_jid, sizeof(sip_jid)) < 0 ||
-	    map_jid_bare(sip_jid, sip_jid, sizeof(sip_jid)) < 0) {
-		sip_call_refuse(call, 400, "From Address Not Mappable", NULL);
+	r = map_peer_sip_to_jid(info->peer, info->from_uri, sip_jid, sizeof(sip_jid));
+	if (r < 0 || map_jid_bare(sip_jid, sip_jid, sizeof(sip_jid)) < 0) {
+		sip_call_refuse(call, r == MAP_ADDR_ENOTCANON ? 484 : 400,
+				r == MAP_ADDR_ENOTCANON ? "From User Part Not One-To-One" :
+				"From Address Not Mappable", NULL);
 		return;
 	}
 	if (!info->body || !info->content_type || strcmp(info->content_type, "application/sdp")) {

@@ -67,6 +67,8 @@ enum sip_hkind {
 
 struct sip_hobj {
 	enum sip_hkind kind;
+	const struct conf_peer *peer;	/* a dialog's: every request in it must come from this
+					 * peer's networks (NULL for SIP_H_OUTGOING/INCOMING) */
 	LIST_ENTRY(sip_hobj) link;
 };
 
@@ -481,21 +483,21 @@ void sip_watch_accept(struct sip_watch *w, unsigned expires)
 	reactor_kick(w->stack->reactor);
 }
 
-void sip_watch_refuse(struct sip_watch *w, int status, const char *phrase, unsigned min_expires)
+void sip_watch_refuse(struct sip_watch *w, int status, const char *phrase, unsigned seconds)
 {
 	char min[16];
 	struct sip_stack *st = w->stack;
 
-	snprintf(min, sizeof(min), "%u", min_expires);
+	snprintf(min, sizeof(min), "%u", seconds);
 	sip_watch_unlink(w);
 	nua_handle_bind(w->nh, NULL);
-	if (min_expires) {
+	if (status == 423 && seconds) {
 		nua_respond(w->nh, status, phrase ? phrase : sip_status_phrase_of(status),
 			    NUTAG_WITH(w->msg), SIPTAG_MIN_EXPIRES_STR(min), TAG_END());
 		nua_handle_destroy(w->nh);
 		reactor_kick(st->reactor);
 	} else {
-		sip_reply(st, w->nh, w->msg, status, phrase, 0, NULL);
+		sip_reply(st, w->nh, w->msg, status, phrase, seconds, NULL);
 	}
 	msg_destroy(w->msg);
 	free(w);
@@ -592,6 +594,7 @@ static void sip_on_subscribe(struct sip_stack *st, nua_handle_t *nh, msg_t *msg,
 	}
 	w = gw_xcalloc(1, sizeof(*w));
 	w->h.kind = SIP_H_WATCH;
+	w->h.peer = peer;
 	w->stack = st;
 	w->nh = nh;
 	w->msg = msg_ref_create(msg);
@@ -681,6 +684,7 @@ struct sip_sub *sip_subscribe(struct sip_stack *st, const struct conf_peer *peer
 		return NULL;
 	sub = gw_xcalloc(1, sizeof(*sub));
 	sub->h.kind = SIP_H_SUB;
+	sub->h.peer = peer;
 	sub->stack = st;
 	sub->cbs = *cbs;
 	sub->arg = arg;
@@ -800,11 +804,13 @@ struct sip_call {
 	char last_phrase[64];
 };
 
-static struct sip_call *sip_call_new(struct sip_stack *st, nua_handle_t *nh)
+static struct sip_call *sip_call_new(struct sip_stack *st, nua_handle_t *nh,
+				     const struct conf_peer *peer)
 {
 	struct sip_call *call = gw_xcalloc(1, sizeof(*call));
 
 	call->h.kind = SIP_H_CALL;
+	call->h.peer = peer;
 	call->stack = st;
 	call->nh = nh;
 	sip_list_add(&st->calls, &call->h);
@@ -878,7 +884,7 @@ struct sip_call *sip_call_invite(struct sip_stack *st, const struct conf_peer *p
 	if (st->shutting_down || !st->nua)
 		return NULL;
 	nh = sip_new_handle(st, NULL, from_uri, to_uri);
-	call = sip_call_new(st, nh);
+	call = sip_call_new(st, nh, peer);
 	call->cbs = *cbs;
 	call->arg = arg;
 	call->our_sdp = gw_xstrdup(sdp);
@@ -938,7 +944,7 @@ static void sip_on_invite(struct sip_stack *st, nua_handle_t *nh, sip_t const *s
 		su_home_deinit(home);
 		return;
 	}
-	call = sip_call_new(st, nh);
+	call = sip_call_new(st, nh, peer);
 	nua_handle_bind(nh, &call->h);
 	st->cbs.invite(st->arg, call, &info);	/* accepts or refuses */
 	su_home_deinit(home);
@@ -1015,6 +1021,43 @@ static void sip_destroy_cb(evutil_socket_t fd, short what, void *arg)
 		st->cbs.shutdown_done(st->arg);
 }
 
+/* A request inside a dialog must come from the networks of the dialog's own peer, as any other
+ * request must.  Untrusted sources never get this far (guard.c keeps them from Sofia); this
+ * is for another peer's networks.  Returns 1 if the event is to be handled.  A request nua has
+ * already answered itself (status >= 200: NOTIFY, BYE) is not acted on, which is all that can
+ * be done for it here: a BYE's session has ended inside nua by then. */
+static int sip_dialog_source_ok(struct sip_stack *st, nua_t *nua, nua_handle_t *nh,
+				const struct sip_hobj *hobj, nua_event_t event, int status)
+{
+	msg_t *msg;
+	su_addrinfo_t *ai;
+	char source[96];
+
+	switch (event) {
+	case nua_i_invite: case nua_i_update: case nua_i_info: case nua_i_refer:
+	case nua_i_message: case nua_i_options: case nua_i_subscribe: case nua_i_publish:
+	case nua_i_register: case nua_i_notify: case nua_i_bye: case nua_i_prack:
+		break;
+	default:
+		return 1;	/* responses and states */
+	}
+	msg = nua_current_request(nua);
+	ai = msg ? msg_addrinfo(msg) : NULL;
+	if (ai && ai->ai_addr && conf_peer_trusts(hobj->peer, ai->ai_addr))
+		return 1;
+	sip_source_text(ai, source, sizeof(source));
+	log_limited(&st->refused_log, CONF_LOG_NOTICE, __func__,
+		    "refused %s from %s inside a dialog with peer %s: not one of its networks%s",
+		    nua_event_name(event) + 6, source, hobj->peer->name,
+		    status >= 200 ? " (already answered by the SIP stack, not applied)" : ": 403");
+	if (status < 200) {
+		nua_respond(nh, 403, "Not From This Dialog's Peer", TAG_IF(msg, NUTAG_WITH(msg)),
+			    TAG_END());
+		reactor_kick(st->reactor);
+	}
+	return 0;
+}
+
 static void sip_nua_event(nua_event_t event, int status, char const *phrase, nua_t *nua,
 		      struct sip_stack *st, nua_handle_t *nh, struct sip_hobj *hobj,
 		      sip_t const *sip, tagi_t tags[])
@@ -1026,6 +1069,8 @@ static void sip_nua_event(nua_event_t event, int status, char const *phrase, nua
 	int refuse = 0;
 	const char *why = NULL;
 
+	if (hobj && hobj->peer && !sip_dialog_source_ok(st, nua, nh, hobj, event, status))
+		return;
 	if (hobj && hobj->kind == SIP_H_SUB) {
 		sip_sub_event((struct sip_sub *)hobj, event, status, phrase, sip, tags);
 		return;
@@ -1147,6 +1192,7 @@ struct sip_stack *sip_stack_new(struct reactor *reactor, const struct conf *conf
 {
 	struct sip_stack *st = gw_xcalloc(1, sizeof(*st));
 	char *urls[2];
+	size_t nudp = 0;
 
 	if (sip_listen_check(conf) != 0 || sip_listen_urls(conf, urls) != 0) {
 		free(st);
@@ -1163,7 +1209,7 @@ struct sip_stack *sip_stack_new(struct reactor *reactor, const struct conf *conf
 	st->allow = sip_allow_make(st->home, SIP_ALLOW);
 	if (!st->allow)
 		gw_fatal("sip_allow_make failed");
-	accept_guard_install(conf, reactor_event_base(reactor));
+	guard_install(conf, reactor_event_base(reactor));
 	log_debug("binding %s%s%s", urls[0], urls[1] ? " and " : "", urls[1] ? urls[1] : "");
 	st->nua = nua_create(reactor_su_root(reactor), sip_nua_event, st,
 			     NUTAG_URL(urls[0]),
@@ -1194,7 +1240,7 @@ struct sip_stack *sip_stack_new(struct reactor *reactor, const struct conf *conf
 			     TPTAG_UDP_RMEM(SIP_UDP_BUFFER),
 			     TPTAG_UDP_WMEM(SIP_UDP_BUFFER),
 			     /* a TCP connection that carries nothing, or only an incomplete
-			      * message, this long is closed (accept.c limits how many there are) */
+			      * message, this long is closed (guard.c limits how many there are) */
 			     TPTAG_IDLE(conf->sip_tcp_idle_ms),
 			     TPTAG_TIMEOUT(conf->sip_tcp_idle_ms),
 			     NTATAG_USE_NAPTR(0),
@@ -1208,12 +1254,16 @@ struct sip_stack *sip_stack_new(struct reactor *reactor, const struct conf *conf
 		free(urls[1]);
 		su_home_deinit(st->home);
 		sip_routes_free(st);
-		accept_guard_remove();
+		guard_remove();
 		free(st);
 		return NULL;
 	}
 	for (int i = 0; i < 2 && urls[i]; i++)
 		log_notice("SIP listening on %s", urls[i]);
+	for (size_t i = 0; i < conf->nlisten; i++)
+		nudp += conf->listen[i].transport == CONF_TRANSPORT_UDP;
+	if (guard_adopt_udp() != nudp)
+		gw_fatal("the SIP UDP sockets are not all found: peering trust cannot be applied");
 	free(urls[0]);
 	free(urls[1]);
 	st->destroy_ev = event_new(reactor_event_base(reactor), -1, 0, sip_destroy_cb, st);
@@ -1352,7 +1402,7 @@ void sip_stack_free(struct sip_stack *st)
 
 	if (!st)
 		return;
-	accept_guard_remove();
+	guard_remove();
 	sip_routes_free(st);
 	while ((in = sip_list_first(&st->in))) {
 		sip_incoming_unlink(in);

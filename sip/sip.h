@@ -124,8 +124,9 @@ const char *sip_substate_name(enum sip_substate s);
 /* Answers the SUBSCRIBE 200 granting `expires` seconds.  Refreshes are then answered by the
  * stack (200 and a repeat of the last NOTIFY), and expiry sends a final NOTIFY by itself. */
 void sip_watch_accept(struct sip_watch *w, unsigned expires);
-/* Refuses it; min_expires > 0 adds Min-Expires (for 423).  w is freed. */
-void sip_watch_refuse(struct sip_watch *w, int status, const char *phrase, unsigned min_expires);
+/* Refuses it; seconds > 0 adds Min-Expires to a 423 and Retry-After to anything else.  w is
+ * freed. */
+void sip_watch_refuse(struct sip_watch *w, int status, const char *phrase, unsigned seconds);
 /* Sends a NOTIFY in the dialog (body may be NULL).  TERMINATED ends the dialog: reason is the
  * Subscription-State reason, e.g. "rejected"; watch_ended follows once it is sent. */
 void sip_watch_notify(struct sip_watch *w, enum sip_substate state, const char *reason,
@@ -204,5 +205,28 @@ size_t sip_stack_pending_out(const struct sip_stack *stack);
 void sip_stack_shutdown(struct sip_stack *stack);
 /* Frees the stack after shutdown_done.  NULL is allowed. */
 void sip_stack_free(struct sip_stack *stack);
+
+/* ---- guard.c: trust and limits below Sofia-SIP (see the file).  One guard per process:
+ * accept() and recvmsg() have no argument to carry a context. */
+struct event_base;
+struct guard_stats {
+	unsigned long accepted;		/* TCP connections let through to Sofia */
+	unsigned long untrusted, per_source, total;	/* connections refused, by reason */
+	unsigned long emfile;		/* accepts failed for want of a descriptor */
+	unsigned long idle;		/* connections closed for silence */
+	unsigned long datagrams;	/* UDP datagrams from untrusted sources, kept from Sofia */
+};
+/* Applies conf's trust and limits to every accept() from now on, and sweeps idle connections on
+ * base (conf and base must outlive it, until guard_remove). */
+void guard_install(const struct conf *conf, struct event_base *base);
+/* Finds Sofia's SIP UDP sockets (those bound to a UDP <listen>) once they exist, and applies
+ * the trust to what is received on them; returns how many were found. */
+size_t guard_adopt_udp(void);
+void guard_remove(void);
+const struct guard_stats *guard_stats(void);
+/* The descriptor limit was reached accepting on lfd: takes one pending connection off its queue
+ * with the reserve descriptor and closes it, so a level-triggered listener does not spin.  what
+ * names the listener in the log ("SIP", "MSRP"). */
+void guard_shed(int lfd, const char *what);
 
 #endif

@@ -6,11 +6,14 @@ whose messages are checked during and after the attack.  Against Prosody and eja
 import asyncio
 import os
 import shutil
+import socket
 import time
 
-from harness import SIP_DOMAIN, XMPP_DOMAIN, check, error_condition, wait_for
+from harness import SIP_DOMAIN, XMPP_DOMAIN, check, error_condition, pidf, wait_for
+from msrp_ua import SipMessage, parse_sip
 from test_hostile import sip_request
 from test_interop import SipUA, status_of
+from test_presence import expect_pres, pres, presence_gateway_xml, watcher
 
 XMPP_SERVERS = ("prosody", "ejabberd")
 USERS = ("alice", "carol")
@@ -127,11 +130,13 @@ async def test_connections_per_source_are_capped_and_idle_ones_closed(env):
     check(gw.log_count(r"SIP connection from 127\.0\.0\.1:\d+ closed: nothing sent either way "
                        r"for 2000 ms") > 0, "the idle closes are logged")
     close_all(conns)
-    # half a request, then nothing: Sofia answers 400 after tcp-idle, and closes
+    # half a request, then nothing: closed after tcp-idle as well (Sofia's timer answers 400
+    # first, or the idle sweep closes it silently: both fire tcp-idle after the last byte)
     r, w = await asyncio.open_connection("127.0.0.1", env.gw_sip_port)
     w.write(sip_request("OPTIONS", w.get_extra_info("sockname")[1], transport="TCP")[:120])
     data = await asyncio.wait_for(r.read(), 5.0)
-    check(data.startswith(b"SIP/2.0 400"), f"an unfinished request is answered 400: {data[:80]!r}")
+    check(data == b"" or data.startswith(b"SIP/2.0 400"),
+          f"an unfinished request is closed, perhaps answered 400: {data[:80]!r}")
     w.close()
     # the source may connect again, and what it sends is answered
     r, w = await asyncio.open_connection("127.0.0.1", env.gw_sip_port)
@@ -206,3 +211,262 @@ async def test_unbound_msrp_connections_are_capped_and_timed_out(env):
     check(gw.log_count(r"MSRP connection from 127\.0\.0\.1:\d+ bound no session within 1000 ms") > 0,
           "the timeouts are logged")
     await both_ways_still_work(env, carol, "after the MSRP connections")
+
+
+# ------------------------------------------------------------------ in-dialog forgery
+
+class Notifier(asyncio.DatagramProtocol):
+    """The peer's presence server for bob, on the peer's port: answers a SUBSCRIBE 200 and
+    notifies `note`; notify() sends another NOTIFY in the same dialog."""
+
+    def __init__(self, port):
+        self.port = port
+        self.sub = None         # the SUBSCRIBE, once received
+        self.addr = None
+        self.cseq = 0
+        self.responses = []
+        self.transport = None
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def notify_bytes(self, state, note, src_port=None, cseq=None):
+        body = pidf(f"sip:bob@{SIP_DOMAIN}", note=note).encode()
+        self.cseq += 1
+        src = self.port if src_port is None else src_port
+        return SipMessage(f"NOTIFY {self.sub.get('contact').strip('<>')} SIP/2.0", [
+            ("Via", f"SIP/2.0/UDP 127.0.0.1:{src};branch=z9hG4bKn{self.cseq}x{src}"),
+            ("From", self.sub.get("to") + ";tag=real"), ("To", self.sub.get("from")),
+            ("Call-ID", self.sub.call_id), ("CSeq", f"{cseq or self.cseq} NOTIFY"),
+            ("Contact", f"<sip:127.0.0.1:{self.port}>"), ("Event", "presence"),
+            ("Subscription-State", state), ("Max-Forwards", "70"),
+            ("Content-Type", "application/pidf+xml")], body).encode()
+
+    def notify(self, state, note):
+        self.transport.sendto(self.notify_bytes(state, note), self.addr)
+
+    def datagram_received(self, data, addr):
+        msg = parse_sip(data, addr)
+        if not msg.is_request:
+            self.responses.append(msg)
+            return
+        if msg.method != "SUBSCRIBE":
+            return
+        ok = SipMessage("SIP/2.0 200 OK", [
+            ("Via", msg.get("via")), ("From", msg.get("from")), ("To", msg.get("to") + ";tag=real"),
+            ("Call-ID", msg.call_id), ("CSeq", msg.get("cseq")),
+            ("Contact", f"<sip:127.0.0.1:{self.port}>"), ("Expires", "120")])
+        self.transport.sendto(ok.encode(), addr)
+        if self.sub is None:
+            self.sub, self.addr = msg, addr
+            self.notify("active;expires=120", "real")
+
+
+async def test_forged_in_dialog_notify_is_refused(env):
+    """A NOTIFY from an address no peer trusts (127.0.0.2), carrying a live subscription's
+    Call-ID and tags, used to get 200 and its document reached alice.  Now it is answered 403
+    before Sofia-SIP sees it: neither a forged document nor a forged end of the subscription
+    changes anything, and the real notifier's next NOTIFY still arrives."""
+    loop = asyncio.get_running_loop()
+    transport, notifier = await loop.create_datagram_endpoint(
+        lambda: Notifier(env.peer_sip_port), local_addr=("127.0.0.1", env.peer_sip_port))
+    try:
+        other = ('<peer name="othernet" domain="other.example"><route address="127.0.0.1" '
+                 'port="9" transport="udp" options-interval="0s"/><trust address="127.0.0.3"/>'
+                 '</peer>')
+        xml = presence_gateway_xml(env).replace("</gateway>", other + "\n</gateway>")
+        gw = await env.gateway(xml, log_level="info")
+        alice = await env.client("alice")
+        seen = []
+        alice.add_event_handler("presence", lambda p: seen.append(p))
+        alice.send_presence(pto=f"bob@{SIP_DOMAIN}", ptype="subscribe")
+        await wait_for(lambda: any(p["status"] == "real" for p in seen), 10, "bob's real presence")
+        for state, note in (("active;expires=120", "forged"),
+                            ("terminated;reason=noresource", "forged end")):
+            line = await loop.run_in_executor(
+                None, udp_exchange_from, notifier.notify_bytes(state, note, src_port=0, cseq=50),
+                env.gw_sip_port, "127.0.0.2")
+            check(line == "SIP/2.0 403 Untrusted Source", f"forged NOTIFY ({state}): {line}")
+        # from another peer's network: Sofia answers a NOTIFY itself, but it is not applied
+        # (its CSeq counts in the dialog, hence the notifier's next one: docs/security.md)
+        line = await loop.run_in_executor(
+            None, udp_exchange_from, notifier.notify_bytes("active;expires=120", "forged other",
+                                                           src_port=0),
+            env.gw_sip_port, "127.0.0.3")
+        check(line is not None, "the other peer's NOTIFY is answered")
+        await gw.wait_log(r"refused notify from 127\.0\.0\.3:\d+/udp inside a dialog with peer "
+                          r"sipnet: not one of its networks \(already answered", timeout=2)
+        notifier.notify("active;expires=120", "after")
+        await wait_for(lambda: any(p["status"] == "after" for p in seen), 10,
+                       "the real notifier's next NOTIFY")
+        check(not any(p["status"] in ("forged", "forged end", "forged other") or p["type"] == "unavailable"
+                      for p in seen), f"nothing forged reached alice: {[str(p) for p in seen]}")
+        check(any(r.status == 200 for r in notifier.responses), "the real NOTIFYs get 200")
+        await gw.wait_log(r"refused NOTIFY from 127\.0\.0\.2:\d+/udp \(From sip\.example\): "
+                          r"403 Untrusted Source", timeout=2)
+    finally:
+        transport.close()
+
+
+def udp_exchange_from(data, gw_port, source, timeout=3.0):
+    """Sends data to the gateway from source (any port) and returns the final response's status
+    line, or None."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((source, 0))
+    s.settimeout(timeout)
+    try:
+        s.sendto(data.replace(b"127.0.0.1:0;", f"{source}:{s.getsockname()[1]};".encode(), 1),
+                 ("127.0.0.1", gw_port))
+        while True:
+            resp, _ = s.recvfrom(65536)
+            line = resp.split(b"\r\n", 1)[0].decode()
+            if not line.startswith("SIP/2.0 1"):
+                return line
+    except socket.timeout:
+        return None
+    finally:
+        s.close()
+
+
+# ------------------------------------------------------------------ subscription floods
+
+def subscribe_headers(ua, expires=600):
+    return (f"Contact: <sip:127.0.0.1:{ua.port}>", "Event: presence",
+            "Accept: application/pidf+xml", f"Expires: {expires}")
+
+
+async def unsubscribe(ua, gw_port, ok):
+    """Ends the dialog the 200 `ok` set up (SUBSCRIBE Expires: 0 inside it); the final response."""
+    cid = ok.call_id
+    to, frm = ok.get("to"), ok.get("from")
+    ruri = to.split("<", 1)[1].split(">", 1)[0]
+    head = [f"SUBSCRIBE {ruri} SIP/2.0",
+            f"Via: SIP/2.0/UDP 127.0.0.1:{ua.port};branch=z9hG4bKu{cid[:12]}",
+            f"From: {frm}", f"To: {to}", f"Call-ID: {cid}", "CSeq: 2 SUBSCRIBE", "Max-Forwards: 70",
+            *subscribe_headers(ua, 0), "Content-Length: 0", "", ""]
+    fut = asyncio.get_running_loop().create_future()
+    ua.waiting[cid] = fut
+    ua.transport.sendto("\r\n".join(head).encode(), ("127.0.0.1", gw_port))
+    return await asyncio.wait_for(fut, 5)
+
+
+async def test_sip_watcher_floods_are_bounded(env):
+    """26 000 SUBSCRIBEs from a trusted peer used to be all accepted (450 MB, and thousands of
+    pending requests in one user's roster).  Now one SIP watcher holds at most max-per-watcher
+    dialogs, one XMPP user has at most max-pending-per-user requests waiting for an answer, and
+    one peer at most max-per-peer dialogs: beyond, 503 with Retry-After.  A request whose dialog
+    ends before the user answered is withdrawn (unsubscribe)."""
+    xml = presence_gateway_xml(env, extra='max-per-watcher="4" max-pending-per-user="3" '
+                                          'max-per-peer="8"')
+    gw = await env.gateway(xml, log_level="info")
+    alice = await watcher(env, "alice", auto_authorize=None)
+    carol = await env.client("carol")
+    ua = await SipUA().start()
+    try:
+        async def subscribe(user, sender, expires=600):
+            return await ua.request(env.gw_sip_port, "", None, method="SUBSCRIBE",
+                                    ruri=f"sip:{user}@{XMPP_DOMAIN}",
+                                    sender=f"sip:{sender}@{SIP_DOMAIN}",
+                                    headers=subscribe_headers(ua, expires))
+        # one watcher, many users: 4 dialogs, the fifth is refused
+        for i in range(4):
+            r = await subscribe(f"nobody{i}", "flood")
+            check(status_of(r) == 200, f"dialog {i} of the watcher: {r.start}")
+        r = await subscribe("nobody9", "flood")
+        check(status_of(r) == 503 and r.get("retry-after") == "60",
+              f"the watcher's fifth dialog: {r.start} Retry-After {r.get('retry-after')}")
+        # many watchers, one user: 3 requests reach alice, the fourth is refused
+        for i in range(3):
+            r = await subscribe("alice", f"w{i}")
+            check(status_of(r) == 200, f"watcher w{i} of alice: {r.start}")
+            w0 = w0 if i else r
+        r = await subscribe("alice", "w3")
+        check(status_of(r) == 503 and r.get("retry-after") == "600",
+              f"a fourth pending request for alice: {r.start} {r.get('retry-after')}")
+        await wait_for(lambda: len(pres(alice, "subscribe")) == 3, 5, "3 requests at alice")
+        # the peer now holds 7 dialogs: one more, then the peer's limit
+        r = await subscribe("carol", "x1")
+        check(status_of(r) == 200, f"the peer's eighth dialog: {r.start}")
+        r = await subscribe("carol", "x2")
+        check(status_of(r) == 503 and "Peer" in r.start, f"the peer's ninth dialog: {r.start}")
+        # w0 gives up before alice answers: its request is withdrawn, and w3 may ask
+        r = await unsubscribe(ua, env.gw_sip_port, w0)
+        check(status_of(r) == 200, f"w0's un-SUBSCRIBE: {r.start}")
+        # (Prosody shows the withdrawal to alice, ejabberd drops the pending request quietly)
+        await gw.wait_log(rf"w0@{SIP_DOMAIN} gave up before alice@{XMPP_DOMAIN} answered: its "
+                          r"request is withdrawn", timeout=5)
+        r = await subscribe("alice", "w3")
+        check(status_of(r) == 200, f"w3 asks alice once w0 left: {r.start}")
+        check(gw.log_count(r"presence: .* refused: 503 Too Many") == 3, "the refusals are logged")
+        await both_ways_still_work(env, carol, "during the flood")
+    finally:
+        ua.close()
+
+
+async def test_an_xmpp_user_cannot_make_the_gateway_subscribe_without_bound(env):
+    """One XMPP user used to make the gateway open a SIP dialog for each of 1 383 contacts.  Now
+    a user watches at most max-per-user SIP contacts: beyond, resource-constraint."""
+    loop = asyncio.get_running_loop()
+    transport, notifier = await loop.create_datagram_endpoint(
+        lambda: Notifier(env.peer_sip_port), local_addr=("127.0.0.1", env.peer_sip_port))
+    try:
+        await env.gateway(presence_gateway_xml(env, extra='max-per-user="3"'), log_level="info")
+        alice = await watcher(env, "alice")
+        for i in range(4):
+            alice.send_presence(pto=f"bob{i}@{SIP_DOMAIN}", ptype="subscribe")
+        err = await expect_pres(alice, "error", f"bob3@{SIP_DOMAIN}")
+        check(err["error"]["condition"] == "resource-constraint", str(err))
+        check(not pres(alice, "error", f"bob0@{SIP_DOMAIN}") and
+              not pres(alice, "error", f"bob2@{SIP_DOMAIN}"), "the first three are taken")
+        # leaving one makes room for another
+        alice.send_presence(pto=f"bob0@{SIP_DOMAIN}", ptype="unsubscribe")
+        await asyncio.sleep(0.3)
+        alice.send_presence(pto=f"bob5@{SIP_DOMAIN}", ptype="subscribe")
+        await asyncio.sleep(1.0)
+        check(not pres(alice, "error", f"bob5@{SIP_DOMAIN}"), "room again after an unsubscribe")
+    finally:
+        transport.close()
+
+
+# ------------------------------------------------------------------ colliding addresses
+
+COLLIDING = (
+    "BOB",                          # capitals: the XMPP server folds them
+    "Bob",
+    "%EF%BD%82%EF%BD%8F%EF%BD%82",  # full-width bob: NFKC
+    "bo%E2%80%8Bb",                 # a zero-width space: removed by nodeprep
+    "%E2%84%AAim",                  # KELVIN SIGN + im: kim
+)
+
+
+async def test_user_parts_that_collapse_onto_another_user_are_refused(env):
+    """sip:BOB@, a full-width bob and bo<U+200B>b all used to reach alice as bob@sip.example, and
+    a Kelvin sign + im as kim: one SIP user could appear as another.  A user part the XMPP
+    server would prepare into a different one is refused with 484, as sender or as recipient,
+    for a MESSAGE, a SUBSCRIBE and an INVITE; the real bob still gets through."""
+    gw = await env.gateway(presence_gateway_xml(env), log_level="info")
+    alice = await env.client("alice")
+    ua = await SipUA().start()
+    try:
+        for user in COLLIDING:
+            for method, ctype, body, extra in (
+                    ("MESSAGE", "text/plain", f"as {user}", ()),
+                    ("SUBSCRIBE", None, "", subscribe_headers(ua)),
+                    ("INVITE", None, "", (f"Contact: <sip:127.0.0.1:{ua.port}>",))):
+                r = await ua.request(env.gw_sip_port, body, ctype, method=method,
+                                     sender=f"sip:{user}@{SIP_DOMAIN}", headers=extra)
+                check(status_of(r) == 484, f"{method} from sip:{user}@: {r.start}")
+            r = await ua.request(env.gw_sip_port, "to a lookalike", "text/plain",
+                                 ruri=f"sip:{user.replace('BOB', 'ALICE').replace('Bob', 'Alice')}"
+                                      f"@{XMPP_DOMAIN}")
+            check(status_of(r) == 484, f"MESSAGE to a lookalike of alice ({user}): {r.start}")
+        r = await ua.request(env.gw_sip_port, "the real bob", "text/plain")
+        check(status_of(r) == env.xmpp.accepted_status, f"the real bob: {r.start}")
+        await alice.expect(lambda m: m["body"] == "the real bob", 5, "the real bob's message")
+        await alice.expect_nothing(lambda m: m["body"].startswith("as "), 0.5)
+        check(all(str(m["from"]).startswith(f"bob@{SIP_DOMAIN}") for m in alice.inbox) or
+              not alice.inbox, "nothing else reached alice")
+    finally:
+        ua.close()
+    check(gw.log_count(r"484 From User Part Not One-To-One") >= 1 or
+          gw.log_count(r"Not One-To-One") >= 1, "the refusals are logged")

@@ -9,6 +9,7 @@
 #define DOM	MAP_ADDR_EDOMAIN
 #define NOSPC	MAP_ADDR_ENOSPC
 #define SCHEME	MAP_ADDR_ESCHEME
+#define NOTCANON MAP_ADDR_ENOTCANON
 #define GW	"sip-gw.xmpp.example"
 
 /* Large enough for every result, so ENOSPC never hides another verdict here. */
@@ -38,7 +39,7 @@ static const struct {
 	{ "alice@xmpp.example", 0, OK, "sip:alice@xmpp.example" },
 	{ "alice@xmpp.example/balcony", 0, OK, "sip:alice@xmpp.example" },
 	{ "alice@xmpp.example/balcony", 1, OK, "sip:alice@xmpp.example;gr=balcony" },
-	{ "Alice@XMPP.example", 0, OK, "sip:Alice@xmpp.example" },
+	{ "Alice@XMPP.example", 0, NOTCANON, NULL },	/* an XMPP server sends alice@ */
 	{ "d\\27artagnan@xmpp.example", 0, OK, "sip:d'artagnan@xmpp.example" },
 	{ "john\\20smith@xmpp.example", 0, OK, "sip:john%20smith@xmpp.example" },
 	{ "j\u00fcrgen@xmpp.example", 0, OK, "sip:j%C3%BCrgen@xmpp.example" },
@@ -55,7 +56,7 @@ static const struct {
 	{ "bob\\40sip.example@xmpp.example", 0, OK, "sip:bob%40sip.example@xmpp.example" },
 	{ "\\22\\26\\27\\2f\\3a\\3c\\3e\\40@x.example", 0, OK,
 	  "sip:%22&'%2F%3A%3C%3E%40@x.example" },
-	{ "\\2F\\3A@x.example", 0, OK, "sip:%2F%3A@x.example" },
+	{ "\\2F\\3A@x.example", 0, NOTCANON, NULL },	/* the server writes \\2f\\3a */
 	{ "a\\5cb@x.example", 0, OK, "sip:a%5Cb@x.example" },
 	{ "a\\b@x.example", 0, OK, "sip:a%5Cb@x.example" },
 	{ "a\\5c20b@x.example", 0, OK, "sip:a%5C20b@x.example" },
@@ -114,7 +115,7 @@ static const struct {
 	{ "\xed\xa0\x80x@x.example", 0, BAD, NULL },	/* surrogate */
 	{ "\xf4\x90\x80\x80x@x.example", 0, BAD, NULL },	/* above U+10FFFF */
 	{ "\xf8\x88\x80\x80\x80x@x.example", 0, BAD, NULL },
-	{ "\xf0\x9f\x98\x80@x.example", 0, OK, "sip:%F0%9F%98%80@x.example" },
+	{ "\xf0\x9f\x98\x80@x.example", 0, NOTCANON, NULL },	/* no emoji in a localpart */
 	{ "alice@x.example/", 1, BAD, NULL },
 	{ "alice@x.example/", 0, BAD, NULL },	/* invalid even when dropped */
 	{ "alice@x.example/a\rb", 1, BAD, NULL },
@@ -206,9 +207,36 @@ static const struct str_case sip_to_jid_cases[] = {
 	  "\\22\\26\\27\\2f\\3a\\3c\\3e\\40@sip.example" },
 	{ "sip:a%5Cb@sip.example", OK, "a\\b@sip.example" },
 	{ "sip:%5C20@sip.example", OK, "\\5c20@sip.example" },
-	{ "sip:%5c3A@sip.example", OK, "\\5c3A@sip.example" },
+	{ "sip:%5c3A@sip.example", NOTCANON, NULL },	/* \\5c3A would be prepared to \\5c3a */
+	{ "sip:%5c3a@sip.example", OK, "\\5c3a@sip.example" },
 	{ "sip:j%c3%bcrgen@sip.example", OK, "j\u00fcrgen@sip.example" },
-	{ "sip:%F0%9F%98%80@sip.example", OK, "\xf0\x9f\x98\x80@sip.example" },
+	{ "sip:%F0%9F%98%80@sip.example", NOTCANON, NULL },
+	/* user parts the XMPP server would prepare into another user's (issue 11): refused */
+	{ "sip:BOB@sip.example", NOTCANON, NULL },
+	{ "sip:Bob@sip.example", NOTCANON, NULL },
+	{ "sip:%EF%BD%82%EF%BD%8F%EF%BD%82@sip.example", NOTCANON, NULL },	/* full-width bob */
+	{ "sip:bo%E2%80%8Bb@sip.example", NOTCANON, NULL },	/* ZERO WIDTH SPACE */
+	{ "sip:bo%C2%ADb@sip.example", NOTCANON, NULL },	/* SOFT HYPHEN */
+	{ "sip:%E2%84%AAim@sip.example", NOTCANON, NULL },	/* KELVIN SIGN + im */
+	{ "sip:%C3%89lise@sip.example", NOTCANON, NULL },	/* capital É */
+	{ "sip:e%CC%81lise@sip.example", NOTCANON, NULL },	/* e + combining acute: NFC é */
+	{ "sip:stra%C3%9Fe@sip.example", NOTCANON, NULL },	/* ß: nodeprep folds it to ss */
+	{ "sip:%C4%B3@sip.example", NOTCANON, NULL },		/* ĳ: NFKC ij */
+	{ "sip:%C5%BFam@sip.example", NOTCANON, NULL },		/* long s: NFKC s */
+	{ "sip:%CE%A3@sip.example", NOTCANON, NULL },		/* capital sigma */
+	{ "sip:%CF%82@sip.example", NOTCANON, NULL },		/* final sigma: folds to σ */
+	{ "sip:%EF%A4%80@sip.example", NOTCANON, NULL },	/* CJK compatibility ideograph */
+	{ "sip:%EF%BD%B1@sip.example", NOTCANON, NULL },	/* half-width katakana */
+	{ "sip:%D0%91@sip.example", NOTCANON, NULL },		/* capital Б */
+	/* and lower-case letters of the scripts the gateway can vouch for: taken */
+	{ "sip:%C3%A9lise@sip.example", OK, "\u00e9lise@sip.example" },
+	{ "sip:%C5%82ukasz@sip.example", OK, "\u0142ukasz@sip.example" },
+	{ "sip:%CF%83%CE%AC%CF%82x@sip.example", NOTCANON, NULL },
+	{ "sip:%CE%BD%CE%AF%CE%BA%CE%B7@sip.example", OK, "\u03bd\u03af\u03ba\u03b7@sip.example" },
+	{ "sip:%D0%B1%D0%BE%D0%B1@sip.example", OK, "\u0431\u043e\u0431@sip.example" },
+	{ "sip:%E5%B1%B1%E7%94%B0@sip.example", OK, "\u5c71\u7530@sip.example" },
+	{ "sip:%E3%81%9F%E3%81%AA%E3%81%8B@sip.example", OK, "\u305f\u306a\u304b@sip.example" },
+	{ "sip:%EA%B9%80@sip.example", OK, "\uae40@sip.example" },
 	{ "sip:%20bob@sip.example", BAD, NULL },	/* would be \20 at the start */
 	{ "sip:bob%20@sip.example", BAD, NULL },
 	{ "sip:%C2%A0bob@sip.example", BAD, NULL },	/* NO-BREAK SPACE */
@@ -486,7 +514,8 @@ static const struct esc_case sip_to_jid_escaped_cases[] = {
 	{ "sip:sip.example", GW, OK, "sip.example@" GW },
 	/* more */
 	{ "sip:bob@sip.example;gr=phone", GW, OK, "bob\\40sip.example@" GW },
-	{ "sips:Bob@SIP.example:5061", GW, OK, "Bob\\40sip.example@" GW },
+	{ "sips:Bob@SIP.example:5061", GW, NOTCANON, NULL },
+	{ "sips:bob@SIP.example:5061", GW, OK, "bob\\40sip.example@" GW },
 	{ "sip:bob%20@sip.example", GW, OK, "bob\\20\\40sip.example@" GW },
 	{ "sip:a%40b@sip.example", GW, OK, "a\\40b\\40sip.example@" GW },
 	{ "sip:o'hara@sip.example", GW, OK, "o\\27hara\\40sip.example@" GW },
@@ -517,7 +546,8 @@ static const struct esc_case jid_to_sip_escaped_cases[] = {
 	{ "john\\20smith\\40sip.example@" GW, GW, OK, "sip:john%20smith@sip.example" },
 	{ "a\\40b\\40sip.example@" GW, GW, OK, "sip:a%40b@sip.example" },
 	{ "o\\27hara\\40sip.example@" GW, GW, OK, "sip:o'hara@sip.example" },
-	{ "bob\\40SIP.Example.@" GW, GW, OK, "sip:bob@sip.example" },
+	{ "bob\\40SIP.Example.@" GW, GW, NOTCANON, NULL },
+	{ "bob\\40sip.example.@" GW, GW, OK, "sip:bob@sip.example" },
 	{ "bob\\40b\u00fccher.example@" GW, GW, OK, "sip:bob@xn--bcher-kva.example" },
 	{ "bob\\40192.0.2.1@" GW, GW, OK, "sip:bob@192.0.2.1" },
 	{ "bob\\40[2001\\3adb8\\3a\\3a1]@" GW, GW, OK, "sip:bob@[2001:db8::1]" },
@@ -852,7 +882,7 @@ test_enospc(void)
 static const char *const jid_round_trips[] = {
 	"alice@xmpp.example",
 	"alice@xmpp.example/balcony",
-	"Alice@xmpp.example/Balcony Phone",
+	"alice@xmpp.example/Balcony Phone",
 	"d\\27artagnan@xmpp.example",
 	"john\\20smith@xmpp.example/x",
 	"\\22\\26\\27\\2f\\3a\\3c\\3e\\40@xmpp.example",
@@ -862,7 +892,7 @@ static const char *const jid_round_trips[] = {
 	"+15551234;phone-context=example.com@xmpp.example",
 	"j\u00fcrgen@xmpp.example/\u00fc\u00fc",
 	"anna@b\u00fccher.example",
-	"\xf0\x9f\x98\x80@\u4f8b\u3048.\u30c6\u30b9\u30c8/\xf0\x9f\x98\x80",
+	"\u4f8b@\u4f8b\u3048.\u30c6\u30b9\u30c8/\xf0\x9f\x98\x80",
 	"xmpp.example",
 	"xmpp.example/r",
 	"bob@192.0.2.1/r",
@@ -1100,6 +1130,7 @@ static const struct {
 	{ MAP_ADDR_EDOMAIN, "address outside the mapped domain" },
 	{ MAP_ADDR_ENOSPC, "buffer too small" },
 	{ MAP_ADDR_ESCHEME, "unsupported URI scheme" },
+	{ MAP_ADDR_ENOTCANON, "a user part the XMPP side would change (not one-to-one)" },
 	{ -99, "unknown address status" },
 };
 
