@@ -119,7 +119,7 @@ e2e: $(ASN)/simplegw
 	$(PYTHON) tests/e2e/run.py --gateway $(ASN)/simplegw
 
 faults: $(ASN)/simplegw
-	$(PYTHON) tests/e2e/run.py --gateway $(ASN)/simplegw test_faults test_presence_faults test_hostile
+	$(PYTHON) tests/e2e/run.py --gateway $(ASN)/simplegw test_faults test_presence_faults test_hostile test_hardening
 
 check: $(ASN)/simplegw $(UNIT_BINS) $(FUZZ_BINS)
 	$(MAKE) --no-print-directory unit

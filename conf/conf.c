@@ -238,6 +238,7 @@ static const struct opt opts[] = {
 	{ E_PRESENCE, "max-pending-per-user", V_UINT, NULL,     1, 1000000,       "50",     0, IN_CONF(presence_max_pending_per_user) },
 	{ E_PRESENCE, "max-per-watcher", V_UINT, NULL,          1, 1000000,       "500",    0, IN_CONF(presence_max_per_watcher) },
 	{ E_PRESENCE, "max-per-peer", V_UINT,    NULL,          1, 10000000,      "10000",  0, IN_CONF(presence_max_per_peer) },
+	{ E_PRESENCE, "notify-interval", V_DURATION, NULL,      0, 60000,         "1s",     0, IN_CONF(presence_notify_interval_ms) },
 	{ E_PRESENCE, "max-document", V_SIZE,    NULL,          1024, MIB,        "64k",    0, IN_CONF(presence_max_doc) },
 
 	{ E_SESSIONS, "enabled",     V_KEYWORD,  kw_bool,       0, 0,             "yes",    0, IN_CONF(sessions_enabled) },
@@ -904,6 +905,11 @@ static void secret_load(struct parser *p, struct frame *f)
 		perr(p, f->line, "<xmpp> attribute \"secret-file\": %s is not a regular file", path);
 		goto fail;
 	}
+	if (p->check_perms && (st.st_mode & S_IWOTH)) {
+		perr(p, f->line, "<xmpp> attribute \"secret-file\": %s is writable by every user; "
+		     "chmod 600 it", path);
+		goto fail;
+	}
 	if (p->check_perms && (st.st_mode & (S_IRGRP | S_IROTH))) {
 		perr(p, f->line, "<xmpp> attribute \"secret-file\": %s is readable by others; "
 		     "chmod 600 it", path);
@@ -1351,6 +1357,12 @@ struct conf *conf_load(const char *path, conf_report_fn *report, void *arg)
 	}
 	if (fstat(fd, &st) < 0) {
 		say(report, arg, path, 0, "cannot stat: %s", strerror(errno));
+		goto fail;
+	}
+	if (S_ISREG(st.st_mode) && (st.st_mode & S_IWOTH)) {
+		/* anyone could add a peer and have the gateway trust it at the next start */
+		say(report, arg, path, 0, "writable by every user (mode %04o); chmod o-w it",
+		    (unsigned)(st.st_mode & 07777));
 		goto fail;
 	}
 	buf = gw_xmalloc(CONF_MAX_FILE + 1);

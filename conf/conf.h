@@ -152,6 +152,9 @@ struct conf {
 	unsigned presence_max_watchers;	/* per presentity: default 100000, 1..10000000 */
 	unsigned presence_max_subscriptions;	/* incoming SIP watchers in total: default 100000,
 						 * 1..10000000 */
+	unsigned presence_notify_interval_ms;	/* NOTIFYs of one SIP watcher's dialog at most this
+						 * often, changes between coalesced: default
+						 * 1000, 0..60000 (0: no limit) */
 	size_t presence_max_doc;
 
 	/* <sessions>: session-mode IM, SIP INVITE + MSRP (RFC 7573, RFC 4975).  Defaults when absent. */

@@ -445,6 +445,12 @@ static void gw_signal_cb(evutil_socket_t sig, short what, void *arg)
 {
 	struct gw *gw = arg;
 
+	if (sig == SIGHUP) {
+		/* a daemon's habit is to reload; until it can (issue 15), it must not die */
+		log_notice("received SIGHUP: ignored; this version does not reload the gateway "
+			   "file, restart it to apply changes");
+		return;
+	}
 	log_notice("received %s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	if (gw->state == GW_RUNNING) {
 		gw_shutdown(gw);
@@ -524,13 +530,16 @@ struct gw *gw_new(struct conf *conf)
 
 	gw->sig_ev[0] = evsignal_new(gw->base, SIGTERM, gw_signal_cb, gw);
 	gw->sig_ev[1] = evsignal_new(gw->base, SIGINT, gw_signal_cb, gw);
+	gw->sig_ev[2] = evsignal_new(gw->base, SIGHUP, gw_signal_cb, gw);
 	gw->drain_ev = evtimer_new(gw->base, gw_drain_cb, gw);
 	gw->trim_ev = event_new(gw->base, -1, EV_PERSIST, gw_trim_cb, gw);
 	if (!gw->trim_ev || event_add(gw->trim_ev, &trim_tv) != 0)
 		gw_fatal("cannot install the housekeeping timer");
-	if (!gw->sig_ev[0] || !gw->sig_ev[1] || !gw->drain_ev ||
-	    evsignal_add(gw->sig_ev[0], NULL) != 0 || evsignal_add(gw->sig_ev[1], NULL) != 0)
-		gw_fatal("cannot install signal events");
+	for (size_t i = 0; i < sizeof(gw->sig_ev) / sizeof(gw->sig_ev[0]); i++)
+		if (!gw->sig_ev[i] || evsignal_add(gw->sig_ev[i], NULL) != 0)
+			gw_fatal("cannot install signal events");
+	if (!gw->drain_ev)
+		gw_fatal("cannot create the drain timer");
 	return gw;
 fail:
 	gw_free(gw);
@@ -554,7 +563,7 @@ void gw_free(struct gw *gw)
 {
 	if (!gw)
 		return;
-	for (size_t i = 0; i < 2; i++)
+	for (size_t i = 0; i < sizeof(gw->sig_ev) / sizeof(gw->sig_ev[0]); i++)
 		if (gw->sig_ev[i])
 			event_free(gw->sig_ev[i]);
 	if (gw->drain_ev)

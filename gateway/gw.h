@@ -29,6 +29,9 @@ char *gw_xasprintf(const char *fmt, ...) GW_PRINTF(1, 2);
 GW_NORETURN void gw_fatal(const char *fmt, ...) GW_PRINTF(1, 2);
 /* Case-insensitive ASCII comparison (domains). */
 int gw_strcaseeq(const char *a, const char *b);
+
+/* FNV-1a over len bytes: for telling documents apart, not for adversarial keys. */
+uint64_t gw_hash64(const void *data, size_t len);
 /* "192.0.2.1:5060" or "[2001:db8::1]:5060" into buf (always terminated). */
 struct sockaddr;
 void gw_sockaddr_text(const struct sockaddr *sa, char *buf, size_t len);
@@ -105,7 +108,7 @@ struct gw {
 	enum gw_state state;
 	int exit_status;		/* what gw_run() returns */
 	struct log_limit skipped_log;	/* stanzas skipped for their size or depth */
-	struct event *sig_ev[2];	/* SIGTERM, SIGINT */
+	struct event *sig_ev[3];	/* SIGTERM, SIGINT, SIGHUP */
 	struct event *drain_ev;
 	struct event *trim_ev;		/* returns freed memory to the system when idle */
 	unsigned long long activity;	/* SIP requests, stanzas and MSRP reads, for the trimmer */

@@ -1,6 +1,7 @@
 /* main.c - the simplegw command: options, configuration check (-n), and the daemon's start. */
 #include <errno.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,8 +107,12 @@ int main(int argc, char **argv)
 	}
 	log_init("simplegw", debug ? CONF_LOG_DEBUG : conf->log_level, debug || conf->log_stderr,
 		 !debug && conf->log_syslog, conf->log_facility);
-	/* a peer closing a socket must be an error return, not a signal */
+	/* a peer closing a socket must be an error return, not a signal; so must a file size
+	 * limit (the store's commit fails and is retried) */
 	signal(SIGPIPE, SIG_IGN);
+	signal(SIGXFSZ, SIG_IGN);
+	/* what the gateway creates (the state database, its -wal and -shm) is its own */
+	umask(077);
 	raise_fd_limit();
 	gw = gw_new(conf);
 	if (!gw)

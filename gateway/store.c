@@ -4,13 +4,20 @@
  * - SQL text is built only in store_open(), from the constant table names below and the verb
  *   table; values and keys only ever reach SQLite as bound parameters.
  * - in_txn is 1 exactly while our BEGIN is open.  SQLite may roll a transaction back by itself
- *   (a full disk, an I/O error); store_txn_check() notices, and the writes of the lost transaction,
- *   which ops[] still holds, are replayed by the next store_begin() before anything else is read or
- *   written.  ops[] is emptied only by a successful COMMIT, so a failed commit loses nothing
- *   while the process lives.
+ *   (a full disk, an I/O error); store_txn_check() notices.  ops[] holds every write since the
+ *   last successful COMMIT (recorded before SQLite sees it), so a failed commit loses nothing
+ *   while the process lives: the next store_begin() replays them.
  * - The commit event is made active by every write: it runs once at the end of the current loop
- *   pass, whatever the number of writes.  After a failed commit it is also put on a timer, so a
- *   retry happens even when no more writes come.
+ *   pass, whatever the number of writes.
+ * - After a failed commit (failures > 0) writes are only recorded, not applied: the commit event
+ *   becomes a timer that replays and commits every STORE_RETRY_S, so a full disk costs one
+ *   attempt and at most a few log lines per second however many writes come, and never a replay
+ *   per write.  store_get() reads the held writes first (held[], held_del[]).  A write replaces
+ *   the one held for its key unless a delete of all of its k1 came between, so the held writes
+ *   are bounded by the keys changed, and by STORE_MAX_HELD: beyond that a write of a new key
+ *   is dropped, counted, and logged (again on the commit that ends the failure).
+ * - A write SQLite refuses while the transaction stays open (a value it cannot bind) is dropped
+ *   at once and logged: replaying it could never succeed.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +30,7 @@
 #include <event2/event.h>
 #include <sqlite3.h>
 
+#include "dict.h"
 #include "gw.h"
 #include "store.h"
 
@@ -30,6 +38,7 @@
 #define STORE_SCHEMA_VERSION 1
 #define STORE_RETRY_S 1		/* a failed commit is retried after this long, or sooner */
 #define STORE_SQL_MAX 256
+#define STORE_MAX_HELD 100000	/* writes kept for a commit that keeps failing */
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
@@ -87,7 +96,13 @@ struct store {
 	unsigned walking;		/* bit per table: inside store_foreach() on it */
 	struct store_op *ops;
 	size_t nops, ops_cap;
+	struct dict *held;		/* while commits fail: "t\nk1\nk2" of a PUT or DEL -> the
+					 * index + 1 of its latest write in ops[] */
+	struct dict *held_del;		/* while commits fail: "t\nk1" -> index + 1 of its latest
+					 * delete-all-of-k1 in ops[] */
 	unsigned failures;		/* consecutive failed commits */
+	unsigned long dropped;		/* writes dropped since the last commit */
+	struct log_limit log;		/* errors: a full disk must not flood the log */
 };
 
 const char *store_table_name(enum store_table t)
@@ -102,8 +117,8 @@ static void store_txn_check(struct store *s, const char *func)
 {
 	if (s->in_txn && sqlite3_get_autocommit(s->db)) {
 		s->in_txn = 0;
-		log_msg(CONF_LOG_ERROR, func, "%s: SQLite rolled the transaction back; its %zu "
-			"writes are kept and will be replayed", s->path, s->nops);
+		log_limited(&s->log, CONF_LOG_ERROR, func, "%s: SQLite rolled the transaction back; "
+			    "its %zu writes are kept and will be replayed", s->path, s->nops);
 	}
 }
 
@@ -114,9 +129,9 @@ static int store_run(struct store *s, sqlite3_stmt *st, const char *func, const 
 	int rc = sqlite3_step(st);
 
 	if (rc != SQLITE_DONE)
-		log_msg(CONF_LOG_ERROR, func, "%s: %s%s%s: %s", s->path, what,
-			t < STORE_NTABLES ? " " : "", t < STORE_NTABLES ? store_tables[t].name : "",
-			sqlite3_errmsg(s->db));
+		log_limited(&s->log, CONF_LOG_ERROR, func, "%s: %s%s%s: %s", s->path, what,
+			    t < STORE_NTABLES ? " " : "",
+			    t < STORE_NTABLES ? store_tables[t].name : "", sqlite3_errmsg(s->db));
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 	if (rc != SQLITE_DONE) {
@@ -155,8 +170,20 @@ static int store_apply(struct store *s, const struct store_op *op, const char *f
 	return store_run(s, st, func, store_verbs[op->verb].name, op->t);
 }
 
-/* Opens the transaction if none is open, replaying the writes of one SQLite rolled back. */
-static int store_begin(struct store *s, const char *func)
+/* A write SQLite refused inside an open transaction: it would fail again on every replay. */
+static void store_op_drop(struct store *s, struct store_op *op, const char *func)
+{
+	log_limited(&s->log, CONF_LOG_ERROR, func, "%s: a %s of %s refused by SQLite is DROPPED",
+		    s->path, store_verbs[op->verb].name, store_tables[op->t].name);
+	s->dropped++;
+	op->verb = SV_N;
+}
+
+static void store_held_index(struct store *s, size_t i);
+
+/* Opens the transaction if none is open, applying ops[]: the writes of one SQLite rolled back
+ * or that were held, then the last `fresh` ones, which are new (not logged as replayed). */
+static int store_begin(struct store *s, size_t fresh, const char *func)
 {
 	if (s->in_txn)
 		return 0;
@@ -164,29 +191,36 @@ static int store_begin(struct store *s, const char *func)
 		return -1;
 	s->in_txn = 1;
 	for (size_t i = 0; i < s->nops; i++) {
-		if (store_apply(s, &s->ops[i], func) < 0) {
-			if (s->in_txn)
-				store_run(s, s->rollback, func, "ROLLBACK", STORE_NTABLES);
-			s->in_txn = 0;
-			return -1;
-		}
+		if (s->ops[i].verb == SV_N)
+			continue;	/* dropped */
+		if (store_apply(s, &s->ops[i], func) == 0)
+			continue;
+		if (!s->in_txn)
+			return -1;	/* rolled back (a full disk): all of them stay held */
+		store_op_drop(s, &s->ops[i], func);
 	}
-	if (s->nops)
-		log_msg(CONF_LOG_NOTICE, func, "%s: replayed %zu uncommitted writes", s->path,
-			s->nops);
+	if (s->nops > fresh)
+		log_limited(&s->log, CONF_LOG_NOTICE, func, "%s: replayed %zu uncommitted writes",
+			    s->path, s->nops - fresh);
 	return 0;
 }
 
 /* Before a read: writes SQLite rolled back must be back in place, or the read would lie. */
 static int store_ready(struct store *s, const char *func)
 {
-	return !s->in_txn && s->nops ? store_begin(s, func) : 0;
+	return !s->in_txn && s->nops ? store_begin(s, 0, func) : 0;
 }
 
 static void store_ops_clear(struct store *s)
 {
 	for (size_t i = 0; i < s->nops; i++)
 		free(s->ops[i].buf);
+	if (dict_count(s->held) || dict_count(s->held_del)) {
+		dict_free(s->held);
+		dict_free(s->held_del);
+		s->held = dict_new();
+		s->held_del = dict_new();
+	}
 	s->nops = 0;
 	if (s->ops_cap > 1024) {	/* do not keep a burst's array for ever */
 		free(s->ops);
@@ -195,10 +229,24 @@ static void store_ops_clear(struct store *s)
 	}
 }
 
-static int store_commit(struct store *s, const char *func)
+/* A commit (or the replay before it) failed: from now on writes are held and coalesced, and a
+ * timer retries every STORE_RETRY_S. */
+static void store_failed(struct store *s, const char *what, const char *func)
 {
 	static const struct timeval retry = { STORE_RETRY_S, 0 };
 
+	if (!s->failures++)
+		for (size_t i = 0; i < s->nops; i++)
+			store_held_index(s, i);
+	log_limited(&s->log, CONF_LOG_ERROR, func, "%s: %s FAILED (attempt %u): %zu writes are "
+		    "not saved yet; retrying every %d s", s->path, what, s->failures, s->nops,
+		    STORE_RETRY_S);
+	if (!evtimer_pending(s->commit_ev, NULL))
+		evtimer_add(s->commit_ev, &retry);
+}
+
+static int store_commit(struct store *s, const char *func)
+{
 	if (s->walking) {
 		log_msg(CONF_LOG_ERROR, func, "%s: cannot commit inside store_foreach()", s->path);
 		return -1;
@@ -215,15 +263,17 @@ static int store_commit(struct store *s, const char *func)
 			s->failures);
 		evtimer_del(s->commit_ev);	/* the retry is done */
 	}
+	if (s->dropped)
+		log_msg(CONF_LOG_ERROR, func, "%s: %lu writes were DROPPED since the last commit: "
+			"what is on disk is older than the gateway's state for them", s->path,
+			s->dropped);
 	s->failures = 0;
+	s->dropped = 0;
 	store_ops_clear(s);
 	return 0;
 
 fail:
-	s->failures++;
-	log_msg(CONF_LOG_ERROR, func, "%s: COMMIT FAILED (attempt %u): %zu writes are not saved "
-		"yet; retrying within %d s", s->path, s->failures, s->nops, STORE_RETRY_S);
-	evtimer_add(s->commit_ev, &retry);
+	store_failed(s, "COMMIT", func);
 	return -1;
 }
 
@@ -346,7 +396,20 @@ static int store_create_file(const char *path, char *err, size_t errlen)
 		close(fd);
 		return -1;
 	}
+	/* it says who watches whom: for the gateway's user only (SQLite gives -wal and -shm the
+	 * database's mode when it creates them; existing ones are fixed here too) */
+	if ((st.st_mode & 077) && fchmod(fd, 0600) == 0)
+		log_notice("%s was mode %04o, readable or writable by others: now 0600", path,
+			   (unsigned)(st.st_mode & 07777));
 	close(fd);
+	for (int i = 0; i < 2; i++) {
+		char *side = gw_xasprintf("%s%s", path, i ? "-shm" : "-wal");
+
+		if (stat(side, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077) &&
+		    chmod(side, 0600) == 0)
+			log_notice("%s was mode %04o: now 0600", side, (unsigned)(st.st_mode & 07777));
+		free(side);
+	}
 	return 0;
 }
 
@@ -365,6 +428,8 @@ struct store *store_open(struct event_base *base, const char *path, char *err, s
 		return NULL;
 	s = gw_xcalloc(1, sizeof(*s));
 	s->path = gw_xstrdup(path);
+	s->held = dict_new();
+	s->held_del = dict_new();
 	if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
 		snprintf(err, errlen, "cannot open %s: %s", path,
 			 s->db ? sqlite3_errmsg(s->db) : "out of memory");
@@ -416,28 +481,14 @@ static int store_check(struct store *s, enum store_table t, const char *k1, cons
 	return 0;
 }
 
-/* Records a write, applies it and asks for a commit at the end of this pass. */
-static int store_write(struct store *s, enum store_table t, enum store_verb verb,
-		       const char *k1, const char *k2, const char *val, size_t vlen,
-		       const char *func)
+/* Fills op with a copy of the write. */
+static void store_op_set(struct store_op *op, enum store_table t, enum store_verb verb,
+			 const char *k1, const char *k2, const char *val, size_t vlen)
 {
 	size_t l1 = strlen(k1), l2 = k2 ? strlen(k2) : 0;
-	struct store_op *op;
-	char *p;
+	char *p = gw_xmalloc(l1 + l2 + vlen + 3);
 
-	if (s->walking & (1u << t)) {
-		log_msg(CONF_LOG_ERROR, func, "%s: cannot write to %s inside store_foreach() on it",
-			s->path, store_tables[t].name);
-		return -1;
-	}
-	if (store_begin(s, func) < 0)
-		return -1;
-	if (s->nops == s->ops_cap) {
-		s->ops_cap = s->ops_cap ? 2 * s->ops_cap : 16;
-		s->ops = gw_xrealloc(s->ops, s->ops_cap * sizeof(*s->ops));
-	}
-	op = &s->ops[s->nops];
-	op->buf = p = gw_xmalloc(l1 + l2 + vlen + 3);
+	op->buf = p;
 	op->t = t;
 	op->verb = verb;
 	op->k1 = memcpy(p, k1, l1 + 1);
@@ -449,14 +500,106 @@ static int store_write(struct store *s, enum store_table t, enum store_verb verb
 	if (vlen)
 		memcpy(p, val, vlen);
 	p[vlen] = '\0';
-	if (store_apply(s, op, func) < 0) {
+}
+
+/* The key of a write in held[] ("t\nk1\nk2") or, k2 NULL, in held_del[] ("t\nk1").  Returns a
+ * string the caller frees. */
+static char *store_held_key(enum store_table t, const char *k1, const char *k2)
+{
+	return k2 ? gw_xasprintf("%d\n%s\n%s", (int)t, k1, k2) : gw_xasprintf("%d\n%s", (int)t, k1);
+}
+
+/* Enters ops[i] in held[] or held_del[]. */
+static void store_held_index(struct store *s, size_t i)
+{
+	const struct store_op *op = &s->ops[i];
+	char *key;
+
+	if (op->verb == SV_N)
+		return;
+	key = store_held_key(op->t, op->k1, op->verb == SV_DEL_K1 ? NULL : op->k2 ? op->k2 : "");
+	dict_set(op->verb == SV_DEL_K1 ? s->held_del : s->held, key, (void *)(uintptr_t)(i + 1));
+	free(key);
+}
+
+/* While commits fail: the index + 1 in ops[] of the latest held write that decides (t, k1, k2),
+ * or 0 if none does (the database does).  A write held before a delete of all of k1 does not. */
+static size_t store_held_find(const struct store *s, enum store_table t, const char *k1,
+			      const char *k2)
+{
+	char *key = store_held_key(t, k1, k2 ? k2 : ""), *kd = store_held_key(t, k1, NULL);
+	size_t at = (size_t)(uintptr_t)dict_get(s->held, key);
+	size_t del = (size_t)(uintptr_t)dict_get(s->held_del, kd);
+
+	free(key);
+	free(kd);
+	return at > del ? at : del;
+}
+
+/* Records a write in ops[], or returns NULL if it is dropped.  While commits fail, a write
+ * replaces the one held for its key (unless a delete of all of k1 came after that one);
+ * otherwise ops[] is one pass's writes and is simply appended to. */
+static struct store_op *store_record(struct store *s, enum store_table t, enum store_verb verb,
+				     const char *k1, const char *k2, const char *val, size_t vlen,
+				     const char *func)
+{
+	struct store_op *op = NULL;
+	size_t at;
+
+	if (s->failures && verb != SV_DEL_K1 && (at = store_held_find(s, t, k1, k2)) &&
+	    s->ops[at - 1].verb != SV_DEL_K1) {
+		op = &s->ops[at - 1];
 		free(op->buf);
-		if (s->nops)	/* earlier writes may need a replay: do not wait for another write */
-			event_active(s->commit_ev, EV_TIMEOUT, 0);
+		store_op_set(op, t, verb, k1, k2, val, vlen);
+		return op;
+	}
+	if (s->nops >= STORE_MAX_HELD) {
+		s->dropped++;
+		log_limited(&s->log, CONF_LOG_ERROR, func, "%s: %zu writes held for a commit that "
+			    "keeps failing: a %s of %s is DROPPED", s->path, s->nops,
+			    store_verbs[verb].name, store_tables[t].name);
+		return NULL;
+	}
+	if (s->nops == s->ops_cap) {
+		s->ops_cap = s->ops_cap ? 2 * s->ops_cap : 16;
+		s->ops = gw_xrealloc(s->ops, s->ops_cap * sizeof(*s->ops));
+	}
+	op = &s->ops[s->nops++];
+	store_op_set(op, t, verb, k1, k2, val, vlen);
+	if (s->failures)
+		store_held_index(s, s->nops - 1);
+	return op;
+}
+
+/* Records a write, applies it to the open transaction, and asks for a commit at the end of
+ * this pass (or leaves it to the retry timer while commits fail). */
+static int store_write(struct store *s, enum store_table t, enum store_verb verb,
+		       const char *k1, const char *k2, const char *val, size_t vlen,
+		       const char *func)
+{
+	struct store_op *op;
+	int ok;
+
+	if (s->walking & (1u << t)) {
+		log_msg(CONF_LOG_ERROR, func, "%s: cannot write to %s inside store_foreach() on it",
+			s->path, store_tables[t].name);
 		return -1;
 	}
-	s->nops++;
-	event_active(s->commit_ev, EV_TIMEOUT, 0);
+	if (!(op = store_record(s, t, verb, k1, k2, val, vlen, func)))
+		return -1;
+	if (!s->in_txn && s->failures) {
+		ok = 1;		/* held: the retry replays it, store_get() sees it meanwhile */
+	} else if (!s->in_txn) {
+		ok = store_begin(s, 1, func) == 0;	/* replays held writes, then this one */
+	} else if (!(ok = store_apply(s, op, func) == 0) && s->in_txn) {
+		store_op_drop(s, op, func);	/* SQLite refused this one write */
+		return -1;
+	}
+	if (!ok)
+		store_failed(s, "REPLAY", func);
+	else if (!s->failures)
+		event_active(s->commit_ev, EV_TIMEOUT, 0);
+	/* else the retry timer commits */
 	return 0;
 }
 
@@ -496,8 +639,23 @@ int store_get(struct store *s, enum store_table t, const char *k1, const char *k
 		log_error("%s: no k2", store_tables[t].name);
 		return -1;
 	}
-	if (store_ready(s, __func__) < 0)
+	if (s->failures && !s->in_txn) {
+		/* writes are held, not in SQLite: the latest held one for the key decides */
+		size_t at = store_held_find(s, t, k1, k2);
+		const struct store_op *op = at ? &s->ops[at - 1] : NULL;
+
+		if (op && op->verb == SV_PUT) {
+			*val = gw_xmalloc(op->vlen + 1);
+			memcpy(*val, op->val, op->vlen + 1);
+			if (vlen)
+				*vlen = op->vlen;
+			return 1;
+		}
+		if (op && op->verb != SV_N)
+			return 0;	/* deleted (SV_N: dropped, the database decides) */
+	} else if (store_ready(s, __func__) < 0) {
 		return -1;
+	}
 	st = s->stmt[t][SV_GET];
 	if (store_bind_keys(s, st, k1, k2, __func__) < 0)
 		return -1;
@@ -607,6 +765,17 @@ int store_flush(struct store *s)
 	return store_commit(s, __func__);
 }
 
+size_t store_unsaved(const struct store *s, unsigned long *dropped)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < s->nops; i++)
+		n += s->ops[i].verb != SV_N;
+	if (dropped)
+		*dropped = s->dropped;
+	return n;
+}
+
 void store_free(struct store *s)
 {
 	if (!s)
@@ -619,6 +788,8 @@ void store_free(struct store *s)
 	}
 	store_ops_clear(s);
 	free(s->ops);
+	dict_free(s->held);
+	dict_free(s->held_del);
 	for (int t = 0; t < STORE_NTABLES; t++)
 		for (int v = 0; v < SV_N; v++)
 			sqlite3_finalize(s->stmt[t][v]);

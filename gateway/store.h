@@ -64,6 +64,10 @@ size_t store_count(struct store *s, enum store_table t);
 /* Commits pending writes now.  Returns 0, or -1 (logged) with the writes kept for a retry. */
 int store_flush(struct store *s);
 
+/* Writes not yet committed (held while commits fail), and writes dropped since the last
+ * successful commit (dropped may be NULL). */
+size_t store_unsaved(const struct store *s, unsigned long *dropped);
+
 /* Commits (a failure is logged with the number of writes lost), closes and frees.  NULL is
  * allowed. */
 void store_free(struct store *s);

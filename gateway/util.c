@@ -79,6 +79,16 @@ char *gw_xasprintf(const char *fmt, ...)
 	return p;
 }
 
+uint64_t gw_hash64(const void *data, size_t len)
+{
+	const unsigned char *p = data;
+	uint64_t h = 14695981039346656037ULL;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ p[i]) * 1099511628211ULL;
+	return h;
+}
+
 int gw_strcaseeq(const char *a, const char *b)
 {
 	for (;; a++, b++) {

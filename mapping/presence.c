@@ -130,6 +130,7 @@ struct xview {
 	struct dict *resources;	/* resource -> struct pidf_tuple * (available ones) */
 	LIST_HEAD(, xdialog) dialogs;
 	struct event *hold_ev;	/* releases held dialogs; NULL until first needed */
+	struct event *rate_ev;	/* sends the NOTIFYs the rate limit deferred; NULL until needed */
 };
 
 /* One SIP watcher dialog (a watcher may hold several: one per device). */
@@ -139,6 +140,9 @@ struct xdialog {
 	struct sip_watch *w;
 	int active;
 	int held;		/* active, first NOTIFY waiting for the user's presence */
+	int due;		/* a change the rate limit deferred: NOTIFY when it allows */
+	uint64_t sent_ms;	/* when the last presence NOTIFY went (gw_now_ms) */
+	uint64_t sent_hash;	/* of its document: the same document is not sent twice */
 	LIST_ENTRY(xdialog) entry;	/* in view->dialogs */
 };
 
@@ -768,6 +772,8 @@ static void view_free(struct xview *v)
 	view_set_asked(v, 0);
 	if (v->hold_ev)
 		event_free(v->hold_ev);
+	if (v->rate_ev)
+		event_free(v->rate_ev);
 	dict_del(v->pr->views, v->key);
 	dict_foreach(v->resources, view_free_tuple, NULL);
 	dict_free(v->resources);
@@ -805,22 +811,79 @@ static char *view_document(struct xview *v, size_t *len)
 	return text;
 }
 
-/* NOTIFYs the active dialogs (or only `only`) with the view's document; held ones are released. */
+/* NOTIFYs d with doc (built on first use into *doc). */
+static void view_notify_one(struct xview *v, struct xdialog *d, char **doc, size_t *len,
+			    uint64_t now)
+{
+	if (!*doc)
+		*doc = view_document(v, len);
+	d->held = d->due = 0;
+	d->sent_ms = now;
+	d->sent_hash = gw_hash64(*doc, *len);
+	sip_watch_notify(d->w, SIP_SUBSTATE_ACTIVE, NULL, CT_PIDF, *doc, *len);
+}
+
+static void view_rate_cb(evutil_socket_t fd, short what, void *arg);
+
+/* Sends the due NOTIFYs whose dialog's interval allows, and arms the timer for the others. */
+static void view_flush(struct xview *v)
+{
+	uint64_t now = gw_now_ms(v->pr->gw), gap = v->pr->gw->conf->presence_notify_interval_ms;
+	uint64_t wait = 0;
+	struct xdialog *d;
+	size_t len = 0;
+	char *doc = NULL;
+
+	LIST_FOREACH(d, &v->dialogs, entry) {
+		if (!d->active || !d->due)
+			continue;
+		if (!d->sent_ms || now >= d->sent_ms + gap) {
+			if (!doc)
+				doc = view_document(v, &len);
+			if (d->sent_ms && gw_hash64(doc, len) == d->sent_hash)
+				d->due = 0;	/* what the watcher has already */
+			else
+				view_notify_one(v, d, &doc, &len, now);
+			continue;
+		}
+		if (!wait || d->sent_ms + gap - now < wait)
+			wait = d->sent_ms + gap - now;
+	}
+	free(doc);
+	if (wait) {
+		struct timeval tv = { (time_t)(wait / 1000), (suseconds_t)(wait % 1000) * 1000 };
+
+		if (!v->rate_ev && !(v->rate_ev = evtimer_new(v->pr->gw->base, view_rate_cb, v)))
+			gw_fatal("evtimer_new failed");
+		evtimer_add(v->rate_ev, &tv);
+	}
+}
+
+static void view_rate_cb(evutil_socket_t fd, short what, void *arg)
+{
+	view_flush(arg);
+}
+
+/* NOTIFYs the active dialogs with the view's document, each at most once per <presence
+ * notify-interval> (RFC 6665 4.2.2, RFC 3856 6.4): a change inside a dialog's interval is
+ * deferred to its end, when the document of that moment goes, so a flood of changes costs one
+ * NOTIFY per interval and the last state is never lost.  `only` (a dialog's first NOTIFY) goes
+ * at once. */
 static void view_notify(struct xview *v, struct xdialog *only)
 {
 	struct xdialog *d;
 	size_t len = 0;
 	char *doc = NULL;
 
-	LIST_FOREACH(d, &v->dialogs, entry) {
-		if (!d->active || (only && d != only))
-			continue;
-		if (!doc)
-			doc = view_document(v, &len);
-		d->held = 0;
-		sip_watch_notify(d->w, SIP_SUBSTATE_ACTIVE, NULL, CT_PIDF, doc, len);
+	if (only) {
+		if (only->active)
+			view_notify_one(v, only, &doc, &len, gw_now_ms(v->pr->gw));
+		free(doc);
+		return;
 	}
-	free(doc);
+	LIST_FOREACH(d, &v->dialogs, entry)
+		d->due = d->active;
+	view_flush(v);
 }
 
 static void view_hold_cb(evutil_socket_t fd, short what, void *arg)

@@ -91,3 +91,15 @@ async def test_busy_sip_port_is_reported(env):
         check("Sanitizer" not in err, f"no sanitizer report: {err[-3000:]}")
     finally:
         busy.close()
+
+
+async def test_a_world_writable_file_is_refused(env):
+    """Anyone could add a peer to a world-writable gateway file and be trusted at the next
+    start: it is refused, with the file named."""
+    conf = write_files(env, "open", gateway_xml(env), conf_mode=0o666)
+    rc, out, err = await run(env, "-n", "-c", conf)
+    check(rc != 0 and f"{conf}: writable by every user (mode 0666); chmod o-w it" in err,
+          f"rc={rc} err={err!r}")
+    os.chmod(conf, 0o664)
+    rc, out, err = await run(env, "-n", "-c", conf)
+    check(rc == 0, f"group-writable is the operator's choice: {err!r}")

@@ -6,6 +6,7 @@ whose messages are checked during and after the attack.  Against Prosody and eja
 import asyncio
 import os
 import shutil
+import signal
 import socket
 import time
 
@@ -67,6 +68,14 @@ def gw_fds(gw):
     return len(os.listdir(f"/proc/{gw.proc.pid}/fd"))
 
 
+def gw_rss_mb(gw):
+    with open(f"/proc/{gw.proc.pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def gw_cpu_seconds(gw):
     with open(f"/proc/{gw.proc.pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -102,13 +111,14 @@ async def test_strangers_cannot_hold_connections(env):
     served throughout."""
     gw = await env.gateway(log_level="info")
     carol = await env.client("carol")
-    before = gw_fds(gw)
+    before, rss = gw_fds(gw), gw_rss_mb(gw)
     for port in (env.gw_sip_port, env.gw_msrp_port):
         conns = await open_conns(port, 250, source="127.0.0.2")
         closed = await asyncio.gather(*(closed_by_peer(r, 2.0) for r, _ in conns))
         check(all(closed), f"port {port}: {closed.count(False)} of 250 connections stayed open")
         close_all(conns)
     check(gw_fds(gw) <= before + 2, f"descriptors {before} -> {gw_fds(gw)}")
+    check(gw_rss_mb(gw) < rss + 16, f"RSS {rss:.1f} -> {gw_rss_mb(gw):.1f} MB")
     await both_ways_still_work(env, carol, "after the strangers")
     check(gw.log_count(r"connection from 127\.0\.0\.2:\d+ refused: no peer network trusts") > 0,
           "the refusals are logged")
@@ -389,6 +399,12 @@ async def test_sip_watcher_floods_are_bounded(env):
         check(status_of(r) == 200, f"the peer's eighth dialog: {r.start}")
         r = await subscribe("carol", "x2")
         check(status_of(r) == 503 and "Peer" in r.start, f"the peer's ninth dialog: {r.start}")
+        # the flood itself: 400 more, all refused, and the gateway holds nothing for them
+        rss = gw_rss_mb(gw)
+        refused = await asyncio.gather(*(subscribe(f"u{i}", f"f{i}") for i in range(400)))
+        check(all(status_of(r) == 503 for r in refused),
+              f"{sum(status_of(r) != 503 for r in refused)} of 400 not refused")
+        check(gw_rss_mb(gw) < rss + 16, f"RSS {rss:.1f} -> {gw_rss_mb(gw):.1f} MB")
         # w0 gives up before alice answers: its request is withdrawn, and w3 may ask
         r = await unsubscribe(ua, env.gw_sip_port, w0)
         check(status_of(r) == 200, f"w0's un-SUBSCRIBE: {r.start}")
@@ -397,7 +413,8 @@ async def test_sip_watcher_floods_are_bounded(env):
                           r"request is withdrawn", timeout=5)
         r = await subscribe("alice", "w3")
         check(status_of(r) == 200, f"w3 asks alice once w0 left: {r.start}")
-        check(gw.log_count(r"presence: .* refused: 503 Too Many") == 3, "the refusals are logged")
+        check(3 <= gw.log_count(r"presence: .* refused: 503 Too Many") <= 40,
+              "the refusals are logged, at a bounded rate")
         await both_ways_still_work(env, carol, "during the flood")
     finally:
         ua.close()
@@ -470,3 +487,91 @@ async def test_user_parts_that_collapse_onto_another_user_are_refused(env):
         ua.close()
     check(gw.log_count(r"484 From User Part Not One-To-One") >= 1 or
           gw.log_count(r"Not One-To-One") >= 1, "the refusals are logged")
+
+
+# ------------------------------------------------------------------ NOTIFY floods
+
+async def test_a_flood_of_presence_changes_is_rate_limited_per_dialog(env):
+    """Every presence change of an XMPP user used to be one NOTIFY to each SIP watcher (2 000
+    changes, 2 000 NOTIFYs).  Now a watcher's dialog gets at most one NOTIFY per <presence
+    notify-interval> (1 s by default, RFC 6665 4.2.2): the changes between are coalesced and
+    the last state always arrives."""
+    gw = await env.gateway(presence_gateway_xml(env), log_level="info")
+    alice = await watcher(env, "alice", auto_authorize=True)
+    carol = await env.client("carol")
+    ua = await SipUA().start()
+    try:
+        r = await ua.request(env.gw_sip_port, "", None, method="SUBSCRIBE",
+                             ruri=f"sip:alice@{XMPP_DOMAIN}", sender=f"sip:bob@{SIP_DOMAIN}",
+                             headers=subscribe_headers(ua, 600))
+        check(status_of(r) == 200, f"bob's SUBSCRIBE: {r.start}")
+
+        def notifies():
+            return [m for m in ua.requests if m.start.startswith("NOTIFY ")]
+
+        alice.send_presence(pstatus="start")
+        await wait_for(lambda: any(b"start" in m.body for m in notifies()), 10,
+                       "the NOTIFY with alice's first status")
+        await asyncio.sleep(1.2)
+        before, t0 = len(notifies()), time.monotonic()
+        for i in range(600):
+            alice.send_presence(pstatus=f"s{i}")
+            if i % 100 == 99:
+                await asyncio.sleep(0.2)
+        alice.send_presence(pstatus="final")
+        await wait_for(lambda: any(b"final" in m.body for m in notifies()), 10,
+                       "the NOTIFY with alice's last status")
+        elapsed = time.monotonic() - t0
+        sent = len(notifies()) - before
+        print(f"    {sent} NOTIFYs for 601 changes in {elapsed:.1f} s")
+        check(sent <= elapsed / 1.0 + 2, f"{sent} NOTIFYs for 601 changes in {elapsed:.1f} s")
+        await asyncio.sleep(1.5)
+        check(b"final" in notifies()[-1].body, "the last NOTIFY carries the last state")
+        # the same presence again changes nothing the watcher sees: no NOTIFY at all
+        n = len(notifies())
+        for _ in range(20):
+            alice.send_presence(pstatus="final")
+        await asyncio.sleep(2.5)
+        check(len(notifies()) == n, f"{len(notifies()) - n} NOTIFYs for unchanged presence")
+        await both_ways_still_work(env, carol, "after the flood")
+    finally:
+        ua.close()
+
+
+# ------------------------------------------------------------------ signals and files
+
+async def test_sighup_is_ignored_and_logged(env):
+    """SIGHUP used to kill the gateway (exit 129, nothing drained).  Until it reloads its file,
+    it says so and goes on."""
+    gw = await env.gateway(log_level="info")
+    carol = await env.client("carol")
+    gw.proc.send_signal(signal.SIGHUP)
+    await gw.wait_log(r"received SIGHUP: ignored", timeout=5)
+    check(gw.proc.returncode is None, "the gateway is still running")
+    await both_ways_still_work(env, carol, "after SIGHUP")
+
+
+async def test_the_state_database_is_private(env):
+    """A state database left readable by others (it says who watches whom) is made 0600 at
+    start, with its -wal and -shm; what the gateway creates is 0600."""
+    db = os.path.join(env.workdir, "hup-state.db")
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(db + suffix):
+            os.unlink(db + suffix)
+    open(db, "w").close()
+    os.chmod(db, 0o644)
+    gw = await env.gateway(presence_gateway_xml(env, db=db), log_level="info")
+    await gw.wait_log(r"hup-state\.db was mode 0644, readable or writable by others: now 0600",
+                      timeout=5)
+    alice = await watcher(env, "alice")
+    alice.send_presence(pto=f"bob@{SIP_DOMAIN}", ptype="subscribe")
+    await asyncio.sleep(1)
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(db + suffix):
+            mode = os.stat(db + suffix).st_mode & 0o777
+            check(mode == 0o600, f"{db}{suffix} is {mode:o}")
+    await gw.stop()
+    os.chmod(db, 0o640)
+    gw = await env.gateway(presence_gateway_xml(env, db=db), log_level="info")
+    await gw.wait_log(r"hup-state\.db was mode 0640", timeout=5)
+    check(os.stat(db).st_mode & 0o777 == 0o600, "made private again")

@@ -443,7 +443,7 @@ static void test_commit_failure(void)
 	char *path = tmp_path("full.db"), err[256] = "", *big = gw_xmalloc(256 * 1024), *v = NULL;
 	struct store *s = store_open(base, path, err, sizeof(err));
 	struct rlimit old, small;
-	size_t n = 0;
+	size_t n = 0, before;
 	int rc;
 
 	CHECK(s != NULL, "commit failure: open (%s)", err);
@@ -471,18 +471,90 @@ static void test_commit_failure(void)
 		  "commit failure: the store still has the write");
 	CHECK_INT(n, 256 * 1024, "commit failure: value length");
 	free(v);
+	v = NULL;
+
+	/* while the disk stays full, writes of the same keys replace the ones held for them */
+	quiet(1);
+	for (int i = 0; i < 5000; i++) {
+		char k1[32], val[32];
+
+		snprintf(k1, sizeof(k1), "sip:w%d@sip.example", i % 10);
+		snprintf(val, sizeof(val), "v%d", i);
+		store_put(s, STORE_XWATCH, k1, "alice@xmpp.example", val, strlen(val));
+		store_put(s, STORE_XDOC, "sip:a@sip.example", "", val, strlen(val));
+	}
+	store_put(s, STORE_XWATCH, "sip:w1@sip.example", "carol@xmpp.example", "x", 1);
+	store_del(s, STORE_XWATCH, "sip:w1@sip.example", NULL);	/* all of w1 */
+	store_put(s, STORE_XWATCH, "sip:w1@sip.example", "dave@xmpp.example", "d", 1);
+	store_del(s, STORE_XWATCH, "sip:w2@sip.example", "alice@xmpp.example");
+	CHECK(event_base_loop(base, EVLOOP_NONBLOCK) >= 0, "commit failure: loop pass");
+	quiet(0);
+	CHECK(store_unsaved(s, NULL) <= 16, "commit failure: %zu writes held for 10 002 keys "
+	      "changed 10 014 times", store_unsaved(s, NULL));
+	CHECK_INT(store_get(s, STORE_XDOC, "sip:a@sip.example", "", &v, NULL), 1,
+		  "commit failure: a held write is read back");
+	CHECK_STR(v, "v4999", "commit failure: the latest held write");
+	free(v);
+	v = NULL;
+	CHECK_INT(store_get(s, STORE_XWATCH, "sip:w1@sip.example", "alice@xmpp.example", &v,
+			    NULL), 0, "commit failure: a held delete of all of k1 is read back");
+	free(v);
+	v = NULL;
+	CHECK_INT(store_get(s, STORE_XWATCH, "sip:w1@sip.example", "dave@xmpp.example", &v,
+			    NULL), 1, "commit failure: a write held after it is read back");
+	free(v);
+	v = NULL;
+	CHECK_INT(store_get(s, STORE_XWATCH, "sip:w2@sip.example", "alice@xmpp.example", &v,
+			    NULL), 0, "commit failure: a held delete is read back");
+	free(v);
+	v = NULL;
+
+	store_put(s, STORE_XDOC, "sip:c@sip.example", "", "c", 1);
+	/* distinct keys beyond STORE_MAX_HELD (100 000) are dropped and counted, not held */
+	before = store_unsaved(s, NULL);
+	quiet(1);
+	for (int i = 0; i < 100010; i++) {
+		char k1[32];
+
+		snprintf(k1, sizeof(k1), "sip:f%d@sip.example", i);
+		store_put(s, STORE_XWATCH, k1, "alice@xmpp.example", "f", 1);
+	}
+	quiet(0);
+	{
+		unsigned long dropped = 0;
+		size_t held = store_unsaved(s, &dropped);
+
+		CHECK_INT(held, 100000, "commit failure: writes held at most");
+		CHECK_INT(dropped, 100010 - (100000 - before), "commit failure: the rest counted as "
+			  "dropped");
+	}
+	for (int i = 0; i < 100010; i++) {	/* not to be committed by the retry below */
+		char k1[32];
+
+		snprintf(k1, sizeof(k1), "sip:f%d@sip.example", i);
+		store_del(s, STORE_XWATCH, k1, "alice@xmpp.example");
+	}
+
 	setrlimit(RLIMIT_FSIZE, &old);
 	signal(SIGXFSZ, SIG_DFL);
-	/* the retry is on a timer as well as the next pass: one pass with a write does it */
-	store_put(s, STORE_XDOC, "sip:c@sip.example", "", "c", 1);
+	/* the retry is on a timer (STORE_RETRY_S): writes do not trigger it while commits fail */
 	CHECK(event_base_loop(base, EVLOOP_NONBLOCK) >= 0, "commit failure: loop pass");
+	{
+		struct timeval two = { 2, 0 };
+
+		event_base_loopexit(base, &two);
+		CHECK(event_base_dispatch(base) >= 0, "commit failure: loop for the retry");
+	}
+	CHECK_INT(store_unsaved(s, NULL), 0, "commit failure: nothing held after the retry");
 	CHECK_INT(raw_count(path, "xdoc"), 3, "commit failure: retried and committed");
+	/* w0, w3..w9 with alice; w1 with dave only; w2 deleted */
+	CHECK_INT(raw_count(path, "xwatch"), 9, "commit failure: the held deletes and puts applied");
 	store_free(s);
 	s = store_open(base, path, err, sizeof(err));
 	if (s) {
 		CHECK_INT(store_get(s, STORE_XDOC, "sip:a@sip.example", "", &v, NULL), 1,
 			  "commit failure: reopen");
-		CHECK_STR(v, "replaced", "commit failure: the replace survived");
+		CHECK_STR(v, "v4999", "commit failure: the latest replace survived");
 		free(v);
 	}
 	store_free(s);
