@@ -575,3 +575,16 @@ async def test_the_state_database_is_private(env):
     gw = await env.gateway(presence_gateway_xml(env, db=db), log_level="info")
     await gw.wait_log(r"hup-state\.db was mode 0640", timeout=5)
     check(os.stat(db).st_mode & 0o777 == 0o600, "made private again")
+
+
+async def test_a_tel_from_is_refused_with_a_readable_log(env):
+    """A refusal for a request whose From is a tel: URI (no host) used to log `From (null)`."""
+    gw = await env.gateway(log_level="info")
+    loop = asyncio.get_running_loop()
+    for source, cid in (("127.0.0.2", "tel-untrusted"), ("127.0.0.1", "tel-trusted")):
+        data = sip_request("MESSAGE", 0, frm="tel:+15551234", body=b"hi", ctype="text/plain",
+                           call_id=cid, branch=f"z9hG4bK{cid}")
+        line = await loop.run_in_executor(None, udp_exchange_from, data, env.gw_sip_port, source)
+        check(line is not None and line.split()[1][0] in "4", f"tel: From from {source}: {line}")
+    await gw.wait_log(r"refused MESSAGE from 127\.0\.0\.2:\d+/udp \(From -\): 403", timeout=3)
+    check("(null)" not in gw.log(), "no (null) in the log")
