@@ -7,12 +7,11 @@ import asyncio
 import os
 import shutil
 import signal
-import socket
 import time
 
 from harness import SIP_DOMAIN, XMPP_DOMAIN, check, error_condition, pidf, wait_for
 from msrp_ua import SipMessage, parse_sip
-from test_hostile import sip_request
+from test_hostile import sip_request, udp_exchange
 from test_interop import SipUA, status_of
 from test_presence import expect_pres, pres, presence_gateway_xml, watcher
 
@@ -321,21 +320,7 @@ async def test_forged_in_dialog_notify_is_refused(env):
 def udp_exchange_from(data, gw_port, source, timeout=3.0):
     """Sends data to the gateway from source (any port) and returns the final response's status
     line, or None."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind((source, 0))
-    s.settimeout(timeout)
-    try:
-        s.sendto(data.replace(b"127.0.0.1:0;", f"{source}:{s.getsockname()[1]};".encode(), 1),
-                 ("127.0.0.1", gw_port))
-        while True:
-            resp, _ = s.recvfrom(65536)
-            line = resp.split(b"\r\n", 1)[0].decode()
-            if not line.startswith("SIP/2.0 1"):
-                return line
-    except socket.timeout:
-        return None
-    finally:
-        s.close()
+    return udp_exchange(data, gw_port, 0, timeout, source)
 
 
 # ------------------------------------------------------------------ subscription floods
@@ -389,7 +374,8 @@ async def test_sip_watcher_floods_are_bounded(env):
         for i in range(3):
             r = await subscribe("alice", f"w{i}")
             check(status_of(r) == 200, f"watcher w{i} of alice: {r.start}")
-            w0 = w0 if i else r
+            if i == 0:
+                w0 = r
         r = await subscribe("alice", "w3")
         check(status_of(r) == 503 and r.get("retry-after") == "600",
               f"a fourth pending request for alice: {r.start} {r.get('retry-after')}")

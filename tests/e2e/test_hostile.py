@@ -169,11 +169,15 @@ def sip_request(method, port, ruri=f"sip:alice@{XMPP_DOMAIN}", frm=f"sip:bob@{SI
     return head.encode() + body
 
 
-def udp_exchange(data, gw_port, port, timeout=3.0):
+def udp_exchange(data, gw_port, port, timeout=3.0, source="127.0.0.1"):
+    """Sends data to the gateway from source:port (port 0: any, and a Via of 127.0.0.1:0 is made
+    the bound address) and returns the final response's status line, or None."""
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", port))
+    s.bind((source, port))
     s.settimeout(timeout)
     try:
+        if port == 0:
+            data = data.replace(b"127.0.0.1:0;", f"{source}:{s.getsockname()[1]};".encode(), 1)
         s.sendto(data, ("127.0.0.1", gw_port))
         while True:
             resp, _ = s.recvfrom(65536)
