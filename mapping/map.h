@@ -195,7 +195,7 @@ void pager_close(struct pager *pg);
 void pager_abort(struct pager *pg);
 void pager_free(struct pager *pg);
 
-/* ---- presence.c: presence both ways (RFC 8048), one shared SIP dialog per SIP presentity */
+/* ---- presence.c: presence both ways (RFC 8048), one SIP dialog per XMPP watcher and SIP presentity */
 struct presence;
 
 /* What ends a shared SIP subscription, as a table (RFC 6665 4.1.3, RFC 8048 section 5). */

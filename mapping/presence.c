@@ -1,17 +1,19 @@
-/* presence.c - presence interworking both ways (RFC 8048, 3856, 3863, 6665), with one shared SIP
- * subscription per SIP presentity however many XMPP users watch it.
+/* presence.c - presence interworking both ways (RFC 8048, 3856, 3863, 6665), each XMPP watcher
+ * subscribing to a SIP presentity as itself, so that the presentity's own authorization decides.
  *
- * XMPP watcher -> SIP presentity (struct spres, one per SIP URI).  The gateway holds one SUBSCRIBE
- * dialog per presentity, as the agent identity sip:<agent>@<xmpp domain>, and fans each NOTIFY
- * out to every approved XMPP watcher: one serialisation per tuple, the recipient spliced in
- * (xmpp_link_send_to).  The dialog's state machine (spres_enter_state logs every change):
+ * XMPP watcher -> SIP presentity (struct spres, one per SIP URI and XMPP watcher: the owner).
+ * The gateway holds one SUBSCRIBE dialog per pair, From the owner's SIP URI (RFC 8048 section 4),
+ * and turns each NOTIFY into presence stanzas for the owner.  The dialog's state machine
+ * (spres_enter_state logs every change):
  *
  *   IDLE --subscribe--> SUBSCRIBING --NOTIFY pending--> PENDING --NOTIFY active--> ACTIVE
  *     any --terminated/failure--> (row of sub_end_rules) WAITING --timer--> SUBSCRIBING
- *                                                     or REJECTED: every watcher unsubscribed
+ *                                                     or REJECTED: the watcher unsubscribed
  *
- * A watcher is PENDING until the dialog is first active, then SUBSCRIBED.  Nothing else reaches a
- * pending or refused watcher, so the two are indistinguishable on the wire.
+ * The watcher is PENDING until its dialog is first active, then SUBSCRIBED.  Nothing else reaches
+ * a pending or refused watcher, so the two are indistinguishable on the wire.  (spres->watchers
+ * holds the owner alone; the fan-out code serves the shared dialogs of authorization migration,
+ * a later step, unchanged.)
  *
  * SIP watcher -> XMPP presentity (struct xview, one per XMPP user and SIP watcher pair).  The
  * gateway is the notifier: SUBSCRIBE -> 200 + NOTIFY pending + <presence type='subscribe'> to the
@@ -19,10 +21,11 @@
  * watcher's JID -> NOTIFY to that watcher's dialogs only (so directed presence and privacy lists
  * stay the XMPP server's business); 'unsubscribed' -> NOTIFY terminated;reason=rejected.
  *
- * State that lasts (store.h): XMPP watchers of SIP presentities with their approval, the last
- * document of each SIP presentity, and which SIP watchers each XMPP user approved.  After a
- * restart the shared dialogs are set up again, probes are answered from the stored documents,
- * and an approved SIP watcher that subscribes again is active at once.
+ * State that lasts (store.h): XMPP watchers of SIP presentities with their approval (xwatch:
+ * uri, jid), the last document each watcher's dialog got (xdoc: uri, jid; rows with an empty jid
+ * are a shared dialog's from earlier versions and are dropped), and which SIP watchers each XMPP
+ * user approved.  After a restart the dialogs are set up again, probes are answered from the
+ * stored documents, and an approved SIP watcher that subscribes again is active at once.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -62,6 +65,7 @@ enum pres_count {
 	COUNT_WATCHING = 'u',	/* SIP presentities an XMPP user watches */
 	COUNT_PENDING = 'p',	/* SIP watchers awaiting an XMPP user's answer */
 	COUNT_DIALOGS = 'w',	/* dialogs a SIP watcher holds */
+	COUNT_WATCHERS = 'P',	/* XMPP watchers of a SIP presentity (its URI) */
 };
 
 enum spres_state {
@@ -107,8 +111,11 @@ struct presence {
 
 struct spres {
 	struct presence *pr;
+	char *key;		/* in pr->spres: "uri\nowner" */
 	char *uri;		/* sip:bob@sip.example */
 	char *jid;		/* bob@sip.example: what the XMPP side calls it */
+	char *owner;		/* alice@xmpp.example: the one XMPP watcher this dialog is for */
+	char *from;		/* sip:alice@xmpp.example: the SUBSCRIBE's From, the owner's SIP URI */
 	const struct conf_peer *peer;
 	enum spres_state state;
 	struct sip_sub *sub;
@@ -331,20 +338,35 @@ static void view_set_asked(struct xview *v, int asked)
 	count_add(v->pr, COUNT_PENDING, v->user, asked ? 1 : -1);
 }
 
-static struct spres *spres_new(struct presence *pr, const char *uri, const char *jid,
-			       const struct conf_peer *peer)
+static char *spres_key(const char *uri, const char *owner)
 {
-	struct spres *sp = gw_xcalloc(1, sizeof(*sp));
+	return gw_xasprintf("%s\n%s", uri, owner);
+}
 
+/* The dialog of one XMPP watcher (owner) with one SIP presentity, or NULL if the owner's JID
+ * has no SIP URI (it is checked before anything is created). */
+static struct spres *spres_new(struct presence *pr, const char *uri, const char *jid,
+			       const struct conf_peer *peer, const char *owner)
+{
+	char from[MAP_URI_MAX];
+	struct spres *sp;
+
+	if (map_jid_to_sip(owner, 0, from, sizeof(from)) < 0)
+		return NULL;
+	sp = gw_xcalloc(1, sizeof(*sp));
 	sp->pr = pr;
+	sp->key = spres_key(uri, owner);
 	sp->uri = gw_xstrdup(uri);
 	sp->jid = gw_xstrdup(jid);
+	sp->owner = gw_xstrdup(owner);
+	sp->from = gw_xstrdup(from);
 	sp->peer = peer;
+	count_add(pr, COUNT_WATCHERS, uri, 1);
 	sp->watchers = dict_new();
 	sp->timer = evtimer_new(pr->gw->base, spres_timer_cb, sp);
 	if (!sp->timer)
 		gw_fatal("evtimer_new failed");
-	dict_set(pr->spres, uri, sp);
+	dict_set(pr->spres, sp->key, sp);
 	return sp;
 }
 
@@ -364,12 +386,16 @@ static void spres_free(struct spres *sp)
 	spres_enter_state(sp, SPRES_CLOSED);	/* leaves the queue, frees its slot */
 	pr->nwatchers -= dict_count(sp->watchers);
 	dict_foreach(sp->watchers, uncount_watcher, pr);
-	dict_del(pr->spres, sp->uri);
+	dict_del(pr->spres, sp->key);
+	count_add(pr, COUNT_WATCHERS, sp->uri, -1);
 	event_free(sp->timer);
 	dict_free(sp->watchers);
 	pidf_doc_free(sp->doc);
+	free(sp->key);
 	free(sp->uri);
 	free(sp->jid);
+	free(sp->owner);
+	free(sp->from);
 	free(sp);
 }
 
@@ -551,14 +577,14 @@ static int spres_on_notify(void *arg, struct sip_sub *sub, const struct sip_noti
 			log_warn("presence %s: malformed PIDF refused, state kept: %s", sp->uri, err);
 			return 400;
 		}
-		store_put(sp->pr->store, STORE_XDOC, sp->uri, "", n->body, n->body_len);
+		store_put(sp->pr->store, STORE_XDOC, sp->uri, sp->owner, n->body, n->body_len);
 	} else if (n->state == SIP_SUBSTATE_ACTIVE && sp->fresh) {
 		/* a new dialog whose first state has no document: the presence server knows
 		 * nothing of the presentity (Kamailio after a restart, a user who never published),
 		 * so whatever was held before is stale */
 		doc = gw_xcalloc(1, sizeof(*doc));
 		doc->entity = gw_xstrdup(sp->uri);
-		store_del(sp->pr->store, STORE_XDOC, sp->uri, NULL);
+		store_del(sp->pr->store, STORE_XDOC, sp->uri, sp->owner);
 	}
 	if (n->state == SIP_SUBSTATE_ACTIVE)
 		sp->fresh = 0;
@@ -614,7 +640,7 @@ static void spres_on_ended(void *arg, struct sip_sub *sub, int status, const cha
 		log_notice("presence %s: refused by the SIP side (%d %s): %zu watchers unsubscribed",
 			   sp->uri, status, reason ? reason : "", dict_count(sp->watchers));
 		dict_foreach(sp->watchers, reject_one, &r);
-		store_del(sp->pr->store, STORE_XDOC, sp->uri, NULL);
+		store_del(sp->pr->store, STORE_XDOC, sp->uri, sp->owner);
 		spres_free(sp);
 		return;
 	}
@@ -643,18 +669,15 @@ static void spres_subscribe(struct spres *sp)
 	};
 	struct presence *pr = sp->pr;
 	const struct conf *conf = pr->gw->conf;
-	char *from;
-
 	if (pr->closing || sp->sub)
 		return;
 	if (sp->state != SPRES_QUEUED && pr->nsubscribing >= PRES_MAX_SUBSCRIBING) {
 		spres_enter_state(sp, SPRES_QUEUED);
 		return;
 	}
-	from = gw_xasprintf("sip:%s@%s", conf->presence_agent, conf->xmpp_domain);
-	sp->sub = sip_subscribe(pr->gw->sip, sp->peer, from, sp->uri, "presence", CT_PIDF,
+	/* as the watcher: the presentity's own authorization decides (RFC 8048 section 4) */
+	sp->sub = sip_subscribe(pr->gw->sip, sp->peer, sp->from, sp->uri, "presence", CT_PIDF,
 				conf->presence_expires_s, &cbs, sp);
-	free(from);
 	if (sp->sub) {
 		sp->fresh = 1;
 		spres_enter_state(sp, SPRES_SUBSCRIBING);
@@ -674,7 +697,7 @@ static void pres_from_xmpp_watcher(struct presence *pr, struct xmpp_link *link,
 {
 	const struct conf *conf = pr->gw->conf;
 	const struct conf_peer *peer;
-	char uri[MAP_URI_MAX];
+	char uri[MAP_URI_MAX], *key;
 	struct spres *sp;
 	intptr_t state;
 	int err;
@@ -686,7 +709,9 @@ static void pres_from_xmpp_watcher(struct presence *pr, struct xmpp_link *link,
 				    "jid-malformed", map_addr_strerror(err));
 		return;
 	}
-	sp = dict_get(pr->spres, uri);
+	key = spres_key(uri, from_bare);
+	sp = dict_get(pr->spres, key);
+	free(key);
 	state = sp ? (intptr_t)dict_get(sp->watchers, from_bare) : 0;
 
 	if (strcmp(type, "subscribe") == 0) {
@@ -695,7 +720,7 @@ static void pres_from_xmpp_watcher(struct presence *pr, struct xmpp_link *link,
 				    "the gateway holds too many subscriptions");
 			return;
 		}
-		if (sp && !state && dict_count(sp->watchers) >= conf->presence_max_watchers) {
+		if (!sp && count_get(pr, COUNT_WATCHERS, uri) >= conf->presence_max_watchers) {
 			pres_bounce(pr, link, stanza, "resource-constraint",
 				    "too many watchers of this contact");
 			return;
@@ -708,8 +733,11 @@ static void pres_from_xmpp_watcher(struct presence *pr, struct xmpp_link *link,
 				    "you watch as many SIP contacts as the gateway allows one user");
 			return;
 		}
-		if (!sp)
-			sp = spres_new(pr, uri, to_bare, peer);
+		if (!sp && !(sp = spres_new(pr, uri, to_bare, peer, from_bare))) {
+			pres_bounce(pr, link, stanza, "jid-malformed",
+				    "your address has no SIP form to subscribe with");
+			return;
+		}
 		if (sp->state == SPRES_ACTIVE) {
 			/* already authorized by the SIP side: approved now (RFC 6121 3.1.3) */
 			struct approve a = { sp, link, 1 };
@@ -728,8 +756,8 @@ static void pres_from_xmpp_watcher(struct presence *pr, struct xmpp_link *link,
 			pres_send(link, pres_stanza(pr, "unavailable", sp->jid, from_bare));
 		watcher_del(sp, from_bare);
 		if (dict_count(sp->watchers) == 0) {
-			log_info("presence %s: last watcher left", sp->uri);
-			store_del(pr->store, STORE_XDOC, sp->uri, NULL);
+			log_info("presence %s: %s left", sp->uri, sp->owner);
+			store_del(pr->store, STORE_XDOC, sp->uri, sp->owner);
 			spres_free(sp);
 		}
 	} else if (strcmp(type, "probe") == 0) {
@@ -1188,18 +1216,19 @@ static int restore_watcher(void *arg, const char *uri, const char *jid, const ch
 	struct presence *pr = arg;
 	const struct conf *conf = pr->gw->conf;
 	const struct conf_peer *peer;
-	char host[MAP_JID_MAX + 1], pjid[MAP_JID_MAX + 1];
-	struct spres *sp = dict_get(pr->spres, uri);
+	char host[MAP_JID_MAX + 1], pjid[MAP_JID_MAX + 1], *key = spres_key(uri, jid);
+	struct spres *sp = dict_get(pr->spres, key);
 
+	free(key);
 	if (!sp) {
 		if (map_sip_domain(uri, host, sizeof(host)) < 0 ||
 		    !(peer = conf_peer_by_domain(conf, host)) ||
-		    map_peer_sip_to_jid(peer, uri, pjid, sizeof(pjid)) < 0) {
-			log_warn("presence: stored subscription to %s no longer maps to a peer; "
-				 "dropped", uri);
+		    map_peer_sip_to_jid(peer, uri, pjid, sizeof(pjid)) < 0 ||
+		    !(sp = spres_new(pr, uri, pjid, peer, jid))) {
+			log_warn("presence: stored subscription of %s to %s no longer maps to a "
+				 "peer; dropped", jid, uri);
 			return 0;
 		}
-		sp = spres_new(pr, uri, pjid, peer);
 	}
 	if (!dict_set(sp->watchers, jid, (void *)(intptr_t)(strcmp(val, "subscribed") == 0 ?
 			  WATCHER_SUBSCRIBED : WATCHER_PENDING))) {
@@ -1209,18 +1238,21 @@ static int restore_watcher(void *arg, const char *uri, const char *jid, const ch
 	return 0;
 }
 
-static void restore_doc(void *arg, const char *uri, void *value)
+static void restore_doc(void *arg, const char *key, void *value)
 {
 	struct spres *sp = value;
 	struct presence *pr = arg;
 	char *text = NULL, err[160];
 	size_t len = 0;
 
-	if (store_get(pr->store, STORE_XDOC, uri, "", &text, &len) == 1 &&
+	if (store_get(pr->store, STORE_XDOC, sp->uri, sp->owner, &text, &len) == 1 &&
 	    pidf_parse(text, len, pr->gw->conf->presence_max_doc, PRES_MAX_TUPLES, &sp->doc, err,
 		       sizeof(err)) != 0)
-		log_warn("presence %s: stored document unreadable (%s)", uri, err);
+		log_warn("presence %s: stored document unreadable (%s)", sp->uri, err);
 	free(text);
+	/* a document a shared dialog got (before per-watcher dialogs, schema 1 rows with no
+	 * watcher) was authorized for the gateway, not for this watcher: never shown, dropped */
+	store_del(pr->store, STORE_XDOC, sp->uri, "");
 }
 
 /* Dropped rows (e.g. a peer removed from the file) leave the database too. */
@@ -1229,18 +1261,23 @@ static int restore_collect_stale(void *arg, const char *uri, const char *jid, co
 {
 	struct presence *pr = ((void **)arg)[0];
 	struct dict *stale = ((void **)arg)[1];
+	char *key = spres_key(uri, jid);
 
-	if (!dict_get(pr->spres, uri))
-		dict_set(stale, uri, pr);
+	if (!dict_get(pr->spres, key))
+		dict_set(stale, key, pr);
+	free(key);
 	return 0;
 }
 
-static void restore_drop(void *arg, const char *uri, void *value)
+static void restore_drop(void *arg, const char *key, void *value)
 {
 	struct presence *pr = arg;
+	const char *nl = strchr(key, '\n');
+	char *uri = gw_xstrndup(key, (size_t)(nl - key));
 
-	store_del(pr->store, STORE_XWATCH, uri, NULL);
-	store_del(pr->store, STORE_XDOC, uri, NULL);
+	store_del(pr->store, STORE_XWATCH, uri, nl + 1);
+	store_del(pr->store, STORE_XDOC, uri, nl + 1);
+	free(uri);
 }
 
 static void start_one(void *arg, const char *uri, void *value)
@@ -1289,8 +1326,8 @@ struct presence *presence_new(struct gw *gw)
 	dict_foreach(stale, restore_drop, pr);
 	dict_free(stale);
 	if (dict_count(pr->spres))
-		log_notice("presence: %zu watchers of %zu SIP presentities restored from %s",
-			   pr->nwatchers, dict_count(pr->spres), path);
+		log_notice("presence: %zu subscriptions of XMPP watchers to SIP presentities "
+			   "restored from %s", dict_count(pr->spres), path);
 	return pr;
 }
 

@@ -779,8 +779,19 @@ static void sip_sub_event(struct sip_sub *sub, nua_event_t event, int status, co
 		sip_sub_on_notify(sub, sip);
 		break;
 	case nua_r_unsubscribe:
-		if (status >= 200)
-			sip_sub_finish(sub, status >= 300 ? status : 0, NULL, 0);
+		if (status < 200)
+			break;
+		if (status < 300) {
+			int substate = nua_substate_terminated;
+
+			tl_gets(tags, NUTAG_SUBSTATE_REF(substate), TAG_END());
+			/* nua keeps the dialog for the final NOTIFY (RFC 6665 4.1.2.3), and reports
+			 * it, or its absence after 64*T1, as nua_i_notify: that ends the sub, so the
+			 * final NOTIFY is answered 200, not 481 */
+			if (substate != nua_substate_terminated)
+				break;
+		}
+		sip_sub_finish(sub, status >= 300 ? status : 0, NULL, 0);
 		break;
 	default:
 		log_debug("subscription: %s %d %s", nua_event_name(event), status,

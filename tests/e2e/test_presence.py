@@ -12,7 +12,7 @@ from harness import (SIP_DOMAIN, XMPP_DOMAIN, Client, Kamailio, check, free_port
 from msrp_ua import SipMessage, parse_sip
 
 XMPP_SERVERS = ("prosody", "ejabberd")
-USERS = ("alice", "carol", "dave") + tuple(f"w{i:02d}" for i in range(50))
+USERS = ("alice", "carol", "dave", "oscar", "peggy", "trent") + tuple(f"w{i:02d}" for i in range(50))
 BOB = f"bob@{SIP_DOMAIN}"
 BOB_URI = f"sip:bob@{SIP_DOMAIN}"
 ALICE_URI = f"sip:alice@{XMPP_DOMAIN}"
@@ -122,12 +122,15 @@ async def test_xmpp_watcher_sees_sip_presence(env):
     start, h = subs[0]
     check(start.startswith(f"SUBSCRIBE {BOB_URI}"), start)
     check(h["event"][0] == "presence" and "application/pidf+xml" in h["accept"][0], h)
-    check(f"sip:simplegw@{XMPP_DOMAIN}" in h["from"][0], f"the gateway's agent identity: {h['from']}")
-    # the last watcher leaves: the dialog ends with SUBSCRIBE Expires: 0
+    check(f"<sip:alice@{XMPP_DOMAIN}>" in h["from"][0],
+          f"the watcher's own identity, for the presentity's authorization: {h['from']}")
+    # the watcher leaves: the dialog ends with SUBSCRIBE Expires: 0, and the final NOTIFY that
+    # follows is answered 200 (RFC 6665 4.1.2.3), not 481: the scenario fails on anything else
     alice.send_presence(pto=BOB, ptype="unsubscribe")
     await wait_for(lambda: len(subscribes_of(server)) > 1, 10, "the un-SUBSCRIBE")
     subs = subscribes_of(server)
     check(subs[1][1]["expires"][0] == "0", f"un-SUBSCRIBE: {subs[1]}")
+    check(await server.wait(10) == 0, f"the final NOTIFY answered 200: {server.error_text()}")
 
 
 async def test_pending_until_authorized(env):
@@ -175,21 +178,26 @@ async def test_timeout_resubscribes_quietly(env):
     check(len(pres(alice, "subscribed", BOB)) == 1, "subscribed once only")
 
 
-async def test_fifty_watchers_share_one_dialog(env):
-    server = presence_server(env, body=pidf(BOB_URI, note="shared"), substate2="active;expires=60",
-                             body2=pidf(BOB_URI, note="changed"), pause_ms=4000)
+async def test_each_watcher_has_its_own_dialog(env):
+    """Each XMPP watcher subscribes as itself (RFC 8048): the presentity's own authorization
+    decides for each, so the gateway holds one dialog per watcher."""
+    n = 12
+    server = presence_server(env, body=pidf(BOB_URI, note="first"), substate2="active;expires=60",
+                             body2=pidf(BOB_URI, note="changed"), pause_ms=3000, calls=n)
     await server.start()
     await env.gateway(presence_gateway_xml(env))
-    clients = await asyncio.gather(*(watcher(env, f"w{i:02d}") for i in range(50)))
+    clients = await asyncio.gather(*(watcher(env, f"w{i:02d}") for i in range(n)))
     for c in clients:
         c.send_presence(pto=BOB, ptype="subscribe")
     for c in clients:
-        await expect_pres(c, "available", BOB, lambda p: p["status"] == "shared", timeout=15)
+        await expect_pres(c, "available", BOB, lambda p: p["status"] == "first", timeout=15)
     for c in clients:
         await expect_pres(c, "available", BOB, lambda p: p["status"] == "changed", timeout=15)
-    check(len(subscribes_of(server)) == 1, f"one SIP dialog for 50 watchers: {len(subscribes_of(server))}")
-    check(len(notifies_seen := [m for m in server.received() if m[0].startswith("SIP/2.0 200")]) >= 2,
-          f"two NOTIFYs answered: {notifies_seen}")
+    subs = subscribes_of(server)
+    check(len(subs) == n, f"one SIP dialog per watcher: {len(subs)}")
+    froms = sorted(h["from"][0].split(">")[0].lstrip("<") for _, h in subs)
+    check(froms == sorted(f"sip:w{i:02d}@{XMPP_DOMAIN}" for i in range(n)),
+          f"each as itself: {froms}")
 
 
 async def test_many_presentities_are_paced(env):
@@ -248,7 +256,8 @@ async def test_gateway_restart_restores_subscriptions_and_answers_probes(env):
     await second.start()
     alice.presences.clear()
     gw2 = await env.gateway(presence_gateway_xml(env, db=db))
-    await gw2.wait_log(r"1 watchers of 1 SIP presentities restored", timeout=5)
+    await gw2.wait_log(r"1 subscriptions of XMPP watchers to SIP presentities restored",
+                       timeout=5)
     await expect_pres(alice, "available", BOB, lambda p: p["status"] == "after", timeout=10)
     # a probe (alice logs in again) is answered from the state held
     await alice.logout()
@@ -443,3 +452,128 @@ async def test_through_kamailio_both_ways(env):
               f"alice's status reached the SIP watcher: {last}")
     finally:
         await kam.stop()
+
+
+# ---------------------------------------------------------------- per-watcher authorization
+
+class AuthorizingServer(asyncio.DatagramProtocol):
+    """A presence server for bob on the peer's port whose owner authorized some watchers only:
+    a SUBSCRIBE from an allowed watcher gets NOTIFY active with bob's document, any other NOTIFY
+    pending (no document) until approve(user)."""
+
+    def __init__(self, port, allowed, note):
+        self.port, self.allowed, self.note = port, set(allowed), note
+        self.dialogs = {}       # watcher user -> (SUBSCRIBE, source address)
+        self.cseq = 0
+        self.transport = None
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def _notify(self, user, state, body=b""):
+        sub, addr = self.dialogs[user]
+        self.cseq += 1
+        hdrs = [("Via", f"SIP/2.0/UDP 127.0.0.1:{self.port};branch=z9hG4bKa{self.cseq}"),
+                ("From", sub.get("to") + ";tag=auth"), ("To", sub.get("from")),
+                ("Call-ID", sub.call_id), ("CSeq", f"{self.cseq} NOTIFY"),
+                ("Contact", f"<sip:127.0.0.1:{self.port}>"), ("Event", "presence"),
+                ("Subscription-State", state), ("Max-Forwards", "70")]
+        if body:
+            hdrs.append(("Content-Type", "application/pidf+xml"))
+        target = sub.get("contact").split("<", 1)[-1].split(">", 1)[0]
+        self.transport.sendto(SipMessage(f"NOTIFY {target} SIP/2.0", hdrs, body).encode(), addr)
+
+    def approve(self, user):
+        self.allowed.add(user)
+        self._notify(user, "active;expires=120", pidf(BOB_URI, note=self.note).encode())
+
+    def datagram_received(self, data, addr):
+        msg = parse_sip(data, addr)
+        if not msg.is_request or msg.method != "SUBSCRIBE":
+            return
+        user = msg.get("from").split("sip:", 1)[1].split("@", 1)[0]
+        ending = msg.get("expires") == "0"
+        ok = SipMessage("SIP/2.0 200 OK", [
+            ("Via", msg.get("via")), ("From", msg.get("from")),
+            ("To", msg.get("to") + ("" if "tag=" in msg.get("to") else ";tag=auth")),
+            ("Call-ID", msg.call_id), ("CSeq", msg.get("cseq")),
+            ("Contact", f"<sip:127.0.0.1:{self.port}>"), ("Expires", msg.get("expires") or "120")])
+        self.transport.sendto(ok.encode(), addr)
+        if "tag=" not in msg.get("to"):
+            self.dialogs[user] = (msg, addr)
+        if ending:
+            self._notify(user, "terminated;reason=timeout")
+        elif user in self.allowed:
+            self._notify(user, "active;expires=120", pidf(BOB_URI, note=self.note).encode())
+        else:
+            self._notify(user, "pending;expires=120")
+
+
+async def test_the_presentitys_own_authorization_decides_for_each_watcher(env):
+    """bob's owner authorized oscar only: oscar sees bob, peggy is pending and learns nothing
+    (not even `subscribed`) until the owner approves her too (users of their own: the module's
+    XMPP server keeps rosters between tests).  A shared dialog used to let
+    every XMPP watcher see what the SIP side authorized for the gateway."""
+    loop = asyncio.get_running_loop()
+    transport, server = await loop.create_datagram_endpoint(
+        lambda: AuthorizingServer(env.peer_sip_port, {"oscar"}, "for friends"),
+        local_addr=("127.0.0.1", env.peer_sip_port))
+    try:
+        await env.gateway(presence_gateway_xml(env))
+        oscar = await watcher(env, "oscar")
+        peggy = await watcher(env, "peggy")
+        oscar.send_presence(pto=BOB, ptype="subscribe")
+        peggy.send_presence(pto=BOB, ptype="subscribe")
+        await expect_pres(oscar, "subscribed", BOB)
+        await expect_pres(oscar, "available", BOB, lambda p: p["status"] == "for friends")
+        await wait_for(lambda: "peggy" in server.dialogs, 5, "peggy's own SUBSCRIBE")
+        await asyncio.sleep(1.5)
+        check(not pres(peggy, frm=BOB), f"peggy learns nothing: {[str(p) for p in pres(peggy, frm=BOB)]}")
+        server.approve("peggy")
+        await expect_pres(peggy, "subscribed", BOB, what="peggy subscribed once the owner approves")
+        await expect_pres(peggy, "available", BOB, lambda p: p["status"] == "for friends")
+    finally:
+        transport.close()
+
+
+async def test_a_database_of_shared_dialogs_is_taken_over(env):
+    """A database written when one dialog per presentity was shared (its documents stored with
+    no watcher) is taken over: the watcher's approval is kept and it gets a dialog of its own,
+    and the document the shared dialog got, authorized for the gateway and not for the watcher,
+    is dropped and never shown."""
+    import sqlite3
+    db = os.path.join(env.workdir, "shared.db")
+    gw = await env.gateway(presence_gateway_xml(env, db=db))
+    await gw.stop()
+    con = sqlite3.connect(db)
+    con.execute("INSERT INTO xwatch (k1, k2, val) VALUES (?, ?, 'subscribed')",
+                (BOB_URI, f"trent@{XMPP_DOMAIN}"))
+    con.execute("INSERT INTO xdoc (k1, k2, val) VALUES (?, '', ?)",
+                (BOB_URI, pidf(BOB_URI, note="authorized for the gateway")))
+    con.commit()
+    con.close()
+    loop = asyncio.get_running_loop()
+    transport, server = await loop.create_datagram_endpoint(
+        lambda: AuthorizingServer(env.peer_sip_port, set(), "for trent"),
+        local_addr=("127.0.0.1", env.peer_sip_port))
+    try:
+        gw = await env.gateway(presence_gateway_xml(env, db=db))
+        await gw.wait_log(r"1 subscriptions of XMPP watchers to SIP presentities restored",
+                          timeout=5)
+        await wait_for(lambda: "trent" in server.dialogs, 5, "trent's own SUBSCRIBE")
+        trent = await watcher(env, "trent")      # its login probes bob: answered from what is held
+        await asyncio.sleep(1.5)
+        check(not any(p["status"] == "authorized for the gateway" for p in pres(trent, frm=BOB)),
+              "the shared dialog's document is never shown")
+        server.approve("trent")
+        await expect_pres(trent, "available", BOB, lambda p: p["status"] == "for trent")
+        await gw.stop()
+        con = sqlite3.connect(db)
+        rows = con.execute("SELECT k2, val FROM xwatch").fetchall()
+        docs = con.execute("SELECT k2 FROM xdoc").fetchall()
+        con.close()
+        check(rows == [(f"trent@{XMPP_DOMAIN}", b"subscribed")] or
+              rows == [(f"trent@{XMPP_DOMAIN}", "subscribed")], f"the approval kept: {rows}")
+        check(("",) not in docs, f"the shared document dropped: {docs}")
+    finally:
+        transport.close()
