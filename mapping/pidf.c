@@ -834,6 +834,14 @@ static void sb_esc(struct sbuf *b, const char *s, int attr)
 	}
 }
 
+char *pidf_escape(const char *s, int attr)
+{
+	struct sbuf b = { 0 };
+
+	sb_esc(&b, s ? s : "", attr);
+	return b.p ? b.p : gw_xstrdup("");
+}
+
 static void sb_id(struct sbuf *b, const char *id)
 {
 	char hex[4];

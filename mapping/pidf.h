@@ -107,6 +107,11 @@ int pidf_tuple_from_presence(xmpp_stanza_t *presence, const char *resource, stru
  * the caller sets them and releases the stanza. */
 xmpp_stanza_t *pidf_tuple_to_presence(xmpp_ctx_t *ctx, const struct pidf_tuple *t);
 
+/* s escaped for XML text (attr 0) or a double-quoted attribute value (attr 1), as pidf_build()
+ * writes them: bytes that are not UTF-8 or not XML characters become U+FFFD.  A new string the
+ * caller frees. */
+char *pidf_escape(const char *s, int attr);
+
 /* ---- the tables, for callers and tests */
 
 /* XMPP <show> text for show ("away", "chat", "dnd", "xa"; NULL for none).  Static string. */

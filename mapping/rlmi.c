@@ -1,0 +1,604 @@
+/* rlmi.c - RLMI documents (RFC 4662 section 5) and multipart/related bodies (RFC 2387).
+ *
+ * Invariants:
+ * - The RLMI grammar is the table `rl_elements`; anything else is skipped with its content
+ *   (RFC 4662 lets other namespaces extend the document).
+ * - Bounds: the caller's byte and resource limits, RLMI_MAX_INSTANCES per resource,
+ *   RLMI_MAX_DEPTH nesting; a DOCTYPE or an entity is refused.
+ * - The multipart splitter never copies: parts point into the caller's body.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <expat.h>
+
+#include "../gateway/gw.h"
+#include "pidf.h"
+#include "rlmi.h"
+
+#define NS_SEP '\1'
+#define RLMI_MAX_INSTANCES 16
+#define RLMI_MAX_DEPTH 32
+#define RLMI_MAX_NAME 1024
+
+enum rl_el { RL_NONE, RL_ROOT, RL_LIST, RL_RESOURCE, RL_NAME, RL_INSTANCE, RL_SKIP };
+
+static const struct {
+	enum rl_el parent;
+	const char *name;
+	enum rl_el el;
+} rl_elements[] = {
+	{ RL_ROOT, "list", RL_LIST },
+	{ RL_LIST, "resource", RL_RESOURCE },
+	{ RL_LIST, "name", RL_SKIP },	/* the list's own names: not kept */
+	{ RL_RESOURCE, "name", RL_NAME },
+	{ RL_RESOURCE, "instance", RL_INSTANCE },
+};
+
+static const char *const state_names[] = {
+	[RLMI_ACTIVE] = "active",
+	[RLMI_PENDING] = "pending",
+	[RLMI_TERMINATED] = "terminated",
+};
+
+const char *rlmi_state_name(enum rlmi_state s)
+{
+	return (unsigned)s < sizeof(state_names) / sizeof(state_names[0]) ? state_names[s] : "?";
+}
+
+/* ---------------------------------------------------------------- RLMI parsing */
+
+struct rparser {
+	XML_Parser xp;
+	struct rlmi_list *l;
+	size_t max_resources;
+	enum rl_el stack[RLMI_MAX_DEPTH + 2];
+	unsigned depth, skip;
+	char text[RLMI_MAX_NAME + 1];
+	size_t tlen;
+	int failed;
+	char *err;
+	size_t errlen;
+};
+
+static void rfail(struct rparser *ps, const char *fmt, ...) GW_PRINTF(2, 3);
+
+static void rfail(struct rparser *ps, const char *fmt, ...)
+{
+	va_list ap;
+	char msg[256];
+
+	if (ps->failed)
+		return;
+	ps->failed = 1;
+	if (ps->errlen) {
+		va_start(ap, fmt);
+		vsnprintf(msg, sizeof(msg), fmt, ap);
+		va_end(ap);
+		snprintf(ps->err, ps->errlen, "line %lu: %s",
+			 (unsigned long)XML_GetCurrentLineNumber(ps->xp), msg);
+	}
+	XML_StopParser(ps->xp, XML_FALSE);
+}
+
+static const char *rattr(const XML_Char **attrs, const char *name)
+{
+	for (size_t i = 0; attrs[i]; i += 2)
+		if (strcmp(attrs[i], name) == 0)
+			return attrs[i + 1];
+	return NULL;
+}
+
+static enum rl_el rl_element(enum rl_el parent, const char *name)
+{
+	const char *sep = strchr(name, NS_SEP);
+
+	if (!sep || (size_t)(sep - name) != strlen(RLMI_NS) || strncmp(name, RLMI_NS, strlen(RLMI_NS)))
+		return RL_NONE;
+	for (size_t i = 0; i < sizeof(rl_elements) / sizeof(rl_elements[0]); i++)
+		if (rl_elements[i].parent == parent && strcmp(rl_elements[i].name, sep + 1) == 0)
+			return rl_elements[i].el;
+	return RL_NONE;
+}
+
+static int parse_ulong(const char *s, unsigned long *out)
+{
+	char *end;
+
+	if (!s || !isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	*out = strtoul(s, &end, 10);
+	return *end || errno ? -1 : 0;
+}
+
+static void XMLCALL r_start(void *ud, const XML_Char *name, const XML_Char **attrs)
+{
+	struct rparser *ps = ud;
+	enum rl_el parent = ps->stack[ps->depth], el;
+	struct rlmi_resource *r = ps->l->nresources ? &ps->l->resources[ps->l->nresources - 1] : NULL;
+	const char *v;
+
+	if (ps->failed)
+		return;
+	if (ps->depth >= RLMI_MAX_DEPTH) {
+		rfail(ps, "elements nested deeper than %d", RLMI_MAX_DEPTH);
+		return;
+	}
+	if (ps->skip) {
+		ps->stack[++ps->depth] = RL_SKIP;
+		return;
+	}
+	el = rl_element(parent, name);
+	ps->tlen = 0;
+	switch (el) {
+	case RL_NONE:
+	case RL_SKIP:	/* skipped with its content */
+		if (el == RL_NONE && parent == RL_ROOT) {
+			rfail(ps, "the document element is not an RLMI <list>");
+			return;
+		}
+		ps->skip = ps->depth + 1;
+		el = RL_SKIP;
+		break;
+	case RL_LIST: {
+		const char *full = rattr(attrs, "fullState");
+
+		if (!(v = rattr(attrs, "uri")) || !*v) {
+			rfail(ps, "<list> without a uri");
+			return;
+		}
+		ps->l->uri = gw_xstrdup(v);
+		if (parse_ulong(rattr(attrs, "version"), &ps->l->version) < 0) {
+			rfail(ps, "<list> without a version (an unsigned integer)");
+			return;
+		}
+		if (!full || (strcmp(full, "true") && strcmp(full, "false") && strcmp(full, "1") &&
+			      strcmp(full, "0"))) {
+			rfail(ps, "<list> fullState is not a boolean");
+			return;
+		}
+		ps->l->full_state = !strcmp(full, "true") || !strcmp(full, "1");
+		break;
+	}
+	case RL_RESOURCE:
+		if (ps->l->nresources >= ps->max_resources) {
+			rfail(ps, "more than %zu resources", ps->max_resources);
+			return;
+		}
+		if (!(v = rattr(attrs, "uri")) || !*v) {
+			rfail(ps, "<resource> without a uri");
+			return;
+		}
+		ps->l->resources = gw_xrealloc(ps->l->resources,
+					       (ps->l->nresources + 1) * sizeof(*ps->l->resources));
+		r = &ps->l->resources[ps->l->nresources++];
+		memset(r, 0, sizeof(*r));
+		r->uri = gw_xstrdup(v);
+		break;
+	case RL_INSTANCE: {
+		struct rlmi_instance *in;
+		const char *state = rattr(attrs, "state"), *id = rattr(attrs, "id");
+		int s = -1;
+
+		for (size_t i = 0; state && i < sizeof(state_names) / sizeof(state_names[0]); i++)
+			if (strcmp(state, state_names[i]) == 0)
+				s = (int)i;
+		if (!id || s < 0) {
+			rfail(ps, "<instance> needs an id and a state of active, pending or terminated");
+			return;
+		}
+		if (r->ninstances >= RLMI_MAX_INSTANCES) {
+			rfail(ps, "more than %d instances of one resource", RLMI_MAX_INSTANCES);
+			return;
+		}
+		r->instances = gw_xrealloc(r->instances, (r->ninstances + 1) * sizeof(*r->instances));
+		in = &r->instances[r->ninstances++];
+		memset(in, 0, sizeof(*in));
+		in->id = gw_xstrdup(id);
+		in->state = (enum rlmi_state)s;
+		if ((v = rattr(attrs, "reason")))
+			in->reason = gw_xstrdup(v);
+		if ((v = rattr(attrs, "cid")))
+			in->cid = gw_xstrdup(v);
+		break;
+	}
+	default:
+		break;
+	}
+	ps->stack[++ps->depth] = el;
+}
+
+static void XMLCALL r_chars(void *ud, const XML_Char *s, int len)
+{
+	struct rparser *ps = ud;
+
+	if (ps->failed || ps->skip || ps->stack[ps->depth] != RL_NAME)
+		return;
+	if (ps->tlen + (size_t)len > RLMI_MAX_NAME)
+		len = (int)(RLMI_MAX_NAME - ps->tlen);	/* a name is kept cut */
+	memcpy(ps->text + ps->tlen, s, (size_t)len);
+	ps->tlen += (size_t)len;
+}
+
+static void XMLCALL r_end(void *ud, const XML_Char *name)
+{
+	struct rparser *ps = ud;
+	struct rlmi_resource *r = ps->l->nresources ? &ps->l->resources[ps->l->nresources - 1] : NULL;
+
+	if (ps->failed)
+		return;
+	if (ps->skip) {
+		if (ps->skip == ps->depth)
+			ps->skip = 0;
+		ps->depth--;
+		return;
+	}
+	if (ps->stack[ps->depth] == RL_NAME && r && !r->name) {
+		ps->text[ps->tlen] = '\0';
+		r->name = gw_xstrdup(ps->text);
+	}
+	ps->depth--;
+}
+
+static void XMLCALL r_doctype(void *ud, const XML_Char *name, const XML_Char *sysid,
+			      const XML_Char *pubid, int has_internal_subset)
+{
+	rfail(ud, "a DOCTYPE is not allowed in an RLMI document");
+}
+
+static void XMLCALL r_entity(void *ud, const XML_Char *name, int is_param, const XML_Char *value,
+			     int value_len, const XML_Char *base, const XML_Char *sysid,
+			     const XML_Char *pubid, const XML_Char *notation)
+{
+	rfail(ud, "entity declarations are not allowed");
+}
+
+int rlmi_parse(const char *doc, size_t len, size_t max_len, size_t max_resources,
+	       struct rlmi_list **out, char *err, size_t errlen)
+{
+	struct rparser ps;
+
+	*out = NULL;
+	if (len > max_len || len > INT_MAX) {
+		if (errlen)
+			snprintf(err, errlen, "document of %zu bytes is larger than %zu", len, max_len);
+		return -1;
+	}
+	memset(&ps, 0, sizeof(ps));
+	ps.err = err;
+	ps.errlen = errlen;
+	ps.max_resources = max_resources;
+	ps.l = gw_xcalloc(1, sizeof(*ps.l));
+	ps.stack[0] = RL_ROOT;
+	ps.xp = XML_ParserCreateNS("UTF-8", NS_SEP);
+	if (!ps.xp)
+		gw_fatal("rlmi_parse: out of memory");
+	XML_SetUserData(ps.xp, &ps);
+	XML_SetElementHandler(ps.xp, r_start, r_end);
+	XML_SetCharacterDataHandler(ps.xp, r_chars);
+	XML_SetStartDoctypeDeclHandler(ps.xp, r_doctype);
+	XML_SetEntityDeclHandler(ps.xp, r_entity);
+	if (XML_Parse(ps.xp, doc, (int)len, XML_TRUE) == XML_STATUS_ERROR && !ps.failed) {
+		ps.failed = 1;
+		if (errlen)
+			snprintf(err, errlen, "line %lu: not well-formed XML: %s",
+				 (unsigned long)XML_GetCurrentLineNumber(ps.xp),
+				 XML_ErrorString(XML_GetErrorCode(ps.xp)));
+	}
+	XML_ParserFree(ps.xp);
+	if (ps.failed) {
+		rlmi_list_free(ps.l);
+		return -1;
+	}
+	*out = ps.l;
+	return 0;
+}
+
+void rlmi_list_free(struct rlmi_list *l)
+{
+	if (!l)
+		return;
+	for (size_t i = 0; i < l->nresources; i++) {
+		struct rlmi_resource *r = &l->resources[i];
+
+		for (size_t k = 0; k < r->ninstances; k++) {
+			free(r->instances[k].id);
+			free(r->instances[k].reason);
+			free(r->instances[k].cid);
+		}
+		free(r->instances);
+		free(r->uri);
+		free(r->name);
+	}
+	free(l->resources);
+	free(l->uri);
+	free(l);
+}
+
+/* ---------------------------------------------------------------- building */
+
+struct wbuf {
+	char *p;
+	size_t n, cap;
+};
+
+static void wb_add(struct wbuf *b, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (b->n + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 512;
+
+		while (cap < b->n + n + 1)
+			cap *= 2;
+		b->p = gw_xrealloc(b->p, cap);
+		b->cap = cap;
+	}
+	memcpy(b->p + b->n, s, n + 1);
+	b->n += n;
+}
+
+static void wb_esc(struct wbuf *b, const char *s, int attr)
+{
+	char *e = pidf_escape(s, attr);
+
+	wb_add(b, e);
+	free(e);
+}
+
+char *rlmi_build(const struct rlmi_list *l, size_t *len)
+{
+	struct wbuf b = { 0 };
+	char num[32];
+
+	wb_add(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<list xmlns=\"" RLMI_NS "\" uri=\"");
+	wb_esc(&b, l->uri, 1);
+	snprintf(num, sizeof(num), "%lu", l->version);
+	wb_add(&b, "\" version=\"");
+	wb_add(&b, num);
+	wb_add(&b, l->full_state ? "\" fullState=\"true\">\n" : "\" fullState=\"false\">\n");
+	for (size_t i = 0; i < l->nresources; i++) {
+		const struct rlmi_resource *r = &l->resources[i];
+
+		wb_add(&b, " <resource uri=\"");
+		wb_esc(&b, r->uri, 1);
+		wb_add(&b, "\">");
+		if (r->name) {
+			wb_add(&b, "<name>");
+			wb_esc(&b, r->name, 0);
+			wb_add(&b, "</name>");
+		}
+		for (size_t k = 0; k < r->ninstances; k++) {
+			const struct rlmi_instance *in = &r->instances[k];
+
+			wb_add(&b, "<instance id=\"");
+			wb_esc(&b, in->id, 1);
+			wb_add(&b, "\" state=\"");
+			wb_add(&b, rlmi_state_name(in->state));
+			if (in->reason) {
+				wb_add(&b, "\" reason=\"");
+				wb_esc(&b, in->reason, 1);
+			}
+			if (in->cid) {
+				wb_add(&b, "\" cid=\"");
+				wb_esc(&b, in->cid, 1);
+			}
+			wb_add(&b, "\"/>");
+		}
+		wb_add(&b, "</resource>\n");
+	}
+	wb_add(&b, "</list>\n");
+	if (len)
+		*len = b.n;
+	return b.p;
+}
+
+/* ---------------------------------------------------------------- multipart/related */
+
+/* The value of parameter `name` in a Content-Type value (quoted or token), into buf. */
+static int ct_param(const char *ct, const char *name, char *buf, size_t cap)
+{
+	size_t nl = strlen(name);
+	const char *p = strchr(ct, ';');
+
+	while (p) {
+		p++;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (!strncasecmp(p, name, nl) && (p[nl] == '=' || p[nl] == ' ')) {
+			size_t n = 0;
+
+			p += nl;
+			while (*p == ' ')
+				p++;
+			if (*p++ != '=')
+				return -1;
+			while (*p == ' ')
+				p++;
+			if (*p == '"') {
+				for (p++; *p && *p != '"'; p++) {
+					if (*p == '\\' && p[1])
+						p++;
+					if (n + 1 >= cap)
+						return -1;
+					buf[n++] = *p;
+				}
+				if (*p != '"')
+					return -1;
+			} else {
+				for (; *p && *p != ';' && *p != ' ' && *p != '\t'; p++) {
+					if (n + 1 >= cap)
+						return -1;
+					buf[n++] = *p;
+				}
+			}
+			buf[n] = '\0';
+			return n ? 0 : -1;
+		}
+		p = strchr(p, ';');
+	}
+	return -1;
+}
+
+static const char *mem_find(const char *h, size_t hl, const char *n, size_t nl)
+{
+	if (nl == 0 || hl < nl)
+		return NULL;
+	for (const char *p = h; p + nl <= h + hl; p++) {
+		p = memchr(p, n[0], (size_t)(h + hl - p));
+		if (!p || p + nl > h + hl)
+			return NULL;
+		if (!memcmp(p, n, nl))
+			return p;
+	}
+	return NULL;
+}
+
+static int set_err(char *err, size_t errlen, const char *msg)
+{
+	if (errlen)
+		snprintf(err, errlen, "%s", msg);
+	return -1;
+}
+
+/* Headers of one part: Content-Type and Content-ID (folded lines are not accepted). */
+static int part_headers(const char *h, size_t hl, struct rlmi_part *part)
+{
+	const char *p = h, *end = h + hl;
+
+	while (p < end) {
+		const char *eol = mem_find(p, (size_t)(end - p), "\r\n", 2), *colon, *v, *ve;
+
+		if (!eol)
+			eol = end;
+		colon = memchr(p, ':', (size_t)(eol - p));
+		if (!colon)
+			return -1;
+		for (v = colon + 1; v < eol && (*v == ' ' || *v == '\t'); v++)
+			;
+		for (ve = eol; ve > v && (ve[-1] == ' ' || ve[-1] == '\t'); ve--)
+			;
+		if ((size_t)(colon - p) == 12 && !strncasecmp(p, "Content-Type", 12)) {
+			part->content_type = v;
+			part->ct_len = (size_t)(ve - v);
+		} else if ((size_t)(colon - p) == 10 && !strncasecmp(p, "Content-ID", 10)) {
+			if (ve - v >= 2 && *v == '<' && ve[-1] == '>') {
+				v++;
+				ve--;
+			}
+			part->content_id = v;
+			part->cid_len = (size_t)(ve - v);
+		}
+		p = eol + 2;
+	}
+	return 0;
+}
+
+int rlmi_multipart_split(const char *content_type, const char *body, size_t len, size_t max_parts,
+			 struct rlmi_part **parts, size_t *root, char *err, size_t errlen)
+{
+	char boundary[128], delim[132], start[256];
+	size_t dl, n = 0;
+	const char *p, *next;
+	struct rlmi_part *out = NULL;
+
+	*parts = NULL;
+	*root = 0;
+	if (!content_type || strncasecmp(content_type, "multipart/related", 17))
+		return set_err(err, errlen, "not multipart/related");
+	if (ct_param(content_type, "boundary", boundary, sizeof(boundary)) < 0)
+		return set_err(err, errlen, "multipart/related without a boundary (1..70 characters)");
+	dl = (size_t)snprintf(delim, sizeof(delim), "--%s", boundary);
+	/* the first delimiter: at the start of the body or after a CRLF (a preamble) */
+	if (len >= dl && !memcmp(body, delim, dl)) {
+		p = body;
+	} else {
+		char crlfd[134];
+		size_t cl = (size_t)snprintf(crlfd, sizeof(crlfd), "\r\n%s", delim);
+
+		p = mem_find(body, len, crlfd, cl);
+		if (!p)
+			return set_err(err, errlen, "no boundary delimiter in the body");
+		p += 2;
+	}
+	for (;;) {
+		const char *after = p + dl, *hend, *bstart;
+		struct rlmi_part part;
+		char crlfd[134];
+		size_t cl;
+
+		if ((size_t)(body + len - after) >= 2 && after[0] == '-' && after[1] == '-')
+			break;	/* the close delimiter */
+		/* transport padding, then CRLF */
+		while (after < body + len && (*after == ' ' || *after == '\t'))
+			after++;
+		if ((size_t)(body + len - after) < 2 || after[0] != '\r' || after[1] != '\n')
+			goto bad;
+		after += 2;
+		if ((size_t)(body + len - after) >= 2 && after[0] == '\r' && after[1] == '\n') {
+			hend = after;	/* no headers */
+			bstart = after + 2;
+		} else if ((hend = mem_find(after, (size_t)(body + len - after), "\r\n\r\n", 4))) {
+			bstart = hend + 4;
+		} else {
+			goto bad;
+		}
+		cl = (size_t)snprintf(crlfd, sizeof(crlfd), "\r\n%s", delim);
+		next = mem_find(bstart, (size_t)(body + len - bstart), crlfd, cl);
+		if (!next) {
+			free(out);
+			return set_err(err, errlen, "a part without the delimiter after it");
+		}
+		memset(&part, 0, sizeof(part));
+		if (part_headers(after, (size_t)(hend - after), &part) < 0)
+			goto bad;
+		part.body = bstart;
+		part.body_len = (size_t)(next - bstart);
+		if (n >= max_parts) {
+			free(out);
+			if (errlen)
+				snprintf(err, errlen, "more than %zu parts", max_parts);
+			return -1;
+		}
+		out = gw_xrealloc(out, (n + 1) * sizeof(*out));
+		out[n++] = part;
+		p = next + 2;
+	}
+	if (!n) {
+		free(out);
+		return set_err(err, errlen, "multipart/related without parts");
+	}
+	if (ct_param(content_type, "start", start, sizeof(start)) == 0) {
+		const char *s = start;
+		size_t sl = strlen(s);
+		int found = 0;
+
+		if (sl >= 2 && s[0] == '<' && s[sl - 1] == '>') {
+			s++;
+			sl -= 2;
+		}
+		for (size_t i = 0; i < n && !found; i++)
+			if (out[i].content_id && out[i].cid_len == sl &&
+			    !memcmp(out[i].content_id, s, sl)) {
+				*root = i;
+				found = 1;
+			}
+		if (!found) {
+			free(out);
+			return set_err(err, errlen, "no part has the Content-ID named by start");
+		}
+	}
+	*parts = out;
+	return (int)n;
+
+bad:
+	free(out);
+	return set_err(err, errlen, "malformed multipart body (part headers)");
+}
