@@ -18,14 +18,13 @@
 #include <string.h>
 #include <strings.h>
 
-#include <expat.h>
-
 #include "../gateway/gw.h"
 #include "map.h"
 #include "pidf.h"
 #include "policy.h"
+#include "xmldoc.h"
 
-#define NS_SEP '\1'
+#define NS_SEP XMLDOC_NS_SEP
 #define POLICY_MAX_RULES 1000
 #define POLICY_MAX_ITEMS 1000
 #define POLICY_MAX_DEPTH 32
@@ -151,7 +150,7 @@ struct policy {
 /* ---------------------------------------------------------------- parsing */
 
 struct parser {
-	XML_Parser xp;
+	struct xmldoc d;	/* first: the expat user data */
 	struct policy *p;
 	enum el stack[POLICY_MAX_DEPTH + 2];
 	unsigned depth;
@@ -161,42 +160,13 @@ struct parser {
 	int text_over;
 	const char *provide_name;	/* the boolean transformation being read */
 	time_t from;		/* of the <validity> interval being read; -1 none */
-	int failed;
-	char *err;
-	size_t errlen;
 };
 
-static void pfail(struct parser *ps, const char *fmt, ...) GW_PRINTF(2, 3);
-
-static void pfail(struct parser *ps, const char *fmt, ...)
-{
-	va_list ap;
-	char msg[256];
-
-	if (ps->failed)
-		return;
-	ps->failed = 1;
-	if (ps->errlen) {
-		va_start(ap, fmt);
-		vsnprintf(msg, sizeof(msg), fmt, ap);
-		va_end(ap);
-		snprintf(ps->err, ps->errlen, "line %lu: %s",
-			 (unsigned long)XML_GetCurrentLineNumber(ps->xp), msg);
-	}
-	XML_StopParser(ps->xp, XML_FALSE);
-}
+#define pfail(ps, ...) xmldoc_fail(&(ps)->d, __VA_ARGS__)
 
 static struct pol_rule *cur_rule(struct parser *ps)
 {
 	return ps->p->nrules ? &ps->p->rules[ps->p->nrules - 1] : NULL;
-}
-
-static const char *attr(const XML_Char **attrs, const char *name)
-{
-	for (size_t i = 0; attrs[i]; i += 2)
-		if (strcmp(attrs[i], name) == 0)
-			return attrs[i + 1];
-	return NULL;
 }
 
 static int rule_item(struct parser *ps, struct pol_rule *r)
@@ -287,7 +257,7 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
 	struct pol_rule *r = cur_rule(ps);
 	const char *v;
 
-	if (ps->failed)
+	if (ps->d.failed)
 		return;
 	if (ps->depth >= POLICY_MAX_DEPTH) {
 		pfail(ps, "elements nested deeper than %d", POLICY_MAX_DEPTH);
@@ -321,14 +291,14 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
 		memset(r, 0, sizeof(*r));
 		r->sub = -1;
 		r->user_input = -1;
-		if ((v = attr(attrs, "id")))
+		if ((v = xmldoc_attr(attrs, "id")))
 			r->id = gw_xstrdup(v);
 		break;
 	case EL_IDENTITY:
 		r->has_identity = 1;
 		break;
 	case EL_ONE:
-		if (!(v = attr(attrs, "id"))) {
+		if (!(v = xmldoc_attr(attrs, "id"))) {
 			pfail(ps, "<one> without an id");
 			return;
 		}
@@ -342,13 +312,13 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
 			return;
 		r->many = gw_xrealloc(r->many, (r->nmany + 1) * sizeof(*r->many));
 		memset(&r->many[r->nmany], 0, sizeof(*r->many));
-		if ((v = attr(attrs, "domain")))
+		if ((v = xmldoc_attr(attrs, "domain")))
 			r->many[r->nmany].domain = gw_xstrdup(v);
 		r->nmany++;
 		break;
 	case EL_EXCEPT: {
 		struct pol_many *m = &r->many[r->nmany - 1];
-		const char *id = attr(attrs, "id"), *domain = attr(attrs, "domain");
+		const char *id = xmldoc_attr(attrs, "id"), *domain = xmldoc_attr(attrs, "domain");
 
 		if (!id == !domain) {
 			pfail(ps, "<except> needs exactly one of id and domain");
@@ -365,7 +335,7 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
 	case EL_SPHERE: {
 		char *list, *tok, *save = NULL;
 
-		if (!(v = attr(attrs, "value"))) {
+		if (!(v = xmldoc_attr(attrs, "value"))) {
 			pfail(ps, "<sphere> without a value");
 			return;
 		}
@@ -408,7 +378,7 @@ static void XMLCALL on_chars(void *ud, const XML_Char *s, int len)
 {
 	struct parser *ps = ud;
 
-	if (ps->failed || ps->skip)
+	if (ps->d.failed || ps->skip)
 		return;
 	if (ps->tlen + (size_t)len > POLICY_MAX_TEXT) {
 		ps->text_over = 1;
@@ -454,7 +424,7 @@ static void XMLCALL on_end(void *ud, const XML_Char *name)
 	time_t when;
 	int v;
 
-	if (ps->failed)
+	if (ps->d.failed)
 		return;
 	if (ps->skip) {
 		if (ps->skip == ps->depth)
@@ -532,19 +502,6 @@ static void XMLCALL on_end(void *ud, const XML_Char *name)
 	ps->depth--;
 }
 
-static void XMLCALL on_doctype(void *ud, const XML_Char *name, const XML_Char *sysid,
-			       const XML_Char *pubid, int has_internal_subset)
-{
-	pfail(ud, "a DOCTYPE is not allowed in a policy document");
-}
-
-static void XMLCALL on_entity(void *ud, const XML_Char *name, int is_param, const XML_Char *value,
-			      int value_len, const XML_Char *base, const XML_Char *sysid,
-			      const XML_Char *pubid, const XML_Char *notation)
-{
-	pfail(ud, "entity declarations are not allowed");
-}
-
 int policy_parse(const char *doc, size_t len, size_t max_len, struct policy **out, char *err,
 		 size_t errlen)
 {
@@ -556,29 +513,15 @@ int policy_parse(const char *doc, size_t len, size_t max_len, struct policy **ou
 			snprintf(err, errlen, "document of %zu bytes is larger than %zu", len, max_len);
 		return -1;
 	}
+	static const struct xmldoc_handlers h = { on_start, on_end, on_chars };
+
 	memset(&ps, 0, sizeof(ps));
-	ps.err = err;
-	ps.errlen = errlen;
+	ps.d.err = err;
+	ps.d.errlen = errlen;
 	ps.p = gw_xcalloc(1, sizeof(*ps.p));
 	ps.stack[0] = EL_ROOT;
 	ps.from = -1;
-	ps.xp = XML_ParserCreateNS("UTF-8", NS_SEP);
-	if (!ps.xp)
-		gw_fatal("policy_parse: out of memory");
-	XML_SetUserData(ps.xp, &ps);
-	XML_SetElementHandler(ps.xp, on_start, on_end);
-	XML_SetCharacterDataHandler(ps.xp, on_chars);
-	XML_SetStartDoctypeDeclHandler(ps.xp, on_doctype);
-	XML_SetEntityDeclHandler(ps.xp, on_entity);
-	if (XML_Parse(ps.xp, doc, (int)len, XML_TRUE) == XML_STATUS_ERROR && !ps.failed) {
-		ps.failed = 1;
-		if (errlen)
-			snprintf(err, errlen, "line %lu: not well-formed XML: %s",
-				 (unsigned long)XML_GetCurrentLineNumber(ps.xp),
-				 XML_ErrorString(XML_GetErrorCode(ps.xp)));
-	}
-	XML_ParserFree(ps.xp);
-	if (ps.failed) {
+	if (xmldoc_run(&ps.d, doc, len, &h) < 0) {
 		policy_free(ps.p);
 		return -1;
 	}

@@ -16,13 +16,12 @@
 #include <string.h>
 #include <strings.h>
 
-#include <expat.h>
-
 #include "../gateway/gw.h"
 #include "pidf.h"
 #include "rlmi.h"
+#include "xmldoc.h"
 
-#define NS_SEP '\1'
+#define NS_SEP XMLDOC_NS_SEP
 #define RLMI_MAX_INSTANCES 16
 #define RLMI_MAX_DEPTH 32
 #define RLMI_MAX_NAME 1024
@@ -55,45 +54,16 @@ const char *rlmi_state_name(enum rlmi_state s)
 /* ---------------------------------------------------------------- RLMI parsing */
 
 struct rparser {
-	XML_Parser xp;
+	struct xmldoc d;	/* first: the expat user data */
 	struct rlmi_list *l;
 	size_t max_resources;
 	enum rl_el stack[RLMI_MAX_DEPTH + 2];
 	unsigned depth, skip;
 	char text[RLMI_MAX_NAME + 1];
 	size_t tlen;
-	int failed;
-	char *err;
-	size_t errlen;
 };
 
-static void rfail(struct rparser *ps, const char *fmt, ...) GW_PRINTF(2, 3);
-
-static void rfail(struct rparser *ps, const char *fmt, ...)
-{
-	va_list ap;
-	char msg[256];
-
-	if (ps->failed)
-		return;
-	ps->failed = 1;
-	if (ps->errlen) {
-		va_start(ap, fmt);
-		vsnprintf(msg, sizeof(msg), fmt, ap);
-		va_end(ap);
-		snprintf(ps->err, ps->errlen, "line %lu: %s",
-			 (unsigned long)XML_GetCurrentLineNumber(ps->xp), msg);
-	}
-	XML_StopParser(ps->xp, XML_FALSE);
-}
-
-static const char *rattr(const XML_Char **attrs, const char *name)
-{
-	for (size_t i = 0; attrs[i]; i += 2)
-		if (strcmp(attrs[i], name) == 0)
-			return attrs[i + 1];
-	return NULL;
-}
+#define rfail(ps, ...) xmldoc_fail(&(ps)->d, __VA_ARGS__)
 
 static enum rl_el rl_element(enum rl_el parent, const char *name)
 {
@@ -125,7 +95,7 @@ static void XMLCALL r_start(void *ud, const XML_Char *name, const XML_Char **att
 	struct rlmi_resource *r = ps->l->nresources ? &ps->l->resources[ps->l->nresources - 1] : NULL;
 	const char *v;
 
-	if (ps->failed)
+	if (ps->d.failed)
 		return;
 	if (ps->depth >= RLMI_MAX_DEPTH) {
 		rfail(ps, "elements nested deeper than %d", RLMI_MAX_DEPTH);
@@ -148,14 +118,14 @@ static void XMLCALL r_start(void *ud, const XML_Char *name, const XML_Char **att
 		el = RL_SKIP;
 		break;
 	case RL_LIST: {
-		const char *full = rattr(attrs, "fullState");
+		const char *full = xmldoc_attr(attrs, "fullState");
 
-		if (!(v = rattr(attrs, "uri")) || !*v) {
+		if (!(v = xmldoc_attr(attrs, "uri")) || !*v) {
 			rfail(ps, "<list> without a uri");
 			return;
 		}
 		ps->l->uri = gw_xstrdup(v);
-		if (parse_ulong(rattr(attrs, "version"), &ps->l->version) < 0) {
+		if (parse_ulong(xmldoc_attr(attrs, "version"), &ps->l->version) < 0) {
 			rfail(ps, "<list> without a version (an unsigned integer)");
 			return;
 		}
@@ -172,7 +142,7 @@ static void XMLCALL r_start(void *ud, const XML_Char *name, const XML_Char **att
 			rfail(ps, "more than %zu resources", ps->max_resources);
 			return;
 		}
-		if (!(v = rattr(attrs, "uri")) || !*v) {
+		if (!(v = xmldoc_attr(attrs, "uri")) || !*v) {
 			rfail(ps, "<resource> without a uri");
 			return;
 		}
@@ -184,7 +154,7 @@ static void XMLCALL r_start(void *ud, const XML_Char *name, const XML_Char **att
 		break;
 	case RL_INSTANCE: {
 		struct rlmi_instance *in;
-		const char *state = rattr(attrs, "state"), *id = rattr(attrs, "id");
+		const char *state = xmldoc_attr(attrs, "state"), *id = xmldoc_attr(attrs, "id");
 		int s = -1;
 
 		for (size_t i = 0; state && i < sizeof(state_names) / sizeof(state_names[0]); i++)
@@ -203,9 +173,9 @@ static void XMLCALL r_start(void *ud, const XML_Char *name, const XML_Char **att
 		memset(in, 0, sizeof(*in));
 		in->id = gw_xstrdup(id);
 		in->state = (enum rlmi_state)s;
-		if ((v = rattr(attrs, "reason")))
+		if ((v = xmldoc_attr(attrs, "reason")))
 			in->reason = gw_xstrdup(v);
-		if ((v = rattr(attrs, "cid")))
+		if ((v = xmldoc_attr(attrs, "cid")))
 			in->cid = gw_xstrdup(v);
 		break;
 	}
@@ -219,7 +189,7 @@ static void XMLCALL r_chars(void *ud, const XML_Char *s, int len)
 {
 	struct rparser *ps = ud;
 
-	if (ps->failed || ps->skip || ps->stack[ps->depth] != RL_NAME)
+	if (ps->d.failed || ps->skip || ps->stack[ps->depth] != RL_NAME)
 		return;
 	if (ps->tlen + (size_t)len > RLMI_MAX_NAME)
 		len = (int)(RLMI_MAX_NAME - ps->tlen);	/* a name is kept cut */
@@ -232,7 +202,7 @@ static void XMLCALL r_end(void *ud, const XML_Char *name)
 	struct rparser *ps = ud;
 	struct rlmi_resource *r = ps->l->nresources ? &ps->l->resources[ps->l->nresources - 1] : NULL;
 
-	if (ps->failed)
+	if (ps->d.failed)
 		return;
 	if (ps->skip) {
 		if (ps->skip == ps->depth)
@@ -247,19 +217,6 @@ static void XMLCALL r_end(void *ud, const XML_Char *name)
 	ps->depth--;
 }
 
-static void XMLCALL r_doctype(void *ud, const XML_Char *name, const XML_Char *sysid,
-			      const XML_Char *pubid, int has_internal_subset)
-{
-	rfail(ud, "a DOCTYPE is not allowed in an RLMI document");
-}
-
-static void XMLCALL r_entity(void *ud, const XML_Char *name, int is_param, const XML_Char *value,
-			     int value_len, const XML_Char *base, const XML_Char *sysid,
-			     const XML_Char *pubid, const XML_Char *notation)
-{
-	rfail(ud, "entity declarations are not allowed");
-}
-
 int rlmi_parse(const char *doc, size_t len, size_t max_len, size_t max_resources,
 	       struct rlmi_list **out, char *err, size_t errlen)
 {
@@ -271,29 +228,15 @@ int rlmi_parse(const char *doc, size_t len, size_t max_len, size_t max_resources
 			snprintf(err, errlen, "document of %zu bytes is larger than %zu", len, max_len);
 		return -1;
 	}
+	static const struct xmldoc_handlers h = { r_start, r_end, r_chars };
+
 	memset(&ps, 0, sizeof(ps));
-	ps.err = err;
-	ps.errlen = errlen;
+	ps.d.err = err;
+	ps.d.errlen = errlen;
 	ps.max_resources = max_resources;
 	ps.l = gw_xcalloc(1, sizeof(*ps.l));
 	ps.stack[0] = RL_ROOT;
-	ps.xp = XML_ParserCreateNS("UTF-8", NS_SEP);
-	if (!ps.xp)
-		gw_fatal("rlmi_parse: out of memory");
-	XML_SetUserData(ps.xp, &ps);
-	XML_SetElementHandler(ps.xp, r_start, r_end);
-	XML_SetCharacterDataHandler(ps.xp, r_chars);
-	XML_SetStartDoctypeDeclHandler(ps.xp, r_doctype);
-	XML_SetEntityDeclHandler(ps.xp, r_entity);
-	if (XML_Parse(ps.xp, doc, (int)len, XML_TRUE) == XML_STATUS_ERROR && !ps.failed) {
-		ps.failed = 1;
-		if (errlen)
-			snprintf(err, errlen, "line %lu: not well-formed XML: %s",
-				 (unsigned long)XML_GetCurrentLineNumber(ps.xp),
-				 XML_ErrorString(XML_GetErrorCode(ps.xp)));
-	}
-	XML_ParserFree(ps.xp);
-	if (ps.failed) {
+	if (xmldoc_run(&ps.d, doc, len, &h) < 0) {
 		rlmi_list_free(ps.l);
 		return -1;
 	}
