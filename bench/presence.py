@@ -1,6 +1,7 @@
 #!/usr/bin/python3
-"""presence.py - presence fan-out of the gateway: one shared SIP dialog per SIP presentity, each
-NOTIFY fanned out to every approved XMPP watcher.
+"""presence.py - presence of SIP presentities to XMPP watchers through the gateway: one SIP dialog
+per XMPP watcher and presentity (each watcher subscribes as itself, issue 12; until then one
+shared dialog per presentity was fanned out to every approved watcher), and memory per dialog.
 
 The benchmark plays both peers itself, on 127.0.0.1, so that what is measured is the gateway:
   - the XMPP server: a XEP-0114 component endpoint (asyncio) that accepts the gateway's stream,

@@ -155,7 +155,7 @@ struct xdialog {
 
 /* ---------------------------------------------------------------- tables */
 
-/* How a shared dialog's end is handled (RFC 6665 4.1.3 reasons; RFC 8048 section 5).  status 0
+/* How a presence dialog's end is handled (RFC 6665 4.1.3 reasons; RFC 8048 section 5).  status 0
  * rows match the Subscription-State reason of a terminating NOTIFY; others the SUBSCRIBE's final
  * status (x00 rows match their whole class). */
 static const struct sub_end_rule {
