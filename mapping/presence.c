@@ -306,7 +306,7 @@ static void spres_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 static size_t count_get(struct presence *pr, enum pres_count kind, const char *jid)
 {
-	char key[MAP_JID_MAX + 3];
+	char key[MAP_URI_MAX + 3];	/* a JID, or a URI for COUNT_WATCHERS */
 
 	snprintf(key, sizeof(key), "%c\n%s", (char)kind, jid);
 	return (size_t)(uintptr_t)dict_get(pr->counts, key);
@@ -314,7 +314,7 @@ static size_t count_get(struct presence *pr, enum pres_count kind, const char *j
 
 static void count_add(struct presence *pr, enum pres_count kind, const char *jid, int delta)
 {
-	char key[MAP_JID_MAX + 3];
+	char key[MAP_URI_MAX + 3];	/* a JID, or a URI for COUNT_WATCHERS */
 	size_t n;
 
 	snprintf(key, sizeof(key), "%c\n%s", (char)kind, jid);
