@@ -153,8 +153,6 @@ struct parser {
 	struct xmldoc d;	/* first: the expat user data */
 	struct policy *p;
 	enum el stack[POLICY_MAX_DEPTH + 2];
-	unsigned depth;
-	unsigned skip;		/* > 0: inside an element being skipped, its depth */
 	char text[POLICY_MAX_TEXT + 1];
 	size_t tlen;
 	int text_over;
@@ -253,20 +251,12 @@ static const char *local_name(const char *name)
 static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **attrs)
 {
 	struct parser *ps = ud;
-	enum el parent = ps->stack[ps->depth], el;
+	enum el parent = ps->stack[ps->d.depth], el;
 	struct pol_rule *r = cur_rule(ps);
 	const char *v;
 
-	if (ps->d.failed)
+	if (xmldoc_start(&ps->d) < 0)
 		return;
-	if (ps->depth >= POLICY_MAX_DEPTH) {
-		pfail(ps, "elements nested deeper than %d", POLICY_MAX_DEPTH);
-		return;
-	}
-	if (ps->skip) {
-		ps->stack[++ps->depth] = EL_SKIP;
-		return;
-	}
 	el = element_of(parent, name);
 	ps->tlen = 0;
 	ps->text_over = 0;
@@ -278,7 +268,7 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
 		}
 		if (parent == EL_CONDITIONS && r)
 			r->unknown_condition = 1;
-		ps->skip = ps->depth + 1;
+		xmldoc_skip(&ps->d);
 		el = EL_SKIP;
 		break;
 	case EL_RULE:
@@ -371,14 +361,14 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
 	default:
 		break;
 	}
-	ps->stack[++ps->depth] = el;
+	ps->stack[++ps->d.depth] = el;
 }
 
 static void XMLCALL on_chars(void *ud, const XML_Char *s, int len)
 {
 	struct parser *ps = ud;
 
-	if (ps->d.failed || ps->skip)
+	if (ps->d.failed || ps->d.skip)
 		return;
 	if (ps->tlen + (size_t)len > POLICY_MAX_TEXT) {
 		ps->text_over = 1;
@@ -418,20 +408,14 @@ static int value_of(const char *text, int is_sub)
 static void XMLCALL on_end(void *ud, const XML_Char *name)
 {
 	struct parser *ps = ud;
-	enum el el = ps->stack[ps->depth];
+	enum el el = ps->stack[ps->d.depth];
 	struct pol_rule *r = cur_rule(ps);
 	const char *t;
 	time_t when;
 	int v;
 
-	if (ps->d.failed)
+	if (xmldoc_end(&ps->d) < 0)
 		return;
-	if (ps->skip) {
-		if (ps->skip == ps->depth)
-			ps->skip = 0;
-		ps->depth--;
-		return;
-	}
 	switch (el) {
 	case EL_SUB:
 		if ((v = value_of(t = trimmed(ps), 1)) < 0) {
@@ -499,7 +483,7 @@ static void XMLCALL on_end(void *ud, const XML_Char *name)
 	default:
 		break;
 	}
-	ps->depth--;
+	ps->d.depth--;
 }
 
 int policy_parse(const char *doc, size_t len, size_t max_len, struct policy **out, char *err,
@@ -518,6 +502,7 @@ int policy_parse(const char *doc, size_t len, size_t max_len, struct policy **ou
 	memset(&ps, 0, sizeof(ps));
 	ps.d.err = err;
 	ps.d.errlen = errlen;
+	ps.d.max_depth = POLICY_MAX_DEPTH;
 	ps.p = gw_xcalloc(1, sizeof(*ps.p));
 	ps.stack[0] = EL_ROOT;
 	ps.from = -1;

@@ -58,7 +58,6 @@ struct rparser {
 	struct rlmi_list *l;
 	size_t max_resources;
 	enum rl_el stack[RLMI_MAX_DEPTH + 2];
-	unsigned depth, skip;
 	char text[RLMI_MAX_NAME + 1];
 	size_t tlen;
 };
@@ -91,20 +90,12 @@ static int parse_ulong(const char *s, unsigned long *out)
 static void XMLCALL r_start(void *ud, const XML_Char *name, const XML_Char **attrs)
 {
 	struct rparser *ps = ud;
-	enum rl_el parent = ps->stack[ps->depth], el;
+	enum rl_el parent = ps->stack[ps->d.depth], el;
 	struct rlmi_resource *r = ps->l->nresources ? &ps->l->resources[ps->l->nresources - 1] : NULL;
 	const char *v;
 
-	if (ps->d.failed)
+	if (xmldoc_start(&ps->d) < 0)
 		return;
-	if (ps->depth >= RLMI_MAX_DEPTH) {
-		rfail(ps, "elements nested deeper than %d", RLMI_MAX_DEPTH);
-		return;
-	}
-	if (ps->skip) {
-		ps->stack[++ps->depth] = RL_SKIP;
-		return;
-	}
 	el = rl_element(parent, name);
 	ps->tlen = 0;
 	switch (el) {
@@ -114,7 +105,7 @@ static void XMLCALL r_start(void *ud, const XML_Char *name, const XML_Char **att
 			rfail(ps, "the document element is not an RLMI <list>");
 			return;
 		}
-		ps->skip = ps->depth + 1;
+		xmldoc_skip(&ps->d);
 		el = RL_SKIP;
 		break;
 	case RL_LIST: {
@@ -182,14 +173,14 @@ static void XMLCALL r_start(void *ud, const XML_Char *name, const XML_Char **att
 	default:
 		break;
 	}
-	ps->stack[++ps->depth] = el;
+	ps->stack[++ps->d.depth] = el;
 }
 
 static void XMLCALL r_chars(void *ud, const XML_Char *s, int len)
 {
 	struct rparser *ps = ud;
 
-	if (ps->d.failed || ps->skip || ps->stack[ps->depth] != RL_NAME)
+	if (ps->d.failed || ps->d.skip || ps->stack[ps->d.depth] != RL_NAME)
 		return;
 	if (ps->tlen + (size_t)len > RLMI_MAX_NAME)
 		len = (int)(RLMI_MAX_NAME - ps->tlen);	/* a name is kept cut */
@@ -202,19 +193,13 @@ static void XMLCALL r_end(void *ud, const XML_Char *name)
 	struct rparser *ps = ud;
 	struct rlmi_resource *r = ps->l->nresources ? &ps->l->resources[ps->l->nresources - 1] : NULL;
 
-	if (ps->d.failed)
+	if (xmldoc_end(&ps->d) < 0)
 		return;
-	if (ps->skip) {
-		if (ps->skip == ps->depth)
-			ps->skip = 0;
-		ps->depth--;
-		return;
-	}
-	if (ps->stack[ps->depth] == RL_NAME && r && !r->name) {
+	if (ps->stack[ps->d.depth] == RL_NAME && r && !r->name) {
 		ps->text[ps->tlen] = '\0';
 		r->name = gw_xstrdup(ps->text);
 	}
-	ps->depth--;
+	ps->d.depth--;
 }
 
 int rlmi_parse(const char *doc, size_t len, size_t max_len, size_t max_resources,
@@ -233,6 +218,7 @@ int rlmi_parse(const char *doc, size_t len, size_t max_len, size_t max_resources
 	memset(&ps, 0, sizeof(ps));
 	ps.d.err = err;
 	ps.d.errlen = errlen;
+	ps.d.max_depth = RLMI_MAX_DEPTH;
 	ps.max_resources = max_resources;
 	ps.l = gw_xcalloc(1, sizeof(*ps.l));
 	ps.stack[0] = RL_ROOT;
@@ -267,80 +253,62 @@ void rlmi_list_free(struct rlmi_list *l)
 
 /* ---------------------------------------------------------------- building */
 
-struct wbuf {
-	char *p;
-	size_t n, cap;
-};
-
-static void wb_add(struct wbuf *b, const char *s)
-{
-	size_t n = strlen(s);
-
-	if (b->n + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 512;
-
-		while (cap < b->n + n + 1)
-			cap *= 2;
-		b->p = gw_xrealloc(b->p, cap);
-		b->cap = cap;
-	}
-	memcpy(b->p + b->n, s, n + 1);
-	b->n += n;
-}
-
-static void wb_esc(struct wbuf *b, const char *s, int attr)
+/* Writes s escaped (attr: for a double-quoted attribute value). */
+static void put_esc(FILE *f, const char *s, int attr)
 {
 	char *e = pidf_escape(s, attr);
 
-	wb_add(b, e);
+	fputs(e, f);
 	free(e);
 }
 
 char *rlmi_build(const struct rlmi_list *l, size_t *len)
 {
-	struct wbuf b = { 0 };
-	char num[32];
+	char *p = NULL;
+	size_t n = 0;
+	FILE *f = open_memstream(&p, &n);
 
-	wb_add(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<list xmlns=\"" RLMI_NS "\" uri=\"");
-	wb_esc(&b, l->uri, 1);
-	snprintf(num, sizeof(num), "%lu", l->version);
-	wb_add(&b, "\" version=\"");
-	wb_add(&b, num);
-	wb_add(&b, l->full_state ? "\" fullState=\"true\">\n" : "\" fullState=\"false\">\n");
+	if (!f)
+		gw_fatal("rlmi_build: out of memory");
+	fputs("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<list xmlns=\"" RLMI_NS "\" uri=\"", f);
+	put_esc(f, l->uri, 1);
+	fprintf(f, "\" version=\"%lu\" fullState=\"%s\">\n", l->version,
+		l->full_state ? "true" : "false");
 	for (size_t i = 0; i < l->nresources; i++) {
 		const struct rlmi_resource *r = &l->resources[i];
 
-		wb_add(&b, " <resource uri=\"");
-		wb_esc(&b, r->uri, 1);
-		wb_add(&b, "\">");
+		fputs(" <resource uri=\"", f);
+		put_esc(f, r->uri, 1);
+		fputs("\">", f);
 		if (r->name) {
-			wb_add(&b, "<name>");
-			wb_esc(&b, r->name, 0);
-			wb_add(&b, "</name>");
+			fputs("<name>", f);
+			put_esc(f, r->name, 0);
+			fputs("</name>", f);
 		}
 		for (size_t k = 0; k < r->ninstances; k++) {
 			const struct rlmi_instance *in = &r->instances[k];
 
-			wb_add(&b, "<instance id=\"");
-			wb_esc(&b, in->id, 1);
-			wb_add(&b, "\" state=\"");
-			wb_add(&b, rlmi_state_name(in->state));
+			fputs("<instance id=\"", f);
+			put_esc(f, in->id, 1);
+			fprintf(f, "\" state=\"%s", rlmi_state_name(in->state));
 			if (in->reason) {
-				wb_add(&b, "\" reason=\"");
-				wb_esc(&b, in->reason, 1);
+				fputs("\" reason=\"", f);
+				put_esc(f, in->reason, 1);
 			}
 			if (in->cid) {
-				wb_add(&b, "\" cid=\"");
-				wb_esc(&b, in->cid, 1);
+				fputs("\" cid=\"", f);
+				put_esc(f, in->cid, 1);
 			}
-			wb_add(&b, "\"/>");
+			fputs("\"/>", f);
 		}
-		wb_add(&b, "</resource>\n");
+		fputs("</resource>\n", f);
 	}
-	wb_add(&b, "</list>\n");
+	fputs("</list>\n", f);
+	if (fclose(f) != 0 || !p)
+		gw_fatal("rlmi_build: out of memory");
 	if (len)
-		*len = b.n;
-	return b.p;
+		*len = n;
+	return p;
 }
 
 /* ---------------------------------------------------------------- multipart/related */

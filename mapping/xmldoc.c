@@ -25,6 +25,39 @@ void xmldoc_fail(struct xmldoc *d, const char *fmt, ...)
 	XML_StopParser(d->xp, XML_FALSE);
 }
 
+int xmldoc_start(struct xmldoc *d)
+{
+	if (d->failed)
+		return -1;
+	if (d->depth >= d->max_depth) {
+		xmldoc_fail(d, "elements nested deeper than %u", d->max_depth);
+		return -1;
+	}
+	if (d->skip) {
+		d->depth++;
+		return -1;
+	}
+	return 0;
+}
+
+void xmldoc_skip(struct xmldoc *d)
+{
+	d->skip = d->depth + 1;
+}
+
+int xmldoc_end(struct xmldoc *d)
+{
+	if (d->failed)
+		return -1;
+	if (d->skip) {
+		if (d->skip == d->depth)
+			d->skip = 0;
+		d->depth--;
+		return -1;
+	}
+	return 0;
+}
+
 const char *xmldoc_attr(const XML_Char **attrs, const char *name)
 {
 	for (size_t i = 0; attrs[i]; i += 2)
@@ -54,6 +87,7 @@ int xmldoc_run(struct xmldoc *d, const char *buf, size_t len, const struct xmldo
 		return -1;
 	}
 	d->failed = 0;
+	d->depth = d->skip = 0;
 	d->xp = XML_ParserCreateNS("UTF-8", XMLDOC_NS_SEP);
 	if (!d->xp)
 		gw_fatal("xmldoc_run: out of memory");

@@ -17,6 +17,9 @@ struct xmldoc {
 	int failed;
 	char *err;
 	size_t errlen;
+	unsigned max_depth;	/* set by the caller: deeper nesting fails the parse */
+	unsigned depth;		/* of the element being handled (0: outside the root) */
+	unsigned skip;		/* > 0: inside an element skipped with its content, at this depth */
 };
 
 struct xmldoc_handlers {
@@ -27,6 +30,16 @@ struct xmldoc_handlers {
 
 /* Stops the parse with "line N: <message>" in d->err (the first failure wins). */
 void xmldoc_fail(struct xmldoc *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* At an element's start: 0 if the caller handles it (and then enters it with ++d->depth), -1
+ * if not: the parse failed, the element is too deep (the parse fails now), or it is inside a
+ * skipped element (counted here). */
+int xmldoc_start(struct xmldoc *d);
+/* Called at the start of an element the caller skips with its content, before it enters it. */
+void xmldoc_skip(struct xmldoc *d);
+/* At an element's end: 0 if the caller handles it (and then leaves it with d->depth--), -1 if
+ * not (failed, or inside a skipped element: counted here). */
+int xmldoc_end(struct xmldoc *d);
 
 /* The value of attribute name (no namespace) in expat's attrs, or NULL. */
 const char *xmldoc_attr(const XML_Char **attrs, const char *name);

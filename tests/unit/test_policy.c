@@ -118,6 +118,9 @@ static const struct decide_case {
 	  0, POLICY_INPUT_FALSE, 0 },
 };
 
+#define X8 "<x:b><x:b><x:b><x:b><x:b><x:b><x:b><x:b>"
+#define X40 X8 X8 X8 X8 X8
+
 static const struct refuse_case {
 	const char *what;
 	const char *doc;
@@ -141,6 +144,9 @@ static const struct refuse_case {
 	{ "a time without a zone", HEAD "<cr:rule id='x'><cr:conditions><cr:validity><cr:from>"
 	  "2026-12-01T00:00:00</cr:from><cr:until>2027-01-01T00:00:00Z</cr:until></cr:validity>"
 	  "</cr:conditions></cr:rule>" TAIL, "not an xs:dateTime with a zone" },
+	{ "nested too deep, inside a skipped condition", HEAD "<cr:rule id='x'><cr:conditions>"
+	  "<x:a xmlns:x='urn:x'>" X40 "</x:a></cr:conditions></cr:rule>" TAIL,
+	  "nested deeper than 32" },
 	{ "<until> alone", HEAD "<cr:rule id='x'><cr:conditions><cr:validity><cr:until>"
 	  "2027-01-01T00:00:00Z</cr:until></cr:validity></cr:conditions></cr:rule>" TAIL,
 	  "<until> without a <from>" },

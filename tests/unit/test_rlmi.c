@@ -82,6 +82,11 @@ static const struct refuse_case {
 	  "not an RLMI <list>" },
 	{ "a DOCTYPE", "<!DOCTYPE list><list/>", 16, "DOCTYPE" },
 	{ "not XML", "<list", 16, "not well-formed" },
+	{ "nested too deep, inside a skipped extension", "<list xmlns='urn:ietf:params:xml:ns:rlmi' "
+	  "uri='sip:l@x' version='1' fullState='true'><x:a xmlns:x='urn:x'>"
+	  "<x:b><x:b><x:b><x:b><x:b><x:b><x:b><x:b><x:b><x:b><x:b><x:b><x:b><x:b><x:b><x:b>"
+	  "<x:b><x:b><x:b><x:b><x:b><x:b><x:b><x:b><x:b><x:b><x:b><x:b><x:b><x:b><x:b><x:b>"
+	  "</x:a></list>", 16, "nested deeper than 32" },
 };
 
 static void test_refuse(void)
