@@ -20,6 +20,8 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.error
+import urllib.request
 
 import slixmpp
 from slixmpp.xmlstream.handler import Callback
@@ -769,6 +771,41 @@ def port_free(port):
         t.close()
 
 
+# the db_text tables (Debian's empty ones) of Kamailio(xcap=True): xcap_server's documents,
+# presence's, rls's and pua's tables, and the versions Kamailio checks
+DBTEXT_SCHEMA = "/usr/share/kamailio/dbtext/kamailio"
+DBTEXT_TABLES = ("version", "xcap", "presentity", "active_watchers", "watchers", "rls_presentity",
+                 "rls_watchers", "pua")
+
+# the media type of each XCAP application's documents (RFC 5025, 4826)
+XCAP_CTYPES = {"pres-rules": "application/auth-policy+xml",
+               "resource-lists": "application/resource-lists+xml",
+               "rls-services": "application/rls-services+xml"}
+
+
+def pres_rules(rules):
+    """A pres-rules document (RFC 5025 on RFC 4745's common-policy) from [(sub_handling,
+    identities, transformations)] or [(sub_handling, identities)]: sub_handling is allow, block,
+    polite-block or confirm; identities a list of "sip:user@domain" (<one id=.../>) and
+    "domain=xmpp.example" (<many domain=.../>) conditions; transformations the XML put in
+    <cr:transformations> (RFC 5025 elements, unprefixed)."""
+    out = ['<?xml version="1.0" encoding="UTF-8"?>\n'
+           '<cr:ruleset xmlns="urn:ietf:params:xml:ns:pres-rules"'
+           ' xmlns:cr="urn:ietf:params:xml:ns:common-policy">\n']
+    for i, rule in enumerate(rules):
+        handling, identities = rule[0], rule[1]
+        transformations = rule[2] if len(rule) > 2 else ""
+        ids = "".join(f'<cr:many domain="{xml_escape(x[7:])}"/>' if x.startswith("domain=")
+                      else f'<cr:one id="{xml_escape(x)}"/>' for x in identities)
+        out.append(f'  <cr:rule id="r{i}">\n'
+                   f'    <cr:conditions><cr:identity>{ids}</cr:identity></cr:conditions>\n'
+                   f'    <cr:actions><sub-handling>{handling}</sub-handling></cr:actions>\n'
+                   f'    <cr:transformations>{transformations}</cr:transformations>\n'
+                   f'  </cr:rule>\n')
+    out.append("</cr:ruleset>\n")
+    return "".join(out)
+
+
 class Kamailio:
     """Debian's Kamailio running conf/kamailio-sip.example.cfg: registrar, proxy and presence server
     (memory only) of sip.example, which routes xmpp.example to gw_uri.
@@ -782,10 +819,22 @@ class Kamailio:
     kam.alive(), kam.log_text(), kam.logpath, kam.port, kam.uri, kam.remote ("127.0.0.1:port")
     The log accumulates across restarts.  Stop it in a finally (Env.cleanup does not know it),
     or use `async with Kamailio(env) as kam:`.
+
+    Kamailio(env, xcap=True): authorization by each presentity's pres-rules (RFC 5025) stored over
+    XCAP in Kamailio's own xcap_server (cfg define WITH_XCAP), in a db_text database under its
+    directory (kam.dbdir, kept across restarts); rls=True (WITH_RLS) makes it the resource list
+    server (RFC 4662) as well.  Then:
+    kam.xcap_root         "http://127.0.0.1:<port>/xcap-root" (HTTP on the SIP TCP listener)
+    kam.xcap_url(auid, xui, doc="index")   e.g. .../pres-rules/users/sip:bob@sip.example/index
+    await kam.xcap_put(auid, xui, doc, body, ctype=None) -> (status, etag)  ctype: XCAP_CTYPES
+    await kam.xcap_get(auid, xui, doc="index") -> (status, etag, content type, body bytes)
+    await kam.xcap_delete(auid, xui, doc="index") -> (status, etag)
+    e.g. await kam.xcap_put("pres-rules", "sip:bob@sip.example", "index",
+                            pres_rules([("allow", ["sip:alice@xmpp.example"])]))
     """
 
     def __init__(self, env, port=None, gw_uri=None, name="kamailio", defines=(), cfg=KAMAILIO_CFG,
-                 debug=None, environ=None, shm_mb=64):
+                 debug=None, environ=None, shm_mb=64, xcap=False, rls=False):
         self.env = env
         self.port = port or free_port()
         self.gw_uri = gw_uri or f"sip:127.0.0.1:{env.gw_sip_port}"
@@ -793,6 +842,16 @@ class Kamailio:
         self.logpath = os.path.join(self.dir, "kamailio.log")
         self.cfg = cfg
         self.defines = list(defines)
+        self.dbdir = None
+        if xcap or rls:
+            self.dbdir = os.path.join(self.dir, "db")
+            os.makedirs(self.dbdir)
+            for table in DBTEXT_TABLES:
+                shutil.copy(os.path.join(DBTEXT_SCHEMA, table), self.dbdir)
+            self.defines += ["WITH_RLS" if rls else "WITH_XCAP", f'XCAP_DB="text://{self.dbdir}"']
+            if rls:
+                # the Contact of its back-end SUBSCRIBEs and list dialogs: this proxy
+                self.defines.append(f'RLS_URI="sip:rls@127.0.0.1:{self.port}"')
         self.debug = debug
         self.environ = environ      # extra environment variables (bench/compare.py: LD_PRELOAD)
         self.shm_mb = shm_mb
@@ -806,6 +865,41 @@ class Kamailio:
     @property
     def remote(self):
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def xcap_root(self):
+        return f"http://127.0.0.1:{self.port}/xcap-root"
+
+    def xcap_url(self, auid, xui, doc="index"):
+        """The URI of a document in the user tree of xui (RFC 4825 6: AUID/users/XUI/doc)."""
+        return f"{self.xcap_root}/{auid}/users/{xui}/{doc}"
+
+    def _xcap(self, method, url, body=None, ctype=None):
+        # no proxy from the environment: the request goes to 127.0.0.1 directly
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        req = urllib.request.Request(url, data=body, method=method)
+        if ctype:
+            req.add_header("Content-Type", ctype)
+        try:
+            with opener.open(req, timeout=5) as r:
+                return r.status, r.headers.get("ETag"), r.headers.get("Content-Type"), r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.headers.get("ETag"), e.headers.get("Content-Type"), e.read()
+
+    async def xcap_put(self, auid, xui, doc, body, ctype=None):
+        if isinstance(body, str):
+            body = body.encode()
+        st, etag, _, _ = await asyncio.to_thread(self._xcap, "PUT", self.xcap_url(auid, xui, doc),
+                                                 body, ctype or XCAP_CTYPES[auid])
+        return st, etag
+
+    async def xcap_get(self, auid, xui, doc="index"):
+        return await asyncio.to_thread(self._xcap, "GET", self.xcap_url(auid, xui, doc))
+
+    async def xcap_delete(self, auid, xui, doc="index"):
+        st, etag, _, _ = await asyncio.to_thread(self._xcap, "DELETE",
+                                                 self.xcap_url(auid, xui, doc))
+        return st, etag
 
     def args(self):
         # the flags tools/federation.py uses: foreground, log to stderr, own work and runtime dir
