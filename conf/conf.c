@@ -29,6 +29,7 @@
 #include <expat.h>
 
 #include "../gateway/gw.h"
+#include "../sip/xcap.h"
 #include "conf.h"
 
 #define CONF_NS "urn:simplegw:config:1"
@@ -49,6 +50,7 @@ _Static_assert(sizeof(enum conf_transport) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum conf_addressing) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum conf_im_type) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum conf_im_verdict) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum conf_authz) == sizeof(int), "enum size");
 
 enum elem {
 	E_GATEWAY,
@@ -62,6 +64,7 @@ enum elem {
 	E_PEER,
 	E_ROUTE,
 	E_TRUST,
+	E_AUTHZ,
 	E_COUNT,		/* also "no parent": the root */
 };
 
@@ -91,6 +94,7 @@ enum vtype {
 	V_SIPUSER,		/* 1..64 characters of an RFC 3261 user part; char * */
 	V_SECRET,		/* 1..CONF_MAX_SECRET bytes; char *, zeroed when freed */
 	V_PATH,			/* non-empty path; char * */
+	V_URL,			/* an XCAP root URL (xcap_url_check); char * */
 	V_TRUST,		/* address or address/prefix; struct conf_trust */
 };
 
@@ -183,6 +187,11 @@ static const struct keyword kw_im_type[] = {
 	{ "chat", CONF_IM_CHAT }, { "normal", CONF_IM_NORMAL }, { NULL, 0 },
 };
 
+static const struct keyword kw_authz[] = {
+	{ "watcher", CONF_AUTHZ_WATCHER }, { "policy", CONF_AUTHZ_POLICY },
+	{ "views", CONF_AUTHZ_VIEWS }, { NULL, 0 },
+};
+
 static const struct keyword kw_im_verdict[] = {
 	{ "auto", CONF_VERDICT_AUTO }, { "barrier", CONF_VERDICT_BARRIER },
 	{ "accepted", CONF_VERDICT_ACCEPTED }, { NULL, 0 },
@@ -264,12 +273,16 @@ static const struct opt opts[] = {
 	{ E_ROUTE,  "options-interval", V_DURATION, NULL,       0, 3600000,       "30s",    0, IN_PEER(options_interval_ms) },
 
 	{ E_TRUST,  "address",       V_TRUST,    NULL,          0, 0,             NULL,     1, IN_TRUST },
+
+	{ E_AUTHZ,  "mode",          V_KEYWORD,  kw_authz,      0, 0,             "watcher", 0, IN_PEER(authz) },
+	{ E_AUTHZ,  "xcap-root",     V_URL,      NULL,          0, 0,             NULL,     0, IN_PEER(xcap_root) },
+	{ E_AUTHZ,  "refresh",       V_DURATION, NULL,          1000, 86400000,   "5m",     0, IN_PEER(xcap_refresh_ms) },
 };
 
 _Static_assert(sizeof(opts) / sizeof(opts[0]) <= 64, "struct frame holds opts[] bits in 64 bits");
 
 static elem_fn xmpp_check, listen_start, listen_check, presence_check, peer_start, peer_check,
-	trust_start, gateway_end;
+	trust_start, authz_check, gateway_end;
 
 static const struct elem_def elem_defs[E_COUNT] = {
 	/*            name       parent     min max  start         check        end */
@@ -284,6 +297,7 @@ static const struct elem_def elem_defs[E_COUNT] = {
 	[E_PEER]    = { "peer",    E_GATEWAY, 1, 0,  peer_start,   peer_check,  NULL },
 	[E_ROUTE]   = { "route",   E_PEER,    1, 1,  NULL,         NULL,        NULL },
 	[E_TRUST]   = { "trust",   E_PEER,    1, 0,  trust_start,  NULL,        NULL },
+	[E_AUTHZ]   = { "authorization", E_PEER, 0, 1, NULL,       authz_check, NULL },
 };
 
 /* ---- diagnostics */
@@ -729,6 +743,11 @@ static int value_parse(const struct opt *o, const char *s, union value *v, char 
 		}
 		v->s = gw_xstrdup(s);
 		return 0;
+	case V_URL:
+		if (xcap_url_check(s, err, errlen) != 0)
+			return -1;
+		v->s = gw_xstrdup(s);
+		return 0;
 	case V_TRUST:
 		return parse_trust(s, shown, v, err, errlen);
 	}
@@ -1079,6 +1098,17 @@ static void trust_start(struct parser *p, struct frame *f)
 	pe->ntrust++;
 }
 
+static void authz_check(struct parser *p, struct frame *f)
+{
+	struct conf_peer *pe = cur_peer(p);
+
+	if (pe->authz != CONF_AUTHZ_WATCHER && !given(f, "xcap-root") && !refused(f, "mode") &&
+	    !refused(f, "xcap-root"))
+		perr(p, f->line, "<authorization>: mode \"%s\" needs attribute \"xcap-root\" (the peer's "
+		     "XCAP server, where its users' presence rules are)",
+		     pe->authz == CONF_AUTHZ_POLICY ? "policy" : "views");
+}
+
 /* Checks between elements, once the whole document is known (<xmpp> may follow the peers). */
 static void gateway_end(struct parser *p, struct frame *f)
 {
@@ -1421,6 +1451,7 @@ void conf_free(struct conf *conf)
 		free(pe->domain);
 		free(pe->component);
 		free(pe->route_address);
+		free(pe->xcap_root);
 		for (size_t j = 0; j < pe->ntrust; j++)
 			free(pe->trust[j].text);
 		free(pe->trust);

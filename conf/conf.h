@@ -37,6 +37,15 @@ enum conf_transport {
 };
 
 /* How SIP users of a peer network appear as JIDs (mapping/addr.h has the worked examples). */
+/* Who authorizes an XMPP watcher of a SIP presentity (<authorization mode> in a <peer>). */
+enum conf_authz {
+	CONF_AUTHZ_WATCHER,	/* one SUBSCRIBE per watcher, as the watcher: the peer decides (default) */
+	CONF_AUTHZ_POLICY,	/* one SUBSCRIBE per presentity as the gateway's agent; the owner's
+				 * presence rules (RFC 5025, over XCAP) applied per watcher here */
+	CONF_AUTHZ_VIEWS,	/* one SUBSCRIBE per view: per group of watchers the owner's rules
+				 * treat alike, as one of them; the peer filters, the gateway groups */
+};
+
 enum conf_addressing {
 	CONF_ADDR_DOMAIN,	/* bob@sip.example <-> sip:bob@sip.example; component = the peer's domain */
 	CONF_ADDR_ESCAPED,	/* bob\40sip.example@<component> <-> sip:bob@sip.example */
@@ -92,6 +101,10 @@ struct conf_peer {
 	int sessions;		/* <peer sessions="yes">: XMPP chats to this peer open MSRP sessions
 				 * (RFC 7573) instead of pager-mode MESSAGEs; default 0 */
 	unsigned options_interval_ms;	/* <route options-interval>: health check period, 0 off */
+	enum conf_authz authz;		/* <authorization mode>, default CONF_AUTHZ_WATCHER */
+	char *xcap_root;		/* <authorization xcap-root>: http://<numeric>:<port>/<path>,
+				 * required by the policy and views modes; NULL otherwise */
+	unsigned xcap_refresh_ms;	/* <authorization refresh>: rules re-fetched this often */
 	unsigned line;
 };
 

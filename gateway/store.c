@@ -35,7 +35,7 @@
 #include "store.h"
 
 /* Bump when the schema changes, and teach store_schema() to upgrade from the previous one. */
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2	/* 2: table policy */
 #define STORE_RETRY_S 1		/* a failed commit is retried after this long, or sooner */
 #define STORE_SQL_MAX 256
 #define STORE_MAX_HELD 100000	/* writes kept for a commit that keeps failing */
@@ -48,8 +48,9 @@ static const struct {
 	const char *purpose;	/* kept in the CREATE statement, so `.schema` explains the file */
 } store_tables[STORE_NTABLES] = {
 	[STORE_XWATCH] = { "xwatch", "XMPP users watching a SIP presentity: k1 SIP URI, k2 bare JID" },
-	[STORE_XDOC] = { "xdoc", "last PIDF document of a SIP presentity: k1 SIP URI, k2 empty" },
+	[STORE_XDOC] = { "xdoc", "last PIDF document of a SIP presentity: k1 SIP URI, k2 the XMPP watcher's bare JID, or empty for the gateway's own dialog" },
 	[STORE_SWATCH] = { "swatch", "SIP users watching an XMPP presentity: k1 bare JID, k2 the watcher as a bare JID" },
+	[STORE_POLICY] = { "policy", "presence rules of a SIP presentity's owner: k1 SIP URI, k2 empty, val entity tag, newline, document" },
 };
 
 enum store_verb {
@@ -336,7 +337,7 @@ static int store_exec(struct store *s, const char *sql, char *err, size_t errlen
 static int store_schema(struct store *s, char *err, size_t errlen)
 {
 	char sql[STORE_SQL_MAX * 2];
-	long long version, ntables;
+	long long version, ntables = 0;
 
 	if (store_query1(s, "PRAGMA user_version", &version, NULL, 0, err, errlen) < 0)
 		return -1;
@@ -353,18 +354,21 @@ static int store_schema(struct store *s, char *err, size_t errlen)
 		return -1;
 	}
 	/* version 0: a new file, unless it holds someone else's tables */
-	if (store_query1(s, "SELECT count(*) FROM sqlite_master", &ntables, NULL, 0, err,
+	if (version == 0 &&
+	    store_query1(s, "SELECT count(*) FROM sqlite_master", &ntables, NULL, 0, err,
 			 errlen) < 0)
 		return -1;
-	if (ntables) {
+	if (version == 0 && ntables) {
 		snprintf(err, errlen, "%s: holds %lld tables but no simplegw schema version: not a "
 			 "simplegw state database", s->path, ntables);
 		return -1;
 	}
+	/* new, or an earlier version: the tables it lacks are added (every version so far only
+	 * added tables) */
 	if (store_exec(s, "BEGIN IMMEDIATE", err, errlen) < 0)
 		return -1;
 	for (int t = 0; t < STORE_NTABLES; t++) {
-		snprintf(sql, sizeof(sql), "CREATE TABLE %s ( -- %s\n"
+		snprintf(sql, sizeof(sql), "CREATE TABLE IF NOT EXISTS %s ( -- %s\n"
 			 "  k1 TEXT NOT NULL, k2 TEXT NOT NULL, val BLOB NOT NULL,\n"
 			 "  PRIMARY KEY (k1, k2)) WITHOUT ROWID", store_tables[t].name,
 			 store_tables[t].purpose);

@@ -20,8 +20,11 @@ struct event_base;
 /* One row per table in store_tables[] in store.c: its name and purpose. */
 enum store_table {
 	STORE_XWATCH,	/* k1 = SIP presentity URI, k2 = XMPP watcher bare JID, value = state text */
-	STORE_XDOC,	/* k1 = SIP presentity URI, k2 = "", value = last PIDF document */
+	STORE_XDOC,	/* k1 = SIP presentity URI, k2 = XMPP watcher bare JID, or "" for the
+			 * gateway's own dialog (authorization migration), value = last PIDF document */
 	STORE_SWATCH,	/* k1 = XMPP presentity bare JID, k2 = the SIP watcher as a bare JID, value = state */
+	STORE_POLICY,	/* k1 = SIP presentity URI, k2 = "", value = the owner's presence rules as
+			 * fetched: the HTTP entity tag, a newline, the document */
 	STORE_NTABLES
 };
 

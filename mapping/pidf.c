@@ -195,6 +195,38 @@ void pidf_doc_free(struct pidf_doc *doc)
 	free(doc);
 }
 
+static char *dup_or_null(const char *s)
+{
+	return s ? gw_xstrdup(s) : NULL;
+}
+
+struct pidf_doc *pidf_doc_copy(const struct pidf_doc *doc)
+{
+	struct pidf_doc *c;
+
+	if (!doc)
+		return NULL;
+	c = gw_xcalloc(1, sizeof(*c));
+	c->entity = dup_or_null(doc->entity);
+	c->ntuples = doc->ntuples;
+	c->tuples = doc->ntuples ? gw_xcalloc(doc->ntuples, sizeof(*c->tuples)) : NULL;
+	for (size_t i = 0; i < doc->ntuples; i++) {
+		const struct pidf_tuple *t = &doc->tuples[i];
+		struct pidf_tuple *u = &c->tuples[i];
+
+		*u = *t;
+		u->id = dup_or_null(t->id);
+		u->contact = dup_or_null(t->contact);
+		u->timestamp = dup_or_null(t->timestamp);
+		u->notes = t->nnotes ? gw_xcalloc(t->nnotes, sizeof(*u->notes)) : NULL;
+		for (size_t j = 0; j < t->nnotes; j++) {
+			u->notes[j].text = gw_xstrdup(t->notes[j].text ? t->notes[j].text : "");
+			u->notes[j].lang = dup_or_null(t->notes[j].lang);
+		}
+	}
+	return c;
+}
+
 static int is_xml_space(char c)
 {
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n';

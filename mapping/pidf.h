@@ -67,6 +67,8 @@ struct pidf_doc {
 
 /* Frees doc and everything it owns.  NULL allowed. */
 void pidf_doc_free(struct pidf_doc *doc);
+/* A deep copy of doc (NULL for NULL), freed with pidf_doc_free(). */
+struct pidf_doc *pidf_doc_copy(const struct pidf_doc *doc);
 /* Frees what t owns and zeroes it (t itself is the caller's).  NULL allowed. */
 void pidf_tuple_clear(struct pidf_tuple *t);
 

@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <time.h>
 
 #include <event2/event.h>
 
@@ -38,10 +39,12 @@
 #include "../gateway/gw.h"
 #include "../gateway/store.h"
 #include "../sip/sip.h"
+#include "../sip/xcap.h"
 #include "../xmpp/xmpp.h"
 #include "addr.h"
 #include "map.h"
 #include "pidf.h"
+#include "policy.h"
 
 #define CT_PIDF "application/pidf+xml"
 #define PRES_MAX_TUPLES 64
@@ -58,6 +61,14 @@
  * XMPP user answers pending requests at human speed */
 #define PRES_LIMIT_RETRY_S 60
 #define PRES_PENDING_RETRY_S 600
+/* Presence rules over XCAP (authorization migration): a fetch that failed is tried again after
+ * this long (or the refresh period, if shorter); documents are at most this large */
+#define RULES_RETRY_MS 30000
+#define RULES_MAX_DOC (256 * 1024)
+#define RULES_AUID "pres-rules"		/* RFC 5025 section 9 */
+#define RULES_DOC "index"
+/* Distinct authorizations a delivery builds its stanzas for once (more are built per watcher) */
+#define DELIVERY_GROUPS 8
 
 /* What one XMPP user, one SIP watcher or one peer may hold (<presence max-per-*>), counted in
  * pr->counts under "<kind>\n<jid>" (peers in pr->peer_dialogs, by index in conf->peers). */
@@ -106,7 +117,23 @@ struct presence {
 	size_t *peer_dialogs;	/* SIP watcher dialogs of each conf->peers[i] */
 	TAILQ_HEAD(, spres) queue;	/* SPRES_QUEUED, oldest first */
 	struct event *queue_ev;	/* starts queued SUBSCRIBEs on the next loop pass */
+	struct xcap *xcap;	/* fetches presence rules; NULL until a peer migrates authorization */
 	int closing;
+};
+
+/* A SIP presentity owner's presence rules (RFC 5025), for the peers that migrate authorization
+ * to the gateway (<authorization mode="policy">): fetched from the peer's XCAP server, kept
+ * current by a conditional GET every <authorization refresh>, and stored. */
+struct prules {
+	struct presence *pr;
+	char *uri;
+	const struct conf_peer *peer;
+	struct policy *policy;	/* NULL: no rules (every watcher is blocked, RFC 4745 section 10) */
+	int known;		/* fetched, or restored from the store, at least once */
+	char *etag;		/* of the document held, for If-None-Match; NULL when none */
+	struct xcap_fetch *fetch;	/* in flight, or NULL */
+	struct event *timer;	/* the next fetch */
+	struct spres *sp;	/* the one dialog of the presentity that uses them */
 };
 
 struct spres {
@@ -125,6 +152,8 @@ struct spres {
 	struct pidf_doc *doc;	/* last document, NULL when none */
 	TAILQ_ENTRY(spres) qentry;	/* in pr->queue while SPRES_QUEUED */
 	int fresh;		/* a new dialog that has not been active yet */
+	struct prules *rules;	/* authorization migrated to the gateway: the owner's rules decide
+				 * per watcher (owner is "", from the gateway's agent); else NULL */
 };
 
 /* One XMPP user as one SIP watcher sees them (what the XMPP server sends to that watcher). */
@@ -343,15 +372,35 @@ static char *spres_key(const char *uri, const char *owner)
 	return gw_xasprintf("%s\n%s", uri, owner);
 }
 
+static int spres_migrated(const struct conf_peer *peer)
+{
+	return peer->authz != CONF_AUTHZ_WATCHER;
+}
+
+/* The owner part of a dialog's key: the watcher, or "" for the gateway's own dialog of a peer
+ * that migrates authorization. */
+static const char *spres_owner_for(const struct conf_peer *peer, const char *watcher)
+{
+	return spres_migrated(peer) ? "" : watcher;
+}
+
+static struct prules *prules_get(struct presence *pr, const char *uri,
+				 const struct conf_peer *peer);
+static void prules_free(struct prules *r);
+
 /* The dialog of one XMPP watcher (owner) with one SIP presentity, or NULL if the owner's JID
- * has no SIP URI (it is checked before anything is created). */
+ * has no SIP URI (it is checked before anything is created).  For a peer that migrates
+ * authorization, owner is "" and the dialog is the gateway's, From its agent. */
 static struct spres *spres_new(struct presence *pr, const char *uri, const char *jid,
 			       const struct conf_peer *peer, const char *owner)
 {
 	char from[MAP_URI_MAX];
 	struct spres *sp;
 
-	if (map_jid_to_sip(owner, 0, from, sizeof(from)) < 0)
+	if (spres_migrated(peer))
+		snprintf(from, sizeof(from), "sip:%s@%s", pr->gw->conf->presence_agent,
+			 pr->gw->conf->xmpp_domain);
+	else if (map_jid_to_sip(owner, 0, from, sizeof(from)) < 0)
 		return NULL;
 	sp = gw_xcalloc(1, sizeof(*sp));
 	sp->pr = pr;
@@ -367,6 +416,10 @@ static struct spres *spres_new(struct presence *pr, const char *uri, const char 
 	if (!sp->timer)
 		gw_fatal("evtimer_new failed");
 	dict_set(pr->spres, sp->key, sp);
+	if (spres_migrated(peer)) {
+		sp->rules = prules_get(pr, uri, peer);
+		sp->rules->sp = sp;
+	}
 	return sp;
 }
 
@@ -391,6 +444,7 @@ static void spres_free(struct spres *sp)
 	event_free(sp->timer);
 	dict_free(sp->watchers);
 	pidf_doc_free(sp->doc);
+	prules_free(sp->rules);
 	free(sp->key);
 	free(sp->uri);
 	free(sp->jid);
@@ -413,42 +467,40 @@ static xmpp_stanza_t *spres_tuple_stanza(struct spres *sp, const struct pidf_tup
 	return s;
 }
 
-struct fanout {
-	struct xmpp_link *link;
-	const char *text;
-	size_t len;
-	const char *only;	/* one watcher, or NULL for every subscribed one */
-	size_t sent;
+/* ---------------------------------------------------------------- delivery to XMPP watchers */
+
+/* Stanzas serialised once, sent to several watchers. */
+struct outbox {
+	struct xmpp_text *v;
+	size_t n, cap;
 };
 
-static void fanout_one(void *arg, const char *jid, void *value)
+static void outbox_put(struct outbox *o, xmpp_stanza_t *s)
 {
-	struct fanout *f = arg;
-
-	if ((intptr_t)value != WATCHER_SUBSCRIBED || (f->only && strcmp(f->only, jid) != 0))
-		return;
-	if (xmpp_link_send_to(f->link, f->text, f->len, jid) == 0)
-		f->sent++;
+	if (o->n == o->cap) {
+		o->cap = o->cap ? 2 * o->cap : 4;
+		o->v = gw_xrealloc(o->v, o->cap * sizeof(*o->v));
+	}
+	memset(&o->v[o->n], 0, sizeof(o->v[o->n]));
+	xmpp_text_stanza(&o->v[o->n++], s);
+	xmpp_stanza_release(s);
 }
 
-/* Sends one stanza to every subscribed watcher (or to `only`): serialised once. */
-static size_t spres_fanout(struct spres *sp, struct xmpp_link *link, xmpp_stanza_t *s,
-			   const char *only)
+static void outbox_clear(struct outbox *o)
 {
-	struct fanout f = { .link = link, .only = only };
-	struct xmpp_text text = { 0 };
+	for (size_t i = 0; i < o->n; i++)
+		xmpp_text_free(&o->v[i]);
+	free(o->v);
+	memset(o, 0, sizeof(*o));
+}
 
-	if (!link)
-		return 0;
-	xmpp_text_stanza(&text, s);
-	f.text = text.p;
-	f.len = text.len;
-	if (only)
-		fanout_one(&f, only, (void *)(intptr_t)WATCHER_SUBSCRIBED);
-	else
-		dict_foreach(sp->watchers, fanout_one, &f);
-	xmpp_text_free(&text);
-	return f.sent;
+static size_t outbox_send(const struct outbox *o, struct xmpp_link *link, const char *jid)
+{
+	size_t sent = 0;
+
+	for (size_t i = 0; link && i < o->n; i++)
+		sent += xmpp_link_send_to(link, o->v[i].p, o->v[i].len, jid) == 0;
+	return sent;
 }
 
 static const struct pidf_tuple *doc_tuple(const struct pidf_doc *doc, const char *id)
@@ -459,60 +511,210 @@ static const struct pidf_tuple *doc_tuple(const struct pidf_doc *doc, const char
 	return NULL;
 }
 
-/* Sends the presentity's whole state (every tuple; unavailable when it has none open). */
-static void spres_send_state(struct spres *sp, struct xmpp_link *link, const char *only)
+/* The presentity's whole state (every tuple; unavailable when none is open). */
+static void build_state(struct spres *sp, const struct pidf_doc *doc, struct outbox *o)
 {
 	size_t open = 0;
 
-	for (size_t i = 0; sp->doc && i < sp->doc->ntuples; i++) {
-		xmpp_stanza_t *s = spres_tuple_stanza(sp, &sp->doc->tuples[i]);
-
-		open += sp->doc->tuples[i].open != 0;
-		spres_fanout(sp, link, s, only);
-		xmpp_stanza_release(s);
+	for (size_t i = 0; doc && i < doc->ntuples; i++) {
+		open += doc->tuples[i].open != 0;
+		outbox_put(o, spres_tuple_stanza(sp, &doc->tuples[i]));
 	}
-	if (!open) {
-		xmpp_stanza_t *s = pres_stanza(sp->pr, "unavailable", sp->jid, NULL);
+	if (!open)
+		outbox_put(o, pres_stanza(sp->pr, "unavailable", sp->jid, NULL));
+}
 
-		spres_fanout(sp, link, s, only);
-		xmpp_stanza_release(s);
+/* What a watcher who was shown `old` (NULL: nothing yet) is sent when `doc` replaces it: every
+ * tuple of doc, resources that are gone as unavailable. */
+static void build_changes(struct spres *sp, const struct pidf_doc *old, const struct pidf_doc *doc,
+			  struct outbox *o)
+{
+	size_t open = 0, was_open = 0;
+
+	for (size_t i = 0; i < doc->ntuples; i++) {
+		open += doc->tuples[i].open != 0;
+		outbox_put(o, spres_tuple_stanza(sp, &doc->tuples[i]));
 	}
+	for (size_t i = 0; old && i < old->ntuples; i++) {
+		const struct pidf_tuple *t = &old->tuples[i];
+
+		was_open += t->open != 0;
+		if (t->open && !doc_tuple(doc, t->id)) {
+			struct pidf_tuple gone = { .id = t->id, .open = 0 };
+
+			outbox_put(o, spres_tuple_stanza(sp, &gone));
+		}
+	}
+	if (!open && !doc->ntuples && (!old || was_open))
+		outbox_put(o, pres_stanza(sp->pr, "unavailable", sp->jid, NULL));
+}
+
+/* What one watcher may see under rules p (RFC 5025): allowed or not, and the transformations.
+ * The watcher is identified by its SIP form (sip:alice@xmpp.example), as a SIP presence server
+ * would see it.  Without migrated authorization every watcher the dialog serves may see
+ * everything (the SIP side authorized the dialog for that watcher). */
+static void decide_with(const struct spres *sp, const struct policy *p, const char *jid,
+			struct policy_decision *d)
+{
+	char uri[MAP_URI_MAX];
+
+	memset(d, 0, sizeof(*d));
+	if (!sp->rules) {
+		d->sub = POLICY_ALLOW;
+		d->provide = ~0u;
+		return;
+	}
+	if (!p || map_jid_to_sip(jid, 0, uri, sizeof(uri)) < 0)
+		return;		/* no rules: blocked */
+	policy_decide(p, uri, NULL, time(NULL), d);
+}
+
+static void watcher_decide(const struct spres *sp, const char *jid, struct policy_decision *d)
+{
+	decide_with(sp, sp->rules ? sp->rules->policy : NULL, jid, d);
+}
+
+static int decision_same(const struct policy_decision *a, const struct policy_decision *b)
+{
+	return a->sub == b->sub && a->provide == b->provide && a->user_input == b->user_input;
+}
+
+/* `doc` as a watcher with decision d sees it (a new document; NULL for NULL). */
+static struct pidf_doc *doc_seen(const struct spres *sp, const struct pidf_doc *doc,
+				 const struct policy_decision *d)
+{
+	struct pidf_doc *c = pidf_doc_copy(doc);
+
+	if (c && sp->rules)
+		policy_filter(d, c);
+	return c;
+}
+
+/* One change of a presentity's state, delivered to allowed watchers: the stanzas are built once
+ * per distinct decision (with migrated authorization, watchers see different documents). */
+struct delivery {
+	struct spres *sp;
+	struct xmpp_link *link;
+	const struct pidf_doc *old;	/* what watchers saw; NULL: nothing */
+	const struct pidf_doc *doc;	/* what they see now */
+	int state;			/* the whole state of doc, not the changes from old */
+	struct {
+		struct policy_decision d;
+		struct outbox o;
+	} groups[DELIVERY_GROUPS];
+	size_t ngroups;
+	size_t sent;
+};
+
+static void delivery_build(struct delivery *dl, const struct policy_decision *d, struct outbox *o)
+{
+	struct pidf_doc *old = dl->sp->rules ? doc_seen(dl->sp, dl->old, d) : NULL;
+	struct pidf_doc *doc = dl->sp->rules ? doc_seen(dl->sp, dl->doc, d) : NULL;
+	const struct pidf_doc *o_old = dl->sp->rules ? old : dl->old;
+	const struct pidf_doc *o_doc = dl->sp->rules ? doc : dl->doc;
+
+	if (dl->state || !o_doc)
+		build_state(dl->sp, o_doc, o);
+	else
+		build_changes(dl->sp, o_old, o_doc, o);
+	pidf_doc_free(old);
+	pidf_doc_free(doc);
+}
+
+/* Sends the change to one watcher, if the owner's rules allow them to see. */
+static void delivery_to(struct delivery *dl, const char *jid)
+{
+	struct policy_decision d;
+	struct outbox tmp = { 0 };
+
+	if (!dl->link)
+		return;
+	watcher_decide(dl->sp, jid, &d);
+	if (d.sub != POLICY_ALLOW)
+		return;
+	for (size_t i = 0; i < dl->ngroups; i++) {
+		if (decision_same(&dl->groups[i].d, &d)) {
+			dl->sent += outbox_send(&dl->groups[i].o, dl->link, jid);
+			return;
+		}
+	}
+	if (dl->ngroups < DELIVERY_GROUPS) {
+		size_t i = dl->ngroups++;
+
+		dl->groups[i].d = d;
+		memset(&dl->groups[i].o, 0, sizeof(dl->groups[i].o));
+		delivery_build(dl, &d, &dl->groups[i].o);
+		dl->sent += outbox_send(&dl->groups[i].o, dl->link, jid);
+		return;
+	}
+	delivery_build(dl, &d, &tmp);
+	dl->sent += outbox_send(&tmp, dl->link, jid);
+	outbox_clear(&tmp);
+}
+
+static void delivery_one(void *arg, const char *jid, void *value)
+{
+	if ((intptr_t)value == WATCHER_SUBSCRIBED)
+		delivery_to(arg, jid);
+}
+
+static void delivery_done(struct delivery *dl)
+{
+	for (size_t i = 0; i < dl->ngroups; i++)
+		outbox_clear(&dl->groups[i].o);
+}
+
+/* Sends the presentity's whole state to every subscribed watcher, or to `only`. */
+static void spres_send_state(struct spres *sp, struct xmpp_link *link, const char *only)
+{
+	struct delivery dl = { .sp = sp, .link = link, .doc = sp->doc, .state = 1 };
+
+	if (only)
+		delivery_to(&dl, only);
+	else
+		dict_foreach(sp->watchers, delivery_one, &dl);
+	delivery_done(&dl);
 }
 
 /* A new document replaces the old: what changed goes to every subscribed watcher. */
 static void spres_apply(struct spres *sp, struct pidf_doc *doc)
 {
-	struct xmpp_link *link = pres_link(sp->pr, sp->peer);
-	size_t open = 0, was_open = 0;
+	struct delivery dl = { .sp = sp, .link = pres_link(sp->pr, sp->peer), .old = sp->doc,
+			       .doc = doc };
 
-	for (size_t i = 0; i < doc->ntuples; i++) {
-		xmpp_stanza_t *s = spres_tuple_stanza(sp, &doc->tuples[i]);
-
-		open += doc->tuples[i].open != 0;
-		spres_fanout(sp, link, s, NULL);
-		xmpp_stanza_release(s);
-	}
-	/* resources that are gone are unavailable now */
-	for (size_t i = 0; sp->doc && i < sp->doc->ntuples; i++) {
-		const struct pidf_tuple *old = &sp->doc->tuples[i];
-
-		was_open += old->open != 0;
-		if (old->open && !doc_tuple(doc, old->id)) {
-			struct pidf_tuple gone = { .id = old->id, .open = 0 };
-			xmpp_stanza_t *s = spres_tuple_stanza(sp, &gone);
-
-			spres_fanout(sp, link, s, NULL);
-			xmpp_stanza_release(s);
-		}
-	}
-	if (!open && !doc->ntuples && (!sp->doc || was_open)) {
-		xmpp_stanza_t *s = pres_stanza(sp->pr, "unavailable", sp->jid, NULL);
-
-		spres_fanout(sp, link, s, NULL);
-		xmpp_stanza_release(s);
-	}
+	dict_foreach(sp->watchers, delivery_one, &dl);
+	delivery_done(&dl);
 	pidf_doc_free(sp->doc);
 	sp->doc = doc;
+}
+
+/* Sends one stanza (released here) to every subscribed watcher the owner's rules allow. */
+struct send_all {
+	struct spres *sp;
+	struct xmpp_link *link;
+	struct outbox o;
+};
+
+static void send_all_one(void *arg, const char *jid, void *value)
+{
+	struct send_all *a = arg;
+	struct policy_decision d;
+
+	if ((intptr_t)value != WATCHER_SUBSCRIBED)
+		return;
+	watcher_decide(a->sp, jid, &d);
+	if (d.sub == POLICY_ALLOW)
+		outbox_send(&a->o, a->link, jid);
+}
+
+static void spres_send_all(struct spres *sp, struct xmpp_link *link, xmpp_stanza_t *s)
+{
+	struct send_all a = { sp, link, { 0 } };
+
+	outbox_put(&a.o, s);
+	if (link)
+		dict_foreach(sp->watchers, send_all_one, &a);
+	outbox_clear(&a.o);
 }
 
 static void watcher_set(struct spres *sp, const char *jid, enum watcher_state state)
@@ -541,12 +743,21 @@ struct approve {
 	int send_state;		/* 0 when a new document follows for everybody anyway */
 };
 
+/* A pending watcher becomes subscribed once the dialog is active and, with migrated
+ * authorization, once the owner's rules allow them; a watcher they block, politely block or
+ * leave to be confirmed stays pending and sees nothing, like any pending one (RFC 5025 3.2.1
+ * asks a blocked watcher to be told "terminated": the gateway tells nobody, so that a refusal
+ * cannot be told from an owner who did not answer yet). */
 static void approve_one(void *arg, const char *jid, void *value)
 {
 	struct approve *a = arg;
 	const char *text = watcher_state_text(WATCHER_SUBSCRIBED);
+	struct policy_decision d;
 
 	if ((intptr_t)value != WATCHER_PENDING || !a->link)
+		return;
+	watcher_decide(a->sp, jid, &d);
+	if (d.sub != POLICY_ALLOW)
 		return;
 	pres_send(a->link, pres_stanza(a->sp->pr, "subscribed", a->sp->jid, jid));
 	dict_set(a->sp->watchers, jid, (void *)(intptr_t)WATCHER_SUBSCRIBED);
@@ -689,6 +900,212 @@ static void spres_subscribe(struct spres *sp)
 	}
 }
 
+/* ---------------------------------------------------------------- the owners' rules */
+
+static void prules_fetch(struct prules *r);
+
+static void prules_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	prules_fetch(arg);
+}
+
+static void prules_schedule(struct prules *r, unsigned ms)
+{
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	evtimer_add(r->timer, &tv);
+}
+
+/* The rules held for uri, restored from the store (fetched again at once, conditionally). */
+static struct prules *prules_get(struct presence *pr, const char *uri,
+				 const struct conf_peer *peer)
+{
+	struct prules *r = gw_xcalloc(1, sizeof(*r));
+	char *text = NULL, *nl, err[160];
+	size_t len = 0;
+
+	r->pr = pr;
+	r->uri = gw_xstrdup(uri);
+	r->peer = peer;
+	r->timer = evtimer_new(pr->gw->base, prules_timer_cb, r);
+	if (!r->timer)
+		gw_fatal("evtimer_new failed");
+	if (!pr->xcap) {
+		struct xcap_limits lim = { .max_body = RULES_MAX_DOC };
+
+		pr->xcap = xcap_new(pr->gw->base, &lim);
+	}
+	if (store_get(pr->store, STORE_POLICY, uri, "", &text, &len) == 1 &&
+	    (nl = memchr(text, '\n', len))) {
+		size_t dlen = len - (size_t)(nl + 1 - text);
+
+		if (dlen == 0 || policy_parse(nl + 1, dlen, RULES_MAX_DOC, &r->policy, err,
+					       sizeof(err)) == 0) {
+			r->known = 1;
+			if (nl > text)
+				r->etag = gw_xstrndup(text, (size_t)(nl - text));
+		} else {
+			log_warn("presence rules of %s: stored document unreadable (%s)", uri, err);
+		}
+	}
+	free(text);
+	prules_schedule(r, 0);
+	return r;
+}
+
+static void prules_free(struct prules *r)
+{
+	if (!r)
+		return;
+	if (r->fetch)
+		xcap_cancel(r->fetch);
+	event_free(r->timer);
+	policy_free(r->policy);
+	free(r->etag);
+	free(r->uri);
+	free(r);
+}
+
+static void prules_fetched(void *arg, const struct xcap_result *res);
+
+static void prules_fetch(struct prules *r)
+{
+	char *url;
+
+	if (r->fetch || r->pr->closing)
+		return;
+	url = xcap_document_url(r->peer->xcap_root, RULES_AUID, r->uri, RULES_DOC);
+	if (!url) {
+		log_warn("presence rules of %s: no XCAP URL for it under %s", r->uri,
+			 r->peer->xcap_root);
+		prules_schedule(r, r->peer->xcap_refresh_ms);
+		return;
+	}
+	r->fetch = xcap_get(r->pr->xcap, url, r->etag, prules_fetched, r);
+	free(url);
+}
+
+struct reauth {
+	struct spres *sp;
+	const struct policy *old;
+	struct xmpp_link *link;
+	char **revoked;
+	size_t nrevoked;
+};
+
+/* A subscribed watcher under new rules: still allowed (shown what changed for them, if their
+ * transformations did), or no longer (collected, to be told after the walk). */
+static void reauth_one(void *arg, const char *jid, void *value)
+{
+	struct reauth *a = arg;
+	struct spres *sp = a->sp;
+	struct policy_decision was, now;
+	struct pidf_doc *before, *after;
+	struct outbox o = { 0 };
+
+	if ((intptr_t)value != WATCHER_SUBSCRIBED)
+		return;
+	decide_with(sp, a->old, jid, &was);
+	decide_with(sp, sp->rules->policy, jid, &now);
+	if (now.sub != POLICY_ALLOW) {
+		a->revoked = gw_xrealloc(a->revoked, (a->nrevoked + 1) * sizeof(*a->revoked));
+		a->revoked[a->nrevoked++] = gw_xstrdup(jid);
+		return;
+	}
+	if ((was.sub == POLICY_ALLOW && decision_same(&was, &now)) || !a->link || !sp->doc)
+		return;
+	before = was.sub == POLICY_ALLOW ? doc_seen(sp, sp->doc, &was) : NULL;
+	after = doc_seen(sp, sp->doc, &now);
+	if (before)
+		build_changes(sp, before, after, &o);
+	else
+		build_state(sp, after, &o);
+	outbox_send(&o, a->link, jid);
+	outbox_clear(&o);
+	pidf_doc_free(before);
+	pidf_doc_free(after);
+}
+
+/* The owner's rules changed from `old` (freed here): subscribed watchers they no longer allow
+ * are told the contact is unavailable and their subscription is cancelled (RFC 6121 3.2); those
+ * whose transformations changed see the difference; pending watchers they now allow are
+ * approved.  May free sp (when nobody is left). */
+static void spres_reauthorize(struct spres *sp, struct policy *old)
+{
+	struct presence *pr = sp->pr;
+	struct reauth a = { .sp = sp, .old = old, .link = pres_link(pr, sp->peer) };
+
+	dict_foreach(sp->watchers, reauth_one, &a);
+	policy_free(old);
+	for (size_t i = 0; i < a.nrevoked; i++) {
+		log_notice("presence %s: the owner's rules no longer allow %s: unsubscribed",
+			   sp->uri, a.revoked[i]);
+		if (a.link) {
+			pres_send(a.link, pres_stanza(pr, "unavailable", sp->jid, a.revoked[i]));
+			pres_send(a.link, pres_stanza(pr, "unsubscribed", sp->jid, a.revoked[i]));
+		}
+		watcher_del(sp, a.revoked[i]);
+		free(a.revoked[i]);
+	}
+	free(a.revoked);
+	if (sp->state == SPRES_ACTIVE) {
+		struct approve ap = { sp, a.link, 1 };
+
+		dict_foreach(sp->watchers, approve_one, &ap);
+	}
+	if (dict_count(sp->watchers) == 0) {
+		log_info("presence %s: no watcher left", sp->uri);
+		store_del(pr->store, STORE_XDOC, sp->uri, sp->owner);
+		store_del(pr->store, STORE_POLICY, sp->uri, "");
+		spres_free(sp);
+	}
+}
+
+static void prules_fetched(void *arg, const struct xcap_result *res)
+{
+	struct prules *r = arg;
+	struct presence *pr = r->pr;
+	struct policy *np = NULL, *old = r->policy;
+	unsigned next = r->peer->xcap_refresh_ms;
+	int was_known = r->known;
+	char err[160];
+
+	r->fetch = NULL;
+	if (res->status == 304) {
+		log_debug("presence rules of %s: unchanged", r->uri);
+	} else if (res->status == 200 && policy_parse(res->body, res->len, RULES_MAX_DOC, &np, err,
+						      sizeof(err)) != 0) {
+		log_warn("presence rules of %s from %s: unreadable, the rules held are kept: %s",
+			 r->uri, r->peer->name, err);
+		next = next < RULES_RETRY_MS ? next : RULES_RETRY_MS;
+	} else if (res->status == 200 || res->status == 404) {
+		char *row;
+
+		r->policy = np;		/* 404: the owner has no rules: every watcher is blocked */
+		r->known = 1;
+		free(r->etag);
+		r->etag = res->status == 200 && res->etag ? gw_xstrdup(res->etag) : NULL;
+		if (res->status == 200) {
+			row = gw_xasprintf("%s\n%.*s", r->etag ? r->etag : "", (int)res->len,
+					   res->body);
+			store_put(pr->store, STORE_POLICY, r->uri, "", row, strlen(row));
+			free(row);
+		} else {
+			store_put(pr->store, STORE_POLICY, r->uri, "", "\n", 1);
+		}
+		log_info("presence rules of %s: %zu rules%s%s", r->uri, np ? policy_rules(np) : 0,
+			 r->etag ? ", entity tag " : " (no document)", r->etag ? r->etag : "");
+	} else {
+		log_warn("presence rules of %s from %s: %s%s%d; the rules held are kept", r->uri,
+			 r->peer->name, res->error ? res->error : "", res->error ? ", status " : "status ",
+			 res->status);
+		next = next < RULES_RETRY_MS ? next : RULES_RETRY_MS;
+	}
+	prules_schedule(r, next);
+	if (r->policy != old || (r->known && !was_known))
+		spres_reauthorize(r->sp, r->policy != old ? old : NULL);	/* may free r */
+}
+
 /* ---------------------------------------------------------------- from XMPP */
 
 static void pres_from_xmpp_watcher(struct presence *pr, struct xmpp_link *link,
@@ -709,7 +1126,7 @@ static void pres_from_xmpp_watcher(struct presence *pr, struct xmpp_link *link,
 				    "jid-malformed", map_addr_strerror(err));
 		return;
 	}
-	key = spres_key(uri, from_bare);
+	key = spres_key(uri, spres_owner_for(peer, from_bare));
 	sp = dict_get(pr->spres, key);
 	free(key);
 	state = sp ? (intptr_t)dict_get(sp->watchers, from_bare) : 0;
@@ -720,7 +1137,9 @@ static void pres_from_xmpp_watcher(struct presence *pr, struct xmpp_link *link,
 				    "the gateway holds too many subscriptions");
 			return;
 		}
-		if (!sp && count_get(pr, COUNT_WATCHERS, uri) >= conf->presence_max_watchers) {
+		if (!state && (sp && sp->rules ? dict_count(sp->watchers) :
+			       sp ? 0 : count_get(pr, COUNT_WATCHERS, uri)) >=
+		    conf->presence_max_watchers) {
 			pres_bounce(pr, link, stanza, "resource-constraint",
 				    "too many watchers of this contact");
 			return;
@@ -733,7 +1152,8 @@ static void pres_from_xmpp_watcher(struct presence *pr, struct xmpp_link *link,
 				    "you watch as many SIP contacts as the gateway allows one user");
 			return;
 		}
-		if (!sp && !(sp = spres_new(pr, uri, to_bare, peer, from_bare))) {
+		if (!sp && !(sp = spres_new(pr, uri, to_bare, peer,
+					    spres_owner_for(peer, from_bare)))) {
 			pres_bounce(pr, link, stanza, "jid-malformed",
 				    "your address has no SIP form to subscribe with");
 			return;
@@ -756,8 +1176,10 @@ static void pres_from_xmpp_watcher(struct presence *pr, struct xmpp_link *link,
 			pres_send(link, pres_stanza(pr, "unavailable", sp->jid, from_bare));
 		watcher_del(sp, from_bare);
 		if (dict_count(sp->watchers) == 0) {
-			log_info("presence %s: %s left", sp->uri, sp->owner);
+			log_info("presence %s: %s left", sp->uri, from_bare);
 			store_del(pr->store, STORE_XDOC, sp->uri, sp->owner);
+			if (sp->rules)
+				store_del(pr->store, STORE_POLICY, sp->uri, "");
 			spres_free(sp);
 		}
 	} else if (strcmp(type, "probe") == 0) {
@@ -1216,15 +1638,21 @@ static int restore_watcher(void *arg, const char *uri, const char *jid, const ch
 	struct presence *pr = arg;
 	const struct conf *conf = pr->gw->conf;
 	const struct conf_peer *peer;
-	char host[MAP_JID_MAX + 1], pjid[MAP_JID_MAX + 1], *key = spres_key(uri, jid);
-	struct spres *sp = dict_get(pr->spres, key);
+	char host[MAP_JID_MAX + 1], pjid[MAP_JID_MAX + 1], *key;
+	struct spres *sp;
 
+	if (map_sip_domain(uri, host, sizeof(host)) < 0 ||
+	    !(peer = conf_peer_by_domain(conf, host))) {
+		log_warn("presence: stored subscription of %s to %s no longer maps to a peer; "
+			 "dropped", jid, uri);
+		return 0;
+	}
+	key = spres_key(uri, spres_owner_for(peer, jid));
+	sp = dict_get(pr->spres, key);
 	free(key);
 	if (!sp) {
-		if (map_sip_domain(uri, host, sizeof(host)) < 0 ||
-		    !(peer = conf_peer_by_domain(conf, host)) ||
-		    map_peer_sip_to_jid(peer, uri, pjid, sizeof(pjid)) < 0 ||
-		    !(sp = spres_new(pr, uri, pjid, peer, jid))) {
+		if (map_peer_sip_to_jid(peer, uri, pjid, sizeof(pjid)) < 0 ||
+		    !(sp = spres_new(pr, uri, pjid, peer, spres_owner_for(peer, jid)))) {
 			log_warn("presence: stored subscription of %s to %s no longer maps to a "
 				 "peer; dropped", jid, uri);
 			return 0;
@@ -1236,6 +1664,13 @@ static int restore_watcher(void *arg, const char *uri, const char *jid, const ch
 		count_add(pr, COUNT_WATCHING, jid, 1);
 	}
 	return 0;
+}
+
+static void restore_drop_watcher_doc(void *arg, const char *jid, void *value)
+{
+	struct spres *sp = arg;
+
+	store_del(sp->pr->store, STORE_XDOC, sp->uri, jid);
 }
 
 static void restore_doc(void *arg, const char *key, void *value)
@@ -1250,9 +1685,17 @@ static void restore_doc(void *arg, const char *key, void *value)
 		       sizeof(err)) != 0)
 		log_warn("presence %s: stored document unreadable (%s)", sp->uri, err);
 	free(text);
+	if (sp->rules) {
+		/* the gateway's own dialog: documents of per-watcher dialogs (the peer migrated
+		 * authorization since) are of no use any more */
+		dict_foreach(sp->watchers, restore_drop_watcher_doc, sp);
+		return;
+	}
 	/* a document a shared dialog got (before per-watcher dialogs, schema 1 rows with no
-	 * watcher) was authorized for the gateway, not for this watcher: never shown, dropped */
+	 * watcher, or a peer that no longer migrates authorization) was authorized for the
+	 * gateway, not for this watcher: never shown, dropped, with the rules it came with */
 	store_del(pr->store, STORE_XDOC, sp->uri, "");
+	store_del(pr->store, STORE_POLICY, sp->uri, "");
 }
 
 /* Dropped rows (e.g. a peer removed from the file) leave the database too. */
@@ -1261,11 +1704,13 @@ static int restore_collect_stale(void *arg, const char *uri, const char *jid, co
 {
 	struct presence *pr = ((void **)arg)[0];
 	struct dict *stale = ((void **)arg)[1];
-	char *key = spres_key(uri, jid);
+	char *key = spres_key(uri, jid), *shared = spres_key(uri, "");
+	struct spres *sp = dict_get(pr->spres, shared);
 
-	if (!dict_get(pr->spres, key))
+	if (!dict_get(pr->spres, key) && !(sp && dict_get(sp->watchers, jid)))
 		dict_set(stale, key, pr);
 	free(key);
+	free(shared);
 	return 0;
 }
 
@@ -1450,8 +1895,7 @@ static void close_spres(void *arg, const char *uri, void *value)
 	/* watchers see the contact go offline while the gateway is away; the rows stay */
 	if (link && sp->doc) {
 		s = pres_stanza(sp->pr, "unavailable", sp->jid, NULL);
-		spres_fanout(sp, link, s, NULL);
-		xmpp_stanza_release(s);
+		spres_send_all(sp, link, s);
 	}
 	/* the dialog itself is ended by the SIP stack's shutdown, which follows (ending it here
 	 * too would send a second un-SUBSCRIBE) */
@@ -1510,6 +1954,7 @@ void presence_free(struct presence *pr)
 	dict_free(pr->counts);
 	free(pr->peer_dialogs);
 	store_free(pr->store);
+	xcap_free(pr->xcap);
 	event_free(pr->queue_ev);
 	free(pr);
 }

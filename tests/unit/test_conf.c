@@ -155,6 +155,9 @@ static const struct field fields[] = {
 	FP("route.port", F_UNSIGNED, route_port),
 	FP("route.transport", F_TRANSPORT, route_transport),
 	FP("route.options-interval", F_UNSIGNED, options_interval_ms),
+	FP("authorization.mode", F_INT, authz),
+	FP("authorization.xcap-root", F_STR, xcap_root),
+	FP("authorization.refresh", F_UNSIGNED, xcap_refresh_ms),
 	FP("ntrust", F_SIZE, ntrust),
 	FP("line", F_UNSIGNED, line),
 };
@@ -857,6 +860,31 @@ static const struct doc_case {
 	  { "log.level=info", "log.stderr=1", "log.syslog=0", "log.facility=daemon",
 	    "im.max-body=8192", "im.delivery-wait=2000", "im.type=chat", "im.verdict=auto", "nlisten=1",
 	    "listen[0].line=3", "peer[0].line=4", "peer[0].name=sip.example", "path=gw.xml" } },
+	{ "no <authorization>: each watcher authorized by the peer",
+	  GW XMPP SIP PEER END,
+	  { "peer[0].authorization.mode=0", "peer[0].authorization.refresh=300000" } },
+	{ "<authorization mode=policy> with an XCAP root",
+	  GW XMPP SIP "<peer domain=\"sip.example\">" ROUTE_TRUST
+	  "<authorization mode=\"policy\" xcap-root=\"http://127.0.0.1:5060/xcap-root\" refresh=\"1m\"/></peer>\n" END,
+	  { "peer[0].authorization.mode=1", "peer[0].authorization.xcap-root=http://127.0.0.1:5060/xcap-root",
+	    "peer[0].authorization.refresh=60000" } },
+	{ "<authorization mode=policy> without an XCAP root",
+	  GW XMPP SIP "<peer domain=\"sip.example\">" ROUTE_TRUST
+	  "<authorization mode=\"policy\"/></peer>\n" END,
+	  { "4: <authorization>: mode \"policy\" needs attribute \"xcap-root\"" } },
+	{ "an XCAP root naming a host",
+	  GW XMPP SIP "<peer domain=\"sip.example\">" ROUTE_TRUST
+	  "<authorization mode=\"policy\" xcap-root=\"http://xcap.sip.example/xcap-root\"/></peer>\n" END,
+	  { "4: <authorization> attribute \"xcap-root\": " } },
+	{ "an unknown mode and a refresh out of range",
+	  GW XMPP SIP "<peer domain=\"sip.example\">" ROUTE_TRUST
+	  "<authorization mode=\"trust\" refresh=\"500ms\"/></peer>\n" END,
+	  { "4: <authorization> attribute \"mode\": \"trust\" is not one of watcher, policy, views",
+	    "4: <authorization> attribute \"refresh\": 500ms is out of range 1s..1440m" } },
+	{ "two <authorization> in one peer",
+	  GW XMPP SIP "<peer domain=\"sip.example\">" ROUTE_TRUST
+	  "<authorization/>\n<authorization/></peer>\n" END,
+	  { "5: " } },
 	{ "the example in conf.h",
 	  "<gateway xmlns=\"urn:simplegw:config:1\">\n"
 	  "  <log level=\"info\" stderr=\"yes\" syslog=\"no\" facility=\"daemon\"/>\n"

@@ -572,7 +572,7 @@ static const struct {
 	const char *name;	/* in the temporary directory */
 	const char *want;	/* a substring of the message */
 } refusals[] = {
-	{ "a newer schema version", R_NEWER, "newer.db", "schema version 2 is newer than this gateway's (1)" },
+	{ "a newer schema version", R_NEWER, "newer.db", "schema version 3 is newer than this gateway's (2)" },
 	{ "another program's database", R_FOREIGN, "foreign.db", "not a simplegw state database" },
 	{ "random bytes", R_RANDOM, "random.db", "file is not a database" },
 	{ "a directory that does not exist", R_NODIR, "nodir/state.db", "cannot open @/nodir/state.db: No such file or directory" },
@@ -591,7 +591,7 @@ static void test_refusals(void)
 
 		if (refusals[i].setup == R_NEWER) {
 			store_free(store_open(base, path, err, sizeof(err)));
-			raw_exec(path, "PRAGMA user_version = 2");
+			raw_exec(path, "PRAGMA user_version = 3");
 		} else if (refusals[i].setup == R_FOREIGN) {
 			raw_exec(path, "CREATE TABLE accounts (name TEXT)");
 		} else if (refusals[i].setup == R_RANDOM) {
@@ -631,6 +631,41 @@ static void test_refusals(void)
 	}
 }
 
+/* A database of schema 1 (no policy table) is upgraded in place: its rows stay, the table it
+ * lacks is added, and the version is 2. */
+static void test_upgrade(void)
+{
+	char *path = tmp_path("v1.db"), err[512] = "", *val = NULL;
+	struct store *s;
+
+	raw_exec(path, "CREATE TABLE xwatch (k1 TEXT NOT NULL, k2 TEXT NOT NULL, val BLOB NOT NULL, "
+		 "PRIMARY KEY (k1, k2)) WITHOUT ROWID; CREATE TABLE xdoc (k1 TEXT NOT NULL, k2 TEXT NOT "
+		 "NULL, val BLOB NOT NULL, PRIMARY KEY (k1, k2)) WITHOUT ROWID; CREATE TABLE swatch (k1 "
+		 "TEXT NOT NULL, k2 TEXT NOT NULL, val BLOB NOT NULL, PRIMARY KEY (k1, k2)) WITHOUT "
+		 "ROWID; INSERT INTO xwatch VALUES ('sip:bob@sip.example', 'alice@xmpp.example', "
+		 "'subscribed'); PRAGMA user_version = 1");
+	s = store_open(base, path, err, sizeof(err));
+	CHECK(s != NULL, "schema 1 not upgraded: %s", err);
+	if (s) {
+		CHECK(store_get(s, STORE_XWATCH, "sip:bob@sip.example", "alice@xmpp.example", &val,
+				NULL) == 1 && val && strcmp(val, "subscribed") == 0,
+		      "upgrade lost a row: %s", val ? val : "(none)");
+		free(val);
+		CHECK(store_put(s, STORE_POLICY, "sip:bob@sip.example", "", "\"e1\"\n<r/>", 9) == 0,
+		      "the added table takes no row");
+		store_free(s);
+		s = store_open(base, path, err, sizeof(err));
+		CHECK(s != NULL, "upgraded database refused: %s", err);
+		val = NULL;
+		CHECK(s && store_get(s, STORE_POLICY, "sip:bob@sip.example", "", &val, NULL) == 1,
+		      "upgraded database lost the policy row");
+		free(val);
+		store_free(s);
+	}
+	remove_db(path);
+	free(path);
+}
+
 int main(void)
 {
 	snprintf(tmpdir, sizeof(tmpdir), "%s/test_store.XXXXXX",
@@ -652,6 +687,7 @@ int main(void)
 	test_batching();
 	test_commit_failure();
 	test_refusals();
+	test_upgrade();
 	event_base_free(base);
 	if (rmdir(tmpdir) < 0)
 		TEST_FAIL("temporary directory %s not empty: %s", tmpdir, strerror(errno));
