@@ -538,6 +538,8 @@ class Run:
         await self.notifier.start()
         env, xml = gateway_conf(self.workdir, self.xmpp.port, self.sip_port, peer_port,
                                 max(100000, self.args.max_w), self.args.sip_attrs)
+        # bench/authz.py: <authorization> for the peer
+        xml = xml.replace("</peer>", getattr(self.args, "peer_extra", "") + "</peer>", 1)
         self.gw = harness.Gateway(env, self.args.gateway, xml)
         await self.gw.start()
         await asyncio.wait_for(self.xmpp.connected.wait(), 5)

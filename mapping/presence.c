@@ -11,9 +11,15 @@
  *                                                     or REJECTED: the watcher unsubscribed
  *
  * The watcher is PENDING until its dialog is first active, then SUBSCRIBED.  Nothing else reaches
- * a pending or refused watcher, so the two are indistinguishable on the wire.  (spres->watchers
- * holds the owner alone; the fan-out code serves the shared dialogs of authorization migration,
- * a later step, unchanged.)
+ * a pending or refused watcher, so the two are indistinguishable on the wire.
+ *
+ * Authorization migration (<peer><authorization mode>, enum spres_kind): with "policy" the one
+ * dialog per presentity is the gateway's (SP_POLICY, From its agent) and the owner's RFC 5025
+ * rules (struct prules, fetched over XCAP and stored) decide, and transform, per watcher at each
+ * delivery; with "views" each group of watchers the rules treat alike has one dialog made as one
+ * of them (SP_VIEW: the SIP side filters), and the watchers the rules do not allow wait in a
+ * holder without a dialog (SP_HOLD).  A change of the rules revokes, approves, re-shows or moves
+ * watchers (spres_reauthorize, views_regroup).
  *
  * SIP watcher -> XMPP presentity (struct xview, one per XMPP user and SIP watcher pair).  The
  * gateway is the notifier: SUBSCRIBE -> 200 + NOTIFY pending + <presence type='subscribe'> to the
@@ -79,6 +85,15 @@ enum pres_count {
 	COUNT_WATCHERS = 'P',	/* XMPP watchers of a SIP presentity (its URI) */
 };
 
+/* What a struct spres is: whose dialog, and who decides for its watchers. */
+enum spres_kind {
+	SP_WATCHER,	/* one watcher's own dialog, From the watcher: the SIP side decides */
+	SP_POLICY,	/* the gateway's dialog, From its agent: the owner's rules decide here */
+	SP_VIEW,	/* one view: watchers the owner's rules treat alike, From one of them (rep);
+			 * the SIP side filters, the gateway groups */
+	SP_HOLD,	/* no dialog: the watchers no view takes (blocked, pending, rules unknown) */
+};
+
 enum spres_state {
 	SPRES_IDLE,
 	SPRES_QUEUED,		/* waiting for one of the PRES_MAX_SUBSCRIBING slots */
@@ -118,22 +133,28 @@ struct presence {
 	TAILQ_HEAD(, spres) queue;	/* SPRES_QUEUED, oldest first */
 	struct event *queue_ev;	/* starts queued SUBSCRIBEs on the next loop pass */
 	struct xcap *xcap;	/* fetches presence rules; NULL until a peer migrates authorization */
+	struct dict *rules;	/* SIP presentity URI -> struct prules (migrated peers only) */
+	int started;		/* presence_start() ran: dialogs may be opened */
 	int closing;
 };
 
 /* A SIP presentity owner's presence rules (RFC 5025), for the peers that migrate authorization
- * to the gateway (<authorization mode="policy">): fetched from the peer's XCAP server, kept
- * current by a conditional GET every <authorization refresh>, and stored. */
+ * to the gateway (<authorization mode="policy"> or "views"): fetched from the peer's XCAP server,
+ * kept current by a conditional GET every <authorization refresh>, and stored.  Shared by the
+ * presentity's dialogs (one in policy mode; the views and the holder in views mode). */
 struct prules {
 	struct presence *pr;
 	char *uri;
+	char *jid;		/* the presentity as the XMPP side calls it */
 	const struct conf_peer *peer;
 	struct policy *policy;	/* NULL: no rules (every watcher is blocked, RFC 4745 section 10) */
 	int known;		/* fetched, or restored from the store, at least once */
 	char *etag;		/* of the document held, for If-None-Match; NULL when none */
 	struct xcap_fetch *fetch;	/* in flight, or NULL */
 	struct event *timer;	/* the next fetch */
-	struct spres *sp;	/* the one dialog of the presentity that uses them */
+	LIST_HEAD(, spres) dialogs;	/* the presentity's dialogs (struct spres) using them */
+	int dirty;		/* a change not yet applied to the watchers (the link was down) */
+	int busy;		/* being applied: kept even when no dialog is left, until done */
 };
 
 struct spres {
@@ -152,8 +173,10 @@ struct spres {
 	struct pidf_doc *doc;	/* last document, NULL when none */
 	TAILQ_ENTRY(spres) qentry;	/* in pr->queue while SPRES_QUEUED */
 	int fresh;		/* a new dialog that has not been active yet */
-	struct prules *rules;	/* authorization migrated to the gateway: the owner's rules decide
-				 * per watcher (owner is "", from the gateway's agent); else NULL */
+	enum spres_kind kind;
+	struct prules *rules;	/* SP_POLICY, SP_VIEW, SP_HOLD: the owner's rules; else NULL */
+	LIST_ENTRY(spres) rentry;	/* in rules->dialogs */
+	char *rep;		/* SP_VIEW: the watcher whose address the dialog uses */
 };
 
 /* One XMPP user as one SIP watcher sees them (what the XMPP server sends to that watcher). */
@@ -372,53 +395,91 @@ static char *spres_key(const char *uri, const char *owner)
 	return gw_xasprintf("%s\n%s", uri, owner);
 }
 
-static int spres_migrated(const struct conf_peer *peer)
-{
-	return peer->authz != CONF_AUTHZ_WATCHER;
-}
-
-/* The owner part of a dialog's key: the watcher, or "" for the gateway's own dialog of a peer
- * that migrates authorization. */
-static const char *spres_owner_for(const struct conf_peer *peer, const char *watcher)
-{
-	return spres_migrated(peer) ? "" : watcher;
-}
-
-static struct prules *prules_get(struct presence *pr, const char *uri,
+static struct prules *prules_get(struct presence *pr, const char *uri, const char *jid,
 				 const struct conf_peer *peer);
-static void prules_free(struct prules *r);
+static void prules_release(struct spres *sp);
 
-/* The dialog of one XMPP watcher (owner) with one SIP presentity, or NULL if the owner's JID
- * has no SIP URI (it is checked before anything is created).  For a peer that migrates
- * authorization, owner is "" and the dialog is the gateway's, From its agent. */
+/* A dialog of one SIP presentity.  SP_WATCHER: owner is the watcher; SP_POLICY and SP_HOLD: owner
+ * is ""; SP_VIEW: owner is the view's key and rep the watcher it subscribes as.  NULL if the
+ * address to subscribe as has no SIP form (checked before anything is created). */
 static struct spres *spres_new(struct presence *pr, const char *uri, const char *jid,
-			       const struct conf_peer *peer, const char *owner)
+			       const struct conf_peer *peer, const char *owner,
+			       enum spres_kind kind, const char *rep)
 {
 	char from[MAP_URI_MAX];
 	struct spres *sp;
 
-	if (spres_migrated(peer))
+	if (kind == SP_POLICY || kind == SP_HOLD)
 		snprintf(from, sizeof(from), "sip:%s@%s", pr->gw->conf->presence_agent,
 			 pr->gw->conf->xmpp_domain);
-	else if (map_jid_to_sip(owner, 0, from, sizeof(from)) < 0)
+	else if (map_jid_to_sip(kind == SP_VIEW ? rep : owner, 0, from, sizeof(from)) < 0)
 		return NULL;
 	sp = gw_xcalloc(1, sizeof(*sp));
 	sp->pr = pr;
+	sp->kind = kind;
 	sp->key = spres_key(uri, owner);
 	sp->uri = gw_xstrdup(uri);
 	sp->jid = gw_xstrdup(jid);
 	sp->owner = gw_xstrdup(owner);
 	sp->from = gw_xstrdup(from);
+	sp->rep = rep ? gw_xstrdup(rep) : NULL;
 	sp->peer = peer;
-	count_add(pr, COUNT_WATCHERS, uri, 1);
+	if (kind == SP_WATCHER)
+		count_add(pr, COUNT_WATCHERS, uri, 1);	/* else counted per watcher */
 	sp->watchers = dict_new();
 	sp->timer = evtimer_new(pr->gw->base, spres_timer_cb, sp);
 	if (!sp->timer)
 		gw_fatal("evtimer_new failed");
 	dict_set(pr->spres, sp->key, sp);
-	if (spres_migrated(peer)) {
-		sp->rules = prules_get(pr, uri, peer);
-		sp->rules->sp = sp;
+	if (kind != SP_WATCHER) {
+		sp->rules = prules_get(pr, uri, jid, peer);
+		LIST_INSERT_HEAD(&sp->rules->dialogs, sp, rentry);
+	}
+	return sp;
+}
+
+/* The dialog a new watcher of uri joins, by the peer's <authorization mode>: its own, the
+ * gateway's, or (views) the holder, from which the owner's rules move it to its view. */
+static struct spres *spres_new_for(struct presence *pr, const char *uri, const char *jid,
+				   const struct conf_peer *peer, const char *watcher)
+{
+	switch (peer->authz) {
+	case CONF_AUTHZ_POLICY:
+		return spres_new(pr, uri, jid, peer, "", SP_POLICY, NULL);
+	case CONF_AUTHZ_VIEWS:
+		return spres_new(pr, uri, jid, peer, "", SP_HOLD, NULL);
+	case CONF_AUTHZ_WATCHER:
+		break;
+	}
+	return spres_new(pr, uri, jid, peer, watcher, SP_WATCHER, NULL);
+}
+
+/* Of the dialogs sharing r, the one holding watcher, or NULL. */
+static struct spres *rules_holder(struct prules *r, const char *watcher)
+{
+	struct spres *sp;
+
+	LIST_FOREACH(sp, &r->dialogs, rentry)
+		if (dict_get(sp->watchers, watcher))
+			return sp;
+	return NULL;
+}
+
+/* The dialog of uri that holds watcher; failing that, the one a new watcher would join if it
+ * exists (the gateway's, or the holder of views); NULL if none. */
+static struct spres *spres_lookup(struct presence *pr, const struct conf_peer *peer,
+				  const char *uri, const char *watcher)
+{
+	char *key = spres_key(uri, peer->authz == CONF_AUTHZ_WATCHER ? watcher : "");
+	struct spres *sp = dict_get(pr->spres, key);
+	struct prules *r;
+
+	free(key);
+	if (peer->authz == CONF_AUTHZ_VIEWS && (r = dict_get(pr->rules, uri))) {
+		struct spres *h = rules_holder(r, watcher);
+
+		if (h)
+			return h;
 	}
 	return sp;
 }
@@ -440,11 +501,13 @@ static void spres_free(struct spres *sp)
 	pr->nwatchers -= dict_count(sp->watchers);
 	dict_foreach(sp->watchers, uncount_watcher, pr);
 	dict_del(pr->spres, sp->key);
-	count_add(pr, COUNT_WATCHERS, sp->uri, -1);
+	count_add(pr, COUNT_WATCHERS, sp->uri,
+		  sp->kind == SP_WATCHER ? -1 : -(int)dict_count(sp->watchers));
 	event_free(sp->timer);
 	dict_free(sp->watchers);
 	pidf_doc_free(sp->doc);
-	prules_free(sp->rules);
+	prules_release(sp);
+	free(sp->rep);
 	free(sp->key);
 	free(sp->uri);
 	free(sp->jid);
@@ -559,14 +622,26 @@ static void decide_with(const struct spres *sp, const struct policy *p, const ch
 	char uri[MAP_URI_MAX];
 
 	memset(d, 0, sizeof(*d));
-	if (!sp->rules) {
+	if (sp->kind == SP_WATCHER || sp->kind == SP_VIEW) {
+		/* the SIP side authorized the dialog for this watcher, or for one the owner's
+		 * rules treat alike, and filtered its documents */
 		d->sub = POLICY_ALLOW;
 		d->provide = ~0u;
 		return;
 	}
-	if (!p || map_jid_to_sip(jid, 0, uri, sizeof(uri)) < 0)
+	if (sp->kind == SP_HOLD || !p || map_jid_to_sip(jid, 0, uri, sizeof(uri)) < 0)
 		return;		/* no rules: blocked */
 	policy_decide(p, uri, NULL, time(NULL), d);
+}
+
+/* The decision of rules p alone (views: which view a watcher belongs to). */
+static void rules_decide(const struct policy *p, const char *jid, struct policy_decision *d)
+{
+	char uri[MAP_URI_MAX];
+
+	memset(d, 0, sizeof(*d));
+	if (p && map_jid_to_sip(jid, 0, uri, sizeof(uri)) >= 0)
+		policy_decide(p, uri, NULL, time(NULL), d);
 }
 
 static void watcher_decide(const struct spres *sp, const char *jid, struct policy_decision *d)
@@ -585,7 +660,7 @@ static struct pidf_doc *doc_seen(const struct spres *sp, const struct pidf_doc *
 {
 	struct pidf_doc *c = pidf_doc_copy(doc);
 
-	if (c && sp->rules)
+	if (c && sp->kind == SP_POLICY)
 		policy_filter(d, c);
 	return c;
 }
@@ -608,10 +683,11 @@ struct delivery {
 
 static void delivery_build(struct delivery *dl, const struct policy_decision *d, struct outbox *o)
 {
-	struct pidf_doc *old = dl->sp->rules ? doc_seen(dl->sp, dl->old, d) : NULL;
-	struct pidf_doc *doc = dl->sp->rules ? doc_seen(dl->sp, dl->doc, d) : NULL;
-	const struct pidf_doc *o_old = dl->sp->rules ? old : dl->old;
-	const struct pidf_doc *o_doc = dl->sp->rules ? doc : dl->doc;
+	int filter = dl->sp->kind == SP_POLICY;
+	struct pidf_doc *old = filter ? doc_seen(dl->sp, dl->old, d) : NULL;
+	struct pidf_doc *doc = filter ? doc_seen(dl->sp, dl->doc, d) : NULL;
+	const struct pidf_doc *o_old = filter ? old : dl->old;
+	const struct pidf_doc *o_doc = filter ? doc : dl->doc;
 
 	if (dl->state || !o_doc)
 		build_state(dl->sp, o_doc, o);
@@ -717,6 +793,17 @@ static void spres_send_all(struct spres *sp, struct xmpp_link *link, xmpp_stanza
 	outbox_clear(&a.o);
 }
 
+/* Takes jid out of sp's watchers, its stored row left as it is (views: it moves). */
+static void watcher_drop(struct spres *sp, const char *jid)
+{
+	if (dict_del(sp->watchers, jid)) {
+		sp->pr->nwatchers--;
+		count_add(sp->pr, COUNT_WATCHING, jid, -1);
+		if (sp->kind != SP_WATCHER)
+			count_add(sp->pr, COUNT_WATCHERS, sp->uri, -1);
+	}
+}
+
 static void watcher_set(struct spres *sp, const char *jid, enum watcher_state state)
 {
 	const char *text = watcher_state_text(state);
@@ -724,16 +811,15 @@ static void watcher_set(struct spres *sp, const char *jid, enum watcher_state st
 	if (!dict_set(sp->watchers, jid, (void *)(intptr_t)state)) {
 		sp->pr->nwatchers++;
 		count_add(sp->pr, COUNT_WATCHING, jid, 1);
+		if (sp->kind != SP_WATCHER)
+			count_add(sp->pr, COUNT_WATCHERS, sp->uri, 1);
 	}
 	store_put(sp->pr->store, STORE_XWATCH, sp->uri, jid, text, strlen(text));
 }
 
 static void watcher_del(struct spres *sp, const char *jid)
 {
-	if (dict_del(sp->watchers, jid)) {
-		sp->pr->nwatchers--;
-		count_add(sp->pr, COUNT_WATCHING, jid, -1);
-	}
+	watcher_drop(sp, jid);
 	store_del(sp->pr->store, STORE_XWATCH, sp->uri, jid);
 }
 
@@ -880,7 +966,7 @@ static void spres_subscribe(struct spres *sp)
 	};
 	struct presence *pr = sp->pr;
 	const struct conf *conf = pr->gw->conf;
-	if (pr->closing || sp->sub)
+	if (pr->closing || sp->sub || sp->kind == SP_HOLD || !pr->started)
 		return;
 	if (sp->state != SPRES_QUEUED && pr->nsubscribing >= PRES_MAX_SUBSCRIBING) {
 		spres_enter_state(sp, SPRES_QUEUED);
@@ -916,17 +1002,24 @@ static void prules_schedule(struct prules *r, unsigned ms)
 	evtimer_add(r->timer, &tv);
 }
 
-/* The rules held for uri, restored from the store (fetched again at once, conditionally). */
-static struct prules *prules_get(struct presence *pr, const char *uri,
+/* The rules held for uri: shared, or new and restored from the store (fetched again at once,
+ * conditionally). */
+static struct prules *prules_get(struct presence *pr, const char *uri, const char *jid,
 				 const struct conf_peer *peer)
 {
-	struct prules *r = gw_xcalloc(1, sizeof(*r));
+	struct prules *r = dict_get(pr->rules, uri);
 	char *text = NULL, *nl, err[160];
 	size_t len = 0;
 
+	if (r)
+		return r;
+	r = gw_xcalloc(1, sizeof(*r));
 	r->pr = pr;
 	r->uri = gw_xstrdup(uri);
+	r->jid = gw_xstrdup(jid);
 	r->peer = peer;
+	LIST_INIT(&r->dialogs);
+	dict_set(pr->rules, uri, r);
 	r->timer = evtimer_new(pr->gw->base, prules_timer_cb, r);
 	if (!r->timer)
 		gw_fatal("evtimer_new failed");
@@ -942,6 +1035,8 @@ static struct prules *prules_get(struct presence *pr, const char *uri,
 		if (dlen == 0 || policy_parse(nl + 1, dlen, RULES_MAX_DOC, &r->policy, err,
 					       sizeof(err)) == 0) {
 			r->known = 1;
+			r->dirty = peer->authz == CONF_AUTHZ_VIEWS;	/* restored watchers wait
+									 * in the holder */
 			if (nl > text)
 				r->etag = gw_xstrndup(text, (size_t)(nl - text));
 		} else {
@@ -957,13 +1052,28 @@ static void prules_free(struct prules *r)
 {
 	if (!r)
 		return;
+	dict_del(r->pr->rules, r->uri);
 	if (r->fetch)
 		xcap_cancel(r->fetch);
 	event_free(r->timer);
 	policy_free(r->policy);
 	free(r->etag);
 	free(r->uri);
+	free(r->jid);
 	free(r);
+}
+
+/* sp no longer uses its rules; the last dialog to go frees them (unless they are being applied). */
+static void prules_release(struct spres *sp)
+{
+	struct prules *r = sp->rules;
+
+	if (!r)
+		return;
+	LIST_REMOVE(sp, rentry);
+	sp->rules = NULL;
+	if (LIST_EMPTY(&r->dialogs) && !r->busy)
+		prules_free(r);
 }
 
 static void prules_fetched(void *arg, const struct xcap_result *res);
@@ -1061,6 +1171,178 @@ static void spres_reauthorize(struct spres *sp, struct policy *old)
 	}
 }
 
+/* ---- views: one dialog per group of watchers the owner's rules treat alike */
+
+/* The view a decision puts a watcher in: "view:<sub-handling>.<provide bits>.<user input>", or
+ * "" (the holder) for a watcher the rules do not allow. */
+static void view_key(const struct policy_decision *d, char *buf, size_t n)
+{
+	if (d->sub != POLICY_ALLOW)
+		snprintf(buf, n, "%s", "");
+	else
+		snprintf(buf, n, "view:%d.%x.%d", (int)d->sub, d->provide, (int)d->user_input);
+}
+
+struct move {
+	char *jid;
+	struct spres *from;
+	intptr_t state;
+	char key[48];
+};
+
+struct regroup {
+	struct prules *r;
+	struct spres *sp;
+	struct move *moves;
+	size_t nmoves;
+};
+
+static void regroup_one(void *arg, const char *jid, void *value)
+{
+	struct regroup *g = arg;
+	struct policy_decision d;
+	char key[48];
+
+	rules_decide(g->r->policy, jid, &d);
+	view_key(&d, key, sizeof(key));
+	if (strcmp(key, g->sp->owner) == 0)
+		return;
+	g->moves = gw_xrealloc(g->moves, (g->nmoves + 1) * sizeof(*g->moves));
+	g->moves[g->nmoves].jid = gw_xstrdup(jid);
+	g->moves[g->nmoves].from = g->sp;
+	g->moves[g->nmoves].state = (intptr_t)value;
+	snprintf(g->moves[g->nmoves].key, sizeof(g->moves[g->nmoves].key), "%s", key);
+	g->nmoves++;
+}
+
+static void first_key(void *arg, const char *jid, void *value)
+{
+	const char **first = arg;
+
+	if (!*first)
+		*first = jid;
+}
+
+/* A view whose watcher it subscribes as has left: it subscribes again as another of its watchers
+ * (the SIP side must decide for someone who is in the view). */
+static void view_new_rep(struct spres *sp)
+{
+	const char *first = NULL;
+	char from[MAP_URI_MAX];
+
+	dict_foreach(sp->watchers, first_key, &first);
+	if (!first || map_jid_to_sip(first, 0, from, sizeof(from)) < 0)
+		return;
+	log_info("presence %s: %s subscribes as %s now (%s left it)", sp->uri, sp->owner, first,
+		 sp->rep);
+	free(sp->rep);
+	sp->rep = gw_xstrdup(first);
+	free(sp->from);
+	sp->from = gw_xstrdup(from);
+	if (sp->sub)
+		sip_sub_end(sp->sub);
+	sp->sub = NULL;
+	evtimer_del(sp->timer);
+	spres_enter_state(sp, SPRES_IDLE);
+	spres_subscribe(sp);
+}
+
+/* Puts every watcher of the presentity in the view its owner's rules give it now: allowed
+ * watchers in views (a dialog each, made as the first watcher to arrive), the others in the
+ * holder; a subscribed watcher the rules no longer allow is told, as in policy mode.  Empty views
+ * end their dialogs.  Frees r (and the dialogs) when nobody is left. */
+static void views_regroup(struct prules *r)
+{
+	struct presence *pr = r->pr;
+	struct xmpp_link *link = pres_link(pr, r->peer);
+	struct regroup g = { .r = r };
+	struct spres *sp, *next;
+
+	r->busy = 1;
+	LIST_FOREACH(sp, &r->dialogs, rentry) {
+		g.sp = sp;
+		dict_foreach(sp->watchers, regroup_one, &g);
+	}
+	for (size_t i = 0; i < g.nmoves; i++)
+		watcher_drop(g.moves[i].from, g.moves[i].jid);
+	for (size_t i = 0; i < g.nmoves; i++) {
+		struct move *m = &g.moves[i];
+		char *key = spres_key(r->uri, m->key);
+		struct spres *to = dict_get(pr->spres, key);
+
+		free(key);
+		if (!m->key[0] && m->state == WATCHER_SUBSCRIBED) {
+			log_notice("presence %s: the owner's rules no longer allow %s: unsubscribed",
+				   r->uri, m->jid);
+			if (link) {
+				pres_send(link, pres_stanza(pr, "unavailable", r->jid, m->jid));
+				pres_send(link, pres_stanza(pr, "unsubscribed", r->jid, m->jid));
+			}
+			store_del(pr->store, STORE_XWATCH, r->uri, m->jid);
+			continue;
+		}
+		if (!to)
+			to = spres_new(pr, r->uri, r->jid, r->peer, m->key,
+				       m->key[0] ? SP_VIEW : SP_HOLD, m->key[0] ? m->jid : NULL);
+		if (!to) {
+			store_del(pr->store, STORE_XWATCH, r->uri, m->jid);
+			continue;
+		}
+		if (to->kind == SP_VIEW && !to->sub && to->state == SPRES_IDLE)
+			log_info("presence %s: new %s, subscribing as %s", r->uri, m->key, m->jid);
+		watcher_set(to, m->jid, WATCHER_PENDING);
+		if (to->state == SPRES_ACTIVE) {
+			struct approve a = { to, link, 1 };
+
+			approve_one(&a, m->jid, (void *)(intptr_t)WATCHER_PENDING);
+		} else if (to->state == SPRES_IDLE) {
+			spres_subscribe(to);
+		}
+	}
+	for (sp = LIST_FIRST(&r->dialogs); sp; sp = next) {
+		next = LIST_NEXT(sp, rentry);
+		if (dict_count(sp->watchers) == 0) {
+			if (sp->kind == SP_VIEW) {
+				log_info("presence %s: %s has no watcher left", r->uri, sp->owner);
+				store_del(pr->store, STORE_XDOC, sp->uri, sp->owner);
+			}
+			spres_free(sp);
+		} else if (sp->kind == SP_VIEW && !dict_get(sp->watchers, sp->rep)) {
+			view_new_rep(sp);
+		}
+	}
+	for (size_t i = 0; i < g.nmoves; i++)
+		free(g.moves[i].jid);
+	free(g.moves);
+	r->busy = 0;
+	r->dirty = 0;
+	if (LIST_EMPTY(&r->dialogs)) {
+		store_del(pr->store, STORE_POLICY, r->uri, "");
+		prules_free(r);
+	}
+}
+
+/* Applies rules that changed (from `old`, freed here) to the watchers, once the link is up to
+ * tell them (else later: presence_link_state).  May free r. */
+static void prules_apply(struct prules *r, struct policy *old)
+{
+	if (!r->dirty || !pres_link(r->pr, r->peer) || !r->pr->started) {
+		policy_free(old);
+		return;
+	}
+	if (r->peer->authz == CONF_AUTHZ_VIEWS) {
+		policy_free(old);
+		if (r->known)
+			views_regroup(r);	/* unknown rules: everyone waits in the holder */
+		return;
+	}
+	r->dirty = 0;
+	if (LIST_FIRST(&r->dialogs))
+		spres_reauthorize(LIST_FIRST(&r->dialogs), old);	/* may free r */
+	else
+		policy_free(old);
+}
+
 static void prules_fetched(void *arg, const struct xcap_result *res)
 {
 	struct prules *r = arg;
@@ -1103,7 +1385,8 @@ static void prules_fetched(void *arg, const struct xcap_result *res)
 	}
 	prules_schedule(r, next);
 	if (r->policy != old || (r->known && !was_known))
-		spres_reauthorize(r->sp, r->policy != old ? old : NULL);	/* may free r */
+		r->dirty = 1;
+	prules_apply(r, r->policy != old ? old : NULL);		/* may free r */
 }
 
 /* ---------------------------------------------------------------- from XMPP */
@@ -1114,7 +1397,7 @@ static void pres_from_xmpp_watcher(struct presence *pr, struct xmpp_link *link,
 {
 	const struct conf *conf = pr->gw->conf;
 	const struct conf_peer *peer;
-	char uri[MAP_URI_MAX], *key;
+	char uri[MAP_URI_MAX];
 	struct spres *sp;
 	intptr_t state;
 	int err;
@@ -1126,9 +1409,7 @@ static void pres_from_xmpp_watcher(struct presence *pr, struct xmpp_link *link,
 				    "jid-malformed", map_addr_strerror(err));
 		return;
 	}
-	key = spres_key(uri, spres_owner_for(peer, from_bare));
-	sp = dict_get(pr->spres, key);
-	free(key);
+	sp = spres_lookup(pr, peer, uri, from_bare);
 	state = sp ? (intptr_t)dict_get(sp->watchers, from_bare) : 0;
 
 	if (strcmp(type, "subscribe") == 0) {
@@ -1137,9 +1418,7 @@ static void pres_from_xmpp_watcher(struct presence *pr, struct xmpp_link *link,
 				    "the gateway holds too many subscriptions");
 			return;
 		}
-		if (!state && (sp && sp->rules ? dict_count(sp->watchers) :
-			       sp ? 0 : count_get(pr, COUNT_WATCHERS, uri)) >=
-		    conf->presence_max_watchers) {
+		if (!state && count_get(pr, COUNT_WATCHERS, uri) >= conf->presence_max_watchers) {
 			pres_bounce(pr, link, stanza, "resource-constraint",
 				    "too many watchers of this contact");
 			return;
@@ -1152,8 +1431,7 @@ static void pres_from_xmpp_watcher(struct presence *pr, struct xmpp_link *link,
 				    "you watch as many SIP contacts as the gateway allows one user");
 			return;
 		}
-		if (!sp && !(sp = spres_new(pr, uri, to_bare, peer,
-					    spres_owner_for(peer, from_bare)))) {
+		if (!sp && !(sp = spres_new_for(pr, uri, to_bare, peer, from_bare))) {
 			pres_bounce(pr, link, stanza, "jid-malformed",
 				    "your address has no SIP form to subscribe with");
 			return;
@@ -1167,6 +1445,12 @@ static void pres_from_xmpp_watcher(struct presence *pr, struct xmpp_link *link,
 		} else if (state != WATCHER_SUBSCRIBED) {
 			watcher_set(sp, from_bare, WATCHER_PENDING);
 		}
+		if (sp->kind == SP_HOLD) {
+			/* views: the owner's rules move the watcher to its view */
+			sp->rules->dirty = 1;
+			prules_apply(sp->rules, NULL);	/* may free sp */
+			return;
+		}
 		if (sp->state == SPRES_IDLE)
 			spres_subscribe(sp);
 	} else if (strcmp(type, "unsubscribe") == 0) {
@@ -1178,9 +1462,11 @@ static void pres_from_xmpp_watcher(struct presence *pr, struct xmpp_link *link,
 		if (dict_count(sp->watchers) == 0) {
 			log_info("presence %s: %s left", sp->uri, from_bare);
 			store_del(pr->store, STORE_XDOC, sp->uri, sp->owner);
-			if (sp->rules)
-				store_del(pr->store, STORE_POLICY, sp->uri, "");
 			spres_free(sp);
+			if (peer->authz != CONF_AUTHZ_WATCHER && !dict_get(pr->rules, uri))
+				store_del(pr->store, STORE_POLICY, uri, "");	/* nobody left */
+		} else if (sp->kind == SP_VIEW && strcmp(sp->rep, from_bare) == 0) {
+			view_new_rep(sp);
 		}
 	} else if (strcmp(type, "probe") == 0) {
 		/* answered only for approved watchers: a pending or refused one learns nothing */
@@ -1638,7 +1924,7 @@ static int restore_watcher(void *arg, const char *uri, const char *jid, const ch
 	struct presence *pr = arg;
 	const struct conf *conf = pr->gw->conf;
 	const struct conf_peer *peer;
-	char host[MAP_JID_MAX + 1], pjid[MAP_JID_MAX + 1], *key;
+	char host[MAP_JID_MAX + 1], pjid[MAP_JID_MAX + 1];
 	struct spres *sp;
 
 	if (map_sip_domain(uri, host, sizeof(host)) < 0 ||
@@ -1647,12 +1933,11 @@ static int restore_watcher(void *arg, const char *uri, const char *jid, const ch
 			 "dropped", jid, uri);
 		return 0;
 	}
-	key = spres_key(uri, spres_owner_for(peer, jid));
-	sp = dict_get(pr->spres, key);
-	free(key);
+	/* views: everyone waits in the holder until the rules place them (prules_apply) */
+	sp = spres_lookup(pr, peer, uri, jid);
 	if (!sp) {
 		if (map_peer_sip_to_jid(peer, uri, pjid, sizeof(pjid)) < 0 ||
-		    !(sp = spres_new(pr, uri, pjid, peer, spres_owner_for(peer, jid)))) {
+		    !(sp = spres_new_for(pr, uri, pjid, peer, jid))) {
 			log_warn("presence: stored subscription of %s to %s no longer maps to a "
 				 "peer; dropped", jid, uri);
 			return 0;
@@ -1662,6 +1947,8 @@ static int restore_watcher(void *arg, const char *uri, const char *jid, const ch
 			  WATCHER_SUBSCRIBED : WATCHER_PENDING))) {
 		pr->nwatchers++;
 		count_add(pr, COUNT_WATCHING, jid, 1);
+		if (sp->kind != SP_WATCHER)
+			count_add(pr, COUNT_WATCHERS, uri, 1);
 	}
 	return 0;
 }
@@ -1685,7 +1972,7 @@ static void restore_doc(void *arg, const char *key, void *value)
 		       sizeof(err)) != 0)
 		log_warn("presence %s: stored document unreadable (%s)", sp->uri, err);
 	free(text);
-	if (sp->rules) {
+	if (sp->kind != SP_WATCHER) {
 		/* the gateway's own dialog: documents of per-watcher dialogs (the peer migrated
 		 * authorization since) are of no use any more */
 		dict_foreach(sp->watchers, restore_drop_watcher_doc, sp);
@@ -1704,13 +1991,12 @@ static int restore_collect_stale(void *arg, const char *uri, const char *jid, co
 {
 	struct presence *pr = ((void **)arg)[0];
 	struct dict *stale = ((void **)arg)[1];
-	char *key = spres_key(uri, jid), *shared = spres_key(uri, "");
-	struct spres *sp = dict_get(pr->spres, shared);
+	char *key = spres_key(uri, jid);
+	struct prules *r = dict_get(pr->rules, uri);
 
-	if (!dict_get(pr->spres, key) && !(sp && dict_get(sp->watchers, jid)))
+	if (!dict_get(pr->spres, key) && !(r && rules_holder(r, jid)))
 		dict_set(stale, key, pr);
 	free(key);
-	free(shared);
 	return 0;
 }
 
@@ -1744,6 +2030,7 @@ struct presence *presence_new(struct gw *gw)
 	pr->gw = gw;
 	TAILQ_INIT(&pr->queue);
 	pr->spres = dict_new();
+	pr->rules = dict_new();
 	pr->views = dict_new();
 	pr->counts = dict_new();
 	pr->peer_dialogs = gw_xcalloc(gw->conf->npeers ? gw->conf->npeers : 1,
@@ -1756,6 +2043,7 @@ struct presence *presence_new(struct gw *gw)
 		log_error("presence database %s: %s", path, err);
 		event_free(pr->queue_ev);
 		dict_free(pr->spres);
+		dict_free(pr->rules);
 		dict_free(pr->views);
 		dict_free(pr->counts);
 		free(pr->peer_dialogs);
@@ -1778,6 +2066,7 @@ struct presence *presence_new(struct gw *gw)
 
 void presence_start(struct presence *pr)
 {
+	pr->started = 1;
 	if (pr->gw->conf->presence_enabled)
 		dict_foreach(pr->spres, start_one, NULL);
 }
@@ -1830,13 +2119,41 @@ static void spres_link_up(void *arg, const char *uri, void *value)
 		spres_send_state(sp, c->link, NULL);
 }
 
+struct dirty_rules {
+	char **uris;
+	size_t n;
+};
+
+static void collect_dirty(void *arg, const char *uri, void *value)
+{
+	struct dirty_rules *d = arg;
+	struct prules *r = value;
+
+	if (r->dirty) {
+		d->uris = gw_xrealloc(d->uris, (d->n + 1) * sizeof(*d->uris));
+		d->uris[d->n++] = gw_xstrdup(uri);
+	}
+}
+
 void presence_link_state(struct presence *pr, struct xmpp_link *link, int up)
 {
 	struct link_change c = { pr, link, up };
+	struct dirty_rules d = { NULL, 0 };
 
 	dict_foreach(pr->views, view_link_change, &c);
-	if (up)
-		dict_foreach(pr->spres, spres_link_up, &c);
+	if (!up)
+		return;
+	dict_foreach(pr->spres, spres_link_up, &c);
+	/* rule changes that waited for the link to tell the watchers */
+	dict_foreach(pr->rules, collect_dirty, &d);
+	for (size_t i = 0; i < d.n; i++) {
+		struct prules *r = dict_get(pr->rules, d.uris[i]);
+
+		if (r)
+			prules_apply(r, NULL);
+		free(d.uris[i]);
+	}
+	free(d.uris);
 }
 
 struct peer_up {
@@ -1950,6 +2267,7 @@ void presence_free(struct presence *pr)
 	dict_foreach(pr->spres, free_spres, NULL);
 	dict_foreach(pr->views, free_view, NULL);
 	dict_free(pr->spres);
+	dict_free(pr->rules);
 	dict_free(pr->views);
 	dict_free(pr->counts);
 	free(pr->peer_dialogs);

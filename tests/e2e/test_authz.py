@@ -14,10 +14,11 @@ import os
 
 from harness import (SIP_DOMAIN, XMPP_DOMAIN, Kamailio, check, default_peer, free_port, gateway_xml,
                      pidf, pres_rules, presence_publisher, wait_for)
+from msrp_ua import parse_sip
 from test_presence import AuthorizingServer, expect_pres, pres, watcher
 
 XMPP_SERVERS = ("prosody", "ejabberd")
-USERS = ("ann", "ben", "cat", "dan", "eve", "fay")
+USERS = ("ann", "ben", "cat", "dan", "eve", "fay", "gil", "hal", "ivy", "joe")
 BOB = f"bob@{SIP_DOMAIN}"
 BOB_URI = f"sip:bob@{SIP_DOMAIN}"
 AGENT = "simplegw"
@@ -305,6 +306,97 @@ async def test_kamailio_rules_applied_by_the_gateway(env):
         await kam.stop()
 
 
+async def test_kamailio_filters_each_view(env):
+    """Views mode with Kamailio: one dialog per view, each made as one of its watchers, so
+    Kamailio itself applies bob's rules and transformations to it (ben's view has no note);
+    blocked, politely blocked, unconfirmed and unnamed watchers have no dialog and see nothing."""
+    kam, gw, clients = await owner_rules_through_kamailio(
+        env, lambda kam: policy_gateway_xml(env, kam.xcap_root, refresh="60s", mode="views"))
+    try:
+        for u in ("cat", "dan"):
+            check(not pres(clients[u], frm=BOB),
+                  f"{u} learns something: {[str(p) for p in pres(clients[u], frm=BOB)]}")
+        await gw.wait_log(r"new view:30\.[0-9a-f]+\.0, subscribing as ann@", timeout=1)
+        await gw.wait_log(r"new view:30\.[0-9a-f]+\.0, subscribing as ben@", timeout=1)
+        check("subscribing as cat@" not in gw.log(), "a dialog for blocked cat")
+    finally:
+        await kam.stop()
+
+
 def gateway_xml_for_presence(env):
     xml = gateway_xml(env)
     return xml.replace("<im ", '<presence expires="120s" min-expires="10s" max-expires="600s"/>\n  <im ', 1)
+
+
+# ---------------------------------------------------------------- one document per view
+
+class ViewServer(AuthorizingServer):
+    """A presence server that filters per watcher as the owner's rules say: notes[user] is what
+    that watcher's documents say (None: no note)."""
+
+    def __init__(self, port, notes):
+        super().__init__(port, set(notes), "unused")
+        self.notes = notes
+        self.subscribes = []        # (user, expires)
+
+    def datagram_received(self, data, addr):
+        msg = parse_sip(data, addr)
+        if msg.is_request and msg.method == "SUBSCRIBE":
+            user = msg.get("from").split("sip:", 1)[1].split("@", 1)[0]
+            self.subscribes.append((user, msg.get("expires")))
+        super().datagram_received(data, addr)
+
+    def _notify(self, user, state, body=b""):
+        if body:
+            body = pidf(BOB_URI, note=self.notes.get(user)).encode()
+        super()._notify(user, state, body)
+
+
+def new_dialogs(server):
+    return [u for u, e in server.subscribes if e != "0"]
+
+
+async def test_one_document_per_view(env):
+    """mode="views": one dialog per group of watchers the owner's rules treat alike, made as one
+    of them, so the SIP side filters and the gateway only groups: gil and hal share one dialog
+    (whoever came first), ivy (no note) has another, joe (blocked) none.  When the rules change,
+    gil is revoked, the view subscribed as gil goes on as one of its other watchers, and ivy
+    joins it.  (Users of its
+    own: the module's XMPP server keeps rosters between tests.)"""
+    loop = asyncio.get_running_loop()
+    transport, server = await loop.create_datagram_endpoint(
+        lambda: ViewServer(env.peer_sip_port, {"gil": "full view", "hal": "full view", "ivy": None}),
+        local_addr=("127.0.0.1", env.peer_sip_port))
+    xcap = XcapServer()
+    xcap.put(BOB_URI, rules(("a", ["gil", "hal"], "allow", ALL), ("c", ["ivy"], "allow", NO_NOTE),
+                            ("d", ["joe"], "block", ALL)))
+    await xcap.start()
+    try:
+        gw = await env.gateway(policy_gateway_xml(env, xcap, refresh="1s", mode="views"))
+        clients = {u: await watcher(env, u) for u in ("gil", "hal", "ivy", "joe")}
+        clients["gil"].send_presence(pto=BOB, ptype="subscribe")
+        await expect_pres(clients["gil"], "available", BOB, with_note("full view"))
+        for u in ("hal", "ivy", "joe"):
+            clients[u].send_presence(pto=BOB, ptype="subscribe")
+        await expect_pres(clients["hal"], "subscribed", BOB)
+        await expect_pres(clients["hal"], "available", BOB, with_note("full view"))
+        p = await expect_pres(clients["ivy"], "available", BOB)
+        check(not p["status"], f"ivy is shown a note: {p}")
+        await asyncio.sleep(1.5)
+        check(not pres(clients["joe"], frm=BOB), f"joe learns something: {pres(clients['joe'], frm=BOB)}")
+        check(sorted(new_dialogs(server)) == ["gil", "ivy"],
+              f"one dialog per view, as its first watcher: {server.subscribes}")
+        # gil is blocked now, ivy sees everything
+        xcap.put(BOB_URI, rules(("a", ["hal", "ivy"], "allow", ALL), ("d", ["gil", "joe"], "block", ALL)))
+        await expect_pres(clients["gil"], "unsubscribed", BOB, timeout=5, what="gil revoked")
+        await expect_pres(clients["ivy"], "available", BOB, with_note("full view"), timeout=5,
+                          what="ivy moved to the full view")
+        await wait_for(lambda: len(new_dialogs(server)) == 3, 5, "the view subscribing again")
+        check(new_dialogs(server)[-1] in ("hal", "ivy"), f"as one of its watchers: {server.subscribes}")
+        await wait_for(lambda: ("ivy", "0") in server.subscribes and ("gil", "0") in server.subscribes,
+                       5, "the dialogs as gil and for ivy's old view ended")
+        await gw.wait_log(r"subscribes as (hal|ivy)@xmpp.example now \(gil@xmpp.example left it\)",
+                          timeout=1)
+    finally:
+        transport.close()
+        await xcap.stop()
