@@ -37,7 +37,7 @@
 #define CONF_MAX_SECRET 1024		/* bytes of secret, inline or the first line of its file */
 #define CONF_MAX_NAME 64		/* characters of a peer name */
 #define CONF_MAX_SIPUSER 64		/* characters of <presence agent=""> */
-#define CONF_MAX_DEPTH 3		/* gateway > peer > route: deeper elements are all unknown */
+#define CONF_MAX_DEPTH 4		/* gateway > presence > list > member: deeper ones are all unknown */
 #define SHOWN_CHARS 64			/* characters of an offending value quoted in a diagnostic */
 #define SHOWN_SIZE (SHOWN_CHARS * 4 + 8)
 #define ERR_SIZE (SHOWN_SIZE * 4 + 256)	/* room for a message quoting a value four times */
@@ -65,6 +65,8 @@ enum elem {
 	E_ROUTE,
 	E_TRUST,
 	E_AUTHZ,
+	E_LIST,
+	E_MEMBER,
 	E_COUNT,		/* also "no parent": the root */
 };
 
@@ -95,6 +97,7 @@ enum vtype {
 	V_SECRET,		/* 1..CONF_MAX_SECRET bytes; char *, zeroed when freed */
 	V_PATH,			/* non-empty path; char * */
 	V_URL,			/* an XCAP root URL (xcap_url_check); char * */
+	V_JID,			/* a bare JID local@domain in lower case; char * */
 	V_TRUST,		/* address or address/prefix; struct conf_trust */
 };
 
@@ -104,6 +107,8 @@ enum target {
 	TGT_PEER,		/* the peer being parsed (route attributes land here too) */
 	TGT_LISTEN,		/* the listen being parsed */
 	TGT_TRUST,		/* the trust being parsed */
+	TGT_LIST,		/* the list being parsed */
+	TGT_MEMBER,		/* the member being parsed (a char * slot) */
 };
 
 struct keyword {
@@ -202,6 +207,8 @@ static const struct keyword kw_im_verdict[] = {
 #define IN_PEER(f) TGT_PEER, offsetof(struct conf_peer, f)
 #define IN_LISTEN(f) TGT_LISTEN, offsetof(struct conf_listen, f)
 #define IN_TRUST TGT_TRUST, 0
+#define IN_LIST(f) TGT_LIST, offsetof(struct conf_list, f)
+#define IN_MEMBER TGT_MEMBER, 0
 
 /* Every attribute of the file.  Keep docs/config.md and conf.h in step with this table. */
 static const struct opt opts[] = {
@@ -277,12 +284,15 @@ static const struct opt opts[] = {
 	{ E_AUTHZ,  "mode",          V_KEYWORD,  kw_authz,      0, 0,             "watcher", 0, IN_PEER(authz) },
 	{ E_AUTHZ,  "xcap-root",     V_URL,      NULL,          0, 0,             NULL,     0, IN_PEER(xcap_root) },
 	{ E_AUTHZ,  "refresh",       V_DURATION, NULL,          1000, 86400000,   "5m",     0, IN_PEER(xcap_refresh_ms) },
+
+	{ E_LIST,   "name",          V_SIPUSER,  NULL,          0, 0,             NULL,     1, IN_LIST(name) },
+	{ E_MEMBER, "jid",           V_JID,      NULL,          0, 0,             NULL,     1, IN_MEMBER },
 };
 
 _Static_assert(sizeof(opts) / sizeof(opts[0]) <= 64, "struct frame holds opts[] bits in 64 bits");
 
 static elem_fn xmpp_check, listen_start, listen_check, presence_check, peer_start, peer_check,
-	trust_start, authz_check, gateway_end;
+	trust_start, authz_check, list_start, list_check, member_start, gateway_end;
 
 static const struct elem_def elem_defs[E_COUNT] = {
 	/*            name       parent     min max  start         check        end */
@@ -298,6 +308,8 @@ static const struct elem_def elem_defs[E_COUNT] = {
 	[E_ROUTE]   = { "route",   E_PEER,    1, 1,  NULL,         NULL,        NULL },
 	[E_TRUST]   = { "trust",   E_PEER,    1, 0,  trust_start,  NULL,        NULL },
 	[E_AUTHZ]   = { "authorization", E_PEER, 0, 1, NULL,       authz_check, NULL },
+	[E_LIST]    = { "list",    E_PRESENCE, 0, 0, list_start,   list_check,  NULL },
+	[E_MEMBER]  = { "member",  E_LIST,    1, 0,  member_start, NULL,        NULL },
 };
 
 /* ---- diagnostics */
@@ -743,6 +755,24 @@ static int value_parse(const struct opt *o, const char *s, union value *v, char 
 		}
 		v->s = gw_xstrdup(s);
 		return 0;
+	case V_JID: {
+		const char *at = strchr(s, '@');
+
+		if (!at || at == s || !at[1] || len > 3071 || strchr(at + 1, '@') ||
+		    strpbrk(s, "/\"'<>&: \t\r\n")) {
+			snprintf(err, errlen, "\"%s\" is not a bare JID (local@domain)", shown);
+			return -1;
+		}
+		for (const char *c = s; *c; c++) {
+			if (*c >= 'A' && *c <= 'Z') {
+				snprintf(err, errlen, "\"%s\": write the JID in lower case, as the "
+					 "XMPP server does", shown);
+				return -1;
+			}
+		}
+		v->s = gw_xstrdup(s);
+		return 0;
+	}
 	case V_URL:
 		if (xcap_url_check(s, err, errlen) != 0)
 			return -1;
@@ -820,6 +850,13 @@ static void *opt_base(struct parser *p, const struct opt *o)
 	case TGT_TRUST:
 		pe = cur_peer(p);
 		return &pe->trust[pe->ntrust - 1];
+	case TGT_LIST:
+		return &p->conf->lists[p->conf->nlists - 1];
+	case TGT_MEMBER: {
+		struct conf_list *l = &p->conf->lists[p->conf->nlists - 1];
+
+		return &l->members[l->nmembers - 1];
+	}
 	}
 	gw_fatal("conf: target %d", (int)o->target);
 }
@@ -1109,6 +1146,46 @@ static void authz_check(struct parser *p, struct frame *f)
 		     pe->authz == CONF_AUTHZ_POLICY ? "policy" : "views");
 }
 
+static void list_start(struct parser *p, struct frame *f)
+{
+	struct conf *c = p->conf;
+
+	c->lists = grow(c->lists, c->nlists, sizeof(*c->lists));
+	c->lists[c->nlists++].line = f->line;
+}
+
+static void list_check(struct parser *p, struct frame *f)
+{
+	struct conf *c = p->conf;
+	struct conf_list *l = &c->lists[c->nlists - 1];
+
+	if (!l->name)
+		return;
+	for (const char *s = l->name; *s; s++) {
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || strchr("-._", *s))) {
+			perr(p, f->line, "<list> attribute \"name\": \"%s\": a list name is lower-case "
+			     "letters, digits, '-', '.' and '_' (it is the user part of the list's URI and "
+			     "of a JID)", l->name);
+			return;
+		}
+	}
+	for (size_t i = 0; i + 1 < c->nlists; i++) {
+		if (c->lists[i].name && strcmp(c->lists[i].name, l->name) == 0) {
+			perr(p, f->line, "<list>: name \"%s\" is already the name of the list at "
+			     "line %u", l->name, c->lists[i].line);
+			return;
+		}
+	}
+}
+
+static void member_start(struct parser *p, struct frame *f)
+{
+	struct conf_list *l = &p->conf->lists[p->conf->nlists - 1];
+
+	l->members = grow(l->members, l->nmembers, sizeof(*l->members));
+	l->nmembers++;
+}
+
 /* Checks between elements, once the whole document is known (<xmpp> may follow the peers). */
 static void gateway_end(struct parser *p, struct frame *f)
 {
@@ -1132,6 +1209,26 @@ static void gateway_end(struct parser *p, struct frame *f)
 				perr(p, pe->line, "<peer>: component \"%s\" is the domain of the peer "
 				     "at line %u", pe->component, q->line);
 				break;
+			}
+		}
+	}
+	for (size_t i = 0; i < c->nlists; i++) {
+		const struct conf_list *l = &c->lists[i];
+
+		for (size_t j = 0; j < l->nmembers; j++) {
+			const char *m = l->members[j], *at = m ? strchr(m, '@') : NULL;
+
+			if (!at)
+				continue;	/* refused already */
+			if (xd && strcmp(at + 1, xd) != 0)
+				perr(p, l->line, "<member> \"%s\" of list \"%s\": not a user of the XMPP "
+				     "domain \"%s\"", m, l->name ? l->name : "", xd);
+			for (size_t k = 0; k < j; k++) {
+				if (l->members[k] && strcmp(l->members[k], m) == 0) {
+					perr(p, l->line, "<member> \"%s\" is twice in list \"%s\"", m,
+					     l->name ? l->name : "");
+					break;
+				}
 			}
 		}
 	}
@@ -1457,6 +1554,13 @@ void conf_free(struct conf *conf)
 		free(pe->trust);
 	}
 	free(conf->peers);
+	for (size_t i = 0; i < conf->nlists; i++) {
+		for (size_t j = 0; j < conf->lists[i].nmembers; j++)
+			free(conf->lists[i].members[j]);
+		free(conf->lists[i].members);
+		free(conf->lists[i].name);
+	}
+	free(conf->lists);
 	free(conf);
 }
 

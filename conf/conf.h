@@ -108,6 +108,14 @@ struct conf_peer {
 	unsigned line;
 };
 
+/* <list name=""> with its <member jid=""/>s: sip:<name>@<xmpp domain> is a list of XMPP users. */
+struct conf_list {
+	char *name;		/* lower-case letters, digits, '-', '.', '_' */
+	char **members;		/* bare JIDs in the XMPP domain, lower case, no duplicates */
+	size_t nmembers;
+	unsigned line;
+};
+
 struct conf {
 	char *path;			/* the file this came from */
 
@@ -186,6 +194,10 @@ struct conf {
 	/* <peer>, at least one */
 	struct conf_peer *peers;
 	size_t npeers;
+
+	/* <presence><list>: resource lists the gateway serves to SIP watchers (RFC 4662) */
+	struct conf_list *lists;
+	size_t nlists;
 };
 
 /* Receives one diagnostic.  file and line locate the problem (line 0: the file as a whole). */

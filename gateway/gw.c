@@ -275,6 +275,13 @@ static void gw_on_sip_watch_ended(void *arg, struct sip_watch *w, int status)
 	presence_watch_ended(gw->presence, w, status);
 }
 
+static void gw_on_sip_watch_refreshed(void *arg, struct sip_watch *w)
+{
+	struct gw *gw = arg;
+
+	presence_watch_refreshed(gw->presence, w);
+}
+
 /* ---- housekeeping */
 
 /* Completed SIP transactions are kept 64*T1 (32 s) to absorb retransmissions, so a burst of
@@ -484,6 +491,7 @@ struct gw *gw_new(struct conf *conf)
 		.shutdown_done = gw_on_sip_down,
 		.subscribe = gw_on_sip_subscribe,
 		.watch_ended = gw_on_sip_watch_ended,
+		.watch_refreshed = gw_on_sip_watch_refreshed,
 		.invite = gw_on_sip_invite,
 	};
 	unsigned char rnd[4];

@@ -221,6 +221,8 @@ void presence_from_sip(struct presence *pr, struct sip_watch *w,
 		       const struct sip_subscribe_info *info);
 /* A SIP watcher's dialog is over. */
 void presence_watch_ended(struct presence *pr, struct sip_watch *w, int status);
+/* A SIP watcher refreshed its subscription: a list subscription gets full state again. */
+void presence_watch_refreshed(struct presence *pr, struct sip_watch *w);
 /* The link went up or down. */
 void presence_link_state(struct presence *pr, struct xmpp_link *link, int up);
 /* The peer network answers its health check again after it did not (gw.c). */

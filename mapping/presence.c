@@ -51,6 +51,7 @@
 #include "map.h"
 #include "pidf.h"
 #include "policy.h"
+#include "rlmi.h"
 
 #define CT_PIDF "application/pidf+xml"
 #define PRES_MAX_TUPLES 64
@@ -135,6 +136,7 @@ struct presence {
 	struct xcap *xcap;	/* fetches presence rules; NULL until a peer migrates authorization */
 	struct dict *rules;	/* SIP presentity URI -> struct prules (migrated peers only) */
 	int started;		/* presence_start() ran: dialogs may be opened */
+	LIST_HEAD(, xlist) lists;	/* SIP watchers' subscriptions to the lists we serve */
 	int closing;
 };
 
@@ -192,9 +194,13 @@ struct xview {
 	struct event *rate_ev;	/* sends the NOTIFYs the rate limit deferred; NULL until needed */
 };
 
-/* One SIP watcher dialog (a watcher may hold several: one per device). */
+/* One SIP watcher dialog (a watcher may hold several: one per device), or one member of a list
+ * subscription (list set, w NULL: its changes go into the list's NOTIFYs). */
 struct xdialog {
+	int is_list;		/* 0: tells it from a struct xlist behind sip_watch_arg() */
 	struct xview *view;
+	struct xlist *list;	/* the list subscription this member belongs to, or NULL */
+	int rejected;		/* list member: 1 the user refused (told once), 2 told */
 	const struct conf_peer *peer;	/* counted in pr->peer_dialogs */
 	struct sip_watch *w;
 	int active;
@@ -203,6 +209,27 @@ struct xdialog {
 	uint64_t sent_ms;	/* when the last presence NOTIFY went (gw_now_ms) */
 	uint64_t sent_hash;	/* of its document: the same document is not sent twice */
 	LIST_ENTRY(xdialog) entry;	/* in view->dialogs */
+};
+
+/* A SIP watcher's subscription to a list the gateway serves (RFC 4662; <presence><list>): one
+ * member xdialog per list member, in that member's view, so each member's own approval decides
+ * what the watcher sees of them; the members' changes go out as multipart/related NOTIFYs with
+ * an RLMI root, full state first, then partial state (only the members that changed), each with
+ * the next version, at most one per <presence notify-interval>. */
+struct xlist {
+	int is_list;		/* 1 */
+	struct presence *pr;
+	struct sip_watch *w;
+	const struct conf_list *def;
+	const struct conf_peer *peer;
+	char *uri;		/* sip:team@xmpp.example */
+	char *watcher_jid;
+	unsigned long version;	/* of the next NOTIFY */
+	struct xdialog **members;	/* def->nmembers, in the file's order */
+	int sent;		/* the first, full, NOTIFY went */
+	uint64_t sent_ms;
+	struct event *ev;	/* first NOTIFY (after the hold) and rate limit */
+	LIST_ENTRY(xlist) entry;	/* in pr->lists */
 };
 
 /* ---------------------------------------------------------------- tables */
@@ -1560,6 +1587,7 @@ static void view_notify_one(struct xview *v, struct xdialog *d, char **doc, size
 }
 
 static void view_rate_cb(evutil_socket_t fd, short what, void *arg);
+static void list_schedule(struct xlist *l);
 
 /* Sends the due NOTIFYs whose dialog's interval allows, and arms the timer for the others. */
 static void view_flush(struct xview *v)
@@ -1571,7 +1599,7 @@ static void view_flush(struct xview *v)
 	char *doc = NULL;
 
 	LIST_FOREACH(d, &v->dialogs, entry) {
-		if (!d->active || !d->due)
+		if (!d->active || !d->due || d->list)
 			continue;
 		if (!d->sent_ms || now >= d->sent_ms + gap) {
 			if (!doc)
@@ -1612,13 +1640,27 @@ static void view_notify(struct xview *v, struct xdialog *only)
 	char *doc = NULL;
 
 	if (only) {
-		if (only->active)
+		if (only->list) {
+			only->held = 0;
+			only->due = 1;
+			list_schedule(only->list);
+		} else if (only->active) {
 			view_notify_one(v, only, &doc, &len, gw_now_ms(v->pr->gw));
+		}
 		free(doc);
 		return;
 	}
-	LIST_FOREACH(d, &v->dialogs, entry)
-		d->due = d->active;
+	LIST_FOREACH(d, &v->dialogs, entry) {
+		if (!d->list) {
+			d->due = d->active;
+		} else if (d->active) {
+			/* a list member: its change goes in the list's next NOTIFY (a refusal
+			 * still due stays due) */
+			d->held = 0;
+			d->due = 1;
+			list_schedule(d->list);
+		}
+	}
 	view_flush(v);
 }
 
@@ -1710,6 +1752,11 @@ static void view_on_decision(struct presence *pr, const char *type, const char *
 	LIST_FOREACH(d, &v->dialogs, entry) {
 		if (approved && !d->active) {
 			view_activate(v, d);
+		} else if (!approved && d->list) {
+			d->active = d->held = 0;	/* the member's instance ends */
+			d->rejected = 1;
+			d->due = 1;
+			list_schedule(d->list);
 		} else if (!approved) {
 			sip_watch_notify(d->w, SIP_SUBSTATE_TERMINATED, "rejected", NULL, NULL, 0);
 			d->active = d->held = 0;
@@ -1767,6 +1814,304 @@ void presence_from_xmpp(struct presence *pr, struct xmpp_link *link, xmpp_stanza
 
 /* ---------------------------------------------------------------- from SIP */
 
+/* ---------------------------------------------------------------- lists we serve (RFC 4662) */
+
+#define LIST_MAX_MEMBERS_SHOWN 1000	/* members in one NOTIFY; the file may hold more */
+
+static int presence_over_limit(struct presence *pr, struct sip_watch *w,
+			       const struct sip_subscribe_info *info, const char *user,
+			       const char *watcher_jid, int approved);
+
+/* The list a Request-URI names (sip:<name>@<xmpp domain>), or NULL. */
+static const struct conf_list *list_for_uri(const struct conf *conf, const char *request_uri)
+{
+	char jid[MAP_JID_MAX + 1];
+	const char *at;
+
+	if (!conf->nlists || map_sip_to_jid(request_uri, jid, sizeof(jid)) < 0 ||
+	    map_jid_bare(jid, jid, sizeof(jid)) < 0 || !(at = strchr(jid, '@')) ||
+	    strcmp(at + 1, conf->xmpp_domain) != 0)
+		return NULL;
+	for (size_t i = 0; i < conf->nlists; i++)
+		if (strlen(conf->lists[i].name) == (size_t)(at - jid) &&
+		    strncmp(conf->lists[i].name, jid, (size_t)(at - jid)) == 0)
+			return &conf->lists[i];
+	return NULL;
+}
+
+enum member_state { MEMBER_PENDING, MEMBER_ACTIVE, MEMBER_TERMINATED, MEMBER_GONE };
+
+static enum member_state member_state(const struct xdialog *d)
+{
+	if (d->rejected)
+		return d->rejected == 1 ? MEMBER_TERMINATED : MEMBER_GONE;
+	return d->active && !d->held ? MEMBER_ACTIVE : MEMBER_PENDING;
+}
+
+/* Sends one NOTIFY: every member (full) or those that changed (partial), in `state`. */
+static void list_send(struct xlist *l, int full, enum sip_substate state, const char *reason)
+{
+	size_t n = l->def->nmembers < LIST_MAX_MEMBERS_SHOWN ? l->def->nmembers :
+		   LIST_MAX_MEMBERS_SHOWN;
+	struct rlmi_list rl = { .uri = l->uri, .version = l->version++, .full_state = full };
+	struct rlmi_resource *res = gw_xcalloc(n ? n : 1, sizeof(*res));
+	struct rlmi_instance *ins = gw_xcalloc(n ? n : 1, sizeof(*ins));
+	struct rlmi_part *parts = gw_xcalloc(n + 1, sizeof(*parts));
+	char **docs = gw_xcalloc(n ? n : 1, sizeof(*docs)), **strs = gw_xcalloc(3 * n + 1, sizeof(*strs));
+	size_t nparts = 1, nstr = 0, rlmi_len = 0, body_len = 0;
+	char *rlmi, *body, *ct;
+
+	for (size_t i = 0; i < n; i++) {
+		struct xdialog *d = l->members[i];
+		enum member_state ms = member_state(d);
+		char uri[MAP_URI_MAX];
+		struct rlmi_resource *r;
+
+		if (!full && !d->due)
+			continue;
+		d->due = 0;
+		if (map_jid_to_sip(l->def->members[i], 0, uri, sizeof(uri)) < 0)
+			continue;
+		r = &res[rl.nresources++];
+		r->uri = strs[nstr++] = gw_xstrdup(uri);
+		if (ms == MEMBER_GONE)
+			continue;	/* told once that it ended: no instance any more */
+		r->instances = &ins[i];
+		r->ninstances = 1;
+		ins[i].id = strs[nstr++] = gw_xasprintf("m%zu", i);
+		ins[i].state = ms == MEMBER_ACTIVE ? RLMI_ACTIVE : ms == MEMBER_PENDING ?
+			       RLMI_PENDING : RLMI_TERMINATED;
+		if (ms == MEMBER_TERMINATED) {
+			ins[i].reason = "rejected";
+			d->rejected = 2;
+		}
+		if (ms == MEMBER_ACTIVE) {
+			size_t len = 0;
+
+			docs[i] = view_document(d->view, &len);
+			d->sent_hash = gw_hash64(docs[i], len);
+			ins[i].cid = strs[nstr++] = gw_xasprintf("m%zu.%lu.%p@%s", i, rl.version,
+								  (void *)l, l->pr->gw->conf->xmpp_domain);
+			parts[nparts].content_type = CT_PIDF;
+			parts[nparts].ct_len = strlen(CT_PIDF);
+			parts[nparts].content_id = ins[i].cid;
+			parts[nparts].cid_len = strlen(ins[i].cid);
+			parts[nparts].body = docs[i];
+			parts[nparts].body_len = len;
+			nparts++;
+		}
+	}
+	rl.resources = res;
+	rlmi = rlmi_build(&rl, &rlmi_len);
+	strs[nstr++] = gw_xasprintf("list.%lu.%p@%s", rl.version, (void *)l,
+				    l->pr->gw->conf->xmpp_domain);
+	parts[0].content_type = RLMI_CT;
+	parts[0].ct_len = strlen(RLMI_CT);
+	parts[0].content_id = strs[nstr - 1];
+	parts[0].cid_len = strlen(strs[nstr - 1]);
+	parts[0].body = rlmi;
+	parts[0].body_len = rlmi_len;
+	body = rlmi_multipart_build(parts, nparts, &ct, &body_len);
+	sip_watch_notify(l->w, state, reason, ct, body, body_len);
+	l->sent = 1;
+	l->sent_ms = gw_now_ms(l->pr->gw);
+	free(body);
+	free(ct);
+	free(rlmi);
+	for (size_t i = 0; i < n; i++)
+		free(docs[i]);
+	for (size_t i = 0; i < nstr; i++)
+		free(strs[i]);
+	free(docs);
+	free(strs);
+	free(parts);
+	free(ins);
+	free(res);
+}
+
+/* Sends what is due: the first, full, NOTIFY, then the members that changed, at most one NOTIFY
+ * per <presence notify-interval>; a member whose document is what the watcher has is not due. */
+static void list_flush(struct xlist *l)
+{
+	uint64_t now = gw_now_ms(l->pr->gw), gap = l->pr->gw->conf->presence_notify_interval_ms;
+	int due = 0;
+
+	if (!l->sent) {
+		list_send(l, 1, SIP_SUBSTATE_ACTIVE, NULL);
+		return;
+	}
+	for (size_t i = 0; i < l->def->nmembers && i < LIST_MAX_MEMBERS_SHOWN; i++) {
+		struct xdialog *d = l->members[i];
+
+		if (d->due && member_state(d) == MEMBER_ACTIVE) {
+			size_t len = 0;
+			char *doc = view_document(d->view, &len);
+
+			if (gw_hash64(doc, len) == d->sent_hash)
+				d->due = 0;	/* what the watcher has */
+			free(doc);
+		}
+		due |= d->due;
+	}
+	if (!due)
+		return;
+	if (now < l->sent_ms + gap) {
+		uint64_t wait = l->sent_ms + gap - now;
+		struct timeval tv = { (time_t)(wait / 1000), (suseconds_t)(wait % 1000) * 1000 };
+
+		evtimer_add(l->ev, &tv);
+		return;
+	}
+	list_send(l, 0, SIP_SUBSTATE_ACTIVE, NULL);
+}
+
+static void list_ev_cb(evutil_socket_t fd, short what, void *arg)
+{
+	list_flush(arg);
+}
+
+/* A member changed: the list's NOTIFY goes on the next loop pass (several changes of one pass
+ * share it), or when the rate limit or the first NOTIFY's hold allows. */
+static void list_schedule(struct xlist *l)
+{
+	struct timeval now = { 0, 0 };
+
+	if (!l->sent || evtimer_pending(l->ev, NULL))
+		return;
+	evtimer_add(l->ev, &now);
+}
+
+static void list_free(struct xlist *l, int withdraw)
+{
+	struct presence *pr = l->pr;
+
+	for (size_t i = 0; i < l->def->nmembers; i++) {
+		struct xdialog *d = l->members[i];
+		struct xview *v;
+
+		if (!d)
+			continue;
+		v = d->view;
+		LIST_REMOVE(d, entry);
+		if (withdraw && LIST_EMPTY(&v->dialogs) && v->asked && !pr->closing) {
+			struct xmpp_link *link = pres_link(pr, l->peer);
+
+			if (link)
+				pres_send(link, pres_stanza(pr, "unsubscribe", v->watcher_jid, v->user));
+		}
+		free(d);
+		if (LIST_EMPTY(&v->dialogs))
+			view_free(v);
+	}
+	LIST_REMOVE(l, entry);
+	--*peer_count(pr, l->peer);
+	count_add(pr, COUNT_DIALOGS, l->watcher_jid, -1);
+	event_free(l->ev);
+	free(l->members);
+	free(l->uri);
+	free(l->watcher_jid);
+	free(l);
+}
+
+/* A SUBSCRIBE to one of our lists (the Request-URI named it), checked as far as the event. */
+static void list_from_sip(struct presence *pr, struct sip_watch *w,
+			  const struct sip_subscribe_info *info, const struct conf_list *def)
+{
+	const struct conf *conf = pr->gw->conf;
+	char watcher_jid[MAP_JID_MAX + 1];
+	struct timeval hold = { 0, 0 };
+	struct xmpp_link *link;
+	struct xlist *l;
+	unsigned expires;
+	int r;
+
+	if (!info->eventlist) {
+		sip_watch_refuse(w, 421, "Extension Required", 0);	/* Require: eventlist */
+		return;
+	}
+	sip_watch_set_eventlist(w);
+	if (!info->accepts_rlmi) {
+		sip_watch_refuse(w, 406, "List Needs multipart/related and application/rlmi+xml", 0);
+		return;
+	}
+	if ((r = map_peer_sip_to_jid(info->peer, info->from_uri, watcher_jid,
+				     sizeof(watcher_jid))) < 0 ||
+	    map_jid_bare(watcher_jid, watcher_jid, sizeof(watcher_jid)) < 0) {
+		sip_watch_refuse(w, r == MAP_ADDR_ENOTCANON ? 484 : 400,
+				 r == MAP_ADDR_ENOTCANON ? "From User Part Not One-To-One" :
+				 "From Address Not Mappable", 0);
+		return;
+	}
+	if (info->expires > 0 && (unsigned long)info->expires < conf->presence_min_expires_s) {
+		sip_watch_refuse(w, 423, "Interval Too Brief", conf->presence_min_expires_s);
+		return;
+	}
+	if (!(link = pres_link(pr, info->peer))) {
+		sip_watch_refuse(w, 503, "XMPP Server Unreachable", 0);
+		return;
+	}
+	if (sip_stack_watches(pr->gw->sip) > conf->presence_max_subscriptions) {
+		sip_watch_refuse(w, 503, "Too Many Subscriptions", 0);
+		return;
+	}
+	expires = info->expires < 0 || (unsigned long)info->expires > conf->presence_max_expires_s ?
+		  conf->presence_max_expires_s : (unsigned)info->expires;
+	if (presence_over_limit(pr, w, info, def->name, watcher_jid, 1))
+		return;
+	sip_watch_accept(w, expires);
+	l = gw_xcalloc(1, sizeof(*l));
+	l->is_list = 1;
+	l->pr = pr;
+	l->w = w;
+	l->def = def;
+	l->peer = info->peer;
+	l->uri = gw_xasprintf("sip:%s@%s", def->name, conf->xmpp_domain);
+	l->watcher_jid = gw_xstrdup(watcher_jid);
+	l->members = gw_xcalloc(def->nmembers ? def->nmembers : 1, sizeof(*l->members));
+	if (!(l->ev = evtimer_new(pr->gw->base, list_ev_cb, l)))
+		gw_fatal("evtimer_new failed");
+	LIST_INSERT_HEAD(&pr->lists, l, entry);
+	++*peer_count(pr, l->peer);
+	count_add(pr, COUNT_DIALOGS, watcher_jid, 1);
+	sip_watch_set_arg(w, l);
+	for (size_t i = 0; i < def->nmembers; i++) {
+		const char *member = def->members[i];
+		struct xview *v = view_get(pr, member, watcher_jid, 1);
+		struct xdialog *d = gw_xcalloc(1, sizeof(*d));
+		char *approved = NULL;
+
+		d->view = v;
+		d->list = l;
+		d->peer = l->peer;
+		LIST_INSERT_HEAD(&v->dialogs, d, entry);
+		l->members[i] = d;
+		r = store_get(pr->store, STORE_SWATCH, member, watcher_jid, &approved, NULL);
+		free(approved);
+		if (r == 1) {
+			d->active = 1;
+			if (!dict_count(v->resources)) {
+				/* shown once the user's presence arrives, or offline after the hold */
+				if (expires)
+					view_probe(pr, v, l->peer);
+				hold.tv_sec = PRES_HOLD_MS / 1000;
+				hold.tv_usec = (PRES_HOLD_MS % 1000) * 1000;
+			}
+		} else if (expires && !v->asked && count_get(pr, COUNT_PENDING, member) <
+			   conf->presence_max_pending_per_user) {
+			view_set_asked(v, 1);
+			pres_send(link, pres_stanza(pr, "subscribe", watcher_jid, member));
+		}
+	}
+	log_info("presence: %s watches list %s (%zu members, %us)", info->from_uri, l->uri,
+		 def->nmembers, expires);
+	if (expires == 0) {
+		/* a fetch (RFC 6665 4.4.3): the state now, and the dialog ends */
+		list_send(l, 1, SIP_SUBSTATE_TERMINATED, "timeout");
+		return;
+	}
+	evtimer_add(l->ev, &hold);	/* the first, full, NOTIFY */
+}
+
 /* The limits on a new SIP watcher dialog: of its peer, of the watcher, and of requests pending
  * with the user.  Returns 1 after refusing w (503 with Retry-After). */
 static int presence_over_limit(struct presence *pr, struct sip_watch *w,
@@ -1801,6 +2146,7 @@ void presence_from_sip(struct presence *pr, struct sip_watch *w,
 	const struct conf *conf = pr->gw->conf;
 	const struct conf_peer *peer = info->peer;
 	char user[MAP_JID_MAX + 1], watcher_jid[MAP_JID_MAX + 1], *approved = NULL;
+	const struct conf_list *def;
 	struct xmpp_link *link;
 	struct xview *v;
 	struct xdialog *d;
@@ -1813,6 +2159,10 @@ void presence_from_sip(struct presence *pr, struct sip_watch *w,
 	}
 	if (pr->closing) {
 		sip_watch_refuse(w, 503, "Shutting Down", 0);
+		return;
+	}
+	if ((def = list_for_uri(conf, info->request_uri))) {
+		list_from_sip(pr, w, info, def);
 		return;
 	}
 	if (!info->accepts_pidf) {
@@ -1888,6 +2238,18 @@ void presence_from_sip(struct presence *pr, struct sip_watch *w,
 	}
 }
 
+void presence_watch_refreshed(struct presence *pr, struct sip_watch *w)
+{
+	struct xlist *l = sip_watch_arg(w);
+
+	/* RFC 4662: a refresh is answered with the full state (after the stack's repeat of the
+	 * last NOTIFY, whose version the watcher has seen and discards) */
+	if (l && l->is_list && l->sent && !pr->closing) {
+		evtimer_del(l->ev);
+		list_send(l, 1, SIP_SUBSTATE_ACTIVE, NULL);
+	}
+}
+
 void presence_watch_ended(struct presence *pr, struct sip_watch *w, int status)
 {
 	struct xdialog *d = sip_watch_arg(w);
@@ -1895,6 +2257,14 @@ void presence_watch_ended(struct presence *pr, struct sip_watch *w, int status)
 
 	if (!d)
 		return;
+	if (((struct xlist *)(void *)d)->is_list) {
+		struct xlist *l = (struct xlist *)(void *)d;
+
+		log_info("presence: %s's subscription to list %s ended (%d)", l->watcher_jid, l->uri,
+			 status);
+		list_free(l, 1);
+		return;
+	}
 	v = d->view;
 	LIST_REMOVE(d, entry);
 	--*peer_count(pr, d->peer);
@@ -2029,6 +2399,7 @@ struct presence *presence_new(struct gw *gw)
 
 	pr->gw = gw;
 	TAILQ_INIT(&pr->queue);
+	LIST_INIT(&pr->lists);
 	pr->spres = dict_new();
 	pr->rules = dict_new();
 	pr->views = dict_new();
@@ -2226,16 +2597,21 @@ static void close_view(void *arg, const char *key, void *value)
 	struct xdialog *d;
 
 	LIST_FOREACH(d, &v->dialogs, entry)
-		sip_watch_notify(d->w, SIP_SUBSTATE_TERMINATED, "deactivated", NULL, NULL, 0);
+		if (d->w)
+			sip_watch_notify(d->w, SIP_SUBSTATE_TERMINATED, "deactivated", NULL, NULL, 0);
 }
 
 void presence_close(struct presence *pr)
 {
+	struct xlist *l;
+
 	if (pr->closing)
 		return;
 	pr->closing = 1;
 	dict_foreach(pr->spres, close_spres, NULL);
 	dict_foreach(pr->views, close_view, NULL);
+	LIST_FOREACH(l, &pr->lists, entry)
+		sip_watch_notify(l->w, SIP_SUBSTATE_TERMINATED, "deactivated", NULL, NULL, 0);
 	store_flush(pr->store);
 }
 
@@ -2254,7 +2630,8 @@ static void free_view(void *arg, const char *key, void *value)
 
 	while ((d = LIST_FIRST(&v->dialogs))) {
 		LIST_REMOVE(d, entry);
-		sip_watch_set_arg(d->w, NULL);
+		if (d->w)
+			sip_watch_set_arg(d->w, NULL);
 		free(d);
 	}
 	view_free(v);
@@ -2264,6 +2641,12 @@ void presence_free(struct presence *pr)
 {
 	if (!pr)
 		return;
+	while (!LIST_EMPTY(&pr->lists)) {
+		struct xlist *l = LIST_FIRST(&pr->lists);
+
+		sip_watch_set_arg(l->w, NULL);	/* the SIP stack frees its own objects */
+		list_free(l, 0);
+	}
 	dict_foreach(pr->spres, free_spres, NULL);
 	dict_foreach(pr->views, free_view, NULL);
 	dict_free(pr->spres);

@@ -513,3 +513,53 @@ bad:
 	free(out);
 	return set_err(err, errlen, "malformed multipart body (part headers)");
 }
+
+/* Non-zero if the boundary delimiter "--b" occurs in any part. */
+static int boundary_clashes(const char *b, const struct rlmi_part *parts, size_t nparts)
+{
+	size_t bl = strlen(b);
+
+	for (size_t i = 0; i < nparts; i++)
+		for (size_t k = 0; k + bl + 2 <= parts[i].body_len; k++)
+			if (parts[i].body[k] == '-' && parts[i].body[k + 1] == '-' &&
+			    memcmp(parts[i].body + k + 2, b, bl) == 0)
+				return 1;
+	return 0;
+}
+
+char *rlmi_multipart_build(const struct rlmi_part *parts, size_t nparts, char **content_type,
+			   size_t *len)
+{
+	char boundary[48], *p = NULL;
+	size_t n = 0;
+	uint64_t salt = 0;
+	FILE *f;
+
+	for (;;) {
+		uint64_t h = salt++;
+
+		for (size_t i = 0; i < nparts; i++)
+			h ^= gw_hash64(parts[i].body, parts[i].body_len) + i;
+		snprintf(boundary, sizeof(boundary), "simplegw-%016llx", (unsigned long long)h);
+		if (!boundary_clashes(boundary, parts, nparts))
+			break;
+	}
+	if (!(f = open_memstream(&p, &n)))
+		gw_fatal("rlmi_multipart_build: out of memory");
+	for (size_t i = 0; i < nparts; i++) {
+		fprintf(f, "--%s\r\nContent-Transfer-Encoding: binary\r\nContent-ID: <%.*s>\r\n"
+			"Content-Type: %.*s\r\n\r\n", boundary, (int)parts[i].cid_len,
+			parts[i].content_id, (int)parts[i].ct_len, parts[i].content_type);
+		fwrite(parts[i].body, 1, parts[i].body_len, f);
+		fputs("\r\n", f);
+	}
+	fprintf(f, "--%s--\r\n", boundary);
+	if (fclose(f) != 0)
+		gw_fatal("rlmi_multipart_build: out of memory");
+	*content_type = gw_xasprintf("multipart/related;type=\"" RLMI_CT "\";start=\"<%.*s>\";"
+				     "boundary=\"%s\"", nparts ? (int)parts[0].cid_len : 0,
+				     nparts ? parts[0].content_id : "", boundary);
+	if (len)
+		*len = n;
+	return p;
+}

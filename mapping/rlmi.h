@@ -68,4 +68,12 @@ const char *rlmi_state_name(enum rlmi_state s);
 /* Writes l as an RLMI document: a new string the caller frees, its length in *len. */
 char *rlmi_build(const struct rlmi_list *l, size_t *len);
 
+/* Writes a multipart/related body (RFC 2387) of nparts parts, the first being the root (the RLMI
+ * document): each part gets its Content-ID (content_id without <>), Content-Type and
+ * Content-Transfer-Encoding: binary; the boundary is chosen so that no part contains it.  Returns
+ * the body (a new string the caller frees, its length in *len) and in *content_type a new string,
+ * the header value: multipart/related;type="application/rlmi+xml";start="<cid>";boundary="..." */
+char *rlmi_multipart_build(const struct rlmi_part *parts, size_t nparts, char **content_type,
+			   size_t *len);
+
 #endif

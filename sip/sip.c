@@ -436,6 +436,7 @@ struct sip_watch {
 	msg_t *msg;		/* the initial SUBSCRIBE, until it is answered */
 	void *arg;
 	int accepted;
+	int eventlist;		/* a list subscription: Require: eventlist on 200 and NOTIFYs */
 };
 
 const char *sip_substate_name(enum sip_substate s)
@@ -476,7 +477,8 @@ void sip_watch_accept(struct sip_watch *w, unsigned expires)
 
 	snprintf(ex, sizeof(ex), "%u", expires);
 	nua_respond(w->nh, 200, "OK", NUTAG_WITH(w->msg), SIPTAG_EXPIRES_STR(ex),
-		    SIPTAG_ALLOW_STR(SIP_ALLOW), TAG_END());
+		    SIPTAG_ALLOW_STR(SIP_ALLOW), TAG_IF(w->eventlist, SIPTAG_REQUIRE_STR("eventlist")),
+		    TAG_END());
 	msg_destroy(w->msg);
 	w->msg = NULL;
 	w->accepted = 1;
@@ -491,11 +493,15 @@ void sip_watch_refuse(struct sip_watch *w, int status, const char *phrase, unsig
 	snprintf(min, sizeof(min), "%u", seconds);
 	sip_watch_unlink(w);
 	nua_handle_bind(w->nh, NULL);
-	if (status == 423 && seconds) {
+	if ((status == 423 && seconds) || status == 421) {
 		nua_respond(w->nh, status, phrase ? phrase : sip_status_phrase_of(status),
-			    NUTAG_WITH(w->msg), SIPTAG_MIN_EXPIRES_STR(min), TAG_END());
+			    NUTAG_WITH(w->msg), TAG_IF(status == 423, SIPTAG_MIN_EXPIRES_STR(min)),
+			    TAG_IF(status == 421, SIPTAG_REQUIRE_STR("eventlist")), TAG_END());
 		nua_handle_destroy(w->nh);
 		reactor_kick(st->reactor);
+	} else if (status == 406 && w->eventlist) {
+		sip_reply(st, w->nh, w->msg, status, phrase, seconds,
+			  "multipart/related, application/rlmi+xml, application/pidf+xml");
 	} else {
 		sip_reply(st, w->nh, w->msg, status, phrase, seconds, NULL);
 	}
@@ -516,12 +522,18 @@ void sip_watch_notify(struct sip_watch *w, enum sip_substate state, const char *
 				  nua_substate_terminated),
 		   TAG_IF(ss, SIPTAG_SUBSCRIPTION_STATE_STR(ss)),
 		   SIPTAG_EVENT_STR("presence"),
+		   TAG_IF(w->eventlist, SIPTAG_REQUIRE_STR("eventlist")),
 		   TAG_IF(body && content_type, SIPTAG_CONTENT_TYPE_STR(content_type)),
 		   TAG_IF(body, SIPTAG_PAYLOAD_STR(body)),
 		   TAG_END());
 	(void)len;
 	free(ss);
 	reactor_kick(w->stack->reactor);
+}
+
+void sip_watch_set_eventlist(struct sip_watch *w)
+{
+	w->eventlist = 1;
 }
 
 void sip_watch_set_arg(struct sip_watch *w, void *arg)
@@ -537,6 +549,34 @@ void *sip_watch_arg(const struct sip_watch *w)
 size_t sip_stack_watches(const struct sip_stack *st)
 {
 	return st->watches.n;
+}
+
+/* Non-zero if the Supported header lists option-tag. */
+static int sip_supports(sip_supported_t const *k, const char *tag)
+{
+	for (; k; k = k->k_next)
+		for (size_t i = 0; k->k_items && k->k_items[i]; i++)
+			if (strcasecmp(k->k_items[i], tag) == 0)
+				return 1;
+	return 0;
+}
+
+/* Non-zero if Accept lists both multipart/related and application/rlmi+xml (RFC 4662 5.1). */
+static int sip_accepts_rlmi(sip_accept_t const *ac)
+{
+	int multipart = 0, rlmi = 0;
+
+	for (; ac; ac = ac->ac_next) {
+		if (!ac->ac_type)
+			continue;
+		multipart |= strcasecmp(ac->ac_type, "multipart/related") == 0 ||
+			     strcasecmp(ac->ac_type, "multipart/*") == 0 ||
+			     strcasecmp(ac->ac_type, "*/*") == 0;
+		rlmi |= strcasecmp(ac->ac_type, "application/rlmi+xml") == 0 ||
+			strcasecmp(ac->ac_type, "application/*") == 0 ||
+			strcasecmp(ac->ac_type, "*/*") == 0;
+	}
+	return multipart && rlmi;
 }
 
 /* Non-zero if an Accept header (or its absence) allows PIDF. */
@@ -582,6 +622,8 @@ static void sip_on_subscribe(struct sip_stack *st, nua_handle_t *nh, msg_t *msg,
 	info.call_id = sip->sip_call_id ? sip->sip_call_id->i_id : NULL;
 	info.expires = sip->sip_expires ? (long)sip->sip_expires->ex_delta : -1;
 	info.accepts_pidf = sip_accepts_pidf(sip->sip_accept);
+	info.eventlist = sip_supports(sip->sip_supported, "eventlist");
+	info.accepts_rlmi = sip_accepts_rlmi(sip->sip_accept);
 	if (!info.request_uri || !info.from_uri) {
 		sip_reply(st, nh, msg, 500, "Internal Server Error", 0, NULL);
 		su_home_deinit(home);
@@ -619,6 +661,9 @@ static void sip_watch_event(struct sip_watch *w, nua_event_t event, int status, 
 		 * by the final NOTIFY, whose report ends the dialog below */
 		log_debug("watcher dialog: SUBSCRIBE %d, %s", status,
 			  nua_substate_name(sip_tag_substate(tags)));
+		if (status < 300 && w->accepted && w->stack->cbs.watch_refreshed &&
+		    sip_tag_substate(tags) == nua_substate_active)
+			w->stack->cbs.watch_refreshed(w->stack->arg, w);
 		break;
 	case nua_r_notify:
 		if (status < 200)

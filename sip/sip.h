@@ -56,6 +56,9 @@ struct sip_subscribe_info {
 	const char *call_id;
 	long expires;			/* requested seconds, -1 when absent */
 	int accepts_pidf;		/* no Accept, or one that lists application/pidf+xml */
+	int eventlist;			/* Supported: eventlist (RFC 4662 section 5.1) */
+	int accepts_rlmi;		/* an Accept listing multipart/related and
+					 * application/rlmi+xml (a list's NOTIFY bodies) */
 };
 
 struct sip_cbs {
@@ -70,6 +73,9 @@ struct sip_cbs {
 	 * (the stack sent the final NOTIFY), or a NOTIFY failed (status >= 300).  w is freed when
 	 * this returns. */
 	void (*watch_ended)(void *arg, struct sip_watch *w, int status);
+	/* The watcher refreshed its subscription (the stack answered it and repeated the last
+	 * NOTIFY).  May be NULL. */
+	void (*watch_refreshed)(void *arg, struct sip_watch *w);
 	/* A new INVITE.  Before returning, the callee calls sip_call_accept() or
 	 * sip_call_refuse().  NULL: every INVITE is answered 488. */
 	void (*invite)(void *arg, struct sip_call *call, const struct sip_invite_info *info);
@@ -124,13 +130,17 @@ const char *sip_substate_name(enum sip_substate s);
 /* Answers the SUBSCRIBE 200 granting `expires` seconds.  Refreshes are then answered by the
  * stack (200 and a repeat of the last NOTIFY), and expiry sends a final NOTIFY by itself. */
 void sip_watch_accept(struct sip_watch *w, unsigned expires);
-/* Refuses it; seconds > 0 adds Min-Expires to a 423 and Retry-After to anything else.  w is
- * freed. */
+/* Refuses it; seconds > 0 adds Min-Expires to a 423 and Retry-After to anything else; a 421
+ * carries Require: eventlist, a 406 of a list subscription the Accept it needs.  w is freed. */
 void sip_watch_refuse(struct sip_watch *w, int status, const char *phrase, unsigned seconds);
 /* Sends a NOTIFY in the dialog (body may be NULL).  TERMINATED ends the dialog: reason is the
  * Subscription-State reason, e.g. "rejected"; watch_ended follows once it is sent. */
 void sip_watch_notify(struct sip_watch *w, enum sip_substate state, const char *reason,
 		      const char *content_type, const char *body, size_t len);
+/* Marks w as a resource list subscription (RFC 4662): its 200 and every NOTIFY carry
+ * Require: eventlist, and NOTIFYs have Event: presence with multipart/related bodies.  Call
+ * before sip_watch_accept(). */
+void sip_watch_set_eventlist(struct sip_watch *w);
 /* The caller's pointer for this watcher (NULL until set). */
 void sip_watch_set_arg(struct sip_watch *w, void *arg);
 void *sip_watch_arg(const struct sip_watch *w);

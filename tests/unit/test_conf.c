@@ -141,6 +141,7 @@ static const struct field fields[] = {
 	FC("sessions.connect-timeout", F_UNSIGNED, sessions_connect_ms),
 	FC("sessions.idle-timeout", F_UNSIGNED, sessions_idle_s),
 	FC("npeers", F_SIZE, npeers),
+	FC("nlists", F_SIZE, nlists),
 	FC("path", F_STR, path),
 	FL("transport", F_TRANSPORT, transport),
 	FL("address", F_STR, address),
@@ -885,6 +886,22 @@ static const struct doc_case {
 	  GW XMPP SIP "<peer domain=\"sip.example\">" ROUTE_TRUST
 	  "<authorization/>\n<authorization/></peer>\n" END,
 	  { "5: " } },
+	{ "a list with two members",
+	  GW XMPP SIP PEER "<presence><list name=\"team\"><member jid=\"alice@xmpp.example\"/>"
+	  "<member jid=\"carol@xmpp.example\"/></list></presence>\n" END,
+	  { "nlists=1" } },
+	{ "list errors: a name with capitals, a member of another domain, twice, in upper case",
+	  GW XMPP SIP PEER "<presence><list name=\"Team\"><member jid=\"a@xmpp.example\"/></list>\n"
+	  "<list name=\"ops\"><member jid=\"a@elsewhere.example\"/><member jid=\"b@xmpp.example\"/>"
+	  "<member jid=\"b@xmpp.example\"/><member jid=\"C@xmpp.example\"/><member jid=\"nodomain\"/></list>\n"
+	  "<list name=\"ops\"><member jid=\"d@xmpp.example\"/></list><list name=\"empty\"/></presence>\n" END,
+	  { "5: <list> attribute \"name\": \"Team\": a list name is lower-case letters",
+	    "6: <member> attribute \"jid\": \"C",
+	    "6: <member> attribute \"jid\": \"nodomain\" is not a bare JID",
+	    "7: <list>: name \"ops\" is already the name of the list at line 6",
+	    "7: <list>: missing required element <member>",
+	    "6: <member> \"a",
+	    "6: <member> \"b" } },
 	{ "the example in conf.h",
 	  "<gateway xmlns=\"urn:simplegw:config:1\">\n"
 	  "  <log level=\"info\" stderr=\"yes\" syslog=\"no\" facility=\"daemon\"/>\n"

@@ -245,9 +245,54 @@ static void test_build(void)
 	free(doc);
 }
 
+/* rlmi_multipart_build's output splits back into the same parts, root first, whatever the
+ * parts hold (delimiter-like lines included). */
+static void test_multipart_build(void)
+{
+	static const char *const bodies[][3] = {
+		{ "<list/>", "<presence>a</presence>", "<presence>b</presence>" },
+		{ "<list/>", "--simplegw-0000000000000000 trap", "x" },
+	};
+
+	for (size_t c = 0; c < NELEM(bodies); c++) {
+		struct rlmi_part in[3], *out = NULL;
+		static const char *const cids[3] = { "root@x", "m0@x", "m1@x" };
+		static const char *const cts[3] = { RLMI_CT, "application/pidf+xml", "application/pidf+xml" };
+		char *ct = NULL, err[160] = "", *body;
+		size_t len = 0, root = 9;
+		int n;
+
+		for (size_t i = 0; i < 3; i++) {
+			in[i].content_type = cts[i];
+			in[i].ct_len = strlen(cts[i]);
+			in[i].content_id = cids[i];
+			in[i].cid_len = strlen(cids[i]);
+			in[i].body = bodies[c][i];
+			in[i].body_len = strlen(bodies[c][i]);
+		}
+		body = rlmi_multipart_build(in, 3, &ct, &len);
+		CHECK(strncmp(ct, "multipart/related;type=\"application/rlmi+xml\";start=\"<root@x>\";",
+			      60) == 0, "build %zu: content type %s", c, ct);
+		n = rlmi_multipart_split(ct, body, len, 8, &out, &root, err, sizeof(err));
+		CHECK(n == 3 && root == 0, "build %zu: split into %d parts, root %zu (%s)", c, n, root, err);
+		for (int i = 0; i < n && i < 3; i++) {
+			CHECK(out[i].body_len == in[i].body_len &&
+			      memcmp(out[i].body, in[i].body, in[i].body_len) == 0,
+			      "build %zu: part %d body %.*s", c, i, (int)out[i].body_len, out[i].body);
+			CHECK(out[i].content_id && out[i].cid_len == in[i].cid_len &&
+			      memcmp(out[i].content_id, in[i].content_id, in[i].cid_len) == 0,
+			      "build %zu: part %d content id", c, i);
+		}
+		free(out);
+		free(body);
+		free(ct);
+	}
+}
+
 int main(void)
 {
 	test_parse();
+	test_multipart_build();
 	test_refuse();
 	test_split();
 	test_build();
