@@ -134,8 +134,8 @@ struct frame {
 	unsigned line;
 	unsigned count[E_COUNT];	/* children seen, by kind */
 	unsigned first[E_COUNT];	/* line of the first child of each kind */
-	uint64_t given;			/* opts[] bits: attribute present */
-	uint64_t bad;			/* opts[] bits: attribute present but refused */
+	uint64_t given;			/* opt_frame_bit()s: attribute present */
+	uint64_t bad;			/* opt_frame_bit()s: attribute present but refused */
 	int text_reported;
 };
 
@@ -289,7 +289,7 @@ static const struct opt opts[] = {
 	{ E_MEMBER, "jid",           V_JID,      NULL,          0, 0,             NULL,     1, IN_MEMBER },
 };
 
-_Static_assert(sizeof(opts) / sizeof(opts[0]) <= 64, "struct frame holds opts[] bits in 64 bits");
+/* struct frame holds one bit per attribute of its element (opt_index): at most 64 each. */
 
 static elem_fn xmpp_check, listen_start, listen_check, presence_check, peer_start, peer_check,
 	trust_start, authz_check, list_start, list_check, member_start, gateway_end;
@@ -895,13 +895,25 @@ static const struct opt *opt_lookup(enum elem e, const char *name)
 	return NULL;
 }
 
+/* The bit of o in its element's frame: its place among the attributes of that element. */
+static uint64_t opt_frame_bit(const struct opt *o)
+{
+	unsigned n = 0;
+
+	for (const struct opt *q = opts; q < o; q++)
+		n += q->elem == o->elem;
+	if (n >= 64)
+		gw_fatal("conf: <%s> has more than 64 attributes", elem_name(o->elem));
+	return 1ULL << n;
+}
+
 static uint64_t opt_bit(enum elem e, const char *name)
 {
 	const struct opt *o = opt_lookup(e, name);
 
 	if (!o)
 		gw_fatal("conf: no option <%s %s>", elem_name(e), name);
-	return 1ULL << (o - opts);
+	return opt_frame_bit(o);
 }
 
 static int given(const struct frame *f, const char *name)
@@ -1266,7 +1278,7 @@ static void parse_attrs(struct parser *p, struct frame *f, const XML_Char **atts
 			     show(shown, sizeof(shown), atts[i]));
 			continue;
 		}
-		bit = 1ULL << (o - opts);
+		bit = opt_frame_bit(o);
 		f->given |= bit;
 		if (value_parse(o, atts[i + 1], &v, err, sizeof(err)) < 0) {
 			f->bad |= bit;
@@ -1276,7 +1288,8 @@ static void parse_attrs(struct parser *p, struct frame *f, const XML_Char **atts
 		value_store(o, opt_base(p, o), &v);
 	}
 	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
-		if (opts[i].elem == f->elem && opts[i].required && !(f->given & (1ULL << i)))
+		if (opts[i].elem == f->elem && opts[i].required &&
+		    !(f->given & opt_frame_bit(&opts[i])))
 			perr(p, f->line, "<%s>: missing required attribute \"%s\"", ename,
 			     opts[i].name);
 }
