@@ -1,5 +1,5 @@
-/* xcap.c - XCAP document fetches over libevent's evhttp client: URL grammar, document URLs, and
- * one bounded GET per fetch (see xcap.h).
+/* xcap.c - XCAP document fetches and writes over libevent's evhttp client: URL grammar, document
+ * URLs, and one bounded GET, PUT or DELETE per fetch (see xcap.h).
  *
  * Lifetime of a fetch: RUNNING (a connection and a request inside evhttp, the deadline armed)
  * -> DONE (the result is copied out, the connection idle or failed, delivery scheduled) ->
@@ -32,6 +32,18 @@ enum fetch_state { FETCH_RUNNING, FETCH_DONE, FETCH_DELIVERING };
 /* Bytes past max_body + XCAP_MAX_HEADERS the input buffer may hold: one read adds at most 16 KiB
  * (libevent's default single read) to what evhttp has not consumed yet. */
 #define XCAP_READ_SLACK 65536
+
+/* What one fetch sends; every pointer is borrowed until fetch_begin() returns. */
+struct request {
+	enum evhttp_cmd_type method;	/* EVHTTP_REQ_GET, _PUT or _DELETE */
+	const char *name;		/* "xcap_get"... for messages */
+	const char *url;
+	const char *if_none_match;	/* GET; NULL for none */
+	const char *if_match;		/* PUT, DELETE; NULL for none */
+	const char *content_type;	/* PUT */
+	const char *body;		/* PUT: len bytes (NULL when len is 0) */
+	size_t len;
+};
 
 /* A URL taken apart by url_parse(); path points into the URL. */
 struct url_parts {
@@ -397,6 +409,69 @@ static int etag_ok(const char *e)
 	return 1;
 }
 
+/* RFC 9110 tchar */
+static int is_tchar(unsigned char c)
+{
+	return c && c < 0x80 && (isalnum(c) || strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+static const char *skip_token(const char *s)
+{
+	while (is_tchar((unsigned char)*s))
+		s++;
+	return s;
+}
+
+static const char *skip_ows(const char *s)
+{
+	while (*s == ' ' || *s == '\t')
+		s++;
+	return s;
+}
+
+/* A Content-Type worth sending (RFC 9110 section 8.3): type "/" subtype *( OWS ";" OWS token "="
+ * ( token / quoted-string ) ) OWS, printable ASCII only, bounded: no CR/LF can reach the request. */
+static int content_type_ok(const char *s)
+{
+	const char *p;
+
+	if (!s || strnlen(s, XCAP_MAX_CONTENT_TYPE + 1) > XCAP_MAX_CONTENT_TYPE)
+		return 0;
+	p = skip_token(s);
+	if (p == s || *p != '/')
+		return 0;
+	s = p + 1;
+	p = skip_token(s);
+	if (p == s)
+		return 0;
+	for (;;) {
+		p = skip_ows(p);
+		if (!*p)
+			return 1;
+		if (*p != ';')
+			return 0;
+		s = skip_ows(p + 1);
+		p = skip_token(s);
+		if (p == s || *p != '=')
+			return 0;
+		p++;
+		if (*p != '"') {
+			s = p;
+			p = skip_token(s);
+			if (p == s)
+				return 0;
+			continue;
+		}
+		for (p++; *p != '"'; p++) {
+			if (*p == '\\')	/* quoted-pair */
+				p++;
+			if (*p != '\t' && (*p < 0x20 || *p > 0x7e))	/* also the end */
+				return 0;
+		}
+		p++;
+	}
+}
+
 /* Server text fit for a message: at most len - 1 bytes, anything not printable ASCII as '?'. */
 static const char *printable(const char *s, char *buf, size_t len)
 {
@@ -413,6 +488,13 @@ static void http_error_cb(enum evhttp_request_error e, void *arg)
 	struct xcap_fetch *f = arg;
 
 	f->http_err = (int)e;
+}
+
+/* The responses whose body the caller gets: a document (200), or an XCAP error document (409,
+ * RFC 4825 section 11), which says what a PUT or DELETE would have broken. */
+static int body_reported(int code)
+{
+	return code == 200 || code == 409;
 }
 
 /* The request finished, well or not: req is NULL after a failure evhttp_connection_fail_()
@@ -465,7 +547,7 @@ static void http_done_cb(struct evhttp_request *req, void *arg)
 	}
 	h = evhttp_request_get_input_headers(req);
 	v = evhttp_find_header(h, "Content-Encoding");
-	if (code == 200 && v && strcasecmp(v, "identity") != 0) {
+	if (body_reported(code) && v && strcasecmp(v, "identity") != 0) {
 		char shown[33];
 
 		fetch_error(f, XCAP_ERR_PROTOCOL, "%s sent Content-Encoding \"%s\", which was "
@@ -479,7 +561,7 @@ static void http_done_cb(struct evhttp_request *req, void *arg)
 	v = evhttp_find_header(h, "Content-Type");
 	if (v)
 		f->content_type = gw_xstrdup(v);
-	if (code == 200) {
+	if (body_reported(code)) {
 		size_t len;
 
 		in = evhttp_request_get_input_buffer(req);
@@ -527,7 +609,8 @@ static void input_guard_cb(struct evbuffer *buf, const struct evbuffer_cb_info *
 }
 
 /* Starts the request; 0, or -1 with the failure recorded in f. */
-static int fetch_start(struct xcap_fetch *f, const struct url_parts *u, const char *etag)
+static int fetch_start(struct xcap_fetch *f, const struct url_parts *u,
+		       const struct request *rq)
 {
 	struct xcap *x = f->x;
 	struct evhttp_request *req;
@@ -562,8 +645,24 @@ static int fetch_start(struct xcap_fetch *f, const struct url_parts *u, const ch
 	/* evhttp adds no Host header of its own */
 	evhttp_add_header(out, "Host", u->authority);
 	evhttp_add_header(out, "Connection", "close");
-	if (etag)
-		evhttp_add_header(out, "If-None-Match", etag);
+	if (rq->if_none_match)
+		evhttp_add_header(out, "If-None-Match", rq->if_none_match);
+	if (rq->if_match)
+		evhttp_add_header(out, "If-Match", rq->if_match);
+	if (rq->method == EVHTTP_REQ_PUT) {
+		char n[32];
+
+		/* evhttp would add the length itself; said here so an empty body says 0 too */
+		snprintf(n, sizeof(n), "%zu", rq->len);
+		evhttp_add_header(out, "Content-Type", rq->content_type);
+		evhttp_add_header(out, "Content-Length", n);
+		if (rq->len && evbuffer_add(evhttp_request_get_output_buffer(req), rq->body,
+					    rq->len) < 0) {
+			evhttp_request_free(req);
+			fetch_error(f, XCAP_ERR_CONNECT, "cannot queue a request to %s", f->where);
+			return -1;
+		}
+	}
 
 	/* evhttp's own timeouts stay at their defaults (tens of seconds, and only for inactivity):
 	 * this deadline covers the whole fetch and always comes first. */
@@ -574,7 +673,7 @@ static int fetch_start(struct xcap_fetch *f, const struct url_parts *u, const ch
 	x->active++;
 	/* May call http_done_cb before it returns (a failed connect): that only records the
 	 * result and schedules the delivery. */
-	if (evhttp_make_request(f->evcon, req, EVHTTP_REQ_GET, *u->path ? u->path : "/") < 0 &&
+	if (evhttp_make_request(f->evcon, req, rq->method, *u->path ? u->path : "/") < 0 &&
 	    f->state == FETCH_RUNNING) {
 		fetch_error(f, XCAP_ERR_CONNECT, "cannot send a request to %s", f->where);
 		return -1;
@@ -582,8 +681,9 @@ static int fetch_start(struct xcap_fetch *f, const struct url_parts *u, const ch
 	return 0;
 }
 
-struct xcap_fetch *xcap_get(struct xcap *x, const char *url, const char *etag, xcap_done_fn *cb,
-			    void *arg)
+/* The one way a fetch starts: checks rq, refusing (from the loop) what cannot be sent. */
+static struct xcap_fetch *fetch_begin(struct xcap *x, const struct request *rq, xcap_done_fn *cb,
+				      void *arg)
 {
 	struct xcap_fetch *f = gw_xcalloc(1, sizeof(*f));
 	struct url_parts u;
@@ -596,13 +696,13 @@ struct xcap_fetch *xcap_get(struct xcap *x, const char *url, const char *etag, x
 	f->state = FETCH_RUNNING;
 	f->ev = evtimer_new(x->base, fetch_event_cb, f);
 	if (!f->ev)
-		gw_fatal("xcap_get: evtimer_new failed");
+		gw_fatal("%s: evtimer_new failed", rq->name);
 	f->next = x->fetches;
 	if (x->fetches)
 		x->fetches->prev = f;
 	x->fetches = f;
 
-	if (url_parse(url, &u, err, sizeof(err)) < 0) {
+	if (url_parse(rq->url, &u, err, sizeof(err)) < 0) {
 		fetch_error(f, XCAP_ERR_ARG, "bad URL: %s", err);
 		goto fail;
 	}
@@ -610,23 +710,70 @@ struct xcap_fetch *xcap_get(struct xcap *x, const char *url, const char *etag, x
 		snprintf(f->where, sizeof(f->where), "[%s]:%u", u.host, u.port);
 	else
 		snprintf(f->where, sizeof(f->where), "%s:%u", u.host, u.port);
-	if (etag && !etag_ok(etag)) {
+	if ((rq->if_none_match && !etag_ok(rq->if_none_match)) ||
+	    (rq->if_match && !etag_ok(rq->if_match))) {
 		fetch_error(f, XCAP_ERR_ARG, "bad ETag (empty, over %d bytes or not printable "
 			    "ASCII)", XCAP_MAX_ETAG);
 		goto fail;
+	}
+	if (rq->method == EVHTTP_REQ_PUT) {
+		if (!content_type_ok(rq->content_type)) {
+			fetch_error(f, XCAP_ERR_ARG, "bad Content-Type (not type/subtype with "
+				    "parameters, printable ASCII, at most %d bytes)",
+				    XCAP_MAX_CONTENT_TYPE);
+			goto fail;
+		}
+		if (rq->len > x->lim.max_body) {
+			fetch_error(f, XCAP_ERR_ARG, "a body of %zu bytes, over the limit of %zu",
+				    rq->len, x->lim.max_body);
+			goto fail;
+		}
+		if (rq->len && !rq->body) {
+			fetch_error(f, XCAP_ERR_ARG, "no body, but a length of %zu", rq->len);
+			goto fail;
+		}
 	}
 	if (x->active >= x->lim.max_fetches) {
 		fetch_error(f, XCAP_ERR_BUSY, "%u XCAP fetches already in flight",
 			    x->lim.max_fetches);
 		goto fail;
 	}
-	if (fetch_start(f, &u, etag) < 0)
+	if (fetch_start(f, &u, rq) < 0)
 		goto fail;
 	return f;
 
 fail:
 	fetch_done(f);
 	return f;
+}
+
+struct xcap_fetch *xcap_get(struct xcap *x, const char *url, const char *etag, xcap_done_fn *cb,
+			    void *arg)
+{
+	struct request rq = { .method = EVHTTP_REQ_GET, .name = "xcap_get", .url = url,
+			      .if_none_match = etag };
+
+	return fetch_begin(x, &rq, cb, arg);
+}
+
+struct xcap_fetch *xcap_put(struct xcap *x, const char *url, const char *content_type,
+			    const char *body, size_t len, const char *if_match, xcap_done_fn *cb,
+			    void *arg)
+{
+	struct request rq = { .method = EVHTTP_REQ_PUT, .name = "xcap_put", .url = url,
+			      .if_match = if_match, .content_type = content_type, .body = body,
+			      .len = len };
+
+	return fetch_begin(x, &rq, cb, arg);
+}
+
+struct xcap_fetch *xcap_delete(struct xcap *x, const char *url, const char *if_match,
+			       xcap_done_fn *cb, void *arg)
+{
+	struct request rq = { .method = EVHTTP_REQ_DELETE, .name = "xcap_delete", .url = url,
+			      .if_match = if_match };
+
+	return fetch_begin(x, &rq, cb, arg);
 }
 
 void xcap_cancel(struct xcap_fetch *f)
