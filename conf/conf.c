@@ -67,6 +67,7 @@ enum elem {
 	E_AUTHZ,
 	E_LIST,
 	E_MEMBER,
+	E_RLS,
 	E_COUNT,		/* also "no parent": the root */
 };
 
@@ -285,6 +286,9 @@ static const struct opt opts[] = {
 	{ E_AUTHZ,  "xcap-root",     V_URL,      NULL,          0, 0,             NULL,     0, IN_PEER(xcap_root) },
 	{ E_AUTHZ,  "refresh",       V_DURATION, NULL,          1000, 86400000,   "5m",     0, IN_PEER(xcap_refresh_ms) },
 
+	{ E_RLS,    "xcap-root",     V_URL,      NULL,          0, 0,             NULL,     1, IN_PEER(rls_xcap_root) },
+	{ E_RLS,    "service",       V_SIPUSER,  NULL,          0, 0,             "simplegw-list", 0, IN_PEER(rls_service) },
+
 	{ E_LIST,   "name",          V_SIPUSER,  NULL,          0, 0,             NULL,     1, IN_LIST(name) },
 	{ E_MEMBER, "jid",           V_JID,      NULL,          0, 0,             NULL,     1, IN_MEMBER },
 };
@@ -308,6 +312,7 @@ static const struct elem_def elem_defs[E_COUNT] = {
 	[E_ROUTE]   = { "route",   E_PEER,    1, 1,  NULL,         NULL,        NULL },
 	[E_TRUST]   = { "trust",   E_PEER,    1, 0,  trust_start,  NULL,        NULL },
 	[E_AUTHZ]   = { "authorization", E_PEER, 0, 1, NULL,       authz_check, NULL },
+	[E_RLS]     = { "rls",     E_PEER,    0, 1,  NULL,         NULL,        NULL },
 	[E_LIST]    = { "list",    E_PRESENCE, 0, 0, list_start,   list_check,  NULL },
 	[E_MEMBER]  = { "member",  E_LIST,    1, 0,  member_start, NULL,        NULL },
 };
@@ -1224,6 +1229,14 @@ static void gateway_end(struct parser *p, struct frame *f)
 			}
 		}
 	}
+	for (size_t i = 0; i < c->npeers; i++) {
+		const struct conf_peer *pe = &c->peers[i];
+
+		if (pe->rls_xcap_root && pe->authz != CONF_AUTHZ_WATCHER)
+			perr(p, pe->line, "<peer> \"%s\": <rls> (list subscriptions) goes with the "
+			     "default <authorization mode=\"watcher\"> only: with \"policy\" or "
+			     "\"views\" there is one dialog per presentity already", pe->name ? pe->name : "");
+	}
 	for (size_t i = 0; i < c->nlists; i++) {
 		const struct conf_list *l = &c->lists[i];
 
@@ -1562,6 +1575,8 @@ void conf_free(struct conf *conf)
 		free(pe->component);
 		free(pe->route_address);
 		free(pe->xcap_root);
+		free(pe->rls_xcap_root);
+		free(pe->rls_service);
 		for (size_t j = 0; j < pe->ntrust; j++)
 			free(pe->trust[j].text);
 		free(pe->trust);

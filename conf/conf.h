@@ -105,6 +105,9 @@ struct conf_peer {
 	char *xcap_root;		/* <authorization xcap-root>: http://<numeric>:<port>/<path>,
 				 * required by the policy and views modes; NULL otherwise */
 	unsigned xcap_refresh_ms;	/* <authorization refresh>: rules re-fetched this often */
+	char *rls_xcap_root;		/* <rls xcap-root>: the peer's XCAP server where each XMPP
+				 * watcher's rls-services document is stored; NULL: no lists */
+	char *rls_service;		/* <rls service>: user part prefix of the list URIs */
 	unsigned line;
 };
 

@@ -89,6 +89,8 @@ enum pres_count {
 /* What a struct spres is: whose dialog, and who decides for its watchers. */
 enum spres_kind {
 	SP_WATCHER,	/* one watcher's own dialog, From the watcher: the SIP side decides */
+	SP_MEMBER,	/* as SP_WATCHER, carried on the watcher's list subscription to the peer's
+			 * RLS (struct xrls) instead of a dialog of its own */
 	SP_POLICY,	/* the gateway's dialog, From its agent: the owner's rules decide here */
 	SP_VIEW,	/* one view: watchers the owner's rules treat alike, From one of them (rep);
 			 * the SIP side filters, the gateway groups */
@@ -137,6 +139,8 @@ struct presence {
 	struct dict *rules;	/* SIP presentity URI -> struct prules (migrated peers only) */
 	int started;		/* presence_start() ran: dialogs may be opened */
 	LIST_HEAD(, xlist) lists;	/* SIP watchers' subscriptions to the lists we serve */
+	struct dict *rls;	/* "owner\npeer domain" -> struct xrls */
+	int *rls_off;		/* per conf->peers[i]: its RLS failed, per-presentity dialogs */
 	int closing;
 };
 
@@ -179,6 +183,33 @@ struct spres {
 	struct prules *rules;	/* SP_POLICY, SP_VIEW, SP_HOLD: the owner's rules; else NULL */
 	LIST_ENTRY(spres) rentry;	/* in rules->dialogs */
 	char *rep;		/* SP_VIEW: the watcher whose address the dialog uses */
+	struct xrls *rls;	/* SP_MEMBER: the list subscription carrying it */
+};
+
+/* An XMPP watcher's list subscription to one peer's resource list server (RFC 4662; <peer><rls>):
+ * the watcher's SIP contacts on that peer in one rls-services document (RFC 4826) the gateway
+ * keeps on the peer's XCAP server under the watcher's own XUI, and one SUBSCRIBE to the list's
+ * URI made as the watcher, so the RLS subscribes to each member as the watcher and each owner's
+ * authorization still decides.  The members are struct spres of kind SP_MEMBER, fed from the
+ * list's NOTIFYs as if each had a dialog of its own.  If the peer offers no list server (the
+ * document cannot be stored, the SUBSCRIBE is refused, or the URI is not a list), every member
+ * gets a dialog of its own and the peer is not asked again until a restart. */
+struct xrls {
+	struct presence *pr;
+	char *key;		/* in pr->rls */
+	char *owner;		/* alice@xmpp.example */
+	char *from;		/* sip:alice@xmpp.example */
+	char *service;		/* sip:<rls service>.<hash>@<peer domain> */
+	const struct conf_peer *peer;
+	struct dict *members;	/* SIP URI -> struct spres (SP_MEMBER) */
+	struct sip_sub *sub;
+	struct xcap_fetch *put;	/* the document being stored */
+	int dirty;		/* the members changed since the document in flight or stored */
+	int listed;		/* a list NOTIFY came: the peer has a list server */
+	unsigned long version;	/* of the last RLMI document applied */
+	int have_version;
+	unsigned failures;
+	struct event *timer;	/* stores the document, or re-subscribes */
 };
 
 /* One XMPP user as one SIP watcher sees them (what the XMPP server sends to that watcher). */
@@ -426,6 +457,16 @@ static struct prules *prules_get(struct presence *pr, const char *uri, const cha
 				 const struct conf_peer *peer);
 static void prules_release(struct spres *sp);
 
+static void rls_join(struct spres *sp);
+static void rls_leave(struct spres *sp);
+static void rls_changed(struct xrls *x);
+
+/* One watcher's own subscription (a dialog of its own, or a member of its list). */
+static int spres_own(const struct spres *sp)
+{
+	return sp->kind == SP_WATCHER || sp->kind == SP_MEMBER;
+}
+
 /* A dialog of one SIP presentity.  SP_WATCHER: owner is the watcher; SP_POLICY and SP_HOLD: owner
  * is ""; SP_VIEW: owner is the view's key and rep the watcher it subscribes as.  NULL if the
  * address to subscribe as has no SIP form (checked before anything is created). */
@@ -451,14 +492,14 @@ static struct spres *spres_new(struct presence *pr, const char *uri, const char 
 	sp->from = gw_xstrdup(from);
 	sp->rep = rep ? gw_xstrdup(rep) : NULL;
 	sp->peer = peer;
-	if (kind == SP_WATCHER)
+	if (kind == SP_WATCHER || kind == SP_MEMBER)
 		count_add(pr, COUNT_WATCHERS, uri, 1);	/* else counted per watcher */
 	sp->watchers = dict_new();
 	sp->timer = evtimer_new(pr->gw->base, spres_timer_cb, sp);
 	if (!sp->timer)
 		gw_fatal("evtimer_new failed");
 	dict_set(pr->spres, sp->key, sp);
-	if (kind != SP_WATCHER) {
+	if (kind != SP_WATCHER && kind != SP_MEMBER) {
 		sp->rules = prules_get(pr, uri, jid, peer);
 		LIST_INSERT_HEAD(&sp->rules->dialogs, sp, rentry);
 	}
@@ -477,6 +518,13 @@ static struct spres *spres_new_for(struct presence *pr, const char *uri, const c
 		return spres_new(pr, uri, jid, peer, "", SP_HOLD, NULL);
 	case CONF_AUTHZ_WATCHER:
 		break;
+	}
+	if (peer->rls_xcap_root && !pr->rls_off[peer - pr->gw->conf->peers]) {
+		struct spres *sp = spres_new(pr, uri, jid, peer, watcher, SP_MEMBER, NULL);
+
+		if (sp)
+			rls_join(sp);	/* (a watcher with no list becomes SP_WATCHER) */
+		return sp;
 	}
 	return spres_new(pr, uri, jid, peer, watcher, SP_WATCHER, NULL);
 }
@@ -524,12 +572,14 @@ static void spres_free(struct spres *sp)
 	if (sp->sub)
 		sip_sub_end(sp->sub);
 	sp->sub = NULL;
+	if (sp->rls)
+		rls_leave(sp);
 	spres_enter_state(sp, SPRES_CLOSED);	/* leaves the queue, frees its slot */
 	pr->nwatchers -= dict_count(sp->watchers);
 	dict_foreach(sp->watchers, uncount_watcher, pr);
 	dict_del(pr->spres, sp->key);
 	count_add(pr, COUNT_WATCHERS, sp->uri,
-		  sp->kind == SP_WATCHER ? -1 : -(int)dict_count(sp->watchers));
+		  spres_own(sp) ? -1 : -(int)dict_count(sp->watchers));
 	event_free(sp->timer);
 	dict_free(sp->watchers);
 	pidf_doc_free(sp->doc);
@@ -649,7 +699,7 @@ static void decide_with(const struct spres *sp, const struct policy *p, const ch
 	char uri[MAP_URI_MAX];
 
 	memset(d, 0, sizeof(*d));
-	if (sp->kind == SP_WATCHER || sp->kind == SP_VIEW) {
+	if (spres_own(sp) || sp->kind == SP_VIEW) {
 		/* the SIP side authorized the dialog for this watcher, or for one the owner's
 		 * rules treat alike, and filtered its documents */
 		d->sub = POLICY_ALLOW;
@@ -826,7 +876,7 @@ static void watcher_drop(struct spres *sp, const char *jid)
 	if (dict_del(sp->watchers, jid)) {
 		sp->pr->nwatchers--;
 		count_add(sp->pr, COUNT_WATCHING, jid, -1);
-		if (sp->kind != SP_WATCHER)
+		if (!spres_own(sp))
 			count_add(sp->pr, COUNT_WATCHERS, sp->uri, -1);
 	}
 }
@@ -838,7 +888,7 @@ static void watcher_set(struct spres *sp, const char *jid, enum watcher_state st
 	if (!dict_set(sp->watchers, jid, (void *)(intptr_t)state)) {
 		sp->pr->nwatchers++;
 		count_add(sp->pr, COUNT_WATCHING, jid, 1);
-		if (sp->kind != SP_WATCHER)
+		if (!spres_own(sp))
 			count_add(sp->pr, COUNT_WATCHERS, sp->uri, 1);
 	}
 	store_put(sp->pr->store, STORE_XWATCH, sp->uri, jid, text, strlen(text));
@@ -945,6 +995,18 @@ static void reject_one(void *arg, const char *jid, void *value)
 	store_del(r->sp->pr->store, STORE_XWATCH, r->sp->uri, jid);
 }
 
+/* The SIP side refused the dialog's watchers: each is told (unsubscribed) and sp is freed. */
+static void spres_rejected(struct spres *sp, int status, const char *reason)
+{
+	struct reject r = { sp, pres_link(sp->pr, sp->peer) };
+
+	log_notice("presence %s: refused by the SIP side (%d %s): %zu watchers unsubscribed",
+		   sp->uri, status, reason ? reason : "", dict_count(sp->watchers));
+	dict_foreach(sp->watchers, reject_one, &r);
+	store_del(sp->pr->store, STORE_XDOC, sp->uri, sp->owner);
+	spres_free(sp);
+}
+
 static void spres_on_ended(void *arg, struct sip_sub *sub, int status, const char *reason,
 			   unsigned retry_after)
 {
@@ -959,13 +1021,7 @@ static void spres_on_ended(void *arg, struct sip_sub *sub, int status, const cha
 	log_info("presence %s: dialog ended (%d%s%s)", sp->uri, status, reason ? ", " : "",
 		 reason ? reason : "");
 	if (rule->action == END_REJECT) {
-		struct reject r = { sp, pres_link(sp->pr, sp->peer) };
-
-		log_notice("presence %s: refused by the SIP side (%d %s): %zu watchers unsubscribed",
-			   sp->uri, status, reason ? reason : "", dict_count(sp->watchers));
-		dict_foreach(sp->watchers, reject_one, &r);
-		store_del(sp->pr->store, STORE_XDOC, sp->uri, sp->owner);
-		spres_free(sp);
+		spres_rejected(sp, status, reason);
 		return;
 	}
 	if (sp->state != SPRES_ACTIVE)
@@ -995,13 +1051,20 @@ static void spres_subscribe(struct spres *sp)
 	const struct conf *conf = pr->gw->conf;
 	if (pr->closing || sp->sub || sp->kind == SP_HOLD || !pr->started)
 		return;
+	if (sp->rls) {
+		/* carried by the watcher's list: the list's document gains the member */
+		sp->fresh = 1;
+		spres_enter_state(sp, SPRES_PENDING);
+		rls_changed(sp->rls);
+		return;
+	}
 	if (sp->state != SPRES_QUEUED && pr->nsubscribing >= PRES_MAX_SUBSCRIBING) {
 		spres_enter_state(sp, SPRES_QUEUED);
 		return;
 	}
 	/* as the watcher: the presentity's own authorization decides (RFC 8048 section 4) */
 	sp->sub = sip_subscribe(pr->gw->sip, sp->peer, sp->from, sp->uri, "presence", CT_PIDF,
-				conf->presence_expires_s, &cbs, sp);
+				conf->presence_expires_s, 0, &cbs, sp);
 	if (sp->sub) {
 		sp->fresh = 1;
 		spres_enter_state(sp, SPRES_SUBSCRIBING);
@@ -1029,6 +1092,16 @@ static void prules_schedule(struct prules *r, unsigned ms)
 	evtimer_add(r->timer, &tv);
 }
 
+static struct xcap *pres_xcap(struct presence *pr)
+{
+	if (!pr->xcap) {
+		struct xcap_limits lim = { .max_body = RULES_MAX_DOC };
+
+		pr->xcap = xcap_new(pr->gw->base, &lim);
+	}
+	return pr->xcap;
+}
+
 /* The rules held for uri: shared, or new and restored from the store (fetched again at once,
  * conditionally). */
 static struct prules *prules_get(struct presence *pr, const char *uri, const char *jid,
@@ -1050,11 +1123,7 @@ static struct prules *prules_get(struct presence *pr, const char *uri, const cha
 	r->timer = evtimer_new(pr->gw->base, prules_timer_cb, r);
 	if (!r->timer)
 		gw_fatal("evtimer_new failed");
-	if (!pr->xcap) {
-		struct xcap_limits lim = { .max_body = RULES_MAX_DOC };
-
-		pr->xcap = xcap_new(pr->gw->base, &lim);
-	}
+	pres_xcap(pr);
 	if (store_get(pr->store, STORE_POLICY, uri, "", &text, &len) == 1 &&
 	    (nl = memchr(text, '\n', len))) {
 		size_t dlen = len - (size_t)(nl + 1 - text);
@@ -1414,6 +1483,408 @@ static void prules_fetched(void *arg, const struct xcap_result *res)
 	if (r->policy != old || (r->known && !was_known))
 		r->dirty = 1;
 	prules_apply(r, r->policy != old ? old : NULL);		/* may free r */
+}
+
+/* ---------------------------------------------------------------- lists at the peer's RLS */
+
+#define RLS_ACCEPT "multipart/related, application/rlmi+xml, application/pidf+xml"
+#define RLS_DOC_CT "application/rls-services+xml"
+#define RLS_MAX_PARTS 4096
+/* changes of a watcher's contacts within this long are stored as one document (a login's
+ * roster of subscribes, a restart's restored subscriptions) */
+#define RLS_BATCH_MS 200
+
+static void rls_timer_cb(evutil_socket_t fd, short what, void *arg);
+
+static struct xrls *rls_get(struct presence *pr, const struct conf_peer *peer, const char *owner)
+{
+	char from[MAP_URI_MAX], *key = gw_xasprintf("%s\n%s", owner, peer->domain);
+	struct xrls *x = dict_get(pr->rls, key);
+
+	if (x || map_jid_to_sip(owner, 0, from, sizeof(from)) < 0) {
+		free(key);
+		return x;
+	}
+	x = gw_xcalloc(1, sizeof(*x));
+	x->pr = pr;
+	x->key = key;
+	x->owner = gw_xstrdup(owner);
+	x->from = gw_xstrdup(from);
+	x->service = gw_xasprintf("sip:%s.%016llx@%s", peer->rls_service,
+				  (unsigned long long)gw_hash64(owner, strlen(owner)), peer->domain);
+	x->peer = peer;
+	x->members = dict_new();
+	if (!(x->timer = evtimer_new(pr->gw->base, rls_timer_cb, x)))
+		gw_fatal("evtimer_new failed");
+	dict_set(pr->rls, key, x);
+	return x;
+}
+
+static void rls_join(struct spres *sp)
+{
+	struct xrls *x = rls_get(sp->pr, sp->peer, sp->owner);
+
+	if (!x) {
+		sp->kind = SP_WATCHER;
+		return;
+	}
+	sp->rls = x;
+	dict_set(x->members, sp->uri, sp);
+}
+
+static void rls_deleted(void *arg, const struct xcap_result *res)
+{
+	if (res->status < 200 || res->status >= 300)
+		log_info("presence: a list document could not be removed (%d %s)", res->status,
+			 res->error ? res->error : "");
+}
+
+/* Ends x: its dialog (unless end is 0: the SIP stack is going), its document on the XCAP server
+ * (with forget), and x itself.  Its members must have left it. */
+static void rls_free(struct xrls *x, int end, int forget)
+{
+	struct presence *pr = x->pr;
+
+	if (forget && pr->xcap && !pr->closing) {
+		char *url = xcap_document_url(x->peer->rls_xcap_root, "rls-services", x->from,
+					      "index");
+
+		if (url)
+			xcap_delete(pr->xcap, url, NULL, rls_deleted, NULL);
+		free(url);
+	}
+	dict_del(pr->rls, x->key);
+	if (x->put)
+		xcap_cancel(x->put);
+	if (end && x->sub)
+		sip_sub_end(x->sub);
+	event_free(x->timer);
+	dict_free(x->members);
+	free(x->key);
+	free(x->owner);
+	free(x->from);
+	free(x->service);
+	free(x);
+}
+
+static void rls_leave(struct spres *sp)
+{
+	struct xrls *x = sp->rls;
+
+	dict_del(x->members, sp->uri);
+	sp->rls = NULL;
+	if (x->pr->closing)
+		return;
+	if (dict_count(x->members) == 0)
+		rls_free(x, 1, 1);
+	else
+		rls_changed(x);
+}
+
+static void rls_changed(struct xrls *x)
+{
+	struct timeval soon = { 0, RLS_BATCH_MS * 1000 };
+
+	x->dirty = 1;
+	if (!x->put && x->pr->started && !evtimer_pending(x->timer, NULL))
+		evtimer_add(x->timer, &soon);
+}
+
+struct rls_doc {
+	FILE *f;
+};
+
+static void rls_doc_entry(void *arg, const char *uri, void *value)
+{
+	struct rls_doc *d = arg;
+	char *esc = pidf_escape(uri, 1);
+
+	fprintf(d->f, "   <rl:entry uri=\"%s\"/>\n", esc);
+	free(esc);
+}
+
+/* The watcher's rls-services document (RFC 4826): one service, the list URI, with its members. */
+static char *rls_document(struct xrls *x, size_t *len)
+{
+	struct rls_doc d;
+	char *p = NULL, *esc = pidf_escape(x->service, 1);
+
+	if (!(d.f = open_memstream(&p, len)))
+		gw_fatal("open_memstream failed");
+	fprintf(d.f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+		"<rls-services xmlns=\"urn:ietf:params:xml:ns:rls-services\" "
+		"xmlns:rl=\"urn:ietf:params:xml:ns:resource-lists\">\n"
+		" <service uri=\"%s\">\n  <list name=\"contacts\">\n", esc);
+	dict_foreach(x->members, rls_doc_entry, &d);
+	fputs("  </list>\n  <packages><package>presence</package></packages>\n </service>\n"
+	      "</rls-services>\n", d.f);
+	if (fclose(d.f) != 0)
+		gw_fatal("open_memstream failed");
+	free(esc);
+	return p;
+}
+
+struct collect {
+	struct spres **v;
+	size_t n;
+};
+
+static void collect_member(void *arg, const char *uri, void *value)
+{
+	struct collect *c = arg;
+
+	c->v[c->n++] = value;
+}
+
+/* The peer offers no list server: every member gets a dialog of its own, and the peer's other
+ * watchers do too from now on.  Frees x. */
+static void rls_fallback(struct xrls *x, const char *why)
+{
+	struct presence *pr = x->pr;
+	struct collect c = { gw_xcalloc(dict_count(x->members) + 1, sizeof(*c.v)), 0 };
+
+	log_warn("presence: peer %s has no list server for %s (%s): its %zu contacts there get a "
+		 "dialog each, as will every watcher's on that peer until a restart", x->peer->name,
+		 x->owner, why, dict_count(x->members));
+	pr->rls_off[x->peer - pr->gw->conf->peers] = 1;
+	dict_foreach(x->members, collect_member, &c);
+	for (size_t i = 0; i < c.n; i++) {
+		dict_del(x->members, c.v[i]->uri);
+		c.v[i]->rls = NULL;
+		c.v[i]->kind = SP_WATCHER;
+	}
+	rls_free(x, 1, 1);
+	for (size_t i = 0; i < c.n; i++) {
+		spres_enter_state(c.v[i], SPRES_IDLE);
+		spres_subscribe(c.v[i]);
+	}
+	free(c.v);
+}
+
+static void rls_subscribe(struct xrls *x);
+
+static void rls_stored(void *arg, const struct xcap_result *res)
+{
+	struct xrls *x = arg;
+	struct timeval now = { 0, 0 };
+	char why[160];
+
+	x->put = NULL;
+	if (res->status < 200 || res->status >= 300) {
+		snprintf(why, sizeof(why), "storing its list over XCAP: %d %s", res->status,
+			 res->error ? res->error : "");
+		rls_fallback(x, why);
+		return;
+	}
+	log_debug("presence: list of %s at %s stored (%zu members)", x->owner, x->peer->name,
+		  dict_count(x->members));
+	if (x->dirty)
+		evtimer_add(x->timer, &now);	/* changed meanwhile: stored again */
+	else if (!x->sub)
+		rls_subscribe(x);
+	else
+		sip_sub_refresh(x->sub);	/* the RLS reads the list again */
+}
+
+static void rls_store(struct xrls *x)
+{
+	char *url = xcap_document_url(x->peer->rls_xcap_root, "rls-services", x->from, "index");
+	size_t len = 0;
+	char *doc;
+
+	if (!url) {
+		rls_fallback(x, "no XCAP URL for the watcher");
+		return;
+	}
+	doc = rls_document(x, &len);
+	x->dirty = 0;
+	x->put = xcap_put(pres_xcap(x->pr), url, RLS_DOC_CT, doc, len, NULL, rls_stored, x);
+	free(doc);
+	free(url);
+}
+
+struct member_notify {
+	struct spres *sp;
+	enum rlmi_state state;
+	const char *reason;
+	const char *body;	/* PIDF, or NULL */
+	size_t len;
+};
+
+/* One list NOTIFY: the RLMI root and its parts, each member's instance handed to the member as
+ * if its own dialog had notified it.  Returns the status to answer. */
+static int rls_on_list(struct xrls *x, const struct sip_notify_info *n)
+{
+	struct presence *pr = x->pr;
+	char *ct = gw_xasprintf("%s%s", n->content_type, n->content_params ? n->content_params : "");
+	struct rlmi_part *parts = NULL;
+	struct rlmi_list *rl = NULL;
+	struct member_notify *mn = NULL;
+	size_t root = 0, nmn = 0;
+	char err[160];
+	int nparts, status = 200;
+
+	nparts = rlmi_multipart_split(ct, n->body, n->body_len, RLS_MAX_PARTS, &parts, &root, err,
+				      sizeof(err));
+	free(ct);
+	if (nparts < 0 || parts[root].ct_len < strlen(RLMI_CT) ||
+	    strncasecmp(parts[root].content_type, RLMI_CT, strlen(RLMI_CT)) != 0 ||
+	    rlmi_parse(parts[root].body, parts[root].body_len, 4 * pr->gw->conf->presence_max_doc,
+		       dict_count(x->members) + 64, &rl, err, sizeof(err)) != 0) {
+		log_warn("presence: list NOTIFY for %s from %s refused: %s", x->owner, x->peer->name,
+			 nparts < 0 || rl == NULL ? err : "its root is not RLMI");
+		free(parts);
+		return 400;
+	}
+	log_debug("presence: list NOTIFY for %s: version %lu, %s state, %zu resources, %d parts",
+		  x->owner, rl->version, rl->full_state ? "full" : "partial", rl->nresources, nparts);
+	if (x->have_version && rl->version <= x->version) {
+		log_debug("presence: list NOTIFY version %lu for %s seen already", rl->version,
+			  x->owner);
+		goto done;
+	}
+	x->version = rl->version;
+	x->have_version = 1;
+	x->listed = 1;
+	x->failures = 0;
+	mn = gw_xcalloc(rl->nresources + 1, sizeof(*mn));
+	for (size_t i = 0; i < rl->nresources; i++) {
+		const struct rlmi_resource *r = &rl->resources[i];
+		struct spres *sp = dict_get(x->members, r->uri);
+		const struct rlmi_instance *in = NULL;
+
+		if (!sp || !r->ninstances)
+			continue;
+		for (size_t k = 0; k < r->ninstances; k++)
+			if (!in || r->instances[k].state == RLMI_ACTIVE)
+				in = &r->instances[k];
+		mn[nmn].sp = sp;
+		mn[nmn].state = in->state;
+		mn[nmn].reason = in->reason;
+		for (int k = 0; in->cid && k < nparts; k++) {
+			const struct rlmi_part *pt = &parts[k];
+
+			if (pt->content_id && pt->cid_len == strlen(in->cid) &&
+			    memcmp(pt->content_id, in->cid, pt->cid_len) == 0 &&
+			    pt->ct_len >= strlen(CT_PIDF) &&
+			    strncasecmp(pt->content_type, CT_PIDF, strlen(CT_PIDF)) == 0) {
+				mn[nmn].body = pt->body;
+				mn[nmn].len = pt->body_len;
+			}
+		}
+		nmn++;
+	}
+	/* applied after the walk: a refusal frees its member, and the last one frees x */
+	for (size_t i = 0; i < nmn; i++) {
+		struct sip_notify_info ni = { .content_params = "" };
+		const struct sub_end_rule *rule;
+
+		if (mn[i].state == RLMI_TERMINATED) {
+			rule = sub_end_rule_for(0, mn[i].reason);
+			if (rule->action == END_REJECT)
+				spres_rejected(mn[i].sp, 0, mn[i].reason);	/* may free x */
+			continue;	/* else the RLS subscribes to it again itself */
+		}
+		ni.state = mn[i].state == RLMI_ACTIVE ? SIP_SUBSTATE_ACTIVE : SIP_SUBSTATE_PENDING;
+		if (mn[i].body) {
+			ni.content_type = CT_PIDF;
+			ni.body = mn[i].body;
+			ni.body_len = mn[i].len;
+		}
+		(void)spres_on_notify(mn[i].sp, NULL, &ni);
+	}
+done:
+	free(mn);
+	rlmi_list_free(rl);
+	free(parts);
+	return status;
+}
+
+static int rls_on_notify(void *arg, struct sip_sub *sub, const struct sip_notify_info *n)
+{
+	struct xrls *x = arg;
+
+	if (x->pr->closing || n->state == SIP_SUBSTATE_TERMINATED || !n->body || !n->body_len)
+		return 200;	/* the end in rls_on_ended; states come with the RLMI document */
+	if (n->content_type && strcmp(n->content_type, "multipart/related") == 0)
+		return rls_on_list(x, n);
+	if (!x->listed) {
+		/* a document of one resource: the URI is not a list here */
+		rls_fallback(x, n->content_type ? n->content_type : "a NOTIFY without a list");
+		return 200;
+	}
+	log_warn("presence: list NOTIFY for %s with %s ignored", x->owner,
+		 n->content_type ? n->content_type : "no type");
+	return 415;
+}
+
+static void rls_on_ended(void *arg, struct sip_sub *sub, int status, const char *reason,
+			 unsigned retry_after)
+{
+	struct xrls *x = arg;
+	const struct sub_end_rule *rule = sub_end_rule_for(status, reason);
+	struct timeval tv = { 0, 0 };
+	char why[96];
+
+	x->sub = NULL;
+	if (x->pr->closing)
+		return;
+	log_info("presence: list subscription of %s at %s ended (%d%s%s)", x->owner, x->peer->name,
+		 status, reason ? ", " : "", reason ? reason : "");
+	if (!x->listed && (rule->action == END_REJECT || status == 420 || status == 421)) {
+		snprintf(why, sizeof(why), "the list SUBSCRIBE got %d%s%s", status,
+			 reason ? " " : "", reason ? reason : "");
+		rls_fallback(x, why);
+		return;
+	}
+	if (rule->action != END_RESUBSCRIBE || ++x->failures > 2) {
+		unsigned n = x->failures > 8 ? 8 : x->failures;
+
+		tv.tv_sec = PRES_RETRY_MIN_S << n;
+		if (tv.tv_sec > PRES_RETRY_MAX_S)
+			tv.tv_sec = PRES_RETRY_MAX_S;
+	}
+	if (retry_after)
+		tv.tv_sec = retry_after > 3600 ? 3600 : retry_after;
+	evtimer_add(x->timer, &tv);
+}
+
+static void rls_on_answered(void *arg, struct sip_sub *sub, int eventlist)
+{
+	struct xrls *x = arg;
+
+	if (!eventlist && !x->listed && !x->pr->closing)
+		rls_fallback(x, "its 2xx to the list SUBSCRIBE has no Require: eventlist");
+}
+
+static void rls_subscribe(struct xrls *x)
+{
+	static const struct sip_sub_cbs cbs = {
+		.notify = rls_on_notify,
+		.ended = rls_on_ended,
+		.answered = rls_on_answered,
+	};
+	struct timeval tv = { PRES_RETRY_MIN_S, 0 };
+
+	if (x->sub || x->pr->closing)
+		return;
+	x->have_version = 0;	/* versions count per dialog */
+	x->sub = sip_subscribe(x->pr->gw->sip, x->peer, x->from, x->service, "presence", RLS_ACCEPT,
+			       x->pr->gw->conf->presence_expires_s, SIP_SUB_EVENTLIST, &cbs, x);
+	if (!x->sub)
+		evtimer_add(x->timer, &tv);
+}
+
+static void rls_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct xrls *x = arg;
+
+	if (x->pr->closing)
+		return;
+	if (x->dirty && !x->put)
+		rls_store(x);
+	else if (!x->sub && !x->put)
+		rls_subscribe(x);
 }
 
 /* ---------------------------------------------------------------- from XMPP */
@@ -2317,7 +2788,7 @@ static int restore_watcher(void *arg, const char *uri, const char *jid, const ch
 			  WATCHER_SUBSCRIBED : WATCHER_PENDING))) {
 		pr->nwatchers++;
 		count_add(pr, COUNT_WATCHING, jid, 1);
-		if (sp->kind != SP_WATCHER)
+		if (!spres_own(sp))
 			count_add(pr, COUNT_WATCHERS, uri, 1);
 	}
 	return 0;
@@ -2342,7 +2813,7 @@ static void restore_doc(void *arg, const char *key, void *value)
 		       sizeof(err)) != 0)
 		log_warn("presence %s: stored document unreadable (%s)", sp->uri, err);
 	free(text);
-	if (sp->kind != SP_WATCHER) {
+	if (!spres_own(sp)) {
 		/* the gateway's own dialog: documents of per-watcher dialogs (the peer migrated
 		 * authorization since) are of no use any more */
 		dict_foreach(sp->watchers, restore_drop_watcher_doc, sp);
@@ -2402,6 +2873,8 @@ struct presence *presence_new(struct gw *gw)
 	LIST_INIT(&pr->lists);
 	pr->spres = dict_new();
 	pr->rules = dict_new();
+	pr->rls = dict_new();
+	pr->rls_off = gw_xcalloc(gw->conf->npeers ? gw->conf->npeers : 1, sizeof(*pr->rls_off));
 	pr->views = dict_new();
 	pr->counts = dict_new();
 	pr->peer_dialogs = gw_xcalloc(gw->conf->npeers ? gw->conf->npeers : 1,
@@ -2415,6 +2888,8 @@ struct presence *presence_new(struct gw *gw)
 		event_free(pr->queue_ev);
 		dict_free(pr->spres);
 		dict_free(pr->rules);
+		dict_free(pr->rls);
+		free(pr->rls_off);
 		dict_free(pr->views);
 		dict_free(pr->counts);
 		free(pr->peer_dialogs);
@@ -2601,6 +3076,17 @@ static void close_view(void *arg, const char *key, void *value)
 			sip_watch_notify(d->w, SIP_SUBSTATE_TERMINATED, "deactivated", NULL, NULL, 0);
 }
 
+static void close_rls(void *arg, const char *key, void *value)
+{
+	struct xrls *x = value;
+
+	/* the dialog is ended by the SIP stack's shutdown; the document stays for the restart */
+	evtimer_del(x->timer);
+	if (x->put)
+		xcap_cancel(x->put);
+	x->put = NULL;
+}
+
 void presence_close(struct presence *pr)
 {
 	struct xlist *l;
@@ -2612,6 +3098,7 @@ void presence_close(struct presence *pr)
 	dict_foreach(pr->views, close_view, NULL);
 	LIST_FOREACH(l, &pr->lists, entry)
 		sip_watch_notify(l->w, SIP_SUBSTATE_TERMINATED, "deactivated", NULL, NULL, 0);
+	dict_foreach(pr->rls, close_rls, NULL);
 	store_flush(pr->store);
 }
 
@@ -2637,6 +3124,14 @@ static void free_view(void *arg, const char *key, void *value)
 	view_free(v);
 }
 
+static void first_rls(void *arg, const char *key, void *value)
+{
+	struct xrls **x = arg;
+
+	if (!*x)
+		*x = value;
+}
+
 void presence_free(struct presence *pr)
 {
 	if (!pr)
@@ -2647,10 +3142,26 @@ void presence_free(struct presence *pr)
 		sip_watch_set_arg(l->w, NULL);	/* the SIP stack frees its own objects */
 		list_free(l, 0);
 	}
+	while (dict_count(pr->rls)) {
+		struct xrls *x = NULL;
+		struct collect c;
+
+		dict_foreach(pr->rls, first_rls, &x);
+		c.v = gw_xcalloc(dict_count(x->members) + 1, sizeof(*c.v));
+		c.n = 0;
+		dict_foreach(x->members, collect_member, &c);
+		for (size_t i = 0; i < c.n; i++)
+			c.v[i]->rls = NULL;
+		free(c.v);
+		x->sub = NULL;		/* the SIP stack frees its own objects */
+		rls_free(x, 0, 0);
+	}
 	dict_foreach(pr->spres, free_spres, NULL);
 	dict_foreach(pr->views, free_view, NULL);
 	dict_free(pr->spres);
 	dict_free(pr->rules);
+	dict_free(pr->rls);
+	free(pr->rls_off);
 	dict_free(pr->views);
 	dict_free(pr->counts);
 	free(pr->peer_dialogs);

@@ -688,6 +688,7 @@ struct sip_sub {
 	int ending;		/* sip_sub_end(): no more callbacks, the dialog is closing */
 	char *event, *accept;	/* for refreshes */
 	unsigned expires;
+	unsigned flags;		/* SIP_SUB_* */
 };
 
 static void sip_sub_unlink(struct sip_sub *sub)
@@ -718,8 +719,8 @@ static void sip_sub_finish(struct sip_sub *sub, int status, const char *reason,
 
 struct sip_sub *sip_subscribe(struct sip_stack *st, const struct conf_peer *peer,
 			      const char *from_uri, const char *to_uri, const char *event,
-			      const char *accept, unsigned expires, const struct sip_sub_cbs *cbs,
-			      void *arg)
+			      const char *accept, unsigned expires, unsigned flags,
+			      const struct sip_sub_cbs *cbs, void *arg)
 {
 	struct sip_sub *sub;
 	const char *route;
@@ -736,11 +737,14 @@ struct sip_sub *sip_subscribe(struct sip_stack *st, const struct conf_peer *peer
 	sub->event = gw_xstrdup(event);
 	sub->accept = gw_xstrdup(accept);
 	sub->expires = expires;
+	sub->flags = flags;
 	route = sip_route_url(st, peer);
 	snprintf(ex, sizeof(ex), "%u", expires);
 	sub->nh = sip_new_handle(st, &sub->h, from_uri, to_uri);
 	nua_subscribe(sub->nh, NUTAG_URL(to_uri), NUTAG_PROXY(route), SIPTAG_EVENT_STR(event),
-		      SIPTAG_ACCEPT_STR(accept), SIPTAG_EXPIRES_STR(ex), TAG_END());
+		      SIPTAG_ACCEPT_STR(accept), SIPTAG_EXPIRES_STR(ex),
+		      TAG_IF(flags & SIP_SUB_EVENTLIST, SIPTAG_SUPPORTED_STR("eventlist")),
+		      TAG_END());
 	reactor_kick(st->reactor);
 	sip_list_add(&st->subs, &sub->h);
 	return sub;
@@ -754,7 +758,9 @@ void sip_sub_refresh(struct sip_sub *sub)
 		return;
 	snprintf(ex, sizeof(ex), "%u", sub->expires);
 	nua_subscribe(sub->nh, SIPTAG_EVENT_STR(sub->event), SIPTAG_ACCEPT_STR(sub->accept),
-		      SIPTAG_EXPIRES_STR(ex), TAG_END());
+		      SIPTAG_EXPIRES_STR(ex),
+		      TAG_IF(sub->flags & SIP_SUB_EVENTLIST, SIPTAG_SUPPORTED_STR("eventlist")),
+		      TAG_END());
 	reactor_kick(sub->stack->reactor);
 }
 
@@ -776,7 +782,7 @@ static void sip_sub_on_notify(struct sip_sub *sub, sip_t const *sip)
 {
 	sip_subscription_state_t const *ss = sip ? sip->sip_subscription_state : NULL;
 	struct sip_notify_info n;
-	char ctype[128];
+	char ctype[128], params[512] = "";
 	const char *reason = NULL;
 
 	memset(&n, 0, sizeof(n));
@@ -793,6 +799,20 @@ static void sip_sub_on_notify(struct sip_sub *sub, sip_t const *sip)
 	n.reason = reason;
 	if (sip && sip->sip_content_type && sip->sip_content_type->c_type)
 		n.content_type = sip_lower_copy(sip->sip_content_type->c_type, ctype, sizeof(ctype));
+	if (n.content_type && sip->sip_content_type->c_params) {
+		size_t used = 0;
+
+		for (msg_param_t const *pp = sip->sip_content_type->c_params; *pp; pp++) {
+			int w = snprintf(params + used, sizeof(params) - used, ";%s", *pp);
+
+			if (w < 0 || (size_t)w >= sizeof(params) - used) {
+				params[used] = '\0';	/* too long: the parameters are dropped */
+				break;
+			}
+			used += (size_t)w;
+		}
+	}
+	n.content_params = params;
 	if (sip && sip->sip_payload && sip->sip_payload->pl_len) {
 		n.body = sip->sip_payload->pl_data;
 		n.body_len = sip->sip_payload->pl_len;
@@ -812,6 +832,14 @@ static void sip_sub_event(struct sip_sub *sub, nua_event_t event, int status, co
 {
 	switch (event) {
 	case nua_r_subscribe:
+		if (status >= 200 && status < 300 && !sub->ending && sub->cbs.answered) {
+			int list = 0;
+
+			for (sip_require_t const *k = sip ? sip->sip_require : NULL; k; k = k->k_next)
+				for (size_t i = 0; k->k_items && k->k_items[i]; i++)
+					list |= strcasecmp(k->k_items[i], "eventlist") == 0;
+			sub->cbs.answered(sub->arg, sub, list);
+		}
 		if (status >= 300) {
 			unsigned retry = sip && sip->sip_retry_after ?
 				(unsigned)sip->sip_retry_after->af_delta : 0;

@@ -152,6 +152,7 @@ struct sip_notify_info {
 	const char *reason;		/* terminated: the reason parameter, or NULL */
 	unsigned retry_after;		/* seconds, 0 when absent */
 	const char *content_type;	/* lower case type/subtype, or NULL */
+	const char *content_params;	/* its parameters as sent (";boundary=..."), or "" */
 	const char *body;		/* not NUL-terminated; NULL when there is none */
 	size_t body_len;
 };
@@ -165,14 +166,20 @@ struct sip_sub_cbs {
 	 * freed when this returns; it is not called after sip_sub_end(). */
 	void (*ended)(void *arg, struct sip_sub *sub, int status, const char *reason,
 		      unsigned retry_after);
+	/* A 2xx to the SUBSCRIBE or a refresh; eventlist: it carried Require: eventlist (the
+	 * notifier treats the URI as a resource list, RFC 4662).  May be NULL; the callee may end
+	 * the dialog (sip_sub_end) from it. */
+	void (*answered)(void *arg, struct sip_sub *sub, int eventlist);
 };
 
+#define SIP_SUB_EVENTLIST 1u	/* a resource list subscription: Supported: eventlist (RFC 4662) */
+
 /* Starts a SUBSCRIBE dialog (refreshed by the stack before expiry).  Strings are copied.
- * Returns NULL if the stack is shutting down. */
+ * flags: SIP_SUB_*.  Returns NULL if the stack is shutting down. */
 struct sip_sub *sip_subscribe(struct sip_stack *stack, const struct conf_peer *peer,
 			      const char *from_uri, const char *to_uri, const char *event,
-			      const char *accept, unsigned expires, const struct sip_sub_cbs *cbs,
-			      void *arg);
+			      const char *accept, unsigned expires, unsigned flags,
+			      const struct sip_sub_cbs *cbs, void *arg);
 /* Ends it with SUBSCRIBE Expires: 0; no callback runs after this, and the stack frees sub
  * once the dialog is over.  Safe to call from the sub's own callbacks. */
 void sip_sub_end(struct sip_sub *sub);

@@ -159,6 +159,8 @@ static const struct field fields[] = {
 	FP("authorization.mode", F_INT, authz),
 	FP("authorization.xcap-root", F_STR, xcap_root),
 	FP("authorization.refresh", F_UNSIGNED, xcap_refresh_ms),
+	FP("rls.xcap-root", F_STR, rls_xcap_root),
+	FP("rls.service", F_STR, rls_service),
 	FP("ntrust", F_SIZE, ntrust),
 	FP("line", F_UNSIGNED, line),
 };
@@ -886,6 +888,17 @@ static const struct doc_case {
 	  GW XMPP SIP "<peer domain=\"sip.example\">" ROUTE_TRUST
 	  "<authorization/>\n<authorization/></peer>\n" END,
 	  { "5: " } },
+	{ "<rls> with an XCAP root",
+	  GW XMPP SIP "<peer domain=\"sip.example\">" ROUTE_TRUST
+	  "<rls xcap-root=\"http://127.0.0.1:5060/xcap-root\"/></peer>\n" END,
+	  { "peer[0].rls.xcap-root=http://127.0.0.1:5060/xcap-root", "peer[0].rls.service=simplegw-list" } },
+	{ "<rls> without an XCAP root, and with policy authorization",
+	  GW XMPP SIP "<peer domain=\"sip.example\">" ROUTE_TRUST
+	  "<rls service=\"lists\"/><authorization mode=\"policy\" xcap-root=\"http://127.0.0.1/x\"/></peer>\n"
+	  "<peer domain=\"sip2.example\">" ROUTE_TRUST
+	  "<rls xcap-root=\"http://127.0.0.1/x\"/><authorization mode=\"views\" xcap-root=\"http://127.0.0.1/x\"/></peer>\n" END,
+	  { "4: <rls>: missing required attribute \"xcap-root\"",
+	    "5: <peer> \"sip2.example\": <rls> (list subscriptions) goes with the default" } },
 	{ "a list with two members",
 	  GW XMPP SIP PEER "<presence><list name=\"team\"><member jid=\"alice@xmpp.example\"/>"
 	  "<member jid=\"carol@xmpp.example\"/></list></presence>\n" END,
