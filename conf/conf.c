@@ -256,6 +256,7 @@ static const struct opt opts[] = {
 	{ E_PRESENCE, "max-per-watcher", V_UINT, NULL,          1, 1000000,       "500",    0, IN_CONF(presence_max_per_watcher) },
 	{ E_PRESENCE, "max-per-peer", V_UINT,    NULL,          1, 10000000,      "10000",  0, IN_CONF(presence_max_per_peer) },
 	{ E_PRESENCE, "notify-interval", V_DURATION, NULL,      0, 60000,         "1s",     0, IN_CONF(presence_notify_interval_ms) },
+	{ E_PRESENCE, "roster-lists", V_KEYWORD, kw_bool,       0, 0,             "no",     0, IN_CONF(presence_roster_lists) },
 	{ E_PRESENCE, "max-document", V_SIZE,    NULL,          1024, MIB,        "64k",    0, IN_CONF(presence_max_doc) },
 
 	{ E_SESSIONS, "enabled",     V_KEYWORD,  kw_bool,       0, 0,             "yes",    0, IN_CONF(sessions_enabled) },

@@ -166,6 +166,7 @@ struct conf {
 						 * 1..3600 */
 	unsigned presence_max_expires_s;	/* granted at most: default 3600,
 						 * presence_min_expires_s..86400 */
+	int presence_roster_lists;	/* <presence roster-lists>: serve roster groups as lists */
 	char *presence_agent;		/* SIP user part of our shared subscriptions' From
 					 * (sip:<agent>@<xmpp_domain>): default "simplegw", 1..64 */
 	unsigned presence_max_per_user;	/* SIP presentities one XMPP user watches: default 500 */

@@ -151,7 +151,8 @@ static void gw_on_iq(struct gw *gw, struct xmpp_link *link, xmpp_stanza_t *iq)
 	size_t npayload = 0;
 
 	if (!type || strcmp(type, "result") == 0 || strcmp(type, "error") == 0) {
-		if (!pager_iq_reply(gw->pager, link, iq))
+		if (!pager_iq_reply(gw->pager, link, iq) &&
+		    !(gw->presence && presence_iq_reply(gw->presence, link, iq)))
 			log_debug("unexpected iq %s from %s: dropped", type ? type : "without type",
 				  xmpp_stanza_get_from(iq) ? xmpp_stanza_get_from(iq) : "-");
 		return;
@@ -185,6 +186,8 @@ static void gw_on_stanza(void *arg, struct xmpp_link *link, xmpp_stanza_t *stanz
 
 	gw->activity++;
 	if (strcmp(name, "message") == 0) {
+		if (gw->presence && presence_privilege(gw->presence, link, stanza))
+			return;
 		if (!gw->sessions || !sessions_from_xmpp(gw->sessions, link, stanza))
 			pager_from_xmpp(gw->pager, link, stanza);
 	}

@@ -32,6 +32,8 @@ int gw_strcaseeq(const char *a, const char *b);
 
 /* FNV-1a over len bytes: for telling documents apart, not for adversarial keys. */
 uint64_t gw_hash64(const void *data, size_t len);
+/* The value of one hex digit (either case), or -1. */
+int gw_hexval(char c);
 /* "192.0.2.1:5060" or "[2001:db8::1]:5060" into buf (always terminated). */
 struct sockaddr;
 void gw_sockaddr_text(const struct sockaddr *sa, char *buf, size_t len);

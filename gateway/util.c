@@ -126,3 +126,14 @@ void gw_sockaddr_text(const struct sockaddr *sa, char *buf, size_t len)
 		snprintf(buf, len, "?");
 	}
 }
+
+int gw_hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}

@@ -221,6 +221,11 @@ void presence_from_sip(struct presence *pr, struct sip_watch *w,
 		       const struct sip_subscribe_info *info);
 /* A SIP watcher's dialog is over. */
 void presence_watch_ended(struct presence *pr, struct sip_watch *w, int status);
+/* A <message> from the XMPP server advertising XEP-0356 privileges to the component: returns 1
+ * if it was one (taken), else 0. */
+int presence_privilege(struct presence *pr, struct xmpp_link *link, xmpp_stanza_t *message);
+/* An iq result or error that answers presence's roster reads; returns 0 if it is not one. */
+int presence_iq_reply(struct presence *pr, struct xmpp_link *link, xmpp_stanza_t *iq);
 /* A SIP watcher refreshed its subscription: a list subscription gets full state again. */
 void presence_watch_refreshed(struct presence *pr, struct sip_watch *w);
 /* The link went up or down. */

@@ -140,6 +140,9 @@ struct presence {
 	int started;		/* presence_start() ran: dialogs may be opened */
 	LIST_HEAD(, xlist) lists;	/* SIP watchers' subscriptions to the lists we serve */
 	struct dict *rls;	/* "owner\npeer domain" -> struct xrls */
+	struct dict *roster_reqs;	/* iq id -> struct roster_req */
+	struct dict *privileged;	/* component domain -> PRIV_* (XEP-0356 advertisement) */
+	unsigned long roster_seq;
 	int *rls_off;		/* per conf->peers[i]: its RLS failed, per-presentity dialogs */
 	int closing;
 };
@@ -251,17 +254,38 @@ struct xlist {
 	int is_list;		/* 1 */
 	struct presence *pr;
 	struct sip_watch *w;
-	const struct conf_list *def;
 	const struct conf_peer *peer;
-	char *uri;		/* sip:team@xmpp.example */
+	char *uri;		/* sip:team@xmpp.example, sip:alice/Friends@xmpp.example */
 	char *watcher_jid;
 	unsigned long version;	/* of the next NOTIFY */
-	struct xdialog **members;	/* def->nmembers, in the file's order */
+	char **jids;		/* the members, bare JIDs (owned) */
+	size_t n;
+	struct xdialog **members;	/* one per jids[i] */
+	char *owner;		/* a roster group's list: the user whose group it is, else NULL */
+	char *group;		/* and the group */
+	struct roster_req *refetch;	/* the roster being read again (a refresh), or NULL */
 	int sent;		/* the first, full, NOTIFY went */
 	uint64_t sent_ms;
 	struct event *ev;	/* first NOTIFY (after the hold) and rate limit */
 	LIST_ENTRY(xlist) entry;	/* in pr->lists */
 };
+
+/* A roster read in flight (XEP-0356 privileged roster get), for a new list subscription (w) or
+ * for a refresh of an open one (l). */
+struct roster_req {
+	struct presence *pr;
+	char *id;		/* the iq's id, in pr->roster_reqs */
+	struct sip_watch *w;	/* a SUBSCRIBE waiting for its answer, or NULL */
+	struct xlist *l;	/* a list being refreshed, or NULL */
+	const struct conf_peer *peer;
+	char *watcher_jid, *owner, *group, *uri;
+	unsigned expires;
+	struct event *timer;
+	int sent;		/* the iq went (once the server advertised roster access) */
+};
+
+/* What the XMPP server said a component may do with rosters (XEP-0356), per link connection. */
+enum { PRIV_UNKNOWN, PRIV_ROSTER, PRIV_NONE };
 
 /* ---------------------------------------------------------------- tables */
 
@@ -1095,7 +1119,8 @@ static void prules_schedule(struct prules *r, unsigned ms)
 static struct xcap *pres_xcap(struct presence *pr)
 {
 	if (!pr->xcap) {
-		struct xcap_limits lim = { .max_body = RULES_MAX_DOC };
+		/* rules fetched and lists stored at once: a restart or a burst of logins */
+		struct xcap_limits lim = { .max_body = RULES_MAX_DOC, .max_fetches = 64 };
 
 		pr->xcap = xcap_new(pr->gw->base, &lim);
 	}
@@ -1670,12 +1695,31 @@ static void rls_stored(void *arg, const struct xcap_result *res)
 	char why[160];
 
 	x->put = NULL;
+	if (res->err == XCAP_ERR_BUSY) {
+		/* other watchers' lists are being stored (a burst of logins): a turn later */
+		struct timeval later = { 0, 100000 + (long)(gw_hash64(x->key, strlen(x->key)) % 400) * 1000 };
+
+		x->dirty = 1;
+		evtimer_add(x->timer, &later);
+		return;
+	}
 	if (res->status < 200 || res->status >= 300) {
 		snprintf(why, sizeof(why), "storing its list over XCAP: %d %s", res->status,
 			 res->error ? res->error : "");
+		if ((res->status == 0 || res->status >= 500) && ++x->failures <= 3) {
+			/* the XCAP server may be restarting: tried again, then given up */
+			struct timeval later = { PRES_RETRY_MIN_S << x->failures, 0 };
+
+			log_info("presence: list of %s at %s not stored (%s): trying again in %lds",
+				 x->owner, x->peer->name, why, (long)later.tv_sec);
+			x->dirty = 1;
+			evtimer_add(x->timer, &later);
+			return;
+		}
 		rls_fallback(x, why);
 		return;
 	}
+	x->failures = 0;
 	log_debug("presence: list of %s at %s stored (%zu members)", x->owner, x->peer->name,
 		  dict_count(x->members));
 	if (x->dirty)
@@ -2135,10 +2179,18 @@ static void view_notify(struct xview *v, struct xdialog *only)
 	view_flush(v);
 }
 
+static void view_probe(struct presence *pr, struct xview *v, const struct conf_peer *peer);
+
 static void view_hold_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct xview *v = arg;
 	struct xdialog *d;
+
+	/* the server normally sends the user's presence right after an approval (RFC 6121
+	 * 3.1.5), but not when it answered by itself from a roster that had approved the watcher
+	 * already (ejabberd): asked for now; meanwhile the user shows offline */
+	if (!dict_count(v->resources) && (d = LIST_FIRST(&v->dialogs)))
+		view_probe(v->pr, v, d->peer);
 
 	LIST_FOREACH(d, &v->dialogs, entry)
 		if (d->held)
@@ -2322,7 +2374,7 @@ static enum member_state member_state(const struct xdialog *d)
 /* Sends one NOTIFY: every member (full) or those that changed (partial), in `state`. */
 static void list_send(struct xlist *l, int full, enum sip_substate state, const char *reason)
 {
-	size_t n = l->def->nmembers < LIST_MAX_MEMBERS_SHOWN ? l->def->nmembers :
+	size_t n = l->n < LIST_MAX_MEMBERS_SHOWN ? l->n :
 		   LIST_MAX_MEMBERS_SHOWN;
 	struct rlmi_list rl = { .uri = l->uri, .version = l->version++, .full_state = full };
 	struct rlmi_resource *res = gw_xcalloc(n ? n : 1, sizeof(*res));
@@ -2341,7 +2393,7 @@ static void list_send(struct xlist *l, int full, enum sip_substate state, const 
 		if (!full && !d->due)
 			continue;
 		d->due = 0;
-		if (map_jid_to_sip(l->def->members[i], 0, uri, sizeof(uri)) < 0)
+		if (map_jid_to_sip(l->jids[i], 0, uri, sizeof(uri)) < 0)
 			continue;
 		r = &res[rl.nresources++];
 		r->uri = strs[nstr++] = gw_xstrdup(uri);
@@ -2411,7 +2463,7 @@ static void list_flush(struct xlist *l)
 		list_send(l, 1, SIP_SUBSTATE_ACTIVE, NULL);
 		return;
 	}
-	for (size_t i = 0; i < l->def->nmembers && i < LIST_MAX_MEMBERS_SHOWN; i++) {
+	for (size_t i = 0; i < l->n && i < LIST_MAX_MEMBERS_SHOWN; i++) {
 		struct xdialog *d = l->members[i];
 
 		if (d->due && member_state(d) == MEMBER_ACTIVE) {
@@ -2456,7 +2508,7 @@ static void list_free(struct xlist *l, int withdraw)
 {
 	struct presence *pr = l->pr;
 
-	for (size_t i = 0; i < l->def->nmembers; i++) {
+	for (size_t i = 0; i < l->n; i++) {
 		struct xdialog *d = l->members[i];
 		struct xview *v;
 
@@ -2478,75 +2530,94 @@ static void list_free(struct xlist *l, int withdraw)
 	--*peer_count(pr, l->peer);
 	count_add(pr, COUNT_DIALOGS, l->watcher_jid, -1);
 	event_free(l->ev);
+	if (l->refetch)
+		l->refetch->l = NULL;	/* its answer finds nobody */
+	for (size_t i = 0; i < l->n; i++)
+		free(l->jids[i]);
+	free(l->jids);
+	free(l->owner);
+	free(l->group);
 	free(l->members);
 	free(l->uri);
 	free(l->watcher_jid);
 	free(l);
 }
 
-/* A SUBSCRIBE to one of our lists (the Request-URI named it), checked as far as the event. */
-static void list_from_sip(struct presence *pr, struct sip_watch *w,
-			  const struct sip_subscribe_info *info, const struct conf_list *def)
+/* The checks every list SUBSCRIBE passes (RFC 4662 5.1, expiry, link, limits).  Returns 0 with
+ * the watcher's JID and the granted expiry, or -1 after refusing w. */
+static int list_check(struct presence *pr, struct sip_watch *w,
+		      const struct sip_subscribe_info *info, const char *name, char *watcher_jid,
+		      size_t jlen, unsigned *expires)
 {
 	const struct conf *conf = pr->gw->conf;
-	char watcher_jid[MAP_JID_MAX + 1];
-	struct timeval hold = { 0, 0 };
-	struct xmpp_link *link;
-	struct xlist *l;
-	unsigned expires;
 	int r;
 
 	if (!info->eventlist) {
 		sip_watch_refuse(w, 421, "Extension Required", 0);	/* Require: eventlist */
-		return;
+		return -1;
 	}
 	sip_watch_set_eventlist(w);
 	if (!info->accepts_rlmi) {
 		sip_watch_refuse(w, 406, "List Needs multipart/related and application/rlmi+xml", 0);
-		return;
+		return -1;
 	}
-	if ((r = map_peer_sip_to_jid(info->peer, info->from_uri, watcher_jid,
-				     sizeof(watcher_jid))) < 0 ||
-	    map_jid_bare(watcher_jid, watcher_jid, sizeof(watcher_jid)) < 0) {
+	if ((r = map_peer_sip_to_jid(info->peer, info->from_uri, watcher_jid, jlen)) < 0 ||
+	    map_jid_bare(watcher_jid, watcher_jid, jlen) < 0) {
 		sip_watch_refuse(w, r == MAP_ADDR_ENOTCANON ? 484 : 400,
 				 r == MAP_ADDR_ENOTCANON ? "From User Part Not One-To-One" :
 				 "From Address Not Mappable", 0);
-		return;
+		return -1;
 	}
 	if (info->expires > 0 && (unsigned long)info->expires < conf->presence_min_expires_s) {
 		sip_watch_refuse(w, 423, "Interval Too Brief", conf->presence_min_expires_s);
-		return;
+		return -1;
 	}
-	if (!(link = pres_link(pr, info->peer))) {
+	if (!pres_link(pr, info->peer)) {
 		sip_watch_refuse(w, 503, "XMPP Server Unreachable", 0);
-		return;
+		return -1;
 	}
 	if (sip_stack_watches(pr->gw->sip) > conf->presence_max_subscriptions) {
 		sip_watch_refuse(w, 503, "Too Many Subscriptions", 0);
-		return;
+		return -1;
 	}
-	expires = info->expires < 0 || (unsigned long)info->expires > conf->presence_max_expires_s ?
-		  conf->presence_max_expires_s : (unsigned)info->expires;
-	if (presence_over_limit(pr, w, info, def->name, watcher_jid, 1))
-		return;
+	*expires = info->expires < 0 || (unsigned long)info->expires > conf->presence_max_expires_s ?
+		   conf->presence_max_expires_s : (unsigned)info->expires;
+	if (presence_over_limit(pr, w, info, name, watcher_jid, 1))
+		return -1;
+	return 0;
+}
+
+/* Accepts w as a subscription to the list uri of the n members jids (copied), each shown as
+ * that member's approval of the watcher allows, and sends the first NOTIFY. */
+static struct xlist *list_open(struct presence *pr, struct sip_watch *w,
+			       const struct conf_peer *peer, const char *watcher_jid,
+			       unsigned expires, const char *uri, char *const *jids, size_t n)
+{
+	const struct conf *conf = pr->gw->conf;
+	struct xmpp_link *link = pres_link(pr, peer);
+	struct timeval hold = { 0, 0 };
+	struct xlist *l;
+	int r;
+
 	sip_watch_accept(w, expires);
 	l = gw_xcalloc(1, sizeof(*l));
 	l->is_list = 1;
 	l->pr = pr;
 	l->w = w;
-	l->def = def;
-	l->peer = info->peer;
-	l->uri = gw_xasprintf("sip:%s@%s", def->name, conf->xmpp_domain);
+	l->peer = peer;
+	l->uri = gw_xstrdup(uri);
 	l->watcher_jid = gw_xstrdup(watcher_jid);
-	l->members = gw_xcalloc(def->nmembers ? def->nmembers : 1, sizeof(*l->members));
+	l->n = n;
+	l->jids = gw_xcalloc(n ? n : 1, sizeof(*l->jids));
+	l->members = gw_xcalloc(n ? n : 1, sizeof(*l->members));
 	if (!(l->ev = evtimer_new(pr->gw->base, list_ev_cb, l)))
 		gw_fatal("evtimer_new failed");
 	LIST_INSERT_HEAD(&pr->lists, l, entry);
 	++*peer_count(pr, l->peer);
 	count_add(pr, COUNT_DIALOGS, watcher_jid, 1);
 	sip_watch_set_arg(w, l);
-	for (size_t i = 0; i < def->nmembers; i++) {
-		const char *member = def->members[i];
+	for (size_t i = 0; i < n; i++) {
+		const char *member = l->jids[i] = gw_xstrdup(jids[i]);
 		struct xview *v = view_get(pr, member, watcher_jid, 1);
 		struct xdialog *d = gw_xcalloc(1, sizeof(*d));
 		char *approved = NULL;
@@ -2567,20 +2638,345 @@ static void list_from_sip(struct presence *pr, struct sip_watch *w,
 				hold.tv_sec = PRES_HOLD_MS / 1000;
 				hold.tv_usec = (PRES_HOLD_MS % 1000) * 1000;
 			}
-		} else if (expires && !v->asked && count_get(pr, COUNT_PENDING, member) <
+		} else if (expires && link && !v->asked && count_get(pr, COUNT_PENDING, member) <
 			   conf->presence_max_pending_per_user) {
 			view_set_asked(v, 1);
 			pres_send(link, pres_stanza(pr, "subscribe", watcher_jid, member));
 		}
 	}
-	log_info("presence: %s watches list %s (%zu members, %us)", info->from_uri, l->uri,
-		 def->nmembers, expires);
+	log_info("presence: %s watches list %s (%zu members, %us)", watcher_jid, l->uri, n,
+		 expires);
 	if (expires == 0) {
 		/* a fetch (RFC 6665 4.4.3): the state now, and the dialog ends */
 		list_send(l, 1, SIP_SUBSTATE_TERMINATED, "timeout");
-		return;
+		return l;
 	}
 	evtimer_add(l->ev, &hold);	/* the first, full, NOTIFY */
+	return l;
+}
+
+/* A SUBSCRIBE to one of the lists of the gateway file. */
+static void list_from_sip(struct presence *pr, struct sip_watch *w,
+			  const struct sip_subscribe_info *info, const struct conf_list *def)
+{
+	char watcher_jid[MAP_JID_MAX + 1], *uri;
+	unsigned expires;
+
+	if (list_check(pr, w, info, def->name, watcher_jid, sizeof(watcher_jid), &expires) < 0)
+		return;
+	uri = gw_xasprintf("sip:%s@%s", def->name, pr->gw->conf->xmpp_domain);
+	list_open(pr, w, info->peer, watcher_jid, expires, uri, def->members, def->nmembers);
+	free(uri);
+}
+
+/* ---- an XMPP user's roster group as a list: sip:<user>/<group>@<xmpp domain> */
+
+#define ROSTER_TIMEOUT_MS 5000
+#define ROSTER_MAX_MEMBERS 1000
+
+/* Splits a Request-URI naming a roster group: the user part (percent-decoded) is
+ * "<local>/<group>"; owner gets "<local>@<xmpp domain>" (checked as a JID) and group the rest.
+ * Returns 0, or -1 if the URI names no roster group. */
+static int roster_list_parse(const struct conf *conf, const char *request_uri, char *owner,
+			     size_t olen, char *group, size_t glen)
+{
+	const char *u = request_uri, *at, *slash;
+	char local[MAP_JID_MAX + 1], raw[MAP_URI_MAX];
+	size_t n = 0;
+
+	if (strncasecmp(u, "sip:", 4) == 0)
+		u += 4;
+	else if (strncasecmp(u, "sips:", 5) == 0)
+		u += 5;
+	else
+		return -1;
+	if (!(at = strchr(u, '@')) || (size_t)(at - u) >= sizeof(raw))
+		return -1;
+	for (const char *c = u; c < at; c++) {	/* %XX-decode the user part */
+		int hi, lo;
+
+		if (*c == '%' && c + 2 < at && (hi = gw_hexval(c[1])) >= 0 &&
+		    (lo = gw_hexval(c[2])) >= 0) {
+			raw[n++] = (char)(hi * 16 + lo);
+			c += 2;
+		} else if (*c == '%') {
+			return -1;
+		} else {
+			raw[n++] = *c;
+		}
+	}
+	raw[n] = '\0';
+	if (strlen(raw) != n || !(slash = strchr(raw, '/')) || slash == raw || !slash[1] ||
+	    (size_t)(slash - raw) >= sizeof(local) || strlen(slash + 1) >= glen)
+		return -1;
+	{
+		const char *host = at + 1;
+		size_t hl = strcspn(host, ";?>:");
+
+		if (hl != strlen(conf->xmpp_domain) || strncasecmp(host, conf->xmpp_domain, hl) != 0)
+			return -1;
+	}
+	memcpy(local, raw, (size_t)(slash - raw));
+	local[slash - raw] = '\0';
+	if ((size_t)snprintf(owner, olen, "%s@%s", local, conf->xmpp_domain) >= olen ||
+	    map_jid_bare(owner, owner, olen) < 0 || strchr(local, '@'))
+		return -1;
+	snprintf(group, glen, "%s", slash + 1);
+	return 0;
+}
+
+static void roster_req_free(struct roster_req *q)
+{
+	dict_del(q->pr->roster_reqs, q->id);
+	event_free(q->timer);
+	free(q->id);
+	free(q->watcher_jid);
+	free(q->owner);
+	free(q->group);
+	free(q->uri);
+	free(q);
+}
+
+/* The roster could not be read: a waiting SUBSCRIBE is refused, a refreshed list goes on. */
+static void roster_req_failed(struct roster_req *q, const char *why)
+{
+	log_warn("presence: the roster of %s could not be read for list %s (%s); the XMPP server "
+		 "must grant the component roster \"get\" (XEP-0356)", q->owner, q->uri, why);
+	if (q->w)
+		sip_watch_refuse(q->w, 503, "Roster Unavailable", 60);
+	if (q->l)
+		q->l->refetch = NULL;
+	roster_req_free(q);
+}
+
+static void roster_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct roster_req *q = arg;
+
+	roster_req_failed(q, q->sent ? "no answer" : "no XEP-0356 roster access advertised");
+}
+
+/* Sends q's iq: the server advertised roster access to the component (ejabberd refuses a read
+ * that comes before its advertisement, Prosody does not). */
+static void roster_send(struct roster_req *q)
+{
+	struct xmpp_link *link = pres_link(q->pr, q->peer);
+	xmpp_stanza_t *iq, *query;
+
+	if (!link || q->sent)
+		return;
+	q->sent = 1;
+	iq = xmpp_iq_new(q->pr->gw->xctx, "get", q->id);
+	query = xmpp_stanza_new(q->pr->gw->xctx);
+	if (!iq || !query || xmpp_stanza_set_name(query, "query") != XMPP_EOK ||
+	    xmpp_stanza_set_ns(query, "jabber:iq:roster") != XMPP_EOK)
+		gw_fatal("out of memory");
+	xmpp_stanza_set_from(iq, q->peer->component);
+	xmpp_stanza_set_to(iq, q->owner);
+	xmpp_stanza_add_child(iq, query);
+	xmpp_stanza_release(query);
+	pres_send(link, iq);
+}
+
+static struct roster_req *roster_read(struct presence *pr, const struct conf_peer *peer,
+				      const char *owner)
+{
+	struct timeval tv = { ROSTER_TIMEOUT_MS / 1000, (ROSTER_TIMEOUT_MS % 1000) * 1000 };
+	intptr_t priv = (intptr_t)dict_get(pr->privileged, peer->component);
+	struct roster_req *q;
+
+	if (!pres_link(pr, peer))
+		return NULL;
+	q = gw_xcalloc(1, sizeof(*q));
+	q->pr = pr;
+	q->peer = peer;
+	q->owner = gw_xstrdup(owner);
+	q->id = gw_xasprintf("%s-r%lu", gw_id_prefix(pr->gw), ++pr->roster_seq);
+	if (!(q->timer = evtimer_new(pr->gw->base, roster_timeout_cb, q)))
+		gw_fatal("evtimer_new failed");
+	evtimer_add(q->timer, &tv);
+	dict_set(pr->roster_reqs, q->id, q);
+	if (priv == PRIV_ROSTER)
+		roster_send(q);
+	else if (priv == PRIV_NONE)
+		event_active(q->timer, EV_TIMEOUT, 0);	/* refused from the loop */
+	return q;
+}
+
+struct priv_walk {
+	const char *domain;
+	int granted;
+};
+
+static void priv_one(void *arg, const char *id, void *value)
+{
+	struct priv_walk *w = arg;
+	struct roster_req *q = value;
+
+	if (q->sent || !gw_strcaseeq(q->peer->component, w->domain))
+		return;
+	if (w->granted)
+		roster_send(q);
+	else
+		event_active(q->timer, EV_TIMEOUT, 0);
+}
+
+int presence_privilege(struct presence *pr, struct xmpp_link *link, xmpp_stanza_t *message)
+{
+	xmpp_stanza_t *priv = xmpp_stanza_get_child_by_name_and_ns(message, "privilege",
+								      "urn:xmpp:privilege:2");
+	struct priv_walk w = { xmpp_link_domain(link), 0 };
+	const char *from = xmpp_stanza_get_from(message);
+
+	if (!priv)
+		priv = xmpp_stanza_get_child_by_name_and_ns(message, "privilege",
+							    "urn:xmpp:privilege:1");
+	/* only the server itself grants privileges */
+	if (!priv || !from || !gw_strcaseeq(from, pr->gw->conf->xmpp_domain))
+		return 0;
+	for (xmpp_stanza_t *p = xmpp_stanza_get_children(priv); p; p = xmpp_stanza_get_next(p)) {
+		const char *access = xmpp_stanza_get_attribute(p, "access");
+		const char *type = xmpp_stanza_get_attribute(p, "type");
+
+		if (xmpp_stanza_is_tag(p) && access && type && strcmp(access, "roster") == 0 &&
+		    (strcmp(type, "get") == 0 || strcmp(type, "both") == 0))
+			w.granted = 1;
+	}
+	log_notice("component %s: the XMPP server %s roster access (XEP-0356)%s", w.domain,
+		   w.granted ? "grants" : "does not grant",
+		   w.granted || !pr->gw->conf->presence_roster_lists ? "" :
+		   ": roster groups cannot be served as lists");
+	dict_set(pr->privileged, w.domain, (void *)(intptr_t)(w.granted ? PRIV_ROSTER : PRIV_NONE));
+	dict_foreach(pr->roster_reqs, priv_one, &w);
+	return 1;
+}
+
+static int jid_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The bare JIDs of the roster items in group (sorted, at most ROSTER_MAX_MEMBERS). */
+static size_t roster_group_members(xmpp_stanza_t *query, const char *group, char ***out)
+{
+	size_t n = 0;
+	char **v = NULL;
+
+	for (xmpp_stanza_t *it = xmpp_stanza_get_children(query); it; it = xmpp_stanza_get_next(it)) {
+		const char *jid = xmpp_stanza_get_attribute(it, "jid");
+		char bare[MAP_JID_MAX + 1];
+		int in = 0;
+
+		if (!xmpp_stanza_is_tag(it) || strcmp(xmpp_stanza_get_name(it), "item") != 0 || !jid ||
+		    map_jid_bare(jid, bare, sizeof(bare)) < 0 || !strchr(bare, '@'))
+			continue;
+		for (xmpp_stanza_t *g = xmpp_stanza_get_children(it); g && !in; g = xmpp_stanza_get_next(g)) {
+			char *text;
+
+			if (!xmpp_stanza_is_tag(g) || strcmp(xmpp_stanza_get_name(g), "group") != 0)
+				continue;
+			text = xmpp_stanza_get_text(g);
+			in = text && strcmp(text, group) == 0;
+			if (text)
+				xmpp_free(xmpp_stanza_get_context(g), text);
+		}
+		if (!in || n >= ROSTER_MAX_MEMBERS)
+			continue;
+		v = gw_xrealloc(v, (n + 1) * sizeof(*v));
+		v[n++] = gw_xstrdup(bare);
+	}
+	if (n)
+		qsort(v, n, sizeof(*v), jid_cmp);
+	*out = v;
+	return n;
+}
+
+static int same_members(const struct xlist *l, char *const *jids, size_t n)
+{
+	if (l->n != n)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(l->jids[i], jids[i]) != 0)
+			return 0;
+	return 1;
+}
+
+/* The answer to a roster read (an iq result or error whose id is ours).  Returns 1 if it was
+ * one of ours. */
+int presence_iq_reply(struct presence *pr, struct xmpp_link *link, xmpp_stanza_t *iq)
+{
+	const char *id = xmpp_stanza_get_id(iq), *type = xmpp_stanza_get_type(iq);
+	struct roster_req *q = id ? dict_get(pr->roster_reqs, id) : NULL;
+	xmpp_stanza_t *query;
+	char **jids = NULL;
+	size_t n;
+
+	if (!q)
+		return 0;
+	query = xmpp_stanza_get_child_by_name_and_ns(iq, "query", "jabber:iq:roster");
+	if (!type || strcmp(type, "result") != 0 || !query) {
+		roster_req_failed(q, type && strcmp(type, "error") == 0 ? "an error" :
+				  "a result without a roster");
+		return 1;
+	}
+	n = roster_group_members(query, q->group, &jids);
+	if (q->w && !n) {
+		/* an empty group and a group that does not exist look the same */
+		sip_watch_refuse(q->w, 404, "No Such List", 0);
+	} else if (q->w) {
+		struct xlist *l = list_open(pr, q->w, q->peer, q->watcher_jid, q->expires, q->uri,
+					    jids, n);
+
+		l->owner = gw_xstrdup(q->owner);
+		l->group = gw_xstrdup(q->group);
+	} else if (q->l) {
+		q->l->refetch = NULL;
+		if (!same_members(q->l, jids, n)) {
+			/* the group changed: the watcher subscribes again and gets the new list
+			 * (RFC 6665 4.1.3: deactivated, subscribe again at once) */
+			log_info("presence: list %s changed (%zu members now): %s subscribes again",
+				 q->l->uri, n, q->l->watcher_jid);
+			sip_watch_notify(q->l->w, SIP_SUBSTATE_TERMINATED, "deactivated", NULL, NULL, 0);
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		free(jids[i]);
+	free(jids);
+	roster_req_free(q);
+	return 1;
+}
+
+/* A SUBSCRIBE to a roster group's list.  Only a SIP watcher the group's owner approved (to see
+ * the owner's own presence) may see who is in the owner's group; anyone else gets what a group
+ * that does not exist gets: 404. */
+static void roster_list_from_sip(struct presence *pr, struct sip_watch *w,
+				 const struct sip_subscribe_info *info, const char *owner,
+				 const char *group)
+{
+	char watcher_jid[MAP_JID_MAX + 1], *approved = NULL;
+	struct roster_req *q;
+	unsigned expires;
+	int r;
+
+	if (list_check(pr, w, info, owner, watcher_jid, sizeof(watcher_jid), &expires) < 0)
+		return;
+	r = store_get(pr->store, STORE_SWATCH, owner, watcher_jid, &approved, NULL);
+	free(approved);
+	if (r != 1) {
+		log_info("presence: %s may not see the roster group %s of %s (not approved): 404",
+			 watcher_jid, group, owner);
+		sip_watch_refuse(w, 404, "No Such List", 0);
+		return;
+	}
+	if (!(q = roster_read(pr, info->peer, owner))) {
+		sip_watch_refuse(w, 503, "XMPP Server Unreachable", 0);
+		return;
+	}
+	q->w = w;
+	q->watcher_jid = gw_xstrdup(watcher_jid);
+	q->group = gw_xstrdup(group);
+	q->uri = gw_xstrdup(info->request_uri);
+	q->expires = expires;
 }
 
 /* The limits on a new SIP watcher dialog: of its peer, of the watcher, and of requests pending
@@ -2617,6 +3013,7 @@ void presence_from_sip(struct presence *pr, struct sip_watch *w,
 	const struct conf *conf = pr->gw->conf;
 	const struct conf_peer *peer = info->peer;
 	char user[MAP_JID_MAX + 1], watcher_jid[MAP_JID_MAX + 1], *approved = NULL;
+	char group[256];
 	const struct conf_list *def;
 	struct xmpp_link *link;
 	struct xview *v;
@@ -2634,6 +3031,12 @@ void presence_from_sip(struct presence *pr, struct sip_watch *w,
 	}
 	if ((def = list_for_uri(conf, info->request_uri))) {
 		list_from_sip(pr, w, info, def);
+		return;
+	}
+	if (conf->presence_roster_lists &&
+	    roster_list_parse(conf, info->request_uri, user, sizeof(user), group,
+			      sizeof(group)) == 0) {
+		roster_list_from_sip(pr, w, info, user, group);
 		return;
 	}
 	if (!info->accepts_pidf) {
@@ -2718,6 +3121,17 @@ void presence_watch_refreshed(struct presence *pr, struct sip_watch *w)
 	if (l && l->is_list && l->sent && !pr->closing) {
 		evtimer_del(l->ev);
 		list_send(l, 1, SIP_SUBSTATE_ACTIVE, NULL);
+		if (l->owner && !l->refetch) {
+			/* a roster group: its membership is read again */
+			struct roster_req *q = roster_read(pr, l->peer, l->owner);
+
+			if (q) {
+				q->l = l;
+				q->group = gw_xstrdup(l->group);
+				q->uri = gw_xstrdup(l->uri);
+				l->refetch = q;
+			}
+		}
 	}
 }
 
@@ -2874,6 +3288,8 @@ struct presence *presence_new(struct gw *gw)
 	pr->spres = dict_new();
 	pr->rules = dict_new();
 	pr->rls = dict_new();
+	pr->roster_reqs = dict_new();
+	pr->privileged = dict_new();
 	pr->rls_off = gw_xcalloc(gw->conf->npeers ? gw->conf->npeers : 1, sizeof(*pr->rls_off));
 	pr->views = dict_new();
 	pr->counts = dict_new();
@@ -2889,6 +3305,8 @@ struct presence *presence_new(struct gw *gw)
 		dict_free(pr->spres);
 		dict_free(pr->rules);
 		dict_free(pr->rls);
+		dict_free(pr->roster_reqs);
+		dict_free(pr->privileged);
 		free(pr->rls_off);
 		dict_free(pr->views);
 		dict_free(pr->counts);
@@ -2987,8 +3405,10 @@ void presence_link_state(struct presence *pr, struct xmpp_link *link, int up)
 	struct dirty_rules d = { NULL, 0 };
 
 	dict_foreach(pr->views, view_link_change, &c);
-	if (!up)
+	if (!up) {
+		dict_del(pr->privileged, xmpp_link_domain(link));	/* advertised again on the next */
 		return;
+	}
 	dict_foreach(pr->spres, spres_link_up, &c);
 	/* rule changes that waited for the link to tell the watchers */
 	dict_foreach(pr->rules, collect_dirty, &d);
@@ -3087,6 +3507,18 @@ static void close_rls(void *arg, const char *key, void *value)
 	x->put = NULL;
 }
 
+static void close_roster_req(void *arg, const char *id, void *value)
+{
+	struct roster_req *q = value;
+
+	if (q->w)
+		sip_watch_refuse(q->w, 503, "Shutting Down", 0);
+	q->w = NULL;
+	if (q->l)
+		q->l->refetch = NULL;
+	q->l = NULL;
+}
+
 void presence_close(struct presence *pr)
 {
 	struct xlist *l;
@@ -3099,6 +3531,7 @@ void presence_close(struct presence *pr)
 	LIST_FOREACH(l, &pr->lists, entry)
 		sip_watch_notify(l->w, SIP_SUBSTATE_TERMINATED, "deactivated", NULL, NULL, 0);
 	dict_foreach(pr->rls, close_rls, NULL);
+	dict_foreach(pr->roster_reqs, close_roster_req, NULL);
 	store_flush(pr->store);
 }
 
@@ -3124,6 +3557,14 @@ static void free_view(void *arg, const char *key, void *value)
 	view_free(v);
 }
 
+static void first_roster_req(void *arg, const char *key, void *value)
+{
+	struct roster_req **q = arg;
+
+	if (!*q)
+		*q = value;
+}
+
 static void first_rls(void *arg, const char *key, void *value)
 {
 	struct xrls **x = arg;
@@ -3141,6 +3582,14 @@ void presence_free(struct presence *pr)
 
 		sip_watch_set_arg(l->w, NULL);	/* the SIP stack frees its own objects */
 		list_free(l, 0);
+	}
+	while (dict_count(pr->roster_reqs)) {
+		struct roster_req *q = NULL;
+
+		dict_foreach(pr->roster_reqs, first_roster_req, &q);
+		if (q->l)
+			q->l->refetch = NULL;
+		roster_req_free(q);
 	}
 	while (dict_count(pr->rls)) {
 		struct xrls *x = NULL;
@@ -3161,6 +3610,8 @@ void presence_free(struct presence *pr)
 	dict_free(pr->spres);
 	dict_free(pr->rules);
 	dict_free(pr->rls);
+	dict_free(pr->roster_reqs);
+	dict_free(pr->privileged);
 	free(pr->rls_off);
 	dict_free(pr->views);
 	dict_free(pr->counts);

@@ -76,8 +76,12 @@ allow_unencrypted_plain_auth = true
 authentication = "internal_plain"
 storage = "internal"
 VirtualHost "{XMPP_DOMAIN}"
+  -- XEP-0356: the gateway may read rosters (roster groups served as SIP resource lists)
+  modules_enabled = {{ "privilege" }}
+  privileged_entities = {{ ["{SIP_DOMAIN}"] = {{ roster = "get" }} }}
 Component "{SIP_DOMAIN}"
   component_secret = "{SECRET}"
+  modules_enabled = {{ "privilege" }}
 """)
     accounts = os.path.join(p, "data", XMPP_DOMAIN.replace(".", "%2e"), "accounts")
     os.makedirs(accounts)
@@ -95,7 +99,7 @@ Component "{SIP_DOMAIN}"
     <listen transport="tcp" address="127.0.0.1" port="{GATEWAY_PORT}"/>
   </sip>
   <im max-body="8k" delivery-wait="2s"/>
-  <presence database="presence.db"/>
+  <presence database="presence.db" roster-lists="yes"/>
   <sessions msrp-port="{MSRP_PORT}"/>
   <peer name="kamailio" domain="{SIP_DOMAIN}">
     <route address="127.0.0.1" port="{KAMAILIO_PORT}" transport="udp"/>

@@ -47,7 +47,10 @@ NO_NOTE_KAM = NO_NOTE + "<provide-note>false</provide-note>"
 
 
 class XcapServer:
-    """An XCAP server holding one document per path; GET with ETag and If-None-Match."""
+    """An XCAP server holding one document per path; GET with ETag and If-None-Match.  One
+    request per connection (the gateway sends Connection: close); subclasses extend handle()."""
+
+    MAX_BODY = 1 << 20
 
     def __init__(self):
         self.port = free_port()
@@ -76,29 +79,40 @@ class XcapServer:
     async def _serve(self, reader, writer):
         try:
             head = await reader.readuntil(b"\r\n\r\n")
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            lines = head.decode("latin-1").split("\r\n")
+            method, path, _ = lines[0].split(" ", 2)
+            hdrs = {k.strip().lower(): v.strip() for k, v in
+                    (ln.split(":", 1) for ln in lines[1:] if ":" in ln)}
+            n = int(hdrs.get("content-length", "0"))
+            if n < 0 or n > self.MAX_BODY:
+                raise ValueError(n)
+            body = await reader.readexactly(n) if n else b""
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
             writer.close()
             return
-        lines = head.decode("latin-1").split("\r\n")
-        method, path, _ = lines[0].split(" ", 2)
-        hdrs = {k.strip().lower(): v.strip() for k, v in
-                (ln.split(":", 1) for ln in lines[1:] if ":" in ln)}
+        status, extra, out = self.handle(method, path, hdrs, body)
+        writer.write(f"HTTP/1.1 {status} X\r\n{extra}Content-Length: {len(out)}\r\n"
+                     f"Connection: close\r\n\r\n".encode() + out)
+        try:
+            await writer.drain()
+        finally:
+            writer.close()
+
+    def handle(self, method, path, hdrs, body):
+        """GET with ETag and If-None-Match; returns (status, extra header lines, body)."""
         inm = hdrs.get("if-none-match")
         doc = self.docs.get(path)
         if method != "GET":
-            status, extra, body = 405, "", b""
+            status, extra, out = 405, "", b""
         elif not doc:
-            status, extra, body = 404, "", b""
+            status, extra, out = 404, "", b""
         elif inm == doc[0]:
-            status, extra, body = 304, f"ETag: {doc[0]}\r\n", b""
+            status, extra, out = 304, f"ETag: {doc[0]}\r\n", b""
         else:
-            status, extra, body = 200, (f"ETag: {doc[0]}\r\n"
-                                        "Content-Type: application/auth-policy+xml\r\n"), doc[1].encode()
+            status, extra, out = 200, (f"ETag: {doc[0]}\r\n"
+                                       "Content-Type: application/auth-policy+xml\r\n"), doc[1].encode()
         self.requests.append((path, inm, status))
-        writer.write(f"HTTP/1.1 {status} X\r\n{extra}Content-Length: {len(body)}\r\n"
-                     f"Connection: close\r\n\r\n".encode() + body)
-        await writer.drain()
-        writer.close()
+        return status, extra, out
 
 
 def policy_gateway_xml(env, xcap, db=None, refresh="1s", mode="policy"):

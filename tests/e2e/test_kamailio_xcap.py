@@ -14,20 +14,11 @@ import asyncio
 
 from harness import (SIP_DOMAIN, XMPP_DOMAIN, Kamailio, check, notifies_of, pidf, pres_rules,
                      presence_publisher, presence_watcher, responses_of, wait_for)
+from test_kamailio_presence import expect_ok, header
 
 BOB = f"sip:bob@{SIP_DOMAIN}"
 ALICE = f"sip:alice@{XMPP_DOMAIN}"
 CAROL = f"sip:carol@{XMPP_DOMAIN}"
-
-
-def header(hdrs, name):
-    v = hdrs.get(name.lower())
-    return v[0] if v else None
-
-
-async def expect_ok(sipp, timeout=30):
-    rc = await sipp.wait(timeout)
-    check(rc == 0, f"sipp {sipp.name} failed ({rc}): {sipp.error_text()}")
 
 
 async def put_rules(kam, rules, user=BOB):

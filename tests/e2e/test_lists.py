@@ -18,7 +18,7 @@ from msrp_ua import SipMessage, parse_sip
 from test_presence import watcher
 
 XMPP_SERVERS = ("prosody", "ejabberd")
-USERS = ("amy", "cal", "dee", "eli")
+USERS = ("amy", "cal", "dee", "eli", "fay", "gus", "hank")
 LIST_URI = f"sip:team@{XMPP_DOMAIN}"
 RLMI = "{urn:ietf:params:xml:ns:rlmi}"
 ACCEPT = "multipart/related, application/rlmi+xml, application/pidf+xml"
@@ -32,7 +32,7 @@ def lists_gateway_xml(env, members=("amy", "cal", "dee"), interval="1s"):
     return xml.replace("<im ", presence + "\n  <im ", 1)
 
 
-def check_rlmi_notify(msg):
+def check_rlmi_notify(msg, list_uri=LIST_URI):
     """Validates one list NOTIFY against RFC 4662 (sections 5, 6) and RFC 2387; returns
     (version, full_state, {resource uri: (state, reason, pidf bytes or None)})."""
     check(msg.get("require", "").lower() == "eventlist", f"NOTIFY without Require: eventlist: {msg.headers}")
@@ -56,7 +56,7 @@ def check_rlmi_notify(msg):
     check(root.get_content_type() == "application/rlmi+xml", root.get_content_type())
     doc = ET.fromstring(root.get_payload(decode=True))
     check(doc.tag == RLMI + "list", doc.tag)
-    check(doc.get("uri") == LIST_URI, f"list uri {doc.get('uri')}")
+    check(doc.get("uri") == list_uri, f"list uri {doc.get('uri')}")
     check(re.fullmatch(r"\d+", doc.get("version", "")), f"version {doc.get('version')}")
     check(doc.get("fullState") in ("true", "false"), f"fullState {doc.get('fullState')}")
     seen_cids, out = set(), {}
@@ -88,8 +88,10 @@ class ListWatcher(asyncio.DatagramProtocol):
 
     seq = itertools.count(1)
 
-    def __init__(self, env, supported="eventlist", accept=ACCEPT, expires=120, port=None):
+    def __init__(self, env, supported="eventlist", accept=ACCEPT, expires=120, port=None,
+                 list_uri=LIST_URI, user="bob"):
         self.env, self.supported, self.accept, self.expires = env, supported, accept, expires
+        self.list_uri, self.user = list_uri, user
         self.target = port or env.gw_sip_port
         self.responses, self.notifies = [], []
         self.transport = None
@@ -102,7 +104,7 @@ class ListWatcher(asyncio.DatagramProtocol):
         self.transport, _ = await loop.create_datagram_endpoint(lambda: self, local_addr=("127.0.0.1", 0))
         self.port = self.transport.get_extra_info("sockname")[1]
         hdrs = [("Via", f"SIP/2.0/UDP 127.0.0.1:{self.port};branch=z9hG4bKlist{self.n}x{id(self)}"),
-                ("From", f"<sip:bob@{SIP_DOMAIN}>;tag=w1"), ("To", f"<{LIST_URI}>"),
+                ("From", f"<sip:{self.user}@{SIP_DOMAIN}>;tag=w1"), ("To", f"<{self.list_uri}>"),
                 ("Call-ID", self.call_id), ("CSeq", "1 SUBSCRIBE"), ("Max-Forwards", "70"),
                 ("Contact", f"<sip:bob@127.0.0.1:{self.port}>"), ("Event", "presence"),
                 ("Expires", str(self.expires))]
@@ -110,7 +112,7 @@ class ListWatcher(asyncio.DatagramProtocol):
             hdrs.append(("Supported", self.supported))
         if self.accept:
             hdrs.append(("Accept", self.accept))
-        self.transport.sendto(SipMessage(f"SUBSCRIBE {LIST_URI} SIP/2.0", hdrs).encode(),
+        self.transport.sendto(SipMessage(f"SUBSCRIBE {self.list_uri} SIP/2.0", hdrs).encode(),
                               ("127.0.0.1", self.target))
 
     def refresh(self):
@@ -118,7 +120,7 @@ class ListWatcher(asyncio.DatagramProtocol):
         ok = self.responses[0]
         target = ok.get("contact").split("<", 1)[-1].split(">", 1)[0]
         hdrs = [("Via", f"SIP/2.0/UDP 127.0.0.1:{self.port};branch=z9hG4bKlist{self.n}r{id(self)}"),
-                ("From", f"<sip:bob@{SIP_DOMAIN}>;tag=w1"), ("To", ok.get("to")),
+                ("From", f"<sip:{self.user}@{SIP_DOMAIN}>;tag=w1"), ("To", ok.get("to")),
                 ("Call-ID", self.call_id), ("CSeq", "2 SUBSCRIBE"), ("Max-Forwards", "70"),
                 ("Contact", f"<sip:bob@127.0.0.1:{self.port}>"), ("Event", "presence"),
                 ("Expires", str(self.expires)), ("Supported", "eventlist"), ("Accept", ACCEPT)]
@@ -141,7 +143,7 @@ class ListWatcher(asyncio.DatagramProtocol):
             self.transport.close()
 
     def states(self):
-        return [check_rlmi_notify(n) for n in self.notifies]
+        return [check_rlmi_notify(n, self.list_uri) for n in self.notifies]
 
 
 def uri(user):
@@ -263,3 +265,62 @@ async def test_a_list_through_kamailio(env):
         w.close()
     finally:
         await kam.stop()
+
+
+def roster_gateway_xml(env):
+    xml = gateway_xml(env)
+    return xml.replace("<im ", '<presence expires="120s" min-expires="10s" max-expires="600s" '
+                       'roster-lists="yes"/>\n  <im ', 1)
+
+
+async def test_a_roster_group_as_a_list(env):
+    """sip:fay/Work@xmpp.example is fay's roster group Work (read with XEP-0356 roster access):
+    bob, whom fay approved, subscribes to it and sees gus (who approves bob) and hank (who does
+    not answer: pending); carol, whom fay never approved, and a group fay does not have get 404,
+    the same answer."""
+    await env.gateway(roster_gateway_xml(env))
+    fay = await watcher(env, "fay", auto_authorize=True)
+    gus = await watcher(env, "gus", auto_authorize=True)
+    hank = await watcher(env, "hank", auto_authorize=None)
+    gus.send_presence(pstatus="gus at work")
+    for who in ("gus", "hank"):
+        fay.update_roster(f"{who}@{XMPP_DOMAIN}", name=who, groups=["Work"])
+    fay.update_roster(f"amy@{XMPP_DOMAIN}", name="amy", groups=["Family"])
+    # bob watches fay herself first, and fay approves him
+    single = ListWatcher(env, list_uri=f"sip:fay@{XMPP_DOMAIN}", supported=None,
+                         accept="application/pidf+xml")
+    await single.start()
+    await wait_for(lambda: any(n.get("subscription-state", "").startswith("active")
+                               for n in single.notifies), 8, "bob approved by fay")
+    single.close()
+    group_uri = f"sip:fay/Work@{XMPP_DOMAIN}"
+    w = ListWatcher(env, list_uri=group_uri)
+    other = ListWatcher(env, list_uri=group_uri, user="carol")
+    nogroup = ListWatcher(env, list_uri=f"sip:fay/Nope@{XMPP_DOMAIN}")
+    for x in (w, other, nogroup):
+        await x.start()
+    try:
+        await wait_for(lambda: w.responses and other.responses and nogroup.responses, 8, "the answers")
+        check(w.responses[0].status == 200, f"bob: {w.responses[0].start}")
+        check(other.responses[0].status == 404 and nogroup.responses[0].status == 404,
+              f"carol {other.responses[0].start}, no group {nogroup.responses[0].start}")
+
+        def latest(member):
+            for _, _, m in reversed(w.states()):
+                if member in m:
+                    return m[member]
+            return None
+        await wait_for(lambda: (latest(uri("gus")) or ("",))[0] == "active" and
+                       b"gus at work" in (latest(uri("gus"))[2] or b""), 10, "gus active")
+        check((latest(uri("hank")) or ("",))[0] == "pending", latest(uri("hank")))
+        check(all(uri("amy") not in m for _, _, m in w.states()), "amy is not in Work")
+        # fay puts amy in Work: at bob's next refresh the roster is read again, and the
+        # subscription ends (deactivated) for bob to subscribe again to the new group
+        fay.update_roster(f"amy@{XMPP_DOMAIN}", name="amy", groups=["Family", "Work"])
+        await asyncio.sleep(0.5)
+        w.refresh()
+        await wait_for(lambda: any(n.get("subscription-state", "").startswith("terminated;reason=deactivated")
+                                   for n in w.notifies), 8, "the list ended after the group changed")
+    finally:
+        for x in (w, other, nogroup):
+            x.close()

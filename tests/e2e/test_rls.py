@@ -9,6 +9,8 @@ import asyncio
 
 from harness import (SIP_DOMAIN, XMPP_DOMAIN, Kamailio, check, default_peer, gateway_xml, pidf,
                      pres_rules, presence_publisher, wait_for)
+from msrp_ua import SipMessage, parse_sip
+from test_authz import XcapServer
 from test_presence import expect_pres, pres, watcher
 
 XMPP_SERVERS = ("prosody", "ejabberd")
@@ -110,3 +112,110 @@ async def test_no_list_server_falls_back(env):
         await gw.wait_log(r"has no list server for nina@xmpp.example", timeout=1)
     finally:
         await kam.stop()
+
+
+class WritableXcap(XcapServer):
+    """The test XCAP server, taking PUT and DELETE too (anything under /xcap-root/)."""
+
+    def handle(self, method, path, hdrs, body):
+        status = 200
+        if method == "PUT" and getattr(self, "fail_puts", 0):
+            self.fail_puts -= 1
+            status = 503
+        elif method == "PUT":
+            self.version += 1
+            self.docs[path] = (f'"v{self.version}"', body.decode())
+        elif method == "DELETE":
+            status = 200 if self.docs.pop(path, None) else 404
+        else:
+            return super().handle(method, path, hdrs, body)
+        self.requests.append((method, path, status))
+        return status, f'ETag: "v{self.version}"\r\n', b""
+
+
+class HostileRls(asyncio.DatagramProtocol):
+    """A list server that accepts the list SUBSCRIBE (200, Require: eventlist) and then sends
+    the NOTIFYs given, in order, 0.2 s apart."""
+
+    def __init__(self, port, bodies):
+        self.port, self.bodies, self.transport = port, bodies, None
+        self.answers = []
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def datagram_received(self, data, addr):
+        msg = parse_sip(data, addr)
+        if not msg.is_request:
+            self.answers.append(msg.status)
+            return
+        to = msg.get("to") + ("" if "tag=" in msg.get("to") else ";tag=rls")
+        ok = SipMessage("SIP/2.0 200 OK", [
+            ("Via", msg.get("via")), ("From", msg.get("from")), ("To", to),
+            ("Call-ID", msg.call_id), ("CSeq", msg.get("cseq")), ("Require", "eventlist"),
+            ("Contact", f"<sip:127.0.0.1:{self.port}>"), ("Expires", "120")])
+        self.transport.sendto(ok.encode(), addr)
+        if msg.method == "SUBSCRIBE" and "tag=" not in msg.get("to"):
+            asyncio.get_running_loop().create_task(self.notify_all(msg, to, addr))
+
+    async def notify_all(self, sub, to, addr):
+        target = sub.get("contact").split("<", 1)[-1].split(">", 1)[0]
+        for i, (ct, body) in enumerate(self.bodies):
+            await asyncio.sleep(0.2)
+            hdrs = [("Via", f"SIP/2.0/UDP 127.0.0.1:{self.port};branch=z9hG4bKh{i}"),
+                    ("From", to), ("To", sub.get("from")), ("Call-ID", sub.call_id),
+                    ("CSeq", f"{i + 1} NOTIFY"), ("Contact", f"<sip:127.0.0.1:{self.port}>"),
+                    ("Event", "presence"), ("Subscription-State", "active;expires=120"),
+                    ("Require", "eventlist"), ("Max-Forwards", "70"), ("Content-Type", ct)]
+            self.transport.sendto(SipMessage(f"NOTIFY {target} SIP/2.0", hdrs, body).encode(), addr)
+
+
+def rlmi_notify(version, state="active", note="fine", uri_="sip:bob@sip.example", extra=b""):
+    pidf_ = pidf(uri_, "open", note=note).encode()
+    rlmi = (f'<?xml version="1.0"?><list xmlns="urn:ietf:params:xml:ns:rlmi" uri="sip:l@sip.example" '
+            f'version="{version}" fullState="true"><resource uri="{uri_}"><instance id="i1" '
+            f'state="{state}" cid="p1@x"/></resource></list>').encode()
+    body = (b"--B\r\nContent-Type: application/rlmi+xml\r\nContent-ID: <root@x>\r\n\r\n" + rlmi +
+            b"\r\n--B\r\nContent-Type: application/pidf+xml\r\nContent-ID: <p1@x>\r\n\r\n" + pidf_ +
+            extra + b"\r\n--B--\r\n")
+    return ('multipart/related;type="application/rlmi+xml";start="<root@x>";boundary=B', body)
+
+
+async def test_hostile_list_notifies(env):
+    """An XCAP server that first answers 503 (the list is stored on the next try, no fallback),
+    and a list server that sends a body without a boundary, a truncated multipart, an RLMI root
+    that is not XML, a resource the list does not hold, a good list, then an older version: the
+    bad ones are refused or ignored (the state held stays), the gateway stays up, and the good
+    one reaches alice."""
+    xcap = WritableXcap()
+    xcap.fail_puts = 1      # the XCAP server is not ready at first: the gateway tries again
+    await xcap.start()
+    good_ct, good = rlmi_notify(7, note="the good one")
+    bodies = [
+        ("multipart/related;type=\"application/rlmi+xml\"", b"no boundary at all"),
+        (good_ct, good[:len(good) // 2]),
+        rlmi_notify(1)[0:1] + (rlmi_notify(1)[1].replace(b"<list ", b"<list <<"),),
+        rlmi_notify(2, uri_="sip:mallory@sip.example", note="not on the list"),
+        (good_ct, good),
+        rlmi_notify(3, note="an older version"),
+    ]
+    loop = asyncio.get_running_loop()
+    transport, rls = await loop.create_datagram_endpoint(
+        lambda: HostileRls(env.peer_sip_port, bodies), local_addr=("127.0.0.1", env.peer_sip_port))
+    try:
+        peer = default_peer(env).replace("</peer>", f'  <rls xcap-root="{xcap.root}"/>\n  </peer>')
+        xml = gateway_xml(env, peers=[peer]).replace(
+            "<im ", '<presence expires="120s" min-expires="10s" max-expires="600s"/>\n  <im ', 1)
+        gw = await env.gateway(xml)
+        alice = await watcher(env, "alice")
+        alice.send_presence(pto=BOB, ptype="subscribe")
+        await expect_pres(alice, "available", BOB, lambda p: p["status"] == "the good one", timeout=12)
+        await asyncio.sleep(1)
+        check(not any(p["status"] in ("not on the list", "an older version", "fine")
+                      for p in pres(alice, frm=BOB)), [str(p) for p in pres(alice, frm=BOB)])
+        await gw.wait_log(r"list NOTIFY for alice@xmpp.example from sipnet refused", timeout=1)
+        check([st for m, _, st in xcap.requests if m == "PUT"][:2] == [503, 200], xcap.requests)
+        check("has no list server" not in gw.log(), "fell back after a 503")
+    finally:
+        transport.close()
+        await xcap.stop()

@@ -123,6 +123,7 @@ static const struct field fields[] = {
 	FC("presence.min-expires", F_UNSIGNED, presence_min_expires_s),
 	FC("presence.max-expires", F_UNSIGNED, presence_max_expires_s),
 	FC("presence.agent", F_STR, presence_agent),
+	FC("presence.roster-lists", F_INT, presence_roster_lists),
 	FC("presence.max-watchers", F_UNSIGNED, presence_max_watchers),
 	FC("presence.max-per-user", F_UNSIGNED, presence_max_per_user),
 	FC("presence.max-pending-per-user", F_UNSIGNED, presence_max_pending_per_user),
@@ -684,6 +685,8 @@ static const struct value_case {
 	{ "trust", "prefix", "8", "10: <trust>: unknown attribute \"prefix\"" },
 
 	/* <presence> (present and empty in the base document: every default) */
+	{ "presence", "roster-lists", NULL, "presence.roster-lists=0" },
+	{ "presence", "roster-lists", "yes", "presence.roster-lists=1" },
 	{ "presence", "enabled", NULL, "presence.enabled=1" },
 	{ "presence", "enabled", "no", "presence.enabled=0" },
 	{ "presence", "enabled", "off", "presence.enabled=0" },
