@@ -414,3 +414,42 @@ async def test_one_document_per_view(env):
     finally:
         transport.close()
         await xcap.stop()
+
+
+async def test_views_are_set_up_again_after_a_restart(env):
+    """Views mode with a database: after a restart the watchers wait in the holder until the
+    stored rules place them (the link is up), and each view subscribes again, as one of its
+    watchers; what each sees is as before (joe, blocked, still sees nothing)."""
+    db = os.path.join(env.workdir, "views.db")
+    loop = asyncio.get_running_loop()
+    transport, server = await loop.create_datagram_endpoint(
+        lambda: ViewServer(env.peer_sip_port, {"gil": "after restart", "hal": "after restart", "ivy": None}),
+        local_addr=("127.0.0.1", env.peer_sip_port))
+    xcap = XcapServer()
+    xcap.put(BOB_URI, rules(("a", ["gil", "hal"], "allow", ALL), ("c", ["ivy"], "allow", NO_NOTE),
+                            ("d", ["joe"], "block", ALL)))
+    await xcap.start()
+    try:
+        gw = await env.gateway(policy_gateway_xml(env, xcap, db=db, refresh="60s", mode="views"))
+        clients = {u: await watcher(env, u) for u in ("gil", "hal", "ivy", "joe")}
+        for c in clients.values():
+            c.send_presence(pto=BOB, ptype="subscribe")
+        await expect_pres(clients["hal"], "available", BOB, with_note("after restart"))
+        await gw.stop()
+        for c in clients.values():
+            await c.logout()
+        before = len(new_dialogs(server))
+        gw = await env.gateway(policy_gateway_xml(env, xcap, db=db, refresh="60s", mode="views"))
+        await gw.wait_log(r"subscriptions of XMPP watchers to SIP presentities restored", timeout=5)
+        await wait_for(lambda: len(new_dialogs(server)) >= before + 2, 8, "the two views again")
+        check(sorted(new_dialogs(server)[before:]) in (["gil", "ivy"], ["hal", "ivy"]),
+              f"one dialog per view, as one of its watchers: {server.subscribes}")
+        hal = await watcher(env, "hal")
+        joe = await watcher(env, "joe")
+        await expect_pres(hal, "available", BOB, with_note("after restart"),
+                          what="hal's login probe answered by the view")
+        await asyncio.sleep(1)
+        check(not pres(joe, frm=BOB), f"joe learns something: {pres(joe, frm=BOB)}")
+    finally:
+        transport.close()
+        await xcap.stop()

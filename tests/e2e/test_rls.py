@@ -219,3 +219,37 @@ async def test_hostile_list_notifies(env):
     finally:
         transport.close()
         await xcap.stop()
+
+
+async def test_the_list_comes_back_after_a_restart(env):
+    """With a database, a restarted gateway stores alice's list again and subscribes to it
+    again: her login probe is answered from the stored document at once, and a change published
+    after the restart reaches her through the new list dialog."""
+    import os
+    db = os.path.join(env.workdir, "rls.db")
+    kam = Kamailio(env, port=env.peer_sip_port, rls=True)
+    await kam.start()
+    try:
+        st, _ = await kam.xcap_put("pres-rules", uri(BOB), "index",
+                                   pres_rules([("allow", [f"sip:alice@{XMPP_DOMAIN}"])]))
+        check(st in (200, 201), st)
+        await publish(env, kam, BOB, "before the restart")
+        xml = rls_gateway_xml(env, kam).replace("<presence ", f'<presence database="{db}" ', 1)
+        gw = await env.gateway(xml)
+        alice = await watcher(env, "alice")
+        alice.send_presence(pto=BOB, ptype="subscribe")
+        await expect_pres(alice, "available", BOB, lambda p: p["status"] == "before the restart",
+                          timeout=15)
+        await gw.stop()
+        await alice.logout()
+        gw = await env.gateway(xml)
+        await gw.wait_log(r"list NOTIFY for alice@xmpp.example: version", timeout=10)
+        alice = await watcher(env, "alice")
+        await expect_pres(alice, "available", BOB, lambda p: p["status"] == "before the restart",
+                          timeout=5, what="the login probe answered")
+        await publish(env, kam, BOB, "after the restart", tuple_id="t3")
+        await expect_pres(alice, "available", BOB, lambda p: "after the restart" in str(p),
+                          timeout=10)
+        check("idle -> subscribing" not in gw.log(), "a contact got a dialog of its own")
+    finally:
+        await kam.stop()
