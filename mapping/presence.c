@@ -1797,8 +1797,12 @@ static int rls_on_list(struct xrls *x, const struct sip_notify_info *n)
 		struct spres *sp = dict_get(x->members, r->uri);
 		const struct rlmi_instance *in = NULL;
 
-		if (!sp || !r->ninstances)
-			continue;
+		int twice = 0;
+
+		for (size_t k = 0; sp && k < nmn; k++)
+			twice |= mn[k].sp == sp;
+		if (!sp || !r->ninstances || twice)
+			continue;	/* (a resource listed twice counts once) */
 		for (size_t k = 0; k < r->ninstances; k++)
 			if (!in || r->instances[k].state == RLMI_ACTIVE)
 				in = &r->instances[k];

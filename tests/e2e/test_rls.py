@@ -253,3 +253,33 @@ async def test_the_list_comes_back_after_a_restart(env):
         check("idle -> subscribing" not in gw.log(), "a contact got a dialog of its own")
     finally:
         await kam.stop()
+
+
+async def test_a_resource_listed_twice(env):
+    """A list NOTIFY naming bob twice, both instances terminated;reason=rejected: alice is told
+    once (unsubscribed), and the gateway (under AddressSanitizer) does not touch the contact it
+    freed at the first one."""
+    xcap = WritableXcap()
+    await xcap.start()
+    ct, body = rlmi_notify(1, state="terminated")
+    body = body.replace(b'state="terminated" cid="p1@x"/></resource>',
+                        b'state="terminated" reason="rejected"/></resource>'
+                        b'<resource uri="sip:bob@sip.example"><instance id="i2" state="terminated" '
+                        b'reason="rejected"/></resource>')
+    loop = asyncio.get_running_loop()
+    transport, rls = await loop.create_datagram_endpoint(
+        lambda: HostileRls(env.peer_sip_port, [(ct, body)]), local_addr=("127.0.0.1", env.peer_sip_port))
+    try:
+        peer = default_peer(env).replace("</peer>", f'  <rls xcap-root="{xcap.root}"/>\n  </peer>')
+        xml = gateway_xml(env, peers=[peer]).replace(
+            "<im ", '<presence expires="120s" min-expires="10s" max-expires="600s"/>\n  <im ', 1)
+        gw = await env.gateway(xml)
+        alice = await watcher(env, "alice")
+        alice.send_presence(pto=BOB, ptype="subscribe")
+        await expect_pres(alice, "unsubscribed", BOB, timeout=10)
+        await asyncio.sleep(1)
+        check(len(pres(alice, "unsubscribed", BOB)) == 1, pres(alice, "unsubscribed", BOB))
+        check(gw.proc.returncode is None, "the gateway died")
+    finally:
+        transport.close()
+        await xcap.stop()
