@@ -58,30 +58,36 @@ def _ephemeral_low():
         return 32768
 
 
-def free_port():
-    """A port free for both TCP and UDP on 127.0.0.1, never handed out before in this run, and
+def free_port(count=1):
+    """count consecutive ports (the first returned; baresip binds SIP/TLS on its SIP port + 1)
+    free for both TCP and UDP on 127.0.0.1, never handed out before in this run, and
     below the kernel's ephemeral range.  Two ports asked for before either is bound (the
     gateway's SIP and MSRP ports) must differ: with ports the kernel picked (bind to port 0)
     the two once came out the same.  Below the ephemeral range, no peer's outgoing connection
     can take the port between the test choosing it and its owner binding it either."""
-    hi = max(_ephemeral_low(), 12000) - 1
+    hi = max(_ephemeral_low(), 12000) - count
     for _ in range(1000):
         port = random.randint(10000, hi)
-        if port in _PORTS_GIVEN:
+        ports = range(port, port + count)
+        if any(p in _PORTS_GIVEN for p in ports) or not all(_bindable(p) for p in ports):
             continue
-        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            t.bind(("127.0.0.1", port))
-            u.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            t.close()
-            u.close()
-        _PORTS_GIVEN.add(port)
+        _PORTS_GIVEN.update(ports)
         return port
     raise RuntimeError("no free port")
+
+
+def _bindable(port):
+    t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        t.bind(("127.0.0.1", port))
+        u.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        t.close()
+        u.close()
 
 
 async def wait_port(port, timeout=10.0):

@@ -271,9 +271,9 @@ def _die_with_parent():
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def _free_port():
+def _free_port(count=1):
     import harness      # only the tests hand out ports; federation.py passes fixed ones
-    return harness.free_port()
+    return harness.free_port(count)
 
 
 class SipClient:
@@ -525,7 +525,8 @@ class Baresip(SipClient):
 
     def __init__(self, workdir, user, proxy_port, sip_port=None, domain=SIP_DOMAIN,
                  contacts=(f"sip:alice@{XMPP_DOMAIN}",), pubint=10):
-        super().__init__(workdir, user, proxy_port, sip_port, domain)
+        # baresip also binds SIP over TLS, on the SIP port + 1: both must be free
+        super().__init__(workdir, user, proxy_port, sip_port or _free_port(2), domain)
         self.contacts = list(contacts)
         self.pubint = pubint
         self.current = self.contacts[0] if self.contacts else None
