@@ -519,6 +519,8 @@ static const struct header_rule {
 					 MIME },
 	[MSRP_H_CONTENT_DISPOSITION] = { "Content-Disposition", NULL, E_NONE, NO_FIELD, NO_FIELD,
 					 MIME },
+	[MSRP_H_USE_NICKNAME] = { "Use-Nickname", NULL, E_NONE,
+				  FIELD(use_nickname, use_nickname_len), 0 },
 #undef FIELD
 };
 #define NRULES (sizeof(header_rules) / sizeof(header_rules[0]))
@@ -532,6 +534,7 @@ static const struct {
 } method_rules[] = {
 	{ "SEND", MSRP_SEND, BIT(MSRP_H_MESSAGE_ID) },
 	{ "REPORT", MSRP_REPORT, BIT(MSRP_H_MESSAGE_ID) | BIT(MSRP_H_STATUS) },
+	{ "NICKNAME", MSRP_NICKNAME, BIT(MSRP_H_USE_NICKNAME) },
 };
 
 const char *msrp_header_name(enum msrp_header h)
@@ -1156,6 +1159,83 @@ char *msrp_build_report(const char *tid, const char *to_path, const char *from_p
 	out_fmt(&o, "Message-ID: %s\r\n", message_id);
 	out_range(&o, start, end, total);
 	out_fmt(&o, "Status: 000 %d%s%s\r\n", status_code, comment ? " " : "", comment ? comment : "");
+	out_end(&o, tid, MSRP_END, len);
+	return o.s;
+}
+
+/* Length of the UTF-8 sequence at s[0..n) with no control character (C0, DEL, C1), or 0. */
+static size_t nick_char(const unsigned char *s, size_t n)
+{
+	size_t need;
+	unsigned cp;
+
+	if (s[0] < 0x80)
+		return s[0] < 0x20 || s[0] == 0x7f ? 0 : 1;
+	need = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 ? 2 : 0;
+	if (!need || need > n || (need == 4 && s[0] > 0xf4))
+		return 0;
+	cp = s[0] & (0xff >> (need + 1));
+	for (size_t i = 1; i < need; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if ((need == 3 && cp < 0x800) || (need == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	    (cp >= 0xd800 && cp <= 0xdfff) || (cp >= 0x80 && cp <= 0x9f))
+		return 0;
+	return need;
+}
+
+int msrp_nickname_parse(const char *value, size_t len, char *buf, size_t buflen)
+{
+	const unsigned char *v = (const unsigned char *)value;
+	size_t i = 1, out = 0;
+
+	if (!value || !buf || buflen < 2 || len < 2 || v[0] != '"' || v[len - 1] != '"')
+		return -1;
+	while (i < len - 1) {
+		size_t n;
+
+		if (v[i] == '\\') {
+			/* quoted-pair: any character but CR and LF (RFC 4975's utf8text rules) */
+			if (i + 1 >= len - 1 || v[i + 1] == '\r' || v[i + 1] == '\n')
+				return -1;
+			i++;
+		} else if (v[i] == '"') {
+			return -1;	/* a second quoted-string, or junk after the first */
+		}
+		if (!(n = nick_char(v + i, len - 1 - i)) || out + n >= buflen ||
+		    out + n > MSRP_NICKNAME_MAX)
+			return -1;
+		memcpy(buf + out, v + i, n);
+		out += n;
+		i += n;
+	}
+	if (!out)
+		return -1;
+	buf[out] = '\0';
+	return (int)out;
+}
+
+char *msrp_build_nickname(const char *tid, const char *to_path, const char *from_path,
+			  const char *nickname, size_t *len)
+{
+	struct out o = { NULL, 0, 0 };
+	size_t n = nickname ? strlen(nickname) : 0;
+
+	if (!args_ok(tid, to_path, from_path) || !n || n > MSRP_NICKNAME_MAX)
+		return NULL;
+	for (size_t i = 0, k; i < n; i += k)
+		if (!(k = nick_char((const unsigned char *)nickname + i, n - i)))
+			return NULL;
+	out_head(&o, tid, "NICKNAME", to_path, from_path);
+	out_str(&o, "Use-Nickname: \"");
+	for (size_t i = 0; i < n; i++) {
+		if (nickname[i] == '"' || nickname[i] == '\\')
+			out_add(&o, "\\", 1);
+		out_add(&o, nickname + i, 1);
+	}
+	out_str(&o, "\"\r\n");
 	out_end(&o, tid, MSRP_END, len);
 	return o.s;
 }

@@ -46,10 +46,12 @@
 #define MSRP_UNKNOWN ULLONG_MAX		/* Byte-Range end or total given as '*' */
 #define MSRP_RANGE_MAX 999999999999999999ULL	/* Byte-Range numbers: at most 18 digits */
 #define MSRP_TID_MAX 32			/* characters of a transaction id or Message-ID */
+#define MSRP_NICKNAME_MAX 256		/* bytes of a nickname (RFC 7701 sets no limit) */
 
 enum msrp_method {
 	MSRP_SEND,
 	MSRP_REPORT,
+	MSRP_NICKNAME,	/* RFC 7701 5.1: Use-Nickname required, no body */
 	MSRP_OTHER,	/* any other 1*UPALPHA (e.g. RFC 4976 AUTH): parsed, the caller answers 501 */
 };
 
@@ -68,6 +70,7 @@ enum msrp_header {
 	MSRP_H_CONTENT_ID,		/* the Other-Mime-headers: only with a Content-Type */
 	MSRP_H_CONTENT_DESCRIPTION,
 	MSRP_H_CONTENT_DISPOSITION,
+	MSRP_H_USE_NICKNAME,		/* RFC 7701: the raw quoted-string; msrp_nickname_parse() */
 	MSRP_H_EXTENSION,		/* any other "hname: utf8text" (Use-Path, Expires, ...) */
 };
 
@@ -142,6 +145,8 @@ struct msrp_frame {
 	size_t status_comment_len;
 	const char *content_type;	/* NULL when absent */
 	size_t content_type_len;
+	const char *use_nickname;	/* Use-Nickname as sent (a quoted-string), NULL when absent */
+	size_t use_nickname_len;
 	const char *body;		/* NULL: no Content-Type, no body; else body_len octets (may be 0) */
 	size_t body_len;
 	char flag;			/* '$', '+' or '#'; 0 when oversized */
@@ -209,6 +214,17 @@ char *msrp_build_response(const char *tid, int status, const char *comment, cons
 char *msrp_build_report(const char *tid, const char *to_path, const char *from_path,
 			const char *message_id, unsigned long long start, unsigned long long end,
 			unsigned long long total, int status_code, const char *comment, size_t *len);
+
+/* A NICKNAME request (RFC 7701 5.1): Use-Nickname with nickname as a quoted-string (", \ escaped);
+ * no body, ending in '$'.  nickname: 1..MSRP_NICKNAME_MAX bytes of UTF-8 without controls. */
+char *msrp_build_nickname(const char *tid, const char *to_path, const char *from_path,
+			  const char *nickname, size_t *len);
+
+/* The nickname a Use-Nickname value (value[0..len), a quoted-string, RFC 7701 5.1) carries,
+ * unescaped, into buf (NUL-terminated).  Returns its length, or -1 when the value is not one
+ * quoted-string, the nickname is empty, longer than MSRP_NICKNAME_MAX or buflen - 1 bytes, or
+ * holds a control character or invalid UTF-8: the request then gets 424 Malformed nickname. */
+int msrp_nickname_parse(const char *value, size_t len, char *buf, size_t buflen);
 
 /* Writes a fresh random ident (getrandom(), [A-Za-z0-9]) of min(len - 1, 32) characters and a
  * NUL into buf: 16 characters (95 bits) when len is 17.  len must be at least 5 (aborts). */

@@ -120,6 +120,8 @@ static void on_frame(void *arg, const struct msrp_frame *fr)
 		else
 			fprintf(f, "%s%d", i ? "," : "", (int)fr->headers[i].id);
 	}
+	if (fr->use_nickname)
+		fprintf(f, " nick=%s", fr->use_nickname);
 	if (fr->content_type)
 		fprintf(f, " ct=%s", fr->content_type);
 	if (fr->body) {
@@ -239,6 +241,7 @@ static const struct {
 	{ MSRP_H_CONTENT_ID, "Content-ID" },
 	{ MSRP_H_CONTENT_DESCRIPTION, "Content-Description" },
 	{ MSRP_H_CONTENT_DISPOSITION, "Content-Disposition" },
+	{ MSRP_H_USE_NICKNAME, "Use-Nickname" },
 };
 
 static void test_header_table(void)
@@ -515,8 +518,13 @@ static const struct {
 	{ "RFC 4976 AUTH",
 	  "MSRP 49fh AUTH\r\nTo-Path: msrps://alice@intra.example.com;tcp\r\n"
 	  "From-Path: msrps://alice.example.com:9892/98cjs;tcp\r\n-------49fh$\r\n",
-	  "REQ 49fh AUTH(2) to=msrps://alice@intra.example.com;tcp "
+	  "REQ 49fh AUTH(3) to=msrps://alice@intra.example.com;tcp "
 	  "from=msrps://alice.example.com:9892/98cjs;tcp hdrs=0,1 $\n", 0 },
+	/* RFC 7701 5.1 */
+	{ "RFC 7701 NICKNAME",
+	  "MSRP 4545 NICKNAME\r\nTo-Path: " URI_BOB "\r\nFrom-Path: " URI_ALICE "\r\n"
+	  "Use-Nickname: \"Alice the great\"\r\n-------4545$\r\n",
+	  "REQ 4545 NICKNAME(2) " D_TO " hdrs=0,1,11 nick=\"Alice the great\" $\n", 0 },
 	/* relays in the paths, MIME headers, extension headers, UTF-8, case-insensitive names */
 	{ "paths, MIME and extension headers",
 	  "MSRP a.b-c+d%e=f SEND\r\n"
@@ -546,6 +554,26 @@ static const struct {
 	  "REQ 0123456789abcdef0123456789abcdef SEND(0) " D_TO " mid=12339sdqwer "
 	  "range=999999999999999999-*/999999999999999999 hdrs=0,1,2,5 $\n", 0 },
 	{ "truncated: no frame, no error", HDRS "Content-Type: text/plain\r\n\r\nHi\r\n-------d93kswow$\r", "", 0 },
+};
+
+/* Use-Nickname values (RFC 7701 5.1: a quoted-string): what msrp_nickname_parse() makes of them,
+ * NULL for a value the request gets 424 for. */
+static const struct {
+	const char *in;
+	const char *want;
+} nick_rows[] = {
+	{ "\"Alice the great\"", "Alice the great" },
+	{ "\"caf\xc3\xa9 \xf0\x9f\x98\x80\"", "caf\xc3\xa9 \xf0\x9f\x98\x80" },
+	{ "\"say \\\"hi\\\" \\\\o/\"", "say \"hi\" \\o/" },
+	{ "\"\"", NULL },			/* empty */
+	{ "Alice", NULL },			/* not quoted */
+	{ "\"Alice", NULL },
+	{ "\"A\" \"B\"", NULL },		/* two strings */
+	{ "\"tab\there\"", NULL },		/* a control character */
+	{ "\"\xc3\"", NULL },			/* truncated UTF-8 */
+	{ "\"\xed\xa0\x80\"", NULL },		/* a surrogate */
+	{ "\"\xc2\x85\"", NULL },			/* C1 control */
+	{ "\"end\\\"", NULL },			/* escapes the closing quote */
 };
 
 static void test_good(void)
@@ -1084,6 +1112,43 @@ static void test_make_id(void)
 	CHECK_INT(strlen(big), 32, "longest id");
 }
 
+static void test_nicknames(void)
+{
+	char buf[MSRP_NICKNAME_MAX + 1], big[MSRP_NICKNAME_MAX + 8];
+	size_t len = 0;
+	char *s;
+
+	for (size_t i = 0; i < NELEM(nick_rows); i++) {
+		int n = msrp_nickname_parse(nick_rows[i].in, strlen(nick_rows[i].in), buf, sizeof(buf));
+
+		if (nick_rows[i].want)
+			CHECK(n >= 0 && strcmp(buf, nick_rows[i].want) == 0,
+			      "nickname row %zu: %d \"%s\"", i, n, n >= 0 ? buf : "");
+		else
+			CHECK(n == -1, "nickname row %zu accepted", i);
+	}
+	memset(big, 'x', sizeof(big));
+	big[0] = '"';
+	big[MSRP_NICKNAME_MAX + 2] = '"';
+	CHECK(msrp_nickname_parse(big, MSRP_NICKNAME_MAX + 3, buf, sizeof(buf)) == -1,
+	      "a nickname over the limit is refused");
+	CHECK(msrp_nickname_parse(big, MSRP_NICKNAME_MAX + 2 - 1, buf, sizeof(buf)) == -1,
+	      "an unterminated value is refused");
+	big[MSRP_NICKNAME_MAX + 1] = '"';
+	CHECK(msrp_nickname_parse(big, MSRP_NICKNAME_MAX + 2, buf, sizeof(buf)) == MSRP_NICKNAME_MAX,
+	      "a nickname at the limit is taken");
+	/* the builder escapes, and the parser reads it back */
+	s = msrp_build_nickname("4545", URI_BOB, URI_ALICE, "say \"hi\" \\o/", &len);
+	check_built("NICKNAME with escapes", s, len,
+		    "MSRP 4545 NICKNAME\r\nTo-Path: " URI_BOB "\r\nFrom-Path: " URI_ALICE "\r\n"
+		    "Use-Nickname: \"say \\\"hi\\\" \\\\o/\"\r\n-------4545$\r\n",
+		    "REQ 4545 NICKNAME(2) " D_TO " hdrs=0,1,11 nick=\"say \\\"hi\\\" \\\\o/\" $\n");
+	CHECK(msrp_build_nickname("4545", URI_BOB, URI_ALICE, "", &len) == NULL, "empty refused");
+	CHECK(msrp_build_nickname("4545", URI_BOB, URI_ALICE, "a\rb", &len) == NULL, "CR refused");
+	CHECK(msrp_build_nickname("4545", URI_BOB, URI_ALICE, "\xff", &len) == NULL,
+	      "bad UTF-8 refused");
+}
+
 int main(void)
 {
 	test_header_table();
@@ -1095,5 +1160,6 @@ int main(void)
 	test_build_refusals();
 	test_round_trips();
 	test_make_id();
+	test_nicknames();
 	TEST_DONE();
 }
