@@ -11,8 +11,6 @@
  * - confinfo_merge() works on a copy and swaps it in only on success: a refused update leaves
  *   the room as it was.
  */
-#include <ctype.h>
-#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -236,26 +234,14 @@ struct cparser {
 
 static enum ci_el ci_element(enum ci_el parent, const char *name)
 {
-	const char *sep = strchr(name, NS_SEP);
+	const char *local = xmldoc_local(name, CONFINFO_NS);
 
-	if (!sep || (size_t)(sep - name) != strlen(CONFINFO_NS) ||
-	    strncmp(name, CONFINFO_NS, strlen(CONFINFO_NS)))
+	if (!local)
 		return CI_NONE;
 	for (size_t i = 0; i < NELEMS(ci_elements); i++)
-		if (ci_elements[i].parent == parent && strcmp(ci_elements[i].name, sep + 1) == 0)
+		if (ci_elements[i].parent == parent && strcmp(ci_elements[i].name, local) == 0)
 			return ci_elements[i].el;
 	return CI_NONE;
-}
-
-static int parse_ulong(const char *s, unsigned long *out)
-{
-	char *end;
-
-	if (!s || !isdigit((unsigned char)*s))
-		return -1;
-	errno = 0;
-	*out = strtoul(s, &end, 10);
-	return *end || errno ? -1 : 0;
 }
 
 /* The state attribute (absent: def); -1 and the parse failed if it is not one of the three. */
@@ -308,7 +294,7 @@ static int start_conf(struct cparser *ps, const XML_Char **attrs)
 	if (!v)
 		return -1;
 	ps->c->entity = gw_xstrdup(v);
-	if (parse_ulong(xmldoc_attr(attrs, "version"), &ps->c->version) < 0) {
+	if (xmldoc_ulong(xmldoc_attr(attrs, "version"), &ps->c->version) < 0) {
 		cfail(ps, "<conference-info> without a version (an unsigned integer)");
 		return -1;
 	}

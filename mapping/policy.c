@@ -222,12 +222,8 @@ static int parse_datetime(const char *s, time_t *out)
 
 static enum el element_of(enum el parent, const char *name)
 {
-	const char *sep = strchr(name, NS_SEP);
-	size_t nslen = sep ? (size_t)(sep - name) : 0;
-	const char *local = sep ? sep + 1 : name;
-	int ns = !sep ? -1 :
-		(nslen == strlen(POLICY_NS_CP) && !strncmp(name, POLICY_NS_CP, nslen)) ? NS_CP :
-		(nslen == strlen(POLICY_NS_PR) && !strncmp(name, POLICY_NS_PR, nslen)) ? NS_PR : -1;
+	const char *sep = strchr(name, NS_SEP), *local = sep ? sep + 1 : name;
+	int ns = xmldoc_local(name, POLICY_NS_CP) ? NS_CP : xmldoc_local(name, POLICY_NS_PR) ? NS_PR : -1;
 
 	for (size_t i = 0; i < sizeof(elements) / sizeof(elements[0]); i++)
 		if (elements[i].parent == parent && (int)elements[i].ns == ns &&

@@ -7,8 +7,6 @@
  *   RLMI_MAX_DEPTH nesting; a DOCTYPE or an entity is refused.
  * - The multipart splitter never copies: parts point into the caller's body.
  */
-#include <ctype.h>
-#include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -66,25 +64,14 @@ struct rparser {
 
 static enum rl_el rl_element(enum rl_el parent, const char *name)
 {
-	const char *sep = strchr(name, NS_SEP);
+	const char *local = xmldoc_local(name, RLMI_NS);
 
-	if (!sep || (size_t)(sep - name) != strlen(RLMI_NS) || strncmp(name, RLMI_NS, strlen(RLMI_NS)))
+	if (!local)
 		return RL_NONE;
 	for (size_t i = 0; i < sizeof(rl_elements) / sizeof(rl_elements[0]); i++)
-		if (rl_elements[i].parent == parent && strcmp(rl_elements[i].name, sep + 1) == 0)
+		if (rl_elements[i].parent == parent && strcmp(rl_elements[i].name, local) == 0)
 			return rl_elements[i].el;
 	return RL_NONE;
-}
-
-static int parse_ulong(const char *s, unsigned long *out)
-{
-	char *end;
-
-	if (!s || !isdigit((unsigned char)*s))
-		return -1;
-	errno = 0;
-	*out = strtoul(s, &end, 10);
-	return *end || errno ? -1 : 0;
 }
 
 static void XMLCALL r_start(void *ud, const XML_Char *name, const XML_Char **attrs)
@@ -116,7 +103,7 @@ static void XMLCALL r_start(void *ud, const XML_Char *name, const XML_Char **att
 			return;
 		}
 		ps->l->uri = gw_xstrdup(v);
-		if (parse_ulong(xmldoc_attr(attrs, "version"), &ps->l->version) < 0) {
+		if (xmldoc_ulong(xmldoc_attr(attrs, "version"), &ps->l->version) < 0) {
 			rfail(ps, "<list> without a version (an unsigned integer)");
 			return;
 		}

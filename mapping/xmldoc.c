@@ -1,5 +1,8 @@
 /* xmldoc.c - one whole XML document through expat (see xmldoc.h). */
+#include <ctype.h>
+#include <errno.h>
 #include <limits.h>
+#include <stdlib.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -107,4 +110,25 @@ int xmldoc_run(struct xmldoc *d, const char *buf, size_t len, const struct xmldo
 	XML_ParserFree(d->xp);
 	d->xp = NULL;
 	return d->failed ? -1 : 0;
+}
+
+const char *xmldoc_local(const char *name, const char *ns)
+{
+	const char *sep = strchr(name, XMLDOC_NS_SEP);
+	size_t nslen = strlen(ns);
+
+	if (!sep || (size_t)(sep - name) != nslen || strncmp(name, ns, nslen) != 0)
+		return NULL;
+	return sep + 1;
+}
+
+int xmldoc_ulong(const char *s, unsigned long *out)
+{
+	char *end;
+
+	if (!s || !isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	*out = strtoul(s, &end, 10);
+	return *end || errno ? -1 : 0;
 }

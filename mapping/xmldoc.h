@@ -44,6 +44,14 @@ int xmldoc_end(struct xmldoc *d);
 /* The value of attribute name (no namespace) in expat's attrs, or NULL. */
 const char *xmldoc_attr(const XML_Char **attrs, const char *name);
 
+/* The local part of an element name expat gave ("namespace\1local") if its namespace is ns,
+ * else NULL (another namespace, or none).  Borrowed from name. */
+const char *xmldoc_local(const char *name, const char *ns);
+
+/* An attribute value that is all decimal digits (no sign, no space), in range, into *out.
+ * Returns 0, or -1 (NULL, empty, other characters, overflow). */
+int xmldoc_ulong(const char *s, unsigned long *out);
+
 /* Parses buf (len bytes, already checked against the caller's size limit) with h; d (the
  * first member of the caller's parser) is the user data.  Returns 0, or -1 with d->err set. */
 int xmldoc_run(struct xmldoc *d, const char *buf, size_t len, const struct xmldoc_handlers *h);
