@@ -3561,20 +3561,13 @@ static void free_view(void *arg, const char *key, void *value)
 	view_free(v);
 }
 
-static void first_roster_req(void *arg, const char *key, void *value)
+/* dict_foreach() callback: the first value into *(void **)arg. */
+static void first_value(void *arg, const char *key, void *value)
 {
-	struct roster_req **q = arg;
+	void **first = arg;
 
-	if (!*q)
-		*q = value;
-}
-
-static void first_rls(void *arg, const char *key, void *value)
-{
-	struct xrls **x = arg;
-
-	if (!*x)
-		*x = value;
+	if (!*first)
+		*first = value;
 }
 
 void presence_free(struct presence *pr)
@@ -3588,18 +3581,22 @@ void presence_free(struct presence *pr)
 		list_free(l, 0);
 	}
 	while (dict_count(pr->roster_reqs)) {
-		struct roster_req *q = NULL;
+		void *first = NULL;
+		struct roster_req *q;
 
-		dict_foreach(pr->roster_reqs, first_roster_req, &q);
+		dict_foreach(pr->roster_reqs, first_value, &first);
+		q = first;
 		if (q->l)
 			q->l->refetch = NULL;
 		roster_req_free(q);
 	}
 	while (dict_count(pr->rls)) {
-		struct xrls *x = NULL;
+		void *first = NULL;
+		struct xrls *x;
 		struct collect c;
 
-		dict_foreach(pr->rls, first_rls, &x);
+		dict_foreach(pr->rls, first_value, &first);
+		x = first;
 		c.v = gw_xcalloc(dict_count(x->members) + 1, sizeof(*c.v));
 		c.n = 0;
 		dict_foreach(x->members, collect_member, &c);

@@ -366,6 +366,20 @@ class ViewServer(AuthorizingServer):
         super()._notify(user, state, body)
 
 
+async def views_peer(env, note):
+    """The SIP side and the XCAP server of the views tests: gil and hal see bob's note, ivy sees
+    bob without it, joe is blocked."""
+    loop = asyncio.get_running_loop()
+    transport, server = await loop.create_datagram_endpoint(
+        lambda: ViewServer(env.peer_sip_port, {"gil": note, "hal": note, "ivy": None}),
+        local_addr=("127.0.0.1", env.peer_sip_port))
+    xcap = XcapServer()
+    xcap.put(BOB_URI, rules(("a", ["gil", "hal"], "allow", ALL), ("c", ["ivy"], "allow", NO_NOTE),
+                            ("d", ["joe"], "block", ALL)))
+    await xcap.start()
+    return transport, server, xcap
+
+
 def new_dialogs(server):
     return [u for u, e in server.subscribes if e != "0"]
 
@@ -377,14 +391,7 @@ async def test_one_document_per_view(env):
     gil is revoked, the view subscribed as gil goes on as one of its other watchers, and ivy
     joins it.  (Users of its
     own: the module's XMPP server keeps rosters between tests.)"""
-    loop = asyncio.get_running_loop()
-    transport, server = await loop.create_datagram_endpoint(
-        lambda: ViewServer(env.peer_sip_port, {"gil": "full view", "hal": "full view", "ivy": None}),
-        local_addr=("127.0.0.1", env.peer_sip_port))
-    xcap = XcapServer()
-    xcap.put(BOB_URI, rules(("a", ["gil", "hal"], "allow", ALL), ("c", ["ivy"], "allow", NO_NOTE),
-                            ("d", ["joe"], "block", ALL)))
-    await xcap.start()
+    transport, server, xcap = await views_peer(env, "full view")
     try:
         gw = await env.gateway(policy_gateway_xml(env, xcap, refresh="1s", mode="views"))
         clients = {u: await watcher(env, u) for u in ("gil", "hal", "ivy", "joe")}
@@ -421,14 +428,7 @@ async def test_views_are_set_up_again_after_a_restart(env):
     stored rules place them (the link is up), and each view subscribes again, as one of its
     watchers; what each sees is as before (joe, blocked, still sees nothing)."""
     db = os.path.join(env.workdir, "views.db")
-    loop = asyncio.get_running_loop()
-    transport, server = await loop.create_datagram_endpoint(
-        lambda: ViewServer(env.peer_sip_port, {"gil": "after restart", "hal": "after restart", "ivy": None}),
-        local_addr=("127.0.0.1", env.peer_sip_port))
-    xcap = XcapServer()
-    xcap.put(BOB_URI, rules(("a", ["gil", "hal"], "allow", ALL), ("c", ["ivy"], "allow", NO_NOTE),
-                            ("d", ["joe"], "block", ALL)))
-    await xcap.start()
+    transport, server, xcap = await views_peer(env, "after restart")
     try:
         gw = await env.gateway(policy_gateway_xml(env, xcap, db=db, refresh="60s", mode="views"))
         clients = {u: await watcher(env, u) for u in ("gil", "hal", "ivy", "joe")}

@@ -24,9 +24,9 @@ def uri(jid):
     return f"sip:{jid}"
 
 
-def rls_gateway_xml(env, kam):
+def rls_gateway_xml(env, xcap_root):
     peer = default_peer(env).replace(
-        "</peer>", f'  <rls xcap-root="{kam.xcap_root}"/>\n  </peer>')
+        "</peer>", f'  <rls xcap-root="{xcap_root}"/>\n  </peer>')
     xml = gateway_xml(env, peers=[peer])
     return xml.replace("<im ", '<presence expires="120s" min-expires="10s" max-expires="600s"/>\n  <im ', 1)
 
@@ -55,7 +55,7 @@ async def test_one_list_subscription_per_watcher(env):
             check(st in (200, 201), f"pres-rules of {who}: {st}")
         await publish(env, kam, BOB, "bob via the list")
         await publish(env, kam, DAVE, "dave via the list")
-        gw = await env.gateway(rls_gateway_xml(env, kam))
+        gw = await env.gateway(rls_gateway_xml(env, kam.xcap_root))
         alice = await watcher(env, "alice")
         carol = await watcher(env, "carol")
         for c in (alice, carol):
@@ -104,7 +104,7 @@ async def test_no_list_server_falls_back(env):
                                    pres_rules([("allow", [f"sip:nina@{XMPP_DOMAIN}"])]))
         check(st in (200, 201), st)
         await publish(env, kam, BOB, "without a list server")
-        gw = await env.gateway(rls_gateway_xml(env, kam))
+        gw = await env.gateway(rls_gateway_xml(env, kam.xcap_root))
         nina = await watcher(env, "nina")
         nina.send_presence(pto=BOB, ptype="subscribe")
         await expect_pres(nina, "available", BOB, lambda p: p["status"] == "without a list server",
@@ -203,10 +203,7 @@ async def test_hostile_list_notifies(env):
     transport, rls = await loop.create_datagram_endpoint(
         lambda: HostileRls(env.peer_sip_port, bodies), local_addr=("127.0.0.1", env.peer_sip_port))
     try:
-        peer = default_peer(env).replace("</peer>", f'  <rls xcap-root="{xcap.root}"/>\n  </peer>')
-        xml = gateway_xml(env, peers=[peer]).replace(
-            "<im ", '<presence expires="120s" min-expires="10s" max-expires="600s"/>\n  <im ', 1)
-        gw = await env.gateway(xml)
+        gw = await env.gateway(rls_gateway_xml(env, xcap.root))
         alice = await watcher(env, "alice")
         alice.send_presence(pto=BOB, ptype="subscribe")
         await expect_pres(alice, "available", BOB, lambda p: p["status"] == "the good one", timeout=12)
@@ -234,7 +231,7 @@ async def test_the_list_comes_back_after_a_restart(env):
                                    pres_rules([("allow", [f"sip:alice@{XMPP_DOMAIN}"])]))
         check(st in (200, 201), st)
         await publish(env, kam, BOB, "before the restart")
-        xml = rls_gateway_xml(env, kam).replace("<presence ", f'<presence database="{db}" ', 1)
+        xml = rls_gateway_xml(env, kam.xcap_root).replace("<presence ", f'<presence database="{db}" ', 1)
         gw = await env.gateway(xml)
         alice = await watcher(env, "alice")
         alice.send_presence(pto=BOB, ptype="subscribe")
@@ -270,10 +267,7 @@ async def test_a_resource_listed_twice(env):
     transport, rls = await loop.create_datagram_endpoint(
         lambda: HostileRls(env.peer_sip_port, [(ct, body)]), local_addr=("127.0.0.1", env.peer_sip_port))
     try:
-        peer = default_peer(env).replace("</peer>", f'  <rls xcap-root="{xcap.root}"/>\n  </peer>')
-        xml = gateway_xml(env, peers=[peer]).replace(
-            "<im ", '<presence expires="120s" min-expires="10s" max-expires="600s"/>\n  <im ', 1)
-        gw = await env.gateway(xml)
+        gw = await env.gateway(rls_gateway_xml(env, xcap.root))
         alice = await watcher(env, "alice")
         alice.send_presence(pto=BOB, ptype="subscribe")
         await expect_pres(alice, "unsubscribed", BOB, timeout=10)
