@@ -68,6 +68,8 @@ enum elem {
 	E_LIST,
 	E_MEMBER,
 	E_RLS,
+	E_GROUPCHAT,
+	E_MUC,
 	E_COUNT,		/* also "no parent": the root */
 };
 
@@ -110,6 +112,7 @@ enum target {
 	TGT_TRUST,		/* the trust being parsed */
 	TGT_LIST,		/* the list being parsed */
 	TGT_MEMBER,		/* the member being parsed (a char * slot) */
+	TGT_MUC,		/* the muc being parsed (a char * slot) */
 };
 
 struct keyword {
@@ -210,6 +213,7 @@ static const struct keyword kw_im_verdict[] = {
 #define IN_TRUST TGT_TRUST, 0
 #define IN_LIST(f) TGT_LIST, offsetof(struct conf_list, f)
 #define IN_MEMBER TGT_MEMBER, 0
+#define IN_MUC TGT_MUC, 0
 
 /* Every attribute of the file.  Keep docs/config.md and conf.h in step with this table. */
 static const struct opt opts[] = {
@@ -275,6 +279,7 @@ static const struct opt opts[] = {
 	{ E_PEER,   "addressing",    V_KEYWORD,  kw_addressing, 0, 0,             "domain", 0, IN_PEER(addressing) },
 	{ E_PEER,   "component",     V_DOMAIN,   NULL,          0, 0,             NULL,     0, IN_PEER(component) },
 	{ E_PEER,   "sessions",      V_KEYWORD,  kw_bool,       0, 0,             "no",     0, IN_PEER(sessions) },
+	{ E_PEER,   "groupchat",     V_KEYWORD,  kw_bool,       0, 0,             "no",     0, IN_PEER(groupchat) },
 
 	{ E_ROUTE,  "address",       V_ADDRESS,  NULL,          0, 0,             NULL,     1, IN_PEER(route_address) },
 	{ E_ROUTE,  "port",          V_UINT,     NULL,          1, 65535,         "5060",   0, IN_PEER(route_port) },
@@ -290,6 +295,14 @@ static const struct opt opts[] = {
 	{ E_RLS,    "xcap-root",     V_URL,      NULL,          0, 0,             NULL,     1, IN_PEER(rls_xcap_root) },
 	{ E_RLS,    "service",       V_SIPUSER,  NULL,          0, 0,             "simplegw-list", 0, IN_PEER(rls_service) },
 
+	{ E_GROUPCHAT, "enabled",    V_KEYWORD,  kw_bool,       0, 0,             "yes",    0, IN_CONF(groupchat_enabled) },
+	{ E_GROUPCHAT, "max-total",  V_UINT,     NULL,          1, 1000000,       "2000",   0, IN_CONF(groupchat_max_total) },
+	{ E_GROUPCHAT, "max-per-room", V_UINT,   NULL,          1, 100000,        "500",    0, IN_CONF(groupchat_max_per_room) },
+	{ E_GROUPCHAT, "max-per-user", V_UINT,   NULL,          1, 1000,          "10",     0, IN_CONF(groupchat_max_per_user) },
+	{ E_GROUPCHAT, "max-rooms",  V_UINT,     NULL,          1, 100000,        "200",    0, IN_CONF(groupchat_max_rooms) },
+	{ E_GROUPCHAT, "join-timeout", V_DURATION, NULL,        1000, 120000,     "20s",    0, IN_CONF(groupchat_join_ms) },
+	{ E_MUC,    "service",       V_DOMAIN,   NULL,          0, 0,             NULL,     1, IN_MUC },
+
 	{ E_LIST,   "name",          V_SIPUSER,  NULL,          0, 0,             NULL,     1, IN_LIST(name) },
 	{ E_MEMBER, "jid",           V_JID,      NULL,          0, 0,             NULL,     1, IN_MEMBER },
 };
@@ -297,7 +310,8 @@ static const struct opt opts[] = {
 /* struct frame holds one bit per attribute of its element (opt_index): at most 64 each. */
 
 static elem_fn xmpp_check, listen_start, listen_check, presence_check, peer_start, peer_check,
-	trust_start, authz_check, list_start, list_check, member_start, gateway_end;
+	trust_start, authz_check, list_start, list_check, member_start, muc_start, muc_check,
+	gateway_end;
 
 static const struct elem_def elem_defs[E_COUNT] = {
 	/*            name       parent     min max  start         check        end */
@@ -316,6 +330,8 @@ static const struct elem_def elem_defs[E_COUNT] = {
 	[E_RLS]     = { "rls",     E_PEER,    0, 1,  NULL,         NULL,        NULL },
 	[E_LIST]    = { "list",    E_PRESENCE, 0, 0, list_start,   list_check,  NULL },
 	[E_MEMBER]  = { "member",  E_LIST,    1, 0,  member_start, NULL,        NULL },
+	[E_GROUPCHAT] = { "groupchat", E_GATEWAY, 0, 1, NULL,      NULL,        NULL },
+	[E_MUC]     = { "muc",     E_GROUPCHAT, 0, 0, muc_start,   muc_check,   NULL },
 };
 
 /* ---- diagnostics */
@@ -863,6 +879,8 @@ static void *opt_base(struct parser *p, const struct opt *o)
 
 		return &l->members[l->nmembers - 1];
 	}
+	case TGT_MUC:
+		return &p->conf->muc_services[p->conf->nmuc_services - 1];
 	}
 	gw_fatal("conf: target %d", (int)o->target);
 }
@@ -1204,6 +1222,26 @@ static void member_start(struct parser *p, struct frame *f)
 	l->nmembers++;
 }
 
+static void muc_start(struct parser *p, struct frame *f)
+{
+	struct conf *c = p->conf;
+
+	c->muc_services = grow(c->muc_services, c->nmuc_services, sizeof(*c->muc_services));
+	c->nmuc_services++;
+}
+
+static void muc_check(struct parser *p, struct frame *f)
+{
+	struct conf *c = p->conf;
+	const char *s = c->muc_services[c->nmuc_services - 1];
+
+	for (size_t i = 0; s && i + 1 < c->nmuc_services; i++)
+		if (c->muc_services[i] && strcmp(c->muc_services[i], s) == 0) {
+			perr(p, f->line, "<muc>: service \"%s\" is listed twice", s);
+			return;
+		}
+}
+
 /* Checks between elements, once the whole document is known (<xmpp> may follow the peers). */
 static void gateway_end(struct parser *p, struct frame *f)
 {
@@ -1228,6 +1266,21 @@ static void gateway_end(struct parser *p, struct frame *f)
 				     "at line %u", pe->component, q->line);
 				break;
 			}
+		}
+	}
+	for (size_t i = 0; i < c->nmuc_services; i++) {
+		const char *m = c->muc_services[i];
+
+		if (m && xd && strcmp(m, xd) == 0)
+			perr(p, 0, "<muc>: service \"%s\" is the XMPP domain of <xmpp> (a MUC service is "
+			     "a domain of its own, e.g. conference.%s)", m, xd);
+		for (size_t j = 0; m && j < c->npeers; j++) {
+			const struct conf_peer *pe = &c->peers[j];
+
+			if ((pe->domain && strcmp(pe->domain, m) == 0) ||
+			    (pe->component && strcmp(pe->component, m) == 0))
+				perr(p, pe->line, "<muc>: service \"%s\" is the domain or component of "
+				     "this peer", m);
 		}
 	}
 	for (size_t i = 0; i < c->npeers; i++) {
@@ -1590,6 +1643,9 @@ void conf_free(struct conf *conf)
 		free(conf->lists[i].name);
 	}
 	free(conf->lists);
+	for (size_t i = 0; i < conf->nmuc_services; i++)
+		free(conf->muc_services[i]);
+	free(conf->muc_services);
 	free(conf);
 }
 

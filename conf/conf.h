@@ -100,6 +100,8 @@ struct conf_peer {
 	size_t ntrust;
 	int sessions;		/* <peer sessions="yes">: XMPP chats to this peer open MSRP sessions
 				 * (RFC 7573) instead of pager-mode MESSAGEs; default 0 */
+	int groupchat;		/* <peer groupchat="yes">: its users may join the XMPP MUC services
+				 * of <groupchat>, and XMPP users its conference rooms; default 0 */
 	unsigned options_interval_ms;	/* <route options-interval>: health check period, 0 off */
 	enum conf_authz authz;		/* <authorization mode>, default CONF_AUTHZ_WATCHER */
 	char *xcap_root;		/* <authorization xcap-root>: http://<numeric>:<port>/<path>,
@@ -194,6 +196,18 @@ struct conf {
 	unsigned sessions_connect_ms;	/* the MSRP connection set up and bound within: default 10s,
 					 * 1s..60s (an accepted one unbound by then is closed) */
 	unsigned sessions_idle_s;	/* a session without traffic is closed: default 600, 10..86400 */	/* bytes of a PIDF document: default 65536, 1024..1048576 */
+
+	/* <groupchat>: XMPP MUC <-> SIP/MSRP multi-party chat (RFC 7702, RFC 7701, RFC 4575) */
+	int groupchat_enabled;		/* default 1 (peers still opt in with groupchat="yes") */
+	unsigned groupchat_max_total;	/* bridged occupants in total, both ways: default 2000 */
+	unsigned groupchat_max_per_room;	/* bridged occupants of one room: default 500 */
+	unsigned groupchat_max_per_user;	/* rooms one user is in through the gateway: 10 */
+	unsigned groupchat_max_rooms;	/* rooms with bridged occupants: default 200 */
+	unsigned groupchat_join_ms;	/* a join (INVITE, MSRP, NICKNAME or MUC presence) must
+					 * complete within: default 20s, 1s..120s */
+	char **muc_services;		/* <muc service="">: XMPP MUC domains SIP users may join
+					 * (lower case, no duplicates) */
+	size_t nmuc_services;
 
 	/* <peer>, at least one */
 	struct conf_peer *peers;

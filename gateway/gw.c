@@ -188,13 +188,17 @@ static void gw_on_stanza(void *arg, struct xmpp_link *link, xmpp_stanza_t *stanz
 	if (strcmp(name, "message") == 0) {
 		if (gw->presence && presence_privilege(gw->presence, link, stanza))
 			return;
+		if (gw->groupchat && groupchat_from_xmpp(gw->groupchat, link, stanza))
+			return;
 		if (!gw->sessions || !sessions_from_xmpp(gw->sessions, link, stanza))
 			pager_from_xmpp(gw->pager, link, stanza);
 	}
 	else if (strcmp(name, "iq") == 0)
 		gw_on_iq(gw, link, stanza);
-	else if (strcmp(name, "presence") == 0)
-		presence_from_xmpp(gw->presence, link, stanza);
+	else if (strcmp(name, "presence") == 0) {
+		if (!(gw->groupchat && groupchat_from_xmpp(gw->groupchat, link, stanza)))
+			presence_from_xmpp(gw->presence, link, stanza);
+	}
 	else
 		log_info("component %s: unexpected <%s/> ignored", xmpp_link_domain(link), name);
 }
@@ -228,6 +232,8 @@ static void gw_on_link_state(void *arg, struct xmpp_link *link, int up)
 		pager_link_state(gw->pager, link, up);
 	if (gw->presence)
 		presence_link_state(gw->presence, link, up);
+	if (gw->groupchat)
+		groupchat_link_state(gw->groupchat, link, up);
 }
 
 /* Another gateway holds our component at the XMPP server (component.c says how it knows): one
@@ -260,7 +266,10 @@ static void gw_on_sip_subscribe(void *arg, struct sip_watch *w,
 	struct gw *gw = arg;
 
 	gw->activity++;
-	presence_from_sip(gw->presence, w, info);
+	if (groupchat_owns_uri(gw->groupchat, info->request_uri))
+		groupchat_from_sip_subscribe(gw->groupchat, w, info);
+	else
+		presence_from_sip(gw->presence, w, info);
 }
 
 static void gw_on_sip_invite(void *arg, struct sip_call *call, const struct sip_invite_info *info)
@@ -268,21 +277,26 @@ static void gw_on_sip_invite(void *arg, struct sip_call *call, const struct sip_
 	struct gw *gw = arg;
 
 	gw->activity++;
-	sessions_from_sip(gw->sessions, call, info);
+	if (groupchat_owns_uri(gw->groupchat, info->request_uri))
+		groupchat_from_sip_invite(gw->groupchat, call, info);
+	else
+		sessions_from_sip(gw->sessions, call, info);
 }
 
 static void gw_on_sip_watch_ended(void *arg, struct sip_watch *w, int status)
 {
 	struct gw *gw = arg;
 
-	presence_watch_ended(gw->presence, w, status);
+	if (!groupchat_watch_ended(gw->groupchat, w))
+		presence_watch_ended(gw->presence, w, status);
 }
 
 static void gw_on_sip_watch_refreshed(void *arg, struct sip_watch *w)
 {
 	struct gw *gw = arg;
 
-	presence_watch_refreshed(gw->presence, w);
+	if (!groupchat_watch_refreshed(gw->groupchat, w))
+		presence_watch_refreshed(gw->presence, w);
 }
 
 /* ---- housekeeping */
@@ -447,6 +461,7 @@ void gw_shutdown(struct gw *gw)
 	gw->drain_started_ms = gw_now_ms(gw);
 	pager_close(gw->pager);
 	presence_close(gw->presence);
+	groupchat_close(gw->groupchat);
 	sessions_close(gw->sessions);
 	event_active(gw->drain_ev, EV_TIMEOUT, 0);
 }
@@ -536,6 +551,7 @@ struct gw *gw_new(struct conf *conf)
 	gw->sessions = sessions_new(gw);
 	if (!gw->sessions)
 		goto fail;
+	gw->groupchat = groupchat_new(gw);
 	presence_start(gw->presence);
 	gw_health_start(gw);
 
@@ -583,6 +599,7 @@ void gw_free(struct gw *gw)
 		event_free(gw->trim_ev);
 	gw_health_free(gw);
 	pager_free(gw->pager);
+	groupchat_free(gw->groupchat);	/* before its legs' sessions */
 	sessions_free(gw->sessions);	/* before the stack too */
 	presence_free(gw->presence);	/* before the stack: it lets go of the stack's objects */
 	sip_stack_free(gw->sip);

@@ -86,6 +86,7 @@ struct xmpp_link;
 struct pager;
 struct presence;
 struct sessions;
+struct groupchat;
 struct event;
 
 enum gw_state {
@@ -106,6 +107,7 @@ struct gw {
 	struct pager *pager;
 	struct presence *presence;
 	struct sessions *sessions;
+	struct groupchat *groupchat;
 
 	enum gw_state state;
 	int exit_status;		/* what gw_run() returns */

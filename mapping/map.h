@@ -258,8 +258,96 @@ const char *map_msrp_error(int status);
 /* The MSRP status of a failure REPORT for an XMPP error condition, as a table (400 default). */
 int map_msrp_report_status(const char *condition);
 size_t sessions_count(const struct sessions *ss);
+
+/* Legs: an INVITE dialog with its MSRP session that groupchat.c owns instead of a 1:1 chat.
+ * The callbacks get what a chat would have given XMPP; the leg answers SENDs, REPORTs and
+ * NICKNAMEs with what they return.  No idle timeout (a quiet room is not a dead session). */
+struct msess;
+struct sess_leg_cbs {
+	/* The MSRP connection is up and bound: queued messages and our NICKNAME have gone. */
+	void (*active)(void *arg, struct msess *leg);
+	/* A complete message (chunks reassembled; text/plain or message/cpim, UTF-8 checked;
+	 * isComposing is not passed on).  Returns the MSRP status for it (200: taken); the callee
+	 * may write the id of the stanza it became into stanza_id (idlen bytes), so that an XMPP
+	 * error for it can come back as a failure REPORT (sessions_leg_failed()). */
+	int (*message)(void *arg, struct msess *leg, const char *ctype, const char *body,
+		       size_t len, char *stanza_id, size_t idlen);
+	/* A well-formed NICKNAME (a malformed one was answered 424).  Returns the status now, or 0
+	 * to answer later with sessions_leg_nickname_answer(). */
+	int (*nickname)(void *arg, struct msess *leg, const char *nick);
+	/* The answer to our NICKNAME (sessions_leg_nickname()); 424 when it could not be built. */
+	void (*nickname_answered)(void *arg, struct msess *leg, int status);
+	/* The leg is over (not called after sessions_leg_end()): status >= 300 when our INVITE
+	 * failed, else 0; why: the BYE's Reason text or what happened.  leg is invalid after. */
+	void (*ended)(void *arg, struct msess *leg, int status, const char *why);
+};
+/* 0 if an SDP offer (borrowed) would be accepted for a leg, else -1 with a reason in err. */
+int sessions_offer_check(struct sessions *ss, const char *body, size_t len, char *err,
+			 size_t errlen);
+/* Answers a held INVITE (sip_call_hold()) with an MSRP answer to offer (borrowed); chatroom, if
+ * not NULL, goes in a=chatroom (RFC 7701 8).  NULL after refusing the call itself (488/503).
+ * local and remote_uri name the ends in logs; strings are copied. */
+struct msess *sessions_leg_accept(struct sessions *ss, struct sip_call *call,
+				  const struct conf_peer *peer, const char *remote_uri,
+				  const char *local, const char *offer, size_t offer_len,
+				  const char *chatroom, const struct sess_leg_cbs *cbs, void *arg);
+/* INVITEs to_uri (the peer's route) as from_uri with an MSRP offer.  NULL if it cannot start. */
+struct msess *sessions_leg_invite(struct sessions *ss, const struct conf_peer *peer,
+				  const char *from_uri, const char *to_uri, const char *local,
+				  const struct sess_leg_cbs *cbs, void *arg);
+/* Sends (or queues until active) one message.  If it fails, an error <message type=err_type>
+ * from err_from to err_to with stanza_id goes to XMPP (err_to NULL: logged only).  Strings are
+ * copied.  0, or -1 when the leg is closed, the message too large or the queue full. */
+int sessions_leg_send(struct msess *leg, const char *ctype, const char *body, size_t len,
+		      const char *stanza_id, const char *err_from, const char *err_to,
+		      const char *err_type);
+/* Sends a NICKNAME (now, or once active); the answer comes to nickname_answered. */
+void sessions_leg_nickname(struct msess *leg, const char *nick);
+/* Answers the NICKNAME the leg's nickname callback deferred. */
+void sessions_leg_nickname_answer(struct msess *leg, int status);
+/* The message that became stanza_id was refused by XMPP: a failure REPORT (RFC 4975 7.1.2). */
+void sessions_leg_failed(struct msess *leg, const char *stanza_id, const char *condition);
+/* BYE (or CANCEL) with a Reason (cause 0: none); no callback runs after this. */
+void sessions_leg_end(struct msess *leg, int cause, const char *text);
+int sessions_leg_active(const struct msess *leg);
+const char *sessions_leg_id(const struct msess *leg);
 /* Shutdown: BYE to every session, <gone/> to the XMPP users, queued messages bounced. */
 void sessions_close(struct sessions *ss);
 void sessions_free(struct sessions *ss);
+
+/* ---- groupchat.c: XMPP MUC <-> SIP/MSRP multi-party chat (RFC 7702, RFC 7701, RFC 4575) */
+struct groupchat;
+struct sip_watch;
+
+/* The tables (each a row lookup): the MUC error for our INVITE's failure status; for the answer
+ * to our NICKNAME; the SIP status (and phrase) of a held INVITE for a MUC join error; the BYE
+ * Reason cause (0: not a removal) and text for a MUC status code on an occupant's unavailable
+ * presence (301 banned, 307 kicked, 321, 322, 332, 333). */
+const char *map_muc_invite_error(int status);
+const char *map_muc_nickname_error(int status);
+int map_muc_join_error(const char *condition, const char **phrase);
+int map_muc_removal(int code, const char **text);
+
+struct groupchat *groupchat_new(struct gw *gw);
+/* 1 if a SIP request URI is a room of one of <groupchat>'s MUC services. */
+int groupchat_owns_uri(const struct groupchat *gc, const char *request_uri);
+/* An INVITE to such a room: held while the gateway joins the MUC, or refused now. */
+void groupchat_from_sip_invite(struct groupchat *gc, struct sip_call *call,
+			       const struct sip_invite_info *info);
+/* A SUBSCRIBE to such a room (Event: conference), accepted or refused before this returns. */
+void groupchat_from_sip_subscribe(struct groupchat *gc, struct sip_watch *w,
+				  const struct sip_subscribe_info *info);
+/* A watcher's dialog ended, or was refreshed: 1 if it was one of groupchat's. */
+int groupchat_watch_ended(struct groupchat *gc, struct sip_watch *w);
+int groupchat_watch_refreshed(struct groupchat *gc, struct sip_watch *w);
+/* A <presence/> or <message/> from the XMPP server: 1 if it was groupchat's (handled). */
+int groupchat_from_xmpp(struct groupchat *gc, struct xmpp_link *link, xmpp_stanza_t *stanza);
+void groupchat_link_state(struct groupchat *gc, struct xmpp_link *link, int up);
+/* Bridged occupants (both ways), and XMPP rooms with SIP occupants. */
+size_t groupchat_count(const struct groupchat *gc);
+size_t groupchat_rooms(const struct groupchat *gc);
+/* Shutdown: every occupant leaves (BYE, unavailable presence with status 332). */
+void groupchat_close(struct groupchat *gc);
+void groupchat_free(struct groupchat *gc);
 
 #endif

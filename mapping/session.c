@@ -68,7 +68,9 @@ struct mconn;
 struct mout {
 	STAILQ_ENTRY(mout) qentry;	/* in se->queue */
 	char *stanza_id;	/* the XMPP id, for errors and receipts; may be NULL */
-	char *from;		/* the XMPP sender's full JID */
+	char *from;		/* the XMPP sender's full JID; NULL: nobody to tell of a failure */
+	char *to;		/* what it was sent to (an error comes from there); NULL: sip_jid */
+	const char *type;	/* the stanza type of an error's copy: "chat" or "groupchat" */
 	char *ctype;
 	char *body;
 	size_t len;
@@ -128,6 +130,16 @@ struct msess {
 	int in_report;		/* Success-Report: yes */
 	struct event *timer;	/* connect timeout, then idle timeout */
 	SLIST_ENTRY(msess) dead_entry;	/* in ss->dead once closed */
+	/* a leg of groupchat.c: its callbacks get what a 1:1 session would give XMPP */
+	const struct sess_leg_cbs *leg;
+	void *leg_arg;
+	char *nick_out;		/* a NICKNAME to send once active; then sent, awaiting its answer */
+	char nick_tid[MSRP_TID_MAX + 1];	/* our NICKNAME in flight */
+	char nick_in_tid[MSRP_TID_MAX + 1];	/* a NICKNAME received, answered later */
+	int nick_in_report;	/* its Failure-Report */
+	int end_status;		/* for the leg's ended callback: the INVITE's failure status */
+	int bye_cause;		/* a Reason for our BYE (0: none) */
+	char *bye_text;
 };
 
 struct mconn {
@@ -189,12 +201,41 @@ const char *map_msrp_error(int status)
 	return "undefined-condition";
 }
 
+/* The comment of an MSRP status the gateway sends (RFC 4975 7.2, RFC 7701 5.2), as a table. */
+static const struct {
+	int status;
+	const char *comment;
+} msrp_comment_table[] = {
+	{ 200, "OK" },
+	{ 400, "Bad Request" },
+	{ 403, "Forbidden" },
+	{ 408, "Timeout" },
+	{ 413, "Message Too Large" },
+	{ 415, "Unsupported Media Type" },
+	{ 423, "Parameter Out Of Bounds" },
+	{ 424, "Malformed Nickname" },
+	{ 425, "Nickname Reserved Or Already In Use" },
+	{ 428, "Private Messages Not Supported" },
+	{ 481, "No Such Session" },
+	{ 501, "Unknown Method" },
+	{ 506, "Session Already Bound" },
+};
+
+static const char *msrp_status_comment(int status)
+{
+	for (size_t i = 0; i < sizeof(msrp_comment_table) / sizeof(msrp_comment_table[0]); i++)
+		if (msrp_comment_table[i].status == status)
+			return msrp_comment_table[i].comment;
+	return "Error";
+}
+
 /* ---------------------------------------------------------------- helpers */
 
 static void mout_free(struct mout *m)
 {
 	free(m->stanza_id);
 	free(m->from);
+	free(m->to);
 	free(m->ctype);
 	free(m->body);
 	free(m);
@@ -220,13 +261,16 @@ static void sess_send_xmpp(struct msess *se, xmpp_stanza_t *s)
 /* An error back to the XMPP sender of a queued or failed message. */
 static void mout_bounce(struct msess *se, struct mout *m, const char *condition, const char *text)
 {
-	xmpp_stanza_t *msg = sess_tag(se->ss, "message", NULL), *body, *t, *reply;
+	xmpp_stanza_t *msg, *body, *t, *reply;
 
+	if (!m->from)
+		return;		/* e.g. a room's message to a SIP occupant: nobody to tell */
+	msg = sess_tag(se->ss, "message", NULL);
 	log_info("session %s: message from %s bounced: %s (%s)", se->id, m->from, condition,
 		 text ? text : "");
-	xmpp_stanza_set_type(msg, "chat");
+	xmpp_stanza_set_type(msg, m->type ? m->type : "chat");
 	xmpp_stanza_set_from(msg, m->from);
-	xmpp_stanza_set_to(msg, se->sip_jid);
+	xmpp_stanza_set_to(msg, m->to ? m->to : se->sip_jid);
 	if (m->stanza_id)
 		xmpp_stanza_set_id(msg, m->stanza_id);
 	if (m->body && m->ctype && strncmp(m->ctype, "text/plain", 10) == 0) {
@@ -289,8 +333,12 @@ static void random_id(char *buf, size_t len)
 	msrp_make_id(buf, len);
 }
 
+/* A session; leg NULL: a 1:1 chat of xmpp_bare with sip_uri (sip_jid as XMPP sees the SIP
+ * user), counted in the per-user and total limits.  leg set: a leg of groupchat.c (xmpp_bare and
+ * sip_jid only name the ends in logs; groupchat.c counts its own). */
 static struct msess *msess_new(struct sessions *ss, const char *xmpp_bare, const char *sip_uri,
-			       const char *sip_jid, const struct conf_peer *peer)
+			       const char *sip_jid, const struct conf_peer *peer,
+			       const struct sess_leg_cbs *leg, void *leg_arg)
 {
 	struct msess *se = gw_xcalloc(1, sizeof(*se));
 	const char *addr = ss->listen_addr;
@@ -318,11 +366,15 @@ static struct msess *msess_new(struct sessions *ss, const char *xmpp_bare, const
 	if (!se->timer)
 		gw_fatal("evtimer_new failed");
 	dict_set(ss->by_id, se->id, se);
+	se->state = MS_CONNECTING;
+	se->leg = leg;
+	se->leg_arg = leg_arg;
+	if (leg)
+		return se;
 	dict_set(ss->by_pair, se->pair_key, se);
 	n = (intptr_t)dict_get(ss->per_user, xmpp_bare);
 	dict_set(ss->per_user, xmpp_bare, (void *)(n + 1));
 	ss->count++;
-	se->state = MS_CONNECTING;
 	return se;
 }
 
@@ -349,6 +401,8 @@ static void msess_free(struct msess *se)
 	free(se->xmpp_full);
 	free(se->sip_uri);
 	free(se->sip_jid);
+	free(se->nick_out);
+	free(se->bye_text);
 	free(se);
 }
 
@@ -424,7 +478,7 @@ static void msess_close(struct msess *se, int send_bye, int tell_xmpp, const cha
 	evtimer_del(se->timer);
 	if (se->call) {
 		if (send_bye)
-			sip_call_end(se->call);
+			sip_call_end_reason(se->call, se->bye_cause, se->bye_text);
 		se->call = NULL;
 	}
 	msess_bounce_queued(se, "recipient-unavailable", why);
@@ -439,7 +493,9 @@ static void msess_close(struct msess *se, int send_bye, int tell_xmpp, const cha
 	dict_free(se->by_msgid);
 	se->sent = dict_new();
 	se->by_msgid = dict_new();
-	if (tell_xmpp) {
+	if (tell_xmpp && se->leg) {
+		se->leg->ended(se->leg_arg, se, se->end_status, why);
+	} else if (tell_xmpp) {
 		xmpp_stanza_t *msg = sess_tag(ss, "message", NULL);
 
 		xmpp_stanza_set_type(msg, "chat");
@@ -461,6 +517,8 @@ static void msess_close(struct msess *se, int send_bye, int tell_xmpp, const cha
 		se->conn = NULL;
 	}
 	dict_del(ss->by_id, se->id);
+	if (se->leg)
+		goto dead;
 	if (dict_get(ss->by_pair, se->pair_key) == se)
 		dict_del(ss->by_pair, se->pair_key);
 	n = (intptr_t)dict_get(ss->per_user, se->xmpp_bare);
@@ -469,6 +527,7 @@ static void msess_close(struct msess *se, int send_bye, int tell_xmpp, const cha
 	else
 		dict_set(ss->per_user, se->xmpp_bare, (void *)(n - 1));
 	ss->count--;
+dead:
 	SLIST_INSERT_HEAD(&ss->dead, se, dead_entry);
 	event_active(ss->reap_ev, EV_TIMEOUT, 0);
 }
@@ -488,7 +547,7 @@ static void mconn_write(struct mconn *c, char *frame, size_t len)
 
 static void msess_touch(struct msess *se)
 {
-	if (se->state == MS_ACTIVE)
+	if (se->state == MS_ACTIVE && !se->leg)
 		msess_arm(se, se->ss->gw->conf->sessions_idle_s * 1000);
 }
 
@@ -543,6 +602,22 @@ static void msess_send_composing(struct msess *se, const char *state)
 	msess_send(se, m);
 }
 
+/* Our NICKNAME (RFC 7701 5.1): its answer goes to the leg's nickname_answered. */
+static void msess_send_nickname(struct msess *se)
+{
+	size_t len;
+	char *frame;
+
+	random_id(se->nick_tid, sizeof(se->nick_tid) > 17 ? 17 : sizeof(se->nick_tid));
+	frame = msrp_build_nickname(se->nick_tid, se->peer_path, se->our_path, se->nick_out, &len);
+	if (!frame) {
+		se->nick_tid[0] = '\0';
+		se->leg->nickname_answered(se->leg_arg, se, 424);
+		return;
+	}
+	mconn_write(se->conn, frame, len);
+}
+
 static void msess_activate(struct msess *se, struct mconn *c)
 {
 	se->conn = c;
@@ -550,8 +625,13 @@ static void msess_activate(struct msess *se, struct mconn *c)
 	if (c->bind_ev)
 		evtimer_del(c->bind_ev);
 	msess_enter_state(se, MS_ACTIVE);
+	evtimer_del(se->timer);		/* the connect timeout */
 	msess_touch(se);
+	if (se->leg && se->nick_out && !se->nick_tid[0])
+		msess_send_nickname(se);
 	msess_flush(se);
+	if (se->leg && se->state == MS_ACTIVE)
+		se->leg->active(se->leg_arg, se);
 }
 
 /* ---------------------------------------------------------------- MSRP input */
@@ -716,11 +796,30 @@ static void mconn_on_send(struct mconn *c, const struct msrp_frame *f)
 		   strncmp(se->in_ctype, "message/cpim", 12) != 0 &&
 		   strncmp(se->in_ctype, CT_COMPOSING, strlen(CT_COMPOSING)) != 0) {
 		mconn_respond(c, f, 415, "Unsupported Media Type");
+	} else if (se->leg) {
+		char sid[64] = "";
+		int status = 200;
+
+		if (strncmp(se->in_ctype, CT_COMPOSING, strlen(CT_COMPOSING)) != 0)
+			status = se->leg->message(se->leg_arg, se, se->in_ctype, se->in_buf,
+						  se->in_len, sid, sizeof(sid));
+		if (c->dead || se->state == MS_CLOSED)
+			goto out;
+		mconn_respond(c, f, status, status == 200 ? "OK" : msrp_status_comment(status));
+		if (status == 200 && sid[0] && f->failure_report != 0) {
+			struct mdelivered *d = &se->delivered[se->ndelivered++ % SESS_DELIVERED];
+
+			snprintf(d->stanza_id, sizeof(d->stanza_id), "%s", sid);
+			snprintf(d->message_id, sizeof(d->message_id), "%s", se->in_msgid);
+			d->total = se->in_len;
+			d->failure_report = f->failure_report;
+		}
 	} else {
 		mconn_respond(c, f, 200, "OK");
 		msess_deliver(se, se->in_ctype, se->in_buf, se->in_len, se->in_report, se->in_msgid,
 			      f->failure_report);
 	}
+out:
 	free(se->in_buf);
 	se->in_buf = NULL;
 	se->in_len = 0;
@@ -730,7 +829,16 @@ static void mconn_on_send(struct mconn *c, const struct msrp_frame *f)
 static void mconn_on_response(struct mconn *c, const struct msrp_frame *f)
 {
 	struct msess *se = c->sess;
-	struct mout *m = dict_del(se->sent, f->tid);
+	struct mout *m;
+
+	if (se->leg && se->nick_tid[0] && strcmp(f->tid, se->nick_tid) == 0) {
+		se->nick_tid[0] = '\0';
+		free(se->nick_out);
+		se->nick_out = NULL;
+		se->leg->nickname_answered(se->leg_arg, se, f->status);
+		return;
+	}
+	m = dict_del(se->sent, f->tid);
 
 	if (!m)
 		return;
@@ -778,6 +886,30 @@ static void mconn_on_report(struct mconn *c, const struct msrp_frame *f)
 	dict_del(se->by_msgid, msgid);
 	if (!m->chunks_out)
 		mout_free(m);
+}
+
+/* A NICKNAME (RFC 7701 5.1) on a leg: malformed 424 here, else the leg answers, now or later. */
+static void mconn_on_nickname(struct mconn *c, const struct msrp_frame *f)
+{
+	struct msess *se = c->sess;
+	char nick[MSRP_NICKNAME_MAX + 1];
+	int status;
+
+	msess_touch(se);
+	if (!f->use_nickname ||
+	    msrp_nickname_parse(f->use_nickname, f->use_nickname_len, nick, sizeof(nick)) < 0) {
+		mconn_respond(c, f, 424, msrp_status_comment(424));
+		return;
+	}
+	if (se->nick_in_tid[0]) {
+		mconn_respond(c, f, 403, "Another NICKNAME Is Pending");
+		return;
+	}
+	snprintf(se->nick_in_tid, sizeof(se->nick_in_tid), "%s", f->tid);
+	se->nick_in_report = f->failure_report;
+	status = se->leg->nickname(se->leg_arg, se, nick);
+	if (status && se->state != MS_CLOSED)
+		sessions_leg_nickname_answer(se, status);
 }
 
 /* RFC 4975 7.3.1: the first URI of To-Path must be ours and the last of From-Path the peer's. */
@@ -850,6 +982,8 @@ static void mconn_frame(void *arg, const struct msrp_frame *f)
 		mconn_on_send(c, f);
 	} else if (f->method == MSRP_REPORT) {
 		mconn_on_report(c, f);
+	} else if (f->method == MSRP_NICKNAME && c->sess->leg) {
+		mconn_on_nickname(c, f);
 	} else {
 		mconn_respond(c, f, 501, "Unknown Method");
 	}
@@ -1164,7 +1298,7 @@ static int msess_set_peer(struct msess *se, const struct msrp_sdp_media *m, char
 static const char *const our_types[] = { "text/plain", "message/cpim", CT_COMPOSING };
 
 static char *msess_sdp(struct msess *se, const struct msrp_sdp_media *offer, enum msrp_setup setup,
-		       char *const *types, size_t ntypes)
+		       char *const *types, size_t ntypes, const char *chatroom)
 {
 	struct msrp_sdp_local l;
 	static const char *const wrapped[] = { "text/plain" };
@@ -1183,6 +1317,7 @@ static char *msess_sdp(struct msess *se, const struct msrp_sdp_media *offer, enu
 	l.naccept_wrapped = 1;
 	l.max_size = se->ss->gw->conf->sessions_max_message;
 	l.direction = offer ? msrp_sdp_answer_direction(offer->direction) : NULL;	/* RFC 3264 */
+	l.chatroom = chatroom;
 	l.sess_id = sid >> 2;
 	l.sess_version = 1;
 	return msrp_sdp_build(&l, offer, NULL);
@@ -1227,10 +1362,12 @@ static void call_ended(void *arg, struct sip_call *call, int status, const char 
 
 		snprintf(text, sizeof(text), "SIP %03d %s", status, phrase ? phrase : "");
 		msess_bounce_queued(se, map_error_from_sip(status), text);
-		msess_close(se, 0, 0, text);
+		se->end_status = status;
+		msess_close(se, 0, se->leg != NULL, se->leg && phrase ? phrase : text);
 		return;
 	}
-	msess_close(se, 0, 1, status ? "the SIP session failed" : "BYE");
+	se->end_status = status;
+	msess_close(se, 0, 1, status ? "the SIP session failed" : phrase ? phrase : "BYE");
 }
 
 static const struct sip_call_cbs call_cbs = { call_answered, call_ended };
@@ -1295,7 +1432,7 @@ void sessions_from_sip(struct sessions *ss, struct sip_call *call,
 		sip_call_refuse(call, 486, "Busy Here", "too many sessions for this user");
 		goto out;
 	}
-	se = msess_new(ss, user, info->from_uri, sip_jid, info->peer);
+	se = msess_new(ss, user, info->from_uri, sip_jid, info->peer, NULL, NULL);
 	if (msess_set_peer(se, &m, err, sizeof(err)) != 0) {
 		sip_call_refuse(call, 488, "Not Acceptable Here", err);
 		msess_close(se, 0, 0, err);
@@ -1309,7 +1446,7 @@ void sessions_from_sip(struct sessions *ss, struct sip_call *call,
 		msess_close(se, 0, 0, "connection rate");
 		goto out;
 	}
-	sdp = msess_sdp(se, &m, setup, types, ntypes);
+	sdp = msess_sdp(se, &m, setup, types, ntypes, NULL);
 	se->call = call;
 	sip_call_accept(call, sdp, &call_cbs, se);
 	free(sdp);
@@ -1492,9 +1629,9 @@ int sessions_from_xmpp(struct sessions *ss, struct xmpp_link *link, xmpp_stanza_
 			if (map_jid_to_sip(from, 0, from_uri, sizeof(from_uri)) < 0 ||
 			    map_jid_bare(to, sip_jid, sizeof(sip_jid)) < 0)
 				return 0;
-			se = msess_new(ss, from_bare, uri, sip_jid, peer);
+			se = msess_new(ss, from_bare, uri, sip_jid, peer, NULL, NULL);
 			msess_enter_state(se, MS_INVITING);
-			sdp = msess_sdp(se, NULL, MSRP_SETUP_ACTPASS, NULL, 0);
+			sdp = msess_sdp(se, NULL, MSRP_SETUP_ACTPASS, NULL, 0, NULL);
 			se->call = sip_call_invite(ss->gw->sip, peer, from_uri, uri, sdp, &call_cbs, se);
 			free(sdp);
 			if (!se->call) {
@@ -1554,6 +1691,207 @@ int sessions_from_xmpp(struct sessions *ss, struct xmpp_link *link, xmpp_stanza_
 	se->q_bytes += m->len;
 	STAILQ_INSERT_TAIL(&se->queue, m, qentry);
 	return 1;
+}
+
+/* ---------------------------------------------------------------- legs (groupchat.c) */
+
+int sessions_offer_check(struct sessions *ss, const char *body, size_t len, char *err,
+			 size_t errlen)
+{
+	struct msrp_sdp_media m;
+	char **types = NULL;
+	size_t ntypes = 0;
+	int r;
+
+	if (!ss->gw->conf->sessions_enabled || ss->closing) {
+		snprintf(err, errlen, "%s", ss->closing ? "shutting down" : "sessions are disabled");
+		return -1;
+	}
+	if (msrp_sdp_parse_offer(body, len, 0, &m, NULL, NULL, err, errlen) != 0)
+		return -1;
+	r = msrp_sdp_types_intersect(our_types, sizeof(our_types) / sizeof(our_types[0]),
+				     m.accept_types, m.naccept_types, &types, &ntypes);
+	if (r != 0)
+		snprintf(err, errlen, "no common accept-types");
+	msrp_sdp_strv_free(types, ntypes);
+	msrp_sdp_media_clear(&m);
+	return r;
+}
+
+struct msess *sessions_leg_accept(struct sessions *ss, struct sip_call *call,
+				  const struct conf_peer *peer, const char *remote_uri,
+				  const char *local, const char *offer, size_t offer_len,
+				  const char *chatroom, const struct sess_leg_cbs *cbs, void *arg)
+{
+	struct msrp_sdp_media m;
+	char **types = NULL, *sdp, err[160] = "";
+	size_t ntypes = 0;
+	enum msrp_setup setup;
+	struct msess *se;
+
+	if (msrp_sdp_parse_offer(offer, offer_len, 0, &m, NULL, NULL, err, sizeof(err)) != 0) {
+		sip_call_refuse(call, 488, "Not Acceptable Here", err);
+		return NULL;
+	}
+	if (msrp_sdp_types_intersect(our_types, sizeof(our_types) / sizeof(our_types[0]),
+				     m.accept_types, m.naccept_types, &types, &ntypes) != 0) {
+		msrp_sdp_media_clear(&m);
+		sip_call_refuse(call, 488, "Not Acceptable Here", "no common accept-types");
+		return NULL;
+	}
+	se = msess_new(ss, local, remote_uri, local, peer, cbs, arg);
+	setup = msrp_sdp_answer_setup(m.setup, 0);
+	if (msess_set_peer(se, &m, err, sizeof(err)) != 0 ||
+	    (setup == MSRP_SETUP_ACTIVE && !sess_connect_allowed(ss))) {
+		sip_call_refuse(call, setup == MSRP_SETUP_ACTIVE && !err[0] ? 503 : 488,
+				"Not Acceptable Here", err[0] ? err : "connection rate");
+		msess_close(se, 0, 0, err);
+		se = NULL;
+		goto out;
+	}
+	sdp = msess_sdp(se, &m, setup, types, ntypes, chatroom);
+	se->call = call;
+	sip_call_accept(call, sdp, &call_cbs, se);
+	free(sdp);
+	msess_arm(se, ss->gw->conf->sessions_connect_ms);
+	se->we_connect = setup == MSRP_SETUP_ACTIVE;
+	if (se->we_connect && msess_connect(se) != 0) {
+		msess_close(se, 1, 0, "cannot connect to the MSRP peer");
+		se = NULL;
+	}
+out:
+	msrp_sdp_strv_free(types, ntypes);
+	msrp_sdp_media_clear(&m);
+	return se;
+}
+
+struct msess *sessions_leg_invite(struct sessions *ss, const struct conf_peer *peer,
+				  const char *from_uri, const char *to_uri, const char *local,
+				  const struct sess_leg_cbs *cbs, void *arg)
+{
+	struct msess *se;
+	char *sdp;
+
+	if (!ss->gw->conf->sessions_enabled || ss->closing)
+		return NULL;
+	se = msess_new(ss, local, to_uri, local, peer, cbs, arg);
+	msess_enter_state(se, MS_INVITING);
+	sdp = msess_sdp(se, NULL, MSRP_SETUP_ACTPASS, NULL, 0, NULL);
+	se->call = sip_call_invite(ss->gw->sip, peer, from_uri, to_uri, sdp, &call_cbs, se);
+	free(sdp);
+	if (!se->call) {
+		msess_close(se, 0, 0, "the SIP stack is shutting down");
+		return NULL;
+	}
+	msess_arm(se, 64 * ss->gw->conf->sip_t1_ms + ss->gw->conf->sessions_connect_ms);
+	return se;
+}
+
+int sessions_leg_send(struct msess *se, const char *ctype, const char *body, size_t len,
+		      const char *stanza_id, const char *err_from, const char *err_to,
+		      const char *err_type)
+{
+	const struct conf *conf = se->ss->gw->conf;
+	struct mout *m;
+
+	if (se->state == MS_CLOSED)
+		return -1;
+	if (len > conf->sessions_max_message)
+		return -1;
+	m = gw_xcalloc(1, sizeof(*m));
+	m->stanza_id = stanza_id ? gw_xstrdup(stanza_id) : NULL;
+	m->from = err_to ? gw_xstrdup(err_to) : NULL;
+	m->to = err_from ? gw_xstrdup(err_from) : NULL;
+	m->type = err_type;
+	m->ctype = gw_xstrdup(ctype);
+	m->body = gw_xstrndup(body, len);
+	m->len = len;
+	if (!m->from)
+		m->failed = 1;	/* nobody to tell: logged only */
+	if (se->state == MS_ACTIVE) {
+		msess_send(se, m);
+		return 0;
+	}
+	if (se->q_bytes + m->len > conf->sessions_max_queued) {
+		mout_free(m);
+		return -1;
+	}
+	se->q_bytes += m->len;
+	STAILQ_INSERT_TAIL(&se->queue, m, qentry);
+	return 0;
+}
+
+void sessions_leg_nickname(struct msess *se, const char *nick)
+{
+	if (se->state == MS_CLOSED || se->nick_tid[0])
+		return;
+	free(se->nick_out);
+	se->nick_out = gw_xstrdup(nick);
+	if (se->state == MS_ACTIVE)
+		msess_send_nickname(se);
+}
+
+void sessions_leg_nickname_answer(struct msess *se, int status)
+{
+	size_t len, n;
+	char *frame, *to;
+
+	if (!se->nick_in_tid[0] || se->state != MS_ACTIVE)
+		return;
+	n = msrp_path_first(se->peer_path, strlen(se->peer_path));
+	to = gw_xstrndup(se->peer_path, n);
+	frame = msrp_build_response(se->nick_in_tid, status, msrp_status_comment(status), to,
+				    se->our_path, &len);
+	free(to);
+	se->nick_in_tid[0] = '\0';
+	if (status == 200 && se->nick_in_report == 0) {
+		free(frame);
+		return;
+	}
+	mconn_write(se->conn, frame, len);
+}
+
+void sessions_leg_failed(struct msess *se, const char *stanza_id, const char *condition)
+{
+	for (unsigned i = 0; i < SESS_DELIVERED && i < se->ndelivered; i++) {
+		struct mdelivered *d = &se->delivered[i];
+		int status = map_msrp_report_status(condition);
+		char tid[17], *frame;
+		size_t len;
+
+		if (strcmp(d->stanza_id, stanza_id) != 0)
+			continue;
+		log_info("session %s: message %s bounced by XMPP (%s): failure REPORT %d", se->id,
+			 d->message_id, condition, status);
+		if (se->state == MS_ACTIVE) {
+			random_id(tid, sizeof(tid));
+			frame = msrp_build_report(tid, se->peer_path, se->our_path, d->message_id, 1,
+						  d->total, d->total, status, condition, &len);
+			mconn_write(se->conn, frame, len);
+		}
+		d->stanza_id[0] = '\0';
+		return;
+	}
+}
+
+void sessions_leg_end(struct msess *se, int cause, const char *text)
+{
+	if (se->state == MS_CLOSED)
+		return;
+	se->bye_cause = cause;
+	free(se->bye_text);
+	se->bye_text = text ? gw_xstrdup(text) : NULL;
+	msess_close(se, 1, 0, text ? text : "ended by groupchat");
+}
+
+int sessions_leg_active(const struct msess *se)
+{
+	return se->state == MS_ACTIVE;
+}
+
+const char *sessions_leg_id(const struct msess *se)
+{
+	return se->id;
 }
 
 /* ---------------------------------------------------------------- lifecycle */

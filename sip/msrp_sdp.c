@@ -839,6 +839,8 @@ static void write_stream(struct buf *b, const struct msrp_sdp_local *ours, int s
 		bprintf(b, "a=setup:%s\r\n", setup);
 	if (ours->max_size)
 		bprintf(b, "a=max-size:%llu\r\n", ours->max_size);
+	if (ours->chatroom)
+		bprintf(b, "a=chatroom:%s\r\n", ours->chatroom);
 	if (ours->direction)
 		bprintf(b, "a=%s\r\n", ours->direction);
 }

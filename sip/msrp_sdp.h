@@ -108,6 +108,8 @@ struct msrp_sdp_local {
 	size_t naccept_wrapped;
 	unsigned long long max_size;	/* 0: no a=max-size */
 	const char *direction;		/* a=<direction>; NULL writes none (sendrecv) */
+	const char *chatroom;		/* a=chatroom:<value> (RFC 7701 section 8: a focus's
+					 * "nickname private-messages"); NULL writes none */
 	unsigned long long sess_id;	/* o= session id and version */
 	unsigned long long sess_version;
 };
@@ -117,7 +119,7 @@ struct msrp_sdp_local {
  * Otherwise an answer to offer (borrowed): one m= line per offered m= line, in order; the one at
  * offer->mline is our message stream with the offer's transport, the others are rejected as
  * "m=<media> 0 <proto> <fmt>".  Our stream carries, in order: a=path, a=accept-types,
- * a=accept-wrapped-types, a=setup, a=max-size, a=<direction>.  The strings of ours are written
+ * a=accept-wrapped-types, a=setup, a=max-size, a=chatroom, a=<direction>.  The strings of ours are written
  * as they are: the caller passes valid tokens (the fuzz harness checks that what we build from a
  * parsed offer parses back).  Returns a new NUL-terminated string the caller frees with free();
  * its length in *len (len may be NULL). */

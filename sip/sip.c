@@ -333,12 +333,30 @@ static const struct conf_peer *sip_authorize(struct sip_stack *st, const su_addr
 		*status = 403, *phrase = "From Domain Not Owned By This Peer";
 		return NULL;
 	}
-	if (!sip->sip_request || !sip->sip_request->rq_url->url_host ||
-	    !gw_strcaseeq(sip->sip_request->rq_url->url_host, conf->xmpp_domain)) {
+	if (!sip->sip_request || !sip->sip_request->rq_url->url_host) {
 		*status = 404, *phrase = "Domain Not Served Here";
 		return NULL;
 	}
-	return peer;
+	if (gw_strcaseeq(sip->sip_request->rq_url->url_host, conf->xmpp_domain))
+		return peer;
+	/* a room of an XMPP MUC service (RFC 7702 section 6): INVITE and SUBSCRIBE (conference
+	 * event package) only, from a peer allowed groupchat */
+	for (size_t i = 0; i < conf->nmuc_services; i++) {
+		if (!gw_strcaseeq(sip->sip_request->rq_url->url_host, conf->muc_services[i]))
+			continue;
+		if (!conf->groupchat_enabled || !peer->groupchat) {
+			*status = 403, *phrase = "Groupchat Not Allowed For This Peer";
+			return NULL;
+		}
+		if (sip->sip_request->rq_method != sip_method_invite &&
+		    sip->sip_request->rq_method != sip_method_subscribe) {
+			*status = 405, *phrase = "Method Not Allowed";
+			return NULL;
+		}
+		return peer;
+	}
+	*status = 404, *phrase = "Domain Not Served Here";
+	return NULL;
 }
 
 static const char *sip_param_value(msg_param_t const *params, const char *name, char *buf,
@@ -437,6 +455,7 @@ struct sip_watch {
 	void *arg;
 	int accepted;
 	int eventlist;		/* a list subscription: Require: eventlist on 200 and NOTIFYs */
+	char event[16];		/* "presence" or "conference": the Event of our NOTIFYs */
 };
 
 const char *sip_substate_name(enum sip_substate s)
@@ -521,7 +540,7 @@ void sip_watch_notify(struct sip_watch *w, enum sip_substate state, const char *
 				  state == SIP_SUBSTATE_PENDING ? nua_substate_pending :
 				  nua_substate_terminated),
 		   TAG_IF(ss, SIPTAG_SUBSCRIPTION_STATE_STR(ss)),
-		   SIPTAG_EVENT_STR("presence"),
+		   SIPTAG_EVENT_STR(w->event),
 		   TAG_IF(w->eventlist, SIPTAG_REQUIRE_STR("eventlist")),
 		   TAG_IF(body && content_type, SIPTAG_CONTENT_TYPE_STR(content_type)),
 		   TAG_IF(body, SIPTAG_PAYLOAD_STR(body)),
@@ -640,6 +659,8 @@ static void sip_on_subscribe(struct sip_stack *st, nua_handle_t *nh, msg_t *msg,
 	w->stack = st;
 	w->nh = nh;
 	w->msg = msg_ref_create(msg);
+	snprintf(w->event, sizeof(w->event), "%s",
+		 strcmp(event, "conference") == 0 ? "conference" : "presence");
 	sip_list_add(&st->watches, &w->h);
 	nua_handle_bind(nh, &w->h);
 	st->cbs.subscribe(st->arg, w, &info);	/* accepts or refuses (and frees) */
@@ -886,6 +907,7 @@ struct sip_call {
 	int answered;
 	int last_status;
 	char last_phrase[64];
+	char bye_reason[64];	/* the text of a received BYE's Reason header */
 };
 
 static struct sip_call *sip_call_new(struct sip_stack *st, nua_handle_t *nh,
@@ -931,6 +953,12 @@ void sip_call_accept(struct sip_call *call, const char *sdp, const struct sip_ca
 	nua_respond(call->nh, 200, "OK", SIPTAG_CONTENT_TYPE_STR("application/sdp"),
 		    SIPTAG_PAYLOAD_STR(call->our_sdp), SIPTAG_ALLOW_STR(SIP_ALLOW), TAG_END());
 	reactor_kick(call->stack->reactor);
+}
+
+void sip_call_hold(struct sip_call *call, const struct sip_call_cbs *cbs, void *arg)
+{
+	call->cbs = *cbs;
+	call->arg = arg;
 }
 
 void sip_call_refuse(struct sip_call *call, int status, const char *phrase, const char *warning)
@@ -983,13 +1011,30 @@ struct sip_call *sip_call_invite(struct sip_stack *st, const struct conf_peer *p
 
 void sip_call_end(struct sip_call *call)
 {
+	sip_call_end_reason(call, 0, NULL);
+}
+
+void sip_call_end_reason(struct sip_call *call, int cause, const char *text)
+{
+	char *reason = NULL;
+
 	if (call->ending)
 		return;
 	call->ending = 1;
+	if (cause) {
+		char clean[128];
+
+		sip_clean_phrase(text ? text : "", clean, sizeof(clean));
+		for (char *q = clean; *q; q++)
+			if (*q == '"' || *q == '\\')
+				*q = '\'';
+		reason = gw_xasprintf("SIP;cause=%d;text=\"%s\"", cause, clean);
+	}
 	if (call->answered)
-		nua_bye(call->nh, TAG_END());
+		nua_bye(call->nh, TAG_IF(reason, SIPTAG_REASON_STR(reason)), TAG_END());
 	else
-		nua_cancel(call->nh, TAG_END());
+		nua_cancel(call->nh, TAG_IF(reason, SIPTAG_REASON_STR(reason)), TAG_END());
+	free(reason);
 	reactor_kick(call->stack->reactor);
 }
 
@@ -1065,6 +1110,19 @@ static void sip_call_event(struct sip_call *call, nua_t *nua, nua_event_t event,
 			    TAG_IF(call->our_sdp, SIPTAG_PAYLOAD_STR(call->our_sdp)), TAG_END());
 		reactor_kick(call->stack->reactor);
 		break;
+	case nua_i_bye:
+		/* nua answered it; keep its Reason text (RFC 3326) for the ended callback */
+		if (sip && sip->sip_reason && sip->sip_reason->re_params) {
+			const char *v = msg_params_find(sip->sip_reason->re_params, "text");
+			size_t n = 0;
+
+			if (v && *v == '"')
+				v++;
+			for (; v && *v && *v != '"' && n + 1 < sizeof(call->bye_reason); v++)
+				call->bye_reason[n++] = *v;
+			call->bye_reason[n] = '\0';
+		}
+		break;
 	case nua_r_invite:
 		if (status >= 200 && status < 300 && !call->answered) {
 			call->answered = 1;
@@ -1085,6 +1143,7 @@ static void sip_call_event(struct sip_call *call, nua_t *nua, nua_event_t event,
 		if (t && (enum nua_callstate)t->t_value == nua_callstate_terminated)
 			sip_call_finish(call, call->answered ? 0 : call->last_status ?
 					call->last_status : 408,
+					call->answered ? (call->bye_reason[0] ? call->bye_reason : NULL) :
 					call->last_phrase[0] ? call->last_phrase : NULL);
 		break;
 	}
@@ -1300,7 +1359,7 @@ struct sip_stack *sip_stack_new(struct reactor *reactor, const struct conf *conf
 			     TAG_IF(urls[1], NUTAG_SIPS_URL(urls[1])),
 			     NUTAG_MEDIA_ENABLE(0),
 			     NUTAG_ENABLEMESSAGE(1),
-			     NUTAG_ALLOW_EVENTS("presence"),
+			     NUTAG_ALLOW_EVENTS("presence, conference"),
 			     /* RFC 4028 session timers, refreshed with UPDATE (no SDP needed) */
 			     NUTAG_SESSION_TIMER(1800),
 			     NUTAG_MIN_SE(90),

@@ -76,8 +76,8 @@ struct sip_cbs {
 	/* The watcher refreshed its subscription (the stack answered it and repeated the last
 	 * NOTIFY).  May be NULL. */
 	void (*watch_refreshed)(void *arg, struct sip_watch *w);
-	/* A new INVITE.  Before returning, the callee calls sip_call_accept() or
-	 * sip_call_refuse().  NULL: every INVITE is answered 488. */
+	/* A new INVITE.  Before returning, the callee calls sip_call_accept(), sip_call_refuse()
+	 * or sip_call_hold().  NULL: every INVITE is answered 488. */
 	void (*invite)(void *arg, struct sip_call *call, const struct sip_invite_info *info);
 	/* sip_stack_shutdown() finished. */
 	void (*shutdown_done)(void *arg);
@@ -193,13 +193,16 @@ struct sip_call_cbs {
 	/* An outgoing INVITE was answered 2xx (the stack has ACKed it); sdp is the answer. */
 	void (*answered)(void *arg, struct sip_call *call, const char *sdp, size_t len);
 	/* The call is over: status >= 300 when the INVITE failed (408 unanswered), 0 when a BYE
-	 * or CANCEL ended it.  call is freed when this returns; not called after sip_call_end(). */
+	 * or CANCEL ended it (phrase: then the BYE's Reason text, or NULL).  call is freed when this returns; not called after sip_call_end(). */
 	void (*ended)(void *arg, struct sip_call *call, int status, const char *phrase);
 };
 
 /* Accepts an incoming INVITE: 200 with the SDP answer (copied; also repeated for re-INVITEs). */
 void sip_call_accept(struct sip_call *call, const char *sdp, const struct sip_call_cbs *cbs,
 		     void *arg);
+/* Answers it later: the callbacks are set now (ended runs if the caller CANCELs meanwhile, with
+ * status 487), and sip_call_accept() or sip_call_refuse() follows from some later event. */
+void sip_call_hold(struct sip_call *call, const struct sip_call_cbs *cbs, void *arg);
 /* Refuses it (warning: a Warning header text, or NULL).  call is freed. */
 void sip_call_refuse(struct sip_call *call, int status, const char *phrase, const char *warning);
 /* Sends an INVITE with an SDP offer to a peer (strings copied).  NULL if shutting down. */
@@ -209,6 +212,8 @@ struct sip_call *sip_call_invite(struct sip_stack *stack, const struct conf_peer
 /* Ends the call (BYE, or CANCEL before the answer); no callback runs after this.  Safe from the
  * call's own callbacks. */
 void sip_call_end(struct sip_call *call);
+/* The same with a Reason header (RFC 3326) "SIP;cause=<cause>;text=\"<text>\"" (cause 0: none). */
+void sip_call_end_reason(struct sip_call *call, int cause, const char *text);
 size_t sip_stack_calls(const struct sip_stack *stack);
 
 /* The standard reason phrase of a status code ("Not Found"), or "Unknown". */

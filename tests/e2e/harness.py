@@ -30,6 +30,7 @@ from slixmpp.xmlstream.matcher import StanzaPath
 HERE = os.path.dirname(os.path.abspath(__file__))
 XMPP_DOMAIN = "xmpp.example"
 SIP_DOMAIN = "sip.example"
+MUC_DOMAIN = f"conference.{XMPP_DOMAIN}"  # the XMPP server's own MUC service (XEP-0045)
 SECRET = "component-secret-for-tests"
 PASSWORD = "pw"
 
@@ -163,7 +164,11 @@ VirtualHost "{XMPP_DOMAIN}"
   modules_enabled = {{ "privilege" }}
   privileged_entities = {{
 {privileged}  }}
-{comps}"""
+{comps}Component "{MUC_DOMAIN}" "muc"
+  restrict_room_creation = false
+  muc_room_default_public = true
+  muc_room_default_history_length = 20
+"""
         with open(os.path.join(self.dir, "prosody.cfg.lua"), "w") as f:
             f.write(cfg)
         os.makedirs(os.path.join(self.dir, "certs"), exist_ok=True)
@@ -298,6 +303,11 @@ listen:
   mod_privilege:
     roster:
       get: privileged_components
+  mod_muc:
+    host: {q(MUC_DOMAIN)}
+    access_create: all
+    default_room_options:
+      public: true
 """
         with open(self.config, "w") as f:
             f.write(cfg)

@@ -1,9 +1,10 @@
 """msrp_ua.py - a SIP + MSRP user agent for end-to-end tests of session-mode IM (RFC 7573).
 
 Written from the RFCs only (RFC 3261 SIP over UDP, RFC 4566/3264 SDP, RFC 4975 MSRP over TCP,
-RFC 6135 a=setup, RFC 3994 isComposing, RFC 3862 message/cpim), independently of the gateway's
-MSRP code, so that the two cannot share a misunderstanding.  Everything binds to 127.0.0.1 and
-every peer is addressed by number: it never asks a name server.
+RFC 6135 a=setup, RFC 3994 isComposing, RFC 3862 message/cpim, RFC 6665 SUBSCRIBE/NOTIFY,
+RFC 4575 conference state, RFC 7701 multi-party chat as a participant), independently of the
+gateway's MSRP code, so that the two cannot share a misunderstanding.  Everything binds to
+127.0.0.1 and every peer is addressed by number: it never asks a name server.
 
     ua = MsrpUA("bob", local_port=None, setup="actpass", domain="sip.example")
     await ua.start()
@@ -19,6 +20,20 @@ every peer is addressed by number: it never asks a name server.
     ua.check_clean()                  # raises if anything received was malformed
     await ua.stop()
 
+A participant of an RFC 7701 chat room (conf_focus.py is a focus to test this against):
+
+    call = await ua.invite("sip:room@conf.example", next_hop=(ip, port))
+    call.chatroom                     # tokens of the answer's a=chatroom, e.g. ["nickname", ...]
+    await call.send_nickname("bob")   # MSRP NICKNAME: 200, 424 malformed, 425 taken (408 timeout)
+    await call.send_cpim("hi all")    # message/cpim, From: our URI, To: the room
+    await call.send_cpim("psst", to="sip:carol@sip.example")   # private: To is one participant
+    m = await call.wait_message()     # m.cpim_from, m.cpim_to, m.cpim_datetime, m.text (inner body)
+    sub = await ua.subscribe("sip:room@conf.example", next_hop=(ip, port))   # Event: conference
+    sub.status; sub.notifies; await sub.wait_notify(pred, timeout)
+    sub.conference                    # entity -> {"display", "state", "status", "roles", ...}
+    sub.subject; await sub.wait_state(lambda s: ..., timeout); await sub.unsubscribe()
+    call.bye_received; call.bye_reason   # a BYE from the focus (a kick) and its Reason header
+
 Everything received is recorded: ua.sip_log (every SIP message, both ways), call.received (SIP
 messages of the dialog), msrp.frames (every MSRP frame received), msrp.received_messages
 (reassembled), msrp.reports, msrp.responses, msrp.aborted; malformed input and rule violations go
@@ -32,6 +47,7 @@ import ipaddress
 import re
 import secrets
 import time
+import unicodedata
 import xml.etree.ElementTree as ET
 
 T1 = 0.5
@@ -40,6 +56,10 @@ ISCOMPOSING_NS = "urn:ietf:params:xml:ns:im-iscomposing"
 DEFAULT_ACCEPT_TYPES = "text/plain message/cpim application/im-iscomposing+xml"
 DEFAULT_WRAPPED_TYPES = "text/plain application/im-iscomposing+xml"
 MAX_MSRP_FRAME = 4 * 1024 * 1024
+CONF_NS = "urn:ietf:params:xml:ns:conference-info"      # RFC 4575
+CONF_INFO_TYPE = "application/conference-info+xml"      # RFC 4575
+# RFC 3339 date-time, as RFC 3862 wants it in the CPIM DateTime header
+CPIM_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$", re.I)
 
 
 class ProtocolError(AssertionError):
@@ -524,11 +544,38 @@ def parse_iscomposing(body):
     return out
 
 
-def cpim_wrap(body, content_type, from_uri, to_uri, extra_headers=()):
-    """A message/cpim document (RFC 3862) around body."""
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    head = [f"From: <{from_uri}>", f"To: <{to_uri}>", f"DateTime: {now}"] + list(extra_headers)
+def cpim_address(value):
+    """A CPIM From/To value (RFC 3862: [ Formal-name ] "<" URI ">"): a bare URI gets the
+    angle brackets, a value that already has them ('"Nick" <sip:a@b>') is kept."""
+    return value if "<" in value else f"<{value}>"
+
+
+def cpim_wrap(body, content_type, from_uri, to_uri, extra_headers=(), datetime_value=True):
+    """A message/cpim document (RFC 3862) around body.
+
+    from_uri / to_uri: a URI or a whole CPIM address with a display name; to_uri may be a list
+    (one To header each).  datetime_value: True for now, a string for that value, None for none."""
+    if datetime_value is True:
+        datetime_value = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    tos = [to_uri] if isinstance(to_uri, str) else list(to_uri)
+    head = [f"From: {cpim_address(from_uri)}"] + [f"To: {cpim_address(t)}" for t in tos]
+    if datetime_value:
+        head.append(f"DateTime: {datetime_value}")
+    head += list(extra_headers)
+    if isinstance(body, str):
+        body = body.encode()
     return ("\r\n".join(head) + "\r\n\r\n" + f"Content-Type: {content_type}\r\n\r\n").encode() + body
+
+
+def parse_cpim_address(value):
+    """(display name or None, URI) of a CPIM From/To value; raises ProtocolError."""
+    m = re.match(r'^\s*(?:"((?:[^"\\]|\\.)*)"|([^"<]*?))\s*<([^<>\s]+)>\s*$', value or "")
+    if not m:
+        raise ProtocolError(f"bad CPIM address {value!r}")
+    name = m.group(1) if m.group(1) is not None else (m.group(2) or None)
+    if name is not None and m.group(1) is not None:
+        name = re.sub(r"\\(.)", r"\1", name)
+    return name, m.group(3)
 
 
 class Cpim:
@@ -540,6 +587,9 @@ class Cpim:
             if n.lower() == name.lower():
                 return v
         return None
+
+    def get_all(self, name):
+        return [v for n, v in self.headers if n.lower() == name.lower()]
 
     @property
     def content_type(self):
@@ -573,6 +623,53 @@ def parse_cpim(data):
     return c
 
 
+def quote_string(text):
+    """An RFC 4975 quoted-string (section 9: DQUOTE *(qdtext / qd-esc) DQUOTE) holding text."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def parse_quoted_string(value):
+    """The text of an RFC 4975 quoted-string; raises ProtocolError.  qd-esc is a backslash before
+    a backslash or a double quote only; qdtext excludes control characters."""
+    if value is None or len(value) < 2 or value[0] != '"' or value[-1] != '"':
+        raise ProtocolError(f"not a quoted-string: {value!r}")
+    out, i, inner = [], 0, value[1:-1]
+    while i < len(inner):
+        ch = inner[i]
+        if ch == "\\":
+            if i + 1 >= len(inner) or inner[i + 1] not in '\\"':
+                raise ProtocolError(f"bad escape in quoted-string {value!r}")
+            out.append(inner[i + 1])
+            i += 2
+            continue
+        if ch == '"' or (ord(ch) < 0x20 and ch != "\t") or ord(ch) == 0x7f:
+            raise ProtocolError(f"bad character {ch!r} in quoted-string {value!r}")
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def parse_use_nickname(value):
+    """The nickname of a Use-Nickname header value (RFC 7701: a quoted-string).
+
+    Beyond the syntax, RFC 7701 wants nicknames prepared as RFC 7700 (now RFC 8266) says: an
+    empty one, or one with control characters, is malformed.  Raises ProtocolError."""
+    nick = parse_quoted_string(value)
+    if not nick.strip():
+        raise ProtocolError(f"empty nickname in {value!r}")
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn") for c in nick):
+        raise ProtocolError(f"nickname with a control or unassigned character: {value!r}")
+    return nick
+
+
+def nickname_key(nick):
+    """The form two nicknames are compared in (RFC 8266's nickname profile, simplified): NFKC,
+    spaces mapped and collapsed, trimmed, case-folded."""
+    s = "".join(" " if unicodedata.category(c) == "Zs" else c for c in nick)
+    s = unicodedata.normalize("NFKC", " ".join(s.split()))
+    return s.casefold()
+
+
 class MsrpMessage:
     """A complete message received over MSRP (reassembled from its chunks)."""
 
@@ -585,12 +682,20 @@ class MsrpMessage:
         self.time = time.monotonic()
         self.cpim = None
         self.composing = None
+        # the message/cpim view (RFC 3862): addresses as URIs, display names apart
+        self.cpim_from = self.cpim_from_display = self.cpim_to = self.cpim_datetime = None
+        self.cpim_to_all = []
         base = content_type.split(";")[0].strip().lower()
         inner_type, inner_body = base, body
         if base == "message/cpim":
             self.cpim = parse_cpim(body)
             inner_type = self.cpim.content_type.split(";")[0].strip().lower()
             inner_body = self.cpim.body
+            if self.cpim.get("From") is not None:
+                self.cpim_from_display, self.cpim_from = parse_cpim_address(self.cpim.get("From"))
+            self.cpim_to_all = [parse_cpim_address(v)[1] for v in self.cpim.get_all("To")]
+            self.cpim_to = self.cpim_to_all[0] if self.cpim_to_all else None
+            self.cpim_datetime = self.cpim.get("DateTime")
         if inner_type == "application/im-iscomposing+xml":
             self.composing = parse_iscomposing(inner_body)
         self.inner_type = inner_type
@@ -654,6 +759,14 @@ class MsrpSession:
         self.partial = {}         # message_id -> {"chunks": [...], "data": bytearray, ...}
         self.reply_status = ua.msrp_status     # int or callable(frame) -> int
         self.auto_report = True
+        # RFC 7701: NICKNAME requests received, and who answers them.  None: we are a
+        # participant, to whom nobody sends NICKNAME (a violation, answered 501); else a
+        # callable(session, frame, nickname or None when malformed) -> status, maybe async.
+        self.nickname_requests = []
+        self.on_nickname = None
+        self.nicknames_sent = []  # (value sent in Use-Nickname, status)
+        # called with each complete MsrpMessage (maybe async); a chat room switch relays here
+        self.on_complete = None
         self.extra_connections = 0
         self.closed_by_peer = False
         self._task = None
@@ -806,6 +919,8 @@ class MsrpSession:
             await self._handle_send(frame, ok)
         elif frame.method == "REPORT":
             self._handle_report(frame)
+        elif frame.method == "NICKNAME":
+            await self._handle_nickname(frame, ok)
         else:
             # unknown method: 501 unless the sender asked for no failure reports
             if frame.get("failure-report", "yes") != "no":
@@ -813,7 +928,10 @@ class MsrpSession:
 
     async def _respond(self, frame, status, comment=None):
         comment = comment or {200: "OK", 400: "Unintelligible", 403: "Action-not-allowed",
+                              404: "Failure to resolve recipient's URI",
                               413: "Stop-sending-message", 415: "MIME-not-understood",
+                              424: "Malformed nickname", 425: "Nickname reserved or already in use",
+                              428: "Private messages not supported",
                               481: "Session-does-not-exist", 501: "Request-method-not-understood"
                               }.get(status, "Whatever")
         resp = MsrpFrame(frame.tid, status=status, comment=comment,
@@ -900,13 +1018,41 @@ class MsrpSession:
         except (ProtocolError, UnicodeDecodeError) as e:
             self.violation(f"message {mid}: {e}")
             return
+        if msg.cpim_datetime is not None and not CPIM_DATETIME.match(msg.cpim_datetime):
+            self.violation(f"message {mid}: CPIM DateTime {msg.cpim_datetime!r} is not RFC 3339")
         self.received_messages.append(msg)
+        if self.on_complete is not None:
+            got = self.on_complete(msg)
+            if inspect.isawaitable(got):
+                await got
         if sr == "yes" and self.auto_report:
             size = len(msg.body)
             rep = MsrpFrame(_rand(), method="REPORT", headers=[
                 ("To-Path", st["first"].get("from-path")), ("From-Path", self.local_path),
                 ("Message-ID", mid), ("Byte-Range", f"1-{size}/{size}"), ("Status", "000 200 OK")])
             await self._write(rep)
+
+    async def _handle_nickname(self, frame, path_ok):
+        """RFC 7701: a NICKNAME request carries one Use-Nickname header and no body."""
+        self.nickname_requests.append(frame)
+        if frame.body is not None:
+            self.violation(f"NICKNAME {frame.tid} with a body")
+        value = frame.get("use-nickname")
+        try:
+            nick = parse_use_nickname(value)
+        except ProtocolError:
+            nick = None
+        if not path_ok:
+            status = 481
+        elif self.on_nickname is None:
+            self.violation(f"NICKNAME {frame.tid} (Use-Nickname {value!r}) sent to a participant: "
+                           f"only a chat room's MSRP switch takes NICKNAME (RFC 7701)")
+            status = 501
+        else:
+            status = self.on_nickname(self, frame, nick)
+            if inspect.isawaitable(status):
+                status = await status
+        await self._respond(frame, status)
 
     def _handle_report(self, frame):
         self.reports.append(frame)
@@ -990,13 +1136,40 @@ class MsrpSession:
         return out
 
     async def send_text(self, text, chunk_size=None, report=False, content_type="text/plain;charset=UTF-8",
-                        cpim=False, cpim_from=None, cpim_to=None, **kw):
+                        cpim=False, cpim_from=None, cpim_to=None, cpim_headers=(), **kw):
+        """Sends text; wrapped in message/cpim when cpim, cpim_from or cpim_to is given (From
+        defaults to our URI, To to the peer's: in a chat room, the room)."""
         body = text.encode() if isinstance(text, str) else text
-        if cpim:
+        if cpim or cpim_from or cpim_to:
             body = cpim_wrap(body, content_type, cpim_from or self.call.local_uri,
-                             cpim_to or self.call.remote_uri)
+                             cpim_to or self.call.remote_uri, extra_headers=cpim_headers)
             content_type = "message/cpim"
         return await self.send(body, content_type, chunk_size=chunk_size, success_report=report, **kw)
+
+    async def send_cpim(self, text, to=None, from_=None, content_type="text/plain;charset=UTF-8",
+                        headers=(), **kw):
+        """text in message/cpim, From: from_ (our URI), To: to (the peer's URI; for a private
+        message in a chat room, one participant's URI, RFC 7701)."""
+        return await self.send_text(text, content_type=content_type, cpim=True, cpim_from=from_,
+                                    cpim_to=to, cpim_headers=headers, **kw)
+
+    async def send_nickname(self, nick, raw=False, timeout=5.0):
+        """An RFC 7701 NICKNAME request: Use-Nickname: the quoted nick (raw: nick as the header
+        value, as it is), no body.  Returns the response status, 408 when none came."""
+        value = nick if raw else quote_string(nick)
+        tid = _rand()
+        out = Outgoing(None, 0, "yes")
+        out.tids.append(tid)
+        self.by_tid[tid] = out
+        await self._write(MsrpFrame(tid, method="NICKNAME", headers=[
+            ("To-Path", self.remote_path), ("From-Path", self.local_path), ("Use-Nickname", value)]))
+        try:
+            await asyncio.wait_for(out.done.wait(), timeout)
+            status = out.responses[tid].status
+        except asyncio.TimeoutError:
+            status = 408
+        self.nicknames_sent.append((value, status))
+        return status
 
     async def composing(self, active=True, refresh=60, **kw):
         return await self.send(iscomposing_xml(active, refresh), "application/im-iscomposing+xml", **kw)
@@ -1048,7 +1221,8 @@ class Answer:
 
 REASONS = {100: "Trying", 180: "Ringing", 200: "OK", 400: "Bad Request", 403: "Forbidden",
            404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
-           415: "Unsupported Media Type", 480: "Temporarily Unavailable",
+           406: "Not Acceptable", 415: "Unsupported Media Type", 423: "Interval Too Brief",
+           480: "Temporarily Unavailable", 489: "Bad Event",
            481: "Call/Transaction Does Not Exist", 486: "Busy Here", 487: "Request Terminated",
            488: "Not Acceptable Here", 500: "Server Internal Error", 501: "Not Implemented",
            603: "Decline"}
@@ -1104,6 +1278,25 @@ class Call:
     async def composing(self, active=True, **kw):
         return await self.msrp.composing(active, **kw)
 
+    async def send_cpim(self, text, to=None, from_=None, **kw):
+        return await self.msrp.send_cpim(text, to=to, from_=from_, **kw)
+
+    async def send_nickname(self, nick, raw=False, timeout=5.0):
+        return await self.msrp.send_nickname(nick, raw=raw, timeout=timeout)
+
+    @property
+    def chatroom(self):
+        """The tokens of the peer's a=chatroom (RFC 7701), None without one."""
+        if self.remote_sdp is None or not self.remote_sdp.message_media():
+            return None
+        value = self.remote_sdp.attr(self.remote_sdp.message_media()[0], "chatroom")
+        return None if value is None else value.split()
+
+    @property
+    def bye_reason(self):
+        """The Reason header (RFC 3326) of the BYE received, None without."""
+        return self.bye_received.get("reason") if self.bye_received is not None else None
+
     async def wait_message(self, pred=None, timeout=5.0, **kw):
         return await self.msrp.wait_message(pred, timeout, **kw)
 
@@ -1139,12 +1332,14 @@ class Call:
                 return hp
         return self.next_hop
 
-    async def bye(self, timeout=None):
-        """Sends BYE; returns its final status."""
+    async def bye(self, timeout=None, reason=None, extra_headers=()):
+        """Sends BYE (with a Reason header when reason is given, e.g. 'SIP;cause=200;text="x"');
+        returns its final status."""
         if self.state == "terminated":
             raise ProtocolError("BYE on a terminated call")
         self.local_cseq += 1
-        req = self.ua._request("BYE", self.remote_target, self.dialog_headers("BYE"))
+        hdrs = self.dialog_headers("BYE") + ([("Reason", reason)] if reason else []) + list(extra_headers)
+        req = self.ua._request("BYE", self.remote_target, hdrs)
         self.state = "terminated"
         resp = await self.ua._client_transaction(req, self.dialog_dest(), timeout)
         self.bye_status = resp.status if resp else 408
@@ -1154,7 +1349,7 @@ class Call:
     async def reinvite(self, timeout=None):
         """Sends a re-INVITE with the same SDP; returns the final status (ACKs a 2xx)."""
         self.local_cseq += 1
-        hdrs = self.dialog_headers("INVITE") + [("Contact", f"<{self.ua.contact}>"),
+        hdrs = self.dialog_headers("INVITE") + [("Contact", self.ua.contact_value),
                                                  ("Content-Type", "application/sdp")]
         req = self.ua._request("INVITE", self.remote_target, hdrs, self.local_sdp.encode())
         resp = await self.ua._client_transaction(req, self.dialog_dest(), timeout, call=self)
@@ -1188,6 +1383,374 @@ class Call:
             await self.msrp.close()
 
 
+# =============================================================================== conference state (RFC 4575)
+
+def _local(tag):
+    return tag.split("}", 1)[-1]
+
+
+def _conf_child(el, name):
+    for c in el:
+        if c.tag == f"{{{CONF_NS}}}{name}":
+            return c
+    return None
+
+
+def _conf_text(el, name):
+    c = _conf_child(el, name) if el is not None else None
+    return None if c is None else (c.text or "").strip()
+
+
+def parse_conference_info(body):
+    """An RFC 4575 conference-info document as plain data; raises ProtocolError.
+
+    {"entity", "state" (full|partial|deleted), "version" (int), "description": None or
+    {"state", "display", "subject"} (keys only for elements present), "user_count": None or int,
+    "users": None or {"state", "list": [user]}}; a user: {"entity", "state", and, when present,
+    "display", "roles" [..], "endpoints": [{"entity", "state", "display", "status"}]}.  A missing
+    state attribute is "full", the schema's default."""
+    try:
+        root = ET.fromstring(body)
+    except ET.ParseError as e:
+        raise ProtocolError(f"conference-info is not XML: {e}")
+    if root.tag != f"{{{CONF_NS}}}conference-info":
+        raise ProtocolError(f"conference-info root is {root.tag}")
+    version = root.get("version")
+    if version is None or not version.isdigit():
+        raise ProtocolError(f"conference-info version {version!r}")
+    if root.get("entity") is None:
+        raise ProtocolError("conference-info without entity")
+
+    def state_of(el):
+        st = el.get("state", "full")
+        if st not in ("full", "partial", "deleted"):
+            raise ProtocolError(f"<{_local(el.tag)}> state {st!r}")
+        return st
+
+    doc = {"raw": body, "entity": root.get("entity"), "state": state_of(root), "version": int(version),
+           "description": None, "user_count": None, "users": None}
+    desc = _conf_child(root, "conference-description")
+    if desc is not None:
+        d = {"state": state_of(desc)}
+        for key, name in (("display", "display-text"), ("subject", "subject")):
+            if _conf_child(desc, name) is not None:
+                d[key] = _conf_text(desc, name)
+        doc["description"] = d
+    cstate = _conf_child(root, "conference-state")
+    if cstate is not None and _conf_child(cstate, "user-count") is not None:
+        uc = _conf_text(cstate, "user-count")
+        if not uc.isdigit():
+            raise ProtocolError(f"user-count {uc!r}")
+        doc["user_count"] = int(uc)
+    users = _conf_child(root, "users")
+    if users is not None:
+        lst = []
+        for u in users:
+            if u.tag != f"{{{CONF_NS}}}user":
+                continue
+            if not u.get("entity"):
+                raise ProtocolError("<user> without entity")
+            user = {"entity": u.get("entity"), "state": state_of(u)}
+            if _conf_child(u, "display-text") is not None:
+                user["display"] = _conf_text(u, "display-text")
+            roles = _conf_child(u, "roles")
+            if roles is not None:
+                user["roles"] = [(e.text or "").strip() for e in roles if _local(e.tag) == "entry"]
+            eps = []
+            for e in u:
+                if e.tag != f"{{{CONF_NS}}}endpoint":
+                    continue
+                ep = {"entity": e.get("entity"), "state": state_of(e)}
+                if _conf_child(e, "display-text") is not None:
+                    ep["display"] = _conf_text(e, "display-text")
+                if _conf_child(e, "status") is not None:
+                    ep["status"] = _conf_text(e, "status")
+                eps.append(ep)
+            if eps:
+                user["endpoints"] = eps
+            lst.append(user)
+        doc["users"] = {"state": state_of(users), "list": lst}
+    return doc
+
+
+class ConferenceView:
+    """The subscriber's copy of a conference's state, built from full and partial documents.
+
+    RFC 4575 rules: the version of each document is one above the previous one (else one
+    was lost or reordered); a "full" element replaces our copy, "partial" updates the
+    parts it carries and adds what we lack, "deleted" removes it.  Users are keyed by entity
+    and endpoints by entity within their user."""
+
+    def __init__(self):
+        self.version = None
+        self.entity = None
+        self.subject = None
+        self.display = None
+        self.user_count = None
+        self.users = {}       # entity -> {"display", "state", "status", "roles", "endpoints"}
+        self.docs = []
+        self.stale = []       # documents discarded for a version not above ours
+
+    def apply(self, doc):
+        """Folds one parsed document in; returns the problems found (empty when it fits)."""
+        problems = []
+        if self.version is not None and doc["version"] <= self.version:
+            # RFC 4575 4.6: a version not above ours is stale and discarded.  A notifier may
+            # repeat its last document (a stack answering a refresh or an unsubscribe does), but
+            # two different documents under one version are its fault.
+            same = [d for d in self.docs if d["version"] == doc["version"]]
+            if same and same[-1].get("raw") is not None and same[-1].get("raw") != doc.get("raw"):
+                problems.append(f"conference-info version {doc['version']} sent twice with "
+                                f"different content")
+            self.stale.append(doc)
+            return problems
+        if self.version is None:
+            if doc["state"] != "full":
+                problems.append(f"first conference-info is {doc['state']}, not full")
+        elif doc["version"] != self.version + 1:
+            problems.append(f"conference-info version {doc['version']} after {self.version} "
+                            f"(expected {self.version + 1})")
+        if self.entity is not None and doc["entity"] != self.entity:
+            problems.append(f"conference-info entity changed from {self.entity} to {doc['entity']}")
+        self.version, self.entity = doc["version"], doc["entity"]
+        self.docs.append(doc)
+        if doc["state"] in ("full", "deleted"):
+            self.subject = self.display = self.user_count = None
+            self.users = {}
+        if doc["state"] == "deleted":
+            return problems
+        d = doc["description"]
+        if d is not None:
+            if d["state"] == "full":
+                self.subject, self.display = d.get("subject"), d.get("display")
+            elif d["state"] == "partial":
+                self.subject = d.get("subject", self.subject)
+                self.display = d.get("display", self.display)
+            else:
+                self.subject = self.display = None
+        if doc["user_count"] is not None:
+            self.user_count = doc["user_count"]
+        if doc["users"] is not None:
+            if doc["users"]["state"] in ("full", "deleted"):
+                self.users = {}
+            for u in doc["users"]["list"]:
+                self._apply_user(u, problems)
+        return problems
+
+    def _apply_user(self, u, problems):
+        entity = u["entity"]
+        if u["state"] == "deleted":
+            if self.users.pop(entity, None) is None:
+                problems.append(f"user {entity} deleted but not known")
+            return
+        cur = self.users.get(entity)
+        if u["state"] == "full" or cur is None:
+            cur = {"display": None, "roles": [], "endpoints": {}}
+            self.users[entity] = cur
+        cur["state"] = u["state"]
+        if "display" in u:
+            cur["display"] = u["display"]
+        if "roles" in u:
+            cur["roles"] = u["roles"]
+        for ep in u.get("endpoints", []):
+            eps = cur["endpoints"]
+            if ep["state"] == "deleted":
+                eps.pop(ep["entity"], None)
+                continue
+            old = eps.get(ep["entity"]) if ep["state"] == "partial" else None
+            new = dict(old or {})
+            new.update({k: v for k, v in ep.items() if k != "entity"})
+            eps[ep["entity"]] = new
+        statuses = [e.get("status") for e in cur["endpoints"].values() if e.get("status")]
+        cur["status"] = statuses[0] if statuses else None
+
+
+# =============================================================================== subscriptions
+
+class Subscription:
+    """One subscription dialog (RFC 6665) this UA holds as subscriber."""
+
+    def __init__(self, ua, uri, event, next_hop, local_uri, accept):
+        self.ua, self.uri, self.event, self.next_hop, self.accept = ua, uri, event, next_hop, accept
+        self.call_id = f"{_rand()}@127.0.0.1"
+        self.local_uri, self.remote_uri = local_uri, uri
+        self.local_tag = _rand(4)
+        self.remote_tag = None
+        self.local_cseq = 0
+        self.remote_cseq = None
+        self.remote_target = None
+        self.route_set = []
+        self.status = None          # final status of the initial SUBSCRIBE (408: none)
+        self.responses = []         # final responses to our SUBSCRIBEs
+        self.expires = None         # Expires of the last 2xx
+        self.state = "init"         # init | pending | active | terminated | failed
+        self.terminated_reason = None
+        self.notifies = []          # every NOTIFY of the dialog (retransmissions excluded)
+        self.violations = []
+        self.view = ConferenceView()
+        self._taken = set()
+        self._changed = asyncio.Event()
+
+    # the parsed conference state
+    @property
+    def conference(self):
+        return self.view.users
+
+    @property
+    def subject(self):
+        return self.view.subject
+
+    @property
+    def version(self):
+        return self.view.version
+
+    def nickname_of(self, entity):
+        u = self.view.users.get(entity)
+        return u["display"] if u else None
+
+    def _notify_changed(self):
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def dialog_headers(self, method):
+        hdrs = [("From", f"<{self.local_uri}>;tag={self.local_tag}"),
+                ("To", f"<{self.remote_uri}>" + (f";tag={self.remote_tag}" if self.remote_tag else "")),
+                ("Call-ID", self.call_id), ("CSeq", f"{self.local_cseq} {method}"), ("Max-Forwards", "70")]
+        return hdrs + [("Route", r) for r in self.route_set]
+
+    def dialog_dest(self):
+        for uri in ([addr_uri(self.route_set[0])] if self.route_set else []) + [self.remote_target]:
+            hp = uri_hostport(uri) if uri else None
+            if hp and _is_ip(hp[0]):
+                return hp
+        return self.next_hop
+
+    async def _send(self, expires, extra_headers=(), timeout=None):
+        self.local_cseq += 1
+        ruri = self.remote_target if self.remote_tag and self.remote_target else self.uri
+        hdrs = self.dialog_headers("SUBSCRIBE") + [
+            ("Contact", self.ua.contact_value), ("Event", self.event), ("Expires", str(expires))]
+        if self.accept:
+            hdrs.append(("Accept", self.accept))
+        req = self.ua._request("SUBSCRIBE", ruri, hdrs + list(extra_headers))
+        dest = self.dialog_dest() if self.remote_tag else self.next_hop
+        resp = await self.ua._client_transaction(req, dest, timeout)
+        if resp is None:
+            if self.state == "init":
+                self.state = "failed"
+            return 408
+        self.responses.append(resp)
+        if 200 <= resp.status < 300:
+            if self.remote_tag is None:
+                self.remote_tag = tag_of(resp.get("to"))
+            contact = resp.get_all("contact")
+            if contact:
+                self.remote_target = addr_uri(contact[0])
+            elif self.remote_target is None:
+                self.violations.append(f"{resp.status} to SUBSCRIBE without Contact")
+            if not self.route_set:
+                self.route_set = list(reversed(resp.get_all("record-route")))
+            exp = resp.get("expires")
+            if exp is None or not exp.isdigit():
+                self.violations.append(f"{resp.status} to SUBSCRIBE with Expires {exp!r} (RFC 6665 3.1.1)")
+            else:
+                self.expires = int(exp)
+                if int(exp) > expires:
+                    self.violations.append(f"Expires {exp} granted, above the {expires} asked")
+            if self.state == "init":
+                self.state = "pending"
+        elif self.state == "init":
+            self.state = "failed"
+        self._notify_changed()
+        return resp.status
+
+    def _on_notify(self, req):
+        """Answers a NOTIFY of this dialog 200 and folds it in (RFC 6665 4.1.3)."""
+        self.notifies.append(req)
+        req.conf = None
+        if self.remote_cseq is not None and req.cseq[0] <= self.remote_cseq:
+            self.violations.append(f"NOTIFY CSeq {req.cseq[0]} not above {self.remote_cseq}")
+        self.remote_cseq = req.cseq[0]
+        if self.remote_tag is None:
+            self.remote_tag = tag_of(req.get("from"))
+        contact = req.get_all("contact")
+        if contact:
+            self.remote_target = addr_uri(contact[0])
+        else:
+            self.violations.append("NOTIFY without Contact (RFC 6665 4.1.3)")
+        ev = (req.get("event") or "").split(";")[0].strip().lower()
+        if ev != self.event.split(";")[0].strip().lower():
+            self.violations.append(f"NOTIFY Event {req.get('event')!r}, subscribed to {self.event!r}")
+        sstate = req.get("subscription-state")
+        value = (sstate or "").split(";")[0].strip().lower()
+        if value not in ("active", "pending", "terminated"):
+            self.violations.append(f"NOTIFY Subscription-State {sstate!r}")
+        elif value == "terminated":
+            self.state = "terminated"
+            self.terminated_reason = header_param(sstate, "reason")
+        elif self.state != "terminated":
+            self.state = value
+        self.ua._respond(req, 200, to_tag=None)
+        if req.body:
+            ctype = (req.get("content-type") or "").split(";")[0].strip().lower()
+            if self.accept and ctype not in [a.strip().split(";")[0].lower() for a in self.accept.split(",")]:
+                self.violations.append(f"NOTIFY body of type {ctype!r}, Accept was {self.accept!r}")
+            elif ctype == CONF_INFO_TYPE:
+                try:
+                    req.conf = parse_conference_info(req.body)
+                except ProtocolError as e:
+                    self.violations.append(f"NOTIFY CSeq {req.cseq[0]}: {e}")
+                else:
+                    self.violations += [f"NOTIFY CSeq {req.cseq[0]}: {p}" for p in self.view.apply(req.conf)]
+        elif value in ("active", "pending") and self.event.split(";")[0].strip().lower() == "conference" \
+                and self.view.version is None:
+            self.violations.append("first conference NOTIFY without a body (RFC 4575: full state)")
+        self._notify_changed()
+
+    async def _wait(self, find, timeout, what):
+        deadline = time.monotonic() + timeout
+        while True:
+            got = find()
+            if got is not None:
+                return got
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ProtocolError(f"{what} within {timeout}s; NOTIFYs: {len(self.notifies)}, "
+                                    f"state {self.state}, conference {self.view.users}, "
+                                    f"violations {self.violations}")
+            try:
+                await asyncio.wait_for(self._changed.wait(), left)
+            except asyncio.TimeoutError:
+                pass
+
+    async def wait_notify(self, pred=None, timeout=5.0):
+        """The first NOTIFY matching pred(notify) not returned before; notify.conf holds its
+        parsed conference-info (or None)."""
+        def find():
+            for n in self.notifies:
+                if id(n) not in self._taken and (pred is None or pred(n)):
+                    self._taken.add(id(n))
+                    return n
+            return None
+        return await self._wait(find, timeout, "no matching NOTIFY")
+
+    async def wait_state(self, pred, timeout=5.0):
+        """Waits until pred(self) holds (e.g. lambda s: uri in s.conference)."""
+        return await self._wait(lambda: self if pred(self) else None, timeout, "state not reached")
+
+    async def wait_terminated(self, timeout=5.0):
+        return await self._wait(lambda: self if self.state == "terminated" else None, timeout,
+                                "subscription not terminated")
+
+    async def refresh(self, expires=600, timeout=None):
+        return await self._send(expires, (), timeout)
+
+    async def unsubscribe(self, timeout=None):
+        """SUBSCRIBE with Expires: 0 in the dialog; returns its status (the final NOTIFY, with
+        Subscription-State: terminated, follows: wait_terminated())."""
+        return await self._send(0, (), timeout)
+
+
 # =============================================================================== the UA
 
 class _SipProtocol(asyncio.DatagramProtocol):
@@ -1203,7 +1766,7 @@ class MsrpUA:
 
     def __init__(self, name="bob", local_port=None, setup="actpass", domain="sip.example",
                  answer_setup="active", accept_types=DEFAULT_ACCEPT_TYPES, send_empty_send=True,
-                 msrp_status=200, t1=T1):
+                 msrp_status=200, t1=T1, wrapped_types=DEFAULT_WRAPPED_TYPES):
         if setup not in ("actpass", "active", "passive"):
             raise ValueError(setup)
         self.name, self.domain = name, domain
@@ -1211,6 +1774,10 @@ class MsrpUA:
         self.setup = setup                  # in our offers; in answers when not actpass
         self.answer_setup = answer_setup    # our answer to an actpass offer
         self.accept_types = accept_types
+        self.wrapped_types = wrapped_types  # our a=accept-wrapped-types when we accept message/cpim
+        self.extra_media_attrs = []         # more a= lines of our m=message (e.g. "chatroom:nickname")
+        self.contact_params = ""            # after the <> of our Contact (e.g. ";isfocus", RFC 4579)
+        self.subscriptions = []             # Subscription (RFC 6665, as subscriber)
         self.send_empty_send = send_empty_send
         self.msrp_status = msrp_status
         self.t1 = t1
@@ -1233,10 +1800,16 @@ class MsrpUA:
         return f"sip:{self.name}@127.0.0.1:{self.port}"
 
     @property
+    def contact_value(self):
+        return f"<{self.contact}>{self.contact_params}"
+
+    @property
     def protocol_errors(self):
         out = list(self.sip_errors)
         for c in self.calls:
             out += [f"call {c.call_id}: {v}" for v in c.violations]
+        for sub in self.subscriptions:
+            out += [f"subscription {sub.call_id}: {v}" for v in sub.violations]
         return out
 
     def check_clean(self):
@@ -1376,9 +1949,10 @@ class MsrpUA:
         lines = ["v=0", f"o={self.name} {sess} {sess} IN IP4 127.0.0.1", "s=-", "c=IN IP4 127.0.0.1",
                  "t=0 0", f"m=message {session.local_port} TCP/MSRP *",
                  f"a=accept-types:{self.accept_types}"]
-        if "message/cpim" in self.accept_types:
-            lines.append(f"a=accept-wrapped-types:{DEFAULT_WRAPPED_TYPES}")
+        if "message/cpim" in self.accept_types and self.wrapped_types:
+            lines.append(f"a=accept-wrapped-types:{self.wrapped_types}")
         lines += [f"a=path:{session.local_path}", f"a=setup:{setup}"]
+        lines += [f"a={a}" for a in self.extra_media_attrs]
         return "\r\n".join(lines) + "\r\n"
 
     async def _new_session(self, call):
@@ -1399,7 +1973,7 @@ class MsrpUA:
         self.calls.append(call)
         call.msrp = await self._new_session(call)
         call.local_sdp = body if body is not None else self._sdp(call.msrp, setup)
-        hdrs = call.dialog_headers("INVITE") + [("Contact", f"<{self.contact}>"),
+        hdrs = call.dialog_headers("INVITE") + [("Contact", self.contact_value),
                                                 ("Content-Type", "application/sdp")] + list(extra_headers)
         req = self._request("INVITE", target_uri, hdrs, call.local_sdp.encode())
         call.invite = req
@@ -1553,7 +2127,7 @@ class MsrpUA:
         call.state = "confirmed-pending-ack"
         call._uas_final = self._respond(
             req, status, answer.reason, to_tag=call.local_tag,
-            headers=[("Contact", f"<{self.contact}>"), ("Content-Type", "application/sdp")] + list(answer.headers),
+            headers=[("Contact", self.contact_value), ("Content-Type", "application/sdp")] + list(answer.headers),
             body=call.local_sdp.encode())
         call.final.set()
         self._spawn(self._retransmit_final(call, req))
@@ -1651,6 +2225,8 @@ class MsrpUA:
         if req.method == "CANCEL":
             self._on_cancel(req)
             return
+        if self._other_request(req):
+            return
         call = self._find_call(req, True)
         if call is None:
             if req.method == "OPTIONS":
@@ -1670,13 +2246,36 @@ class MsrpUA:
             self._spawn(call._end())
         elif req.method == "INVITE":
             # re-INVITE: the same SDP again (RFC 3264 8: unchanged, same version)
-            self._respond(req, 200, headers=[("Contact", f"<{self.contact}>"), ("Content-Type", "application/sdp")],
+            self._respond(req, 200, headers=[("Contact", self.contact_value), ("Content-Type", "application/sdp")],
                           body=(call.local_sdp or "").encode(), to_tag=call.local_tag)
             self._spawn(self._retransmit_final(call, req))
         elif req.method == "OPTIONS":
             self._respond(req, 200)
         else:
             self._respond(req, 501)
+
+    def _other_request(self, req):
+        """Requests outside the INVITE dialogs: NOTIFYs of our subscriptions.  A subclass (the
+        chat room focus) takes SUBSCRIBE here too.  True when handled."""
+        if req.method == "NOTIFY":
+            local_tag = tag_of(req.get("to"))
+            for sub in self.subscriptions:
+                if sub.call_id == req.call_id and sub.local_tag == local_tag:
+                    sub._on_notify(req)
+                    return True
+        return False
+
+    # --------------------------------------------------------- subscriptions (RFC 6665)
+    async def subscribe(self, uri, event="conference", next_hop=None, expires=600,
+                        accept=CONF_INFO_TYPE, from_uri=None, extra_headers=(), timeout=None):
+        """Sends SUBSCRIBE for event to uri via next_hop (host, port); returns the Subscription
+        once the final response came (sub.status; 408 when none).  Every NOTIFY of the dialog
+        is answered 200 and kept in sub.notifies; conference-info bodies are folded into
+        sub.conference / sub.subject (RFC 4575's rules for full and partial state)."""
+        sub = Subscription(self, uri, event, next_hop, from_uri or self.uri, accept)
+        self.subscriptions.append(sub)
+        sub.status = await sub._send(expires, extra_headers, timeout)
+        return sub
 
     def _on_cancel(self, req):
         for c in self.calls:

@@ -1,0 +1,265 @@
+"""test_groupchat_muc.py - SIP users in XMPP MUC rooms through the gateway (RFC 7702 sections 6-7).
+
+The XMPP server's own MUC (Prosody's mod_muc, ejabberd's mod_muc) holds the rooms; slixmpp
+clients are its XMPP occupants; msrp_ua.py (SIP + MSRP written from the RFCs, with an RFC 4575
+conference-info parser of its own) is the SIP user, who INVITEs sip:<room>@<MUC service> and
+finds the gateway acting as the room's conference focus (RFC 7701)."""
+
+import asyncio
+import xml.etree.ElementTree as ET
+
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import MatchXPath
+
+from harness import (MUC_DOMAIN, SIP_DOMAIN, XMPP_DOMAIN, check, error_condition, free_port,
+                     gateway_xml, wait_for)
+from msrp_ua import MsrpUA
+
+XMPP_SERVERS = ("prosody", "ejabberd")
+USERS = ("alice", "carol")
+NS_MUC = "http://jabber.org/protocol/muc"
+NS_MUC_USER = "http://jabber.org/protocol/muc#user"
+NS_MUC_OWNER = "http://jabber.org/protocol/muc#owner"
+NS_MUC_ADMIN = "http://jabber.org/protocol/muc#admin"
+
+
+def room_jid(name):
+    return f"{name}@{MUC_DOMAIN}"
+
+
+def room_uri(name):
+    return f"sip:{name}@{MUC_DOMAIN}"
+
+
+def groupchat_xml(env, groupchat_attrs="", peer_groupchat="yes", services=(MUC_DOMAIN,)):
+    xml = gateway_xml(env)
+    muc = "".join(f'<muc service="{s}"/>' for s in services)
+    xml = xml.replace("</gateway>", f"<groupchat {groupchat_attrs}>{muc}</groupchat>\n</gateway>")
+    return xml.replace(f'<peer name="sipnet" domain="{SIP_DOMAIN}"',
+                       f'<peer name="sipnet" domain="{SIP_DOMAIN}" groupchat="{peer_groupchat}"', 1)
+
+
+class Occupant:
+    """An XMPP client's view of MUC rooms: every presence and message it received."""
+
+    def __init__(self, client):
+        self.c = client
+        self.presences = []
+        self.messages = []
+        client.register_handler(Callback("muc presence", MatchXPath("{jabber:client}presence"),
+                                         self.presences.append))
+        client.register_handler(Callback("muc message", MatchXPath("{jabber:client}message"),
+                                         self.messages.append))
+
+    async def join(self, room, nick, create=True):
+        self.c.send_raw_xml(f"<presence to='{room_jid(room)}/{nick}'><x xmlns='{NS_MUC}'/></presence>")
+        p = await self.wait_presence(lambda p: str(p["from"]) == f"{room_jid(room)}/{nick}" and
+                                     (self.status(p, 110) or p["type"] == "error"), 10)
+        check(p["type"] != "error", f"{self.c.boundjid} joins {room}: {p}")
+        if create and self.status(p, 201):
+            # an instant room (XEP-0045 10.1.2): the owner accepts the default configuration
+            self.c.send_raw_xml(f"<iq type='set' id='cfg{room}' to='{room_jid(room)}'>"
+                                f"<query xmlns='{NS_MUC_OWNER}'><x xmlns='jabber:x:data' type='submit'/>"
+                                f"</query></iq>")
+            await asyncio.sleep(0.3)
+        return p
+
+    @staticmethod
+    def status(p, code):
+        x = p.xml.find(f"{{{NS_MUC_USER}}}x")
+        return x is not None and any(s.get("code") == str(code) for s in x.findall(f"{{{NS_MUC_USER}}}status"))
+
+    async def wait_presence(self, pred, timeout=5.0, what="a presence"):
+        await wait_for(lambda: any(pred(p) for p in self.presences), timeout, what)
+        return next(p for p in self.presences if pred(p))
+
+    async def wait_message(self, pred, timeout=5.0, what="a message"):
+        await wait_for(lambda: any(pred(m) for m in self.messages), timeout, what)
+        return next(m for m in self.messages if pred(m))
+
+    def say(self, room, text):
+        self.c.send_message(mto=room_jid(room), mbody=text, mtype="groupchat")
+
+    def iq(self, room, xml):
+        self.c.send_raw_xml(f"<iq type='set' id='adm{len(self.presences)}' to='{room_jid(room)}'>{xml}</iq>")
+
+
+async def setup(env, **kw):
+    gw = await env.gateway(groupchat_xml(env, **kw))
+    alice = Occupant(await env.client("alice"))
+    ua = await MsrpUA("bob", local_port=env.peer_sip_port, domain=SIP_DOMAIN).start()
+    env.msrp_uas = getattr(env, "msrp_uas", []) + [ua]
+    return gw, alice, ua
+
+
+async def teardown(env):
+    uas, env.msrp_uas = getattr(env, "msrp_uas", []), []
+    for ua in uas:
+        await ua.stop()
+    for ua in uas:
+        ua.check_clean()
+
+
+async def sip_join(env, ua, room, nick=None, expect=200):
+    call = await ua.invite(room_uri(room), next_hop=("127.0.0.1", env.gw_sip_port))
+    check(call.status == expect, f"INVITE {room_uri(room)} answered {call.status} {call.reason}")
+    if expect != 200:
+        return call
+    check("nickname" in (call.chatroom or []), f"a=chatroom from the focus: {call.chatroom}")
+    await call.wait_connected(5)
+    if nick:
+        status = await call.send_nickname(nick)
+        check(status == 200, f"NICKNAME {nick}: {status}")
+    return call
+
+
+def cpim_nick(m):
+    return m.cpim_from_display
+
+
+async def test_sip_user_joins_and_talks(env):
+    try:
+        gw, alice, ua = await setup(env)
+        await alice.join("lobby", "Alice")
+        call = await sip_join(env, ua, "lobby", nick="Bob")
+        # the XMPP occupants see the SIP user under the nickname it asked for
+        await alice.wait_presence(lambda p: str(p["from"]) == f"{room_jid('lobby')}/Bob" and
+                                  p["type"] != "unavailable", 5, "Bob in the room")
+        # room -> SIP: CPIM From is the sender's occupant URI, To the room
+        alice.say("lobby", "hello Bob, from the MUC")
+        m = await call.wait_message(lambda x: x.text == "hello Bob, from the MUC", timeout=5)
+        check(m.content_type.startswith("message/cpim"), m.content_type)
+        check(cpim_nick(m) == "Alice", f"CPIM From display: {m.cpim_from}")
+        check(f"sip:lobby@{MUC_DOMAIN};gr=Alice" in m.cpim_from, f"CPIM From: {m.cpim_from}")
+        check(room_uri("lobby") in m.cpim_to, f"CPIM To: {m.cpim_to}")
+        # SIP -> room, seen by the XMPP occupant as from lobby/Bob
+        await call.send_text("hi Alice, from SIP")
+        g = await alice.wait_message(lambda x: x["body"] == "hi Alice, from SIP", 5)
+        check(str(g["from"]) == f"{room_jid('lobby')}/Bob" and g["type"] == "groupchat", f"{g}")
+        # the MUC's echo of Bob's own message is not sent back to Bob (an MSRP focus does not echo)
+        await asyncio.sleep(0.5)
+        check(not [x for x in call.received_messages if x.text == "hi Alice, from SIP"],
+              "Bob's own message came back to him")
+        # the occupant list through conference-info (RFC 4575)
+        sub = await ua.subscribe(room_uri("lobby"), next_hop=("127.0.0.1", env.gw_sip_port))
+        check(sub.status == 200, f"SUBSCRIBE conference: {sub.status}")
+        await sub.wait_notify(lambda n: True, 5)
+        names = sorted(u["display"] for u in sub.conference.values())
+        check(names == ["Alice", "Bob"], f"conference users: {sub.conference}")
+        # carol joins: a partial NOTIFY adds her
+        carol = Occupant(await env.client("carol"))
+        await carol.join("lobby", "Carol")
+        await sub.wait_state(lambda s: any(u["display"] == "Carol" for u in s.conference.values()), 5)
+        # carol leaves: deleted
+        carol.c.send_raw_xml(f"<presence type='unavailable' to='{room_jid('lobby')}/Carol'/>")
+        await sub.wait_state(lambda s: not any(u["display"] == "Carol" for u in s.conference.values()), 5)
+        await sub.unsubscribe()
+        # Bob leaves with BYE: the XMPP occupants see him go
+        await call.bye()
+        await alice.wait_presence(lambda p: str(p["from"]) == f"{room_jid('lobby')}/Bob" and
+                                  p["type"] == "unavailable", 5, "Bob left")
+    finally:
+        await teardown(env)
+
+
+async def test_private_messages_both_ways(env):
+    try:
+        gw, alice, ua = await setup(env)
+        await alice.join("priv", "Alice")
+        call = await sip_join(env, ua, "priv", nick="Bob")
+        await alice.wait_presence(lambda p: str(p["from"]) == f"{room_jid('priv')}/Bob", 5)
+        # XMPP occupant -> SIP user privately: CPIM To is the SIP user, not the room
+        alice.c.send_message(mto=f"{room_jid('priv')}/Bob", mbody="just for you", mtype="chat")
+        m = await call.wait_message(lambda x: x.text == "just for you", timeout=5)
+        check(room_uri("priv") not in (m.cpim_to or ""), f"private: CPIM To {m.cpim_to}")
+        check(cpim_nick(m) == "Alice", f"from Alice: {m.cpim_from}")
+        # SIP user -> XMPP occupant privately: CPIM To is her occupant URI
+        await call.send_cpim("secret back", to=f"sip:priv@{MUC_DOMAIN};gr=Alice",
+                             from_=f"sip:bob@{SIP_DOMAIN}")
+        g = await alice.wait_message(lambda x: x["body"] == "secret back", 5)
+        check(g["type"] == "chat" and str(g["from"]) == f"{room_jid('priv')}/Bob", f"{g}")
+        # a private message to nobody in the room: refused, not dropped
+        sent = await call.send_cpim("to nobody", to=f"sip:priv@{MUC_DOMAIN};gr=Nobody",
+                                    from_=f"sip:bob@{SIP_DOMAIN}")
+        await wait_for(lambda: sent.statuses, 5, "an answer")
+        check(sent.statuses[-1] >= 400, f"private to nobody: {sent.statuses}")
+    finally:
+        await teardown(env)
+
+
+async def test_subject_and_nickname_conflict(env):
+    try:
+        gw, alice, ua = await setup(env)
+        await alice.join("topic", "Alice")
+        call = await sip_join(env, ua, "topic", nick="Bob")
+        sub = await ua.subscribe(room_uri("topic"), next_hop=("127.0.0.1", env.gw_sip_port))
+        await sub.wait_notify(lambda n: True, 5)
+        alice.c.send_raw_xml(f"<message type='groupchat' to='{room_jid('topic')}'>"
+                             f"<subject>Lunch plans</subject></message>")
+        await sub.wait_state(lambda s: s.subject == "Lunch plans", 5)
+        m = await call.wait_message(lambda x: "Lunch plans" in x.text, timeout=5)
+        check("Lunch plans" in (m.cpim.get("Subject") if hasattr(m, "cpim") and m.cpim else "Lunch plans"),
+              f"subject message: {m}")
+        # a nickname another occupant holds: 425 (RFC 7701)
+        status = await call.send_nickname("Alice")
+        check(status == 425, f"NICKNAME Alice: {status}")
+        # a free one: renamed, seen by the XMPP side as a nick change
+        status = await call.send_nickname("Robert")
+        check(status == 200, f"NICKNAME Robert: {status}")
+        await alice.wait_presence(lambda p: str(p["from"]) == f"{room_jid('topic')}/Robert", 5)
+        await sub.wait_state(lambda s: any(u["display"] == "Robert" for u in s.conference.values()) and
+                             not any(u["display"] == "Bob" for u in s.conference.values()), 5)
+    finally:
+        await teardown(env)
+
+
+async def test_kick_and_destroy_end_the_call(env):
+    try:
+        gw, alice, ua = await setup(env)
+        await alice.join("strict", "Alice")
+        call = await sip_join(env, ua, "strict", nick="Bob")
+        await alice.wait_presence(lambda p: str(p["from"]) == f"{room_jid('strict')}/Bob", 5)
+        alice.iq("strict", f"<query xmlns='{NS_MUC_ADMIN}'><item nick='Bob' role='none'>"
+                           f"<reason>be nice</reason></item></query>")
+        await call.wait_bye(5)
+        check("kicked" in (call.bye_reason or ""), f"BYE Reason: {call.bye_reason}")
+        # a second call to another room, destroyed by its owner
+        ua2 = await MsrpUA("dave", domain=SIP_DOMAIN).start()
+        env.msrp_uas.append(ua2)
+        await alice.join("doomed", "Alice")
+        call2 = await sip_join(env, ua2, "doomed", nick="Dave")
+        await alice.wait_presence(lambda p: str(p["from"]) == f"{room_jid('doomed')}/Dave", 5)
+        alice.iq("doomed", f"<query xmlns='{NS_MUC_OWNER}'><destroy><reason>closing</reason></destroy></query>")
+        await call2.wait_bye(5)
+        check("destroyed" in (call2.bye_reason or ""), f"BYE Reason: {call2.bye_reason}")
+    finally:
+        await teardown(env)
+
+
+async def test_join_refused_maps_to_sip_status(env):
+    try:
+        gw, alice, ua = await setup(env)
+        await alice.join("club", "Alice")
+        # make the room members-only: a non-member's join is refused (registration-required)
+        alice.c.send_raw_xml(
+            f"<iq type='set' id='mo' to='{room_jid('club')}'><query xmlns='{NS_MUC_OWNER}'>"
+            f"<x xmlns='jabber:x:data' type='submit'>"
+            f"<field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field>"
+            f"<field var='muc#roomconfig_membersonly'><value>1</value></field></x></query></iq>")
+        await asyncio.sleep(0.5)
+        call = await sip_join(env, ua, "club", expect=403)
+        check(call.status == 403, f"members-only: {call.status}")
+        # a peer without groupchat is refused before anything reaches the MUC
+    finally:
+        await teardown(env)
+
+
+async def test_peer_without_groupchat_is_refused(env):
+    try:
+        gw = await env.gateway(groupchat_xml(env, peer_groupchat="no"))
+        ua = await MsrpUA("bob", local_port=env.peer_sip_port, domain=SIP_DOMAIN).start()
+        env.msrp_uas = [ua]
+        call = await ua.invite(room_uri("lobby"), next_hop=("127.0.0.1", env.gw_sip_port))
+        check(call.status == 403, f"groupchat off for the peer: {call.status} {call.reason}")
+    finally:
+        await teardown(env)
