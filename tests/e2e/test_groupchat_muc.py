@@ -263,3 +263,129 @@ async def test_peer_without_groupchat_is_refused(env):
         check(call.status == 403, f"groupchat off for the peer: {call.status} {call.reason}")
     finally:
         await teardown(env)
+
+
+async def test_mixed_room_each_message_once(env):
+    """Two XMPP users in the MUC and two SIP users through the gateway: every message reaches
+    every other occupant exactly once, whichever side wrote it."""
+    try:
+        gw, alice, bob = await setup(env)
+        carol = Occupant(await env.client("carol"))
+        dave = await MsrpUA("dave", domain=SIP_DOMAIN).start()
+        env.msrp_uas.append(dave)
+        await alice.join("mixed", "Alice")
+        await carol.join("mixed", "Carol")
+        bcall = await sip_join(env, bob, "mixed", nick="Bob")
+        dcall = await sip_join(env, dave, "mixed", nick="Dave")
+        for occ in (alice, carol):
+            await occ.wait_presence(lambda p: str(p["from"]) == f"{room_jid('mixed')}/Dave", 5)
+        alice.say("mixed", "m1 from Alice")
+        carol.say("mixed", "m2 from Carol")
+        await bcall.send_text("m3 from Bob")
+        await dcall.send_text("m4 from Dave")
+        texts = {"m1 from Alice": "Alice", "m2 from Carol": "Carol", "m3 from Bob": "Bob",
+                 "m4 from Dave": "Dave"}
+        await asyncio.sleep(1.5)
+        for who, got in (("Alice", [m["body"] for m in alice.messages if m["body"]]),
+                         ("Carol", [m["body"] for m in carol.messages if m["body"]]),
+                         ("Bob", [m.text for m in bcall.received_messages]),
+                         ("Dave", [m.text for m in dcall.received_messages])):
+            for text, author in texts.items():
+                n = got.count(text)
+                # an XMPP occupant gets the MUC's echo of its own message; a SIP one does not
+                want = 1 if author != who or who in ("Alice", "Carol") else 0
+                check(n == want, f"{who} saw {text!r} {n} times (want {want}): {got}")
+        # the SIP users see the authors' nicknames
+        m = next(m for m in dcall.received_messages if m.text == "m3 from Bob")
+        check(cpim_nick(m) == "Bob", f"Dave sees Bob's message from {m.cpim_from}")
+    finally:
+        await teardown(env)
+
+
+async def test_history_is_delayed(env):
+    """Room history the MUC replays on join reaches the SIP user with its original time
+    (CPIM DateTime from the XMPP delay stamp)."""
+    try:
+        gw, alice, ua = await setup(env)
+        await alice.join("hist", "Alice")
+        alice.say("hist", "said before Bob came")
+        await alice.wait_message(lambda m: m["body"] == "said before Bob came", 5)
+        await asyncio.sleep(1.2)
+        call = await sip_join(env, ua, "hist", nick="Bob")
+        m = await call.wait_message(lambda x: x.text == "said before Bob came", timeout=5)
+        check(m.cpim_datetime, f"a DateTime: {m.cpim_from}")
+        alice.say("hist", "said now")
+        now = await call.wait_message(lambda x: x.text == "said now", timeout=5)
+        check(m.cpim_datetime < now.cpim_datetime or m.cpim_datetime[:19] <= now.cpim_datetime[:19],
+              f"history {m.cpim_datetime} before live {now.cpim_datetime}")
+    finally:
+        await teardown(env)
+
+
+async def test_refused_message_comes_back(env):
+    """A moderated room where the SIP user has no voice: the MUC refuses its message, and the SIP
+    user gets a failure REPORT instead of silence."""
+    try:
+        gw, alice, ua = await setup(env)
+        await alice.join("quiet", "Alice")
+        alice.c.send_raw_xml(
+            f"<iq type='set' id='mod' to='{room_jid('quiet')}'><query xmlns='{NS_MUC_OWNER}'>"
+            f"<x xmlns='jabber:x:data' type='submit'>"
+            f"<field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field>"
+            f"<field var='muc#roomconfig_moderatedroom'><value>1</value></field></x></query></iq>")
+        await asyncio.sleep(0.5)
+        call = await sip_join(env, ua, "quiet", nick="Bob")
+        # a moderator revokes Bob's voice (ejabberd gives newcomers voice by default)
+        await alice.wait_presence(lambda p: str(p["from"]) == f"{room_jid('quiet')}/Bob", 5)
+        alice.iq("quiet", f"<query xmlns='{NS_MUC_ADMIN}'><item nick='Bob' role='visitor'/></query>")
+        await alice.wait_presence(lambda p: str(p["from"]) == f"{room_jid('quiet')}/Bob" and
+                                  'role="visitor"' in str(p), 5, "Bob a visitor")
+        sent = await call.send_text("may I speak?", report=False)
+        await wait_for(lambda: sent.reports, 5, "a failure REPORT")
+        status = int(sent.reports[0].get("status").split()[1])
+        check(status == 403, f"the REPORT's status: {sent.reports[0].get('status')}")
+        check(not [m for m in alice.messages if m["body"] == "may I speak?"],
+              "the visitor's message did not reach the room")
+    finally:
+        await teardown(env)
+
+
+async def test_ban_and_room_limit(env):
+    try:
+        gw, alice, ua = await setup(env, groupchat_attrs='max-per-room="1"')
+        await alice.join("bans", "Alice")
+        call = await sip_join(env, ua, "bans", nick="Bob")
+        # a second SIP user in the same room: over max-per-room
+        dave = await MsrpUA("dave", domain=SIP_DOMAIN).start()
+        env.msrp_uas.append(dave)
+        refused = await sip_join(env, dave, "bans", expect=486)
+        check(refused.status == 486, f"max-per-room: {refused.status}")
+        # ban Bob (by his real JID, as an owner does): BYE with the reason
+        bob_jid = next(str(p.xml.find(f"{{{NS_MUC_USER}}}x/{{{NS_MUC_USER}}}item").get("jid"))
+                       for p in alice.presences if str(p["from"]) == f"{room_jid('bans')}/Bob")
+        check(bob_jid.startswith(f"bob@{SIP_DOMAIN}/gc-"), f"Bob's real JID in the room: {bob_jid}")
+        alice.iq("bans", f"<query xmlns='{NS_MUC_ADMIN}'><item jid='{bob_jid.split('/')[0]}' "
+                         f"affiliation='outcast'><reason>go away</reason></item></query>")
+        await call.wait_bye(5)
+        check("banned" in (call.bye_reason or ""), f"BYE Reason: {call.bye_reason}")
+        # banned: joining again is refused with 403
+        again = await sip_join(env, ua, "bans", expect=403)
+        check(again.status == 403, f"banned rejoin: {again.status}")
+    finally:
+        await teardown(env)
+
+
+async def test_malformed_nickname_and_shutdown(env):
+    try:
+        gw, alice, ua = await setup(env)
+        await alice.join("names", "Alice")
+        call = await sip_join(env, ua, "names", nick="Bob")
+        check(await call.send_nickname('"unterminated', raw=True) == 424, "malformed Use-Nickname: 424")
+        check(await call.send_nickname("") == 424, "empty nickname: 424")
+        # the gateway stops: the SIP user gets a BYE, the room sees Bob leave
+        await gw.stop()
+        await call.wait_bye(10)
+        await alice.wait_presence(lambda p: str(p["from"]) == f"{room_jid('names')}/Bob" and
+                                  p["type"] == "unavailable", 5, "Bob left with the gateway")
+    finally:
+        await teardown(env)
