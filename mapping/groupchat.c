@@ -2061,6 +2061,8 @@ static int xocc_dispatch(struct groupchat *gc, struct xmpp_link *link, xmpp_stan
 		return 0;
 	if (is_presence)
 		return xocc_from_presence(gc, link, stanza, peer, room, room_uri);
+	if (!peer->groupchat || !gc->gw->conf->groupchat_enabled)
+		return 0;	/* no rooms with this peer: the pager refuses a groupchat message */
 	return xocc_from_message(gc, link, stanza, room);
 }
 
