@@ -596,6 +596,21 @@ static void xocc_user_nick(const struct confinfo_user *u, char *buf, size_t len)
 	snprintf(buf, len, "%.*s", (int)(e ? e - p : (ptrdiff_t)strlen(p)), p);
 }
 
+/* 1 if room/nick is a JID the XMPP server takes: the nickname comes from the SIP side (a
+ * display-text, a CPIM display name) and becomes a resourcepart. */
+static int nick_ok(const char *room, const char *nick)
+{
+	char *jid, bare[MAP_JID_MAX + 1];
+	int ok;
+
+	if (!nick[0] || strlen(nick) > 1023)
+		return 0;
+	jid = gw_xasprintf("%s/%s", room, nick);
+	ok = map_jid_bare(jid, bare, sizeof(bare)) >= 0;
+	free(jid);
+	return ok;
+}
+
 static int xocc_user_present(const struct confinfo_user *u)
 {
 	if (u->state == CONFINFO_DELETED)
@@ -662,8 +677,8 @@ static void xocc_show_users(struct xocc *x)
 		if (gc_uri_same(u->entity, x->our_uri) || !xocc_user_present(u))
 			continue;
 		xocc_user_nick(u, nick, sizeof(nick));
-		if (!nick[0] || (x->nick && strcmp(nick, x->nick) == 0))
-			continue;	/* no name to show, or our own under our name */
+		if (!nick_ok(x->room, nick) || (x->nick && strcmp(nick, x->nick) == 0))
+			continue;	/* no usable name to show, or our own under our name */
 		free(dict_set(now, u->entity, gw_xstrdup(nick)));
 	}
 	dict_foreach(x->nicks, diff_gone, &d);
@@ -903,7 +918,7 @@ static int xleg_message(void *arg, struct msess *leg, const char *ctype, const c
 					 p);
 				known = nick;
 			}
-			from_nick = known;
+			from_nick = nick_ok(x->room, known) ? known : NULL;
 			if (gc_uri_same(uri, x->our_uri))
 				return 200;	/* our own message back: the gateway echoed it */
 		}

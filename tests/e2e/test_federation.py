@@ -1,4 +1,5 @@
-"""test_federation.py - the demo federation of tools/federation.py (Prosody, simplegw, Kamailio) carries a message each way."""
+"""test_federation.py - the demo federation of tools/federation.py (Prosody, simplegw, Kamailio) carries a message each way,
+presence, and a message each way in its chat room (Prosody's MUC; the SIP user via Kamailio and the gateway's focus)."""
 
 import asyncio
 import os
@@ -27,4 +28,9 @@ async def test_demo_federation_through_kamailio(env):
     check("XMPP -> SIP: alice@xmpp.example -> sip:bob@sip.example delivered" in text, text)
     check("SIP -> XMPP: sip:bob@sip.example -> alice@xmpp.example delivered" in text, text)
     check("presence SIP -> XMPP: alice@xmpp.example sees sip:bob@sip.example" in text, text)
+    check("groupchat XMPP -> SIP: alice in lobby@conference.xmpp.example -> sip:bob@sip.example delivered" in text,
+          text)
+    check("groupchat SIP -> XMPP: sip:bob@sip.example in sip:lobby@conference.xmpp.example -> alice delivered" in text,
+          text)
+    check("groupchat: bob left the room (BYE)" in text, text)
     check("shutdown complete" in log, "the gateway shut down cleanly")

@@ -9,12 +9,14 @@ of the focus's own is the SIP participant, so that messages cross both ways."""
 import asyncio
 
 from conf_focus import ConfFocus
-from harness import SIP_DOMAIN, XMPP_DOMAIN, check, error_condition, gateway_xml, wait_for
+from harness import SIP_DOMAIN, XMPP_DOMAIN, check, default_peer, error_condition, gateway_xml, wait_for
 from msrp_ua import MsrpUA
 from test_groupchat_muc import NS_MUC, NS_MUC_USER, Occupant
 
 XMPP_SERVERS = ("prosody", "ejabberd")
 USERS = ("alice", "carol")
+GW_DOMAIN = "sip-gw." + XMPP_DOMAIN
+COMPONENTS = (SIP_DOMAIN, GW_DOMAIN)
 ALICE_URI = f"sip:alice@{XMPP_DOMAIN}"
 ROOMS = {
     "chat": {"subject": "Welcome to chat"},
@@ -195,5 +197,43 @@ async def test_peer_without_groupchat(env):
         p = await xmpp_join(alice, "chat", "Alice")
         check(p["type"] == "error" and error_condition(p) == "service-unavailable", f"{p}")
         check(not focus.participants("chat"), "nothing reached the focus")
+    finally:
+        await teardown(env)
+
+
+async def test_escaped_addressing(env):
+    """In escaped mode a SIP room is chat\\40sip.example@<component>, its occupants
+    chat\\40sip.example@<component>/nick."""
+    try:
+        focus = await ConfFocus(domain=SIP_DOMAIN, rooms=ROOMS, local_port=env.peer_sip_port).start()
+        env.focus = focus
+        peer = default_peer(env, extra=f'addressing="escaped" component="{GW_DOMAIN}" groupchat="yes"')
+        await env.gateway(gateway_xml(env, peers=[peer]).replace("</gateway>", "<groupchat/></gateway>"))
+        alice = Occupant(await env.client("alice"))
+        bob, bcall = await sip_participant(env, focus, "Bob")
+        room = f"chat\\40{SIP_DOMAIN}@{GW_DOMAIN}"
+        alice.c.send_raw_xml(f"<presence to='{room}/Alice'><x xmlns='{NS_MUC}'/></presence>")
+        p = await alice.wait_presence(lambda p: str(p["from"]) == f"{room}/Alice", 10, "joined")
+        check(p["type"] != "error" and Occupant.status(p, 110), f"escaped join: {p}")
+        await alice.wait_presence(lambda p: str(p["from"]) == f"{room}/Bob", 5, "Bob seen")
+        await bcall.send_text("hello escaped Alice")
+        m = await alice.wait_message(lambda m: m["body"] == "hello escaped Alice", 5)
+        check(str(m["from"]) == f"{room}/Bob", f"{m}")
+    finally:
+        await teardown(env)
+
+
+async def test_link_loss_ends_the_sessions(env):
+    """The XMPP server goes away: the user cannot be in the room any more, so the gateway
+    leaves it at the focus (BYE) rather than hold a session nobody reads."""
+    try:
+        gw, focus, alice = await setup(env)
+        bob, bcall = await sip_participant(env, focus, "Bob")
+        p = await xmpp_join(alice, "chat", "Alice")
+        check(p["type"] != "error", f"join: {p}")
+        await env.xmpp.kill()
+        await wait_for(lambda: not any(x.uri == ALICE_URI and x.state == "joined"
+                                       for x in focus.participants("chat")), 10, "Alice gone at the focus")
+        await env.xmpp.start()
     finally:
         await teardown(env)
