@@ -789,6 +789,11 @@ static void xocc_timer_cb(evutil_socket_t fd, short what, void *arg)
 		xocc_error_presence(x, x->nick, "remote-server-timeout", "the conference focus did "
 				    "not answer in time");
 		xocc_close(x, "join timeout");
+	} else if (x->state == XO_JOINED && x->new_nick) {
+		xocc_error_presence(x, x->new_nick, "remote-server-timeout", "the conference focus did "
+				    "not answer the nickname change");
+		free(x->new_nick);
+		x->new_nick = NULL;
 	}
 }
 
@@ -971,6 +976,7 @@ static void xleg_nickname_answered(void *arg, struct msess *leg, int status)
 	if (x->state == XO_JOINED && x->new_nick) {
 		char *want = x->new_nick;
 
+		evtimer_del(x->timer);
 		x->new_nick = NULL;
 		if (status == 200) {
 			static const int c303[] = { 110, 303 }, c110[] = { 110 };
@@ -1123,8 +1129,12 @@ static int xocc_from_presence(struct groupchat *gc, struct xmpp_link *link, xmpp
 			gc_bounce(gc, link, stanza, "jid-malformed", "bad nickname");
 			return 1;
 		}
+		if (sessions_leg_nickname(x->leg, nick) != 0) {
+			gc_bounce(gc, link, stanza, "resource-constraint", "a nickname change is pending");
+			return 1;
+		}
 		x->new_nick = gw_xstrdup(nick);
-		sessions_leg_nickname(x->leg, nick);
+		gc_arm(x->timer, gc->gw->conf->groupchat_join_ms);
 	}
 	return 1;
 }
@@ -1461,6 +1471,12 @@ static void socc_timer_cb(evutil_socket_t fd, short what, void *arg)
 			sip_call_refuse(s->call, 480, "MUC Join Timed Out", NULL);
 		s->call = NULL;
 		socc_close(s, 1, 0, "the MUC did not answer the join in time");
+	} else if (s->new_nick) {
+		log_info("groupchat: %s: the MUC did not answer the nick change to \"%s\"",
+			 s->sip_uri, s->new_nick);
+		free(s->new_nick);
+		s->new_nick = NULL;
+		sessions_leg_nickname_answer(s->leg, 408);
 	}
 }
 
@@ -1534,6 +1550,7 @@ static int sleg_nickname(void *arg, struct msess *leg, const char *nick)
 		return 425;
 	s->new_nick = gw_xstrdup(nick);
 	socc_send_presence(s, nick, NULL, 0);	/* XEP-0045 7.6: change nickname */
+	gc_arm(s->timer, s->gc->gw->conf->groupchat_join_ms);
 	return 0;
 }
 
@@ -1770,6 +1787,7 @@ static void socc_on_presence(struct socc *s, xmpp_stanza_t *stanza, const char *
 
 		if (s->new_nick && strcmp(nick, s->new_nick) == 0) {
 			/* a nick change refused (XEP-0045 7.6) */
+			evtimer_del(s->timer);
 			free(s->new_nick);
 			s->new_nick = NULL;
 			sessions_leg_nickname_answer(s->leg, strcmp(cond, "conflict") == 0 ? 425 :
@@ -1844,9 +1862,12 @@ static void socc_on_presence(struct socc *s, xmpp_stanza_t *stanza, const char *
 		return;
 	if (gc_has_status(x, 201))
 		socc_unlock_room(s);
-	if (s->new_nick && strcmp(nick, s->new_nick) == 0) {
+	if (s->new_nick && s->state == SO_JOINED && strcmp(nick, s->nick) != 0) {
+		/* our nick change took (the MUC may have adjusted the nickname asked for) */
+		evtimer_del(s->timer);
 		free(s->nick);
-		s->nick = s->new_nick;
+		s->nick = gw_xstrdup(nick);
+		free(s->new_nick);
 		s->new_nick = NULL;
 		sessions_leg_nickname_answer(s->leg, 200);
 		return;

@@ -301,8 +301,9 @@ struct msess *sessions_leg_invite(struct sessions *ss, const struct conf_peer *p
 int sessions_leg_send(struct msess *leg, const char *ctype, const char *body, size_t len,
 		      const char *stanza_id, const char *err_from, const char *err_to,
 		      const char *err_type);
-/* Sends a NICKNAME (now, or once active); the answer comes to nickname_answered. */
-void sessions_leg_nickname(struct msess *leg, const char *nick);
+/* Sends a NICKNAME (now, or once active); the answer comes to nickname_answered.  0, or -1
+ * when the leg is closed or an earlier NICKNAME is still unanswered. */
+int sessions_leg_nickname(struct msess *leg, const char *nick);
 /* Answers the NICKNAME the leg's nickname callback deferred. */
 void sessions_leg_nickname_answer(struct msess *leg, int status);
 /* The message that became stanza_id was refused by XMPP: a failure REPORT (RFC 4975 7.1.2). */

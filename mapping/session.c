@@ -1821,14 +1821,15 @@ int sessions_leg_send(struct msess *se, const char *ctype, const char *body, siz
 	return 0;
 }
 
-void sessions_leg_nickname(struct msess *se, const char *nick)
+int sessions_leg_nickname(struct msess *se, const char *nick)
 {
 	if (se->state == MS_CLOSED || se->nick_tid[0])
-		return;
+		return -1;
 	free(se->nick_out);
 	se->nick_out = gw_xstrdup(nick);
 	if (se->state == MS_ACTIVE)
 		msess_send_nickname(se);
+	return 0;
 }
 
 void sessions_leg_nickname_answer(struct msess *se, int status)
