@@ -63,11 +63,25 @@
 
 /* ---------------------------------------------------------------- tables */
 
-/* A SIP final status of our INVITE to a focus -> the MUC join error (RFC 7702 section 4). */
-static const struct {
+struct status_row {
 	int status;
 	const char *condition;
-} invite_error_table[] = {
+};
+
+#define NROWS(t) (sizeof(t) / sizeof((t)[0]))
+
+/* The condition of status's row, or dflt. */
+static const char *status_row_find(const struct status_row *rows, size_t n, int status,
+				   const char *dflt)
+{
+	for (size_t i = 0; i < n; i++)
+		if (rows[i].status == status)
+			return rows[i].condition;
+	return dflt;
+}
+
+/* A SIP final status of our INVITE to a focus -> the MUC join error (RFC 7702 section 4). */
+static const struct status_row invite_error_table[] = {
 	{ 401, "registration-required" },
 	{ 403, "forbidden" },
 	{ 404, "item-not-found" },
@@ -88,17 +102,12 @@ static const struct {
 
 const char *map_muc_invite_error(int status)
 {
-	for (size_t i = 0; i < sizeof(invite_error_table) / sizeof(invite_error_table[0]); i++)
-		if (invite_error_table[i].status == status)
-			return invite_error_table[i].condition;
-	return status >= 500 ? "remote-server-not-found" : map_error_from_sip(status);
+	return status_row_find(invite_error_table, NROWS(invite_error_table), status,
+			       status >= 500 ? "remote-server-not-found" : map_error_from_sip(status));
 }
 
 /* The answer to our NICKNAME (RFC 7701 5.2) -> the MUC error of the join or nick change. */
-static const struct {
-	int status;
-	const char *condition;
-} nickname_error_table[] = {
+static const struct status_row nickname_error_table[] = {
 	{ 403, "forbidden" },
 	{ 408, "remote-server-timeout" },
 	{ 423, "not-acceptable" },
@@ -110,10 +119,8 @@ static const struct {
 
 const char *map_muc_nickname_error(int status)
 {
-	for (size_t i = 0; i < sizeof(nickname_error_table) / sizeof(nickname_error_table[0]); i++)
-		if (nickname_error_table[i].status == status)
-			return nickname_error_table[i].condition;
-	return "not-acceptable";
+	return status_row_find(nickname_error_table, NROWS(nickname_error_table), status,
+			       "not-acceptable");
 }
 
 /* A MUC join error (XEP-0045 7.2) -> the SIP status of the held INVITE (RFC 7702 section 6). */

@@ -1297,6 +1297,24 @@ static int msess_set_peer(struct msess *se, const struct msrp_sdp_media *m, char
 
 static const char *const our_types[] = { "text/plain", "message/cpim", CT_COMPOSING };
 
+/* Parses an SDP offer and intersects its accept-types with ours.  0 with *m and *types (the
+ * caller clears both), or -1 with a reason in err and nothing to clear: the answer is 488. */
+static int sess_offer(const char *body, size_t len, struct msrp_sdp_media *m, char ***types,
+		      size_t *ntypes, char *err, size_t errlen)
+{
+	*types = NULL;
+	*ntypes = 0;
+	if (msrp_sdp_parse_offer(body, len, 0, m, NULL, NULL, err, errlen) != 0)
+		return -1;
+	if (msrp_sdp_types_intersect(our_types, sizeof(our_types) / sizeof(our_types[0]),
+				     m->accept_types, m->naccept_types, types, ntypes) != 0) {
+		msrp_sdp_media_clear(m);
+		snprintf(err, errlen, "no common accept-types");
+		return -1;
+	}
+	return 0;
+}
+
 static char *msess_sdp(struct msess *se, const struct msrp_sdp_media *offer, enum msrp_setup setup,
 		       char *const *types, size_t ntypes, const char *chatroom)
 {
@@ -1408,15 +1426,8 @@ void sessions_from_sip(struct sessions *ss, struct sip_call *call,
 		sip_call_refuse(call, 488, "Not Acceptable Here", "an SDP offer is required");
 		return;
 	}
-	if (msrp_sdp_parse_offer(info->body, info->body_len, 0, &m, NULL, NULL, err,
-				 sizeof(err)) != 0) {
+	if (sess_offer(info->body, info->body_len, &m, &types, &ntypes, err, sizeof(err)) != 0) {
 		sip_call_refuse(call, 488, "Not Acceptable Here", err);
-		return;
-	}
-	if (msrp_sdp_types_intersect(our_types, sizeof(our_types) / sizeof(our_types[0]),
-				     m.accept_types, m.naccept_types, &types, &ntypes) != 0) {
-		msrp_sdp_media_clear(&m);
-		sip_call_refuse(call, 488, "Not Acceptable Here", "no common accept-types");
 		return;
 	}
 	link = gw_link_for_component(ss->gw, info->peer->component);
@@ -1539,6 +1550,32 @@ static const char *stanza_error_condition(xmpp_stanza_t *stanza)
 	return "undefined-condition";
 }
 
+/* The delivered message that became stanza_id was bounced by XMPP with condition: a failure
+ * REPORT to the SIP sender.  Returns 1 if the ring held it. */
+static int msess_failure_report(struct msess *se, const char *stanza_id, const char *condition)
+{
+	for (unsigned i = 0; i < SESS_DELIVERED && i < se->ndelivered; i++) {
+		struct mdelivered *d = &se->delivered[i];
+		int status = map_msrp_report_status(condition);
+		char tid[17], *frame;
+		size_t len;
+
+		if (strcmp(d->stanza_id, stanza_id) != 0)
+			continue;
+		log_info("session %s: message %s bounced by XMPP (%s): failure REPORT %d", se->id,
+			 d->message_id, condition, status);
+		if (se->state == MS_ACTIVE) {
+			random_id(tid, sizeof(tid));
+			frame = msrp_build_report(tid, se->peer_path, se->our_path, d->message_id, 1,
+						  d->total, d->total, status, condition, &len);
+			mconn_write(se->conn, frame, len);
+		}
+		d->stanza_id[0] = '\0';
+		return 1;
+	}
+	return 0;
+}
+
 /* An XMPP bounce of a message a session delivered: a failure REPORT to the SIP sender (unless
  * its Failure-Report said no).  Returns 1 if it was a session's. */
 static int sessions_xmpp_error(struct sessions *ss, struct xmpp_link *link, xmpp_stanza_t *stanza)
@@ -1557,29 +1594,7 @@ static int sessions_xmpp_error(struct sessions *ss, struct xmpp_link *link, xmpp
 		return 0;
 	snprintf(key, sizeof(key), "%s\n%s", from_bare, uri);
 	se = dict_get(ss->by_pair, key);
-	for (unsigned i = 0; se && i < SESS_DELIVERED && i < se->ndelivered; i++) {
-		struct mdelivered *d = &se->delivered[i];
-		const char *cond;
-		char tid[17], *frame;
-		size_t len;
-		int status;
-
-		if (strcmp(d->stanza_id, id) != 0)
-			continue;
-		cond = stanza_error_condition(stanza);
-		status = map_msrp_report_status(cond);
-		log_info("session %s: message %s bounced by XMPP (%s): failure REPORT %d", se->id,
-			 d->message_id, cond, status);
-		if (se->state == MS_ACTIVE) {
-			random_id(tid, sizeof(tid));
-			frame = msrp_build_report(tid, se->peer_path, se->our_path, d->message_id, 1,
-						  d->total, d->total, status, cond, &len);
-			mconn_write(se->conn, frame, len);
-		}
-		d->stanza_id[0] = '\0';
-		return 1;
-	}
-	return 0;
+	return se && msess_failure_report(se, id, stanza_error_condition(stanza));
 }
 
 int sessions_from_xmpp(struct sessions *ss, struct xmpp_link *link, xmpp_stanza_t *stanza)
@@ -1699,23 +1714,18 @@ int sessions_offer_check(struct sessions *ss, const char *body, size_t len, char
 			 size_t errlen)
 {
 	struct msrp_sdp_media m;
-	char **types = NULL;
-	size_t ntypes = 0;
-	int r;
+	char **types;
+	size_t ntypes;
 
 	if (!ss->gw->conf->sessions_enabled || ss->closing) {
 		snprintf(err, errlen, "%s", ss->closing ? "shutting down" : "sessions are disabled");
 		return -1;
 	}
-	if (msrp_sdp_parse_offer(body, len, 0, &m, NULL, NULL, err, errlen) != 0)
+	if (sess_offer(body, len, &m, &types, &ntypes, err, errlen) != 0)
 		return -1;
-	r = msrp_sdp_types_intersect(our_types, sizeof(our_types) / sizeof(our_types[0]),
-				     m.accept_types, m.naccept_types, &types, &ntypes);
-	if (r != 0)
-		snprintf(err, errlen, "no common accept-types");
 	msrp_sdp_strv_free(types, ntypes);
 	msrp_sdp_media_clear(&m);
-	return r;
+	return 0;
 }
 
 struct msess *sessions_leg_accept(struct sessions *ss, struct sip_call *call,
@@ -1729,14 +1739,8 @@ struct msess *sessions_leg_accept(struct sessions *ss, struct sip_call *call,
 	enum msrp_setup setup;
 	struct msess *se;
 
-	if (msrp_sdp_parse_offer(offer, offer_len, 0, &m, NULL, NULL, err, sizeof(err)) != 0) {
+	if (sess_offer(offer, offer_len, &m, &types, &ntypes, err, sizeof(err)) != 0) {
 		sip_call_refuse(call, 488, "Not Acceptable Here", err);
-		return NULL;
-	}
-	if (msrp_sdp_types_intersect(our_types, sizeof(our_types) / sizeof(our_types[0]),
-				     m.accept_types, m.naccept_types, &types, &ntypes) != 0) {
-		msrp_sdp_media_clear(&m);
-		sip_call_refuse(call, 488, "Not Acceptable Here", "no common accept-types");
 		return NULL;
 	}
 	se = msess_new(ss, local, remote_uri, local, peer, cbs, arg);
@@ -1854,25 +1858,7 @@ void sessions_leg_nickname_answer(struct msess *se, int status)
 
 void sessions_leg_failed(struct msess *se, const char *stanza_id, const char *condition)
 {
-	for (unsigned i = 0; i < SESS_DELIVERED && i < se->ndelivered; i++) {
-		struct mdelivered *d = &se->delivered[i];
-		int status = map_msrp_report_status(condition);
-		char tid[17], *frame;
-		size_t len;
-
-		if (strcmp(d->stanza_id, stanza_id) != 0)
-			continue;
-		log_info("session %s: message %s bounced by XMPP (%s): failure REPORT %d", se->id,
-			 d->message_id, condition, status);
-		if (se->state == MS_ACTIVE) {
-			random_id(tid, sizeof(tid));
-			frame = msrp_build_report(tid, se->peer_path, se->our_path, d->message_id, 1,
-						  d->total, d->total, status, condition, &len);
-			mconn_write(se->conn, frame, len);
-		}
-		d->stanza_id[0] = '\0';
-		return;
-	}
+	msess_failure_report(se, stanza_id, condition);
 }
 
 void sessions_leg_end(struct msess *se, int cause, const char *text)
