@@ -60,6 +60,7 @@
 #define GC_LIST_WAIT_MS 3000			/* first conference NOTIFY awaited this long */
 #define GC_MAX_CONFINFO (256 * 1024)		/* bytes of a conference-info document */
 #define GC_SUB_EXPIRES 3600
+#define GC_NICK_BUF 1040			/* a resourcepart is at most 1023 bytes */
 
 /* ---------------------------------------------------------------- tables */
 
@@ -679,7 +680,7 @@ static void xocc_show_users(struct xocc *x)
 
 	for (size_t i = 0; x->conf && i < x->conf->nusers; i++) {
 		const struct confinfo_user *u = &x->conf->users[i];
-		char nick[256];
+		char nick[GC_NICK_BUF];
 
 		if (gc_uri_same(u->entity, x->our_uri) || !xocc_user_present(u))
 			continue;
@@ -894,7 +895,7 @@ static int xleg_message(void *arg, struct msess *leg, const char *ctype, const c
 {
 	struct xocc *x = arg;
 	struct groupchat *gc = x->gc;
-	char uri[1024], name[256], nick[256], to[1024], tname[256];
+	char uri[1024], name[GC_NICK_BUF], nick[GC_NICK_BUF], to[1024], tname[GC_NICK_BUF];
 	const char *text = body, *type = "groupchat", *from_nick = NULL;
 	size_t tlen = len;
 	struct map_cpim cpim;
