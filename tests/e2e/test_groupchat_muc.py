@@ -389,3 +389,35 @@ async def test_malformed_nickname_and_shutdown(env):
                                   p["type"] == "unavailable", 5, "Bob left with the gateway")
     finally:
         await teardown(env)
+
+
+async def test_hundred_sip_occupants(env):
+    """One room, 100 SIP users through one component link: every join, and a message from each
+    side reaches every occupant once."""
+    n = 100
+    try:
+        gw = await env.gateway(groupchat_xml(env, groupchat_attrs='max-per-room="200"').replace(
+            f'<sessions msrp-port="{env.gw_msrp_port}"/>',
+            f'<sessions msrp-port="{env.gw_msrp_port}" max-total="300"/>'))
+        alice = Occupant(await env.client("alice"))
+        await alice.join("crowd", "Alice")
+        uas = [await MsrpUA(f"u{i}", domain=SIP_DOMAIN).start() for i in range(n)]
+        env.msrp_uas = uas
+        calls = []
+        for batch in range(0, n, 10):
+            calls += await asyncio.gather(*(sip_join(env, ua, "crowd") for ua in uas[batch:batch + 10]))
+        await wait_for(lambda: len({str(p["from"]) for p in alice.presences
+                                    if str(p["from"]).startswith(room_jid("crowd")) and
+                                    p["type"] != "unavailable"}) >= n + 1, 20, "every occupant")
+        alice.say("crowd", "hello crowd")
+        for c in calls:
+            await c.wait_message(lambda x: x.text == "hello crowd", timeout=10)
+        await calls[7].send_text("from u7")
+        await alice.wait_message(lambda m: m["body"] == "from u7", 5)
+        await asyncio.sleep(1)
+        for i, c in enumerate(calls):
+            got = [m.text for m in c.received_messages]
+            check(got.count("hello crowd") == 1, f"u{i}: {got.count('hello crowd')} copies")
+            check(got.count("from u7") == (0 if i == 7 else 1), f"u{i} got 'from u7' {got.count('from u7')}x")
+    finally:
+        await teardown(env)
