@@ -275,8 +275,21 @@ struct socc {
 	SLIST_ENTRY(socc) dead_entry;
 };
 
+/* A MUC's invitation of a SIP user, on its way as a REFER. */
+struct ginvite {
+	struct groupchat *gc;
+	struct sip_outgoing *out;
+	struct xmpp_link *link;
+	char *room;		/* the room's JID */
+	char *invitee;		/* the SIP user's bare JID */
+	char *inviter;		/* as the MUC named them, or NULL */
+	xmpp_stanza_t *direct;	/* a direct invitation (XEP-0249): bounced if refused */
+	LIST_ENTRY(ginvite) entry;
+};
+
 struct groupchat {
 	struct gw *gw;
+	LIST_HEAD(, ginvite) invites;	/* REFERs awaiting their final response */
 	struct dict *xoccs;	/* key -> struct xocc */
 	struct dict *soccs;	/* real JID -> struct socc */
 	struct dict *rooms;	/* room JID -> struct mroom */
@@ -2047,6 +2060,163 @@ int groupchat_owns_uri(const struct groupchat *gc, const char *request_uri)
 	       gc_is_muc_service(gc->gw->conf, domain);
 }
 
+/* ---- invitations: a MUC's mediated invitation (XEP-0045 7.8.2) of a SIP user becomes a REFER
+ * asking the user to INVITE the room (RFC 4579 5.5, RFC 7702); a failure is the invitee's
+ * decline (XEP-0045 7.8.2, <decline/>) with the SIP status as its reason. */
+
+static void ginvite_free(struct ginvite *v)
+{
+	LIST_REMOVE(v, entry);
+	if (v->direct)
+		xmpp_stanza_release(v->direct);
+	free(v->room);
+	free(v->invitee);
+	free(v->inviter);
+	free(v);
+}
+
+static void ginvite_decline(struct groupchat *gc, struct xmpp_link *link, const char *room,
+			    const char *invitee, const char *inviter, const char *reason)
+{
+	xmpp_stanza_t *m = gc_tag(gc, "message", NULL), *x, *d;
+
+	xmpp_stanza_set_from(m, invitee);
+	xmpp_stanza_set_to(m, room);
+	x = gc_child(gc, m, "x", NS_MUC_USER);
+	d = gc_child(gc, x, "decline", NULL);
+	if (inviter)
+		xmpp_stanza_set_attribute(d, "to", inviter);
+	gc_text_child(gc, d, "reason", reason, strlen(reason));
+	gc_send(link, m);
+}
+
+static void ginvite_answered(void *arg, int status, const char *phrase)
+{
+	struct ginvite *v = arg;
+
+	log_info("groupchat: invitation of %s to %s: REFER answered %d %s", v->invitee, v->room,
+		 status, phrase ? phrase : "");
+	if (status >= 300) {
+		char *reason = gw_xasprintf("SIP %d %s", status, phrase ? phrase : "");
+
+		if (v->direct)
+			gc_bounce(v->gc, v->link, v->direct, map_error_from_sip(status), reason);
+		else
+			ginvite_decline(v->gc, v->link, v->room, v->invitee, v->inviter, reason);
+		free(reason);
+	}
+	ginvite_free(v);
+}
+
+/* A message from a MUC room itself (no nick) to a peer user: 1 if it was an invitation. */
+static int ginvite_from_muc(struct groupchat *gc, struct xmpp_link *link, xmpp_stanza_t *stanza,
+			    const char *room)
+{
+	const struct conf *conf = gc->gw->conf;
+	xmpp_stanza_t *x = xmpp_stanza_get_child_by_name_and_ns(stanza, "x", NS_MUC_USER);
+	xmpp_stanza_t *inv = x ? xmpp_stanza_get_child_by_name(x, "invite") : NULL;
+	xmpp_stanza_t *rs = inv ? xmpp_stanza_get_child_by_name(inv, "reason") : NULL;
+	const char *to = xmpp_stanza_get_to(stanza), *inviter;
+	char invitee[MAP_JID_MAX + 1], uri[MAP_URI_MAX], room_uri[MAP_URI_MAX], from_uri[MAP_URI_MAX];
+	char domain[MAP_JID_MAX + 1], *reason;
+	const struct conf_peer *peer;
+	struct ginvite *v;
+	int err;
+
+	if (!inv || map_jid_bare(to, invitee, sizeof(invitee)) < 0)
+		return 0;
+	inviter = xmpp_stanza_get_attribute(inv, "from");
+	peer = map_peer_for_jid(conf, xmpp_link_domain(link), invitee, uri, sizeof(uri), &err);
+	if (!peer)
+		return 0;	/* not one of our SIP users: the pager refuses it */
+	if (!conf->groupchat_enabled || !peer->groupchat || gc->closing ||
+	    map_jid_to_sip(room, 0, room_uri, sizeof(room_uri)) < 0) {
+		ginvite_decline(gc, link, room, invitee, inviter, "groupchat with this SIP network is "
+				"not enabled");
+		return 1;
+	}
+	/* From: the inviter when one of our users; the inviter's occupant URI (room;gr=nick) when
+	 * the room names them by nickname (semi-anonymous rooms); else the room itself */
+	if (inviter && map_jid_domain(inviter, domain, sizeof(domain)) >= 0 &&
+	    strcmp(domain, conf->xmpp_domain) == 0 &&
+	    map_jid_to_sip(inviter, 0, from_uri, sizeof(from_uri)) >= 0)
+		;
+	else if (!inviter || strncmp(inviter, room, strlen(room)) != 0 ||
+		 inviter[strlen(room)] != '/' ||
+		 map_jid_to_sip(inviter, 1, from_uri, sizeof(from_uri)) < 0)
+		snprintf(from_uri, sizeof(from_uri), "%s", room_uri);
+	reason = rs ? xmpp_stanza_get_text(rs) : NULL;
+	v = gw_xcalloc(1, sizeof(*v));
+	v->gc = gc;
+	v->link = link;
+	v->room = gw_xstrdup(room);
+	v->invitee = gw_xstrdup(invitee);
+	v->inviter = inviter ? gw_xstrdup(inviter) : NULL;
+	LIST_INSERT_HEAD(&gc->invites, v, entry);
+	v->out = sip_send_refer(gc->gw->sip, peer, from_uri, uri, room_uri, reason,
+				ginvite_answered, v);
+	xmpp_free(gc->gw->xctx, reason);
+	if (!v->out) {
+		ginvite_decline(gc, link, room, invitee, inviter, "the gateway is shutting down");
+		ginvite_free(v);
+	} else {
+		log_info("groupchat: %s invites %s to %s: REFER", inviter ? inviter : room, uri,
+			 room_uri);
+	}
+	return 1;
+}
+
+/* A direct invitation (XEP-0249) from one of our users to a SIP user, to a room of a <muc>
+ * service: the same REFER, from the inviter.  1 if it was one. */
+static int ginvite_direct(struct groupchat *gc, struct xmpp_link *link, xmpp_stanza_t *stanza)
+{
+	const struct conf *conf = gc->gw->conf;
+	xmpp_stanza_t *x = xmpp_stanza_get_child_by_name_and_ns(stanza, "x", "jabber:x:conference");
+	const char *room = x ? xmpp_stanza_get_attribute(x, "jid") : NULL;
+	const char *from = xmpp_stanza_get_from(stanza), *to = xmpp_stanza_get_to(stanza);
+	const char *reason = x ? xmpp_stanza_get_attribute(x, "reason") : NULL;
+	char invitee[MAP_JID_MAX + 1], uri[MAP_URI_MAX], room_uri[MAP_URI_MAX];
+	char from_uri[MAP_URI_MAX], domain[MAP_JID_MAX + 1];
+	const struct conf_peer *peer;
+	struct ginvite *v;
+	int err;
+
+	if (!room || !from || !to || xmpp_stanza_get_type(stanza) ||
+	    map_jid_bare(to, invitee, sizeof(invitee)) < 0)
+		return 0;
+	peer = map_peer_for_jid(conf, xmpp_link_domain(link), invitee, uri, sizeof(uri), &err);
+	if (!peer)
+		return 0;
+	if (!conf->groupchat_enabled || !peer->groupchat || gc->closing) {
+		gc_bounce(gc, link, stanza, "service-unavailable", "groupchat with this SIP network is "
+			  "not enabled");
+		return 1;
+	}
+	if (map_jid_domain(room, domain, sizeof(domain)) < 0 || !gc_is_muc_service(conf, domain) ||
+	    map_jid_to_sip(room, 0, room_uri, sizeof(room_uri)) < 0 ||
+	    map_jid_to_sip(from, 0, from_uri, sizeof(from_uri)) < 0) {
+		gc_bounce(gc, link, stanza, "not-acceptable", "not a room of a MUC service the SIP "
+			  "network may join");
+		return 1;
+	}
+	v = gw_xcalloc(1, sizeof(*v));
+	v->gc = gc;
+	v->link = link;
+	v->room = gw_xstrdup(room);
+	v->invitee = gw_xstrdup(invitee);
+	v->direct = xmpp_stanza_copy(stanza);
+	LIST_INSERT_HEAD(&gc->invites, v, entry);
+	v->out = sip_send_refer(gc->gw->sip, peer, from_uri, uri, room_uri, reason,
+				ginvite_answered, v);
+	if (!v->out) {
+		gc_bounce(gc, link, stanza, "service-unavailable", "the gateway is shutting down");
+		ginvite_free(v);
+	} else {
+		log_info("groupchat: %s invites %s to %s (direct): REFER", from, uri, room_uri);
+	}
+	return 1;
+}
+
 /* ================================================================ dispatch from XMPP */
 
 /* A stanza from a MUC service to one of our SIP occupants. */
@@ -2063,6 +2233,8 @@ static int socc_dispatch(struct groupchat *gc, struct xmpp_link *link, xmpp_stan
 		return 0;
 	s = dict_get(gc->soccs, to);
 	slash = strchr(from, '/');
+	if (!s && !slash && !is_presence && ginvite_from_muc(gc, link, stanza, bare))
+		return 1;
 	if (!s || !s->room || strcmp(s->room->jid, bare) != 0) {
 		const char *type = xmpp_stanza_get_type(stanza);
 
@@ -2113,7 +2285,12 @@ static int xocc_dispatch(struct groupchat *gc, struct xmpp_link *link, xmpp_stan
 int groupchat_from_xmpp(struct groupchat *gc, struct xmpp_link *link, xmpp_stanza_t *stanza)
 {
 	int is_presence = strcmp(xmpp_stanza_get_name(stanza), "presence") == 0;
+	char domain[MAP_JID_MAX + 1];
 
+	if (!is_presence && xmpp_stanza_get_from(stanza) &&
+	    map_jid_domain(xmpp_stanza_get_from(stanza), domain, sizeof(domain)) >= 0 &&
+	    strcmp(domain, gc->gw->conf->xmpp_domain) == 0 && ginvite_direct(gc, link, stanza))
+		return 1;
 	return socc_dispatch(gc, link, stanza, is_presence) ||
 	       xocc_dispatch(gc, link, stanza, is_presence);
 }
@@ -2146,6 +2323,7 @@ struct groupchat *groupchat_new(struct gw *gw)
 	gc->rooms = dict_new();
 	gc->per_user = dict_new();
 	gc->watches = dict_new();
+	LIST_INIT(&gc->invites);
 	gc->reap_ev = event_new(gw->base, -1, 0, reap_cb, gc);
 	if (!gc->reap_ev)
 		gw_fatal("event_new failed");
@@ -2198,6 +2376,12 @@ void groupchat_free(struct groupchat *gc)
 	if (!gc)
 		return;
 	groupchat_close(gc);
+	while (!LIST_EMPTY(&gc->invites)) {
+		struct ginvite *v = LIST_FIRST(&gc->invites);
+
+		sip_outgoing_cancel(v->out);
+		ginvite_free(v);
+	}
 	reap_cb(-1, 0, gc);
 	event_free(gc->reap_ev);
 	dict_free(gc->xoccs);

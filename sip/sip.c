@@ -1229,6 +1229,7 @@ static void sip_nua_event(nua_event_t event, int status, char const *phrase, nua
 	switch (event) {
 	case nua_r_message:
 	case nua_r_options:
+	case nua_r_refer:
 		sip_on_response(st, nh, hobj && hobj->kind == SIP_H_OUTGOING ?
 				(struct sip_outgoing *)hobj : NULL, status, phrase);
 		return;
@@ -1469,6 +1470,29 @@ struct sip_outgoing *sip_send_options(struct sip_stack *st, const struct conf_pe
 		    TAG_END());
 	reactor_kick(st->reactor);
 	free(to);
+	return out;
+}
+
+struct sip_outgoing *sip_send_refer(struct sip_stack *st, const struct conf_peer *peer,
+				    const char *from_uri, const char *to_uri, const char *refer_to,
+				    const char *subject, sip_response_fn *cb, void *arg)
+{
+	struct sip_outgoing *out;
+	char *target, clean[128];
+
+	if (st->shutting_down || !st->nua)
+		return NULL;
+	out = sip_outgoing_new(st, from_uri, to_uri, cb, arg);
+	target = gw_xasprintf("<%s>", refer_to);
+	if (subject)
+		sip_clean_phrase(subject, clean, sizeof(clean));
+	/* RFC 4488: no implicit subscription, the final response is all the gateway waits for */
+	nua_refer(out->nh, NUTAG_URL(to_uri), NUTAG_PROXY(sip_route_url(st, peer)),
+		  SIPTAG_REFER_TO_STR(target), SIPTAG_HEADER_STR("Refer-Sub: false"),
+		  SIPTAG_SUPPORTED_STR("norefersub"), TAG_IF(subject, SIPTAG_SUBJECT_STR(clean)),
+		  TAG_END());
+	reactor_kick(st->reactor);
+	free(target);
 	return out;
 }
 

@@ -111,6 +111,13 @@ typedef void sip_response_fn(void *arg, int status, const char *phrase);
  * Returns NULL (and does not call cb) if the stack is shutting down. */
 struct sip_outgoing *sip_send_message(struct sip_stack *stack, const struct sip_out_message *m,
 				      sip_response_fn *cb, void *arg);
+/* A REFER out of any dialog (RFC 3515) asking to_uri (through the peer's route) to send a
+ * request to refer_to, e.g. to INVITE a chat room (RFC 4579 5.5); with Refer-Sub: false
+ * (RFC 4488), so only the final response counts.  subject (one line, may be NULL) goes in a
+ * Subject header.  Strings are copied; cb as for sip_send_message(). */
+struct sip_outgoing *sip_send_refer(struct sip_stack *stack, const struct conf_peer *peer,
+				    const char *from_uri, const char *to_uri, const char *refer_to,
+				    const char *subject, sip_response_fn *cb, void *arg);
 /* Detaches the callback; the transaction itself runs to its end. */
 void sip_outgoing_cancel(struct sip_outgoing *out);
 /* An OPTIONS to the peer network's domain (sip:<domain>, Max-Forwards 0: the next hop answers

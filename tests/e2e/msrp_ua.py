@@ -1778,6 +1778,8 @@ class MsrpUA:
         self.extra_media_attrs = []         # more a= lines of our m=message (e.g. "chatroom:nickname")
         self.contact_params = ""            # after the <> of our Contact (e.g. ";isfocus", RFC 4579)
         self.subscriptions = []             # Subscription (RFC 6665, as subscriber)
+        self.refers = []                    # out-of-dialog REFERs received (invitations)
+        self.on_refer = 202                 # the status they are answered with
         self.send_empty_send = send_empty_send
         self.msrp_status = msrp_status
         self.t1 = t1
@@ -2263,6 +2265,15 @@ class MsrpUA:
                 if sub.call_id == req.call_id and sub.local_tag == local_tag:
                     sub._on_notify(req)
                     return True
+        if req.method == "REFER" and tag_of(req.get("to")) is None:
+            # RFC 3515 out of any dialog, e.g. an invitation to a chat room (RFC 4579 5.5):
+            # recorded (ua.refers) and answered ua.on_refer; with Refer-Sub: false (RFC 4488)
+            # no implicit subscription follows
+            self.refers.append(req)
+            if not req.get("refer-to"):
+                self.sip_errors.append(f"REFER without Refer-To: {req.start!r}")
+            self._respond(req, self.on_refer)
+            return True
         return False
 
     # --------------------------------------------------------- subscriptions (RFC 6665)

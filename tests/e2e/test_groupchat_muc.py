@@ -421,3 +421,48 @@ async def test_hundred_sip_occupants(env):
             check(got.count("from u7") == (0 if i == 7 else 1), f"u{i} got 'from u7' {got.count('from u7')}x")
     finally:
         await teardown(env)
+
+
+async def test_invitations_become_refer(env):
+    """A MUC's mediated invitation (XEP-0045 7.8.2) and a direct one (XEP-0249) of a SIP user
+    become a REFER asking the user to INVITE the room (RFC 4579 5.5); a refusal comes back as
+    the invitee's decline, or as an error."""
+    try:
+        gw, alice, ua = await setup(env)
+        await alice.join("party", "Alice")
+        alice.c.send_raw_xml(f"<message to='{room_jid('party')}'><x xmlns='{NS_MUC_USER}'>"
+                             f"<invite to='bob@{SIP_DOMAIN}'><reason>come over</reason></invite></x></message>")
+        await wait_for(lambda: ua.refers, 5, "the REFER")
+        r = ua.refers[0]
+        check(room_uri("party") in r.get("refer-to"), f"Refer-To: {r.get('refer-to')}")
+        # From: the inviter, as the room names her (her JID, or her occupant URI)
+        check(f"sip:alice@{XMPP_DOMAIN}" in r.get("from") or
+              f"{room_uri('party')};gr=Alice" in r.get("from"), f"From the inviter: {r.get('from')}")
+        check((r.get("subject") or "") == "come over", f"the reason: {r.get('subject')}")
+        check((r.get("refer-sub") or "").lower() == "false", "no implicit subscription")
+        # bob follows the invitation
+        await sip_join(env, ua, "party", nick="Bob")
+        await alice.wait_presence(lambda p: str(p["from"]) == f"{room_jid('party')}/Bob", 5)
+        # dave refuses: alice hears the decline
+        dave = await MsrpUA("dave", local_port=None, domain=SIP_DOMAIN).start()
+        env.msrp_uas.append(dave)
+        ua.on_refer = 603
+        alice.c.send_raw_xml(f"<message to='{room_jid('party')}'><x xmlns='{NS_MUC_USER}'>"
+                             f"<invite to='bob@{SIP_DOMAIN}'/></x></message>")
+        d = await alice.wait_message(lambda m: m.xml.find(f"{{{NS_MUC_USER}}}x/{{{NS_MUC_USER}}}decline")
+                                     is not None, 5, "the decline")
+        check("603" in str(d), f"decline reason: {d}")
+        # a direct invitation from alice: REFER from alice; refused -> an error to alice
+        n = len(ua.refers)
+        ua.on_refer = 202
+        alice.c.send_raw_xml(f"<message to='bob@{SIP_DOMAIN}' id='di1'><x xmlns='jabber:x:conference' "
+                             f"jid='{room_jid('party')}' reason='see you there'/></message>")
+        await wait_for(lambda: len(ua.refers) > n, 5, "the direct invitation's REFER")
+        check(room_uri("party") in ua.refers[-1].get("refer-to"), f"{ua.refers[-1].get('refer-to')}")
+        ua.on_refer = 403
+        alice.c.send_raw_xml(f"<message to='bob@{SIP_DOMAIN}' id='di2'><x xmlns='jabber:x:conference' "
+                             f"jid='{room_jid('party')}'/></message>")
+        e = await alice.wait_message(lambda m: m["type"] == "error" and m["id"] == "di2", 5)
+        check(error_condition(e) == "forbidden", f"{e}")
+    finally:
+        await teardown(env)
