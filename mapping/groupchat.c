@@ -1511,6 +1511,7 @@ static int sleg_message(void *arg, struct msess *leg, const char *ctype, const c
 	char to_uri[1024], name[256], jid[MAP_JID_MAX + 1];
 	size_t tlen = len;
 	struct map_cpim cpim;
+	const struct map_span *subject = NULL;
 	xmpp_stanza_t *m;
 	char *to = NULL;
 
@@ -1524,6 +1525,8 @@ static int sleg_message(void *arg, struct msess *leg, const char *ctype, const c
 			return 415;
 		text = cpim.body.p;
 		tlen = cpim.body.n;
+		if (cpim.subject.p)
+			subject = &cpim.subject;
 		if (gc_cpim_addr(&cpim.to, to_uri, sizeof(to_uri), name, sizeof(name)) == 0) {
 			/* the room, or privately an occupant: sip:room@service;gr=nick */
 			const char *slash;
@@ -1549,7 +1552,12 @@ static int sleg_message(void *arg, struct msess *leg, const char *ctype, const c
 	xmpp_stanza_set_to(m, to);
 	gw_make_id(gc->gw, "g", stanza_id, idlen);
 	xmpp_stanza_set_id(m, stanza_id);
-	gc_text_child(gc, m, "body", text, tlen);
+	if (subject && tlen == 0 && strcmp(type, "groupchat") == 0)
+		/* a CPIM Subject without text: the room's subject (XEP-0045 8.1); the MUC decides
+		 * whether this occupant may change it */
+		gc_text_child(gc, m, "subject", subject->p, subject->n);
+	else
+		gc_text_child(gc, m, "body", text, tlen);
 	if (strcmp(type, "chat") == 0)
 		gc_child(gc, m, "x", NS_MUC_USER);
 	gc_send(s->link, m);

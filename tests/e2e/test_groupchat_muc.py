@@ -200,6 +200,14 @@ async def test_subject_and_nickname_conflict(env):
         m = await call.wait_message(lambda x: "Lunch plans" in x.text, timeout=5)
         check("Lunch plans" in (m.cpim.get("Subject") if hasattr(m, "cpim") and m.cpim else "Lunch plans"),
               f"subject message: {m}")
+        # the SIP user sets the subject (a CPIM Subject without text), once a moderator
+        alice.iq("topic", f"<query xmlns='{NS_MUC_ADMIN}'><item nick='Bob' role='moderator'/></query>")
+        await alice.wait_presence(lambda p: str(p["from"]) == f"{room_jid('topic')}/Bob" and
+                                  'role="moderator"' in str(p), 5, "Bob a moderator")
+        await call.send_cpim("", headers=["Subject: Dinner instead"])
+        s2 = await alice.wait_message(lambda x: x["subject"] == "Dinner instead", 5, "Bob's subject")
+        check(str(s2["from"]) == f"{room_jid('topic')}/Bob", f"subject from Bob: {s2}")
+        await sub.wait_state(lambda s: s.subject == "Dinner instead", 5)
         # a nickname another occupant holds: 425 (RFC 7701)
         status = await call.send_nickname("Alice")
         check(status == 425, f"NICKNAME Alice: {status}")
