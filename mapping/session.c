@@ -120,7 +120,7 @@ struct msess {
 	struct dict *sent;	/* tid -> struct mout (chunks in flight) */
 	struct dict *by_msgid;	/* Message-ID -> struct mout (waiting for a REPORT) */
 	struct dict *reports;	/* XMPP stanza id -> struct mreport */
-	struct mdelivered delivered[SESS_DELIVERED];
+	struct mdelivered *delivered;	/* SESS_DELIVERED of them, allocated with the first */
 	unsigned ndelivered;	/* total so far; the ring holds the last SESS_DELIVERED */
 	/* reassembly of the incoming message (one at a time per session) */
 	char in_msgid[80];
@@ -394,6 +394,7 @@ static void msess_free(struct msess *se)
 	dict_free(se->reports);
 	dict_free(se->by_msgid);
 	free(se->in_buf);
+	free(se->delivered);
 	free(se->our_path);
 	free(se->peer_path);
 	free(se->pair_key);
@@ -662,6 +663,15 @@ static void mconn_respond(struct mconn *c, const struct msrp_frame *f, int statu
 	mconn_write(c, frame, len);
 }
 
+/* The ring slot for the next message handed to XMPP (the ring is allocated on first use: a
+ * room's leg that only receives never needs it). */
+static struct mdelivered *msess_delivered_slot(struct msess *se)
+{
+	if (!se->delivered)
+		se->delivered = gw_xcalloc(SESS_DELIVERED, sizeof(*se->delivered));
+	return &se->delivered[se->ndelivered++ % SESS_DELIVERED];
+}
+
 /* A complete message from the SIP user: to the XMPP user. */
 static void msess_deliver(struct msess *se, const char *ctype, const char *body, size_t len,
 			  int report, const char *message_id, int failure_report)
@@ -677,7 +687,7 @@ static void msess_deliver(struct msess *se, const char *ctype, const char *body,
 	gw_make_id(ss->gw, "s", id, sizeof(id));
 	xmpp_stanza_set_id(msg, id);
 	if (message_id && failure_report != 0) {
-		struct mdelivered *d = &se->delivered[se->ndelivered++ % SESS_DELIVERED];
+		struct mdelivered *d = msess_delivered_slot(se);
 
 		snprintf(d->stanza_id, sizeof(d->stanza_id), "%s", id);
 		snprintf(d->message_id, sizeof(d->message_id), "%s", message_id);
@@ -807,7 +817,7 @@ static void mconn_on_send(struct mconn *c, const struct msrp_frame *f)
 			goto out;
 		mconn_respond(c, f, status, status == 200 ? "OK" : msrp_status_comment(status));
 		if (status == 200 && sid[0] && f->failure_report != 0) {
-			struct mdelivered *d = &se->delivered[se->ndelivered++ % SESS_DELIVERED];
+			struct mdelivered *d = msess_delivered_slot(se);
 
 			snprintf(d->stanza_id, sizeof(d->stanza_id), "%s", sid);
 			snprintf(d->message_id, sizeof(d->message_id), "%s", se->in_msgid);
@@ -1554,7 +1564,7 @@ static const char *stanza_error_condition(xmpp_stanza_t *stanza)
  * REPORT to the SIP sender.  Returns 1 if the ring held it. */
 static int msess_failure_report(struct msess *se, const char *stanza_id, const char *condition)
 {
-	for (unsigned i = 0; i < SESS_DELIVERED && i < se->ndelivered; i++) {
+	for (unsigned i = 0; se->delivered && i < SESS_DELIVERED && i < se->ndelivered; i++) {
 		struct mdelivered *d = &se->delivered[i];
 		int status = map_msrp_report_status(condition);
 		char tid[17], *frame;
