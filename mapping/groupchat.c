@@ -226,12 +226,26 @@ struct xocc {
 	const struct conf_peer *peer;
 	struct xmpp_link *link;
 	struct msess *leg;
-	struct sip_sub *sub;
-	struct confinfo *conf;	/* the room as the focus last said (NULL: no NOTIFY yet) */
-	struct dict *nicks;	/* participant entity -> nick (char *) last shown to the user */
-	char *subject;		/* the subject last shown */
+	struct croom *cr;	/* the room's shared state */
 	struct event *timer;
+	LIST_ENTRY(xocc) cr_entry;
 	SLIST_ENTRY(xocc) dead_entry;
+};
+
+/* A SIP conference room with XMPP occupants: one conference subscription and one copy of its
+ * state for all of them (per-occupant copies would cost N * N for a room of N). */
+struct croom {
+	struct groupchat *gc;
+	char *room_uri;		/* the key in gc->crooms */
+	char *room;		/* the room's JID */
+	const struct conf_peer *peer;
+	struct sip_sub *sub;	/* made as one occupant (sub_as), re-made if that one leaves */
+	char *sub_as;
+	int listed;		/* the first NOTIFY came, or the subscription failed */
+	struct confinfo *conf;	/* the room as the focus last said (NULL: no document yet) */
+	struct dict *nicks;	/* participant entity -> nick (char *) shown to the occupants */
+	char *subject;		/* the subject last shown */
+	LIST_HEAD(, xocc) xoccs;
 };
 
 /* One occupant of an XMPP MUC room, as the MUC's presence shows it. */
@@ -291,6 +305,7 @@ struct groupchat {
 	struct gw *gw;
 	LIST_HEAD(, ginvite) invites;	/* REFERs awaiting their final response */
 	struct dict *xoccs;	/* key -> struct xocc */
+	struct dict *crooms;	/* room URI -> struct croom */
 	struct dict *soccs;	/* real JID -> struct socc */
 	struct dict *rooms;	/* room JID -> struct mroom */
 	struct dict *per_user;	/* user (bare JID or SIP URI) -> (intptr) rooms joined */
@@ -646,74 +661,51 @@ static int xocc_user_present(const struct confinfo_user *u)
 	return u->nendpoints == 0;
 }
 
-struct nick_diff {
-	struct xocc *x;
-	struct dict *now;	/* entity -> nick */
-};
-
-static void diff_gone(void *arg, const char *entity, void *value)
-{
-	struct nick_diff *d = arg;
-	const char *now = dict_get(d->now, entity);
-
-	if (!now)
-		xocc_presence(d->x, value, 0, NULL, NULL, 0, NULL, NULL);
-	else if (strcmp(now, value) != 0) {
-		static const int c303[] = { 303 };
-
-		xocc_presence(d->x, value, 0, NULL, c303, 1, now, NULL);
-	}
-}
-
-struct nick_add {
-	struct xocc *x;
-	struct dict *before;
-};
-
-static void diff_new(void *arg, const char *entity, void *value)
-{
-	struct nick_add *a = arg;
-	const char *was = dict_get(a->before, entity);
-
-	if (!was || strcmp(was, value) != 0)
-		xocc_presence(a->x, value, 1, "participant", NULL, 0, NULL, NULL);
-}
-
 static void free_value(void *arg, const char *key, void *value)
 {
 	free(value);
 }
 
-/* Shows the room's users as presence: what changed since the last call. */
-static void xocc_show_users(struct xocc *x)
+/* 1 if a participant entity is this occupant's own (or shown under its own nick). */
+static int xocc_is_self(const struct xocc *x, const char *entity, const char *nick)
 {
-	struct dict *now = dict_new();
-	struct nick_diff d = { x, now };
-	struct nick_add a = { x, x->nicks };
+	return gc_uri_same(entity, x->our_uri) || (x->nick && strcmp(nick, x->nick) == 0);
+}
 
-	for (size_t i = 0; x->conf && i < x->conf->nusers; i++) {
-		const struct confinfo_user *u = &x->conf->users[i];
-		char nick[GC_NICK_BUF];
+struct nick_diff {
+	struct croom *cr;
+	struct dict *other;	/* gone: the new map; new: the old one */
+	struct xocc *x;
+};
 
-		if (gc_uri_same(u->entity, x->our_uri) || !xocc_user_present(u))
-			continue;
-		xocc_user_nick(u, nick, sizeof(nick));
-		if (!nick_ok(x->room, nick) || (x->nick && strcmp(nick, x->nick) == 0))
-			continue;	/* no usable name to show, or our own under our name */
-		free(dict_set(now, u->entity, gw_xstrdup(nick)));
-	}
-	dict_foreach(x->nicks, diff_gone, &d);
-	dict_foreach(now, diff_new, &a);
-	dict_foreach(x->nicks, free_value, NULL);
-	dict_free(x->nicks);
-	x->nicks = now;
+static void diff_gone(void *arg, const char *entity, void *value)
+{
+	struct nick_diff *d = arg;
+	const char *now = dict_get(d->other, entity);
+	static const int c303[] = { 303 };
+
+	if (xocc_is_self(d->x, entity, value))
+		return;
+	if (!now)
+		xocc_presence(d->x, value, 0, NULL, NULL, 0, NULL, NULL);
+	else if (strcmp(now, value) != 0)
+		xocc_presence(d->x, value, 0, NULL, c303, 1, now, NULL);
+}
+
+static void diff_new(void *arg, const char *entity, void *value)
+{
+	struct nick_diff *d = arg;
+	const char *was = d->other ? dict_get(d->other, entity) : NULL;
+
+	if (!xocc_is_self(d->x, entity, value) && (!was || strcmp(was, value) != 0))
+		xocc_presence(d->x, value, 1, "participant", NULL, 0, NULL, NULL);
 }
 
 static void xocc_subject(struct xocc *x)
 {
 	struct groupchat *gc = x->gc;
 	xmpp_stanza_t *m = gc_tag(gc, "message", NULL);
-	const char *subject = x->conf && x->conf->subject ? x->conf->subject : "";
+	const char *subject = x->cr->subject ? x->cr->subject : "";
 	char id[64];
 
 	xmpp_stanza_set_type(m, "groupchat");
@@ -729,15 +721,162 @@ static void xocc_subject(struct xocc *x)
 static void xocc_joined(struct xocc *x)
 {
 	static const int c110[] = { 110 };
+	struct nick_diff d = { x->cr, NULL, x };
 
 	evtimer_del(x->timer);
 	xocc_enter_state(x, XO_JOINED);
-	xocc_show_users(x);
+	dict_foreach(x->cr->nicks, diff_new, &d);
 	xocc_presence(x, x->nick, 1, "participant", c110, 1, NULL, NULL);
 	xocc_subject(x);
 }
 
-/* Ends it: BYE and un-SUBSCRIBE unless already over; the user hears nothing more here. */
+/* The room's state changed (or came): each joined occupant sees what changed, the listing
+ * ones join now. */
+static void croom_update(struct croom *cr)
+{
+	struct dict *now = dict_new();
+	const char *subject = cr->conf && cr->conf->subject ? cr->conf->subject : "";
+	int subject_changed = strcmp(subject, cr->subject ? cr->subject : "") != 0;
+	struct xocc *x, *next;
+
+	for (size_t i = 0; cr->conf && i < cr->conf->nusers; i++) {
+		const struct confinfo_user *u = &cr->conf->users[i];
+		char nick[GC_NICK_BUF];
+
+		if (!xocc_user_present(u))
+			continue;
+		xocc_user_nick(u, nick, sizeof(nick));
+		if (nick_ok(cr->room, nick))	/* else no usable name to show */
+			free(dict_set(now, u->entity, gw_xstrdup(nick)));
+	}
+	for (x = LIST_FIRST(&cr->xoccs); x; x = next) {
+		struct nick_diff gone = { cr, now, x }, added = { cr, cr->nicks, x };
+
+		next = LIST_NEXT(x, cr_entry);
+		if (x->state != XO_JOINED)
+			continue;
+		dict_foreach(cr->nicks, diff_gone, &gone);
+		dict_foreach(now, diff_new, &added);
+	}
+	dict_foreach(cr->nicks, free_value, NULL);
+	dict_free(cr->nicks);
+	cr->nicks = now;
+	free(cr->subject);
+	cr->subject = gw_xstrdup(subject);
+	cr->listed = 1;
+	for (x = LIST_FIRST(&cr->xoccs); x; x = next) {
+		next = LIST_NEXT(x, cr_entry);
+		if (x->state == XO_LISTING)
+			xocc_joined(x);
+		else if (x->state == XO_JOINED && subject_changed)
+			xocc_subject(x);
+	}
+}
+
+static const struct sip_sub_cbs xsub_cbs;
+
+/* The conference subscription, made as occupant x. */
+static void croom_subscribe(struct croom *cr, struct xocc *x)
+{
+	free(cr->sub_as);
+	cr->sub_as = gw_xstrdup(x->our_uri);
+	cr->sub = sip_subscribe(cr->gc->gw->sip, cr->peer, x->our_uri, cr->room_uri, "conference",
+				CONFINFO_CT, GC_SUB_EXPIRES, 0, &xsub_cbs, cr);
+	if (!cr->sub)
+		croom_update(cr);	/* shutting down: joined with what is known */
+}
+
+static struct croom *croom_get(struct groupchat *gc, const struct conf_peer *peer,
+			       const char *room, const char *room_uri)
+{
+	struct croom *cr = dict_get(gc->crooms, room_uri);
+
+	if (cr)
+		return cr;
+	cr = gw_xcalloc(1, sizeof(*cr));
+	cr->gc = gc;
+	cr->room_uri = gw_xstrdup(room_uri);
+	cr->room = gw_xstrdup(room);
+	cr->peer = peer;
+	cr->nicks = dict_new();
+	LIST_INIT(&cr->xoccs);
+	dict_set(gc->crooms, room_uri, cr);
+	return cr;
+}
+
+/* Occupant x leaves the room's shared state: the last one ends the subscription; if the
+ * subscription was made as x, it is made again as another occupant. */
+static void croom_leave(struct croom *cr, struct xocc *x)
+{
+	struct xocc *o;
+
+	LIST_REMOVE(x, cr_entry);
+	x->cr = NULL;
+	if (!LIST_EMPTY(&cr->xoccs)) {
+		if (!cr->sub || !cr->sub_as || strcmp(cr->sub_as, x->our_uri) != 0)
+			return;
+		LIST_FOREACH(o, &cr->xoccs, cr_entry)
+			if (o->state == XO_LISTING || o->state == XO_JOINED)
+				break;
+		if (o && strcmp(o->our_uri, cr->sub_as) == 0)
+			return;		/* the same user from another resource: still in */
+		sip_sub_end(cr->sub);
+		cr->sub = NULL;
+		if (o)
+			croom_subscribe(cr, o);
+		else
+			cr->listed = 0;	/* the next to get this far subscribes */
+		return;
+	}
+	if (cr->sub)
+		sip_sub_end(cr->sub);
+	dict_del(cr->gc->crooms, cr->room_uri);
+	dict_foreach(cr->nicks, free_value, NULL);
+	dict_free(cr->nicks);
+	confinfo_free(cr->conf);
+	free(cr->room_uri);
+	free(cr->room);
+	free(cr->sub_as);
+	free(cr->subject);
+	free(cr);
+}
+
+/* The nick a participant URI shows in the room (NULL: none known). */
+static const char *croom_nick_of(struct croom *cr, const char *uri, char *buf, size_t len)
+{
+	const char *known = dict_get(cr->nicks, uri);
+
+	for (size_t i = 0; !known && cr->conf && i < cr->conf->nusers; i++)
+		if (gc_uri_same(cr->conf->users[i].entity, uri)) {
+			xocc_user_nick(&cr->conf->users[i], buf, len);
+			known = buf;
+		}
+	return known;
+}
+
+struct nick_find {
+	const char *nick;
+	const char *entity;
+};
+
+static void nick_find_cb(void *arg, const char *entity, void *value)
+{
+	struct nick_find *f = arg;
+
+	if (!f->entity && strcmp(value, f->nick) == 0)
+		f->entity = entity;
+}
+
+/* The participant entity shown as nick (NULL: nobody). */
+static const char *croom_entity_of(struct croom *cr, const char *nick)
+{
+	struct nick_find f = { nick, NULL };
+
+	dict_foreach(cr->nicks, nick_find_cb, &f);
+	return f.entity;
+}
+
+/* Ends it: BYE unless already over; the user hears nothing more here. */
 static void xocc_close(struct xocc *x, const char *why)
 {
 	struct groupchat *gc = x->gc;
@@ -747,10 +886,8 @@ static void xocc_close(struct xocc *x, const char *why)
 	log_info("groupchat: %s leaves %s (%s)", x->user, x->room_uri, why);
 	xocc_enter_state(x, XO_CLOSED);
 	evtimer_del(x->timer);
-	if (x->sub) {
-		sip_sub_end(x->sub);
-		x->sub = NULL;
-	}
+	if (x->cr)
+		croom_leave(x->cr, x);
 	if (x->leg) {
 		sessions_leg_end(x->leg, 0, NULL);
 		x->leg = NULL;
@@ -781,9 +918,6 @@ static void xocc_free(struct xocc *x)
 {
 	evtimer_del(x->timer);
 	event_free(x->timer);
-	dict_foreach(x->nicks, free_value, NULL);
-	dict_free(x->nicks);
-	confinfo_free(x->conf);
 	free(x->key);
 	free(x->user);
 	free(x->room);
@@ -791,7 +925,6 @@ static void xocc_free(struct xocc *x)
 	free(x->our_uri);
 	free(x->nick);
 	free(x->new_nick);
-	free(x->subject);
 	free(x);
 }
 
@@ -800,7 +933,7 @@ static void xocc_timer_cb(evutil_socket_t fd, short what, void *arg)
 	struct xocc *x = arg;
 
 	if (x->state == XO_LISTING) {
-		/* no conference state from the focus: joined with what we know */
+		/* no conference state from the focus yet: joined with what we know */
 		log_info("groupchat: %s: no conference-info from %s within %u ms", x->user,
 			 x->room_uri, GC_LIST_WAIT_MS);
 		xocc_joined(x);
@@ -818,77 +951,58 @@ static void xocc_timer_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* ---- the conference subscription (RFC 4575) */
+/* ---- the conference subscription (RFC 4575), one per room */
 
 static int xsub_notify(void *arg, struct sip_sub *sub, const struct sip_notify_info *n)
 {
-	struct xocc *x = arg;
+	struct croom *cr = arg;
 	struct confinfo *doc = NULL;
 	char err[160];
 
 	if (n->state == SIP_SUBSTATE_TERMINATED)
-		x->sub = NULL;	/* the stack ends it after this */
+		cr->sub = NULL;	/* the stack ends it after this */
 	if (!n->body || !n->content_type)
 		return 200;	/* pending, or a body-less NOTIFY */
 	if (strcmp(n->content_type, CONFINFO_CT) != 0)
 		return 415;
 	if (confinfo_parse(n->body, n->body_len, GC_MAX_CONFINFO,
-			   x->gc->gw->conf->groupchat_max_per_room + 1, &doc, err,
+			   cr->gc->gw->conf->groupchat_max_per_room + 1, &doc, err,
 			   sizeof(err)) != 0) {
-		log_notice("groupchat: %s: conference-info from %s refused: %s", x->user, x->room_uri,
-			   err);
+		log_notice("groupchat: conference-info from %s (subscribed as %s) refused: %s",
+			   cr->room_uri, cr->sub_as ? cr->sub_as : "-", err);
 		return 400;
 	}
-	if (!x->conf || doc->state == CONFINFO_FULL) {
+	if (!cr->conf || doc->state == CONFINFO_FULL) {
 		if (doc->state != CONFINFO_FULL) {
 			confinfo_free(doc);
-			if (x->sub)
-				sip_sub_refresh(x->sub);
+			if (cr->sub)
+				sip_sub_refresh(cr->sub);
 			return 200;
 		}
-		confinfo_free(x->conf);
-		x->conf = doc;
+		confinfo_free(cr->conf);
+		cr->conf = doc;
 		doc = NULL;
-	} else {
-		int r = confinfo_merge(x->conf, doc, err, sizeof(err));
-
-		if (r < 0) {
-			log_info("groupchat: %s: conference-info of %s not applied (%s): asking for "
-				 "full state", x->user, x->room_uri, err);
-			if (x->sub)
-				sip_sub_refresh(x->sub);
-		}
+	} else if (confinfo_merge(cr->conf, doc, err, sizeof(err)) < 0) {
+		log_info("groupchat: conference-info of %s not applied (%s): asking for full state",
+			 cr->room_uri, err);
+		if (cr->sub)
+			sip_sub_refresh(cr->sub);
 	}
 	confinfo_free(doc);
-	if (x->state == XO_LISTING) {
-		free(x->subject);
-		x->subject = x->conf->subject ? gw_xstrdup(x->conf->subject) : NULL;
-		xocc_joined(x);
-		return 200;
-	}
-	if (x->state == XO_JOINED) {
-		const char *now = x->conf->subject ? x->conf->subject : "";
-
-		xocc_show_users(x);
-		if (strcmp(now, x->subject ? x->subject : "") != 0) {
-			free(x->subject);
-			x->subject = gw_xstrdup(now);
-			xocc_subject(x);
-		}
-	}
+	croom_update(cr);
 	return 200;
 }
 
 static void xsub_ended(void *arg, struct sip_sub *sub, int status, const char *reason,
 		       unsigned retry_after)
 {
-	struct xocc *x = arg;
+	struct croom *cr = arg;
 
-	x->sub = NULL;
-	log_info("groupchat: %s: conference subscription to %s over (%d %s)", x->user, x->room_uri,
-		 status, reason ? reason : "");
-	if (x->state == XO_LISTING)
-		xocc_joined(x);		/* a focus without the conference package */
+	cr->sub = NULL;
+	log_info("groupchat: conference subscription to %s over (%d %s)", cr->room_uri, status,
+		 reason ? reason : "");
+	if (!cr->listed)
+		croom_update(cr);	/* a focus without the conference package */
 }
 
 static const struct sip_sub_cbs xsub_cbs = { xsub_notify, xsub_ended, NULL };
@@ -926,13 +1040,8 @@ static int xleg_message(void *arg, struct msess *leg, const char *ctype, const c
 		text = cpim.body.p;
 		tlen = cpim.body.n;
 		if (gc_cpim_addr(&cpim.from, uri, sizeof(uri), name, sizeof(name)) == 0) {
-			const char *known = dict_get(x->nicks, uri);
+			const char *known = croom_nick_of(x->cr, uri, nick, sizeof(nick));
 
-			for (size_t i = 0; !known && x->conf && i < x->conf->nusers; i++)
-				if (gc_uri_same(x->conf->users[i].entity, uri)) {
-					xocc_user_nick(&x->conf->users[i], nick, sizeof(nick));
-					known = nick;
-				}
 			if (!known && name[0])
 				known = name;
 			if (!known) {
@@ -976,7 +1085,6 @@ static int xleg_nickname(void *arg, struct msess *leg, const char *nick)
 static void xleg_nickname_answered(void *arg, struct msess *leg, int status)
 {
 	struct xocc *x = arg;
-	struct groupchat *gc = x->gc;
 
 	if (x->state == XO_NAMING || x->state == XO_INVITING) {
 		if (status != 200) {
@@ -986,12 +1094,13 @@ static void xleg_nickname_answered(void *arg, struct msess *leg, int status)
 			return;
 		}
 		xocc_enter_state(x, XO_LISTING);
-		x->sub = sip_subscribe(gc->gw->sip, x->peer, x->our_uri, x->room_uri, "conference",
-				       CONFINFO_CT, GC_SUB_EXPIRES, 0, &xsub_cbs, x);
-		if (!x->sub)
-			xocc_joined(x);
-		else
-			gc_arm(x->timer, GC_LIST_WAIT_MS);
+		if (x->cr->listed) {
+			xocc_joined(x);		/* the room's state is known already */
+			return;
+		}
+		gc_arm(x->timer, GC_LIST_WAIT_MS);
+		if (!x->cr->sub)
+			croom_subscribe(x->cr, x);
 		return;
 	}
 	if (x->state == XO_JOINED && x->new_nick) {
@@ -1085,7 +1194,8 @@ static void xocc_join(struct groupchat *gc, struct xmpp_link *link, xmpp_stanza_
 	x->nick = gw_xstrdup(nick);
 	x->peer = peer;
 	x->link = link;
-	x->nicks = dict_new();
+	x->cr = croom_get(gc, peer, room, room_uri);
+	LIST_INSERT_HEAD(&x->cr->xoccs, x, cr_entry);
 	x->timer = evtimer_new(gc->gw->base, xocc_timer_cb, x);
 	if (!x->timer)
 		gw_fatal("evtimer_new failed");
@@ -1199,15 +1309,8 @@ static int xocc_from_message(struct groupchat *gc, struct xmpp_link *link, xmpp_
 	}
 	if (priv) {
 		/* a private message to room/nick: to that participant (RFC 7701 7.1) */
-		const char *nick = slash + 1;
-		const char *entity = NULL;
+		const char *entity = croom_entity_of(x->cr, slash + 1);
 
-		for (size_t i = 0; x->conf && !entity && i < x->conf->nusers; i++) {
-			const char *shown = dict_get(x->nicks, x->conf->users[i].entity);
-
-			if (shown && strcmp(shown, nick) == 0)
-				entity = x->conf->users[i].entity;
-		}
 		if (!entity) {
 			gc_bounce(gc, link, stanza, "item-not-found", "no such occupant");
 			goto out;
@@ -2327,6 +2430,7 @@ struct groupchat *groupchat_new(struct gw *gw)
 
 	gc->gw = gw;
 	gc->xoccs = dict_new();
+	gc->crooms = dict_new();
 	gc->soccs = dict_new();
 	gc->rooms = dict_new();
 	gc->per_user = dict_new();
@@ -2393,6 +2497,7 @@ void groupchat_free(struct groupchat *gc)
 	reap_cb(-1, 0, gc);
 	event_free(gc->reap_ev);
 	dict_free(gc->xoccs);
+	dict_free(gc->crooms);
 	dict_free(gc->soccs);
 	dict_free(gc->rooms);
 	dict_free(gc->per_user);

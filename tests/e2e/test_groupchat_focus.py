@@ -270,11 +270,13 @@ async def test_hostile_conference_info(env):
         await bcall.send_text("still talking")
         await alice.wait_message(lambda m: m["body"] == "still talking", 5)
         focus.violations = [v for v in focus.violations if "answered 400" not in v]
-        # the same hostile content over a fresh subscription of a second XMPP user
+        # a second XMPP user shares the room's one subscription (one copy of its state)
         carol = Occupant(await env.client("carol"))
         p = await xmpp_join(carol, "chat", "Carol")
         check(p["type"] != "error", f"carol joins: {p}")
-        w = next(w for w in focus.watchers("chat") if w.remote_uri == f"sip:carol@{XMPP_DOMAIN}")
+        active = [x for x in focus.watchers("chat") if x.state == "active"]
+        check(len(active) == 1, f"one conference subscription for the room: {len(active)}")
+        w = active[0]
         users = [("sip:long@sip.example", "x" * 2000), ("sip:ctl@sip.example", "a&#9;b"),
                  ("sip:empty@sip.example", ""), ("sip:ok@sip.example", "Fine/Name")]
         sent = len(w.sent)
@@ -294,8 +296,31 @@ async def test_hostile_conference_info(env):
         w.queue.put_nowait((flood_doc, "active"))
         await wait_for(lambda: len(w.sent) > sent, 5, "the flood answered")
         check(w.sent[-1][1] in (200, 400), f"520 users: {w.sent[-1][1]}")
-        await gw.wait_log("carol.*conference-info from .* refused: .*user", 5)
+        await gw.wait_log("conference-info from .* refused: .*more than 501 users", 5)
         check(not [x for x in carol.presences if str(x["from"]).endswith("/u1")], "no flood shown")
         focus.violations = [v for v in focus.violations if "answered 400" not in v]
+    finally:
+        await teardown(env)
+
+
+async def test_shared_subscription_moves_when_its_user_leaves(env):
+    """Two XMPP users in one SIP room share one conference subscription, made as the first;
+    when she leaves, it is made again as the other, who keeps seeing joins."""
+    try:
+        gw, focus, alice = await setup(env)
+        carol = Occupant(await env.client("carol"))
+        for occ, nick in ((alice, "Alice"), (carol, "Carol")):
+            p = await xmpp_join(occ, "chat", nick)
+            check(p["type"] != "error", f"{nick} joins: {p}")
+        await carol.wait_presence(lambda x: str(x["from"]) == f"{room_jid('chat')}/Alice", 5)
+        active = [w for w in focus.watchers("chat") if w.state == "active"]
+        check(len(active) == 1 and active[0].remote_uri == ALICE_URI, f"one, as alice: {active}")
+        alice.c.send_raw_xml(f"<presence type='unavailable' to='{room_jid('chat')}/Alice'/>")
+        await carol.wait_presence(lambda x: str(x["from"]) == f"{room_jid('chat')}/Alice" and
+                                  x["type"] == "unavailable", 5, "alice gone for carol")
+        await wait_for(lambda: [w for w in focus.watchers("chat") if w.state == "active" and
+                                w.remote_uri == f"sip:carol@{XMPP_DOMAIN}"], 5, "re-subscribed as carol")
+        dave, dcall = await sip_participant(env, focus, "Dave")
+        await carol.wait_presence(lambda x: str(x["from"]) == f"{room_jid('chat')}/Dave", 5)
     finally:
         await teardown(env)
