@@ -524,7 +524,7 @@ class Run:
     async def run(self):
         a, r, n = self.args, self.res, self.n
         await self.start()
-        pid, ppid = self.pid, prosody_pid(self.prosody)
+        pid = self.pid
         await asyncio.sleep(1.0)
         rss0 = rss_bytes(pid)
         r["rss_start"] = rss0
