@@ -316,6 +316,7 @@ struct groupchat {
 	SLIST_HEAD(, socc) dead_s;
 	struct event *reap_ev;
 	int closing;
+	int leaving_all;	/* every occupant is being ended (link lost) */
 	struct log_limit refusal_log;
 };
 
@@ -813,8 +814,9 @@ static void croom_leave(struct croom *cr, struct xocc *x)
 	LIST_REMOVE(x, cr_entry);
 	x->cr = NULL;
 	if (!LIST_EMPTY(&cr->xoccs)) {
-		if (!cr->sub || !cr->sub_as || strcmp(cr->sub_as, x->our_uri) != 0)
-			return;
+		if (!cr->sub || !cr->sub_as || strcmp(cr->sub_as, x->our_uri) != 0 ||
+		    cr->gc->closing || cr->gc->leaving_all)
+			return;		/* everyone is leaving: no new subscription */
 		LIST_FOREACH(o, &cr->xoccs, cr_entry)
 			if (o->state == XO_LISTING || o->state == XO_JOINED)
 				break;
@@ -2460,8 +2462,10 @@ void groupchat_link_state(struct groupchat *gc, struct xmpp_link *link, int up)
 	if (up)
 		return;
 	/* the rooms cannot hear from or reach these users any more */
+	gc->leaving_all = 1;
 	dict_foreach(gc->soccs, close_s, "the XMPP server is unreachable");
 	dict_foreach(gc->xoccs, close_x, "the XMPP server is unreachable");
+	gc->leaving_all = 0;
 }
 
 size_t groupchat_count(const struct groupchat *gc)
