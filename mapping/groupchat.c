@@ -517,6 +517,36 @@ static int gc_cpim_addr(const struct map_span *v, char *uri, size_t ulen, char *
 	return 0;
 }
 
+/* The user part of a SIP URI ("bob" of "sip:bob@sip.example"), as written, into buf. */
+static void gc_user_part(const char *uri, char *buf, size_t len)
+{
+	const char *p = strchr(uri, ':'), *e;
+
+	p = p ? p + 1 : uri;
+	e = strchr(p, '@');
+	snprintf(buf, len, "%.*s", (int)(e ? e - p : (ptrdiff_t)strlen(p)), p);
+}
+
+/* A leg's message as text: a message/cpim wrapper parsed into *cpim (*is_cpim 1) and its inner
+ * text/plain, or the text/plain body itself.  0, or the MSRP status to refuse it with. */
+static int gc_unwrap(const char *ctype, const char *body, size_t len, struct map_cpim *cpim,
+		     int *is_cpim, const char **text, size_t *tlen)
+{
+	*text = body;
+	*tlen = len;
+	*is_cpim = strncmp(ctype, "message/cpim", 12) == 0;
+	if (!*is_cpim)
+		return 0;
+	if (map_cpim_parse(body, len, cpim) != 0)
+		return 400;
+	if (cpim->content_type.p && !(cpim->content_type.n >= 10 &&
+				      strncasecmp(cpim->content_type.p, "text/plain", 10) == 0))
+		return 415;
+	*text = cpim->body.p;
+	*tlen = cpim->body.n;
+	return 0;
+}
+
 /* Two SIP URIs name the same participant: compared without parameters, scheme and host
  * case-insensitively. */
 static int gc_uri_same(const char *a, const char *b)
@@ -616,8 +646,6 @@ static void xocc_error_presence(struct xocc *x, const char *nick, const char *co
  * else the user part of its entity. */
 static void xocc_user_nick(const struct confinfo_user *u, char *buf, size_t len)
 {
-	const char *p, *e;
-
 	if (u->display_text && u->display_text[0]) {
 		snprintf(buf, len, "%s", u->display_text);
 		return;
@@ -627,10 +655,7 @@ static void xocc_user_nick(const struct confinfo_user *u, char *buf, size_t len)
 			snprintf(buf, len, "%s", u->endpoints[i].display_text);
 			return;
 		}
-	p = strchr(u->entity, ':');
-	p = p ? p + 1 : u->entity;
-	e = strchr(p, '@');
-	snprintf(buf, len, "%.*s", (int)(e ? e - p : (ptrdiff_t)strlen(p)), p);
+	gc_user_part(u->entity, buf, len);
 }
 
 /* 1 if room/nick is a JID the XMPP server takes: the nickname comes from the SIP side (a
@@ -1025,34 +1050,25 @@ static int xleg_message(void *arg, struct msess *leg, const char *ctype, const c
 	struct xocc *x = arg;
 	struct groupchat *gc = x->gc;
 	char uri[1024], name[GC_NICK_BUF], nick[GC_NICK_BUF], to[1024], tname[GC_NICK_BUF];
-	const char *text = body, *type = "groupchat", *from_nick = NULL;
-	size_t tlen = len;
+	const char *text, *type = "groupchat", *from_nick = NULL;
+	size_t tlen;
 	struct map_cpim cpim;
 	xmpp_stanza_t *m;
+	int is_cpim, status;
 	char *from;
 
 	if (x->state != XO_JOINED)
 		return 403;
-	if (strncmp(ctype, "message/cpim", 12) == 0) {
-		if (map_cpim_parse(body, len, &cpim) != 0)
-			return 400;
-		if (cpim.content_type.p && !(cpim.content_type.n >= 10 &&
-					     strncasecmp(cpim.content_type.p, "text/plain", 10) == 0))
-			return 415;
-		text = cpim.body.p;
-		tlen = cpim.body.n;
+	if ((status = gc_unwrap(ctype, body, len, &cpim, &is_cpim, &text, &tlen)) != 0)
+		return status;
+	if (is_cpim) {
 		if (gc_cpim_addr(&cpim.from, uri, sizeof(uri), name, sizeof(name)) == 0) {
 			const char *known = croom_nick_of(x->cr, uri, nick, sizeof(nick));
 
 			if (!known && name[0])
 				known = name;
 			if (!known) {
-				const char *p = strchr(uri, ':'), *e;
-
-				p = p ? p + 1 : uri;
-				e = strchr(p, '@');
-				snprintf(nick, sizeof(nick), "%.*s", (int)(e ? e - p : (ptrdiff_t)strlen(p)),
-					 p);
+				gc_user_part(uri, nick, sizeof(nick));
 				known = nick;
 			}
 			from_nick = nick_ok(x->room, known) ? known : NULL;
@@ -1612,24 +1628,20 @@ static int sleg_message(void *arg, struct msess *leg, const char *ctype, const c
 {
 	struct socc *s = arg;
 	struct groupchat *gc = s->gc;
-	const char *text = body, *type = "groupchat";
+	const char *text, *type = "groupchat";
 	char to_uri[1024], name[256], jid[MAP_JID_MAX + 1];
-	size_t tlen = len;
+	size_t tlen;
 	struct map_cpim cpim;
 	const struct map_span *subject = NULL;
 	xmpp_stanza_t *m;
 	char *to = NULL;
+	int is_cpim, status;
 
 	if (s->state != SO_JOINED)
 		return 403;
-	if (strncmp(ctype, "message/cpim", 12) == 0) {
-		if (map_cpim_parse(body, len, &cpim) != 0)
-			return 400;
-		if (cpim.content_type.p && !(cpim.content_type.n >= 10 &&
-					     strncasecmp(cpim.content_type.p, "text/plain", 10) == 0))
-			return 415;
-		text = cpim.body.p;
-		tlen = cpim.body.n;
+	if ((status = gc_unwrap(ctype, body, len, &cpim, &is_cpim, &text, &tlen)) != 0)
+		return status;
+	if (is_cpim) {
 		if (cpim.subject.p)
 			subject = &cpim.subject;
 		if (gc_cpim_addr(&cpim.to, to_uri, sizeof(to_uri), name, sizeof(name)) == 0) {
@@ -1779,7 +1791,6 @@ void groupchat_from_sip_invite(struct groupchat *gc, struct sip_call *call,
 	struct xmpp_link *link;
 	struct mroom *r;
 	struct socc *s;
-	const char *p, *e;
 
 	if (gc->closing) {
 		sip_call_refuse(call, 503, "Shutting Down", NULL);
@@ -1827,10 +1838,7 @@ void groupchat_from_sip_invite(struct groupchat *gc, struct sip_call *call,
 		return;
 	}
 	/* the default nickname: the SIP user part (RFC 7702 section 6) until NICKNAME */
-	p = strchr(info->from_uri, ':');
-	p = p ? p + 1 : info->from_uri;
-	e = strchr(p, '@');
-	snprintf(nick, sizeof(nick), "%.*s", (int)(e ? e - p : (ptrdiff_t)strlen(p)), p);
+	gc_user_part(info->from_uri, nick, sizeof(nick));
 	{
 		char un[256];
 
