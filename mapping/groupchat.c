@@ -378,22 +378,6 @@ static int gc_is_muc_service(const struct conf *conf, const char *domain)
 	return 0;
 }
 
-/* The first stanza error condition of a stanza's <error/>. */
-static const char *gc_error_condition(xmpp_stanza_t *stanza)
-{
-	xmpp_stanza_t *err = xmpp_stanza_get_child_by_name(stanza, "error");
-
-	for (xmpp_stanza_t *c = err ? xmpp_stanza_get_children(err) : NULL; c;
-	     c = xmpp_stanza_get_next(c)) {
-		const char *ns = xmpp_stanza_is_tag(c) ? xmpp_stanza_get_ns(c) : NULL;
-
-		if (ns && strcmp(ns, XMPP_NS_STANZA_ERRORS) == 0 &&
-		    strcmp(xmpp_stanza_get_name(c), "text") != 0)
-			return xmpp_stanza_get_name(c);
-	}
-	return "undefined-condition";
-}
-
 static const char *gc_body(xmpp_stanza_t *stanza, const char *name, char **owned)
 {
 	xmpp_stanza_t *b = xmpp_stanza_get_child_by_name(stanza, name);
@@ -1924,7 +1908,7 @@ static void socc_on_presence(struct socc *s, xmpp_stanza_t *stanza, const char *
 	int self = gc_has_status(x, 110);
 
 	if (type && strcmp(type, "error") == 0) {
-		const char *cond = gc_error_condition(stanza), *phrase;
+		const char *cond = map_stanza_error_condition(stanza), *phrase;
 		int status;
 
 		if (s->new_nick && strcmp(nick, s->new_nick) == 0) {
@@ -2038,7 +2022,7 @@ static void socc_on_message(struct socc *s, xmpp_stanza_t *stanza, const char *n
 		const char *id = xmpp_stanza_get_id(stanza);
 
 		if (id && s->leg)
-			sessions_leg_failed(s->leg, id, gc_error_condition(stanza));
+			sessions_leg_failed(s->leg, id, map_stanza_error_condition(stanza));
 		return;
 	}
 	body = gc_body(stanza, "body", &owned);

@@ -257,6 +257,9 @@ int sessions_from_xmpp(struct sessions *ss, struct xmpp_link *link, xmpp_stanza_
 const char *map_msrp_error(int status);
 /* The MSRP status of a failure REPORT for an XMPP error condition, as a table (400 default). */
 int map_msrp_report_status(const char *condition);
+/* The defined condition of an error stanza's <error/> (RFC 6120 8.3.3), "undefined-condition"
+ * when it has none; borrowed from the stanza. */
+const char *map_stanza_error_condition(xmpp_stanza_t *stanza);
 size_t sessions_count(const struct sessions *ss);
 
 /* Legs: an INVITE dialog with its MSRP session that groupchat.c owns instead of a 1:1 chat.

@@ -1545,7 +1545,7 @@ int map_msrp_report_status(const char *condition)
 	return 400;
 }
 
-static const char *stanza_error_condition(xmpp_stanza_t *stanza)
+const char *map_stanza_error_condition(xmpp_stanza_t *stanza)
 {
 	xmpp_stanza_t *err = xmpp_stanza_get_child_by_name(stanza, "error");
 
@@ -1604,7 +1604,7 @@ static int sessions_xmpp_error(struct sessions *ss, struct xmpp_link *link, xmpp
 		return 0;
 	snprintf(key, sizeof(key), "%s\n%s", from_bare, uri);
 	se = dict_get(ss->by_pair, key);
-	return se && msess_failure_report(se, id, stanza_error_condition(stanza));
+	return se && msess_failure_report(se, id, map_stanza_error_condition(stanza));
 }
 
 int sessions_from_xmpp(struct sessions *ss, struct xmpp_link *link, xmpp_stanza_t *stanza)
