@@ -15,7 +15,7 @@ SHELL   := /bin/bash
 CC      ?= cc
 CLANG   ?= clang-14
 PYTHON  ?= /usr/bin/python3
-PKGS    := libstrophe sofia-sip-ua libevent expat openssl sqlite3
+PKGS    := libstrophe sofia-sip-ua libevent libevent_openssl expat openssl sqlite3
 # -isystem: warnings in library headers are not ours to fix
 PKG_CFLAGS := $(patsubst -I%,-isystem %,$(shell pkg-config --cflags $(PKGS)))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -29,6 +30,7 @@
 #include <expat.h>
 
 #include "../gateway/gw.h"
+#include "../gateway/tls.h"
 #include "../sip/xcap.h"
 #include "conf.h"
 
@@ -51,6 +53,8 @@ _Static_assert(sizeof(enum conf_addressing) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum conf_im_type) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum conf_im_verdict) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum conf_authz) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum conf_peer_tls) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum conf_xmpp_tls) == sizeof(int), "enum size");
 
 enum elem {
 	E_GATEWAY,
@@ -70,6 +74,9 @@ enum elem {
 	E_RLS,
 	E_GROUPCHAT,
 	E_MUC,
+	E_TLS,
+	E_LIMITS,
+	E_AUDIT,
 	E_COUNT,		/* also "no parent": the root */
 };
 
@@ -102,6 +109,7 @@ enum vtype {
 	V_URL,			/* an XCAP root URL (xcap_url_check); char * */
 	V_JID,			/* a bare JID local@domain in lower case; char * */
 	V_TRUST,		/* address or address/prefix; struct conf_trust */
+	V_SERVICES,		/* space-separated kw_service names or "all"; unsigned bits */
 };
 
 enum target {
@@ -185,7 +193,23 @@ static const struct keyword kw_facility[] = {
 };
 
 static const struct keyword kw_transport[] = {
-	{ "udp", CONF_TRANSPORT_UDP }, { "tcp", CONF_TRANSPORT_TCP }, { NULL, 0 },
+	{ "udp", CONF_TRANSPORT_UDP }, { "tcp", CONF_TRANSPORT_TCP },
+	{ "tls", CONF_TRANSPORT_TLS }, { NULL, 0 },
+};
+
+static const struct keyword kw_peer_tls[] = {
+	{ "no", CONF_PEER_TLS_NO }, { "required", CONF_PEER_TLS_REQUIRED }, { NULL, 0 },
+};
+
+static const struct keyword kw_xmpp_tls[] = {
+	{ "no", CONF_XMPP_TLS_NO }, { "direct", CONF_XMPP_TLS_DIRECT }, { NULL, 0 },
+};
+
+/* The words of <peer services="">. */
+static const struct keyword kw_service[] = {
+	{ "pager", CONF_SVC_PAGER }, { "presence", CONF_SVC_PRESENCE },
+	{ "sessions", CONF_SVC_SESSIONS }, { "groupchat", CONF_SVC_GROUPCHAT },
+	{ "all", CONF_SVC_ALL }, { NULL, 0 },
 };
 
 static const struct keyword kw_addressing[] = {
@@ -231,6 +255,17 @@ static const struct opt opts[] = {
 	{ E_XMPP,   "reconnect-min", V_DURATION, NULL,          100, 600000,      "1s",     0, IN_CONF(reconnect_min_ms) },
 	{ E_XMPP,   "reconnect-max", V_DURATION, NULL,          100, 3600000,     "60s",    0, IN_CONF(reconnect_max_ms) },
 	{ E_XMPP,   "max-stanza",    V_SIZE,     NULL,          1024, 16 * MIB,   "64k",    0, IN_CONF(max_stanza) },
+	{ E_XMPP,   "tls",           V_KEYWORD,  kw_xmpp_tls,   0, 0,             "no",     0, IN_CONF(xmpp_tls) },
+	{ E_XMPP,   "ca",            V_PATH,     NULL,          0, 0,             NULL,     0, IN_CONF(xmpp_ca) },
+
+	{ E_TLS,    "certificate",   V_PATH,     NULL,          0, 0,             NULL,     1, IN_CONF(tls_cert) },
+	{ E_TLS,    "key",           V_PATH,     NULL,          0, 0,             NULL,     1, IN_CONF(tls_key) },
+	{ E_TLS,    "ca",            V_PATH,     NULL,          0, 0,             NULL,     1, IN_CONF(tls_ca) },
+	{ E_TLS,    "verify-depth",  V_UINT,     NULL,          1, 16,            "4",      0, IN_CONF(tls_verify_depth) },
+
+	{ E_AUDIT,  "file",          V_PATH,     NULL,          0, 0,             NULL,     0, IN_CONF(audit_file) },
+	{ E_AUDIT,  "syslog",        V_KEYWORD,  kw_bool,       0, 0,             "no",     0, IN_CONF(audit_syslog) },
+	{ E_AUDIT,  "content",       V_KEYWORD,  kw_bool,       0, 0,             "no",     0, IN_CONF(audit_content) },
 
 	{ E_SIP,    "max-message",   V_SIZE,     NULL,          1024, MIB,        "64k",    0, IN_CONF(max_sip_message) },
 	{ E_SIP,    "t1",            V_DURATION, NULL,          10, 10000,        "500ms",  0, IN_CONF(sip_t1_ms) },
@@ -280,6 +315,15 @@ static const struct opt opts[] = {
 	{ E_PEER,   "component",     V_DOMAIN,   NULL,          0, 0,             NULL,     0, IN_PEER(component) },
 	{ E_PEER,   "sessions",      V_KEYWORD,  kw_bool,       0, 0,             "no",     0, IN_PEER(sessions) },
 	{ E_PEER,   "groupchat",     V_KEYWORD,  kw_bool,       0, 0,             "no",     0, IN_PEER(groupchat) },
+	{ E_PEER,   "tls",           V_KEYWORD,  kw_peer_tls,   0, 0,             "no",     0, IN_PEER(tls) },
+	{ E_PEER,   "services",      V_SERVICES, kw_service,    0, 0,             "all",    0, IN_PEER(services) },
+
+	{ E_LIMITS, "rate",          V_UINT,     NULL,          0, 1000000,       "0",      0, IN_PEER(rate) },
+	{ E_LIMITS, "burst",         V_UINT,     NULL,          1, 10000000,      NULL,     0, IN_PEER(burst) },
+	{ E_LIMITS, "subscriptions", V_UINT,     NULL,          0, 10000000,      "0",      0, IN_PEER(max_subscriptions) },
+	{ E_LIMITS, "sessions",      V_UINT,     NULL,          0, 1000000,       "0",      0, IN_PEER(max_sessions) },
+	{ E_LIMITS, "max-document",  V_SIZE,     NULL,          1024, MIB,        NULL,     0, IN_PEER(max_document) },
+	{ E_LIMITS, "retry-after",   V_SECONDS,  NULL,          1000, 3600000,    "1s",     0, IN_PEER(retry_after_s) },
 
 	{ E_ROUTE,  "address",       V_ADDRESS,  NULL,          0, 0,             NULL,     1, IN_PEER(route_address) },
 	{ E_ROUTE,  "port",          V_UINT,     NULL,          1, 65535,         "5060",   0, IN_PEER(route_port) },
@@ -311,7 +355,7 @@ static const struct opt opts[] = {
 
 static elem_fn xmpp_check, listen_start, listen_check, presence_check, peer_start, peer_check,
 	trust_start, authz_check, list_start, list_check, member_start, muc_start, muc_check,
-	gateway_end;
+	tls_check, limits_check, audit_check, gateway_end;
 
 static const struct elem_def elem_defs[E_COUNT] = {
 	/*            name       parent     min max  start         check        end */
@@ -332,6 +376,9 @@ static const struct elem_def elem_defs[E_COUNT] = {
 	[E_MEMBER]  = { "member",  E_LIST,    1, 0,  member_start, NULL,        NULL },
 	[E_GROUPCHAT] = { "groupchat", E_GATEWAY, 0, 1, NULL,      NULL,        NULL },
 	[E_MUC]     = { "muc",     E_GROUPCHAT, 0, 0, muc_start,   muc_check,   NULL },
+	[E_TLS]     = { "tls",     E_GATEWAY, 0, 1,  NULL,         tls_check,   NULL },
+	[E_LIMITS]  = { "limits",  E_PEER,    0, 1,  NULL,         limits_check, NULL },
+	[E_AUDIT]   = { "audit",   E_GATEWAY, 0, 1,  NULL,         audit_check, NULL },
 };
 
 /* ---- diagnostics */
@@ -448,6 +495,45 @@ static int parse_keyword(const struct opt *o, const char *s, const char *shown, 
 		}
 	}
 	n = (size_t)snprintf(err, errlen, "\"%s\" is not one of ", shown);
+	for (const struct keyword *k = o->kw; k->name && n < errlen; k++)
+		n += (size_t)snprintf(err + n, errlen - n, "%s%s", k == o->kw ? "" : ", ", k->name);
+	return -1;
+}
+
+/* "pager presence" or "all": words of o->kw separated by spaces, at least one, none twice. */
+static int parse_words(const struct opt *o, const char *s, const char *shown, union value *v,
+		       char *err, size_t errlen)
+{
+	unsigned bits = 0;
+	size_t n;
+
+	while (*s) {
+		const struct keyword *k;
+		size_t len;
+
+		while (*s == ' ' || *s == '\t')
+			s++;
+		len = strcspn(s, " \t");
+		if (!len)
+			break;
+		for (k = o->kw; k->name; k++)
+			if (strlen(k->name) == len && strncasecmp(s, k->name, len) == 0)
+				break;
+		if (!k->name)
+			goto bad;
+		if (bits & (unsigned)k->value) {
+			snprintf(err, errlen, "\"%s\" names \"%.*s\" twice", shown, (int)len, s);
+			return -1;
+		}
+		bits |= (unsigned)k->value;
+		s += len;
+	}
+	if (!bits)
+		goto bad;
+	v->n = bits;
+	return 0;
+bad:
+	n = (size_t)snprintf(err, errlen, "\"%s\" is not a list of ", shown);
 	for (const struct keyword *k = o->kw; k->name && n < errlen; k++)
 		n += (size_t)snprintf(err + n, errlen - n, "%s%s", k == o->kw ? "" : ", ", k->name);
 	return -1;
@@ -802,6 +888,8 @@ static int value_parse(const struct opt *o, const char *s, union value *v, char 
 		return 0;
 	case V_TRUST:
 		return parse_trust(s, shown, v, err, errlen);
+	case V_SERVICES:
+		return parse_words(o, s, shown, v, err, errlen);
 	}
 	gw_fatal("conf: value type %d", (int)o->type);
 }
@@ -824,6 +912,7 @@ static void value_store(const struct opt *o, void *base, union value *v)
 		break;
 	case V_UINT:
 	case V_DURATION:
+	case V_SERVICES:
 		*(unsigned *)(void *)at = (unsigned)v->n;
 		break;
 	case V_SECONDS:
@@ -1048,6 +1137,19 @@ fail:
 	free(path);
 }
 
+struct tls_say {
+	struct parser *p;
+	unsigned line;
+	const char *elem;
+};
+
+static void tls_say(void *arg, const char *msg)
+{
+	struct tls_say *t = arg;
+
+	perr(t->p, t->line, "<%s>: %s", t->elem, msg);
+}
+
 static void xmpp_check(struct parser *p, struct frame *f)
 {
 	struct conf *c = p->conf;
@@ -1062,12 +1164,68 @@ static void xmpp_check(struct parser *p, struct frame *f)
 	else if (good(f, "secret-file"))
 		secret_load(p, f);
 
+	if (good(f, "ca")) {
+		char *r = resolve_path(p, c->xmpp_ca);
+		struct tls_say t = { p, f->line, "xmpp" };
+
+		free(c->xmpp_ca);
+		c->xmpp_ca = r;
+		tls_check_ca_file(c->xmpp_ca, tls_say, &t);
+		if (c->xmpp_tls == CONF_XMPP_TLS_NO && !refused(f, "tls"))
+			perr(p, f->line, "<xmpp>: \"ca\" is for tls=\"direct\"");
+	}
 	if (!refused(f, "reconnect-min") && !refused(f, "reconnect-max") &&
 	    c->reconnect_max_ms < c->reconnect_min_ms) {
 		fmt_amount(lo, sizeof(lo), V_DURATION, c->reconnect_min_ms);
 		fmt_amount(hi, sizeof(hi), V_DURATION, c->reconnect_max_ms);
 		perr(p, f->line, "<xmpp>: reconnect-max (%s) is less than reconnect-min (%s)", hi,
 		     lo);
+	}
+}
+
+/* <tls>: the paths resolved against the file's directory, then every file checked. */
+static void tls_check(struct parser *p, struct frame *f)
+{
+	struct conf *c = p->conf;
+	struct tls_say t = { p, f->line, "tls" };
+	char **paths[] = { &c->tls_cert, &c->tls_key, &c->tls_ca };
+
+	c->tls_line = f->line;
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		char *r;
+
+		if (!*paths[i])
+			return;		/* refused or missing, already reported */
+		r = resolve_path(p, *paths[i]);
+		free(*paths[i]);
+		*paths[i] = r;
+	}
+	tls_check_files(c->tls_cert, c->tls_key, c->tls_ca, p->check_perms, tls_say, &t);
+}
+
+static void limits_check(struct parser *p, struct frame *f)
+{
+	struct conf_peer *pe = cur_peer(p);
+
+	if (!given(f, "burst"))
+		pe->burst = pe->rate ? pe->rate : 1;
+	if (given(f, "burst") && !given(f, "rate"))
+		perr(p, f->line, "<limits>: \"burst\" without \"rate\" limits nothing");
+}
+
+static void audit_check(struct parser *p, struct frame *f)
+{
+	struct conf *c = p->conf;
+
+	if (given(f, "file") && c->audit_syslog)
+		perr(p, f->line, "<audit>: give \"file\" or syslog=\"yes\", not both");
+	else if (!given(f, "file") && !given(f, "syslog"))
+		perr(p, f->line, "<audit>: missing attribute \"file\" (or syslog=\"yes\")");
+	if (good(f, "file")) {
+		char *r = resolve_path(p, c->audit_file);
+
+		free(c->audit_file);
+		c->audit_file = r;
 	}
 }
 
@@ -1267,6 +1425,28 @@ static void gateway_end(struct parser *p, struct frame *f)
 				break;
 			}
 		}
+	}
+	for (size_t i = 0; i < c->nlisten; i++)
+		if (c->listen[i].transport == CONF_TRANSPORT_TLS && !c->tls_cert)
+			perr(p, c->listen[i].line, "<listen transport=\"tls\">: needs <tls> (the "
+			     "gateway's certificate, key and CA file)");
+	for (size_t i = 0; i < c->npeers; i++) {
+		const struct conf_peer *pe = &c->peers[i];
+		int tls_listen = 0;
+
+		for (size_t j = 0; j < c->nlisten; j++)
+			tls_listen |= c->listen[j].transport == CONF_TRANSPORT_TLS;
+		if (pe->route_transport == CONF_TRANSPORT_TLS && !c->tls_cert)
+			perr(p, pe->line, "<peer> \"%s\": <route transport=\"tls\"> needs <tls> (the "
+			     "gateway's certificate, key and CA file)", pe->name ? pe->name : "");
+		if (pe->tls != CONF_PEER_TLS_REQUIRED)
+			continue;
+		if (pe->route_address && pe->route_transport != CONF_TRANSPORT_TLS)
+			perr(p, pe->line, "<peer> \"%s\": tls=\"required\" needs <route "
+			     "transport=\"tls\">", pe->name ? pe->name : "");
+		if (!tls_listen)
+			perr(p, pe->line, "<peer> \"%s\": tls=\"required\" needs a <listen "
+			     "transport=\"tls\"> for its requests", pe->name ? pe->name : "");
 	}
 	for (size_t i = 0; i < c->nmuc_services; i++) {
 		const char *m = c->muc_services[i];
@@ -1621,6 +1801,11 @@ void conf_free(struct conf *conf)
 	free(conf->presence_db);
 	free(conf->presence_agent);
 	free(conf->msrp_address);
+	free(conf->xmpp_ca);
+	free(conf->tls_cert);
+	free(conf->tls_key);
+	free(conf->tls_ca);
+	free(conf->audit_file);
 	for (size_t i = 0; i < conf->npeers; i++) {
 		struct conf_peer *pe = &conf->peers[i];
 

@@ -34,6 +34,30 @@
 enum conf_transport {
 	CONF_TRANSPORT_UDP,
 	CONF_TRANSPORT_TCP,
+	CONF_TRANSPORT_TLS,	/* TCP with TLS, mutual certificates (<tls>; RFC 3261 26, 5922) */
+};
+
+/* <peer tls="">: whether the peer's requests must come over TLS from its certificate. */
+enum conf_peer_tls {
+	CONF_PEER_TLS_NO,	/* any transport; a TLS connection's certificate is still checked */
+	CONF_PEER_TLS_REQUIRED,	/* requests only over TLS from a certificate naming the peer's
+				 * domain (RFC 5922 7.2); anything else 403 */
+};
+
+/* <xmpp tls="">: the component link. */
+enum conf_xmpp_tls {
+	CONF_XMPP_TLS_NO,	/* plain TCP (XEP-0114) */
+	CONF_XMPP_TLS_DIRECT,	/* TLS from the first byte to the component port; the server's
+				 * certificate must be valid for the XMPP domain */
+};
+
+/* Services a peer network may use: bits of conf_peer.services (<peer services="">). */
+enum {
+	CONF_SVC_PAGER = 1u << 0,	/* MESSAGE both ways (RFC 7572) */
+	CONF_SVC_PRESENCE = 1u << 1,	/* SUBSCRIBE/NOTIFY/PUBLISH both ways (RFC 7248) */
+	CONF_SVC_SESSIONS = 1u << 2,	/* INVITE + MSRP one-to-one (RFC 7573) */
+	CONF_SVC_GROUPCHAT = 1u << 3,	/* rooms (RFC 7702); groupchat="yes" is still needed */
+	CONF_SVC_ALL = 0xf,
 };
 
 /* How SIP users of a peer network appear as JIDs (mapping/addr.h has the worked examples). */
@@ -110,6 +134,17 @@ struct conf_peer {
 	char *rls_xcap_root;		/* <rls xcap-root>: the peer's XCAP server where each XMPP
 				 * watcher's rls-services document is stored; NULL: no lists */
 	char *rls_service;		/* <rls service>: user part prefix of the list URIs */
+	enum conf_peer_tls tls;		/* <peer tls="">: default CONF_PEER_TLS_NO */
+	unsigned services;		/* <peer services="">: CONF_SVC_* bits, default CONF_SVC_ALL */
+	/* <limits>, each 0 when unlimited (the default) */
+	unsigned rate;			/* requests per second from this peer (token bucket) */
+	unsigned burst;			/* bucket size: default max(rate, 1) */
+	unsigned max_subscriptions;	/* SIP watcher dialogs from this peer plus our subscriptions
+					 * to its users */
+	unsigned max_sessions;		/* MSRP sessions and bridged room occupants with it */
+	size_t max_document;		/* a presence, list or conference document from it;
+					 * 0: <presence max-document> */
+	unsigned retry_after_s;		/* Retry-After of the 503s, default 1 */
 	unsigned line;
 };
 
@@ -138,6 +173,22 @@ struct conf {
 	unsigned reconnect_min_ms;	/* default 1000, 100..600000 */
 	unsigned reconnect_max_ms;	/* default 60000, reconnect_min_ms..3600000 */
 	size_t max_stanza;		/* default 65536, 1024..16777216 bytes */
+	enum conf_xmpp_tls xmpp_tls;	/* <xmpp tls="">: default no */
+	char *xmpp_ca;			/* <xmpp ca="">: CA file the server's certificate is checked
+					 * against (resolved); NULL: <tls ca>, else the system's */
+
+	/* <tls>: the gateway's certificate, for SIP over TLS (as server and as client) and MSRP
+	 * over TLS; NULL when absent (then no transport may be tls) */
+	char *tls_cert;			/* PEM chain: the gateway's certificate first (resolved) */
+	char *tls_key;			/* PEM private key, not readable by others (resolved) */
+	char *tls_ca;			/* PEM CAs peers' certificates must chain to (resolved) */
+	unsigned tls_verify_depth;	/* default 4, 1..16 */
+	unsigned tls_line;
+
+	/* <audit>: one JSON line per cross-domain transaction; both NULL/0 when absent */
+	char *audit_file;		/* resolved; reopened on SIGHUP (logrotate) */
+	int audit_syslog;		/* LOG_INFO lines to syslog, facility of <log> */
+	int audit_content;		/* message bodies included: default no */
 
 	/* <sip> */
 	struct conf_listen *listen;	/* at least one */
