@@ -32,6 +32,7 @@
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/sip_status.h>
 #include <sofia-sip/su.h>
+#include <sofia-sip/su_string.h>
 #include <sofia-sip/su_wait.h>
 #include <sofia-sip/su_tag_io.h>
 #include <sofia-sip/tport_tag.h>
@@ -190,12 +191,14 @@ static int sip_listen_urls(const struct conf *conf, char *urls[2])
 	urls[0] = urls[1] = NULL;
 	for (size_t i = 0; i < conf->nlisten; i++) {
 		const struct conf_listen *l = &conf->listen[i];
-		int udp = 0, tcp = 0, seen = 0, v6 = strchr(l->address, ':') != NULL;
+		int udp = 0, tcp = 0, tls = l->transport == CONF_TRANSPORT_TLS, seen = 0;
+		int v6 = strchr(l->address, ':') != NULL;
 
-		for (size_t j = 0; j < conf->nlisten; j++) {
+		for (size_t j = 0; j < conf->nlisten && !tls; j++) {
 			const struct conf_listen *k = &conf->listen[j];
 
-			if (k->port != l->port || strcmp(k->address, l->address) != 0)
+			if (k->port != l->port || strcmp(k->address, l->address) != 0 ||
+			    k->transport == CONF_TRANSPORT_TLS)
 				continue;
 			seen |= j < i;
 			udp |= k->transport == CONF_TRANSPORT_UDP;
@@ -204,14 +207,16 @@ static int sip_listen_urls(const struct conf *conf, char *urls[2])
 		if (seen)
 			continue;
 		if (n == 2) {
-			log_error("at most two distinct SIP listen address:port pairs are supported");
+			log_error("at most two distinct SIP listen address:port pairs are supported "
+				  "(UDP and TCP on one port count as one, TLS as another)");
 			free(urls[0]);
 			free(urls[1]);
 			return -1;
 		}
-		urls[n++] = gw_xasprintf("sip:%s%s%s:%u%s", v6 ? "[" : "", l->address, v6 ? "]" : "",
-					 l->port, udp && tcp ? "" : udp ? ";transport=udp" :
-					 ";transport=tcp");
+		/* nta binds TLS for a sips: URL only (a sip: one lists udp, tcp, sctp) */
+		urls[n++] = gw_xasprintf("%s:%s%s%s:%u%s", tls ? "sips" : "sip", v6 ? "[" : "",
+					 l->address, v6 ? "]" : "", l->port, tls || (udp && tcp) ?
+					 "" : udp ? ";transport=udp" : ";transport=tcp");
 	}
 	return 0;
 }
@@ -243,12 +248,16 @@ static const char *sip_route_url(const struct sip_stack *st, const struct conf_p
 	return st->routes[i];
 }
 
-static void sip_source_text(const su_addrinfo_t *ai, char *buf, size_t len)
+static int sip_over_tls(sip_t const *sip);
+
+/* "address:port/transport" of a request's source, for logs. */
+static void sip_source_text(const su_addrinfo_t *ai, sip_t const *sip, char *buf, size_t len)
 {
 	char addr[INET6_ADDRSTRLEN + 16];
 
 	gw_sockaddr_text(ai ? ai->ai_addr : NULL, addr, sizeof(addr));
-	snprintf(buf, len, "%s/%s", addr, ai && ai->ai_protocol == IPPROTO_TCP ? "tcp" : "udp");
+	snprintf(buf, len, "%s/%s", addr, sip_over_tls(sip) ? "tls" :
+		 ai && ai->ai_protocol == IPPROTO_TCP ? "tcp" : "udp");
 }
 
 static void sip_incoming_link(struct sip_stack *st, struct sip_incoming *in)
@@ -308,6 +317,14 @@ void sip_incoming_respond(struct sip_incoming *in, int status, const char *phras
 	free(in);
 }
 
+/* 1 if the request came over TLS: nta drops a request whose top Via transport is not the one
+ * it arrived on, so the Via says it truly. */
+static int sip_over_tls(sip_t const *sip)
+{
+	return sip && sip->sip_via && sip->sip_via->v_protocol &&
+	       su_casematch(sip->sip_via->v_protocol, "SIP/2.0/TLS");
+}
+
 /* Applies the peering rules.  Returns the peer, or NULL after choosing the refusal. */
 static const struct conf_peer *sip_authorize(struct sip_stack *st, const su_addrinfo_t *ai,
 					     sip_t const *sip, int *status, const char **phrase)
@@ -331,6 +348,15 @@ static const struct conf_peer *sip_authorize(struct sip_stack *st, const su_addr
 		peer = conf_peer_by_domain(conf, from_host);
 	if (!peer || !conf_peer_trusts(peer, ai->ai_addr)) {
 		*status = 403, *phrase = "From Domain Not Owned By This Peer";
+		return NULL;
+	}
+	/* RFC 5922: over TLS the certificate is who the peer is */
+	if (sip_over_tls(sip) && !sip_tls_names(ai->ai_addr, peer->domain)) {
+		*status = 403, *phrase = "From Domain Not Named By The TLS Certificate";
+		return NULL;
+	}
+	if (!sip_over_tls(sip) && peer->tls == CONF_PEER_TLS_REQUIRED) {
+		*status = 403, *phrase = "TLS Required For This Peer";
 		return NULL;
 	}
 	if (!sip->sip_request || !sip->sip_request->rq_url->url_host) {
@@ -1174,6 +1200,8 @@ static int sip_dialog_source_ok(struct sip_stack *st, nua_t *nua, nua_handle_t *
 {
 	msg_t *msg;
 	su_addrinfo_t *ai;
+	sip_t const *sip;
+	const char *why = "not one of its networks";
 	char source[96];
 
 	switch (event) {
@@ -1186,12 +1214,18 @@ static int sip_dialog_source_ok(struct sip_stack *st, nua_t *nua, nua_handle_t *
 	}
 	msg = nua_current_request(nua);
 	ai = msg ? msg_addrinfo(msg) : NULL;
-	if (ai && ai->ai_addr && conf_peer_trusts(hobj->peer, ai->ai_addr))
-		return 1;
-	sip_source_text(ai, source, sizeof(source));
+	sip = msg ? sip_object(msg) : NULL;
+	if (ai && ai->ai_addr && conf_peer_trusts(hobj->peer, ai->ai_addr)) {
+		if (sip_over_tls(sip) ? sip_tls_names(ai->ai_addr, hobj->peer->domain) :
+		    hobj->peer->tls != CONF_PEER_TLS_REQUIRED)
+			return 1;
+		why = sip_over_tls(sip) ? "the TLS certificate does not name it" :
+		      "not over TLS, which it requires";
+	}
+	sip_source_text(ai, sip, source, sizeof(source));
 	log_limited(&st->refused_log, CONF_LOG_NOTICE, __func__,
-		    "refused %s from %s inside a dialog with peer %s: not one of its networks%s",
-		    nua_event_name(event) + 6, source, hobj->peer->name,
+		    "refused %s from %s inside a dialog with peer %s: %s%s",
+		    nua_event_name(event) + 6, source, hobj->peer->name, why,
 		    status >= 200 ? " (already answered by the SIP stack, not applied)" : ": 403");
 	if (status < 200) {
 		nua_respond(nh, 403, "Not From This Dialog's Peer", TAG_IF(msg, NUTAG_WITH(msg)),
@@ -1261,7 +1295,7 @@ static void sip_nua_event(nua_event_t event, int status, char const *phrase, nua
 	/* a request: peering trust first */
 	msg = nua_current_request(nua);
 	ai = msg ? msg_addrinfo(msg) : NULL;
-	sip_source_text(ai, source, sizeof(source));
+	sip_source_text(ai, sip, source, sizeof(source));
 	peer = sip_authorize(st, ai, sip, &refuse, &why);
 	if (!peer) {
 		const char *from_host = sip && sip->sip_from ? sip->sip_from->a_url->url_host : NULL;
@@ -1314,7 +1348,7 @@ static int sip_listen_check(const struct conf *conf)
 		} else {
 			continue;	/* the config parser checked it: nua will say more */
 		}
-		fd = socket(sa.ss_family, l->transport == CONF_TRANSPORT_TCP ? SOCK_STREAM :
+		fd = socket(sa.ss_family, l->transport != CONF_TRANSPORT_UDP ? SOCK_STREAM :
 			    SOCK_DGRAM, 0);
 		if (fd < 0)
 			continue;
@@ -1336,9 +1370,17 @@ struct sip_stack *sip_stack_new(struct reactor *reactor, const struct conf *conf
 {
 	struct sip_stack *st = gw_xcalloc(1, sizeof(*st));
 	char *urls[2];
+	const char *certdir;
 	size_t nudp = 0;
 
 	if (sip_listen_check(conf) != 0 || sip_listen_urls(conf, urls) != 0) {
+		free(st);
+		return NULL;
+	}
+	certdir = sip_tls_prepare(conf);
+	if (conf->tls_cert && !certdir) {
+		free(urls[0]);
+		free(urls[1]);
 		free(st);
 		return NULL;
 	}
@@ -1389,9 +1431,24 @@ struct sip_stack *sip_stack_new(struct reactor *reactor, const struct conf *conf
 			     TPTAG_TIMEOUT(conf->sip_tcp_idle_ms),
 			     NTATAG_USE_NAPTR(0),
 			     NTATAG_USE_SRV(0),
+			     /* TLS (sip_tls.c): mutual, both ways; the identities checked there */
+			     TAG_IF(certdir, NUTAG_CERTIFICATE_DIR(certdir)),
+			     TAG_IF(certdir, TPTAG_TLS_VERIFY_POLICY(TPTLS_VERIFY_ALL)),
+			     TAG_IF(certdir, TPTAG_TLS_VERIFY_DEPTH(conf->tls_verify_depth)),
+			     TAG_IF(certdir, TPTAG_TLS_VERIFY_DATE(1)),
 			     TAG_END());
 	reactor_kick(reactor);
+	if (st->nua && sip_tls_started() != 0) {
+		/* the TLS files changed since they were checked: stop as nua wants it stopped */
+		st->shutting_down = 1;
+		nua_shutdown(st->nua);
+		for (int i = 0; i < 60 && !st->shutdown_final; i++)
+			su_root_step(reactor_su_root(reactor), 50);
+		nua_destroy(st->nua);
+		st->nua = NULL;
+	}
 	if (!st->nua) {
+		sip_tls_stop();
 		log_error("cannot start the SIP stack on %s%s%s (address in use?)", urls[0],
 			  urls[1] ? " and " : "", urls[1] ? urls[1] : "");
 		free(urls[0]);
@@ -1610,6 +1667,7 @@ void sip_stack_free(struct sip_stack *st)
 		else
 			log_warn("the SIP stack did not shut down in time");
 	}
+	sip_tls_stop();
 	if (st->destroy_ev)
 		event_free(st->destroy_ev);
 	su_home_deinit(st->home);

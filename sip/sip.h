@@ -235,6 +235,24 @@ void sip_stack_shutdown(struct sip_stack *stack);
 /* Frees the stack after shutdown_done.  NULL is allowed. */
 void sip_stack_free(struct sip_stack *stack);
 
+/* ---- sip_tls.c: SIP over TLS (see the file).  One per process: OpenSSL's callbacks carry no
+ * context.  conf must outlive it, until sip_tls_stop. */
+struct sockaddr;
+/* Writes the files Sofia-SIP's TLS transport reads into a private directory and starts
+ * keeping the contexts it makes.  Returns the directory for NUTAG_CERTIFICATE_DIR, or NULL
+ * when conf has no <tls> (or the files could not be written: logged). */
+const char *sip_tls_prepare(const struct conf *conf);
+/* The stack has started: removes the directory and loads the full files into the contexts.
+ * Returns 0, or -1 (logged) when a TLS transport has no usable context. */
+int sip_tls_started(void);
+/* 1 if the TLS connection from remote presented a certificate naming domain (RFC 5922). */
+int sip_tls_names(const struct sockaddr *remote, const char *domain);
+/* SIGHUP: the certificate, key and CA files read again for new connections; a bad set is
+ * logged and the one in use stays. */
+void sip_tls_reload(void);
+unsigned long sip_tls_refused(void);	/* handshakes refused so far */
+void sip_tls_stop(void);
+
 /* ---- guard.c: trust and limits below Sofia-SIP (see the file).  One guard per process:
  * accept() and recvmsg() have no argument to carry a context. */
 struct event_base;
