@@ -19,6 +19,7 @@
 #include "../mapping/map.h"
 #include "../sip/sip.h"
 #include "../xmpp/xmpp.h"
+#include "audit.h"
 #include "gw.h"
 
 #define GW_DRAIN_MS 5000
@@ -471,9 +472,13 @@ static void gw_signal_cb(evutil_socket_t sig, short what, void *arg)
 	struct gw *gw = arg;
 
 	if (sig == SIGHUP) {
-		/* a daemon's habit is to reload; until it can (issue 15), it must not die */
-		log_notice("received SIGHUP: ignored; this version does not reload the gateway "
-			   "file, restart it to apply changes");
+		/* the files a running gateway may take again without dropping anyone: the TLS
+		 * certificates (for new connections) and the audit log (logrotate); the gateway
+		 * file itself is read at start only (issue 15 brings its reload) */
+		log_notice("received SIGHUP: reloading the TLS files and reopening the audit log "
+			   "(the gateway file is not read again: restart to apply its changes)");
+		sip_tls_reload();
+		audit_reopen();
 		return;
 	}
 	log_notice("received %s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -541,6 +546,8 @@ struct gw *gw_new(struct conf *conf)
 		gw->links[gw->nlinks++] = xmpp_link_new(gw->base, gw->xctx, conf,
 							conf->peers[i].component, &link_cbs, gw);
 	}
+	if (audit_open(conf) != 0)
+		goto fail;
 	gw->presence = presence_new(gw);
 	if (!gw->presence)
 		goto fail;
@@ -612,6 +619,7 @@ void gw_free(struct gw *gw)
 	xmpp_shutdown();
 	if (gw->base)
 		event_base_free(gw->base);
+	audit_close();
 	conf_free(gw->conf);
 	free(gw);
 }

@@ -21,6 +21,8 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 
 #include <event2/event.h>
 
@@ -42,6 +44,7 @@
  * may force it) */
 #define SIP_UDP_BUFFER (4u << 20)
 
+#include "../gateway/audit.h"
 #include "../gateway/gw.h"
 #include "sip.h"
 
@@ -98,6 +101,42 @@ static void *sip_list_first(struct sip_list *l)
 	return LIST_FIRST(&l->head);
 }
 
+/* What the audit log says of a request the gateway sends or answers later (gateway/audit.h),
+ * kept from the request until its final response. */
+struct sip_audit {
+	char *from, *to, *call_id;	/* NULL: unknown */
+	const char *method, *service;	/* static strings; method NULL: not audited */
+	char *content;			/* with <audit content="yes"> only */
+	size_t content_len;
+	char source[64];		/* of an incoming request */
+	int in;				/* 1: the peer sent the request */
+};
+
+/* The federation hub's state of one peer network (conf->peers[i]): its request budget (a
+ * token bucket of <limits rate burst>) and its dialogs. */
+struct sip_peer_state {
+	double tokens;
+	uint64_t refill_ms;	/* when tokens was last brought up to date */
+	unsigned subs, calls;	/* SIP watcher dialogs plus our subscriptions; INVITE dialogs */
+	unsigned long limited;	/* requests answered 503 for a limit */
+};
+
+static struct sip_peer_state *sip_pst(struct sip_stack *st, const struct conf_peer *peer);
+
+/* sip_list_add/del for the dialogs, counted per peer for its <limits>. */
+static void sip_track(struct sip_stack *st, struct sip_list *l, struct sip_hobj *h, int add)
+{
+	struct sip_peer_state *ps = sip_pst(st, h->peer);
+	unsigned *n = !ps ? NULL : h->kind == SIP_H_CALL ? &ps->calls : &ps->subs;
+
+	if (add)
+		sip_list_add(l, h);
+	else
+		sip_list_del(l, h);
+	if (n)
+		*n = add ? *n + 1 : *n - 1;
+}
+
 struct sip_incoming {
 	struct sip_hobj h;
 	struct sip_stack *stack;
@@ -111,6 +150,8 @@ struct sip_outgoing {
 	nua_handle_t *nh;
 	sip_response_fn *cb;	/* NULL once cancelled */
 	void *arg;
+	const struct conf_peer *peer;	/* for the audit */
+	struct sip_audit au;	/* the request (none for OPTIONS health checks) */
 };
 
 struct sip_stack {
@@ -127,6 +168,8 @@ struct sip_stack {
 	int shutting_down;
 	int shutdown_final;		/* nua reported nua_r_shutdown 200 */
 	struct log_limit refused_log;	/* requests refused by the trust check */
+	struct log_limit limit_log;	/* requests refused by a peer's <limits> */
+	struct sip_peer_state *pst;	/* conf->npeers of them */
 	struct event *destroy_ev;	/* nua_destroy() may not run inside nua's own callback */
 };
 
@@ -282,6 +325,8 @@ static void sip_clean_phrase(const char *src, char *dst, size_t len)
 	dst[n] = '\0';
 }
 
+static void sip_audit_answer(struct sip_stack *st, msg_t *msg, int status, const char *phrase);
+
 /* Answers a request nua gave us and drops our interest in its handle. */
 static void sip_reply(struct sip_stack *st, nua_handle_t *nh, msg_t *msg, int status,
 		      const char *phrase, unsigned retry_after, const char *accept)
@@ -296,6 +341,11 @@ static void sip_reply(struct sip_stack *st, nua_handle_t *nh, msg_t *msg, int st
 	/* nua_respond() keeps the phrase pointer until the stack runs the signal (tags are copied,
 	 * the phrase is not): it must live in the handle's home */
 	kept = su_strdup(nua_handle_home(nh), clean);
+	sip_audit_answer(st, msg, status, clean);
+	/* an INVITE is answered through its handle's own server transaction */
+	if (msg && sip_object(msg) && sip_object(msg)->sip_request &&
+	    sip_object(msg)->sip_request->rq_method == sip_method_invite)
+		msg = NULL;
 	nua_respond(nh, status, kept ? kept : "Unknown",
 		    TAG_IF(msg, NUTAG_WITH(msg)),
 		    TAG_IF(retry_after, SIPTAG_RETRY_AFTER_STR(retry)),
@@ -323,6 +373,246 @@ static int sip_over_tls(sip_t const *sip)
 {
 	return sip && sip->sip_via && sip->sip_via->v_protocol &&
 	       su_casematch(sip->sip_via->v_protocol, "SIP/2.0/TLS");
+}
+
+/* ---- the federation hub: services, limits and the audit log of each peer network */
+
+static struct sip_peer_state *sip_pst(struct sip_stack *st, const struct conf_peer *peer)
+{
+	size_t i;
+
+	if (!peer || !st->pst)
+		return NULL;
+	i = (size_t)(peer - st->conf->peers);
+	return i < st->conf->npeers ? &st->pst[i] : NULL;
+}
+
+static int sip_is_muc_host(const struct conf *conf, const char *host)
+{
+	for (size_t i = 0; host && i < conf->nmuc_services; i++)
+		if (gw_strcaseeq(host, conf->muc_services[i]))
+			return 1;
+	return 0;
+}
+
+/* The service (CONF_SVC_*) a request of a peer belongs to; 0 for none (OPTIONS, say). */
+static unsigned sip_service_of(const struct conf *conf, sip_t const *sip)
+{
+	int muc = sip->sip_request && sip_is_muc_host(conf, sip->sip_request->rq_url->url_host);
+	int conference = sip->sip_event && sip->sip_event->o_type &&
+			 strcasecmp(sip->sip_event->o_type, "conference") == 0;
+
+	switch (sip->sip_request ? sip->sip_request->rq_method : sip_method_unknown) {
+	case sip_method_message:
+		return muc ? CONF_SVC_GROUPCHAT : CONF_SVC_PAGER;
+	case sip_method_subscribe:
+	case sip_method_notify:
+	case sip_method_publish:
+		return muc || conference ? CONF_SVC_GROUPCHAT : CONF_SVC_PRESENCE;
+	case sip_method_invite:
+	case sip_method_refer:
+		return muc ? CONF_SVC_GROUPCHAT : CONF_SVC_SESSIONS;
+	default:
+		return 0;
+	}
+}
+
+static const char *sip_service_name(unsigned svc)
+{
+	switch (svc) {
+	case CONF_SVC_PAGER: return "pager";
+	case CONF_SVC_PRESENCE: return "presence";
+	case CONF_SVC_SESSIONS: return "sessions";
+	case CONF_SVC_GROUPCHAT: return "groupchat";
+	default: return "other";
+	}
+}
+
+/* Takes one request from the peer's <limits rate burst> budget: 0 when it is spent. */
+static int sip_rate_take(struct sip_stack *st, const struct conf_peer *peer)
+{
+	struct sip_peer_state *ps = sip_pst(st, peer);
+	struct timespec ts;
+	uint64_t now;
+
+	if (!ps || !peer->rate)
+		return 1;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	ps->tokens += (double)(now - ps->refill_ms) * peer->rate / 1000.0;
+	if (ps->tokens > peer->burst)
+		ps->tokens = peer->burst;
+	ps->refill_ms = now;
+	if (ps->tokens < 1.0)
+		return 0;
+	ps->tokens -= 1.0;
+	return 1;
+}
+
+/* The peer's policy for a request that passed the trust checks: 0, or the refusal (status,
+ * phrase, Retry-After) chosen. */
+static int sip_policy(struct sip_stack *st, const struct conf_peer *peer, sip_t const *sip,
+		      int *status, const char **phrase, unsigned *retry)
+{
+	struct sip_peer_state *ps = sip_pst(st, peer);
+	unsigned svc = sip_service_of(st->conf, sip);
+	sip_method_t m = sip->sip_request->rq_method;
+
+	if (svc && !(peer->services & svc)) {
+		*status = 403, *phrase = "Service Not Allowed For This Peer";
+		return -1;
+	}
+	*retry = peer->retry_after_s;
+	if (!sip_rate_take(st, peer)) {
+		*status = 503, *phrase = "Request Rate Limit Exceeded";
+	} else if (ps && peer->max_subscriptions && m == sip_method_subscribe &&
+		   ps->subs >= peer->max_subscriptions) {
+		*status = 503, *phrase = "Too Many Subscriptions From This Peer";
+	} else if (ps && peer->max_sessions && m == sip_method_invite &&
+		   ps->calls >= peer->max_sessions) {
+		*status = 503, *phrase = "Too Many Sessions With This Peer";
+	} else {
+		*retry = 0;
+		return 0;
+	}
+	if (ps)
+		ps->limited++;
+	return -1;
+}
+
+int sip_peer_allows(const struct conf_peer *peer, unsigned service)
+{
+	return peer && (peer->services & service) == service;
+}
+
+static int sip_auditing(const struct sip_stack *st)
+{
+	return st->conf->audit_file || st->conf->audit_syslog;
+}
+
+/* addr-spec of url, malloc'ed (NULL for NULL). */
+static char *sip_url_text(url_t const *url)
+{
+	isize_t n;
+	char *buf;
+
+	if (!url)
+		return NULL;
+	n = url_e(NULL, 0, url);
+	buf = gw_xmalloc((size_t)n + 1);
+	url_e(buf, n + 1, url);
+	buf[n] = '\0';
+	return buf;
+}
+
+static void sip_audit_clear(struct sip_audit *a)
+{
+	free(a->from);
+	free(a->to);
+	free(a->call_id);
+	free(a->content);
+	memset(a, 0, sizeof(*a));
+}
+
+/* Writes a's line with the final status (0: none) and clears it; nothing if a is empty. */
+static void sip_audit_emit(const struct conf_peer *peer, struct sip_audit *a, int status,
+			   const char *phrase)
+{
+	struct audit_rec r;
+
+	if (!a->method)
+		return;
+	memset(&r, 0, sizeof(r));
+	r.peer = peer ? peer->name : NULL;
+	r.direction = a->in ? "in" : "out";
+	r.service = a->service;
+	r.method = a->method;
+	r.from = a->from;
+	r.to = a->to;
+	r.call_id = a->call_id;
+	r.source = a->source[0] ? a->source : NULL;
+	r.status = status;
+	r.phrase = phrase ? phrase : status ? sip_status_phrase(status) : "no final response";
+	r.content = a->content;
+	r.content_len = a->content_len;
+	audit_record(&r);
+	sip_audit_clear(a);
+}
+
+/* Fills a from a request (incoming: in = 1). */
+static void sip_audit_fill(struct sip_stack *st, struct sip_audit *a, sip_t const *sip, int in,
+			   const char *source)
+{
+	if (!sip_auditing(st) || !sip || !sip->sip_request)
+		return;
+	sip_audit_clear(a);
+	a->in = in;
+	a->method = sip->sip_request->rq_method_name;
+	a->service = sip_service_name(sip_service_of(st->conf, sip));
+	a->from = sip->sip_from ? sip_url_text(sip->sip_from->a_url) : NULL;
+	a->to = sip->sip_to ? sip_url_text(sip->sip_to->a_url) : NULL;
+	a->call_id = sip->sip_call_id ? gw_xstrdup(sip->sip_call_id->i_id) : NULL;
+	if (source)
+		snprintf(a->source, sizeof(a->source), "%s", source);
+	if (st->conf->audit_content && sip->sip_payload && sip->sip_payload->pl_len &&
+	    sip->sip_request->rq_method == sip_method_message) {
+		a->content_len = sip->sip_payload->pl_len;
+		a->content = gw_xmalloc(a->content_len + 1);
+		memcpy(a->content, sip->sip_payload->pl_data, a->content_len);
+		a->content[a->content_len] = '\0';
+	}
+}
+
+/* Fills a for a request the gateway sends (the strings copied). */
+static void sip_audit_out(struct sip_stack *st, struct sip_audit *a, const char *method,
+			  unsigned svc, const char *from, const char *to, const char *body)
+{
+	if (!sip_auditing(st))
+		return;
+	sip_audit_clear(a);
+	a->method = method;
+	a->service = sip_service_name(svc);
+	a->from = from ? gw_xstrdup(from) : NULL;
+	a->to = to ? gw_xstrdup(to) : NULL;
+	if (st->conf->audit_content && body) {
+		a->content = gw_xstrdup(body);
+		a->content_len = strlen(body);
+	}
+}
+
+/* The Call-ID nua chose for a request of ours, from its response. */
+static void sip_audit_call_id(struct sip_audit *a, sip_t const *sip)
+{
+	if (a->method && !a->call_id && sip && sip->sip_call_id)
+		a->call_id = gw_xstrdup(sip->sip_call_id->i_id);
+}
+
+/* The peer network an incoming request comes from, for the audit: the owner of its From
+ * domain when that peer trusts the source, else none. */
+static const struct conf_peer *sip_audit_peer(struct sip_stack *st, msg_t *msg, sip_t const *sip)
+{
+	su_addrinfo_t *ai = msg ? msg_addrinfo(msg) : NULL;
+	const struct conf_peer *peer;
+
+	if (!sip || !sip->sip_from || !sip->sip_from->a_url->url_host)
+		return NULL;
+	peer = conf_peer_by_domain(st->conf, sip->sip_from->a_url->url_host);
+	return peer && ai && ai->ai_addr && conf_peer_trusts(peer, ai->ai_addr) ? peer : NULL;
+}
+
+/* One line for an incoming request answered now. */
+static void sip_audit_answer(struct sip_stack *st, msg_t *msg, int status, const char *phrase)
+{
+	sip_t const *sip = msg ? sip_object(msg) : NULL;
+	struct sip_audit a;
+	char source[96];
+
+	if (!sip_auditing(st) || !sip || !sip->sip_request)
+		return;
+	memset(&a, 0, sizeof(a));
+	sip_source_text(msg_addrinfo(msg), sip, source, sizeof(source));
+	sip_audit_fill(st, &a, sip, 1, source);
+	sip_audit_emit(sip_audit_peer(st, msg, sip), &a, status, phrase);
 }
 
 /* Applies the peering rules.  Returns the peer, or NULL after choosing the refusal. */
@@ -459,10 +749,12 @@ static void sip_outgoing_unlink(struct sip_outgoing *out)
 }
 
 static void sip_on_response(struct sip_stack *st, nua_handle_t *nh, struct sip_outgoing *out,
-			    int status, const char *phrase)
+			    int status, const char *phrase, sip_t const *sip)
 {
 	if (status < 200 || !out)
 		return;
+	sip_audit_call_id(&out->au, sip);
+	sip_audit_emit(out->peer, &out->au, status, phrase);
 	nua_handle_bind(nh, NULL);
 	nua_handle_destroy(nh);
 	sip_outgoing_unlink(out);
@@ -497,7 +789,7 @@ const char *sip_substate_name(enum sip_substate s)
 
 static void sip_watch_unlink(struct sip_watch *w)
 {
-	sip_list_del(&w->stack->watches, &w->h);
+	sip_track(w->stack, &w->stack->watches, &w->h, 0);
 }
 
 /* The dialog is over: tells the owner (if it had accepted) and frees w. */
@@ -521,6 +813,7 @@ void sip_watch_accept(struct sip_watch *w, unsigned expires)
 	char ex[16];
 
 	snprintf(ex, sizeof(ex), "%u", expires);
+	sip_audit_answer(w->stack, w->msg, 200, "OK");
 	nua_respond(w->nh, 200, "OK", NUTAG_WITH(w->msg), SIPTAG_EXPIRES_STR(ex),
 		    SIPTAG_ALLOW_STR(SIP_ALLOW), TAG_IF(w->eventlist, SIPTAG_REQUIRE_STR("eventlist")),
 		    TAG_END());
@@ -539,6 +832,7 @@ void sip_watch_refuse(struct sip_watch *w, int status, const char *phrase, unsig
 	sip_watch_unlink(w);
 	nua_handle_bind(w->nh, NULL);
 	if ((status == 423 && seconds) || status == 421) {
+		sip_audit_answer(st, w->msg, status, phrase);
 		nua_respond(w->nh, status, phrase ? phrase : sip_status_phrase_of(status),
 			    NUTAG_WITH(w->msg), TAG_IF(status == 423, SIPTAG_MIN_EXPIRES_STR(min)),
 			    TAG_IF(status == 421, SIPTAG_REQUIRE_STR("eventlist")), TAG_END());
@@ -687,7 +981,7 @@ static void sip_on_subscribe(struct sip_stack *st, nua_handle_t *nh, msg_t *msg,
 	w->msg = msg_ref_create(msg);
 	snprintf(w->event, sizeof(w->event), "%s",
 		 strcmp(event, "conference") == 0 ? "conference" : "presence");
-	sip_list_add(&st->watches, &w->h);
+	sip_track(st, &st->watches, &w->h, 1);
 	nua_handle_bind(nh, &w->h);
 	st->cbs.subscribe(st->arg, w, &info);	/* accepts or refuses (and frees) */
 	su_home_deinit(home);
@@ -736,15 +1030,17 @@ struct sip_sub {
 	char *event, *accept;	/* for refreshes */
 	unsigned expires;
 	unsigned flags;		/* SIP_SUB_* */
+	struct sip_audit au;	/* the first SUBSCRIBE, until its final response */
 };
 
 static void sip_sub_unlink(struct sip_sub *sub)
 {
-	sip_list_del(&sub->stack->subs, &sub->h);
+	sip_track(sub->stack, &sub->stack->subs, &sub->h, 0);
 }
 
 static void sip_sub_free(struct sip_sub *sub)
 {
+	sip_audit_emit(sub->h.peer, &sub->au, 0, NULL);
 	free(sub->event);
 	free(sub->accept);
 	free(sub);
@@ -785,6 +1081,8 @@ struct sip_sub *sip_subscribe(struct sip_stack *st, const struct conf_peer *peer
 	sub->accept = gw_xstrdup(accept);
 	sub->expires = expires;
 	sub->flags = flags;
+	sip_audit_out(st, &sub->au, "SUBSCRIBE", strcasecmp(event, "conference") == 0 ?
+		      CONF_SVC_GROUPCHAT : CONF_SVC_PRESENCE, from_uri, to_uri, NULL);
 	route = sip_route_url(st, peer);
 	snprintf(ex, sizeof(ex), "%u", expires);
 	sub->nh = sip_new_handle(st, &sub->h, from_uri, to_uri);
@@ -793,7 +1091,7 @@ struct sip_sub *sip_subscribe(struct sip_stack *st, const struct conf_peer *peer
 		      TAG_IF(flags & SIP_SUB_EVENTLIST, SIPTAG_SUPPORTED_STR("eventlist")),
 		      TAG_END());
 	reactor_kick(st->reactor);
-	sip_list_add(&st->subs, &sub->h);
+	sip_track(st, &st->subs, &sub->h, 1);
 	return sub;
 }
 
@@ -879,6 +1177,10 @@ static void sip_sub_event(struct sip_sub *sub, nua_event_t event, int status, co
 {
 	switch (event) {
 	case nua_r_subscribe:
+		if (status >= 200) {
+			sip_audit_call_id(&sub->au, sip);
+			sip_audit_emit(sub->h.peer, &sub->au, status, phrase);
+		}
 		if (status >= 200 && status < 300 && !sub->ending && sub->cbs.answered) {
 			int list = 0;
 
@@ -934,6 +1236,7 @@ struct sip_call {
 	int last_status;
 	char last_phrase[64];
 	char bye_reason[64];	/* the text of a received BYE's Reason header */
+	struct sip_audit au;	/* the INVITE, until its final response */
 };
 
 static struct sip_call *sip_call_new(struct sip_stack *st, nua_handle_t *nh,
@@ -945,13 +1248,13 @@ static struct sip_call *sip_call_new(struct sip_stack *st, nua_handle_t *nh,
 	call->h.peer = peer;
 	call->stack = st;
 	call->nh = nh;
-	sip_list_add(&st->calls, &call->h);
+	sip_track(st, &st->calls, &call->h, 1);
 	return call;
 }
 
 static void sip_call_unlink(struct sip_call *call)
 {
-	sip_list_del(&call->stack->calls, &call->h);
+	sip_track(call->stack, &call->stack->calls, &call->h, 0);
 }
 
 static void sip_call_finish(struct sip_call *call, int status, const char *phrase)
@@ -962,6 +1265,8 @@ static void sip_call_finish(struct sip_call *call, int status, const char *phras
 	nua_handle_bind(call->nh, NULL);
 	nua_handle_destroy(call->nh);
 	reactor_kick(st->reactor);
+	sip_audit_emit(call->h.peer, &call->au, status ? status : call->last_status,
+		       status ? phrase : call->last_status ? call->last_phrase : NULL);
 	if (!call->ending && call->cbs.ended)
 		call->cbs.ended(call->arg, call, status, phrase);
 	free(call->our_sdp);
@@ -976,6 +1281,7 @@ void sip_call_accept(struct sip_call *call, const char *sdp, const struct sip_ca
 	call->our_sdp = gw_xstrdup(sdp);
 	call->answered = 1;
 	log_debug("call: answering 200 with %zu bytes of SDP", strlen(sdp));
+	sip_audit_emit(call->h.peer, &call->au, 200, "OK");
 	nua_respond(call->nh, 200, "OK", SIPTAG_CONTENT_TYPE_STR("application/sdp"),
 		    SIPTAG_PAYLOAD_STR(call->our_sdp), SIPTAG_ALLOW_STR(SIP_ALLOW), TAG_END());
 	reactor_kick(call->stack->reactor);
@@ -1004,6 +1310,7 @@ void sip_call_refuse(struct sip_call *call, int status, const char *phrase, cons
 				*q = '\'';
 		w = gw_xasprintf("399 simplegw \"%s\"", text);
 	}
+	sip_audit_emit(call->h.peer, &call->au, status, clean[0] ? clean : NULL);
 	nua_respond(call->nh, status, kept, TAG_IF(w, SIPTAG_WARNING_STR(w)),
 		    SIPTAG_ALLOW_STR(SIP_ALLOW), TAG_END());
 	free(w);
@@ -1026,6 +1333,7 @@ struct sip_call *sip_call_invite(struct sip_stack *st, const struct conf_peer *p
 	call->cbs = *cbs;
 	call->arg = arg;
 	call->our_sdp = gw_xstrdup(sdp);
+	sip_audit_out(st, &call->au, "INVITE", CONF_SVC_SESSIONS, from_uri, to_uri, NULL);
 	nua_handle_bind(nh, &call->h);
 	route = sip_route_url(st, peer);
 	nua_invite(nh, NUTAG_URL(to_uri), NUTAG_PROXY(route),
@@ -1033,6 +1341,12 @@ struct sip_call *sip_call_invite(struct sip_stack *st, const struct conf_peer *p
 		   TAG_END());
 	reactor_kick(st->reactor);
 	return call;
+}
+
+void sip_call_set_groupchat(struct sip_call *call)
+{
+	if (call->au.method)
+		call->au.service = sip_service_name(CONF_SVC_GROUPCHAT);
 }
 
 void sip_call_end(struct sip_call *call)
@@ -1069,7 +1383,7 @@ size_t sip_stack_calls(const struct sip_stack *st)
 	return st->calls.n;
 }
 
-static void sip_on_invite(struct sip_stack *st, nua_handle_t *nh, sip_t const *sip,
+static void sip_on_invite(struct sip_stack *st, nua_handle_t *nh, msg_t *msg, sip_t const *sip,
 			  const struct conf_peer *peer, const char *source)
 {
 	struct sip_invite_info info;
@@ -1078,7 +1392,7 @@ static void sip_on_invite(struct sip_stack *st, nua_handle_t *nh, sip_t const *s
 	char ctype[128];
 
 	if (!st->cbs.invite || st->shutting_down) {
-		sip_reply(st, nh, NULL, st->shutting_down ? 503 : 488,
+		sip_reply(st, nh, msg, st->shutting_down ? 503 : 488,
 			  st->shutting_down ? "Shutting Down" : "Sessions Not Supported", 0, NULL);
 		return;
 	}
@@ -1095,11 +1409,12 @@ static void sip_on_invite(struct sip_stack *st, nua_handle_t *nh, sip_t const *s
 		info.body_len = sip->sip_payload->pl_len;
 	}
 	if (!info.request_uri || !info.from_uri) {
-		sip_reply(st, nh, NULL, 500, "Internal Server Error", 0, NULL);
+		sip_reply(st, nh, msg, 500, "Internal Server Error", 0, NULL);
 		su_home_deinit(home);
 		return;
 	}
 	call = sip_call_new(st, nh, peer);
+	sip_audit_fill(st, &call->au, sip, 1, source);
 	nua_handle_bind(nh, &call->h);
 	st->cbs.invite(st->arg, call, &info);	/* accepts or refuses */
 	su_home_deinit(home);
@@ -1150,6 +1465,10 @@ static void sip_call_event(struct sip_call *call, nua_t *nua, nua_event_t event,
 		}
 		break;
 	case nua_r_invite:
+		if (status >= 200) {
+			sip_audit_call_id(&call->au, sip);
+			sip_audit_emit(call->h.peer, &call->au, status, phrase);
+		}
 		if (status >= 200 && status < 300 && !call->answered) {
 			call->answered = 1;
 			if (!call->ending && call->cbs.answered)
@@ -1244,6 +1563,7 @@ static void sip_nua_event(nua_event_t event, int status, char const *phrase, nua
 	const struct conf_peer *peer;
 	char source[96];
 	int refuse = 0;
+	unsigned retry = 0;
 	const char *why = NULL;
 
 	if (hobj && hobj->peer && !sip_dialog_source_ok(st, nua, nh, hobj, event, status))
@@ -1265,7 +1585,7 @@ static void sip_nua_event(nua_event_t event, int status, char const *phrase, nua
 	case nua_r_options:
 	case nua_r_refer:
 		sip_on_response(st, nh, hobj && hobj->kind == SIP_H_OUTGOING ?
-				(struct sip_outgoing *)hobj : NULL, status, phrase);
+				(struct sip_outgoing *)hobj : NULL, status, phrase, sip);
 		return;
 	case nua_r_shutdown:
 		if (status >= 200) {
@@ -1303,7 +1623,14 @@ static void sip_nua_event(nua_event_t event, int status, char const *phrase, nua
 		log_limited(&st->refused_log, CONF_LOG_NOTICE, __func__,
 			    "refused %s from %s (From %s): %d %s", nua_event_name(event) + 6, source,
 			    from_host ? from_host : "-", refuse, why);
-		sip_reply(st, nh, event == nua_i_invite ? NULL : msg, refuse, why, 0, NULL);
+		sip_reply(st, nh, msg, refuse, why, 0, NULL);
+		return;
+	}
+	if (sip_policy(st, peer, sip, &refuse, &why, &retry) != 0) {
+		log_limited(refuse == 503 ? &st->limit_log : &st->refused_log, CONF_LOG_NOTICE,
+			    __func__, "refused %s from %s (peer %s): %d %s", nua_event_name(event) + 6,
+			    source, peer->name, refuse, why);
+		sip_reply(st, nh, msg, refuse, why, retry, NULL);
 		return;
 	}
 	switch (event) {
@@ -1314,7 +1641,7 @@ static void sip_nua_event(nua_event_t event, int status, char const *phrase, nua
 		sip_reply(st, nh, msg, 200, "OK", 0, "text/plain, message/cpim");
 		break;
 	case nua_i_invite:
-		sip_on_invite(st, nh, sip, peer, source);
+		sip_on_invite(st, nh, msg, sip, peer, source);
 		break;
 	case nua_i_subscribe:
 		sip_on_subscribe(st, nh, msg, sip, peer, source);
@@ -1388,6 +1715,9 @@ struct sip_stack *sip_stack_new(struct reactor *reactor, const struct conf *conf
 	st->conf = conf;
 	st->cbs = *cbs;
 	st->routes = gw_xcalloc(conf->npeers ? conf->npeers : 1, sizeof(*st->routes));
+	st->pst = gw_xcalloc(conf->npeers ? conf->npeers : 1, sizeof(*st->pst));
+	for (size_t i = 0; i < conf->npeers; i++)
+		st->pst[i].tokens = conf->peers[i].burst;
 	for (size_t i = 0; i < conf->npeers; i++)
 		st->routes[i] = sip_route_url_new(&conf->peers[i]);
 	st->arg = arg;
@@ -1456,6 +1786,7 @@ struct sip_stack *sip_stack_new(struct reactor *reactor, const struct conf *conf
 		su_home_deinit(st->home);
 		sip_routes_free(st);
 		guard_remove();
+		free(st->pst);
 		free(st);
 		return NULL;
 	}
@@ -1497,6 +1828,8 @@ struct sip_outgoing *sip_send_message(struct sip_stack *st, const struct sip_out
 	if (st->shutting_down || !st->nua)
 		return NULL;
 	out = sip_outgoing_new(st, m->from_uri, m->to_uri, cb, arg);
+	out->peer = m->peer;
+	sip_audit_out(st, &out->au, "MESSAGE", CONF_SVC_PAGER, m->from_uri, m->to_uri, m->body);
 	route = sip_route_url(st, m->peer);
 	nua_message(out->nh,
 		    NUTAG_URL(m->to_uri),
@@ -1540,6 +1873,8 @@ struct sip_outgoing *sip_send_refer(struct sip_stack *st, const struct conf_peer
 	if (st->shutting_down || !st->nua)
 		return NULL;
 	out = sip_outgoing_new(st, from_uri, to_uri, cb, arg);
+	out->peer = peer;
+	sip_audit_out(st, &out->au, "REFER", CONF_SVC_GROUPCHAT, from_uri, to_uri, NULL);
 	target = gw_xasprintf("<%s>", refer_to);
 	if (subject)
 		sip_clean_phrase(subject, clean, sizeof(clean));
@@ -1600,6 +1935,7 @@ void sip_stack_shutdown(struct sip_stack *st)
 		sip_outgoing_unlink(out);
 		nua_handle_bind(out->nh, NULL);
 		nua_handle_destroy(out->nh);
+		sip_audit_emit(out->peer, &out->au, 503, "Shutting Down");
 		if (out->cb)
 			out->cb(out->arg, 503, "Shutting Down");
 		free(out);
@@ -1635,6 +1971,7 @@ void sip_stack_free(struct sip_stack *st)
 	}
 	while ((out = sip_list_first(&st->out))) {
 		sip_outgoing_unlink(out);
+		sip_audit_clear(&out->au);
 		free(out);
 	}
 	while ((sub = sip_list_first(&st->subs))) {
@@ -1643,6 +1980,7 @@ void sip_stack_free(struct sip_stack *st)
 	}
 	while ((call = sip_list_first(&st->calls))) {
 		sip_call_unlink(call);
+		sip_audit_clear(&call->au);
 		free(call->our_sdp);
 		free(call);
 	}
@@ -1671,5 +2009,6 @@ void sip_stack_free(struct sip_stack *st)
 	if (st->destroy_ev)
 		event_free(st->destroy_ev);
 	su_home_deinit(st->home);
+	free(st->pst);
 	free(st);
 }

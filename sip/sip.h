@@ -212,6 +212,10 @@ void sip_call_accept(struct sip_call *call, const char *sdp, const struct sip_ca
 void sip_call_hold(struct sip_call *call, const struct sip_call_cbs *cbs, void *arg);
 /* Refuses it (warning: a Warning header text, or NULL).  call is freed. */
 void sip_call_refuse(struct sip_call *call, int status, const char *phrase, const char *warning);
+/* 1 if the peer's <peer services=""> include every CONF_SVC_* bit of service. */
+int sip_peer_allows(const struct conf_peer *peer, unsigned service);
+/* The call is a groupchat leg (for the audit log's "service"). */
+void sip_call_set_groupchat(struct sip_call *call);
 /* Sends an INVITE with an SDP offer to a peer (strings copied).  NULL if shutting down. */
 struct sip_call *sip_call_invite(struct sip_stack *stack, const struct conf_peer *peer,
 				 const char *from_uri, const char *to_uri, const char *sdp,
