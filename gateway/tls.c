@@ -169,13 +169,17 @@ unsigned tls_check_files(const char *cert, const char *key, const char *ca, int 
 	char name[256], ebuf[256];
 	BIO *bio;
 
-	if (chain) {
-		X509 *leaf = sk_X509_value(chain, 0);
-		const char *why = validity_problem(leaf);
+	for (int i = 0; chain && i < sk_X509_num(chain); i++) {
+		X509 *x = sk_X509_value(chain, i);
+		const char *why = validity_problem(x);
 
 		if (why) {
-			subject_text(leaf, name, sizeof(name));
-			say(report, arg, "certificate %s (%s) %s", cert, name, why);
+			subject_text(x, name, sizeof(name));
+			if (i == 0)
+				say(report, arg, "certificate %s (%s) %s", cert, name, why);
+			else
+				say(report, arg, "certificate %s: chain certificate %d (%s) %s", cert,
+				    i + 1, name, why);
 			problems++;
 		}
 	}
