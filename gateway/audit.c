@@ -168,7 +168,7 @@ size_t audit_format(const struct audit_rec *r, double time_s, int with_content, 
 		    size_t len)
 {
 	struct out o = { buf, len, 0 };
-	char ts[40], num[24];
+	char ts[96], num[24];
 	time_t secs = (time_t)time_s;
 	struct tm tm;
 

@@ -543,8 +543,11 @@ struct gw *gw_new(struct conf *conf)
 	for (size_t i = 0; i < conf->npeers; i++) {
 		if (gw_link_for_component(gw, conf->peers[i].component))
 			continue;
-		gw->links[gw->nlinks++] = xmpp_link_new(gw->base, gw->xctx, conf,
-							conf->peers[i].component, &link_cbs, gw);
+		gw->links[gw->nlinks] = xmpp_link_new(gw->base, gw->xctx, conf,
+						      conf->peers[i].component, &link_cbs, gw);
+		if (!gw->links[gw->nlinks])
+			goto fail;	/* its TLS context could not be made: logged */
+		gw->nlinks++;
 	}
 	if (audit_open(conf) != 0)
 		goto fail;

@@ -21,6 +21,15 @@
  * stays; the newer one, missing some of its own, refuses to run (first connection of the process)
  * or backs off and tries again later (a reconnection: the other may be its own stale connection).
  * A server that routes none of them back cannot be checked, and the log says so.
+ *
+ * With <xmpp tls="direct"> the stream runs over TLS from the first byte (the component port
+ * speaks TLS, as XEP-0368 does for clients): a libevent-openssl bufferevent in place of the
+ * socket one, so everything above the bytes stays the same.  "connecting" then covers the TCP
+ * connection and the TLS handshake, which must verify the server's certificate against the XMPP
+ * domain (<xmpp domain>): a chain to the configured CAs and a DNS subjectAltName naming the
+ * domain (RFC 6125 / RFC 7590; OpenSSL's host check, wildcards only as a whole left-most label,
+ * never the CommonName).  A failed handshake is logged with OpenSSL's reason and the names the
+ * certificate gives, and the back-off applies as for any failed attempt.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -33,11 +42,16 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/util.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "../gateway/gw.h"
+#include "../gateway/tls.h"
 #include "xmpp.h"
 
 #define LINK_HANDSHAKE_TIMEOUT_MS 10000
@@ -51,7 +65,7 @@
 
 enum link_state {
 	LINK_IDLE,
-	LINK_CONNECTING,	/* TCP connect in progress */
+	LINK_CONNECTING,	/* TCP connect (and with TLS, the handshake) in progress */
 	LINK_OPENING,		/* our stream header sent, waiting for the server's */
 	LINK_HANDSHAKING,	/* <handshake/> sent, waiting for the empty reply */
 	LINK_UP,
@@ -79,6 +93,7 @@ struct xmpp_link {
 	struct xmpp_link_cbs cbs;
 	void *arg;
 
+	SSL_CTX *tls_ctx;		/* tls="direct": the client context; NULL for plain TCP */
 	enum link_state state;
 	struct bufferevent *bev;
 	struct bufferevent *dead_bev;	/* freed by reap_ev on the next loop pass */
@@ -150,10 +165,25 @@ static void link_reap_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* On shutdown over TLS: a close_notify before the TCP close, so the server sees the end of the
+ * stream as a clean one (RFC 8446 6.1).  Best effort: only once our output has gone out, and
+ * whatever OpenSSL says is not acted upon, the connection is dropped next anyway. */
+static void link_tls_close_notify(struct xmpp_link *link)
+{
+	SSL *ssl = link->bev ? bufferevent_openssl_get_ssl(link->bev) : NULL;
+
+	if (!ssl || !SSL_is_init_finished(ssl) ||
+	    evbuffer_get_length(bufferevent_get_output(link->bev)) != 0)
+		return;
+	SSL_shutdown(ssl);
+	ERR_clear_error();
+}
+
 static void link_finish_stop(struct xmpp_link *link)
 {
 	void (*done)(void *) = link->stop_done;
 
+	link_tls_close_notify(link);
 	link_drop(link);
 	evtimer_del(link->timer_ev);
 	link_enter_state(link, LINK_STOPPED);
@@ -497,10 +527,87 @@ static void link_read_cb(struct bufferevent *bev, void *arg)
 	}
 }
 
+/* The server's own certificate: on the client side the peer chain starts with it, and it is
+ * there even when the verification failed (SSL_get0_peer_certificate is not).  Borrowed. */
+static X509 *link_tls_server_cert(SSL *ssl)
+{
+	STACK_OF(X509) *chain = SSL_get_peer_cert_chain(ssl);
+
+	return chain && sk_X509_num(chain) > 0 ? sk_X509_value(chain, 0) : NULL;
+}
+
+/* The first OpenSSL error libevent moved from OpenSSL's queue into bev (the cause), or 0.
+ * libevent queues SSL_get_error()'s own code there too (SSL_ERROR_SYSCALL, 5: a library of 0),
+ * which is no OpenSSL error: skipped. */
+static unsigned long link_tls_error(struct bufferevent *bev)
+{
+	unsigned long e, first = 0;
+
+	while ((e = bufferevent_get_openssl_error(bev)) != 0)
+		if (!first && ERR_GET_LIB(e) != 0)
+			first = e;
+	return first;
+}
+
+/* Why the TLS handshake on bev failed, for the log: the certificate check's verdict with the
+ * names the server's certificate gives, else OpenSSL's reason, else what the socket said. */
+static void link_tls_why(struct bufferevent *bev, short what, int sock_err, char *buf,
+			 size_t len)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	long verdict = SSL_get_verify_result(ssl);
+	unsigned long first = link_tls_error(bev);
+	const char *reason;
+	char ids[256];
+
+	if (verdict != X509_V_OK) {
+		tls_cert_identities(link_tls_server_cert(ssl), ids, sizeof(ids));
+		snprintf(buf, len, "certificate verify failed: %s (server certificate names %s)",
+			 X509_verify_cert_error_string(verdict), ids);
+		return;
+	}
+	reason = first ? ERR_reason_error_string(first) : NULL;
+	if (reason && ERR_GET_LIB(first) == ERR_LIB_SSL &&
+	    ERR_GET_REASON(first) == SSL_R_WRONG_VERSION_NUMBER)
+		/* what the first bytes of a plain XML stream read as */
+		snprintf(buf, len, "%s (does the port speak TLS?)", reason);
+	else if (reason)
+		snprintf(buf, len, "%s", reason);
+	else if (first)
+		ERR_error_string_n(first, buf, len);
+	else if (sock_err && !(what & BEV_EVENT_EOF))
+		snprintf(buf, len, "%s", evutil_socket_error_to_string(sock_err));
+	else
+		snprintf(buf, len, "the server closed the connection during the handshake");
+}
+
+/* Non-zero once our first handshake bytes were written: the TCP connection was up, so a failure
+ * is TLS's, not the connect's (with dirty shutdowns allowed, libevent reports both as EOF). */
+static int link_tls_started(struct bufferevent *bev)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	BIO *wbio = ssl ? SSL_get_wbio(ssl) : NULL;
+
+	return wbio && BIO_number_written(wbio) > 0;
+}
+
+static void link_tls_log_up(struct xmpp_link *link, struct bufferevent *bev)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	char ids[256];
+
+	tls_cert_identities(link_tls_server_cert(ssl), ids, sizeof(ids));
+	log_notice("component %s: TLS with %s:%u: %s, %s; server certificate (%s) verified for %s",
+		   link->domain, link->conf->xmpp_server, link->conf->xmpp_port,
+		   SSL_get_version(ssl), SSL_get_cipher_name(ssl), ids, link->conf->xmpp_domain);
+}
+
 static void link_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct xmpp_link *link = arg;
-	char why[96];
+	int sock_err = EVUTIL_SOCKET_ERROR();	/* before anything below changes it */
+	unsigned long tls_err;
+	char why[512];
 
 	if (what & BEV_EVENT_CONNECTED) {
 		char *hdr = gw_xasprintf("<?xml version='1.0'?><stream:stream xmlns='"
@@ -512,16 +619,34 @@ static void link_event_cb(struct bufferevent *bev, short what, void *arg)
 		/* a silent dead peer is noticed by TCP keepalives */
 		setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+		if (link->tls_ctx)
+			link_tls_log_up(link, bev);
 		link_enter_state(link, LINK_OPENING);
 		link_write(link, hdr, strlen(hdr));
 		free(hdr);
 		return;
 	}
+	if (link->tls_ctx && link->state == LINK_CONNECTING) {
+		if (link_tls_started(bev)) {
+			link_tls_why(bev, what, sock_err, why, sizeof(why));
+			log_error("component %s: TLS with %s:%u failed: %s", link->domain,
+				  link->conf->xmpp_server, link->conf->xmpp_port, why);
+			link_fail(link, "TLS handshake failed");
+		} else {
+			snprintf(why, sizeof(why), "%s", sock_err ?
+				 evutil_socket_error_to_string(sock_err) : "connection failed");
+			link_fail(link, why);
+		}
+		return;
+	}
 	if (what & BEV_EVENT_EOF)
 		snprintf(why, sizeof(why), "connection closed by the server");
+	else if (link->tls_ctx && (tls_err = link_tls_error(bev)) != 0)
+		/* after the handshake: e.g. a record that fails its integrity check */
+		snprintf(why, sizeof(why), "TLS: %s", ERR_reason_error_string(tls_err) ?
+			 ERR_reason_error_string(tls_err) : "error");
 	else
-		snprintf(why, sizeof(why), "%s",
-			 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+		snprintf(why, sizeof(why), "%s", evutil_socket_error_to_string(sock_err));
 	link_fail(link, why);
 }
 
@@ -551,6 +676,30 @@ static void link_timer_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* A bufferevent that connects, then runs the TLS handshake as a client of the XMPP domain: SNI
+ * and the certificate's host check both name it.  It owns its SSL (freed with it). */
+static struct bufferevent *link_tls_bev_new(struct xmpp_link *link)
+{
+	const char *host = link->conf->xmpp_domain;
+	struct bufferevent *bev;
+	SSL *ssl = SSL_new(link->tls_ctx);
+
+	if (!ssl || SSL_set_tlsext_host_name(ssl, host) != 1 || SSL_set1_host(ssl, host) != 1)
+		gw_fatal("component %s: cannot set up a TLS connection for %s", link->domain, host);
+	/* RFC 6125 6.4.4, RFC 9525: the DNS subjectAltName only, never the CommonName; a wildcard
+	 * only as a whole left-most label */
+	SSL_set_hostflags(ssl, X509_CHECK_FLAG_NEVER_CHECK_SUBJECT |
+			  X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	bev = bufferevent_openssl_socket_new(link->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+					     BEV_OPT_CLOSE_ON_FREE);
+	if (!bev)
+		gw_fatal("bufferevent_openssl_socket_new failed");
+	/* a server that closes without close_notify is taken as a TCP close (see
+	 * SSL_OP_IGNORE_UNEXPECTED_EOF in link_tls_ctx_new()) */
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	return bev;
+}
+
 static void link_connect(struct xmpp_link *link)
 {
 	struct sockaddr_storage ss;
@@ -567,7 +716,8 @@ static void link_connect(struct xmpp_link *link)
 		return;
 	}
 	xmpp_parser_reset(link->parser);
-	link->bev = bufferevent_socket_new(link->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	link->bev = link->tls_ctx ? link_tls_bev_new(link) :
+		    bufferevent_socket_new(link->base, -1, BEV_OPT_CLOSE_ON_FREE);
 	if (!link->bev)
 		gw_fatal("bufferevent_socket_new failed");
 	bufferevent_setcb(link->bev, link_read_cb, NULL, link_event_cb, link);
@@ -576,6 +726,44 @@ static void link_connect(struct xmpp_link *link)
 	link_arm(link, LINK_HANDSHAKE_TIMEOUT_MS);
 	if (bufferevent_socket_connect(link->bev, (struct sockaddr *)&ss, sslen) != 0)
 		link_fail(link, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+}
+
+/* The client context of tls="direct": TLS 1.2 at least, the server's certificate verified against
+ * <xmpp ca>, else <tls ca>, else the system's CAs.  Aborts if they cannot be loaded: conf_load()
+ * checked the file, so it changed since, and the link must not run unverified. */
+static SSL_CTX *link_tls_ctx_new(const struct conf *conf, const char *domain)
+{
+	const char *ca = conf->xmpp_ca ? conf->xmpp_ca : conf->tls_ca;
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	char ebuf[256];
+	int ok;
+
+	if (!ctx)
+		gw_fatal("component %s: SSL_CTX_new: %s", domain, tls_error_text(ebuf, sizeof(ebuf)));
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	if (conf->tls_verify_depth)
+		SSL_CTX_set_verify_depth(ctx, (int)conf->tls_verify_depth);
+	/* libevent may retry a blocked SSL_write from another place in its output buffer */
+	SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	/* OpenSSL 3 reports a close without close_notify as an error ("unexpected eof while
+	 * reading"), which libevent 2.1 cannot tell from others: as an EOF it reaches libevent's
+	 * dirty-shutdown handling and is a plain close, as over TCP.  The XMPP stream has its own
+	 * end (</stream:stream>), so a truncation is noticed anyway. */
+	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	ok = ca ? SSL_CTX_load_verify_locations(ctx, ca, NULL) :
+		  SSL_CTX_set_default_verify_paths(ctx);
+	if (ok != 1) {
+		log_error("component %s: cannot load the CAs for the XMPP server's certificate from "
+			  "%s: %s", domain, ca ? ca : "the system's default store",
+			  tls_error_text(ebuf, sizeof(ebuf)));
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	ERR_clear_error();
+	log_info("component %s: TLS to the XMPP server, its certificate checked against %s",
+		 domain, ca ? ca : "the system's CAs");
+	return ctx;
 }
 
 struct xmpp_link *xmpp_link_new(struct event_base *base, xmpp_ctx_t *ctx,
@@ -604,6 +792,13 @@ struct xmpp_link *xmpp_link_new(struct event_base *base, xmpp_ctx_t *ctx,
 	link->probe_ev = evtimer_new(base, link_probe_cb, link);
 	if (!link->timer_ev || !link->reap_ev || !link->probe_ev)
 		gw_fatal("event_new failed");
+	if (conf->xmpp_tls == CONF_XMPP_TLS_DIRECT) {
+		link->tls_ctx = link_tls_ctx_new(conf, link->domain);
+		if (!link->tls_ctx) {
+			xmpp_link_free(link);
+			return NULL;
+		}
+	}
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
 		gw_fatal("getrandom: %s", strerror(errno));
 	for (size_t i = 0; i < sizeof(rnd); i++)
@@ -728,6 +923,7 @@ void xmpp_link_free(struct xmpp_link *link)
 	event_free(link->reap_ev);
 	event_free(link->probe_ev);
 	xmpp_parser_free(link->parser);
+	SSL_CTX_free(link->tls_ctx);	/* after the bufferevents: their SSLs hold references */
 	free(link->stream_id);
 	free(link->domain);
 	xmpp_text_free(&link->out);

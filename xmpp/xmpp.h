@@ -60,7 +60,8 @@ void xmpp_text_attr(struct xmpp_text *t, const char *value);
 /* Frees t->p and empties t. */
 void xmpp_text_free(struct xmpp_text *t);
 
-/* ---- component.c: one XEP-0114 link, reconnecting with back-off */
+/* ---- component.c: one XEP-0114 link, reconnecting with back-off; over TLS with
+ * <xmpp tls="direct"> (the server's certificate must name <xmpp domain>) */
 struct event_base;
 struct xmpp_link;
 
@@ -80,7 +81,9 @@ struct xmpp_link_cbs {
 };
 
 /* Creates a link for the component domain (copied); conf must outlive it.  Call
- * xmpp_link_start() to connect. */
+ * xmpp_link_start() to connect.  With conf->xmpp_tls direct, the TLS context is made here, its
+ * CAs loaded from conf->xmpp_ca, else conf->tls_ca, else the system's store; if they cannot be
+ * loaded (conf_load() checked the file, so it changed since) it logs why and returns NULL. */
 struct xmpp_link *xmpp_link_new(struct event_base *base, xmpp_ctx_t *ctx,
 				const struct conf *conf, const char *domain,
 				const struct xmpp_link_cbs *cbs, void *arg);
