@@ -31,6 +31,7 @@
 
 #include "../gateway/gw.h"
 #include "../gateway/tls.h"
+#include "../sip/msrp.h"
 #include "../sip/xcap.h"
 #include "conf.h"
 
@@ -301,6 +302,8 @@ static const struct opt opts[] = {
 	{ E_SESSIONS, "enabled",     V_KEYWORD,  kw_bool,       0, 0,             "yes",    0, IN_CONF(sessions_enabled) },
 	{ E_SESSIONS, "msrp-address", V_BIND,    NULL,          0, 0,             NULL,     0, IN_CONF(msrp_address) },
 	{ E_SESSIONS, "msrp-port",   V_UINT,     NULL,          1, 65535,         "2855",   0, IN_CONF(msrp_port) },
+	{ E_SESSIONS, "msrps-port",  V_UINT,     NULL,          1, 65535,         "2856",   0, IN_CONF(msrps_port) },
+	{ E_SESSIONS, "relay",       V_NAME,     NULL,          0, 0,             NULL,     0, IN_CONF(msrp_relay) },
 	{ E_SESSIONS, "max-per-user", V_UINT,    NULL,          1, 1000,          "8",      0, IN_CONF(sessions_max_per_user) },
 	{ E_SESSIONS, "max-total",   V_UINT,     NULL,          1, 1000000,       "1000",   0, IN_CONF(sessions_max_total) },
 	{ E_SESSIONS, "max-queued",  V_SIZE,     NULL,          1024, 16 * MIB,   "64k",    0, IN_CONF(sessions_max_queued) },
@@ -355,7 +358,7 @@ static const struct opt opts[] = {
 
 static elem_fn xmpp_check, listen_start, listen_check, presence_check, peer_start, peer_check,
 	trust_start, authz_check, list_start, list_check, member_start, muc_start, muc_check,
-	tls_check, limits_check, audit_check, gateway_end;
+	tls_check, limits_check, audit_check, sessions_check, gateway_end;
 
 static const struct elem_def elem_defs[E_COUNT] = {
 	/*            name       parent     min max  start         check        end */
@@ -366,7 +369,7 @@ static const struct elem_def elem_defs[E_COUNT] = {
 	[E_LISTEN]  = { "listen",  E_SIP,     1, 0,  listen_start, listen_check, NULL },
 	[E_IM]      = { "im",      E_GATEWAY, 0, 1,  NULL,         NULL,        NULL },
 	[E_PRESENCE] = { "presence", E_GATEWAY, 0, 1, NULL,        presence_check, NULL },
-	[E_SESSIONS] = { "sessions", E_GATEWAY, 0, 1, NULL,        NULL,        NULL },
+	[E_SESSIONS] = { "sessions", E_GATEWAY, 0, 1, NULL,        sessions_check, NULL },
 	[E_PEER]    = { "peer",    E_GATEWAY, 1, 0,  peer_start,   peer_check,  NULL },
 	[E_ROUTE]   = { "route",   E_PEER,    1, 1,  NULL,         NULL,        NULL },
 	[E_TRUST]   = { "trust",   E_PEER,    1, 0,  trust_start,  NULL,        NULL },
@@ -1183,6 +1186,36 @@ static void xmpp_check(struct parser *p, struct frame *f)
 	}
 }
 
+/* <sessions>: the two MSRP ports differ; relay="" is an MSRP URI (RFC 4975 9) with a numeric
+ * host (nothing is looked up) and a port, transport tcp, no session-id (RFC 4976 5.1: the
+ * relay's own URI, which AUTH is sent to). */
+static void sessions_check(struct parser *p, struct frame *f)
+{
+	struct conf *c = p->conf;
+	struct msrp_uri u;
+	struct in6_addr a6;
+	struct in_addr a4;
+	char host[sizeof(u.host)];
+
+	c->sessions_line = f->line;
+	if (c->msrp_port == c->msrps_port)
+		perr(p, f->line, "<sessions>: msrp-port and msrps-port are both %u", c->msrp_port);
+	if (!c->msrp_relay)
+		return;
+	if (msrp_uri_parse(c->msrp_relay, strlen(c->msrp_relay), &u) != 0 || !u.port ||
+	    u.session[0] || strcasecmp(u.transport, "tcp") != 0) {
+		perr(p, f->line, "<sessions>: relay \"%s\" is not an MSRP relay URI like "
+		     "msrps://192.0.2.7:2855;tcp (msrp: or msrps:, a port, transport tcp, no "
+		     "session-id)", c->msrp_relay);
+		return;
+	}
+	snprintf(host, sizeof(host), "%.*s", u.host[0] == '[' ? (int)strlen(u.host) - 2 :
+		 (int)strlen(u.host), u.host + (u.host[0] == '['));
+	if (inet_pton(AF_INET, host, &a4) != 1 && inet_pton(AF_INET6, host, &a6) != 1)
+		perr(p, f->line, "<sessions>: relay \"%s\": the host must be a numeric address "
+		     "(nothing is looked up)", c->msrp_relay);
+}
+
 /* <tls>: the paths resolved against the file's directory, then every file checked. */
 static void tls_check(struct parser *p, struct frame *f)
 {
@@ -1209,17 +1242,17 @@ static void limits_check(struct parser *p, struct frame *f)
 
 	if (!given(f, "burst"))
 		pe->burst = pe->rate ? pe->rate : 1;
-	if (given(f, "burst") && !given(f, "rate"))
-		perr(p, f->line, "<limits>: \"burst\" without \"rate\" limits nothing");
+	if (good(f, "burst") && !refused(f, "rate") && pe->rate == 0)
+		perr(p, f->line, "<limits>: \"burst\" without a \"rate\" limits nothing");
 }
 
 static void audit_check(struct parser *p, struct frame *f)
 {
 	struct conf *c = p->conf;
 
-	if (given(f, "file") && c->audit_syslog)
+	if (good(f, "file") && c->audit_syslog)
 		perr(p, f->line, "<audit>: give \"file\" or syslog=\"yes\", not both");
-	else if (!given(f, "file") && !given(f, "syslog"))
+	else if (!given(f, "file") && !c->audit_syslog && !refused(f, "syslog"))
 		perr(p, f->line, "<audit>: missing attribute \"file\" (or syslog=\"yes\")");
 	if (good(f, "file")) {
 		char *r = resolve_path(p, c->audit_file);
@@ -1426,8 +1459,11 @@ static void gateway_end(struct parser *p, struct frame *f)
 			}
 		}
 	}
+	if (c->msrp_relay && strncasecmp(c->msrp_relay, "msrps:", 6) == 0 && !c->tls_cert)
+		perr(p, c->sessions_line, "<sessions relay=\"%s\">: an msrps: relay needs <tls> (the "
+		     "gateway's certificate, key and CA file)", c->msrp_relay);
 	for (size_t i = 0; i < c->nlisten; i++)
-		if (c->listen[i].transport == CONF_TRANSPORT_TLS && !c->tls_cert)
+		if (c->listen[i].transport == CONF_TRANSPORT_TLS && !c->tls_line)
 			perr(p, c->listen[i].line, "<listen transport=\"tls\">: needs <tls> (the "
 			     "gateway's certificate, key and CA file)");
 	for (size_t i = 0; i < c->npeers; i++) {
@@ -1436,7 +1472,7 @@ static void gateway_end(struct parser *p, struct frame *f)
 
 		for (size_t j = 0; j < c->nlisten; j++)
 			tls_listen |= c->listen[j].transport == CONF_TRANSPORT_TLS;
-		if (pe->route_transport == CONF_TRANSPORT_TLS && !c->tls_cert)
+		if (pe->route_transport == CONF_TRANSPORT_TLS && !c->tls_line)
 			perr(p, pe->line, "<peer> \"%s\": <route transport=\"tls\"> needs <tls> (the "
 			     "gateway's certificate, key and CA file)", pe->name ? pe->name : "");
 		if (pe->tls != CONF_PEER_TLS_REQUIRED)
@@ -1801,6 +1837,7 @@ void conf_free(struct conf *conf)
 	free(conf->presence_db);
 	free(conf->presence_agent);
 	free(conf->msrp_address);
+	free(conf->msrp_relay);
 	free(conf->xmpp_ca);
 	free(conf->tls_cert);
 	free(conf->tls_key);

@@ -22,6 +22,20 @@
  *     </peer>
  *   </gateway>
  *
+ * and, for peering over TLS and a federation hub, all optional:
+ *
+ *     <tls certificate="gw.pem" key="gw.key" ca="peers-ca.pem"/>   the gateway's certificate,
+ *         its key (chmod 600) and the CAs of peers' certificates, all checked at load; needed
+ *         by transport="tls" on <listen> and <route>
+ *     <peer ... tls="required" services="pager presence">         requests only over TLS from
+ *         a certificate naming the peer's domain (RFC 5922); only the services listed
+ *       <limits rate="50" burst="100" subscriptions="5000" sessions="100" max-document="64k"
+ *               retry-after="5s"/>                                  the peer's share; 503 beyond
+ *     </peer>
+ *     <audit file="audit.log" content="no"/>                       one JSON line per
+ *         cross-domain SIP transaction (or syslog="yes")
+ *     <xmpp ... tls="direct" ca="xmpp-ca.pem"/>                     the component link over TLS
+ *
  * Every problem is reported as "file:line: message" through the caller's report function, all of
  * them in one run; a configuration is returned only when there were none.
  */
@@ -239,6 +253,12 @@ struct conf {
 	int sessions_enabled;		/* default 1; 0: INVITE answered 488 as before */
 	char *msrp_address;		/* MSRP listen address; NULL: the first <listen> address */
 	unsigned msrp_port;		/* default 2855 */
+	unsigned msrps_port;		/* MSRP over TLS (RFC 4975 14): default 2856, listened on
+					 * only when <tls> is there */
+	char *msrp_relay;		/* <sessions relay="">: the MSRP relay (RFC 4976) every session
+					 * whose transport matches its scheme goes through, an msrp: or
+					 * msrps: URI with a numeric host and a port; NULL: none */
+	unsigned sessions_line;		/* where <sessions> is, for later diagnostics */
 	unsigned sessions_max_per_user;	/* sessions of one XMPP user: default 8, 1..1000 */
 	unsigned sessions_max_total;	/* default 1000, 1..1000000 */
 	size_t sessions_max_queued;	/* bytes waiting for a session to come up: default 64k */

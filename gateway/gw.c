@@ -478,6 +478,7 @@ static void gw_signal_cb(evutil_socket_t sig, short what, void *arg)
 		log_notice("received SIGHUP: reloading the TLS files and reopening the audit log "
 			   "(the gateway file is not read again: restart to apply its changes)");
 		sip_tls_reload();
+		sessions_tls_reload(gw->sessions);
 		audit_reopen();
 		return;
 	}

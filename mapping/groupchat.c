@@ -27,6 +27,11 @@
  *	the MUC's occupant presence (struct mroom, one per room with SIP occupants); kicks, bans and
  *	room destruction end the call with a BYE carrying a Reason.
  *
+ * The federation hub: SIP users of several peer networks may share one MUC room; each sees the
+ * others only as occupants (sip:room@service;gr=nick, the nickname as display name), never by
+ * their SIP URIs or the real JIDs a non-anonymous room shows.  A peer whose <peer services>
+ * exclude groupchat gets no INVITE, SUBSCRIBE or REFER from here (sip.c refuses its requests).
+ *
  * Nothing a user writes is dropped silently: a message that cannot go is answered with an XMPP
  * error or an MSRP failure status or REPORT.  Limits (total, per room, per user, rooms) come
  * from <groupchat>.  Occupants are freed once per loop pass (reap_ev), never in their own
@@ -976,7 +981,9 @@ static int xsub_notify(void *arg, struct sip_sub *sub, const struct sip_notify_i
 		return 200;	/* pending, or a body-less NOTIFY */
 	if (strcmp(n->content_type, CONFINFO_CT) != 0)
 		return 415;
-	if (confinfo_parse(n->body, n->body_len, GC_MAX_CONFINFO,
+	/* the peer's <limits max-document> when it has one, else the bound for rooms */
+	if (confinfo_parse(n->body, n->body_len,
+			   cr->peer->max_document ? cr->peer->max_document : GC_MAX_CONFINFO,
 			   cr->gc->gw->conf->groupchat_max_per_room + 1, &doc, err,
 			   sizeof(err)) != 0) {
 		log_notice("groupchat: conference-info from %s (subscribed as %s) refused: %s",
@@ -1174,6 +1181,16 @@ static void xocc_join(struct groupchat *gc, struct xmpp_link *link, xmpp_stanza_
 	if (gc->closing || !conf->groupchat_enabled || !peer->groupchat) {
 		gc_bounce(gc, link, stanza, "service-unavailable", gc->closing ?
 			  "the gateway is shutting down" : "groupchat with this network is not enabled");
+		return;
+	}
+	if (!sip_peer_allows(peer, CONF_SVC_GROUPCHAT)) {
+		char *text = gw_xasprintf("the peer network %s does not accept groupchat through this "
+					  "gateway", peer->name);
+
+		log_refusal(&gc->refusal_log, "groupchat: %s may not join %s: peer %s does not take "
+			    "groupchat", user, room_uri, peer->name);
+		gc_bounce(gc, link, stanza, "service-unavailable", text);
+		free(text);
 		return;
 	}
 	if (gc->count >= conf->groupchat_max_total ||
@@ -2235,6 +2252,7 @@ static int ginvite_from_muc(struct groupchat *gc, struct xmpp_link *link, xmpp_s
 	if (!peer)
 		return 0;	/* not one of our SIP users: the pager refuses it */
 	if (!conf->groupchat_enabled || !peer->groupchat || gc->closing ||
+	    !sip_peer_allows(peer, CONF_SVC_GROUPCHAT) ||
 	    map_jid_to_sip(room, 0, room_uri, sizeof(room_uri)) < 0) {
 		ginvite_decline(gc, link, room, invitee, inviter, "groupchat with this SIP network is "
 				"not enabled");
@@ -2292,7 +2310,8 @@ static int ginvite_direct(struct groupchat *gc, struct xmpp_link *link, xmpp_sta
 	peer = map_peer_for_jid(conf, xmpp_link_domain(link), invitee, uri, sizeof(uri), &err);
 	if (!peer)
 		return 0;
-	if (!conf->groupchat_enabled || !peer->groupchat || gc->closing) {
+	if (!conf->groupchat_enabled || !peer->groupchat || gc->closing ||
+	    !sip_peer_allows(peer, CONF_SVC_GROUPCHAT)) {
 		gc_bounce(gc, link, stanza, "service-unavailable", "groupchat with this SIP network is "
 			  "not enabled");
 		return 1;
@@ -2382,7 +2401,8 @@ static int xocc_dispatch(struct groupchat *gc, struct xmpp_link *link, xmpp_stan
 		return 0;
 	if (is_presence)
 		return xocc_from_presence(gc, link, stanza, peer, room, room_uri);
-	if (!peer->groupchat || !gc->gw->conf->groupchat_enabled)
+	if (!peer->groupchat || !gc->gw->conf->groupchat_enabled ||
+	    !sip_peer_allows(peer, CONF_SVC_GROUPCHAT))
 		return 0;	/* no rooms with this peer: the pager refuses a groupchat message */
 	return xocc_from_message(gc, link, stanza, room);
 }

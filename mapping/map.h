@@ -174,6 +174,17 @@ const struct conf_peer *map_peer_for_jid(const struct conf *conf, const char *co
 /* A SIP URI of that peer's domain as a JID (escaped mode or not).  Length or a negative
  * enum map_addr_status. */
 int map_peer_sip_to_jid(const struct conf_peer *peer, const char *uri, char *jid, size_t len);
+/* The peer network whose SIP user jid (bare or full) is, whichever component serves it; NULL
+ * for the XMPP domain's users, other XMPP domains and addresses no peer owns. */
+const struct conf_peer *map_peer_of_jid(const struct conf *conf, const char *jid);
+/* Bytes a presence (PIDF) or conference-info document from peer may have: its <limits
+ * max-document>, else <presence max-document>.  (An RLMI list document may have four times
+ * that; conference-info without the peer's limit keeps groupchat.c's own bound.) */
+size_t map_doc_limit(const struct conf *conf, const struct conf_peer *peer);
+/* 1 if an XMPP user's chat with a user of peer opens an MSRP session (RFC 7573): the peer has
+ * sessions="yes" and <peer services> include sessions.  0: the chat goes in pager mode, where
+ * pager.c refuses it if the services exclude pager too. */
+int map_peer_chat_sessions(const struct conf_peer *peer);
 
 /* ---- pager.c: pager-mode IM both ways, with delivery verdicts correlated by stanza id */
 struct pager;
@@ -245,8 +256,12 @@ struct sessions;
 struct sip_call;
 struct sip_invite_info;
 
-/* Listens for MSRP (conf's <sessions>).  NULL on failure (logged). */
+/* Listens for MSRP (conf's <sessions>; with <tls>, MSRP over TLS too), and with <sessions
+ * relay> starts the relay's connection.  NULL on failure (logged). */
 struct sessions *sessions_new(struct gw *gw);
+/* SIGHUP: the <tls> files loaded again into the MSRP contexts, for new connections (established
+ * ones keep theirs); on a problem the files in use stay (logged).  0 or -1. */
+int sessions_tls_reload(struct sessions *ss);
 /* A trusted INVITE: accepted or refused before this returns. */
 void sessions_from_sip(struct sessions *ss, struct sip_call *call,
 		       const struct sip_invite_info *info);

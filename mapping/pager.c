@@ -20,7 +20,9 @@
  * delivery-wait after the answer, the gateway sends the SIP sender a MESSAGE saying the message
  * was not delivered and why (an extension beyond RFC 7572, see docs/interworking.md).
  *
- * XMPP -> SIP.  A <message/> with a body becomes a MESSAGE to the peer's route.  A failure
+ * XMPP -> SIP.  A <message/> with a body becomes a MESSAGE to the peer's route, if the peer's
+ * <peer services> include pager (else service-unavailable, and typing notices and receipts for
+ * it are dropped: nothing is sent to a network that does not take pager mode).  A failure
  * response, or a transaction timeout (nua's local 408), bounces the stanza back to its sender
  * with the mapped condition (RFC 7247 8.2).  Chat-state-only and receipt-only stanzas carry no
  * message and are not turned into empty MESSAGEs.
@@ -1017,6 +1019,11 @@ static void pager_notices_from_xmpp(struct pager *pg, struct xmpp_link *link,
 			    xmpp_stanza_get_to(stanza) ? xmpp_stanza_get_to(stanza) : "-", cond, text);
 		return;
 	}
+	if (!sip_peer_allows(peer, CONF_SVC_PAGER)) {
+		log_refusal(&pg->notice_log, "notice %s -> %s not sent: the peer network %s does not "
+			    "take pager messages", from_uri, to_uri, peer->name);
+		return;
+	}
 	if (f->received_id || f->marker_received_id)
 		pager_send_imdn(pg, peer, from_uri, to_uri,
 				f->received_id ? f->received_id : f->marker_received_id,
@@ -1070,6 +1077,16 @@ void pager_from_xmpp(struct pager *pg, struct xmpp_link *link, xmpp_stanza_t *st
 	peer = pager_route(pg, link, stanza, from_uri, to_uri, &cond, &why);
 	if (!peer) {
 		pager_bounce(pg, link, stanza, cond, why);
+		return;
+	}
+	if (!sip_peer_allows(peer, CONF_SVC_PAGER)) {
+		/* <peer services>: nothing goes to a network that does not take pager mode */
+		log_refusal(&pg->refusal_log, "message %s -> %s refused: the peer network %s does not "
+			    "take pager messages", from_uri, to_uri, peer->name);
+		text = gw_xasprintf("the peer network %s does not accept pager messages through this "
+				    "gateway", peer->name);
+		pager_bounce(pg, link, stanza, "service-unavailable", text);
+		free(text);
 		return;
 	}
 	if (strlen(f.body) > conf->im_max_body) {

@@ -1,5 +1,6 @@
 /* peer.c - which peer network an address belongs to, and its form on the other side, in the
- * addressing mode (domain-preserving or escaped) that peer is configured for. */
+ * addressing mode (domain-preserving or escaped) that peer is configured for; and what the
+ * mapping layer takes from a peer's own policy (document limits, the chat mode). */
 #include <string.h>
 
 #include "../gateway/gw.h"
@@ -25,8 +26,12 @@ const struct conf_peer *map_peer_for_jid(const struct conf *conf, const char *co
 				return p;
 			}
 		} else {
+			/* the JID's domain must be the peer's own: a stanza for another peer's user
+			 * that reaches this component (one connection serving several domains, as
+			 * ejabberd's listener with several hosts does) must not go to this peer */
 			r = map_jid_to_sip(jid, 0, uri, len);
-			if (r >= 0) {
+			if (r >= 0 && map_sip_domain(uri, host, sizeof(host)) >= 0 &&
+			    gw_strcaseeq(host, p->domain)) {
 				*err = 0;
 				return p;
 			}
@@ -41,4 +46,24 @@ int map_peer_sip_to_jid(const struct conf_peer *peer, const char *uri, char *jid
 	if (peer->addressing == CONF_ADDR_ESCAPED)
 		return map_sip_to_jid_escaped(uri, peer->component, jid, len);
 	return map_sip_to_jid(uri, jid, len);
+}
+
+const struct conf_peer *map_peer_of_jid(const struct conf *conf, const char *jid)
+{
+	char domain[MAP_JID_MAX + 1], uri[MAP_URI_MAX];
+	int err;
+
+	if (map_jid_domain(jid, domain, sizeof(domain)) < 0 || !conf_peer_by_component(conf, domain))
+		return NULL;
+	return map_peer_for_jid(conf, domain, jid, uri, sizeof(uri), &err);
+}
+
+size_t map_doc_limit(const struct conf *conf, const struct conf_peer *peer)
+{
+	return peer && peer->max_document ? peer->max_document : conf->presence_max_doc;
+}
+
+int map_peer_chat_sessions(const struct conf_peer *peer)
+{
+	return peer->sessions && (peer->services & CONF_SVC_SESSIONS) != 0;
 }

@@ -970,7 +970,7 @@ static int spres_on_notify(void *arg, struct sip_sub *sub, const struct sip_noti
 				 n->content_type ? n->content_type : "no type", CT_PIDF);
 			return 415;
 		}
-		if (pidf_parse(n->body, n->body_len, sp->pr->gw->conf->presence_max_doc,
+		if (pidf_parse(n->body, n->body_len, map_doc_limit(sp->pr->gw->conf, sp->peer),
 			       PRES_MAX_TUPLES, &doc, err, sizeof(err)) != 0) {
 			log_warn("presence %s: malformed PIDF refused, state kept: %s", sp->uri, err);
 			return 400;
@@ -1075,6 +1075,13 @@ static void spres_subscribe(struct spres *sp)
 	const struct conf *conf = pr->gw->conf;
 	if (pr->closing || sp->sub || sp->kind == SP_HOLD || !pr->started)
 		return;
+	if (!sip_peer_allows(sp->peer, CONF_SVC_PRESENCE)) {
+		/* a subscription restored from before <peer services> excluded presence: kept for
+		 * the day they include it again, but nothing is sent */
+		log_debug("presence %s: peer %s does not take presence: not subscribing", sp->uri,
+			  sp->peer->name);
+		return;
+	}
 	if (sp->rls) {
 		/* carried by the watcher's list: the list's document gains the member */
 		sp->fresh = 1;
@@ -1773,7 +1780,8 @@ static int rls_on_list(struct xrls *x, const struct sip_notify_info *n)
 	free(ct);
 	if (nparts < 0 || parts[root].ct_len < strlen(RLMI_CT) ||
 	    strncasecmp(parts[root].content_type, RLMI_CT, strlen(RLMI_CT)) != 0 ||
-	    rlmi_parse(parts[root].body, parts[root].body_len, 4 * pr->gw->conf->presence_max_doc,
+	    rlmi_parse(parts[root].body, parts[root].body_len,
+		       4 * map_doc_limit(pr->gw->conf, x->peer),
 		       dict_count(x->members) + 64, &rl, err, sizeof(err)) != 0) {
 		log_warn("presence: list NOTIFY for %s from %s refused: %s", x->owner, x->peer->name,
 			 nparts < 0 || rl == NULL ? err : "its root is not RLMI");
@@ -1955,6 +1963,18 @@ static void pres_from_xmpp_watcher(struct presence *pr, struct xmpp_link *link,
 				    "jid-malformed", map_addr_strerror(err));
 		return;
 	}
+	if (!sip_peer_allows(peer, CONF_SVC_PRESENCE) && strcmp(type, "unsubscribe") != 0) {
+		/* <peer services>: nothing goes to a network that does not take presence, and a
+		 * probe learns nothing (an unsubscribe still ends what a watcher held before) */
+		if (strcmp(type, "subscribe") == 0) {
+			char *text = gw_xasprintf("the peer network %s does not accept presence "
+						  "subscriptions through this gateway", peer->name);
+
+			pres_bounce(pr, link, stanza, "service-unavailable", text);
+			free(text);
+		}
+		return;
+	}
 	sp = spres_lookup(pr, peer, uri, from_bare);
 	state = sp ? (intptr_t)dict_get(sp->watchers, from_bare) : 0;
 
@@ -2117,6 +2137,8 @@ static void view_flush(struct xview *v)
 	size_t len = 0;
 	char *doc = NULL;
 
+	if (v->pr->closing)
+		return;	/* see view_notify() */
 	LIST_FOREACH(d, &v->dialogs, entry) {
 		if (!d->active || !d->due || d->list)
 			continue;
@@ -2158,6 +2180,10 @@ static void view_notify(struct xview *v, struct xdialog *only)
 	size_t len = 0;
 	char *doc = NULL;
 
+	/* presence_close() sent every dialog its last NOTIFY, and the SIP stack's shutdown may
+	 * free a watch without telling us: a timer that fires later sends nothing */
+	if (v->pr->closing)
+		return;
 	if (only) {
 		if (only->list) {
 			only->held = 0;
@@ -2463,6 +2489,8 @@ static void list_flush(struct xlist *l)
 	uint64_t now = gw_now_ms(l->pr->gw), gap = l->pr->gw->conf->presence_notify_interval_ms;
 	int due = 0;
 
+	if (l->pr->closing)
+		return;	/* see view_notify() */
 	if (!l->sent) {
 		list_send(l, 1, SIP_SUBSTATE_ACTIVE, NULL);
 		return;
@@ -2673,7 +2701,8 @@ static void list_from_sip(struct presence *pr, struct sip_watch *w,
 	free(uri);
 }
 
-/* ---- an XMPP user's roster group as a list: sip:<user>/<group>@<xmpp domain> */
+/* ---- an XMPP user's roster group as a list: sip:<user>/<group>@<xmpp domain>, without the
+ * group's SIP users of other peer networks than the watcher's (members_for_peer) */
 
 #define ROSTER_TIMEOUT_MS 5000
 #define ROSTER_MAX_MEMBERS 1000
@@ -2895,6 +2924,29 @@ static size_t roster_group_members(xmpp_stanza_t *query, const char *group, char
 	return n;
 }
 
+/* Leaves out of jids (n of them, owned) the SIP users of peer networks other than the
+ * watcher's (peer): a list served to one peer network names none of another's users, nor does
+ * the gateway ask about them on that watcher's behalf (docs/security.md, "Federation hub").
+ * Returns how many are left. */
+static size_t members_for_peer(const struct conf *conf, const struct conf_peer *peer,
+			       const char *list, char **jids, size_t n)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct conf_peer *p = map_peer_of_jid(conf, jids[i]);
+
+		if (p && p != peer) {
+			log_debug("presence: list %s as served to peer %s: %s (of peer %s) left out",
+				  list, peer->name, jids[i], p->name);
+			free(jids[i]);
+			continue;
+		}
+		jids[k++] = jids[i];
+	}
+	return k;
+}
+
 static int same_members(const struct xlist *l, char *const *jids, size_t n)
 {
 	if (l->n != n)
@@ -2924,6 +2976,7 @@ int presence_iq_reply(struct presence *pr, struct xmpp_link *link, xmpp_stanza_t
 		return 1;
 	}
 	n = roster_group_members(query, q->group, &jids);
+	n = members_for_peer(pr->gw->conf, q->peer, q->uri ? q->uri : "-", jids, n);
 	if (q->w && !n) {
 		/* an empty group and a group that does not exist look the same */
 		sip_watch_refuse(q->w, 404, "No Such List", 0);
@@ -3227,8 +3280,8 @@ static void restore_doc(void *arg, const char *key, void *value)
 	size_t len = 0;
 
 	if (store_get(pr->store, STORE_XDOC, sp->uri, sp->owner, &text, &len) == 1 &&
-	    pidf_parse(text, len, pr->gw->conf->presence_max_doc, PRES_MAX_TUPLES, &sp->doc, err,
-		       sizeof(err)) != 0)
+	    pidf_parse(text, len, map_doc_limit(pr->gw->conf, sp->peer), PRES_MAX_TUPLES, &sp->doc,
+		       err, sizeof(err)) != 0)
 		log_warn("presence %s: stored document unreadable (%s)", sp->uri, err);
 	free(text);
 	if (!spres_own(sp)) {
@@ -3549,12 +3602,16 @@ static void free_spres(void *arg, const char *uri, void *value)
 
 static void free_view(void *arg, const char *key, void *value)
 {
+	struct presence *pr = arg;
 	struct xview *v = value;
 	struct xdialog *d;
 
 	while ((d = LIST_FIRST(&v->dialogs))) {
 		LIST_REMOVE(d, entry);
-		if (d->w)
+		/* after presence_close() comes the SIP stack's shutdown, which owns the watches
+		 * from then on and frees one whose final NOTIFY is answered (or times out) without
+		 * telling us: they are not touched then */
+		if (d->w && !pr->closing)
 			sip_watch_set_arg(d->w, NULL);
 		free(d);
 	}
@@ -3577,7 +3634,8 @@ void presence_free(struct presence *pr)
 	while (!LIST_EMPTY(&pr->lists)) {
 		struct xlist *l = LIST_FIRST(&pr->lists);
 
-		sip_watch_set_arg(l->w, NULL);	/* the SIP stack frees its own objects */
+		if (!pr->closing)	/* as in free_view() */
+			sip_watch_set_arg(l->w, NULL);	/* the SIP stack frees its own objects */
 		list_free(l, 0);
 	}
 	while (dict_count(pr->roster_reqs)) {
@@ -3607,7 +3665,7 @@ void presence_free(struct presence *pr)
 		rls_free(x, 0, 0);
 	}
 	dict_foreach(pr->spres, free_spres, NULL);
-	dict_foreach(pr->views, free_view, NULL);
+	dict_foreach(pr->views, free_view, pr);
 	dict_free(pr->spres);
 	dict_free(pr->rules);
 	dict_free(pr->rls);

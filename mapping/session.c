@@ -17,6 +17,36 @@
  * Success-Report request <-> an XEP-0184 receipt request; BYE <-> <gone/>; an idle session is
  * closed with BYE and <gone/>.  Sessions are freed once per loop pass, never inside their own
  * callbacks.
+ *
+ * MSRP over TLS (RFC 4975 section 14, "msrps:"): with <tls>, a second listener takes TLS on
+ * <sessions msrps-port>.  A session is secure (TCP/TLS/MSRP, msrps: paths) when the peer's offer
+ * is, or, for our offers, when the peer is a TLS peer (route transport tls, or tls="required").
+ * TLS is mutual both ways: the other end's certificate must chain to <tls ca>, always, and when
+ * its SDP carried a=fingerprint (RFC 8122) the certificate must also match one of them; else the
+ * connection is closed and the session fails as if the connection had failed (BYE, the XMPP
+ * user told), both fingerprints logged.  Our own SDP carries the SHA-256 fingerprint of our
+ * certificate.  So a self-signed certificate, which the fingerprint alone would vouch for in
+ * RFC 4975's model, is refused: the SDP reaches the gateway through a peer network's proxies,
+ * and the CA is the one thing both sides of the federation agreed on.
+ *
+ * MSRP relay (RFC 4976): with <sessions relay="msrp[s]://host:port;tcp">, the sessions whose
+ * transport matches the relay's scheme go through it.  One connection to the relay, shared by
+ * them all, is opened at start and authorised with AUTH (RFC 4976 5.1); the Use-Path of its 200
+ * goes before our URI in the a=path we offer or answer, and before the peer's path in the
+ * To-Path of what we send.  Frames coming back on that connection are dispatched by the session
+ * id of their To-Path (the relay has taken itself off it).  AUTH is renewed before the granted
+ * Expires; a lost relay connection ends the sessions that used it and is reopened with back-off.
+ * The relay's certificate (msrps) is checked against <tls ca>; fingerprints are not used through a
+ * relay (the peer's TLS connection ends at the relay, not here).  Through the relay the gateway
+ * takes the active role (RFC 6135): it offers a=setup:active and answers actpass with active,
+ * and binds the session with a bodyless SEND through the relay, which then opens the connection
+ * to the peer's path.  The peer listens; a relay that can only reach a client by the connection
+ * it authorised (Kamailio's msrp module) could not otherwise get our frames to a peer that
+ * connected to it and stopped listening.  A peer offering active (or no a=setup) still connects
+ * to the relay itself.  A 401 to AUTH is not answered (no credentials are configured): the relay
+ * must accept the gateway by its certificate or address.  The shared connection has a cost: a
+ * frame our parser refuses on it breaks the stream, so it ends every session through the relay
+ * (the connection is then reopened).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -29,11 +59,17 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/listener.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "../gateway/dict.h"
 #include "../gateway/gw.h"
+#include "../gateway/tls.h"
 #include "../sip/msrp.h"
 #include "../sip/msrp_sdp.h"
 #include "../sip/sip.h"
@@ -47,6 +83,10 @@
 #define SESS_UNBOUND_PER_SOURCE 16	/* accepted, not yet bound MSRP connections per address */
 #define SESS_CONNECTS_PER_SEC 50	/* outgoing MSRP connections started per second */
 #define SESS_MAX_FRAME_SLACK 4096	/* headers around a chunk */
+#define RELAY_RETRY_MIN_MS 1000		/* a relay connection lost or refused: first retry */
+#define RELAY_RETRY_MAX_MS 60000
+#define RELAY_DEFAULT_EXPIRES 1800	/* seconds, when the relay's 200 has no Expires */
+#define RELAY_MIN_REFRESH 10		/* seconds: AUTH is renewed no more often */
 
 enum msess_state {
 	MS_INVITING,		/* our INVITE is out */
@@ -100,9 +140,18 @@ struct msess {
 	struct sessions *ss;
 	enum msess_state state;
 	char id[24];		/* our MSRP session id */
-	char *our_path;		/* msrp://addr:port/id;tcp */
-	char *peer_path;	/* the peer's a=path (To-Path of what we send) */
+	char *our_path;		/* msrp[s]://addr:port/id;tcp: our URI (From-Path of what we send) */
+	char *peer_path;	/* the peer's a=path */
 	struct msrp_uri peer_uri;	/* the last URI of it: the peer itself */
+	struct msrp_uri hop_uri;	/* the first: where we connect when we are active */
+	int secure;		/* msrps: TCP/TLS/MSRP (RFC 4975 14) */
+	struct msrp_sdp_fingerprint *peer_fp;	/* the peer's a=fingerprint (RFC 8122): its */
+	size_t npeer_fp;			/* certificate must match; NULL/0: the CA alone */
+	int via_relay;		/* through the relay's connection (RFC 4976) */
+	char *relay_path;	/* via_relay: the relay's Use-Path when the session began */
+	char *sdp_path;		/* via_relay: our a=path, relay_path then our_path */
+	char *to_path;		/* via_relay: To-Path of our requests, relay_path then peer_path */
+	struct event *start_ev;	/* via_relay, active: binds the session on the next loop pass */
 	struct msrp_uri our_uri;	/* our_path, parsed once */
 	char *pair_key;		/* "xmpp-bare\nsip-uri" */
 	char *xmpp_bare;
@@ -114,6 +163,7 @@ struct msess {
 	char thread[40];
 	struct sip_call *call;
 	int we_connect;
+	enum msrp_setup offered;	/* our a=setup when we offered */
 	struct mconn *conn;
 	STAILQ_HEAD(, mout) queue;	/* waiting for ACTIVE, oldest first */
 	size_t q_bytes;
@@ -151,15 +201,51 @@ struct mconn {
 	struct sockaddr_storage addr;	/* the other end (accepted connections) */
 	int accepted;
 	struct event *bind_ev;	/* accepted: closes it if no session binds it in time */
+	int tls;		/* an msrps connection: bev is a libevent-openssl bufferevent */
+	int relay;		/* the connection to the relay: carries many sessions, sess NULL */
 	int dead;
 	LIST_ENTRY(mconn) entry;	/* in ss->conns */
+};
+
+/* The connection to the MSRP relay (RFC 4976), shared by every session through it.  Its state
+ * changes only in relay_enter_state(). */
+enum relay_state {
+	RELAY_DOWN,		/* waiting to (re)connect */
+	RELAY_CONNECTING,	/* TCP (and TLS) under way */
+	RELAY_AUTHORISING,	/* AUTH sent, waiting for its 200 */
+	RELAY_UP,		/* authorised: use_path is valid */
+};
+
+static const char *const relay_state_names[] = {
+	[RELAY_DOWN] = "down",
+	[RELAY_CONNECTING] = "connecting",
+	[RELAY_AUTHORISING] = "authorising",
+	[RELAY_UP] = "up",
+};
+
+struct mrelay {
+	enum relay_state state;
+	struct msrp_uri uri;	/* <sessions relay>, parsed */
+	char *uri_text;
+	char *client_path;	/* our URI in AUTH's From-Path */
+	char *use_path;		/* the 200's Use-Path (one or more URIs); NULL unless UP */
+	struct mconn *conn;
+	char auth_tid[MSRP_TID_MAX + 1];	/* the AUTH in flight, "" when none */
+	struct event *timer;	/* retry, AUTH timeout, then the AUTH refresh */
+	unsigned retry_ms;
+	unsigned expires;	/* seconds granted by the last 200 */
 };
 
 struct sessions {
 	struct gw *gw;
 	struct evconnlistener *listener;
+	struct evconnlistener *tls_listener;	/* msrps, with <tls> */
 	char listen_addr[64];
 	unsigned listen_port;
+	unsigned tls_port;
+	SSL_CTX *tls_server, *tls_client;	/* NULL without <tls> */
+	char fingerprint[MSRP_SDP_FINGERPRINT_TEXT];	/* of our certificate, "sha-256 ..." */
+	struct mrelay *relay;	/* NULL without <sessions relay> */
 	struct dict *by_id;	/* our session id -> struct msess */
 	struct dict *by_pair;	/* pair key -> struct msess */
 	struct dict *per_user;	/* XMPP bare JID -> (intptr) sessions */
@@ -333,11 +419,34 @@ static void random_id(char *buf, size_t len)
 	msrp_make_id(buf, len);
 }
 
+/* Whether a session of this transport goes through the relay: 1 (the relay is up), 0 (no relay
+ * for this transport: direct), -1 (it would, but the relay is not up: the session is refused). */
+static int sess_relay_use(const struct sessions *ss, int secure)
+{
+	if (!ss->relay || ss->relay->uri.secure != secure)
+		return 0;
+	return ss->relay->state == RELAY_UP ? 1 : -1;
+}
+
+/* Our offers to a TLS peer (its route over TLS, or tls="required") are msrps (TCP/TLS/MSRP),
+ * when <tls> is there; to any other peer, plain. */
+static int sess_wants_tls(const struct sessions *ss, const struct conf_peer *peer)
+{
+	return ss->tls_server && (peer->route_transport == CONF_TRANSPORT_TLS ||
+				  peer->tls == CONF_PEER_TLS_REQUIRED);
+}
+
+/* The To-Path of our requests: through the relay, its Use-Path first (RFC 4976 6). */
+static const char *msess_to_path(const struct msess *se)
+{
+	return se->to_path ? se->to_path : se->peer_path;
+}
+
 /* A session; leg NULL: a 1:1 chat of xmpp_bare with sip_uri (sip_jid as XMPP sees the SIP
  * user), counted in the per-user and total limits.  leg set: a leg of groupchat.c (xmpp_bare and
  * sip_jid only name the ends in logs; groupchat.c counts its own). */
 static struct msess *msess_new(struct sessions *ss, const char *xmpp_bare, const char *sip_uri,
-			       const char *sip_jid, const struct conf_peer *peer,
+			       const char *sip_jid, const struct conf_peer *peer, int secure,
 			       const struct sess_leg_cbs *leg, void *leg_arg)
 {
 	struct msess *se = gw_xcalloc(1, sizeof(*se));
@@ -348,10 +457,20 @@ static struct msess *msess_new(struct sessions *ss, const char *xmpp_bare, const
 	se->ss = ss;
 	STAILQ_INIT(&se->queue);
 	random_id(se->id, 21);
-	se->our_path = gw_xasprintf("msrp://%s%s%s:%u/%s;tcp", v6 ? "[" : "", addr, v6 ? "]" : "",
-				    ss->listen_port, se->id);
+	se->secure = secure;
+	se->our_path = gw_xasprintf("%s://%s%s%s:%u/%s;tcp", secure ? "msrps" : "msrp",
+				    v6 ? "[" : "", addr, v6 ? "]" : "",
+				    secure ? ss->tls_port : ss->listen_port, se->id);
 	if (msrp_uri_parse(se->our_path, strlen(se->our_path), &se->our_uri) != 0)
 		gw_fatal("our own MSRP URI %s does not parse", se->our_path);
+	se->offered = MSRP_SETUP_ACTPASS;
+	if (sess_relay_use(ss, secure) > 0) {
+		se->via_relay = 1;
+		se->relay_path = gw_xstrdup(ss->relay->use_path);
+		se->sdp_path = gw_xasprintf("%s %s", se->relay_path, se->our_path);
+		/* through the relay we are the active side: see the file's comment */
+		se->offered = MSRP_SETUP_ACTIVE;
+	}
 	se->xmpp_bare = gw_xstrdup(xmpp_bare);
 	se->sip_uri = gw_xstrdup(sip_uri);
 	se->sip_jid = gw_xstrdup(sip_jid);
@@ -389,6 +508,12 @@ static void msess_free(struct msess *se)
 {
 	evtimer_del(se->timer);
 	event_free(se->timer);
+	if (se->start_ev)
+		event_free(se->start_ev);
+	free(se->peer_fp);
+	free(se->relay_path);
+	free(se->sdp_path);
+	free(se->to_path);
 	dict_free(se->sent);	/* its values are also in by_msgid or the queue */
 	dict_foreach(se->reports, free_report, NULL);
 	dict_free(se->reports);
@@ -513,10 +638,14 @@ static void msess_close(struct msess *se, int send_bye, int tell_xmpp, const cha
 		sess_send_xmpp(se, msg);
 	}
 	if (se->conn) {
-		se->conn->sess = NULL;
-		mconn_close(se->conn);
+		if (!se->conn->relay) {		/* the relay's connection serves others */
+			se->conn->sess = NULL;
+			mconn_close(se->conn);
+		}
 		se->conn = NULL;
 	}
+	if (se->start_ev)
+		evtimer_del(se->start_ev);
 	dict_del(ss->by_id, se->id);
 	if (se->leg)
 		goto dead;
@@ -566,7 +695,7 @@ static void msess_send(struct msess *se, struct mout *m)
 		char *frame;
 
 		random_id(tid, sizeof(tid));
-		frame = msrp_build_send(tid, se->peer_path, se->our_path, m->message_id, off + 1,
+		frame = msrp_build_send(tid, msess_to_path(se), se->our_path, m->message_id, off + 1,
 					m->len, m->ctype, m->body + off, n, flag,
 					m->receipt ? 1 : 0, 1, &flen);
 		dict_set(se->sent, tid, m);
@@ -610,7 +739,8 @@ static void msess_send_nickname(struct msess *se)
 	char *frame;
 
 	random_id(se->nick_tid, sizeof(se->nick_tid) > 17 ? 17 : sizeof(se->nick_tid));
-	frame = msrp_build_nickname(se->nick_tid, se->peer_path, se->our_path, se->nick_out, &len);
+	frame = msrp_build_nickname(se->nick_tid, msess_to_path(se), se->our_path, se->nick_out,
+				    &len);
 	if (!frame) {
 		se->nick_tid[0] = '\0';
 		se->leg->nickname_answered(se->leg_arg, se, 424);
@@ -622,7 +752,8 @@ static void msess_send_nickname(struct msess *se)
 static void msess_activate(struct msess *se, struct mconn *c)
 {
 	se->conn = c;
-	c->sess = se;
+	if (!c->relay)
+		c->sess = se;
 	if (c->bind_ev)
 		evtimer_del(c->bind_ev);
 	msess_enter_state(se, MS_ACTIVE);
@@ -637,10 +768,10 @@ static void msess_activate(struct msess *se, struct mconn *c)
 
 /* ---------------------------------------------------------------- MSRP input */
 
-static void mconn_respond(struct mconn *c, const struct msrp_frame *f, int status,
-			  const char *comment)
+/* Answers request f received on c for session se (NULL: none owns it). */
+static void mconn_respond(struct mconn *c, struct msess *se, const struct msrp_frame *f,
+			  int status, const char *comment)
 {
-	struct msess *se = c->sess;
 	size_t len;
 	char *frame;
 
@@ -736,25 +867,24 @@ static int text_ok(const char *ctype, const char *body, size_t len)
 	return 1;
 }
 
-static void mconn_on_send(struct mconn *c, const struct msrp_frame *f)
+static void mconn_on_send(struct mconn *c, struct msess *se, const struct msrp_frame *f)
 {
-	struct msess *se = c->sess;
 	size_t max = se->ss->gw->conf->sessions_max_message;
 	char msgid[80];
 
 	msess_touch(se);
 	if (!f->body_len && !f->content_type) {
-		mconn_respond(c, f, 200, "OK");	/* the binding SEND (RFC 4975 5.4) */
+		mconn_respond(c, se, f, 200, "OK");	/* the binding SEND (RFC 4975 5.4) */
 		return;
 	}
 	snprintf(msgid, sizeof(msgid), "%.*s", (int)(f->message_id_len < 79 ? f->message_id_len : 79),
 		 f->message_id ? f->message_id : "");
 	if (!f->content_type && f->body_len) {
-		mconn_respond(c, f, 400, "Body Without Content-Type");
+		mconn_respond(c, se, f, 400, "Body Without Content-Type");
 		return;
 	}
 	if (!se->link || !xmpp_link_is_up(se->link)) {
-		mconn_respond(c, f, 403, "XMPP Server Unreachable");
+		mconn_respond(c, se, f, 403, "XMPP Server Unreachable");
 		return;
 	}
 	/* a new message starts (first chunk), or continues the one being reassembled */
@@ -768,11 +898,11 @@ static void mconn_on_send(struct mconn *c, const struct msrp_frame *f)
 			 f->content_type ? f->content_type : "text/plain");
 		se->in_report = f->success_report == 1;
 		if (f->has_byte_range && f->range_start != 1) {
-			mconn_respond(c, f, 400, "Chunk Out Of Order");
+			mconn_respond(c, se, f, 400, "Chunk Out Of Order");
 			return;
 		}
 	} else if (f->range_start != se->in_len + 1) {
-		mconn_respond(c, f, 400, "Chunk Out Of Order");
+		mconn_respond(c, se, f, 400, "Chunk Out Of Order");
 		return;
 	}
 	if (f->oversized ||
@@ -782,7 +912,7 @@ static void mconn_on_send(struct mconn *c, const struct msrp_frame *f)
 		se->in_buf = NULL;
 		se->in_len = 0;
 		se->in_msgid[0] = '\0';
-		mconn_respond(c, f, 413, "Message Too Large");
+		mconn_respond(c, se, f, 413, "Message Too Large");
 		return;
 	}
 	if (f->flag == MSRP_ABORT) {
@@ -790,22 +920,22 @@ static void mconn_on_send(struct mconn *c, const struct msrp_frame *f)
 		se->in_buf = NULL;
 		se->in_len = 0;
 		se->in_msgid[0] = '\0';
-		mconn_respond(c, f, 200, "OK");
+		mconn_respond(c, se, f, 200, "OK");
 		return;
 	}
 	se->in_buf = gw_xrealloc(se->in_buf, se->in_len + f->body_len + 1);
 	memcpy(se->in_buf + se->in_len, f->body, f->body_len);
 	se->in_len += f->body_len;
 	if (f->flag == MSRP_MORE) {
-		mconn_respond(c, f, 200, "OK");
+		mconn_respond(c, se, f, 200, "OK");
 		return;
 	}
 	if (!text_ok(se->in_ctype, se->in_buf, se->in_len)) {
-		mconn_respond(c, f, 415, "Invalid UTF-8");
+		mconn_respond(c, se, f, 415, "Invalid UTF-8");
 	} else if (strncmp(se->in_ctype, "text/plain", 10) != 0 &&
 		   strncmp(se->in_ctype, "message/cpim", 12) != 0 &&
 		   strncmp(se->in_ctype, CT_COMPOSING, strlen(CT_COMPOSING)) != 0) {
-		mconn_respond(c, f, 415, "Unsupported Media Type");
+		mconn_respond(c, se, f, 415, "Unsupported Media Type");
 	} else if (se->leg) {
 		char sid[64] = "";
 		int status = 200;
@@ -815,7 +945,7 @@ static void mconn_on_send(struct mconn *c, const struct msrp_frame *f)
 						  se->in_len, sid, sizeof(sid));
 		if (c->dead || se->state == MS_CLOSED)
 			goto out;
-		mconn_respond(c, f, status, status == 200 ? "OK" : msrp_status_comment(status));
+		mconn_respond(c, se, f, status, status == 200 ? "OK" : msrp_status_comment(status));
 		if (status == 200 && sid[0] && f->failure_report != 0) {
 			struct mdelivered *d = msess_delivered_slot(se);
 
@@ -825,7 +955,7 @@ static void mconn_on_send(struct mconn *c, const struct msrp_frame *f)
 			d->failure_report = f->failure_report;
 		}
 	} else {
-		mconn_respond(c, f, 200, "OK");
+		mconn_respond(c, se, f, 200, "OK");
 		msess_deliver(se, se->in_ctype, se->in_buf, se->in_len, se->in_report, se->in_msgid,
 			      f->failure_report);
 	}
@@ -836,9 +966,8 @@ out:
 	se->in_msgid[0] = '\0';
 }
 
-static void mconn_on_response(struct mconn *c, const struct msrp_frame *f)
+static void mconn_on_response(struct mconn *c, struct msess *se, const struct msrp_frame *f)
 {
-	struct msess *se = c->sess;
 	struct mout *m;
 
 	if (se->leg && se->nick_tid[0] && strcmp(f->tid, se->nick_tid) == 0) {
@@ -868,9 +997,8 @@ static void mconn_on_response(struct mconn *c, const struct msrp_frame *f)
 	}
 }
 
-static void mconn_on_report(struct mconn *c, const struct msrp_frame *f)
+static void mconn_on_report(struct mconn *c, struct msess *se, const struct msrp_frame *f)
 {
-	struct msess *se = c->sess;
 	char msgid[80];
 	struct mout *m;
 
@@ -899,20 +1027,19 @@ static void mconn_on_report(struct mconn *c, const struct msrp_frame *f)
 }
 
 /* A NICKNAME (RFC 7701 5.1) on a leg: malformed 424 here, else the leg answers, now or later. */
-static void mconn_on_nickname(struct mconn *c, const struct msrp_frame *f)
+static void mconn_on_nickname(struct mconn *c, struct msess *se, const struct msrp_frame *f)
 {
-	struct msess *se = c->sess;
 	char nick[MSRP_NICKNAME_MAX + 1];
 	int status;
 
 	msess_touch(se);
 	if (!f->use_nickname ||
 	    msrp_nickname_parse(f->use_nickname, f->use_nickname_len, nick, sizeof(nick)) < 0) {
-		mconn_respond(c, f, 424, msrp_status_comment(424));
+		mconn_respond(c, se, f, 424, msrp_status_comment(424));
 		return;
 	}
 	if (se->nick_in_tid[0]) {
-		mconn_respond(c, f, 403, "Another NICKNAME Is Pending");
+		mconn_respond(c, se, f, 403, "Another NICKNAME Is Pending");
 		return;
 	}
 	snprintf(se->nick_in_tid, sizeof(se->nick_in_tid), "%s", f->tid);
@@ -951,8 +1078,15 @@ static struct msess *mconn_bind(struct mconn *c, const struct msrp_frame *f)
 	if (msrp_uri_parse(f->to_path, n, &to) != 0)
 		return NULL;
 	se = dict_get(c->ss->by_id, to.session);
-	if (!se || se->state != MS_CONNECTING || se->we_connect)
+	if (!se || se->state != MS_CONNECTING || se->we_connect || se->via_relay)
 		return NULL;
+	/* an msrps session only over TLS, an msrp one only without */
+	if (se->secure != c->tls) {
+		log_refusal(&c->ss->refusal_log, "MSRP connection from %s for session %s: %s "
+			    "connection for an %s session", c->peer, se->id, c->tls ? "a TLS" : "a plain",
+			    se->secure ? "msrps" : "msrp");
+		return NULL;
+	}
 	/* the session's own peer network, not just any, must trust the connection's source */
 	if (!conf_peer_trusts(se->peer, (const struct sockaddr *)&c->addr)) {
 		log_refusal(&c->ss->refusal_log, "MSRP connection from %s for session %s: peer %s "
@@ -962,41 +1096,113 @@ static struct msess *mconn_bind(struct mconn *c, const struct msrp_frame *f)
 	return se;
 }
 
+/* The fingerprint of cert under hash h into text (RFC 8122 form); "(none)" when it cannot be
+ * computed.  Returns the digest length (0 on failure) with the digest in d. */
+static unsigned cert_fingerprint(X509 *cert, enum msrp_hash h, unsigned char d[EVP_MAX_MD_SIZE],
+				 char *text, size_t len)
+{
+	const EVP_MD *md = EVP_get_digestbyname(msrp_sdp_hash_openssl_name(h));
+	unsigned n = 0;
+
+	snprintf(text, len, "(none)");
+	if (!cert || !md || X509_digest(cert, md, d, &n) != 1) {
+		ERR_clear_error();
+		return 0;
+	}
+	msrp_sdp_fingerprint_format(h, d, n, text, len);
+	return n;
+}
+
+/* RFC 8122 (RFC 4975 14.2): the certificate at the other end of c matches one of the session's
+ * a=fingerprint, checked with the strongest hash function among them.  A session without any
+ * relies on the handshake's check against <tls ca> alone.  Returns 1, or 0 after logging both
+ * sides of the mismatch. */
+static int mconn_fingerprint_ok(struct mconn *c, struct msess *se)
+{
+	SSL *ssl;
+	X509 *cert;
+	unsigned char d[EVP_MAX_MD_SIZE];
+	char got[MSRP_SDP_FINGERPRINT_TEXT], want[2 * MSRP_SDP_FINGERPRINT_TEXT];
+	size_t w = 0;
+	unsigned n;
+	int h;
+
+	if (!c->tls || !se->npeer_fp)
+		return 1;
+	ssl = bufferevent_openssl_get_ssl(c->bev);
+	cert = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
+	h = msrp_sdp_fingerprint_strongest(se->peer_fp, se->npeer_fp);
+	n = cert_fingerprint(cert, (enum msrp_hash)h, d, got, sizeof(got));
+	if (n && msrp_sdp_fingerprint_match(se->peer_fp, se->npeer_fp, (enum msrp_hash)h, d, n))
+		return 1;
+	want[0] = '\0';
+	for (size_t i = 0; i < se->npeer_fp && w + 4 < sizeof(want); i++) {
+		char one[MSRP_SDP_FINGERPRINT_TEXT];
+
+		if ((int)se->peer_fp[i].hash != h)
+			continue;
+		msrp_sdp_fingerprint_format(se->peer_fp[i].hash, se->peer_fp[i].digest,
+					    se->peer_fp[i].len, one, sizeof(one));
+		w += (size_t)snprintf(want + w, sizeof(want) - w, "%s%s", w ? ", " : "", one);
+	}
+	log_notice("session %s: the MSRP certificate of %s has the fingerprint %s, its a=fingerprint "
+		   "says %s: connection closed", se->id, c->peer, got, want);
+	return 0;
+}
+
+/* A request or response for session se, received on c (its own connection, or the relay's). */
+static void mconn_dispatch(struct mconn *c, struct msess *se, const struct msrp_frame *f)
+{
+	if (f->is_request && !msess_paths_ok(se, f)) {
+		log_info("MSRP from %s: To-Path or From-Path does not match session %s: 481", c->peer,
+			 se->id);
+		if (f->method != MSRP_REPORT)
+			mconn_respond(c, se, f, 481, "Paths Do Not Match The Session");
+		return;
+	}
+	if (!f->is_request) {
+		mconn_on_response(c, se, f);
+	} else if (f->method == MSRP_SEND) {
+		mconn_on_send(c, se, f);
+	} else if (f->method == MSRP_REPORT) {
+		mconn_on_report(c, se, f);
+	} else if (f->method == MSRP_NICKNAME && se->leg) {
+		mconn_on_nickname(c, se, f);
+	} else {
+		mconn_respond(c, se, f, 501, "Unknown Method");
+	}
+}
+
+static void relay_frame(struct mconn *c, const struct msrp_frame *f);
+
 static void mconn_frame(void *arg, const struct msrp_frame *f)
 {
 	struct mconn *c = arg;
 
 	if (c->dead)
 		return;
+	if (c->relay) {
+		relay_frame(c, f);
+		return;
+	}
 	if (!c->sess) {
 		struct msess *se = f->is_request ? mconn_bind(c, f) : NULL;
 
 		if (!se) {
 			log_info("MSRP from %s: no session for this To-Path: 481", c->peer);
 			if (f->is_request && f->method != MSRP_REPORT)
-				mconn_respond(c, f, 481, "No Such Session");
+				mconn_respond(c, NULL, f, 481, "No Such Session");
+			return;
+		}
+		if (!mconn_fingerprint_ok(c, se)) {
+			mconn_close(c);
+			msess_close(se, 1, 1, "the MSRP peer's certificate does not match its "
+				    "a=fingerprint");
 			return;
 		}
 		msess_activate(se, c);
 	}
-	if (f->is_request && !msess_paths_ok(c->sess, f)) {
-		log_info("MSRP from %s: To-Path or From-Path does not match session %s: 481", c->peer,
-			 c->sess->id);
-		if (f->method != MSRP_REPORT)
-			mconn_respond(c, f, 481, "Paths Do Not Match The Session");
-		return;
-	}
-	if (!f->is_request) {
-		mconn_on_response(c, f);
-	} else if (f->method == MSRP_SEND) {
-		mconn_on_send(c, f);
-	} else if (f->method == MSRP_REPORT) {
-		mconn_on_report(c, f);
-	} else if (f->method == MSRP_NICKNAME && c->sess->leg) {
-		mconn_on_nickname(c, f);
-	} else {
-		mconn_respond(c, f, 501, "Unknown Method");
-	}
+	mconn_dispatch(c, c->sess, f);
 }
 
 static void mconn_close(struct mconn *c)
@@ -1013,11 +1219,17 @@ static void mconn_close(struct mconn *c)
 
 static void mconn_event_cb(struct bufferevent *bev, short what, void *arg);
 
+static void relay_lost(struct sessions *ss, struct mconn *c, const char *why);
+
 /* The connection broke: its session ends (BYE, <gone/>), then the connection goes. */
 static void mconn_broken(struct mconn *c)
 {
 	struct msess *se = c->sess;
 
+	if (c->relay) {
+		relay_lost(c->ss, c, "malformed MSRP from the relay");
+		return;
+	}
 	if (se) {
 		se->conn = NULL;
 		c->sess = NULL;
@@ -1083,31 +1295,75 @@ static void mconn_read_cb(struct bufferevent *bev, void *arg)
 	}
 }
 
+/* We are active: the connection is bound with our first request, a bodyless SEND (RFC 4975
+ * 5.4), and the session is active from now on. */
+static void msess_bind_send(struct msess *se, struct mconn *c)
+{
+	char tid[17], msgid[17], *frame;
+	size_t len;
+
+	msrp_make_id(tid, sizeof(tid));
+	msrp_make_id(msgid, sizeof(msgid));
+	frame = msrp_build_send(tid, msess_to_path(se), se->our_path, msgid, 1, 0, NULL, NULL, 0,
+				MSRP_END, -1, 0, &len);
+	mconn_write(c, frame, len);
+	msess_activate(se, c);
+}
+
+/* Why a connection failed, for the log: OpenSSL's reason on a TLS connection, else errno's. */
+static const char *mconn_error_text(struct mconn *c, char *buf, size_t len)
+{
+	unsigned long e = c->tls ? bufferevent_get_openssl_error(c->bev) : 0;
+
+	if (e) {
+		ERR_error_string_n(e, buf, len);
+		while (bufferevent_get_openssl_error(c->bev))
+			;
+		return buf;
+	}
+	snprintf(buf, len, "%s", evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	return buf;
+}
+
+static void relay_connected(struct sessions *ss);
+
 static void mconn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct mconn *c = arg;
+	char why[256] = "";
 
 	if (what & BEV_EVENT_CONNECTED) {
-		/* we are active: bind the connection with a bodyless SEND (RFC 4975 5.4) */
+		/* TCP is up, and over TLS the handshake has verified the certificate's chain */
 		struct msess *se = c->sess;
-		char tid[17], *frame;
-		size_t len;
 
-		if (!se)
+		if (c->relay) {
+			relay_connected(c->ss);
 			return;
-		char msgid[17];
-
-		msrp_make_id(tid, sizeof(tid));
-		msrp_make_id(msgid, sizeof(msgid));
-		frame = msrp_build_send(tid, se->peer_path, se->our_path, msgid, 1, 0, NULL, NULL, 0,
-					MSRP_END, -1, 0, &len);
-		mconn_write(c, frame, len);
-		msess_activate(se, c);
+		}
+		if (!se)
+			return;		/* accepted: the first request binds it */
+		if (!mconn_fingerprint_ok(c, se)) {
+			se->conn = NULL;
+			c->sess = NULL;
+			mconn_close(c);
+			msess_close(se, 1, 1, "the MSRP peer's certificate does not match its "
+				    "a=fingerprint");
+			return;
+		}
+		msess_bind_send(se, c);
 		return;
 	}
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
-		log_info("MSRP connection %s %s", c->peer,
-			 what & BEV_EVENT_EOF ? "closed by the peer" : "failed");
+		if (what & BEV_EVENT_ERROR)
+			mconn_error_text(c, why, sizeof(why));
+		log_info("MSRP %sconnection %s %s%s%s", c->tls ? "TLS " : "", c->peer,
+			 what & BEV_EVENT_EOF ? "closed by the peer" : "failed", why[0] ? ": " : "",
+			 why);
+		if (c->relay) {
+			relay_lost(c->ss, c, what & BEV_EVENT_EOF ? "the relay closed the connection" :
+				   "the relay connection failed");
+			return;
+		}
 		if (c->sess) {
 			struct msess *se = c->sess;
 
@@ -1170,12 +1426,60 @@ static void mconn_bind_timeout(evutil_socket_t fd, short what, void *arg)
 	mconn_close(c);
 }
 
-/* A connection to the MSRP port: only from the peers' trusted networks, a bounded number of
- * them per address not yet bound to a session, and each closed if no session binds it soon. */
-static void listener_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-			int salen, void *arg)
+/* OpenSSL's verdict on each certificate of the other end's chain (against <tls ca>): a refusal
+ * is logged with its reason and the names the certificate carries. */
+static int sess_tls_verify(int ok, X509_STORE_CTX *store)
 {
-	struct sessions *ss = arg;
+	SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
+	struct mconn *c = ssl ? SSL_get_app_data(ssl) : NULL;
+	char ids[256];
+
+	if (ok || !c)
+		return ok;
+	tls_cert_identities(X509_STORE_CTX_get_current_cert(store), ids, sizeof(ids));
+	log_refusal(&c->ss->refusal_log, "MSRP TLS %s %s refused: %s (certificate %s at depth %d)",
+		    c->accepted ? "connection from" : "connection to", c->peer,
+		    X509_verify_cert_error_string(X509_STORE_CTX_get_error(store)), ids,
+		    X509_STORE_CTX_get_error_depth(store));
+	return 0;
+}
+
+/* A TLS bufferevent for one MSRP connection (fd -1: to be connected).  Mutual: the other end's
+ * certificate is always verified against <tls ca>, and as a server we require one.  Per SSL
+ * object, not per context: the contexts stay as tls_ctx_load() made them. */
+static struct bufferevent *sess_tls_bev(struct sessions *ss, evutil_socket_t fd, int server)
+{
+	SSL *ssl = SSL_new(server ? ss->tls_server : ss->tls_client);
+	struct bufferevent *bev;
+
+	if (!ssl)
+		gw_fatal("SSL_new failed");
+	SSL_set_verify(ssl, SSL_VERIFY_PEER | (server ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
+		       sess_tls_verify);
+	bev = bufferevent_openssl_socket_new(ss->gw->base, fd, ssl, server ?
+					     BUFFEREVENT_SSL_ACCEPTING : BUFFEREVENT_SSL_CONNECTING,
+					     BEV_OPT_CLOSE_ON_FREE);
+	if (!bev) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	/* a peer that closes without close_notify ends the session the same way as one that does */
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	return bev;
+}
+
+/* Gives a TLS connection's SSL object its mconn, for sess_tls_verify()'s logs. */
+static void mconn_set_tls(struct mconn *c)
+{
+	c->tls = 1;
+	SSL_set_app_data(bufferevent_openssl_get_ssl(c->bev), c);
+}
+
+/* A connection to an MSRP port: only from the peers' trusted networks, a bounded number of
+ * them per address not yet bound to a session, and each closed if no session binds it soon. */
+static void sess_accept(struct sessions *ss, evutil_socket_t fd, struct sockaddr *sa, int salen,
+			int tls)
+{
 	const struct conf *conf = ss->gw->conf;
 	struct bufferevent *bev;
 	struct mconn *c;
@@ -1197,17 +1501,32 @@ static void listener_cb(struct evconnlistener *l, evutil_socket_t fd, struct soc
 		evutil_closesocket(fd);
 		return;
 	}
-	bev = bufferevent_socket_new(ss->gw->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	bev = tls ? sess_tls_bev(ss, fd, 1) : bufferevent_socket_new(ss->gw->base, fd,
+								      BEV_OPT_CLOSE_ON_FREE);
 	if (!bev) {
 		evutil_closesocket(fd);
 		return;
 	}
 	c = mconn_new(ss, bev, peer);
 	c->accepted = 1;
+	if (tls)
+		mconn_set_tls(c);
 	memcpy(&c->addr, sa, (size_t)salen < sizeof(c->addr) ? (size_t)salen : sizeof(c->addr));
 	c->bind_ev = evtimer_new(ss->gw->base, mconn_bind_timeout, c);
 	if (!c->bind_ev || evtimer_add(c->bind_ev, &tv) != 0)
 		gw_fatal("event_new failed");
+}
+
+static void listener_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+			int salen, void *arg)
+{
+	sess_accept(arg, fd, sa, salen, 0);
+}
+
+static void tls_listener_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+			    int salen, void *arg)
+{
+	sess_accept(arg, fd, sa, salen, 1);
 }
 
 /* accept() failed on the MSRP listener.  At the descriptor limit, libevent would try again at
@@ -1220,24 +1539,40 @@ static void listener_error_cb(struct evconnlistener *l, void *arg)
 		guard_shed(evconnlistener_get_fd(l), "MSRP");
 }
 
-/* We are the active party: connect to the peer's own path URI (numeric hosts only). */
+/* The socket address of u's host (numeric only: nothing is looked up) and port.  0 or -1. */
+static int uri_sockaddr(const struct msrp_uri *u, unsigned port, struct sockaddr_storage *sa,
+			int *salen)
+{
+	char spec[300];
+	int bracket = u->host[0] != '[' && strchr(u->host, ':') != NULL;
+
+	snprintf(spec, sizeof(spec), "%s%s%s:%u", bracket ? "[" : "", u->host, bracket ? "]" : "",
+		 port);
+	memset(sa, 0, sizeof(*sa));
+	*salen = sizeof(*sa);
+	return evutil_parse_sockaddr_port(spec, (struct sockaddr *)sa, salen);
+}
+
+/* We are the active party: connect to the first URI of the peer's path (the peer itself, or a
+ * relay of its own), over TLS for an msrps session. */
 static int msess_connect(struct msess *se)
 {
 	struct sockaddr_storage sa;
-	int salen = sizeof(sa);
+	int salen;
 	char spec[300];
 	struct bufferevent *bev;
 
-	memset(&sa, 0, sizeof(sa));
-	snprintf(spec, sizeof(spec), "%s%s%s:%u", strchr(se->peer_uri.host, ':') ? "[" : "",
-		 se->peer_uri.host, strchr(se->peer_uri.host, ':') ? "]" : "", se->peer_uri.port);
-	if (evutil_parse_sockaddr_port(spec, (struct sockaddr *)&sa, &salen) != 0)
+	if (uri_sockaddr(&se->hop_uri, se->hop_uri.port ? se->hop_uri.port : 2855, &sa, &salen) != 0)
 		return -1;
-	bev = bufferevent_socket_new(se->ss->gw->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	gw_sockaddr_text((struct sockaddr *)&sa, spec, sizeof(spec));
+	bev = se->secure ? sess_tls_bev(se->ss, -1, 0) :
+	      bufferevent_socket_new(se->ss->gw->base, -1, BEV_OPT_CLOSE_ON_FREE);
 	if (!bev)
 		gw_fatal("bufferevent_socket_new failed");
 	se->conn = mconn_new(se->ss, bev, spec);
 	se->conn->sess = se;
+	if (se->secure)
+		mconn_set_tls(se->conn);
 	if (bufferevent_socket_connect(bev, (struct sockaddr *)&sa, salen) != 0) {
 		se->conn->sess = NULL;
 		mconn_close(se->conn);
@@ -1247,17 +1582,42 @@ static int msess_connect(struct msess *se)
 	return 0;
 }
 
-/* Non-zero if the session's peer network is trusted from the host of its MSRP URI. */
+/* Through the relay, active: the relay's connection is up already; the session is bound by our
+ * bodyless SEND on the next loop pass (the callers may still be setting the session up). */
+static void msess_relay_start_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct msess *se = arg;
+	struct mrelay *r = se->ss->relay;
+
+	if (se->state != MS_CONNECTING)
+		return;
+	if (!r || r->state != RELAY_UP || !r->conn) {
+		msess_close(se, 1, 1, "the MSRP relay is not available");
+		return;
+	}
+	msess_bind_send(se, r->conn);
+}
+
+/* We are the active party (RFC 6135): connect, or bind through the relay. */
+static int msess_start_active(struct msess *se)
+{
+	static const struct timeval now = { 0, 0 };
+
+	if (!se->via_relay)
+		return msess_connect(se);
+	if (!se->start_ev && !(se->start_ev = evtimer_new(se->ss->gw->base, msess_relay_start_cb, se)))
+		gw_fatal("evtimer_new failed");
+	evtimer_add(se->start_ev, &now);
+	return 0;
+}
+
+/* Non-zero if the session's peer network is trusted from the host we would connect to. */
 static int msess_peer_trusts_host(const struct msess *se)
 {
 	struct sockaddr_storage sa;
-	int salen = sizeof(sa);
-	char spec[300];
+	int salen;
 
-	snprintf(spec, sizeof(spec), "%s%s%s:1", strchr(se->peer_uri.host, ':') ? "[" : "",
-		 se->peer_uri.host, strchr(se->peer_uri.host, ':') ? "]" : "");
-	memset(&sa, 0, sizeof(sa));
-	return evutil_parse_sockaddr_port(spec, (struct sockaddr *)&sa, &salen) == 0 &&
+	return uri_sockaddr(&se->hop_uri, 1, &sa, &salen) == 0 &&
 	       conf_peer_trusts(se->peer, (const struct sockaddr *)&sa);
 }
 
@@ -1274,34 +1634,56 @@ static int sess_connect_allowed(struct sessions *ss)
 	return ss->connects++ < SESS_CONNECTS_PER_SEC;
 }
 
-/* The peer's path from its SDP: kept whole (our To-Path); its last URI is the peer itself,
- * which must have a numeric host (no name is ever looked up). */
+/* The peer's path from its SDP: kept whole (our To-Path, after the relay's Use-Path when we
+ * use one); its last URI is the peer itself, its first the next hop, which must have a numeric
+ * host (no name is ever looked up).  The transport must be the session's; the fingerprints
+ * are kept to check the certificate with (not through a relay: the TLS connection that would
+ * carry it ends at the relay). */
 static int msess_set_peer(struct msess *se, const struct msrp_sdp_media *m, char *err, size_t len)
 {
 	const char *last = strrchr(m->path, ' ');
-	struct in6_addr a6;
-	struct in_addr a4;
+	size_t first = msrp_path_first(m->path, strlen(m->path));
+	struct sockaddr_storage sa;
+	int salen;
 
+	if (m->secure != se->secure) {
+		snprintf(err, len, "the MSRP transport (%s) is not the offer's", m->secure ?
+			 "TCP/TLS/MSRP" : "TCP/MSRP");
+		return -1;
+	}
 	last = last ? last + 1 : m->path;
-	if (msrp_uri_parse(last, strlen(last), &se->peer_uri) != 0) {
+	if (msrp_uri_parse(last, strlen(last), &se->peer_uri) != 0 || !first ||
+	    msrp_uri_parse(m->path, first, &se->hop_uri) != 0) {
 		snprintf(err, len, "bad MSRP URI in a=path");
 		return -1;
 	}
-	if (inet_pton(AF_INET, se->peer_uri.host, &a4) != 1 &&
-	    inet_pton(AF_INET6, se->peer_uri.host, &a6) != 1) {
+	if (uri_sockaddr(&se->hop_uri, 1, &sa, &salen) != 0) {
 		snprintf(err, len, "the MSRP host must be a numeric address");
 		return -1;
 	}
 	/* the gateway connects, or takes a connection, only within the peer's own networks: an
 	 * SDP must not make it open connections to a third party */
 	if (!msess_peer_trusts_host(se)) {
-		log_refusal(&se->ss->refusal_log, "session %s: MSRP path %s is outside the networks "
-			    "peer %s is trusted from: refused", se->id, last, se->peer->name);
+		log_refusal(&se->ss->refusal_log, "session %s: MSRP path %.*s is outside the networks "
+			    "peer %s is trusted from: refused", se->id, (int)first, m->path,
+			    se->peer->name);
 		snprintf(err, len, "the MSRP path is outside the peer's networks");
 		return -1;
 	}
 	free(se->peer_path);
 	se->peer_path = gw_xstrdup(m->path);
+	free(se->peer_fp);
+	se->peer_fp = NULL;
+	se->npeer_fp = 0;
+	if (m->nfingerprints && !se->via_relay) {
+		se->peer_fp = gw_xcalloc(m->nfingerprints, sizeof(*se->peer_fp));
+		memcpy(se->peer_fp, m->fingerprints, m->nfingerprints * sizeof(*se->peer_fp));
+		se->npeer_fp = m->nfingerprints;
+	}
+	if (se->via_relay) {
+		free(se->to_path);
+		se->to_path = gw_xasprintf("%s %s", se->relay_path, se->peer_path);
+	}
 	return 0;
 }
 
@@ -1309,12 +1691,13 @@ static const char *const our_types[] = { "text/plain", "message/cpim", CT_COMPOS
 
 /* Parses an SDP offer and intersects its accept-types with ours.  0 with *m and *types (the
  * caller clears both), or -1 with a reason in err and nothing to clear: the answer is 488. */
-static int sess_offer(const char *body, size_t len, struct msrp_sdp_media *m, char ***types,
-		      size_t *ntypes, char *err, size_t errlen)
+static int sess_offer(struct sessions *ss, const char *body, size_t len, struct msrp_sdp_media *m,
+		      char ***types, size_t *ntypes, char *err, size_t errlen)
 {
 	*types = NULL;
 	*ntypes = 0;
-	if (msrp_sdp_parse_offer(body, len, 0, m, NULL, NULL, err, errlen) != 0)
+	/* TCP/TLS/MSRP only with <tls> (then the answer is TLS as well) */
+	if (msrp_sdp_parse_offer(body, len, ss->tls_server != NULL, m, NULL, NULL, err, errlen) != 0)
 		return -1;
 	if (msrp_sdp_types_intersect(our_types, sizeof(our_types) / sizeof(our_types[0]),
 				     m->accept_types, m->naccept_types, types, ntypes) != 0) {
@@ -1336,8 +1719,11 @@ static char *msess_sdp(struct msess *se, const struct msrp_sdp_media *offer, enu
 	if (getrandom(&sid, sizeof(sid), 0) != (ssize_t)sizeof(sid))
 		gw_fatal("getrandom: %s", strerror(errno));
 	l.addr = se->ss->listen_addr;
-	l.port = se->ss->listen_port;
-	l.path = se->our_path;
+	l.port = se->secure ? se->ss->tls_port : se->ss->listen_port;
+	l.path = se->sdp_path ? se->sdp_path : se->our_path;
+	l.secure = se->secure;
+	/* RFC 8122: our certificate, which the peer sees only when it connects to us directly */
+	l.fingerprint = se->secure && !se->via_relay ? se->ss->fingerprint : NULL;
 	l.setup = setup;
 	l.accept_types = types ? (const char *const *)types : our_types;
 	l.naccept_types = types ? ntypes : sizeof(our_types) / sizeof(our_types[0]);
@@ -1360,8 +1746,9 @@ static void call_answered(void *arg, struct sip_call *call, const char *sdp, siz
 	enum msrp_setup ours;
 	char err[160];
 
-	if (msrp_sdp_parse_offer(sdp, len, 0, &m, NULL, NULL, err, sizeof(err)) != 0 ||
-	    msrp_sdp_offer_result(MSRP_SETUP_ACTPASS, m.setup, &ours) != 0 ||
+	err[0] = '\0';
+	if (msrp_sdp_parse_offer(sdp, len, se->secure, &m, NULL, NULL, err, sizeof(err)) != 0 ||
+	    msrp_sdp_offer_result(se->offered, m.setup, &ours) != 0 ||
 	    msess_set_peer(se, &m, err, sizeof(err)) != 0) {
 		if (!err[0])
 			snprintf(err, sizeof(err), "unusable answer");
@@ -1373,9 +1760,9 @@ static void call_answered(void *arg, struct sip_call *call, const char *sdp, siz
 	msess_enter_state(se, MS_CONNECTING);
 	msess_arm(se, se->ss->gw->conf->sessions_connect_ms);
 	se->we_connect = ours == MSRP_SETUP_ACTIVE;
-	if (se->we_connect && !sess_connect_allowed(se->ss))
+	if (se->we_connect && !se->via_relay && !sess_connect_allowed(se->ss))
 		msess_close(se, 1, 1, "too many MSRP connections started this second");
-	else if (se->we_connect && msess_connect(se) != 0)
+	else if (se->we_connect && msess_start_active(se) != 0)
 		msess_close(se, 1, 1, "cannot connect to the MSRP peer");
 }
 
@@ -1436,7 +1823,7 @@ void sessions_from_sip(struct sessions *ss, struct sip_call *call,
 		sip_call_refuse(call, 488, "Not Acceptable Here", "an SDP offer is required");
 		return;
 	}
-	if (sess_offer(info->body, info->body_len, &m, &types, &ntypes, err, sizeof(err)) != 0) {
+	if (sess_offer(ss, info->body, info->body_len, &m, &types, &ntypes, err, sizeof(err)) != 0) {
 		sip_call_refuse(call, 488, "Not Acceptable Here", err);
 		return;
 	}
@@ -1453,14 +1840,20 @@ void sessions_from_sip(struct sessions *ss, struct sip_call *call,
 		sip_call_refuse(call, 486, "Busy Here", "too many sessions for this user");
 		goto out;
 	}
-	se = msess_new(ss, user, info->from_uri, sip_jid, info->peer, NULL, NULL);
+	if (sess_relay_use(ss, m.secure) < 0) {
+		log_refusal(&ss->refusal_log, "INVITE from %s: the MSRP relay is not available: 503",
+			    info->from_uri);
+		sip_call_refuse(call, 503, "MSRP Relay Unavailable", "retry later");
+		goto out;
+	}
+	se = msess_new(ss, user, info->from_uri, sip_jid, info->peer, m.secure, NULL, NULL);
 	if (msess_set_peer(se, &m, err, sizeof(err)) != 0) {
 		sip_call_refuse(call, 488, "Not Acceptable Here", err);
 		msess_close(se, 0, 0, err);
 		goto out;
 	}
-	setup = msrp_sdp_answer_setup(m.setup, 0);
-	if (setup == MSRP_SETUP_ACTIVE && !sess_connect_allowed(ss)) {
+	setup = msrp_sdp_answer_setup(m.setup, se->via_relay);
+	if (setup == MSRP_SETUP_ACTIVE && !se->via_relay && !sess_connect_allowed(ss)) {
 		log_refusal(&ss->refusal_log, "session %s: too many MSRP connections started this "
 			    "second: 503", se->id);
 		sip_call_refuse(call, 503, "Too Many Connection Attempts", "retry later");
@@ -1471,10 +1864,11 @@ void sessions_from_sip(struct sessions *ss, struct sip_call *call,
 	se->call = call;
 	sip_call_accept(call, sdp, &call_cbs, se);
 	free(sdp);
-	log_info("session %s: %s opens a chat with %s", se->id, info->from_uri, user);
+	log_info("session %s: %s opens a%s chat with %s%s", se->id, info->from_uri,
+		 se->secure ? "n msrps" : "", user, se->via_relay ? " (through the MSRP relay)" : "");
 	msess_arm(se, se->ss->gw->conf->sessions_connect_ms);
 	se->we_connect = setup == MSRP_SETUP_ACTIVE;
-	if (se->we_connect && msess_connect(se) != 0)
+	if (se->we_connect && msess_start_active(se) != 0)
 		msess_close(se, 1, 0, "cannot connect to the MSRP peer");
 out:
 	msrp_sdp_strv_free(types, ntypes);
@@ -1510,7 +1904,7 @@ static void msess_report(struct msess *se, const char *stanza_id)
 	if (!r)
 		return;
 	random_id(tid, sizeof(tid));
-	frame = msrp_build_report(tid, se->peer_path, se->our_path, r->message_id, 1, r->total,
+	frame = msrp_build_report(tid, msess_to_path(se), se->our_path, r->message_id, 1, r->total,
 				  r->total, 200, "OK", &len);
 	mconn_write(se->conn, frame, len);
 	free(r);
@@ -1576,8 +1970,8 @@ static int msess_failure_report(struct msess *se, const char *stanza_id, const c
 			 d->message_id, condition, status);
 		if (se->state == MS_ACTIVE) {
 			random_id(tid, sizeof(tid));
-			frame = msrp_build_report(tid, se->peer_path, se->our_path, d->message_id, 1,
-						  d->total, d->total, status, condition, &len);
+			frame = msrp_build_report(tid, msess_to_path(se), se->our_path, d->message_id,
+						  1, d->total, d->total, status, condition, &len);
 			mconn_write(se->conn, frame, len);
 		}
 		d->stanza_id[0] = '\0';
@@ -1637,7 +2031,7 @@ int sessions_from_xmpp(struct sessions *ss, struct xmpp_link *link, xmpp_stanza_
 	state = chatstate_of(stanza);
 	received = receipt_received_id(stanza);
 	if (!se) {
-		if (!peer->sessions || !f.body || ss->closing)
+		if (!map_peer_chat_sessions(peer) || !f.body || ss->closing)
 			return 0;	/* the pager takes it (or it is only a chat state) */
 		if (ss->count >= conf->sessions_max_total ||
 		    (uintptr_t)dict_get(ss->per_user, from_bare) >= conf->sessions_max_per_user) {
@@ -1651,12 +2045,23 @@ int sessions_from_xmpp(struct sessions *ss, struct xmpp_link *link, xmpp_stanza_
 		{
 			char sip_jid[MAP_JID_MAX + 1], from_uri[MAP_URI_MAX], *sdp;
 
+			int secure = sess_wants_tls(ss, peer);
+
 			if (map_jid_to_sip(from, 0, from_uri, sizeof(from_uri)) < 0 ||
 			    map_jid_bare(to, sip_jid, sizeof(sip_jid)) < 0)
 				return 0;
-			se = msess_new(ss, from_bare, uri, sip_jid, peer, NULL, NULL);
+			if (sess_relay_use(ss, secure) < 0) {
+				xmpp_stanza_t *e = map_error_reply(ss->gw->xctx, stanza,
+								   "remote-server-timeout",
+								   "the MSRP relay is not available");
+
+				xmpp_link_send(link, e);
+				xmpp_stanza_release(e);
+				return 1;
+			}
+			se = msess_new(ss, from_bare, uri, sip_jid, peer, secure, NULL, NULL);
 			msess_enter_state(se, MS_INVITING);
-			sdp = msess_sdp(se, NULL, MSRP_SETUP_ACTPASS, NULL, 0, NULL);
+			sdp = msess_sdp(se, NULL, se->offered, NULL, 0, NULL);
 			se->call = sip_call_invite(ss->gw->sip, peer, from_uri, uri, sdp, &call_cbs, se);
 			free(sdp);
 			if (!se->call) {
@@ -1664,7 +2069,9 @@ int sessions_from_xmpp(struct sessions *ss, struct xmpp_link *link, xmpp_stanza_
 				return 0;
 			}
 			msess_arm(se, 64 * conf->sip_t1_ms + conf->sessions_connect_ms);
-			log_info("session %s: %s opens a chat with %s", se->id, from, uri);
+			log_info("session %s: %s opens a%s chat with %s%s", se->id, from,
+				 se->secure ? "n msrps" : "", uri,
+				 se->via_relay ? " (through the MSRP relay)" : "");
 		}
 	}
 	if (se->state == MS_CLOSED)
@@ -1731,7 +2138,7 @@ int sessions_offer_check(struct sessions *ss, const char *body, size_t len, char
 		snprintf(err, errlen, "%s", ss->closing ? "shutting down" : "sessions are disabled");
 		return -1;
 	}
-	if (sess_offer(body, len, &m, &types, &ntypes, err, errlen) != 0)
+	if (sess_offer(ss, body, len, &m, &types, &ntypes, err, errlen) != 0)
 		return -1;
 	msrp_sdp_strv_free(types, ntypes);
 	msrp_sdp_media_clear(&m);
@@ -1749,14 +2156,19 @@ struct msess *sessions_leg_accept(struct sessions *ss, struct sip_call *call,
 	enum msrp_setup setup;
 	struct msess *se;
 
-	if (sess_offer(offer, offer_len, &m, &types, &ntypes, err, sizeof(err)) != 0) {
+	if (sess_offer(ss, offer, offer_len, &m, &types, &ntypes, err, sizeof(err)) != 0) {
 		sip_call_refuse(call, 488, "Not Acceptable Here", err);
 		return NULL;
 	}
-	se = msess_new(ss, local, remote_uri, local, peer, cbs, arg);
-	setup = msrp_sdp_answer_setup(m.setup, 0);
+	if (sess_relay_use(ss, m.secure) < 0) {
+		sip_call_refuse(call, 503, "MSRP Relay Unavailable", "retry later");
+		se = NULL;
+		goto out;
+	}
+	se = msess_new(ss, local, remote_uri, local, peer, m.secure, cbs, arg);
+	setup = msrp_sdp_answer_setup(m.setup, se->via_relay);
 	if (msess_set_peer(se, &m, err, sizeof(err)) != 0 ||
-	    (setup == MSRP_SETUP_ACTIVE && !sess_connect_allowed(ss))) {
+	    (setup == MSRP_SETUP_ACTIVE && !se->via_relay && !sess_connect_allowed(ss))) {
 		sip_call_refuse(call, setup == MSRP_SETUP_ACTIVE && !err[0] ? 503 : 488,
 				"Not Acceptable Here", err[0] ? err : "connection rate");
 		msess_close(se, 0, 0, err);
@@ -1769,7 +2181,7 @@ struct msess *sessions_leg_accept(struct sessions *ss, struct sip_call *call,
 	free(sdp);
 	msess_arm(se, ss->gw->conf->sessions_connect_ms);
 	se->we_connect = setup == MSRP_SETUP_ACTIVE;
-	if (se->we_connect && msess_connect(se) != 0) {
+	if (se->we_connect && msess_start_active(se) != 0) {
 		msess_close(se, 1, 0, "cannot connect to the MSRP peer");
 		se = NULL;
 	}
@@ -1783,15 +2195,18 @@ struct msess *sessions_leg_invite(struct sessions *ss, const struct conf_peer *p
 				  const char *from_uri, const char *to_uri, const char *local,
 				  const struct sess_leg_cbs *cbs, void *arg)
 {
+	int secure = sess_wants_tls(ss, peer);
 	struct msess *se;
 	char *sdp;
 
-	if (!ss->gw->conf->sessions_enabled || ss->closing)
+	if (!ss->gw->conf->sessions_enabled || ss->closing || sess_relay_use(ss, secure) < 0)
 		return NULL;
-	se = msess_new(ss, local, to_uri, local, peer, cbs, arg);
+	se = msess_new(ss, local, to_uri, local, peer, secure, cbs, arg);
 	msess_enter_state(se, MS_INVITING);
-	sdp = msess_sdp(se, NULL, MSRP_SETUP_ACTPASS, NULL, 0, NULL);
+	sdp = msess_sdp(se, NULL, se->offered, NULL, 0, NULL);
 	se->call = sip_call_invite(ss->gw->sip, peer, from_uri, to_uri, sdp, &call_cbs, se);
+	if (se->call)
+		sip_call_set_groupchat(se->call);
 	free(sdp);
 	if (!se->call) {
 		msess_close(se, 0, 0, "the SIP stack is shutting down");
@@ -1891,15 +2306,385 @@ const char *sessions_leg_id(const struct msess *se)
 	return se->id;
 }
 
+/* ---------------------------------------------------------------- the MSRP relay (RFC 4976) */
+
+static void relay_enter_state(struct sessions *ss, enum relay_state state)
+{
+	struct mrelay *r = ss->relay;
+
+	if (r->state == state)
+		return;
+	log_notice("MSRP relay %s: %s -> %s", r->uri_text, relay_state_names[r->state],
+		   relay_state_names[state]);
+	r->state = state;
+}
+
+static void relay_arm(struct mrelay *r, unsigned ms)
+{
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	evtimer_add(r->timer, &tv);
+}
+
+struct sess_list {
+	struct msess **v;
+	size_t n;
+};
+
+static void collect_relayed(void *arg, const char *key, void *value)
+{
+	struct sess_list *l = arg;
+	struct msess *se = value;
+
+	if (se->via_relay && se->state != MS_CLOSED) {
+		l->v = gw_xrealloc(l->v, (l->n + 1) * sizeof(*l->v));
+		l->v[l->n++] = se;
+	}
+}
+
+/* The relay's connection c is gone or useless: every session through it ends (BYE, <gone/>),
+ * and a new connection is tried after a back-off (RELAY_RETRY_MIN_MS doubling to _MAX_MS). */
+static void relay_lost(struct sessions *ss, struct mconn *c, const char *why)
+{
+	struct mrelay *r = ss->relay;
+	struct sess_list l = { NULL, 0 };
+
+	if (!r || (c && c != r->conn))
+		return;		/* an old connection already replaced */
+	log_notice("MSRP relay %s: %s", r->uri_text, why);
+	if (r->conn)
+		mconn_close(r->conn);
+	r->conn = NULL;
+	r->auth_tid[0] = '\0';
+	free(r->use_path);
+	r->use_path = NULL;
+	relay_enter_state(ss, RELAY_DOWN);
+	/* collected first: a session's end may start or end others (groupchat legs) */
+	dict_foreach(ss->by_id, collect_relayed, &l);
+	for (size_t i = 0; i < l.n; i++)
+		msess_close(l.v[i], 1, 1, "the MSRP relay connection was lost");
+	free(l.v);
+	if (ss->closing)
+		return;
+	relay_arm(r, r->retry_ms);
+	r->retry_ms = r->retry_ms * 2 > RELAY_RETRY_MAX_MS ? RELAY_RETRY_MAX_MS : r->retry_ms * 2;
+}
+
+static void relay_connect(struct sessions *ss)
+{
+	struct mrelay *r = ss->relay;
+	struct sockaddr_storage sa;
+	struct bufferevent *bev;
+	char spec[300];
+	int salen;
+
+	if (ss->closing || uri_sockaddr(&r->uri, r->uri.port, &sa, &salen) != 0)
+		return;		/* the address was checked when the configuration was read */
+	gw_sockaddr_text((struct sockaddr *)&sa, spec, sizeof(spec));
+	bev = r->uri.secure ? sess_tls_bev(ss, -1, 0) :
+	      bufferevent_socket_new(ss->gw->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (!bev)
+		gw_fatal("bufferevent_socket_new failed");
+	r->conn = mconn_new(ss, bev, spec);
+	r->conn->relay = 1;
+	if (r->uri.secure)
+		mconn_set_tls(r->conn);
+	relay_enter_state(ss, RELAY_CONNECTING);
+	relay_arm(r, ss->gw->conf->sessions_connect_ms);
+	if (bufferevent_socket_connect(bev, (struct sockaddr *)&sa, salen) != 0)
+		relay_lost(ss, r->conn, "cannot connect");
+}
+
+/* AUTH (RFC 4976 5.1) to the relay's URI, from ours; no Expires: the relay grants what it
+ * will.  Its answer is awaited for connect-timeout. */
+static void relay_send_auth(struct sessions *ss)
+{
+	struct mrelay *r = ss->relay;
+	size_t len;
+	char *frame;
+
+	random_id(r->auth_tid, 17);
+	frame = msrp_build_auth(r->auth_tid, r->uri_text, r->client_path, 0, &len);
+	mconn_write(r->conn, frame, len);
+	relay_arm(r, ss->gw->conf->sessions_connect_ms);
+}
+
+/* TCP is up, and for msrps the relay's certificate chains to <tls ca>: authorise. */
+static void relay_connected(struct sessions *ss)
+{
+	struct mrelay *r = ss->relay;
+
+	if (r->conn && r->conn->tls) {
+		SSL *ssl = bufferevent_openssl_get_ssl(r->conn->bev);
+		char ids[256];
+
+		tls_cert_identities(ssl ? SSL_get0_peer_certificate(ssl) : NULL, ids, sizeof(ids));
+		log_info("MSRP relay %s: TLS with a certificate for %s", r->uri_text, ids);
+	}
+	relay_enter_state(ss, RELAY_AUTHORISING);
+	relay_send_auth(ss);
+}
+
+/* The Use-Path of a 200 to AUTH: one or more URIs of the relay's scheme (RFC 4976 5.1). */
+static int use_path_ok(const struct mrelay *r, const char *v, size_t len)
+{
+	size_t at = 0;
+
+	if (len == 0 || len > 1024)
+		return 0;
+	while (at < len) {
+		size_t n = 0;
+		struct msrp_uri u;
+
+		while (at + n < len && v[at + n] != ' ')
+			n++;
+		if (msrp_uri_parse(v + at, n, &u) != 0 || u.secure != r->uri.secure)
+			return 0;
+		at += n + 1;
+	}
+	return v[len - 1] != ' ';
+}
+
+static void relay_on_auth_response(struct sessions *ss, const struct msrp_frame *f)
+{
+	struct mrelay *r = ss->relay;
+	const struct msrp_header_field *up = msrp_frame_header(f, "Use-Path");
+	const struct msrp_header_field *ex = msrp_frame_header(f, "Expires");
+	unsigned long expires = RELAY_DEFAULT_EXPIRES;
+	char why[160];
+
+	r->auth_tid[0] = '\0';
+	if (f->status == 401) {
+		/* RFC 4976 5.1's digest: the gateway has no relay credentials to answer it with */
+		relay_lost(ss, r->conn, "AUTH answered 401: the gateway has no credentials for the "
+			   "relay (it must accept the gateway by its certificate or address)");
+		return;
+	}
+	if (f->status != 200) {
+		snprintf(why, sizeof(why), "AUTH answered %03d", f->status);
+		relay_lost(ss, r->conn, why);
+		return;
+	}
+	if (!up || !use_path_ok(r, up->value, up->value_len)) {
+		relay_lost(ss, r->conn, "the 200 to AUTH has no usable Use-Path");
+		return;
+	}
+	if (ex) {
+		char *end;
+
+		errno = 0;
+		expires = strtoul(ex->value, &end, 10);
+		if (errno || end == ex->value || *end || expires == 0 || expires > 86400 * 365)
+			expires = RELAY_DEFAULT_EXPIRES;
+	}
+	free(r->use_path);
+	r->use_path = gw_xstrndup(up->value, up->value_len);
+	r->expires = (unsigned)expires;
+	r->retry_ms = RELAY_RETRY_MIN_MS;
+	log_info("MSRP relay %s: Use-Path %s for %u s", r->uri_text, r->use_path, r->expires);
+	relay_enter_state(ss, RELAY_UP);
+	/* renewed at three quarters of the time granted: new sessions take the new Use-Path */
+	relay_arm(r, 1000 * (r->expires * 3 / 4 > RELAY_MIN_REFRESH ? r->expires * 3 / 4 :
+			     RELAY_MIN_REFRESH));
+}
+
+static void relay_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sessions *ss = arg;
+	struct mrelay *r = ss->relay;
+
+	switch (r->state) {
+	case RELAY_DOWN:
+		relay_connect(ss);
+		break;
+	case RELAY_CONNECTING:
+		relay_lost(ss, r->conn, "no connection within connect-timeout");
+		break;
+	case RELAY_AUTHORISING:
+		relay_lost(ss, r->conn, "no answer to AUTH within connect-timeout");
+		break;
+	case RELAY_UP:
+		if (r->auth_tid[0])
+			relay_lost(ss, r->conn, "no answer to the renewed AUTH within connect-timeout");
+		else
+			relay_send_auth(ss);
+		break;
+	}
+}
+
+/* The session a frame from the relay is for: the session id of its To-Path's first URI (the
+ * relay has taken itself off the path: that URI is ours). */
+static struct msess *relay_session_of(struct sessions *ss, const struct msrp_frame *f)
+{
+	size_t n = msrp_path_first(f->to_path, f->to_path_len);
+	struct msrp_uri to;
+
+	if (!n || msrp_uri_parse(f->to_path, n, &to) != 0 || !to.session[0])
+		return NULL;
+	return dict_get(ss->by_id, to.session);
+}
+
+/* A frame on the relay's connection: the AUTH's answer, or a frame of one of its sessions.  A
+ * session waiting for the peer (we are passive) is bound by its first request. */
+static void relay_frame(struct mconn *c, const struct msrp_frame *f)
+{
+	struct sessions *ss = c->ss;
+	struct mrelay *r = ss->relay;
+	struct msess *se;
+
+	if (!r || c != r->conn)
+		return;
+	if (!f->is_request && r->auth_tid[0] && strcmp(f->tid, r->auth_tid) == 0) {
+		relay_on_auth_response(ss, f);
+		return;
+	}
+	se = relay_session_of(ss, f);
+	if (se && (!se->via_relay || se->state == MS_CLOSED || se->state == MS_INVITING))
+		se = NULL;
+	if (!f->is_request) {
+		if (se && se->conn == c)
+			mconn_on_response(c, se, f);
+		return;
+	}
+	if (se && se->state == MS_CONNECTING && !se->we_connect && msess_paths_ok(se, f))
+		msess_activate(se, c);
+	if (!se || se->conn != c) {
+		log_info("MSRP from the relay %s: no session for this To-Path: 481", c->peer);
+		if (f->method != MSRP_REPORT)
+			mconn_respond(c, NULL, f, 481, "No Such Session");
+		return;
+	}
+	mconn_dispatch(c, se, f);
+}
+
+/* The relay of <sessions relay>: parsed, our URI for AUTH, and the first connection tried at
+ * once.  Sessions through it are refused until it is up. */
+static void relay_new(struct sessions *ss)
+{
+	const struct conf *conf = ss->gw->conf;
+	struct mrelay *r = gw_xcalloc(1, sizeof(*r));
+	const char *addr = ss->listen_addr;
+	int v6 = strchr(addr, ':') != NULL;
+	char id[17];
+
+	if (msrp_uri_parse(conf->msrp_relay, strlen(conf->msrp_relay), &r->uri) != 0)
+		gw_fatal("relay %s does not parse", conf->msrp_relay);	/* conf.c checked it */
+	ss->relay = r;
+	r->uri_text = gw_xstrdup(conf->msrp_relay);
+	random_id(id, sizeof(id));
+	r->client_path = gw_xasprintf("%s://%s%s%s:%u/%s;tcp", r->uri.secure ? "msrps" : "msrp",
+				      v6 ? "[" : "", addr, v6 ? "]" : "",
+				      r->uri.secure ? ss->tls_port : ss->listen_port, id);
+	r->retry_ms = RELAY_RETRY_MIN_MS;
+	r->timer = evtimer_new(ss->gw->base, relay_timer_cb, ss);
+	if (!r->timer)
+		gw_fatal("evtimer_new failed");
+	relay_connect(ss);
+}
+
+static void relay_free(struct mrelay *r)
+{
+	if (!r)
+		return;
+	event_free(r->timer);
+	free(r->uri_text);
+	free(r->client_path);
+	free(r->use_path);
+	free(r);
+}
+
+/* ---------------------------------------------------------------- TLS (RFC 4975 14) */
+
+/* The two contexts of msrps (server and client, both mutual), from <tls>, and the SHA-256
+ * fingerprint of our certificate for our SDP.  0 or -1 (logged). */
+static int sess_tls_new(struct sessions *ss)
+{
+	const struct conf *conf = ss->gw->conf;
+	static const unsigned char sid_ctx[] = "simplegw-msrp";
+	unsigned char d[EVP_MAX_MD_SIZE];
+	char err[512];
+	SSL_CTX **ctx[] = { &ss->tls_server, &ss->tls_client };
+
+	for (size_t i = 0; i < 2; i++) {
+		*ctx[i] = SSL_CTX_new(i == 0 ? TLS_server_method() : TLS_client_method());
+		if (!*ctx[i])
+			gw_fatal("SSL_CTX_new failed");
+		if (tls_ctx_load(*ctx[i], conf->tls_cert, conf->tls_key, conf->tls_ca,
+				 conf->tls_verify_depth, err, sizeof(err)) != 0) {
+			log_error("MSRP TLS: %s", err);
+			return -1;
+		}
+	}
+	/* a resumed session with client certificates needs its context named */
+	SSL_CTX_set_session_id_context(ss->tls_server, sid_ctx, sizeof(sid_ctx) - 1);
+	if (!cert_fingerprint(SSL_CTX_get0_certificate(ss->tls_server), MSRP_HASH_SHA256, d,
+			      ss->fingerprint, sizeof(ss->fingerprint))) {
+		log_error("MSRP TLS: cannot compute the fingerprint of %s", conf->tls_cert);
+		return -1;
+	}
+	log_info("MSRP TLS: our certificate's fingerprint is %s", ss->fingerprint);
+	return 0;
+}
+
+int sessions_tls_reload(struct sessions *ss)
+{
+	const struct conf *conf = ss->gw->conf;
+	unsigned char d[EVP_MAX_MD_SIZE];
+	char err[512], fp[sizeof(ss->fingerprint)];
+	SSL_CTX *ctx[2] = { ss->tls_server, ss->tls_client };
+
+	if (!ss->tls_server)
+		return 0;
+	/* tls_ctx_load() checks the files before it changes a context: a bad file changes none */
+	for (size_t i = 0; i < 2; i++)
+		if (tls_ctx_load(ctx[i], conf->tls_cert, conf->tls_key, conf->tls_ca,
+				 conf->tls_verify_depth, err, sizeof(err)) != 0) {
+			log_error("MSRP TLS: reload refused, the files in use stay: %s", err);
+			return -1;
+		}
+	if (cert_fingerprint(SSL_CTX_get0_certificate(ss->tls_server), MSRP_HASH_SHA256, d, fp,
+			     sizeof(fp)))
+		memcpy(ss->fingerprint, fp, sizeof(fp));
+	log_notice("MSRP TLS: files reloaded for new connections; our fingerprint is now %s",
+		   ss->fingerprint);
+	return 0;
+}
+
+/* A listener on addr:port for MSRP (tls: msrps).  NULL on failure (logged). */
+static struct evconnlistener *sess_listen(struct sessions *ss, const char *addr, unsigned port,
+					  int tls)
+{
+	struct sockaddr_storage sa;
+	int salen = sizeof(sa);
+	char spec[128];
+	struct evconnlistener *l;
+
+	snprintf(spec, sizeof(spec), "%s%s%s:%u", strchr(addr, ':') ? "[" : "", addr,
+		 strchr(addr, ':') ? "]" : "", port);
+	memset(&sa, 0, sizeof(sa));
+	if (evutil_parse_sockaddr_port(spec, (struct sockaddr *)&sa, &salen) != 0) {
+		log_error("MSRP listen address %s is not usable", spec);
+		return NULL;
+	}
+	l = evconnlistener_new_bind(ss->gw->base, tls ? tls_listener_cb : listener_cb, ss,
+				    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 64,
+				    (struct sockaddr *)&sa, salen);
+	if (!l) {
+		log_error("cannot listen for MSRP%s on %s: %s", tls ? " over TLS" : "", spec,
+			  strerror(errno));
+		return NULL;
+	}
+	evconnlistener_set_error_cb(l, listener_error_cb);
+	log_notice("MSRP%s listening on %s", tls ? " over TLS (msrps)" : "", spec);
+	return l;
+}
+
 /* ---------------------------------------------------------------- lifecycle */
 
 struct sessions *sessions_new(struct gw *gw)
 {
 	struct sessions *ss = gw_xcalloc(1, sizeof(*ss));
 	const struct conf *conf = gw->conf;
-	struct sockaddr_storage sa;
-	int salen = sizeof(sa);
-	char spec[128];
 	const char *addr = conf->msrp_address ? conf->msrp_address : conf->listen[0].address;
 
 	ss->gw = gw;
@@ -1911,29 +2696,28 @@ struct sessions *sessions_new(struct gw *gw)
 		gw_fatal("event_new failed");
 	snprintf(ss->listen_addr, sizeof(ss->listen_addr), "%s", addr);
 	ss->listen_port = conf->msrp_port;
+	ss->tls_port = conf->msrps_port;
 	for (size_t i = 0; i < conf->npeers; i++)
 		ss->xmpp_opens |= conf->peers[i].sessions;
 	if (!conf->sessions_enabled)
 		return ss;
-	snprintf(spec, sizeof(spec), "%s%s%s:%u", strchr(addr, ':') ? "[" : "", addr,
-		 strchr(addr, ':') ? "]" : "", conf->msrp_port);
-	memset(&sa, 0, sizeof(sa));
-	if (evutil_parse_sockaddr_port(spec, (struct sockaddr *)&sa, &salen) != 0) {
-		log_error("MSRP listen address %s is not usable", spec);
-		sessions_free(ss);
-		return NULL;
+	ss->listener = sess_listen(ss, addr, conf->msrp_port, 0);
+	if (!ss->listener)
+		goto fail;
+	if (conf->tls_cert) {
+		if (sess_tls_new(ss) != 0)
+			goto fail;
+		ss->tls_listener = sess_listen(ss, addr, conf->msrps_port, 1);
+		if (!ss->tls_listener)
+			goto fail;
 	}
-	ss->listener = evconnlistener_new_bind(gw->base, listener_cb, ss,
-					       LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 64,
-					       (struct sockaddr *)&sa, salen);
-	if (!ss->listener) {
-		log_error("cannot listen for MSRP on %s: %s", spec, strerror(errno));
-		sessions_free(ss);
-		return NULL;
-	}
-	evconnlistener_set_error_cb(ss->listener, listener_error_cb);
-	log_notice("MSRP listening on %s", spec);
+	if (conf->msrp_relay)
+		relay_new(ss);
 	return ss;
+
+fail:
+	sessions_free(ss);
+	return NULL;
 }
 
 static void close_one(void *arg, const char *key, void *value)
@@ -1969,6 +2753,11 @@ void sessions_free(struct sessions *ss)
 	reap_cb(-1, 0, ss);
 	if (ss->listener)
 		evconnlistener_free(ss->listener);
+	if (ss->tls_listener)
+		evconnlistener_free(ss->tls_listener);
+	relay_free(ss->relay);
+	SSL_CTX_free(ss->tls_server);
+	SSL_CTX_free(ss->tls_client);
 	event_free(ss->reap_ev);
 	dict_free(ss->by_id);
 	dict_free(ss->by_pair);

@@ -1240,6 +1240,34 @@ char *msrp_build_nickname(const char *tid, const char *to_path, const char *from
 	return o.s;
 }
 
+char *msrp_build_auth(const char *tid, const char *to_path, const char *from_path,
+		      unsigned long expires, size_t *len)
+{
+	struct out o = { NULL, 0, 0 };
+
+	if (!args_ok(tid, to_path, from_path) || expires > 4294967295UL)
+		return NULL;
+	out_head(&o, tid, "AUTH", to_path, from_path);
+	if (expires) {
+		char line[32];
+
+		snprintf(line, sizeof(line), "Expires: %lu\r\n", expires);
+		out_str(&o, line);
+	}
+	out_end(&o, tid, MSRP_END, len);
+	return o.s;
+}
+
+const struct msrp_header_field *msrp_frame_header(const struct msrp_frame *f, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (size_t i = 0; i < f->nheaders; i++)
+		if (f->headers[i].name_len == n && strncasecmp(f->headers[i].name, name, n) == 0)
+			return &f->headers[i];
+	return NULL;
+}
+
 void msrp_make_id(char *buf, size_t len)
 {
 	static const char alphabet[] =

@@ -226,6 +226,15 @@ char *msrp_build_nickname(const char *tid, const char *to_path, const char *from
  * holds a control character or invalid UTF-8: the request then gets 424 Malformed nickname. */
 int msrp_nickname_parse(const char *value, size_t len, char *buf, size_t buflen);
 
+/* An AUTH request (RFC 4976 5.1: to_path the relay's URI, from_path ours), with "Expires:
+ * <expires>" unless expires is 0; no body, ending in '$'.  expires at most 2^32 - 1. */
+char *msrp_build_auth(const char *tid, const char *to_path, const char *from_path,
+		      unsigned long expires, size_t *len);
+
+/* The first header of f named name (case-insensitive; e.g. "Use-Path", "Expires" of an AUTH's
+ * response), or NULL. */
+const struct msrp_header_field *msrp_frame_header(const struct msrp_frame *f, const char *name);
+
 /* Writes a fresh random ident (getrandom(), [A-Za-z0-9]) of min(len - 1, 32) characters and a
  * NUL into buf: 16 characters (95 bits) when len is 17.  len must be at least 5 (aborts). */
 void msrp_make_id(char *buf, size_t len);

@@ -69,6 +69,19 @@ static const struct direction_row {
 	[3] = { "sendrecv", "sendrecv" },
 };
 
+/* RFC 8122 section 5 hash functions: the textual name, OpenSSL's name, the digest length.  MD2
+ * and MD5 are absent on purpose: RFC 8122 forbids them. */
+static const struct hash_row {
+	const char *name, *openssl;
+	size_t len;
+} hash_rows[] = {
+	[MSRP_HASH_SHA1] = { "sha-1", "SHA1", 20 },
+	[MSRP_HASH_SHA224] = { "sha-224", "SHA224", 28 },
+	[MSRP_HASH_SHA256] = { "sha-256", "SHA256", 32 },
+	[MSRP_HASH_SHA384] = { "sha-384", "SHA384", 48 },
+	[MSRP_HASH_SHA512] = { "sha-512", "SHA512", 64 },
+};
+
 #define NELEMS(a) (sizeof(a) / sizeof((a)[0]))
 
 const char *msrp_sdp_setup_name(enum msrp_setup s)
@@ -133,6 +146,64 @@ const char *msrp_sdp_answer_direction(const char *offered)
 		if (strcasecmp(direction_rows[i].name, offered) == 0)
 			return direction_rows[i].answer;
 	return NULL;
+}
+
+/* ---- certificate fingerprints ----------------------------------------------------------------- */
+
+const char *msrp_sdp_hash_name(enum msrp_hash h)
+{
+	return (unsigned)h < NELEMS(hash_rows) ? hash_rows[h].name : NULL;
+}
+
+const char *msrp_sdp_hash_openssl_name(enum msrp_hash h)
+{
+	return (unsigned)h < NELEMS(hash_rows) ? hash_rows[h].openssl : NULL;
+}
+
+size_t msrp_sdp_hash_len(enum msrp_hash h)
+{
+	return (unsigned)h < NELEMS(hash_rows) ? hash_rows[h].len : 0;
+}
+
+int msrp_sdp_fingerprint_strongest(const struct msrp_sdp_fingerprint *fp, size_t n)
+{
+	int best = -1;
+
+	for (size_t i = 0; i < n; i++)
+		if ((int)fp[i].hash > best)
+			best = (int)fp[i].hash;
+	return best;
+}
+
+int msrp_sdp_fingerprint_match(const struct msrp_sdp_fingerprint *fp, size_t n, enum msrp_hash hash,
+			       const unsigned char *digest, size_t len)
+{
+	for (size_t i = 0; i < n; i++)
+		if (fp[i].hash == hash && fp[i].len == len && memcmp(fp[i].digest, digest, len) == 0)
+			return 1;
+	return 0;
+}
+
+int msrp_sdp_fingerprint_format(enum msrp_hash hash, const unsigned char *digest, size_t len,
+				char *buf, size_t buflen)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	const char *name = msrp_sdp_hash_name(hash);
+	size_t n;
+
+	if (buflen)
+		buf[0] = '\0';
+	if (!name || len != msrp_sdp_hash_len(hash) || buflen < strlen(name) + 1 + 3 * len)
+		return -1;
+	n = (size_t)snprintf(buf, buflen, "%s ", name);
+	for (size_t i = 0; i < len; i++) {
+		if (i)
+			buf[n++] = ':';
+		buf[n++] = hex[digest[i] >> 4];
+		buf[n++] = hex[digest[i] & 15];
+	}
+	buf[n] = '\0';
+	return (int)n;
 }
 
 /* ---- media types ------------------------------------------------------------------------------ */
@@ -557,6 +628,92 @@ static int mlines_check(const char *body, size_t len)
 	return 0;
 }
 
+static int hex_value(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* One a=fingerprint value (RFC 8122 5: hash-func SP 2UHEX *(":" 2UHEX), hash-func a token):
+ * 1 and *out when its hash function is one we check with, 0 when it is well formed but names
+ * another (skipped), -1 when malformed or its length is not its hash function's. */
+static int fingerprint_parse(const char *v, struct msrp_sdp_fingerprint *out)
+{
+	size_t name = 0, n = 0;
+	const char *p;
+	int known = -1;
+
+	while (v[name] && v[name] != ' ')
+		if (!is_sdp_token_char((unsigned char)v[name++]))
+			return -1;
+	if (name == 0 || v[name] != ' ')
+		return -1;
+	for (size_t i = 0; i < NELEMS(hash_rows); i++)
+		if (strlen(hash_rows[i].name) == name && strncasecmp(hash_rows[i].name, v, name) == 0)
+			known = (int)i;
+	memset(out, 0, sizeof(*out));
+	for (p = v + name + 1;; p += 3) {
+		int hi = hex_value((unsigned char)p[0]), lo = hi < 0 ? -1 : hex_value((unsigned char)p[1]);
+
+		if (lo < 0 || n == MSRP_SDP_MAX_DIGEST)
+			return -1;
+		out->digest[n++] = (unsigned char)(hi << 4 | lo);
+		if (p[2] == '\0')
+			break;
+		if (p[2] != ':')
+			return -1;
+	}
+	if (known < 0)
+		return 0;
+	if (n != hash_rows[known].len)
+		return -1;
+	out->hash = (enum msrp_hash)known;
+	out->len = n;
+	return 1;
+}
+
+/* The a=fingerprint of a stream: media level, else session level.  Returns NULL, or the reason
+ * the stream is refused. */
+static const char *fingerprints_read(const sdp_attribute_t *media, const sdp_attribute_t *session,
+				     struct msrp_sdp_media *out)
+{
+	const sdp_attribute_t *list = media;
+	size_t seen = 0;
+
+	for (const sdp_attribute_t *a = media; a; a = a->a_next)
+		if (a->a_name && strcasecmp(a->a_name, "fingerprint") == 0)
+			seen++;
+	if (!seen)
+		list = session;
+	seen = 0;
+	for (const sdp_attribute_t *a = list; a; a = a->a_next) {
+		struct msrp_sdp_fingerprint fp;
+		int r;
+
+		if (!a->a_name || strcasecmp(a->a_name, "fingerprint") != 0)
+			continue;
+		if (++seen > MSRP_SDP_MAX_FINGERPRINTS)
+			return "too many a=fingerprint";
+		r = a->a_value ? fingerprint_parse(a->a_value, &fp) : -1;
+		if (r < 0)
+			return "bad a=fingerprint";
+		if (r == 0)
+			continue;
+		out->fingerprints = gw_xrealloc(out->fingerprints,
+						(out->nfingerprints + 1) * sizeof(fp));
+		out->fingerprints[out->nfingerprints++] = fp;
+	}
+	if (seen && !out->nfingerprints)
+		return "a=fingerprint with no hash function the gateway checks (sha-1, sha-224, "
+		       "sha-256, sha-384, sha-512)";
+	return NULL;
+}
+
 /* The one attribute named name in list: 0 and *a (NULL when absent), or -1 if it repeats. */
 static int attr_one(const sdp_attribute_t *list, const char *name, const sdp_attribute_t **a)
 {
@@ -686,6 +843,10 @@ static int media_read(const sdp_session_t *sdp, const sdp_media_t *m, int tls_ok
 		seterr(whybuf, whylen, "bad a=setup");
 		goto fail;
 	}
+	if (secure && (why = fingerprints_read(m->m_attributes, sdp->sdp_attributes, out)) != NULL) {
+		seterr(whybuf, whylen, "%s", why);
+		goto fail;
+	}
 	out->setup = setup ? (enum msrp_setup)s : MSRP_SETUP_NONE;
 	out->port = (unsigned)m->m_port;
 	out->connection_address = gw_xstrdup(c->c_address);
@@ -706,6 +867,7 @@ void msrp_sdp_media_clear(struct msrp_sdp_media *m)
 	msrp_sdp_strv_free(m->accept_types, m->naccept_types);
 	msrp_sdp_strv_free(m->accept_wrapped_types, m->naccept_wrapped);
 	free(m->connection_address);
+	free(m->fingerprints);
 	msrp_sdp_strv_free(m->mlines, m->nmlines);
 	memset(m, 0, sizeof(*m));
 }
@@ -837,6 +999,8 @@ static void write_stream(struct buf *b, const struct msrp_sdp_local *ours, int s
 	write_list(b, "accept-wrapped-types", ours->accept_wrapped_types, ours->naccept_wrapped);
 	if (setup)
 		bprintf(b, "a=setup:%s\r\n", setup);
+	if (ours->fingerprint)
+		bprintf(b, "a=fingerprint:%s\r\n", ours->fingerprint);
 	if (ours->max_size)
 		bprintf(b, "a=max-size:%llu\r\n", ours->max_size);
 	if (ours->chatroom)

@@ -13,6 +13,19 @@
  * Before Sofia-SIP sees a body, every m= line is held to the RFC 4566 grammar (media port proto
  * 1*fmt, all tokens): Sofia 1.12's parser allocates without end on some malformed ones.
  *
+ * Certificate fingerprints (RFC 8122, which RFC 4975 section 14.2 uses for msrps): on a
+ * TCP/TLS/MSRP stream, a=fingerprint:<hash-func> <hex pairs joined by ':'> is read at media
+ * level, else at session level (several are allowed, e.g. one per hash function).  A malformed
+ * one, one whose length is not its hash function's, or more than MSRP_SDP_MAX_FINGERPRINTS,
+ * make the stream unusable; so does a stream whose fingerprints all name hash functions the
+ * gateway does not check with (MD2 and MD5, which RFC 8122 forbids, or unknown names: skipped
+ * otherwise).  Hex digits may be lower case (RFC 8122 writes UHEX; some endpoints do not); we
+ * write upper case.  On a TCP/MSRP stream a=fingerprint means nothing and is not read.
+ *	a=fingerprint:sha-256 4A:AD:B9:B1:3F:82:18:3B:54:02:12:DF:3E:5D:49:6B:19:E5:7C:AB:3B:A8:
+ *	  ...						(32 bytes, written on one line)
+ * A certificate matches when its digest under the strongest hash function present equals one of
+ * the fingerprints of that function (msrp_sdp_fingerprint_strongest(), _match()).
+ *
  * Connection setup (RFC 6135, using RFC 4145 a=setup): the answerer's role is a table,
  *	offered		answer (we prefer passive)	answer (prefer_active)
  *	none		passive				passive		RFC 4975: the offerer connects
@@ -52,6 +65,26 @@
 #define MSRP_SDP_MAX_MLINES 32		/* the answer repeats every m= line, so bound them */
 #define MSRP_SDP_MAX_PATH 16		/* URIs in one a=path */
 #define MSRP_SDP_MAX_TYPES 64		/* entries in one a=accept-types / a=accept-wrapped-types */
+#define MSRP_SDP_MAX_FINGERPRINTS 8	/* a=fingerprint of one stream (or session) */
+#define MSRP_SDP_MAX_DIGEST 64		/* bytes of the longest digest (SHA-512) */
+#define MSRP_SDP_FINGERPRINT_TEXT 208	/* "sha-512 " + 64 hex pairs with colons, NUL */
+
+/* The hash functions a certificate fingerprint is checked with (RFC 8122 section 5, the IANA
+ * "Hash Function Textual Names"), weakest first: the table in msrp_sdp.c gives their names. */
+enum msrp_hash {
+	MSRP_HASH_SHA1,
+	MSRP_HASH_SHA224,
+	MSRP_HASH_SHA256,
+	MSRP_HASH_SHA384,
+	MSRP_HASH_SHA512,
+};
+
+/* One a=fingerprint the gateway can check: the digest, of the hash's length. */
+struct msrp_sdp_fingerprint {
+	enum msrp_hash hash;
+	size_t len;
+	unsigned char digest[MSRP_SDP_MAX_DIGEST];
+};
 
 enum msrp_setup {
 	MSRP_SETUP_NONE,	/* absent: RFC 4975's model (the offerer connects) */
@@ -71,6 +104,8 @@ struct msrp_sdp_media {
 	char **accept_wrapped_types;	/* a=accept-wrapped-types, in order; NULL/0 when absent */
 	size_t naccept_wrapped;
 	unsigned long long max_size;	/* a=max-size, 0 when absent */
+	struct msrp_sdp_fingerprint *fingerprints;	/* TLS streams only (see above), in */
+	size_t nfingerprints;				/* order; NULL/0 when none */
 	enum msrp_setup setup;		/* media-level a=setup, else session-level, else NONE */
 	unsigned port;			/* m= port (never 0 here: a port 0 stream is not usable) */
 	char *connection_address;	/* c= address (media-level, else session-level) */
@@ -107,6 +142,8 @@ struct msrp_sdp_local {
 	const char *const *accept_wrapped_types;	/* 0 entries: no a=accept-wrapped-types */
 	size_t naccept_wrapped;
 	unsigned long long max_size;	/* 0: no a=max-size */
+	const char *fingerprint;	/* a=fingerprint:<value>, e.g. "sha-256 AB:..."
+					 * (msrp_sdp_fingerprint_format()); NULL writes none */
 	const char *direction;		/* a=<direction>; NULL writes none (sendrecv) */
 	const char *chatroom;		/* a=chatroom:<value> (RFC 7701 section 8: a focus's
 					 * "nickname private-messages"); NULL writes none */
@@ -119,7 +156,7 @@ struct msrp_sdp_local {
  * Otherwise an answer to offer (borrowed): one m= line per offered m= line, in order; the one at
  * offer->mline is our message stream with the offer's transport, the others are rejected as
  * "m=<media> 0 <proto> <fmt>".  Our stream carries, in order: a=path, a=accept-types,
- * a=accept-wrapped-types, a=setup, a=max-size, a=chatroom, a=<direction>.  The strings of ours are written
+ * a=accept-wrapped-types, a=setup, a=fingerprint, a=max-size, a=chatroom, a=<direction>.  The strings of ours are written
  * as they are: the caller passes valid tokens (the fuzz harness checks that what we build from a
  * parsed offer parses back).  Returns a new NUL-terminated string the caller frees with free();
  * its length in *len (len may be NULL). */
@@ -142,6 +179,26 @@ int msrp_sdp_type_matches(const char *range, const char *content_type);
 int msrp_sdp_type_accepted(char *const *ranges, size_t n, const char *content_type);
 /* Frees a vector of n strings and the vector.  NULL allowed. */
 void msrp_sdp_strv_free(char **v, size_t n);
+
+/* ---- certificate fingerprints (RFC 8122) */
+
+/* The textual name of h ("sha-256"), its OpenSSL digest name ("SHA256", for
+ * EVP_get_digestbyname()) and its digest length; NULL/0 when h is out of range. */
+const char *msrp_sdp_hash_name(enum msrp_hash h);
+const char *msrp_sdp_hash_openssl_name(enum msrp_hash h);
+size_t msrp_sdp_hash_len(enum msrp_hash h);
+/* The strongest hash function among fp[0..n) (RFC 8122 5: the one a certificate is checked
+ * with), or -1 when n is 0. */
+int msrp_sdp_fingerprint_strongest(const struct msrp_sdp_fingerprint *fp, size_t n);
+/* 1 if digest[0..len), computed with hash, equals one of the fingerprints of fp[0..n) that use
+ * that hash function; else 0. */
+int msrp_sdp_fingerprint_match(const struct msrp_sdp_fingerprint *fp, size_t n, enum msrp_hash hash,
+			       const unsigned char *digest, size_t len);
+/* Writes "<hash-func> <XX:XX:...>" (upper-case hex, the attribute's value) into buf.  Returns
+ * its length, or -1 (buf "" when buflen > 0) when hash is out of range, len is not its digest
+ * length or buflen is too small (MSRP_SDP_FINGERPRINT_TEXT always suffices). */
+int msrp_sdp_fingerprint_format(enum msrp_hash hash, const unsigned char *digest, size_t len,
+				char *buf, size_t buflen);
 
 /* ---- negotiation: connection setup and direction (tables in msrp_sdp.c) */
 

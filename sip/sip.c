@@ -1766,6 +1766,9 @@ struct sip_stack *sip_stack_new(struct reactor *reactor, const struct conf *conf
 			     TAG_IF(certdir, TPTAG_TLS_VERIFY_POLICY(TPTLS_VERIFY_ALL)),
 			     TAG_IF(certdir, TPTAG_TLS_VERIFY_DEPTH(conf->tls_verify_depth)),
 			     TAG_IF(certdir, TPTAG_TLS_VERIFY_DATE(1)),
+			     /* a connection that closes (a TLS handshake refused, say) fails the
+			      * requests waiting on it at once (503), not after 64*T1 */
+			     TPTAG_SDWN_ERROR(1),
 			     TAG_END());
 	reactor_kick(reactor);
 	if (st->nua && sip_tls_started() != 0) {

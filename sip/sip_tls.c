@@ -41,6 +41,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <sofia-sip/tport.h>
 
 #include "../gateway/gw.h"
 #include "../gateway/tls.h"
@@ -375,6 +376,71 @@ void SSL_CTX_set_verify(SSL_CTX *ctx, int mode, SSL_verify_cb cb)
 		SSL_CTX_set_info_callback(ctx, sip_tls_info);
 	}
 	real(ctx, mode, cb);
+}
+
+static int sofia_ctx(const SSL_CTX *ctx)
+{
+	for (size_t i = 0; i < stls.nctx; i++)
+		if (stls.ctx[i] == ctx)
+			return 1;
+	return 0;
+}
+
+/* Debian's Sofia-SIP 1.12.11 ends a TLS connection (tls_free) with SSL_shutdown(),
+ * SSL_CTX_free() of the listener's context (tls_init_secondary copies the master's type, so
+ * each connection counts as a master) and BIO_free() of the socket BIO, but never SSL_free():
+ * every connection leaked its SSL object and buffers (55-80 KB), and the two context
+ * references that SSL held made up for the extra SSL_CTX_free().  Its SSL_shutdown() comes
+ * through here, and for a connection of Sofia's own contexts the SSL is freed after it, with
+ * one context reference taken for the SSL_CTX_free() that follows and one BIO reference for
+ * the BIO_free() (SSL_free() frees the BIO too), so that those are the last.  Nothing else in
+ * the process uses Sofia's contexts. */
+int SSL_shutdown(SSL *ssl)
+{
+	static int (*real)(SSL *);
+	BIO *bio;
+	int r;
+
+	if (!real) {
+		*(void **)&real = dlsym(RTLD_NEXT, "SSL_shutdown");
+		if (!real)
+			gw_fatal("SSL_shutdown not found in libssl");
+	}
+	if (!ssl || !sofia_ctx(SSL_get_SSL_CTX(ssl)))
+		return real(ssl);
+	r = real(ssl);
+	ERR_clear_error();
+	SSL_CTX_up_ref(SSL_get_SSL_CTX(ssl));
+	bio = SSL_get_rbio(ssl);
+	if (bio)
+		BIO_up_ref(bio);
+	SSL_free(ssl);
+	return r;
+}
+
+/* Sofia-SIP's tls_post_connection_check() parses each peer certificate's subjectAltName into
+ * its own subject list and never frees what it parsed (the GENERAL_NAMES and the CONF_VALUE
+ * list: about 160 bytes per connection).  The gateway does not use that list (it applies its
+ * own identity rules, above, and leaves Sofia's subject checks off), so when Sofia asks for
+ * the extension's method the answer is none, and it goes on to the next extension; every
+ * other caller gets OpenSSL's answer.  The caller is told by its return address. */
+const X509V3_EXT_METHOD *X509V3_EXT_get(X509_EXTENSION *ext)
+{
+	static const X509V3_EXT_METHOD *(*real)(X509_EXTENSION *);
+	static void *sofia_base;
+	Dl_info here, caller;
+
+	if (!real) {
+		*(void **)&real = dlsym(RTLD_NEXT, "X509V3_EXT_get");
+		if (!real)
+			gw_fatal("X509V3_EXT_get not found in libcrypto");
+		if (dladdr((void *)tport_tcreate, &here) && here.dli_fbase)
+			sofia_base = here.dli_fbase;
+	}
+	if (sofia_base && dladdr(__builtin_return_address(0), &caller) &&
+	    caller.dli_fbase == sofia_base)
+		return NULL;
+	return real(ext);
 }
 
 /* Copies src to dst (created 0600).  Returns 0 or -1 with errno. */

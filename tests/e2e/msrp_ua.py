@@ -34,6 +34,24 @@ A participant of an RFC 7701 chat room (conf_focus.py is a focus to test this ag
     sub.subject; await sub.wait_state(lambda s: ..., timeout); await sub.unsubscribe()
     call.bye_received; call.bye_reason   # a BYE from the focus (a kick) and its Reason header
 
+MSRP over TLS (RFC 4975 14, msrps:, TCP/TLS/MSRP) with certificate fingerprints (RFC 8122):
+
+    tls = MsrpTls(cert=(pem, key), ca=ca_file)   # cert None: none is presented
+    ua = MsrpUA("bob", tls=tls)       # our offers are msrps; TLS offers are answered with TLS
+    call.msrp.secure                  # this session runs over TLS
+    call.msrp.peer_fingerprint        # "sha-256 AB:..." of the certificate the other end showed
+    call.msrp.fingerprint_ok          # True / False (mismatch: the connection was closed) / None
+    MsrpTls(..., fingerprint="sha-256 00:11:...")   # our a=fingerprint says this instead (a lie)
+    MsrpTls(..., fingerprint=False)   # no a=fingerprint at all
+Both sides always verify the other's certificate against `ca` (mutual TLS, no host name check:
+paths are numeric); when the other side's SDP carries a=fingerprint its certificate must match
+the strongest hash function given, else the connection is closed (RFC 8122 5).
+
+SIP over TLS (RFC 3261 26, instead of UDP): MsrpUA("bob", sip_tls=MsrpTls(cert, ca)) listens for
+TLS on its port (Contact ;transport=tls, Via SIP/2.0/TLS), sends its requests over a connection
+it opens to the next hop (reused for later ones), answers on the connection a request came on,
+frames messages by Content-Length, and does not retransmit (a reliable transport).
+
 Everything received is recorded: ua.sip_log (every SIP message, both ways), call.received (SIP
 messages of the dialog), msrp.frames (every MSRP frame received), msrp.received_messages
 (reassembled), msrp.reports, msrp.responses, msrp.aborted; malformed input and rule violations go
@@ -42,10 +60,12 @@ to msrp.violations / ua.protocol_errors (ua.check_clean() raises on them).
 
 import asyncio
 import datetime
+import hashlib
 import inspect
 import ipaddress
 import re
 import secrets
+import ssl
 import time
 import unicodedata
 import xml.etree.ElementTree as ET
@@ -217,6 +237,28 @@ def parse_sip(data, source=None):
     return msg
 
 
+async def read_stream_message(reader, limit=1 << 20):
+    """The bytes of the next SIP message on a stream, framed by its Content-Length (RFC 3261
+    18.3: mandatory there); keep-alive CRLFs before it are skipped."""
+    head = bytearray()
+    while True:
+        line = await reader.readuntil(b"\r\n")
+        if line == b"\r\n" and not head:
+            continue
+        head += line
+        if head.endswith(b"\r\n\r\n"):
+            break
+        if len(head) > limit:
+            raise ProtocolError("SIP header block too long on a stream")
+    m = re.search(rb"(?im)^(?:content-length|l)[ \t]*:[ \t]*(\d+)[ \t]*\r$", bytes(head))
+    if not m:
+        raise ProtocolError(f"no Content-Length over a stream transport: {bytes(head[:80])!r}")
+    n = int(m.group(1))
+    if n > limit:
+        raise ProtocolError(f"Content-Length {n} too large")
+    return bytes(head) + (await reader.readexactly(n) if n else b"")
+
+
 def header_param(value, name):
     m = re.search(r";\s*" + re.escape(name) + r"(?:=([^;,\s>]*))?", value or "", re.I)
     if not m:
@@ -292,16 +334,22 @@ class Sdp:
         return None
 
 
-def msrp_offer_answer_check(sdp):
-    """Checks the m=message stream of a peer's SDP; returns (media or None, [problems])."""
+def msrp_offer_answer_check(sdp, tls_ok=False):
+    """Checks the m=message stream of a peer's SDP; returns (media or None, [problems]).
+    TCP/TLS/MSRP (msrps: paths, RFC 4975 14) only when tls_ok."""
     problems = list(sdp.errors)
     mm = sdp.message_media()
     if len(mm) != 1:
         return None, problems + [f"expected one m=message line, found {len(mm)}"]
     m = mm[0]
     parts = m["m"].split(" ")
-    if len(parts) < 4 or parts[2] != "TCP/MSRP" or parts[3] != "*" or not parts[1].isdigit():
+    protos = ("TCP/MSRP", "TCP/TLS/MSRP") if tls_ok else ("TCP/MSRP",)
+    if len(parts) < 4 or parts[2] not in protos or parts[3] != "*" or not parts[1].isdigit():
         problems.append(f"bad MSRP media line m={m['m']}")
+    secure = len(parts) > 2 and parts[2] == "TCP/TLS/MSRP"
+    for fp in sdp_fingerprints(sdp, m):
+        if not FINGERPRINT.match(fp):
+            problems.append(f"bad a=fingerprint:{fp}")
     if parts[1:2] == ["0"]:
         problems.append("MSRP stream rejected (port 0)")
     if not (m["c"] or sdp.session.get("c")):
@@ -312,7 +360,8 @@ def msrp_offer_answer_check(sdp):
     else:
         for u in path.split(" "):
             try:
-                MsrpUri.parse(u)
+                if MsrpUri.parse(u).scheme != ("msrps" if secure else "msrp"):
+                    problems.append(f"path URI {u} in a {parts[2]} stream")
             except ProtocolError as e:
                 problems.append(str(e))
     if not sdp.attr(m, "accept-types"):
@@ -321,6 +370,83 @@ def msrp_offer_answer_check(sdp):
     if setup is not None and setup not in ("active", "passive", "actpass", "holdconn"):
         problems.append(f"bad a=setup:{setup}")
     return m, problems
+
+
+def sdp_fingerprints(sdp, media):
+    """The a=fingerprint values of a stream: media level, else session level (RFC 8122 5)."""
+    fps = [v for n, v in media["attrs"] if n == "fingerprint"]
+    if fps:
+        return fps
+    return [a.partition(":")[2] for a in sdp.session.get("a", []) if a.startswith("fingerprint:")]
+
+
+# =============================================================================== TLS (RFC 4975 14)
+
+FINGERPRINT = re.compile(r"^([A-Za-z0-9!#$%&'*+.^_`{|}~-]+) ([0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2})*)$")
+HASHES = {"sha-1": "sha1", "sha-224": "sha224", "sha-256": "sha256", "sha-384": "sha384",
+          "sha-512": "sha512"}     # strongest last; md2/md5 are forbidden by RFC 8122
+
+
+def cert_fingerprint(der, hash_name="sha-256"):
+    """The RFC 8122 fingerprint of a DER certificate: "sha-256 AB:CD:..."."""
+    digest = hashlib.new(HASHES[hash_name], der).hexdigest().upper()
+    return f"{hash_name} " + ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
+
+
+def fingerprint_matches(der, fingerprints):
+    """RFC 8122 5: check with the strongest hash function offered; True when one of its
+    fingerprints is the certificate's.  None when no fingerprint uses a hash we know."""
+    parsed = []
+    for fp in fingerprints:
+        m = FINGERPRINT.match(fp)
+        if m and m.group(1).lower() in HASHES:
+            parsed.append((m.group(1).lower(), m.group(2).upper()))
+    if not parsed:
+        return None
+    order = list(HASHES)
+    best = max(parsed, key=lambda p: order.index(p[0]))[0]
+    mine = cert_fingerprint(der, best).partition(" ")[2]
+    return any(h == best and v == mine for h, v in parsed)
+
+
+class MsrpTls:
+    """TLS for MSRP (and for SIP, MsrpUA(sip_tls=...)): our certificate (pem, key) or None, the CA
+    the other side's must chain to (verify=False: not checked), and what our SDP says of our
+    certificate (fingerprint True: its SHA-256; False: nothing; a string: that value)."""
+
+    def __init__(self, cert=None, ca=None, fingerprint=True, verify=True):
+        self.cert, self.ca, self.fingerprint, self.verify = cert, ca, fingerprint, verify
+
+    def _context(self, purpose):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER if purpose == "server" else ssl.PROTOCOL_TLS_CLIENT)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.check_hostname = False          # numeric paths: the fingerprint and the CA vouch
+        if self.cert:
+            ctx.load_cert_chain(*self.cert)
+        if self.verify and self.ca:
+            ctx.load_verify_locations(self.ca)
+            ctx.verify_mode = ssl.CERT_REQUIRED
+        else:
+            ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+
+    def server_context(self):
+        return self._context("server")
+
+    def client_context(self):
+        return self._context("client")
+
+    def sdp_fingerprint(self):
+        """The value of our a=fingerprint, or None."""
+        if isinstance(self.fingerprint, str):
+            return self.fingerprint
+        if not self.fingerprint or not self.cert:
+            return None
+        with open(self.cert[0]) as f:
+            pem = f.read()
+        end = "-----END CERTIFICATE-----"
+        first = pem[pem.index("-----BEGIN CERTIFICATE-----"):pem.index(end) + len(end)]
+        return cert_fingerprint(ssl.PEM_cert_to_DER_cert(first))
 
 
 # =============================================================================== MSRP URIs and frames
@@ -741,6 +867,13 @@ class MsrpSession:
         self.session_id = _rand(10)
         self.local_path = None
         self.remote_path = None
+        # msrps (RFC 4975 14): over TLS with ua.tls; the other side's a=fingerprint values, the
+        # fingerprint of the certificate it showed and whether they matched
+        self.secure = bool(getattr(call, "secure", False))
+        self.remote_fingerprints = None     # None until its SDP is known
+        self.peer_fingerprint = None
+        self.fingerprint_ok = None
+        self._remote_known = asyncio.Event()
         self.role = None          # "active" | "passive"
         self.server = server
         self.reader = self.writer = None
@@ -769,6 +902,7 @@ class MsrpSession:
         self.on_complete = None
         self.extra_connections = 0
         self.closed_by_peer = False
+        self.tls_error = None     # the TLS failure seen on this session's connection
         self._task = None
         self._waiters_taken = set()
         self._changed = asyncio.Event()
@@ -783,10 +917,44 @@ class MsrpSession:
         self._changed = asyncio.Event()
 
     async def start_listening(self):
-        """Listens on a fresh port of 127.0.0.1 (the port of our a=path)."""
-        self.server = await asyncio.start_server(self._accepted, "127.0.0.1", 0)
+        """Listens on a fresh port of 127.0.0.1 (the port of our a=path), over TLS when secure."""
+        ctx = self.ua.tls.server_context() if self.secure else None
+        self.server = await asyncio.start_server(self._accepted, "127.0.0.1", 0, ssl=ctx)
         self.local_port = self.server.sockets[0].getsockname()[1]
-        self.local_path = f"msrp://127.0.0.1:{self.local_port}/{self.session_id};tcp"
+        scheme = "msrps" if self.secure else "msrp"
+        self.local_path = f"{scheme}://127.0.0.1:{self.local_port}/{self.session_id};tcp"
+
+    async def _tls_check(self, writer):
+        """RFC 8122: the certificate of the other end against its a=fingerprint.  False (and the
+        connection closed) on a mismatch."""
+        sslobj = writer.get_extra_info("ssl_object")
+        if sslobj is None:
+            return True
+        der = sslobj.getpeercert(binary_form=True)
+        self.peer_fingerprint = cert_fingerprint(der) if der else None
+        try:
+            await asyncio.wait_for(self._remote_known.wait(), 5)
+        except asyncio.TimeoutError:
+            pass
+        fps = self.remote_fingerprints or []
+        if not fps:
+            return True     # the CA check of the handshake is all there is
+        if der is None:
+            self.fingerprint_ok = False
+        else:
+            self.fingerprint_ok = fingerprint_matches(der, fps) is True
+        if not self.fingerprint_ok:
+            self.violation(f"certificate {self.peer_fingerprint} matches none of the peer's "
+                           f"a=fingerprint {fps}: connection closed")
+            writer.close()
+            return False
+        return True
+
+    def set_remote(self, remote_path, fingerprints):
+        """The other side's SDP is known: its path and a=fingerprint values."""
+        self.remote_path = remote_path
+        self.remote_fingerprints = list(fingerprints)
+        self._remote_known.set()
 
     async def _accepted(self, reader, writer):
         if self.role == "active" or self.writer is not None:
@@ -795,14 +963,17 @@ class MsrpSession:
                            f"(role {self.role})")
             writer.close()
             return
+        if not await self._tls_check(writer):
+            return
         self.reader, self.writer = reader, writer
         self.connected.set()
         self._task = asyncio.current_task()
         await self._read_loop()
 
-    async def activate(self, role, remote_path):
+    async def activate(self, role, remote_path, fingerprints=()):
         """Called once the offer/answer is complete."""
-        self.role, self.remote_path = role, remote_path
+        self.role = role
+        self.set_remote(remote_path, fingerprints)
         if role == "active":
             if self.server:
                 self.server.close()
@@ -811,10 +982,14 @@ class MsrpSession:
             if not _is_ip(first.host):
                 self.violation(f"peer path host {first.host!r} is not an IP address (no DNS here)")
                 return
+            ctx = self.ua.tls.client_context() if self.secure else None
             try:
-                self.reader, self.writer = await asyncio.open_connection(first.host, first.port)
-            except OSError as e:
+                self.reader, self.writer = await asyncio.open_connection(first.host, first.port, ssl=ctx)
+            except (OSError, ssl.SSLError) as e:
                 self.violation(f"cannot connect to {first.host}:{first.port}: {e}")
+                self.tls_error = str(e)
+                return
+            if not await self._tls_check(self.writer):
                 return
             self.connected.set()
             self._task = asyncio.ensure_future(self._read_loop())
@@ -876,7 +1051,10 @@ class MsrpSession:
                     except ProtocolError as e:
                         self.violation(str(e))
                     self._notify()
-        except (ConnectionError, asyncio.IncompleteReadError):
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError) as e:
+            # over TLS 1.3 a refused client certificate shows here, after our side's handshake
+            if isinstance(e, ssl.SSLError):
+                self.tls_error = str(e)
             self.closed_by_peer = True
         finally:
             self.closed.set()
@@ -886,7 +1064,12 @@ class MsrpSession:
         await self.wait_connected()
         self.sent_frames.append(frame)
         self.writer.write(frame.encode())
-        await self.writer.drain()
+        try:
+            await self.writer.drain()
+        except ssl.SSLError as e:
+            # TLS 1.3: the other side refuses our certificate after our half of the handshake
+            self.tls_error = str(e)
+            self.closed_by_peer = True
 
     # --------------------------------------------------------- receiving
     def _check_paths(self, frame):
@@ -895,9 +1078,13 @@ class MsrpSession:
         if not paths_equal(to_path, self.local_path):
             self.violation(f"{what} {frame.tid}: To-Path {to_path!r} is not our path {self.local_path!r}")
             return False
-        if self.remote_path and not paths_equal(from_path, self.remote_path):
+        # a response comes from the next hop (RFC 4975 7.2, RFC 4976: a relay answers hop by hop):
+        # its From-Path is the first URI of the peer's path; a request's is the whole path
+        want = self.remote_path.split(" ")[0] if self.remote_path and not frame.is_request else \
+            self.remote_path
+        if want and not paths_equal(from_path, want):
             self.violation(f"{what} {frame.tid}: From-Path {from_path!r} is not the peer's a=path "
-                           f"{self.remote_path!r}")
+                           f"{want!r}")
         return True
 
     async def _handle(self, frame):
@@ -1252,6 +1439,7 @@ class Call:
         self.local_sdp = None
         self.remote_sdp = None
         self.msrp = None
+        self.secure = False     # the MSRP session is msrps (TCP/TLS/MSRP)
         self.problems = []
         self.final = asyncio.Event()
         self.confirmed = asyncio.Event()  # ACK received (UAS) / sent (UAC)
@@ -1766,7 +1954,8 @@ class MsrpUA:
 
     def __init__(self, name="bob", local_port=None, setup="actpass", domain="sip.example",
                  answer_setup="active", accept_types=DEFAULT_ACCEPT_TYPES, send_empty_send=True,
-                 msrp_status=200, t1=T1, wrapped_types=DEFAULT_WRAPPED_TYPES):
+                 msrp_status=200, t1=T1, wrapped_types=DEFAULT_WRAPPED_TYPES, tls=None,
+                 sip_tls=None):
         if setup not in ("actpass", "active", "passive"):
             raise ValueError(setup)
         self.name, self.domain = name, domain
@@ -1781,6 +1970,11 @@ class MsrpUA:
         self.refers = []                    # out-of-dialog REFERs received (invitations)
         self.on_refer = 202                 # the status they are answered with
         self.send_empty_send = send_empty_send
+        self.tls = tls              # MsrpTls: msrps offers, and TLS offers answered; None: plain only
+        self.sip_tls = sip_tls      # MsrpTls: SIP over TLS; None: SIP over UDP
+        self._sip_conns = {}        # SIP over TLS: (ip, port) -> StreamWriter
+        self._sip_locks = {}
+        self._sip_server = None
         self.msrp_status = msrp_status
         self.t1 = t1
         self.on_invite = None       # None (200) | int | Answer | callable(invite) -> those (may be async)
@@ -1799,7 +1993,7 @@ class MsrpUA:
 
     @property
     def contact(self):
-        return f"sip:{self.name}@127.0.0.1:{self.port}"
+        return f"sip:{self.name}@127.0.0.1:{self.port}" + (";transport=tls" if self.sip_tls else "")
 
     @property
     def contact_value(self):
@@ -1820,6 +2014,11 @@ class MsrpUA:
             raise ProtocolError(f"{self.name}: protocol errors:\n  " + "\n  ".join(errs))
 
     async def start(self):
+        if self.sip_tls:
+            self._sip_server = await asyncio.start_server(
+                self._sip_accepted, "127.0.0.1", self.port, ssl=self.sip_tls.server_context())
+            self.port = self._sip_server.sockets[0].getsockname()[1]
+            return self
         loop = asyncio.get_running_loop()
         self.transport, _ = await loop.create_datagram_endpoint(
             lambda: _SipProtocol(self), local_addr=("127.0.0.1", self.port))
@@ -1840,6 +2039,12 @@ class MsrpUA:
         if self.transport:
             self.transport.close()
             self.transport = None
+        if self._sip_server:
+            self._sip_server.close()
+            self._sip_server = None
+        for w in list(self._sip_conns.values()):
+            w.close()
+        self._sip_conns.clear()
 
     def _spawn(self, coro):
         t = asyncio.ensure_future(coro)
@@ -1857,11 +2062,53 @@ class MsrpUA:
         msg.direction = "out"
         msg.dest = addr
         self.sip_log.append(msg)
-        if self.transport:
+        if self.sip_tls:
+            self._spawn(self._sip_tls_send(msg.encode(), tuple(addr)))
+        elif self.transport:
             self.transport.sendto(msg.encode(), addr)
 
+    # --------------------------------------------------------- SIP over TLS
+    async def _sip_accepted(self, reader, writer):
+        addr = tuple(writer.get_extra_info("peername")[:2])
+        self._sip_conns[addr] = writer
+        await self._sip_read_loop(reader, writer, addr)
+
+    async def _sip_read_loop(self, reader, writer, addr):
+        try:
+            while True:
+                self._datagram(await read_stream_message(reader), addr)
+        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
+            pass
+        except ProtocolError as e:
+            self.sip_errors.append(f"SIP over TLS from {addr}: {e}")
+        finally:
+            if self._sip_conns.get(addr) is writer:
+                del self._sip_conns[addr]
+            writer.close()
+
+    async def _sip_tls_send(self, data, addr):
+        """Over the connection with addr (accepted from it, or opened to it), opening one when
+        there is none; one lock per address keeps the order of what is sent."""
+        async with self._sip_locks.setdefault(addr, asyncio.Lock()):
+            w = self._sip_conns.get(addr)
+            if w is None or w.is_closing():
+                try:
+                    r, w = await asyncio.open_connection(addr[0], addr[1],
+                                                         ssl=self.sip_tls.client_context())
+                except (OSError, ssl.SSLError) as e:
+                    self.sip_errors.append(f"SIP over TLS to {addr}: cannot connect: {e}")
+                    return
+                self._sip_conns[addr] = w
+                self._spawn(self._sip_read_loop(r, w, addr))
+            w.write(data)
+            try:
+                await w.drain()
+            except (ConnectionError, ssl.SSLError) as e:
+                self.sip_errors.append(f"SIP over TLS to {addr}: {e}")
+
     def _request(self, method, ruri, headers, body=b"", branch=None):
-        via = f"SIP/2.0/UDP 127.0.0.1:{self.port};branch=z9hG4bK{branch or _rand()};rport"
+        via = (f"SIP/2.0/{'TLS' if self.sip_tls else 'UDP'} 127.0.0.1:{self.port};"
+               f"branch=z9hG4bK{branch or _rand()};rport")
         return SipMessage(f"{method} {ruri} SIP/2.0",
                           [("Via", via)] + list(headers) + [("User-Agent", f"msrp_ua/{self.name}")], body)
 
@@ -1889,6 +2136,8 @@ class MsrpUA:
                     pass
                 if time.monotonic() >= deadline:
                     return None
+                if self.sip_tls:
+                    continue        # a reliable transport: no retransmissions (RFC 3261 17.1)
                 if method == "INVITE":
                     if not state["provisional"]:
                         self._send(req, dest)
@@ -1931,6 +2180,8 @@ class MsrpUA:
         return resp
 
     def _response_dest(self, req):
+        if self.sip_tls:
+            return req.source       # the connection the request came on (RFC 3261 18.2.2)
         via = req.get_all("via")[0]
         src_ip, src_port = req.source
         m = re.match(r"SIP/2\.0/UDP\s+([^;:\s]+)(?::(\d+))?", via, re.I)
@@ -1948,12 +2199,16 @@ class MsrpUA:
     # --------------------------------------------------------- SDP
     def _sdp(self, session, setup):
         sess = int(time.time())
+        proto = "TCP/TLS/MSRP" if session.secure else "TCP/MSRP"
         lines = ["v=0", f"o={self.name} {sess} {sess} IN IP4 127.0.0.1", "s=-", "c=IN IP4 127.0.0.1",
-                 "t=0 0", f"m=message {session.local_port} TCP/MSRP *",
+                 "t=0 0", f"m=message {session.local_port} {proto} *",
                  f"a=accept-types:{self.accept_types}"]
         if "message/cpim" in self.accept_types and self.wrapped_types:
             lines.append(f"a=accept-wrapped-types:{self.wrapped_types}")
         lines += [f"a=path:{session.local_path}", f"a=setup:{setup}"]
+        fp = self.tls.sdp_fingerprint() if session.secure else None
+        if fp:
+            lines.append(f"a=fingerprint:{fp}")
         lines += [f"a={a}" for a in self.extra_media_attrs]
         return "\r\n".join(lines) + "\r\n"
 
@@ -1964,14 +2219,16 @@ class MsrpUA:
 
     # --------------------------------------------------------- UAC
     async def invite(self, target_uri, next_hop, from_uri=None, to_uri=None, extra_headers=(),
-                     setup=None, timeout=None, wait=True, body=None):
+                     setup=None, timeout=None, wait=True, body=None, secure=None):
         """Sends an INVITE with an MSRP offer to next_hop (host, port), Request-URI target_uri.
 
         Returns the Call once the final response arrived (wait=True) or at once (wait=False:
         then `await call.final.wait()`).  After a 2xx the ACK is sent and the MSRP connection
-        is being set up (active: connect + bodyless SEND; passive: wait): `await call.wait_connected()`."""
+        is being set up (active: connect + bodyless SEND; passive: wait): `await call.wait_connected()`.
+        secure: offer msrps (TCP/TLS/MSRP); default: when the UA has tls."""
         setup = setup or self.setup
         call = Call(self, True, f"{_rand()}@127.0.0.1", from_uri or self.uri, to_uri or target_uri, next_hop)
+        call.secure = self.tls is not None if secure is None else secure
         self.calls.append(call)
         call.msrp = await self._new_session(call)
         call.local_sdp = body if body is not None else self._sdp(call.msrp, setup)
@@ -2018,9 +2275,12 @@ class MsrpUA:
             return
         sdp = Sdp(resp.body.decode("utf-8", "replace"))
         call.remote_sdp = sdp
-        media, problems = msrp_offer_answer_check(sdp)
+        media, problems = msrp_offer_answer_check(sdp, tls_ok=call.secure)
         call.problems += problems
         if media is None or not sdp.attr(media, "path"):
+            return
+        if call.secure and media["m"].split(" ")[2:3] != ["TCP/TLS/MSRP"]:
+            call.problems.append(f"msrps offered, answered m={media['m']}")
             return
         their = sdp.attr(media, "setup")
         if their is None:
@@ -2033,7 +2293,7 @@ class MsrpUA:
             if setup != "actpass" and role != setup:
                 call.problems.append(f"offered a=setup:{setup}, answer a=setup:{their}")
                 return
-        await call.msrp.activate(role, sdp.attr(media, "path"))
+        await call.msrp.activate(role, sdp.attr(media, "path"), sdp_fingerprints(sdp, media))
 
     # --------------------------------------------------------- UAS
     async def wait_call(self, timeout=10.0, established=True):
@@ -2095,8 +2355,9 @@ class MsrpUA:
             else:
                 sdp = Sdp(req.body.decode("utf-8", "replace"))
                 call.remote_sdp = sdp
-                media, problems = msrp_offer_answer_check(sdp)
+                media, problems = msrp_offer_answer_check(sdp, tls_ok=self.tls is not None)
                 call.problems += problems
+                call.secure = media is not None and media["m"].split(" ")[2:3] == ["TCP/TLS/MSRP"]
                 if media is None or problems:
                     sdp_problem = "; ".join(problems) or "no MSRP stream"
                 else:
@@ -2133,7 +2394,7 @@ class MsrpUA:
             body=call.local_sdp.encode())
         call.final.set()
         self._spawn(self._retransmit_final(call, req))
-        await call.msrp.activate(ours, sdp.attr(media, "path"))
+        await call.msrp.activate(ours, sdp.attr(media, "path"), sdp_fingerprints(sdp, media))
         await self.incoming.put(call)
 
     async def _retransmit_final(self, call, req):

@@ -80,7 +80,7 @@ static char *subst(const char *s, const char *dir)
 /* ---- printing fields of a configuration by name, for "field=value" checks */
 
 enum fkind { F_STR, F_STRLEN, F_UNSIGNED, F_SIZE, F_INT, F_LEVEL, F_FACILITY, F_TRANSPORT,
-	     F_ADDRESSING, F_IM_TYPE, F_IM_VERDICT };
+	     F_ADDRESSING, F_IM_TYPE, F_IM_VERDICT, F_PEER_TLS, F_XMPP_TLS, F_SERVICES };
 enum fbase { B_CONF, B_LISTEN, B_PEER };
 
 struct field {
@@ -107,6 +107,16 @@ static const struct field fields[] = {
 	FC("xmpp.reconnect-min", F_UNSIGNED, reconnect_min_ms),
 	FC("xmpp.reconnect-max", F_UNSIGNED, reconnect_max_ms),
 	FC("xmpp.max-stanza", F_SIZE, max_stanza),
+	FC("xmpp.tls", F_XMPP_TLS, xmpp_tls),
+	FC("xmpp.ca", F_STR, xmpp_ca),
+	FC("tls.certificate", F_STR, tls_cert),
+	FC("tls.key", F_STR, tls_key),
+	FC("tls.ca", F_STR, tls_ca),
+	FC("tls.verify-depth", F_UNSIGNED, tls_verify_depth),
+	FC("tls.line", F_UNSIGNED, tls_line),
+	FC("audit.file", F_STR, audit_file),
+	FC("audit.syslog", F_INT, audit_syslog),
+	FC("audit.content", F_INT, audit_content),
 	FC("sip.max-message", F_SIZE, max_sip_message),
 	FC("sip.t1", F_UNSIGNED, sip_t1_ms),
 	FC("sip.max-connections", F_UNSIGNED, sip_max_conns),
@@ -170,6 +180,14 @@ static const struct field fields[] = {
 	FP("authorization.refresh", F_UNSIGNED, xcap_refresh_ms),
 	FP("rls.xcap-root", F_STR, rls_xcap_root),
 	FP("rls.service", F_STR, rls_service),
+	FP("tls", F_PEER_TLS, tls),
+	FP("services", F_SERVICES, services),
+	FP("limits.rate", F_UNSIGNED, rate),
+	FP("limits.burst", F_UNSIGNED, burst),
+	FP("limits.subscriptions", F_UNSIGNED, max_subscriptions),
+	FP("limits.sessions", F_UNSIGNED, max_sessions),
+	FP("limits.max-document", F_SIZE, max_document),
+	FP("limits.retry-after", F_UNSIGNED, retry_after_s),
 	FP("ntrust", F_SIZE, ntrust),
 	FP("line", F_UNSIGNED, line),
 };
@@ -201,6 +219,32 @@ static char *trust_str(const struct conf_trust *t)
 
 	inet_ntop(t->addr.ss_family, a, buf, sizeof(buf));
 	return gw_xasprintf("%s/%u", buf, t->prefix);
+}
+
+/* <peer services> bits as words in kw_service order ("pager presence"), or "all". */
+static char *services_str(unsigned bits)
+{
+	static const struct {
+		unsigned bit;
+		const char *name;
+	} words[] = {
+		{ CONF_SVC_PAGER, "pager" }, { CONF_SVC_PRESENCE, "presence" },
+		{ CONF_SVC_SESSIONS, "sessions" }, { CONF_SVC_GROUPCHAT, "groupchat" },
+	};
+	char buf[128];
+	size_t n = 0;
+
+	if (bits == CONF_SVC_ALL)
+		return gw_xstrdup("all");
+	buf[0] = '\0';
+	for (size_t i = 0; i < NELEM(words); i++)
+		if (bits & words[i].bit)
+			n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%s", n ? " " : "",
+					      words[i].name);
+	if (bits & ~(unsigned)CONF_SVC_ALL)
+		snprintf(buf + n, sizeof(buf) - n, "%s0x%x", n ? " " : "",
+			 bits & ~(unsigned)CONF_SVC_ALL);
+	return gw_xstrdup(buf[0] ? buf : "(none)");
 }
 
 /* Prints the named field ("xmpp.port", "listen[1].address", "peer[0].trust[2]", ...), or NULL. */
@@ -268,6 +312,14 @@ static char *field_get(const struct conf *c, const char *name)
 
 			return gw_xstrdup(names[*(const enum conf_im_verdict *)at]);
 		}
+		case F_PEER_TLS:
+			return gw_xstrdup(*(const enum conf_peer_tls *)at == CONF_PEER_TLS_NO ?
+					  "no" : "required");
+		case F_XMPP_TLS:
+			return gw_xstrdup(*(const enum conf_xmpp_tls *)at == CONF_XMPP_TLS_NO ?
+					  "no" : "direct");
+		case F_SERVICES:
+			return services_str(*(const unsigned *)at);
 		}
 	}
 	return NULL;
@@ -342,10 +394,12 @@ static struct conf *parse_str(const char *name, const char *xml, int check_perms
  *
  * The base document has one element a line, so every diagnostic's line is known:
  *   1 gateway  2 log  3 xmpp  4 sip  5 listen  6 /sip  7 im  8 peer  9 route  10 trust  11 /peer
- *   12 presence  13 sessions
+ *   12 presence  13 sessions  14 groupchat  15 muc  16 /groupchat  17 /gateway
+ * An OPTIONAL element is written only in the rows about it, so it moves no other line:
+ *   <limits> is line 11 (inside the peer), <audit> line 17.
  */
 
-enum { OPEN, EMPTY, CLOSE };
+enum { OPEN, EMPTY, CLOSE, OPTIONAL };
 
 static const struct {
 	const char *elem;
@@ -362,12 +416,14 @@ static const struct {
 	{ "peer", OPEN, { "domain", "sip.example" } },
 	{ "route", EMPTY, { "address", "127.0.0.1", "port", "5080" } },
 	{ "trust", EMPTY, { "address", "127.0.0.1" } },
+	{ "limits", OPTIONAL, { NULL } },
 	{ "peer", CLOSE, { NULL } },
 	{ "presence", EMPTY, { NULL } },
 	{ "sessions", EMPTY, { NULL } },
 	{ "groupchat", OPEN, { NULL } },
 	{ "muc", EMPTY, { "service", "conference.xmpp.example" } },
 	{ "groupchat", CLOSE, { NULL } },
+	{ "audit", OPTIONAL, { "file", "audit.log" } },
 	{ "gateway", CLOSE, { NULL } },
 };
 
@@ -390,6 +446,8 @@ static char *build(const char *elem, const char *attr, const char *value)
 	for (size_t i = 0; i < NELEM(base_doc); i++) {
 		int mine = strcmp(base_doc[i].elem, elem) == 0 && base_doc[i].kind != CLOSE;
 
+		if (base_doc[i].kind == OPTIONAL && !mine)
+			continue;
 		if (base_doc[i].kind == CLOSE) {
 			piece = gw_xasprintf("</%s>\n", base_doc[i].elem);
 			append(&s, &len, piece);
@@ -411,7 +469,7 @@ static char *build(const char *elem, const char *attr, const char *value)
 			append(&s, &len, piece);
 			free(piece);
 		}
-		append(&s, &len, base_doc[i].kind == EMPTY ? "/>\n" : ">\n");
+		append(&s, &len, base_doc[i].kind == OPEN ? ">\n" : "/>\n");
 	}
 	return s;
 }
@@ -562,6 +620,17 @@ static const struct value_case {
 	{ "xmpp", "max-stanza", "64kb", "3: <xmpp> attribute \"max-stanza\": \"64kb\" is not a size" },
 	{ "xmpp", "max-stanza", "k", "3: <xmpp> attribute \"max-stanza\": \"k\" is not a size" },
 	{ "xmpp", "max-stanza", "64G", "3: <xmpp> attribute \"max-stanza\": \"64G\" is not a size" },
+	/* <xmpp tls>; <xmpp ca> names a file: test_tls() */
+	{ "xmpp", "tls", NULL, "xmpp.tls=no" },
+	{ "xmpp", "tls", NULL, "xmpp.ca=(null)" },
+	{ "xmpp", "tls", "no", "xmpp.tls=no" },
+	{ "xmpp", "tls", "direct", "xmpp.tls=direct" },
+	{ "xmpp", "tls", "Direct", "xmpp.tls=direct" },
+	{ "xmpp", "tls", "direct", "xmpp.ca=(null)" },
+	{ "xmpp", "tls", "starttls", "3: <xmpp> attribute \"tls\": \"starttls\" is not one of no, direct" },
+	{ "xmpp", "tls", "yes", "3: <xmpp> attribute \"tls\": \"yes\" is not one of no, direct" },
+	{ "xmpp", "tls", "", "3: <xmpp> attribute \"tls\": \"\" is not one of no, direct" },
+	{ "xmpp", "ca", "", "3: <xmpp> attribute \"ca\": \"\" is not a usable path" },
 	{ "xmpp", "resource", "x", "3: <xmpp>: unknown attribute \"resource\"" },
 
 	/* <sip t1> */
@@ -592,7 +661,9 @@ static const struct value_case {
 	{ "listen", "transport", NULL, "listen[0].transport=udp" },
 	{ "listen", "transport", "tcp", "listen[0].transport=tcp" },
 	{ "listen", "transport", "TCP", "listen[0].transport=tcp" },
-	{ "listen", "transport", "sctp", "5: <listen> attribute \"transport\": \"sctp\" is not one of udp, tcp" },
+	{ "listen", "transport", "sctp", "5: <listen> attribute \"transport\": \"sctp\" is not one of udp, tcp, tls" },
+	{ "listen", "transport", "tls", "5: <listen transport=\"tls\">: needs <tls> (the gateway's certificate, key and CA file)" },
+	{ "listen", "transport", "TLS", "5: <listen transport=\"tls\">: needs <tls>" },
 	{ "listen", "address", "::", "listen[0].address=::" },
 	{ "listen", "address", "0.0.0.0", "listen[0].address=0.0.0.0" },
 	{ "listen", "address", "fe80::1%eth0", "5: <listen> attribute \"address\": \"fe80::1%eth0\" is not a numeric IPv4 or IPv6 address" },
@@ -662,7 +733,8 @@ static const struct value_case {
 	{ "route", "port", "65536", "9: <route> attribute \"port\": 65536 is out of range 1..65535" },
 	{ "route", "transport", NULL, "peer[0].route.transport=udp" },
 	{ "route", "transport", "tcp", "peer[0].route.transport=tcp" },
-	{ "route", "transport", "tls", "8: <peer> \"sip.example\": <route transport=\"tls\"> needs <tls>" },
+	{ "route", "transport", "tls", "8: <peer> \"sip.example\": <route transport=\"tls\"> needs <tls> (the gateway's certificate, key and CA file)" },
+	{ "route", "transport", "Tls", "8: <peer> \"sip.example\": <route transport=\"tls\"> needs <tls>" },
 	{ "route", "transport", "sctp", "9: <route> attribute \"transport\": \"sctp\" is not one of udp, tcp, tls" },
 	{ "route", "options-interval", NULL, "peer[0].route.options-interval=30000" },
 	{ "route", "options-interval", "0s", "peer[0].route.options-interval=0" },
@@ -842,6 +914,41 @@ static const struct value_case {
 	{ "peer", "groupchat", NULL, "peer[0].groupchat=0" },
 	{ "peer", "groupchat", "yes", "peer[0].groupchat=1" },
 	{ "peer", "groupchat", "muc", "8: <peer> attribute \"groupchat\": \"muc\" is not one of yes" },
+	/* <peer tls>: "required" needs a TLS route and listener (test_docs, test_tls) */
+	{ "peer", "tls", NULL, "peer[0].tls=no" },
+	{ "peer", "tls", "no", "peer[0].tls=no" },
+	{ "peer", "tls", "NO", "peer[0].tls=no" },
+	{ "peer", "tls", "yes", "8: <peer> attribute \"tls\": \"yes\" is not one of no, required" },
+	{ "peer", "tls", "optional", "8: <peer> attribute \"tls\": \"optional\" is not one of no, required" },
+	{ "peer", "tls", "", "8: <peer> attribute \"tls\": \"\" is not one of no, required" },
+	/* <peer services>: words separated by spaces or tabs, any case, each once; "all" */
+	{ "peer", "services", NULL, "peer[0].services=all" },
+	{ "peer", "services", "all", "peer[0].services=all" },
+	{ "peer", "services", "ALL", "peer[0].services=all" },
+	{ "peer", "services", "pager", "peer[0].services=pager" },
+	{ "peer", "services", "presence", "peer[0].services=presence" },
+	{ "peer", "services", "sessions", "peer[0].services=sessions" },
+	{ "peer", "services", "groupchat", "peer[0].services=groupchat" },
+	{ "peer", "services", "presence pager", "peer[0].services=pager presence" },
+	{ "peer", "services", "Pager SESSIONS", "peer[0].services=pager sessions" },
+	{ "peer", "services", "  pager   groupchat ", "peer[0].services=pager groupchat" },
+	{ "peer", "services", "pager&#9;presence", "peer[0].services=pager presence" },
+	{ "peer", "services", "pager presence sessions groupchat", "peer[0].services=all" },
+	{ "peer", "services", "groupchat sessions presence", "peer[0].services=presence sessions groupchat" },
+	{ "peer", "services", "", "8: <peer> attribute \"services\": \"\" is not a list of pager, presence, sessions, groupchat, all" },
+	{ "peer", "services", "   ", "8: <peer> attribute \"services\": \"   \" is not a list of pager, presence, sessions, groupchat, all" },
+	{ "peer", "services", "im", "8: <peer> attribute \"services\": \"im\" is not a list of pager, presence, sessions, groupchat, all" },
+	{ "peer", "services", "pager im", "8: <peer> attribute \"services\": \"pager im\" is not a list of pager" },
+	{ "peer", "services", "pager,presence", "8: <peer> attribute \"services\": \"pager,presence\" is not a list of pager" },
+	{ "peer", "services", "page", "8: <peer> attribute \"services\": \"page\" is not a list of pager" },
+	{ "peer", "services", "pagers", "8: <peer> attribute \"services\": \"pagers\" is not a list of pager" },
+	{ "peer", "services", "none", "8: <peer> attribute \"services\": \"none\" is not a list of pager" },
+	{ "peer", "services", "pager&#10;presence", "8: <peer> attribute \"services\": \"pager\\x0apresence\" is not a list of pager" },
+	{ "peer", "services", "pager pager", "8: <peer> attribute \"services\": \"pager pager\" names \"pager\" twice" },
+	{ "peer", "services", "pager presence Pager", "8: <peer> attribute \"services\": \"pager presence Pager\" names \"Pager\" twice" },
+	{ "peer", "services", "all presence", "8: <peer> attribute \"services\": \"all presence\" names \"presence\" twice" },
+	{ "peer", "services", "sessions all", "8: <peer> attribute \"services\": \"sessions all\" names \"all\" twice" },
+	{ "peer", "services", "all all", "8: <peer> attribute \"services\": \"all all\" names \"all\" twice" },
 	{ "groupchat", "enabled", NULL, "groupchat.enabled=1" },
 	{ "groupchat", "enabled", "no", "groupchat.enabled=0" },
 	{ "groupchat", "max-total", NULL, "groupchat.max-total=2000" },
@@ -861,6 +968,69 @@ static const struct value_case {
 	{ "muc", "service", "muc example", "15: <muc> attribute \"service\": " },
 	{ "muc", "service", "xmpp.example", "0: <muc>: service \"xmpp.example\" is the XMPP domain of <xmpp>" },
 	{ "muc", "service", "sip.example", "8: <muc>: service \"sip.example\" is the domain or component of this peer" },
+
+	/* <limits> (line 11, inside the peer; only in these rows).  0: unlimited */
+	{ "limits", "rate", NULL, "peer[0].limits.rate=0" },
+	{ "limits", "rate", NULL, "peer[0].limits.burst=1" },
+	{ "limits", "rate", "0", "peer[0].limits.rate=0" },
+	{ "limits", "rate", "1", "peer[0].limits.burst=1" },
+	{ "limits", "rate", "10", "peer[0].limits.rate=10" },
+	{ "limits", "rate", "10", "peer[0].limits.burst=10" },
+	{ "limits", "rate", "1000000", "peer[0].limits.rate=1000000" },
+	{ "limits", "rate", "1000001", "11: <limits> attribute \"rate\": 1000001 is out of range 0..1000000" },
+	{ "limits", "rate", "-1", "11: <limits> attribute \"rate\": \"-1\" is not a decimal number" },
+	{ "limits", "rate", "10/s", "11: <limits> attribute \"rate\": \"10/s\" is not a decimal number" },
+	{ "limits", "rate", "", "11: <limits> attribute \"rate\": \"\" is not a decimal number" },
+	{ "limits", "burst", "5", "11: <limits>: \"burst\" without a \"rate\" limits nothing" },
+	{ "limits", "subscriptions", NULL, "peer[0].limits.subscriptions=0" },
+	{ "limits", "subscriptions", "0", "peer[0].limits.subscriptions=0" },
+	{ "limits", "subscriptions", "500", "peer[0].limits.subscriptions=500" },
+	{ "limits", "subscriptions", "10000000", "peer[0].limits.subscriptions=10000000" },
+	{ "limits", "subscriptions", "10000001", "11: <limits> attribute \"subscriptions\": 10000001 is out of range 0..10000000" },
+	{ "limits", "subscriptions", "1k", "11: <limits> attribute \"subscriptions\": \"1k\" is not a decimal number" },
+	{ "limits", "sessions", NULL, "peer[0].limits.sessions=0" },
+	{ "limits", "sessions", "20", "peer[0].limits.sessions=20" },
+	{ "limits", "sessions", "1000000", "peer[0].limits.sessions=1000000" },
+	{ "limits", "sessions", "1000001", "11: <limits> attribute \"sessions\": 1000001 is out of range 0..1000000" },
+	{ "limits", "sessions", "yes", "11: <limits> attribute \"sessions\": \"yes\" is not a decimal number" },
+	{ "limits", "max-document", NULL, "peer[0].limits.max-document=0" },
+	{ "limits", "max-document", "1k", "peer[0].limits.max-document=1024" },
+	{ "limits", "max-document", "1024", "peer[0].limits.max-document=1024" },
+	{ "limits", "max-document", "16k", "peer[0].limits.max-document=16384" },
+	{ "limits", "max-document", "1M", "peer[0].limits.max-document=1048576" },
+	{ "limits", "max-document", "0", "11: <limits> attribute \"max-document\": 0 is out of range 1k..1M" },
+	{ "limits", "max-document", "1023", "11: <limits> attribute \"max-document\": 1023 is out of range 1k..1M" },
+	{ "limits", "max-document", "1025k", "11: <limits> attribute \"max-document\": 1025k is out of range 1k..1M" },
+	{ "limits", "max-document", "64kb", "11: <limits> attribute \"max-document\": \"64kb\" is not a size" },
+	{ "limits", "retry-after", NULL, "peer[0].limits.retry-after=1" },
+	{ "limits", "retry-after", "1s", "peer[0].limits.retry-after=1" },
+	{ "limits", "retry-after", "30s", "peer[0].limits.retry-after=30" },
+	{ "limits", "retry-after", "2m", "peer[0].limits.retry-after=120" },
+	{ "limits", "retry-after", "5000ms", "peer[0].limits.retry-after=5" },
+	{ "limits", "retry-after", "3600s", "peer[0].limits.retry-after=3600" },
+	{ "limits", "retry-after", "60m", "peer[0].limits.retry-after=3600" },
+	{ "limits", "retry-after", "0s", "11: <limits> attribute \"retry-after\": 0s is out of range 1s..3600s" },
+	{ "limits", "retry-after", "3601s", "11: <limits> attribute \"retry-after\": 3601s is out of range 1s..3600s" },
+	{ "limits", "retry-after", "1500ms", "11: <limits> attribute \"retry-after\": \"1500ms\" is not a whole number of seconds" },
+	{ "limits", "retry-after", "5", "11: <limits> attribute \"retry-after\": \"5\" has no unit (write 5ms, 5s or 5m)" },
+	{ "limits", "retry-after", "1h", "11: <limits> attribute \"retry-after\": \"1h\" is not a duration" },
+	{ "limits", "requests", "10", "11: <limits>: unknown attribute \"requests\"" },
+
+	/* <audit> (line 17; only in these rows, with file="audit.log") */
+	{ "audit", "file", "audit.log", "audit.file=audit.log" },
+	{ "audit", "file", "/var/log/simplegw/audit.log", "audit.file=/var/log/simplegw/audit.log" },
+	{ "audit", "file", "", "17: <audit> attribute \"file\": \"\" is not a usable path" },
+	{ "audit", "file", NULL, "17: <audit>: missing attribute \"file\" (or syslog=\"yes\")" },
+	{ "audit", "syslog", NULL, "audit.syslog=0" },
+	{ "audit", "syslog", "no", "audit.syslog=0" },
+	{ "audit", "syslog", "off", "audit.file=audit.log" },
+	{ "audit", "syslog", "yes", "17: <audit>: give \"file\" or syslog=\"yes\", not both" },
+	{ "audit", "syslog", "local0", "17: <audit> attribute \"syslog\": \"local0\" is not one of yes, no" },
+	{ "audit", "content", NULL, "audit.content=0" },
+	{ "audit", "content", "no", "audit.content=0" },
+	{ "audit", "content", "yes", "audit.content=1" },
+	{ "audit", "content", "bodies", "17: <audit> attribute \"content\": \"bodies\" is not one of yes, no" },
+	{ "audit", "format", "json", "17: <audit>: unknown attribute \"format\"" },
 };
 
 static void test_values(void)
@@ -1233,6 +1403,135 @@ static const struct doc_case {
 	  { "6: <listen>: udp 127.0.0.1 port 5060 is already declared at line 4",
 	    "8: <listen>: udp ::1 port 5060 is already declared at line 7" } },
 
+	/* TLS, limits, audit: what needs no file (the files of <tls>: test_tls()) */
+	{ "no <tls>, <limits> or <audit>: the defaults",
+	  GW XMPP SIP PEER END,
+	  { "tls.certificate=(null)", "tls.key=(null)", "tls.ca=(null)", "tls.verify-depth=4",
+	    "tls.line=0", "xmpp.tls=no", "xmpp.ca=(null)", "audit.file=(null)", "audit.syslog=0",
+	    "audit.content=0", "peer[0].tls=no", "peer[0].services=all", "peer[0].limits.rate=0",
+	    "peer[0].limits.subscriptions=0", "peer[0].limits.sessions=0",
+	    "peer[0].limits.max-document=0", "peer[0].limits.retry-after=1" } },
+	{ "a tls <listen> without <tls>, at its own line",
+	  GW XMPP "<sip>\n<listen address=\"127.0.0.1\"/>\n<listen address=\"127.0.0.1\" "
+	  "transport=\"tls\" port=\"5061\"/>\n<listen address=\"::1\" transport=\"tls\"/>\n</sip>\n"
+	  PEER END,
+	  { "5: <listen transport=\"tls\">: needs <tls> (the gateway's certificate, key and CA file)",
+	    "6: <listen transport=\"tls\">: needs <tls>" } },
+	{ "a tls <route> without <tls>, at its peer's line, named",
+	  GW XMPP SIP "<peer name=\"sipnet\" domain=\"sip.example\">\n"
+	  "<route address=\"127.0.0.1\" transport=\"tls\"/><trust address=\"127.0.0.1\"/></peer>\n" END,
+	  { "4: <peer> \"sipnet\": <route transport=\"tls\"> needs <tls> (the gateway's certificate, "
+	    "key and CA file)" } },
+	{ "tls=\"required\" without a tls <route> or a tls <listen>",
+	  GW XMPP SIP "<peer domain=\"sip.example\" tls=\"required\">" ROUTE_TRUST "</peer>\n" END,
+	  { "4: <peer> \"sip.example\": tls=\"required\" needs <route transport=\"tls\">",
+	    "4: <peer> \"sip.example\": tls=\"required\" needs a <listen transport=\"tls\"> for its "
+	    "requests" } },
+	{ "tls=\"required\" with a tcp <route>, no tls <listen>",
+	  GW XMPP "<sip><listen address=\"127.0.0.1\" transport=\"tcp\"/></sip>\n"
+	  "<peer domain=\"sip.example\" tls=\"Required\"><route address=\"127.0.0.1\" "
+	  "transport=\"tcp\"/><trust address=\"127.0.0.1\"/></peer>\n" END,
+	  { "4: <peer> \"sip.example\": tls=\"required\" needs <route transport=\"tls\">",
+	    "4: <peer> \"sip.example\": tls=\"required\" needs a <listen transport=\"tls\">" } },
+	{ "tls=\"required\" with a tls <route> and <listen>, but no <tls>",
+	  GW XMPP "<sip><listen address=\"127.0.0.1\" transport=\"tls\"/></sip>\n"
+	  "<peer domain=\"sip.example\" tls=\"required\"><route address=\"127.0.0.1\" "
+	  "transport=\"tls\"/><trust address=\"127.0.0.1\"/></peer>\n" END,
+	  { "3: <listen transport=\"tls\">: needs <tls>",
+	    "4: <peer> \"sip.example\": <route transport=\"tls\"> needs <tls>" } },
+	{ "tls=\"required\" with a refused <route>: its transport is not judged",
+	  GW XMPP SIP "<peer domain=\"sip.example\" tls=\"required\">\n<route address=\"sip.example\"/>"
+	  "<trust address=\"127.0.0.1\"/></peer>\n" END,
+	  { "5: <route> attribute \"address\": \"sip.example\" is not a numeric",
+	    "4: <peer> \"sip.example\": tls=\"required\" needs a <listen transport=\"tls\">" } },
+	{ "tls=\"required\" on one peer is that peer's business",
+	  GW XMPP SIP PEER "<peer domain=\"b.example\" tls=\"required\">" ROUTE_TRUST "</peer>\n"
+	  "<peer domain=\"c.example\" tls=\"no\">" ROUTE_TRUST "</peer>\n" END,
+	  { "5: <peer> \"b.example\": tls=\"required\" needs <route transport=\"tls\">",
+	    "5: <peer> \"b.example\": tls=\"required\" needs a <listen transport=\"tls\">" } },
+	{ "<tls> is a child of <gateway> only",
+	  GW XMPP "<sip><listen address=\"127.0.0.1\"/>\n<tls certificate=\"c\" key=\"k\" ca=\"a\"/>"
+	  "</sip>\n" PEER END,
+	  { "4: <sip>: <tls> is not allowed here; it belongs in <gateway>" } },
+	{ "services of two peers are their own",
+	  GW XMPP SIP "<peer domain=\"a.example\" services=\"pager\">" ROUTE_TRUST "</peer>\n"
+	  "<peer domain=\"b.example\">" ROUTE_TRUST "</peer>\n" END,
+	  { "peer[0].services=pager", "peer[1].services=all" } },
+	{ "a full <limits>",
+	  GW XMPP SIP "<peer domain=\"sip.example\">" ROUTE_TRUST "\n"
+	  "<limits rate=\"50\" burst=\"200\" subscriptions=\"1000\" sessions=\"20\"\n"
+	  "  max-document=\"16k\" retry-after=\"30s\"/></peer>\n" END,
+	  { "peer[0].limits.rate=50", "peer[0].limits.burst=200",
+	    "peer[0].limits.subscriptions=1000", "peer[0].limits.sessions=20",
+	    "peer[0].limits.max-document=16384", "peer[0].limits.retry-after=30" } },
+	{ "burst below rate is the operator's choice",
+	  GW XMPP SIP "<peer domain=\"sip.example\">" ROUTE_TRUST
+	  "<limits rate=\"100\" burst=\"1\"/></peer>\n" END,
+	  { "peer[0].limits.rate=100", "peer[0].limits.burst=1" } },
+	{ "burst out of range",
+	  GW XMPP SIP "<peer domain=\"sip.example\">" ROUTE_TRUST
+	  "\n<limits rate=\"10\" burst=\"0\"/></peer>\n" END,
+	  { "5: <limits> attribute \"burst\": 0 is out of range 1..10000000" } },
+	{ "burst with a rate of 0 (unlimited) limits nothing",
+	  GW XMPP SIP "<peer domain=\"sip.example\">" ROUTE_TRUST
+	  "\n<limits rate=\"0\" burst=\"5\"/></peer>\n" END,
+	  { "5: <limits>: \"burst\" without a \"rate\" limits nothing" } },
+	{ "a burst out of range is one mistake, one message",
+	  GW XMPP SIP "<peer domain=\"sip.example\">" ROUTE_TRUST
+	  "\n<limits burst=\"0\"/></peer>\n" END,
+	  { "5: <limits> attribute \"burst\": 0 is out of range 1..10000000" } },
+	{ "<audit syslog=no> and no file: nowhere to write",
+	  GW XMPP SIP PEER "<audit syslog=\"no\" content=\"yes\"/>\n" END,
+	  { "5: <audit>: missing attribute \"file\" (or syslog=\"yes\")" } },
+	{ "<audit> with an empty file and syslog: one message",
+	  GW XMPP SIP PEER "<audit file=\"\" syslog=\"yes\"/>\n" END,
+	  { "5: <audit> attribute \"file\": \"\" is not a usable path" } },
+	{ "<tls> without its certificate: the TLS listen and route are not reported again",
+	  GW XMPP "<sip><listen transport=\"tls\" address=\"127.0.0.1\" port=\"5061\"/></sip>\n"
+	  "<tls key=\"k.pem\" ca=\"ca.pem\"/>\n"
+	  "<peer domain=\"sip.example\"><route address=\"127.0.0.1\" transport=\"tls\"/>"
+	  "<trust address=\"127.0.0.1\"/></peer>\n" END,
+	  { "4: <tls>: missing required attribute \"certificate\"" } },
+	{ "burst without rate, among other limits",
+	  GW XMPP SIP "<peer domain=\"sip.example\">" ROUTE_TRUST
+	  "\n<limits burst=\"10\" subscriptions=\"5\"/></peer>\n" END,
+	  { "5: <limits>: \"burst\" without a \"rate\" limits nothing" } },
+	{ "<limits> belong to their peer",
+	  GW XMPP SIP PEER "<peer domain=\"b.example\">" ROUTE_TRUST
+	  "<limits rate=\"5\" sessions=\"2\" retry-after=\"10s\"/></peer>\n" END,
+	  { "peer[0].limits.rate=0", "peer[0].limits.sessions=0", "peer[0].limits.retry-after=1",
+	    "peer[1].limits.rate=5", "peer[1].limits.burst=5", "peer[1].limits.sessions=2",
+	    "peer[1].limits.retry-after=10" } },
+	{ "duplicate <limits>",
+	  GW XMPP SIP "<peer domain=\"sip.example\">" ROUTE_TRUST "\n<limits rate=\"5\"/>\n"
+	  "<limits rate=\"6\"/></peer>\n" END,
+	  { "6: <peer>: duplicate <limits> (the first is at line 5)" } },
+	{ "<limits> outside a peer",
+	  GW XMPP SIP "<limits rate=\"5\"/>\n" PEER END,
+	  { "4: <gateway>: <limits> is not allowed here; it belongs in <peer>" } },
+	{ "<audit> to syslog, with content",
+	  GW XMPP SIP PEER "<audit syslog=\"yes\" content=\"yes\"/>\n" END,
+	  { "audit.file=(null)", "audit.syslog=1", "audit.content=1" } },
+	{ "<audit> to a file",
+	  GW XMPP SIP PEER "<audit file=\"/var/log/simplegw/audit.log\" syslog=\"no\"/>\n" END,
+	  { "audit.file=/var/log/simplegw/audit.log", "audit.syslog=0", "audit.content=0" } },
+	{ "<audit> with neither file nor syslog",
+	  GW XMPP SIP PEER "<audit/>\n" END,
+	  { "5: <audit>: missing attribute \"file\" (or syslog=\"yes\")" } },
+	{ "<audit> with content but nowhere to write it",
+	  GW XMPP SIP PEER "<audit content=\"yes\"/>\n" END,
+	  { "5: <audit>: missing attribute \"file\" (or syslog=\"yes\")" } },
+	{ "<audit> with both file and syslog",
+	  GW XMPP SIP PEER "<audit file=\"audit.log\" syslog=\"yes\"/>\n" END,
+	  { "5: <audit>: give \"file\" or syslog=\"yes\", not both" } },
+	{ "duplicate <audit>",
+	  GW "<audit syslog=\"yes\"/>\n" XMPP SIP PEER "<audit file=\"a.log\"/>\n" END,
+	  { "6: <gateway>: duplicate <audit> (the first is at line 2)" } },
+	{ "<audit> inside a peer",
+	  GW XMPP SIP "<peer domain=\"sip.example\">" ROUTE_TRUST "\n<audit syslog=\"yes\"/></peer>\n"
+	  END,
+	  { "5: <peer>: <audit> is not allowed here; it belongs in <gateway>" } },
+
 	/* many problems, one run */
 	{ "every error in one run, in document order",
 	  "<gateway xmlns=\"urn:simplegw:config:1\">\n"
@@ -1547,6 +1846,330 @@ static void test_load(void)
 	free(path);
 }
 
+/* ---- <tls> and <xmpp ca>: certificate, key and CA files made at run time with openssl(1)
+ *
+ * Made here rather than checked in: a fixed certificate would expire, or stop being "not valid
+ * yet", on its own.  All in @/tls; the configuration is @/gw.xml, so "tls/x.pem" is @/tls/x.pem:
+ *   ca.pem ca.key    a CA (/CN=test-ca), valid for ten years
+ *   good.pem         /CN=xmpp.example, signed by the CA, key good.key (0600)
+ *   chain.pem        good.pem then ca.pem
+ *   expired.pem      good.key's certificate, valid in January 2020 only
+ *   future.pem       good.key's certificate, valid from 2099
+ *   other.key        a key matching none of them
+ *   enc.key          good.key encrypted (PKCS#8, AES-256)
+ *   good.der         good.pem in DER
+ *   notpem.pem       text; empty.pem: nothing
+ *   cas.pem          ca.pem and good.pem; cas-expired.pem: ca.pem and expired.pem
+ *   k0644.key k0640.key k0620.key k0602.key k0400.key: good.key in those modes
+ *   o0644.key        other.key, mode 0644
+ */
+
+static const char tls_ca_cnf[] =
+	"[ca]\ndefault_ca = d\n"
+	"[d]\ndatabase = index.txt\nnew_certs_dir = .\nserial = serial\ncertificate = ca.pem\n"
+	"private_key = ca.key\ndefault_md = sha256\npolicy = p\nunique_subject = no\n"
+	"[p]\ncommonName = supplied\n";
+
+static const char *const tls_setup[] = {
+	"openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key "
+	"-out ca.pem -subj /CN=test-ca -days 3650",
+	"openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout good.key "
+	"-out good.csr -subj /CN=xmpp.example",
+	"openssl x509 -req -in good.csr -CA ca.pem -CAkey ca.key -set_serial 1000 -days 3650 "
+	"-out good.pem",
+	"openssl ca -batch -config ca.cnf -notext -in good.csr -out expired.pem "
+	"-startdate 20200101000000Z -enddate 20200201000000Z",
+	"openssl ca -batch -config ca.cnf -notext -in good.csr -out future.pem "
+	"-startdate 20990101000000Z -enddate 21000101000000Z",
+	"openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out other.key",
+	"openssl pkey -in good.key -aes256 -passout pass:secret -out enc.key",
+	"openssl x509 -in good.pem -outform DER -out good.der",
+	"cat good.pem ca.pem > chain.pem && cat ca.pem good.pem > cas.pem && "
+	"cat ca.pem expired.pem > cas-expired.pem",
+	"chmod 600 good.key other.key enc.key",
+	"for m in 0644 0640 0620 0602 0400; do cp good.key k$m.key && chmod $m k$m.key; done",
+	"cp other.key o0644.key && chmod 0644 o0644.key",
+};
+
+/* Runs cmd in @/tls through the shell; a failure ends the test run (exit 2). */
+static void tls_run(const char *cmd)
+{
+	char *sh = gw_xasprintf("cd '%s/tls' && { %s; } >/dev/null 2>&1", tmpdir, cmd);
+	int rc = system(sh);
+
+	if (rc != 0) {
+		fprintf(stderr, "test_conf: setup failed (status %d): %s\n", rc, sh);
+		exit(2);
+	}
+	free(sh);
+}
+
+#define TLS_AT(cert, key, ca) \
+	"<tls certificate=\"" cert "\" key=\"" key "\" ca=\"" ca "\"/>\n"
+#define TLS_GOOD TLS_AT("tls/good.pem", "tls/good.key", "tls/ca.pem")
+#define XMPP_TLS(attrs) \
+	"<xmpp domain=\"xmpp.example\" server=\"127.0.0.1\" secret=\"s3cret\" " attrs "/>\n"
+#define SIP_TLS "<sip><listen address=\"127.0.0.1\"/><listen address=\"127.0.0.1\" " \
+	"transport=\"tls\" port=\"5061\"/></sip>\n"
+#define PEER_TLS(tls, transport) \
+	"<peer domain=\"sip.example\" tls=\"" tls "\"><route address=\"127.0.0.1\" port=\"5061\" " \
+	"transport=\"" transport "\"/><trust address=\"127.0.0.1\"/></peer>\n"
+
+enum tls_via { T_PARSE, T_PARSE_PERMS, T_LOAD };
+
+/* Lines: 1 gateway, 2 xmpp, 3 tls (when there is one), 4 sip, 5 peer. */
+static const struct tls_case {
+	const char *what;
+	enum tls_via via;	/* conf_parse() without or with check_perms, or conf_load() */
+	const char *xml;	/* parsed as @/gw.xml; '@' is the temporary directory */
+	const char *want[MAX_WANT];
+} tls_cases[] = {
+	{ "a good set, paths resolved against the file's directory", T_PARSE_PERMS,
+	  GW XMPP TLS_GOOD SIP PEER END,
+	  { "tls.certificate=@/tls/good.pem", "tls.key=@/tls/good.key", "tls.ca=@/tls/ca.pem",
+	    "tls.verify-depth=4", "tls.line=3" } },
+	{ "absolute paths", T_PARSE_PERMS,
+	  GW XMPP TLS_AT("@/tls/good.pem", "@/tls/good.key", "@/tls/ca.pem") SIP PEER END,
+	  { "tls.certificate=@/tls/good.pem", "tls.key=@/tls/good.key", "tls.ca=@/tls/ca.pem" } },
+	{ "a chain, the gateway's certificate first", T_PARSE_PERMS,
+	  GW XMPP TLS_AT("tls/chain.pem", "tls/good.key", "tls/ca.pem") SIP PEER END,
+	  { "tls.certificate=@/tls/chain.pem" } },
+	{ "a CA file of two certificates", T_PARSE_PERMS,
+	  GW XMPP TLS_AT("tls/good.pem", "tls/good.key", "tls/cas.pem") SIP PEER END,
+	  { "tls.ca=@/tls/cas.pem" } },
+	{ "<tls> after the elements that need it", T_PARSE_PERMS,
+	  GW XMPP SIP_TLS PEER_TLS("required", "tls") TLS_GOOD END,
+	  { "tls.line=5", "listen[1].transport=tls", "peer[0].tls=required",
+	    "peer[0].route.transport=tls" } },
+	{ "verify-depth 1", T_PARSE,
+	  GW XMPP "<tls certificate=\"tls/good.pem\" key=\"tls/good.key\" ca=\"tls/ca.pem\" "
+	  "verify-depth=\"1\"/>\n" SIP PEER END,
+	  { "tls.verify-depth=1" } },
+	{ "verify-depth 16", T_PARSE,
+	  GW XMPP "<tls certificate=\"tls/good.pem\" key=\"tls/good.key\" ca=\"tls/ca.pem\" "
+	  "verify-depth=\"16\"/>\n" SIP PEER END,
+	  { "tls.verify-depth=16" } },
+	{ "verify-depth 0", T_PARSE,
+	  GW XMPP "<tls certificate=\"tls/good.pem\" key=\"tls/good.key\" ca=\"tls/ca.pem\" "
+	  "verify-depth=\"0\"/>\n" SIP PEER END,
+	  { "3: <tls> attribute \"verify-depth\": 0 is out of range 1..16" } },
+	{ "verify-depth 17", T_PARSE,
+	  GW XMPP "<tls certificate=\"tls/good.pem\" key=\"tls/good.key\" ca=\"tls/ca.pem\" "
+	  "verify-depth=\"17\"/>\n" SIP PEER END,
+	  { "3: <tls> attribute \"verify-depth\": 17 is out of range 1..16" } },
+	{ "an unknown attribute", T_PARSE,
+	  GW XMPP "<tls certificate=\"tls/good.pem\" key=\"tls/good.key\" ca=\"tls/ca.pem\" "
+	  "password=\"x\"/>\n" SIP PEER END,
+	  { "3: <tls>: unknown attribute \"password\"" } },
+	{ "no certificate attribute", T_PARSE,
+	  GW XMPP "<tls key=\"tls/good.key\" ca=\"tls/ca.pem\"/>\n" SIP PEER END,
+	  { "3: <tls>: missing required attribute \"certificate\"" } },
+	{ "no key attribute", T_PARSE,
+	  GW XMPP "<tls certificate=\"tls/good.pem\" ca=\"tls/ca.pem\"/>\n" SIP PEER END,
+	  { "3: <tls>: missing required attribute \"key\"" } },
+	{ "no ca attribute", T_PARSE,
+	  GW XMPP "<tls certificate=\"tls/good.pem\" key=\"tls/good.key\"/>\n" SIP PEER END,
+	  { "3: <tls>: missing required attribute \"ca\"" } },
+	{ "an empty certificate path", T_PARSE,
+	  GW XMPP TLS_AT("", "tls/good.key", "tls/ca.pem") SIP PEER END,
+	  { "3: <tls> attribute \"certificate\": \"\" is not a usable path" } },
+
+	/* the certificate */
+	{ "missing certificate file", T_PARSE_PERMS,
+	  GW XMPP TLS_AT("tls/nosuch.pem", "tls/good.key", "tls/ca.pem") SIP PEER END,
+	  { "3: <tls>: certificate @/tls/nosuch.pem: cannot open: No such file or directory" } },
+	{ "a directory as certificate", T_PARSE_PERMS,
+	  GW XMPP TLS_AT("tls", "tls/good.key", "tls/ca.pem") SIP PEER END,
+	  { "3: <tls>: certificate @/tls: not a regular file" } },
+	{ "a certificate file that is not PEM", T_PARSE_PERMS,
+	  GW XMPP TLS_AT("tls/notpem.pem", "tls/good.key", "tls/ca.pem") SIP PEER END,
+	  { "3: <tls>: certificate @/tls/notpem.pem: no PEM certificate in it" } },
+	{ "an empty certificate file", T_PARSE_PERMS,
+	  GW XMPP TLS_AT("tls/empty.pem", "tls/good.key", "tls/ca.pem") SIP PEER END,
+	  { "3: <tls>: certificate @/tls/empty.pem: no PEM certificate in it" } },
+	{ "a DER certificate", T_PARSE_PERMS,
+	  GW XMPP TLS_AT("tls/good.der", "tls/good.key", "tls/ca.pem") SIP PEER END,
+	  { "3: <tls>: certificate @/tls/good.der: no PEM certificate in it" } },
+	{ "the key file as certificate", T_PARSE_PERMS,
+	  GW XMPP TLS_AT("tls/good.key", "tls/good.key", "tls/ca.pem") SIP PEER END,
+	  { "3: <tls>: certificate @/tls/good.key: no PEM certificate in it" } },
+	{ "an expired certificate", T_PARSE_PERMS,
+	  GW XMPP TLS_AT("tls/expired.pem", "tls/good.key", "tls/ca.pem") SIP PEER END,
+	  { "3: <tls>: certificate @/tls/expired.pem (/CN=xmpp.example) has expired" } },
+	{ "a certificate not valid yet", T_PARSE_PERMS,
+	  GW XMPP TLS_AT("tls/future.pem", "tls/good.key", "tls/ca.pem") SIP PEER END,
+	  { "3: <tls>: certificate @/tls/future.pem (/CN=xmpp.example) is not valid yet" } },
+
+	/* the key */
+	{ "a key not matching the certificate", T_PARSE_PERMS,
+	  GW XMPP TLS_AT("tls/good.pem", "tls/other.key", "tls/ca.pem") SIP PEER END,
+	  { "3: <tls>: private key @/tls/other.key does not match the certificate @/tls/good.pem" } },
+	{ "an encrypted key", T_PARSE_PERMS,
+	  GW XMPP TLS_AT("tls/good.pem", "tls/enc.key", "tls/ca.pem") SIP PEER END,
+	  { "3: <tls>: private key @/tls/enc.key: not an unencrypted PEM private key (" } },
+	{ "missing key file", T_PARSE_PERMS,
+	  GW XMPP TLS_AT("tls/good.pem", "tls/nosuch.key", "tls/ca.pem") SIP PEER END,
+	  { "3: <tls>: private key @/tls/nosuch.key: cannot open: No such file or directory" } },
+	{ "the certificate as key", T_PARSE,
+	  GW XMPP TLS_AT("tls/good.pem", "tls/good.pem", "tls/ca.pem") SIP PEER END,
+	  { "3: <tls>: private key @/tls/good.pem: not an unencrypted PEM private key (" } },
+	{ "a key file that is not PEM", T_PARSE,
+	  GW XMPP TLS_AT("tls/good.pem", "tls/notpem.pem", "tls/ca.pem") SIP PEER END,
+	  { "3: <tls>: private key @/tls/notpem.pem: not an unencrypted PEM private key (" } },
+	{ "key mode 0644", T_PARSE_PERMS,
+	  GW XMPP TLS_AT("tls/good.pem", "tls/k0644.key", "tls/ca.pem") SIP PEER END,
+	  { "3: <tls>: private key @/tls/k0644.key: readable or writable by others; chmod 600 it" } },
+	{ "key mode 0640 (group may read)", T_PARSE_PERMS,
+	  GW XMPP TLS_AT("tls/good.pem", "tls/k0640.key", "tls/ca.pem") SIP PEER END,
+	  { "3: <tls>: private key @/tls/k0640.key: readable or writable by others" } },
+	{ "key mode 0620 (group may write)", T_PARSE_PERMS,
+	  GW XMPP TLS_AT("tls/good.pem", "tls/k0620.key", "tls/ca.pem") SIP PEER END,
+	  { "3: <tls>: private key @/tls/k0620.key: readable or writable by others" } },
+	{ "key mode 0602 (others may write)", T_PARSE_PERMS,
+	  GW XMPP TLS_AT("tls/good.pem", "tls/k0602.key", "tls/ca.pem") SIP PEER END,
+	  { "3: <tls>: private key @/tls/k0602.key: readable or writable by others" } },
+	{ "key mode 0400", T_PARSE_PERMS,
+	  GW XMPP TLS_AT("tls/good.pem", "tls/k0400.key", "tls/ca.pem") SIP PEER END,
+	  { "tls.key=@/tls/k0400.key" } },
+	{ "key mode 0644 without permission checks", T_PARSE,
+	  GW XMPP TLS_AT("tls/good.pem", "tls/k0644.key", "tls/ca.pem") SIP PEER END,
+	  { "tls.key=@/tls/k0644.key" } },
+	{ "key mode 0644: conf_load() always checks", T_LOAD,
+	  GW XMPP TLS_AT("tls/good.pem", "tls/k0644.key", "tls/ca.pem") SIP PEER END,
+	  { "3: <tls>: private key @/tls/k0644.key: readable or writable by others; chmod 600 it" } },
+	{ "a good set through conf_load()", T_LOAD,
+	  GW XMPP TLS_GOOD SIP PEER END,
+	  { "tls.key=@/tls/good.key" } },
+
+	/* the CA file */
+	{ "an empty CA file", T_PARSE_PERMS,
+	  GW XMPP TLS_AT("tls/good.pem", "tls/good.key", "tls/empty.pem") SIP PEER END,
+	  { "3: <tls>: CA file @/tls/empty.pem: no PEM certificate in it" } },
+	{ "a CA file that is not PEM", T_PARSE_PERMS,
+	  GW XMPP TLS_AT("tls/good.pem", "tls/good.key", "tls/notpem.pem") SIP PEER END,
+	  { "3: <tls>: CA file @/tls/notpem.pem: no PEM certificate in it" } },
+	{ "missing CA file", T_PARSE_PERMS,
+	  GW XMPP TLS_AT("tls/good.pem", "tls/good.key", "tls/nosuch.pem") SIP PEER END,
+	  { "3: <tls>: CA file @/tls/nosuch.pem: cannot open: No such file or directory" } },
+	{ "a CA file holding an expired certificate", T_PARSE_PERMS,
+	  GW XMPP TLS_AT("tls/good.pem", "tls/good.key", "tls/cas-expired.pem") SIP PEER END,
+	  { "3: <tls>: CA file @/tls/cas-expired.pem: certificate 2 (/CN=xmpp.example) has expired" } },
+	{ "a CA file holding a certificate not valid yet", T_PARSE_PERMS,
+	  GW XMPP TLS_AT("tls/good.pem", "tls/good.key", "tls/future.pem") SIP PEER END,
+	  { "3: <tls>: CA file @/tls/future.pem: certificate 1 (/CN=xmpp.example) is not valid yet" } },
+
+	/* every problem of every file, in one run */
+	{ "every file wrong", T_PARSE_PERMS,
+	  GW XMPP TLS_AT("tls/expired.pem", "tls/o0644.key", "tls/empty.pem") SIP PEER END,
+	  { "3: <tls>: certificate @/tls/expired.pem (/CN=xmpp.example) has expired",
+	    "3: <tls>: private key @/tls/o0644.key: readable or writable by others",
+	    "3: <tls>: private key @/tls/o0644.key does not match the certificate @/tls/expired.pem",
+	    "3: <tls>: CA file @/tls/empty.pem: no PEM certificate in it" } },
+	{ "a missing certificate does not stop the other checks", T_PARSE_PERMS,
+	  GW XMPP TLS_AT("tls/nosuch.pem", "tls/enc.key", "tls/cas-expired.pem") SIP PEER END,
+	  { "3: <tls>: certificate @/tls/nosuch.pem: cannot open",
+	    "3: <tls>: private key @/tls/enc.key: not an unencrypted PEM private key",
+	    "3: <tls>: CA file @/tls/cas-expired.pem: certificate 2 (/CN=xmpp.example) has expired" } },
+	{ "a tls <listen> with a bad <tls>: the file's problem only", T_PARSE_PERMS,
+	  GW XMPP TLS_AT("tls/future.pem", "tls/good.key", "tls/ca.pem") SIP_TLS PEER END,
+	  { "3: <tls>: certificate @/tls/future.pem (/CN=xmpp.example) is not valid yet" } },
+
+	/* peers over TLS */
+	{ "a peer over TLS only", T_PARSE_PERMS,
+	  GW XMPP TLS_GOOD SIP_TLS PEER_TLS("required", "tls") END,
+	  { "listen[0].transport=udp", "listen[1].transport=tls", "listen[1].port=5061",
+	    "peer[0].tls=required", "peer[0].route.transport=tls", "peer[0].route.port=5061" } },
+	{ "a peer reached over TLS, its requests on any transport", T_PARSE_PERMS,
+	  GW XMPP TLS_GOOD SIP PEER_TLS("no", "tls") END,
+	  { "peer[0].tls=no", "peer[0].route.transport=tls" } },
+	{ "tls=\"required\" with a tcp <route>", T_PARSE_PERMS,
+	  GW XMPP TLS_GOOD SIP_TLS PEER_TLS("required", "tcp") END,
+	  { "5: <peer> \"sip.example\": tls=\"required\" needs <route transport=\"tls\">" } },
+	{ "tls=\"required\" without a tls <listen>", T_PARSE_PERMS,
+	  GW XMPP TLS_GOOD SIP PEER_TLS("required", "tls") END,
+	  { "5: <peer> \"sip.example\": tls=\"required\" needs a <listen transport=\"tls\"> for its "
+	    "requests" } },
+	{ "duplicate <tls>", T_PARSE_PERMS,
+	  GW XMPP TLS_GOOD SIP PEER TLS_AT("x", "y", "z") END,
+	  { "6: <gateway>: duplicate <tls> (the first is at line 3)" } },
+
+	/* <xmpp tls ca> (lines: 1 gateway, 2 xmpp, 3 sip, 4 peer) */
+	{ "<xmpp tls=\"direct\"> with a CA file", T_PARSE_PERMS,
+	  GW XMPP_TLS("tls=\"direct\" ca=\"tls/ca.pem\"") SIP PEER END,
+	  { "xmpp.tls=direct", "xmpp.ca=@/tls/ca.pem", "tls.certificate=(null)" } },
+	{ "<xmpp ca> without tls=\"direct\"", T_PARSE_PERMS,
+	  GW XMPP_TLS("ca=\"tls/ca.pem\"") SIP PEER END,
+	  { "2: <xmpp>: \"ca\" is for tls=\"direct\"" } },
+	{ "<xmpp ca> with tls=\"no\"", T_PARSE_PERMS,
+	  GW XMPP_TLS("tls=\"no\" ca=\"tls/ca.pem\"") SIP PEER END,
+	  { "2: <xmpp>: \"ca\" is for tls=\"direct\"" } },
+	{ "<xmpp ca> empty", T_PARSE_PERMS,
+	  GW XMPP_TLS("tls=\"direct\" ca=\"tls/empty.pem\"") SIP PEER END,
+	  { "2: <xmpp>: CA file @/tls/empty.pem: no PEM certificate in it" } },
+	{ "<xmpp ca> expired", T_PARSE_PERMS,
+	  GW XMPP_TLS("tls=\"direct\" ca=\"tls/expired.pem\"") SIP PEER END,
+	  { "2: <xmpp>: CA file @/tls/expired.pem: certificate 1 (/CN=xmpp.example) has expired" } },
+	{ "<xmpp ca> missing, with a refused tls", T_PARSE_PERMS,
+	  GW XMPP_TLS("tls=\"starttls\" ca=\"tls/nosuch.pem\"") SIP PEER END,
+	  { "2: <xmpp> attribute \"tls\": \"starttls\" is not one of no, direct",
+	    "2: <xmpp>: CA file @/tls/nosuch.pem: cannot open: No such file or directory" } },
+
+	/* <audit file>: a path like the others (the file is opened when the gateway starts) */
+	{ "<audit file> resolved against the file's directory", T_PARSE_PERMS,
+	  GW XMPP SIP PEER "<audit file=\"audit.log\" content=\"yes\"/>\n" END,
+	  { "audit.file=@/audit.log", "audit.content=1", "audit.syslog=0" } },
+};
+
+static void test_tls(void)
+{
+	char *dir = gw_xasprintf("%s/tls", tmpdir), *path = gw_xasprintf("%s/gw.xml", tmpdir);
+	char *file;
+
+	if (mkdir(dir, 0700) < 0) {
+		perror("mkdir");
+		exit(2);
+	}
+	file = gw_xasprintf("%s/ca.cnf", dir);
+	write_file(file, tls_ca_cnf, strlen(tls_ca_cnf), 0600);
+	free(file);
+	file = gw_xasprintf("%s/serial", dir);
+	write_file(file, "01\n", 3, 0600);
+	free(file);
+	file = gw_xasprintf("%s/index.txt", dir);
+	write_file(file, "", 0, 0600);
+	free(file);
+	file = gw_xasprintf("%s/notpem.pem", dir);
+	write_file(file, "not a certificate\n", 18, 0644);
+	free(file);
+	file = gw_xasprintf("%s/empty.pem", dir);
+	write_file(file, "", 0, 0644);
+	free(file);
+	for (size_t i = 0; i < NELEM(tls_setup); i++)
+		tls_run(tls_setup[i]);
+
+	for (size_t i = 0; i < NELEM(tls_cases); i++) {
+		const struct tls_case *tc = &tls_cases[i];
+		char *xml = subst(tc->xml, tmpdir);
+		struct diags d = { 0 };
+		struct conf *c;
+
+		if (tc->via == T_LOAD) {
+			write_file(path, xml, strlen(xml), 0600);
+			c = conf_load(path, collect, &d);
+			unlink(path);
+		} else {
+			c = parse_str(path, xml, tc->via == T_PARSE_PERMS, &d);
+		}
+		expect(tc->what, path, c, &d, tc->want, tmpdir);
+		conf_free(c);
+		diags_clear(&d);
+		free(xml);
+	}
+	tls_run("cd .. && rm -rf tls");
+	free(path);
+	free(dir);
+}
+
 /* ---- the sample conf/gateway.xml, loaded as deployed: copied next to its secret, chmod 600 */
 
 static void test_sample(void)
@@ -1735,6 +2358,7 @@ int main(void)
 	test_presence_db();
 	test_secrets();
 	test_load();
+	test_tls();
 	test_sample();
 	test_lookups();
 	rmdir(tmpdir);

@@ -1149,6 +1149,77 @@ static void test_nicknames(void)
 	      "bad UTF-8 refused");
 }
 
+/* ---- RFC 4976 relays: AUTH, and the headers of its 200 ------------------------------------- */
+
+#define URI_RELAY "msrps://relay.example.com:2855;tcp"
+#define URI_CLIENT "msrps://alice.example.com:9892/98cjs;tcp"
+
+struct found {
+	char use_path[128], expires[32], missing[8];
+	int frames;
+};
+
+static void find_cb(void *arg, const struct msrp_frame *f)
+{
+	struct found *r = arg;
+	const struct msrp_header_field *h;
+
+	r->frames++;
+	if ((h = msrp_frame_header(f, "use-path")))	/* any case */
+		snprintf(r->use_path, sizeof(r->use_path), "%.*s", (int)h->value_len, h->value);
+	if ((h = msrp_frame_header(f, "Expires")))
+		snprintf(r->expires, sizeof(r->expires), "%.*s", (int)h->value_len, h->value);
+	snprintf(r->missing, sizeof(r->missing), "%s",
+		 msrp_frame_header(f, "Authorization") ? "found" : "none");
+	/* the known headers are found by their names too */
+	CHECK(msrp_frame_header(f, "To-Path") == &f->headers[0], "To-Path by name");
+	CHECK(msrp_frame_header(f, "from-PATH") == &f->headers[1], "From-Path by name");
+	CHECK(msrp_frame_header(f, "Use-Pat") == NULL, "no prefix match");
+}
+
+static void test_relay(void)
+{
+	static const struct msrp_parser_cbs cbs = { find_cb };
+	static const char ok[] =
+		"MSRP 49fi 200 OK\r\nTo-Path: " URI_CLIENT "\r\nFrom-Path: " URI_RELAY "\r\n"
+		"Use-Path: msrps://relay.example.com:2855/jui787s2f;tcp\r\nExpires: 900\r\n"
+		"-------49fi$\r\n";
+	struct found r;
+	struct msrp_parser *p;
+	size_t len = 0;
+	char *s;
+
+	/* RFC 4976 7.1's AUTH, without and with Expires */
+	s = msrp_build_auth("49fi", URI_RELAY, URI_CLIENT, 0, &len);
+	check_built("AUTH", s, len,
+		    "MSRP 49fi AUTH\r\nTo-Path: " URI_RELAY "\r\nFrom-Path: " URI_CLIENT "\r\n"
+		    "-------49fi$\r\n",
+		    "REQ 49fi AUTH(3) to=" URI_RELAY " from=" URI_CLIENT " hdrs=0,1 $\n");
+	s = msrp_build_auth("49fj", URI_RELAY, URI_CLIENT, 3600, &len);
+	check_built("AUTH with Expires", s, len,
+		    "MSRP 49fj AUTH\r\nTo-Path: " URI_RELAY "\r\nFrom-Path: " URI_CLIENT "\r\n"
+		    "Expires: 3600\r\n-------49fj$\r\n",
+		    "REQ 49fj AUTH(3) to=" URI_RELAY " from=" URI_CLIENT " hdrs=0,1,Expires:3600 $\n");
+	CHECK(msrp_build_auth("49f", URI_RELAY, URI_CLIENT, 0, &len) == NULL, "AUTH: bad tid");
+	CHECK(msrp_build_auth("49fk", "relay.example.com", URI_CLIENT, 0, &len) == NULL,
+	      "AUTH: To-Path not a URI");
+	CHECK(msrp_build_auth("49fk", URI_RELAY, URI_CLIENT, 4294967296UL, &len) == NULL,
+	      "AUTH: Expires out of range");
+
+	/* its 200: Use-Path and Expires read back by name, split anywhere */
+	for (size_t cut = 0; cut <= sizeof(ok) - 1; cut += 7) {
+		memset(&r, 0, sizeof(r));
+		p = msrp_parser_new(MAXF, &cbs, &r);
+		CHECK_INT(msrp_parser_feed(p, ok, cut), 0, "200 to AUTH, first %zu bytes", cut);
+		CHECK_INT(msrp_parser_feed(p, ok + cut, sizeof(ok) - 1 - cut), 0, "200 to AUTH, rest");
+		msrp_parser_free(p);
+		CHECK_INT(r.frames, 1, "one frame");
+		CHECK_STR(r.use_path, "msrps://relay.example.com:2855/jui787s2f;tcp", "Use-Path");
+		CHECK_STR(r.expires, "900", "Expires");
+		CHECK_STR(r.missing, "none", "no Authorization");
+	}
+}
+
 int main(void)
 {
 	test_header_table();
@@ -1161,5 +1232,6 @@ int main(void)
 	test_round_trips();
 	test_make_id();
 	test_nicknames();
+	test_relay();
 	TEST_DONE();
 }

@@ -12,6 +12,12 @@
 #define MSG "m=message 2855 TCP/MSRP *" CRLF
 #define TYPES "a=accept-types:text/plain" CRLF
 #define PATH "a=path:msrp://192.0.2.1:2855/s1;tcp" CRLF
+/* RFC 8122 fingerprints: SHA-256 (32 bytes) and SHA-1 (20 bytes) */
+#define FP256 "4A:AD:B9:B1:3F:82:18:3B:54:02:12:DF:3E:5D:49:6B:19:E5:7C:AB:3B:A8:1F:73:AB:44:7D:" \
+	"A0:28:AC:3B:21"
+#define FP1 "A1:B2:C3:D4:E5:F6:07:18:29:3A:4B:5C:6D:7E:8F:90:01:12:23:34"
+#define TLSMSG "m=message 2856 TCP/TLS/MSRP *" CRLF
+#define TLSPATH "a=path:msrps://192.0.2.1:2856/s1;tcp" CRLF
 
 /* the gateway's own media types */
 static const char *const our_types[] = { "message/cpim", "text/plain" };
@@ -44,6 +50,18 @@ static char *dump(const struct msrp_sdp_media *m)
 	dump_list(f, "types", m->accept_types, m->naccept_types);
 	dump_list(f, "wrapped", m->accept_wrapped_types, m->naccept_wrapped);
 	dump_list(f, "mlines", m->mlines, m->nmlines);
+	if (m->nfingerprints) {
+		fprintf(f, " fp=[");
+		for (size_t i = 0; i < m->nfingerprints; i++) {
+			char text[MSRP_SDP_FINGERPRINT_TEXT];
+
+			if (msrp_sdp_fingerprint_format(m->fingerprints[i].hash, m->fingerprints[i].digest,
+							m->fingerprints[i].len, text, sizeof(text)) < 0)
+				abort();
+			fprintf(f, "%s%s", i ? "|" : "", text);
+		}
+		fputc(']', f);
+	}
 	fclose(f);
 	return s;
 }
@@ -195,6 +213,30 @@ static const struct {
 	  HEAD4("192.0.2.1") MSG TYPES "a=path:msrp://example.com/x;tcp" CRLF "a=max-size:0" CRLF,
 	  "0/1 tcp port=2855 c=192.0.2.1 sendrecv setup=- max=0 path=[msrp://example.com/x;tcp] "
 	  "types=[text/plain] wrapped=[] mlines=[message TCP/MSRP *]" },
+	{ "TLS, media-level sha-256 fingerprint (RFC 8122)", 1,
+	  HEAD4("192.0.2.1") TLSMSG TYPES TLSPATH "a=fingerprint:sha-256 " FP256 CRLF,
+	  "0/1 tls port=2856 c=192.0.2.1 sendrecv setup=- max=0 "
+	  "path=[msrps://192.0.2.1:2856/s1;tcp] types=[text/plain] wrapped=[] "
+	  "mlines=[message TCP/TLS/MSRP *] fp=[sha-256 " FP256 "]" },
+	{ "TLS, session-level fingerprint, lower-case hex and hash name", 1,
+	  HEAD4("192.0.2.1") "a=fingerprint:SHA-1 a1:b2:c3:d4:e5:f6:07:18:29:3a:4b:5c:6d:7e:8f:90:"
+	  "01:12:23:34" CRLF TLSMSG TYPES TLSPATH,
+	  "0/1 tls port=2856 c=192.0.2.1 sendrecv setup=- max=0 "
+	  "path=[msrps://192.0.2.1:2856/s1;tcp] types=[text/plain] wrapped=[] "
+	  "mlines=[message TCP/TLS/MSRP *] fp=[sha-1 " FP1 "]" },
+	{ "TLS, media level wins; md5 and unknown hash functions skipped", 1,
+	  HEAD4("192.0.2.1") "a=fingerprint:sha-1 " FP1 CRLF TLSMSG TYPES TLSPATH
+	  "a=fingerprint:md5 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF" CRLF
+	  "a=fingerprint:sha-256 " FP256 CRLF "a=fingerprint:x-future 01:02" CRLF
+	  "a=fingerprint:sha-1 " FP1 CRLF,
+	  "0/1 tls port=2856 c=192.0.2.1 sendrecv setup=- max=0 "
+	  "path=[msrps://192.0.2.1:2856/s1;tcp] types=[text/plain] wrapped=[] "
+	  "mlines=[message TCP/TLS/MSRP *] fp=[sha-256 " FP256 "|sha-1 " FP1 "]" },
+	{ "a=fingerprint in a TCP/MSRP stream is not read", 0,
+	  HEAD4("192.0.2.1") MSG TYPES PATH "a=fingerprint:sha-256 not-hex" CRLF,
+	  "0/1 tcp port=2855 c=192.0.2.1 sendrecv setup=- max=0 "
+	  "path=[msrp://192.0.2.1:2855/s1;tcp] types=[text/plain] wrapped=[] "
+	  "mlines=[message TCP/MSRP *]" },
 	{ "largest max-size", 0,
 	  HEAD4("192.0.2.1") MSG TYPES PATH "a=max-size:18446744073709551615" CRLF,
 	  "0/1 tcp port=2855 c=192.0.2.1 sendrecv setup=- max=18446744073709551615 "
@@ -379,6 +421,43 @@ static const struct {
 	  "m=audio 0 RTP/AVP 0" CRLF "m=audio 0 RTP/AVP 0" CRLF "m=audio 0 RTP/AVP 0" CRLF
 	  "m=audio 0 RTP/AVP 0" CRLF "m=audio 0 RTP/AVP 0" CRLF MSG TYPES PATH,
 	  "more than 32 m= lines" },
+	{ "fingerprint without a hash function", 1,
+	  HEAD4("192.0.2.1") TLSMSG TYPES TLSPATH "a=fingerprint:" FP256 CRLF, "bad a=fingerprint" },
+	{ "fingerprint without a value", 1,
+	  HEAD4("192.0.2.1") TLSMSG TYPES TLSPATH "a=fingerprint" CRLF, "bad a=fingerprint" },
+	{ "fingerprint of the wrong length for sha-256", 1,
+	  HEAD4("192.0.2.1") TLSMSG TYPES TLSPATH "a=fingerprint:sha-256 " FP1 CRLF,
+	  "bad a=fingerprint" },
+	{ "fingerprint with a trailing colon", 1,
+	  HEAD4("192.0.2.1") TLSMSG TYPES TLSPATH "a=fingerprint:sha-1 " FP1 ":" CRLF,
+	  "bad a=fingerprint" },
+	{ "fingerprint with a single hex digit", 1,
+	  HEAD4("192.0.2.1") TLSMSG TYPES TLSPATH "a=fingerprint:sha-1 A:B2" CRLF,
+	  "bad a=fingerprint" },
+	{ "fingerprint with dashes", 1,
+	  HEAD4("192.0.2.1") TLSMSG TYPES TLSPATH
+	  "a=fingerprint:sha-1 A1-B2-C3-D4-E5-F6-07-18-29-3A-4B-5C-6D-7E-8F-90-01-12-23-34" CRLF,
+	  "bad a=fingerprint" },
+	{ "fingerprint with two spaces", 1,
+	  HEAD4("192.0.2.1") TLSMSG TYPES TLSPATH "a=fingerprint:sha-1  " FP1 CRLF,
+	  "bad a=fingerprint" },
+	{ "fingerprint longer than any digest", 1,
+	  HEAD4("192.0.2.1") TLSMSG TYPES TLSPATH "a=fingerprint:x-long " FP256 ":" FP256 ":00" CRLF,
+	  "bad a=fingerprint" },
+	{ "bad session-level fingerprint", 1,
+	  HEAD4("192.0.2.1") "a=fingerprint:sha-256 zz" CRLF TLSMSG TYPES TLSPATH,
+	  "bad a=fingerprint" },
+	{ "md5 fingerprint only (RFC 8122 forbids it)", 1,
+	  HEAD4("192.0.2.1") TLSMSG TYPES TLSPATH
+	  "a=fingerprint:md5 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF" CRLF,
+	  "no hash function the gateway checks" },
+	{ "nine fingerprints", 1,
+	  HEAD4("192.0.2.1") TLSMSG TYPES TLSPATH
+	  "a=fingerprint:sha-1 " FP1 CRLF "a=fingerprint:sha-1 " FP1 CRLF "a=fingerprint:sha-1 " FP1
+	  CRLF "a=fingerprint:sha-1 " FP1 CRLF "a=fingerprint:sha-1 " FP1 CRLF "a=fingerprint:sha-1 "
+	  FP1 CRLF "a=fingerprint:sha-1 " FP1 CRLF "a=fingerprint:sha-1 " FP1 CRLF
+	  "a=fingerprint:sha-1 " FP1 CRLF,
+	  "too many a=fingerprint" },
 	{ "NUL byte", 0, NULL, "NUL byte" },
 	{ "too long", 0, NULL, "longer than 32768 bytes" },
 };
@@ -683,13 +762,14 @@ static const struct {
 	int secure;		/* for offers */
 	unsigned long long max_size;
 	const char *want;
+	const char *fingerprint;	/* ours */
 } builds[] = {
 	{ "answer to RFC 4975 8.7", "v=0" CRLF "o=alice 2890844526 2890844527 IN IP4 alice.example.com"
 	  CRLF "s= -" CRLF "c=IN IP4 alice.example.com" CRLF "t=0 0" CRLF "m=message 7654 TCP/MSRP *"
 	  CRLF "a=accept-types:text/plain" CRLF "a=path:msrp://alice.example.com:7654/jshA7weztas;tcp"
 	  CRLF, 0, 0, "192.0.2.99", OUR_PATH, 0, 0,
 	  ANS_HEAD "m=message 2855 TCP/MSRP *" CRLF "a=path:" OUR_PATH CRLF
-	  "a=accept-types:text/plain" CRLF "a=setup:passive" CRLF "a=sendrecv" CRLF },
+	  "a=accept-types:text/plain" CRLF "a=setup:passive" CRLF "a=sendrecv" CRLF, NULL },
 	{ "answer to Linphone: audio rejected, actpass, prefer active",
 	  "v=0" CRLF "o=alice 3043 1519 IN IP4 192.168.1.10" CRLF "s=Talk" CRLF
 	  "c=IN IP4 192.168.1.10" CRLF "t=0 0" CRLF "m=audio 7078 RTP/AVP 96 0 8 101" CRLF
@@ -700,7 +780,7 @@ static const struct {
 	  0, 1, "192.0.2.99", OUR_PATH, 0, 65536,
 	  ANS_HEAD "m=audio 0 RTP/AVP 96" CRLF "m=message 2855 TCP/MSRP *" CRLF "a=path:" OUR_PATH
 	  CRLF "a=accept-types:message/cpim text/plain" CRLF "a=accept-wrapped-types:text/plain" CRLF
-	  "a=setup:active" CRLF "a=max-size:65536" CRLF "a=sendrecv" CRLF },
+	  "a=setup:active" CRLF "a=max-size:65536" CRLF "a=sendrecv" CRLF, NULL },
 	{ "answer over TLS, IPv6, sendonly offer, three m= lines",
 	  "v=0" CRLF "o=- 1 1 IN IP6 2001:db8::10" CRLF "s=-" CRLF "c=IN IP6 2001:db8::10" CRLF
 	  "t=0 0" CRLF "m=message 0 TCP/MSRP *" CRLF "m=message 2856 TCP/TLS/MSRP *" CRLF
@@ -712,15 +792,28 @@ static const struct {
 	  "t=0 0" CRLF "m=message 0 TCP/MSRP *" CRLF "m=message 2855 TCP/TLS/MSRP *" CRLF
 	  "a=path:msrps://[2001:db8::99]:2855/gw;tcp" CRLF "a=accept-types:message/cpim text/plain"
 	  CRLF "a=setup:passive" CRLF "a=recvonly" CRLF
-	  "m=application 0 UDP/DTLS/SCTP webrtc-datachannel" CRLF },
+	  "m=application 0 UDP/DTLS/SCTP webrtc-datachannel" CRLF, NULL },
 	{ "our offer", NULL, 0, 0, "192.0.2.99", OUR_PATH, 0, 1048576,
 	  ANS_HEAD "m=message 2855 TCP/MSRP *" CRLF "a=path:" OUR_PATH CRLF
 	  "a=accept-types:message/cpim text/plain" CRLF "a=accept-wrapped-types:text/plain" CRLF
-	  "a=setup:actpass" CRLF "a=max-size:1048576" CRLF "a=sendrecv" CRLF },
+	  "a=setup:actpass" CRLF "a=max-size:1048576" CRLF "a=sendrecv" CRLF, NULL },
 	{ "our offer over TLS", NULL, 0, 0, "192.0.2.99", "msrps://gw.example:2855/k;tcp", 1, 0,
 	  ANS_HEAD "m=message 2855 TCP/TLS/MSRP *" CRLF "a=path:msrps://gw.example:2855/k;tcp" CRLF
 	  "a=accept-types:message/cpim text/plain" CRLF "a=accept-wrapped-types:text/plain" CRLF
-	  "a=setup:actpass" CRLF "a=sendrecv" CRLF },
+	  "a=setup:actpass" CRLF "a=sendrecv" CRLF, NULL },
+	{ "our offer over TLS with our fingerprint", NULL, 0, 0, "192.0.2.99",
+	  "msrps://192.0.2.99:2855/k;tcp", 1, 0,
+	  ANS_HEAD "m=message 2855 TCP/TLS/MSRP *" CRLF "a=path:msrps://192.0.2.99:2855/k;tcp" CRLF
+	  "a=accept-types:message/cpim text/plain" CRLF "a=accept-wrapped-types:text/plain" CRLF
+	  "a=setup:actpass" CRLF "a=fingerprint:sha-256 " FP256 CRLF "a=sendrecv" CRLF,
+	  "sha-256 " FP256 },
+	{ "answer over TLS with both fingerprints",
+	  HEAD4("192.0.2.1") TLSMSG TYPES TLSPATH "a=setup:actpass" CRLF
+	  "a=fingerprint:sha-1 " FP1 CRLF, 1, 0, "192.0.2.99", "msrps://192.0.2.99:2855/a;tcp", 0, 0,
+	  ANS_HEAD "m=message 2855 TCP/TLS/MSRP *" CRLF "a=path:msrps://192.0.2.99:2855/a;tcp" CRLF
+	  "a=accept-types:text/plain" CRLF "a=setup:passive" CRLF
+	  "a=fingerprint:sha-256 " FP256 CRLF "a=sendrecv" CRLF,
+	  "sha-256 " FP256 },
 };
 
 /* Fills ours as the session layer would: for an answer, the negotiated types and roles. */
@@ -735,6 +828,7 @@ static int local_for(size_t i, const struct msrp_sdp_media *offer, struct msrp_s
 	ours->path = builds[i].path;
 	ours->secure = builds[i].secure;
 	ours->max_size = builds[i].max_size;
+	ours->fingerprint = builds[i].fingerprint;
 	ours->sess_id = 42;
 	ours->sess_version = 1;
 	if (!offer) {
@@ -796,6 +890,18 @@ static void test_build(void)
 		CHECK_STR(back.connection_address, ours.addr, "build \"%s\": address back",
 			  builds[i].name);
 		CHECK_INT(back.port, 2855, "build \"%s\": port back", builds[i].name);
+		if (ours.fingerprint) {
+			char text[MSRP_SDP_FINGERPRINT_TEXT] = "";
+
+			CHECK_INT(back.nfingerprints, 1, "build \"%s\": fingerprint back",
+				  builds[i].name);
+			if (back.nfingerprints)
+				msrp_sdp_fingerprint_format(back.fingerprints[0].hash,
+							    back.fingerprints[0].digest,
+							    back.fingerprints[0].len, text, sizeof(text));
+			CHECK_STR(text, ours.fingerprint, "build \"%s\": fingerprint text back",
+				  builds[i].name);
+		}
 		if (op) {
 			CHECK(back.mline == op->mline && back.nmlines == op->nmlines,
 			      "build \"%s\": same m= lines", builds[i].name);
@@ -835,6 +941,77 @@ static void test_build(void)
 			  "a=path:msrp://h/x;tcp" CRLF, "minimal offer");
 		free(sdp);
 	}
+}
+
+/* ---- certificate fingerprints: names, formatting, choice and matching (RFC 8122) ----------- */
+
+static void test_fingerprints(void)
+{
+	static const struct {
+		enum msrp_hash hash;
+		const char *name, *openssl;
+		size_t len;
+	} hashes[] = {
+		{ MSRP_HASH_SHA1, "sha-1", "SHA1", 20 },
+		{ MSRP_HASH_SHA224, "sha-224", "SHA224", 28 },
+		{ MSRP_HASH_SHA256, "sha-256", "SHA256", 32 },
+		{ MSRP_HASH_SHA384, "sha-384", "SHA384", 48 },
+		{ MSRP_HASH_SHA512, "sha-512", "SHA512", 64 },
+	};
+	unsigned char d[MSRP_SDP_MAX_DIGEST];
+	char text[MSRP_SDP_FINGERPRINT_TEXT];
+	struct msrp_sdp_fingerprint fp[3];
+
+	for (size_t i = 0; i < sizeof(d); i++)
+		d[i] = (unsigned char)(i * 17 + 3);
+	for (size_t i = 0; i < NELEM(hashes); i++) {
+		CHECK_STR(msrp_sdp_hash_name(hashes[i].hash), hashes[i].name, "hash %zu name", i);
+		CHECK_STR(msrp_sdp_hash_openssl_name(hashes[i].hash), hashes[i].openssl,
+			  "hash %zu OpenSSL name", i);
+		CHECK_INT(msrp_sdp_hash_len(hashes[i].hash), hashes[i].len, "hash %zu length", i);
+		/* the longest text fits MSRP_SDP_FINGERPRINT_TEXT; one byte less does not */
+		CHECK_INT(msrp_sdp_fingerprint_format(hashes[i].hash, d, hashes[i].len, text,
+						      sizeof(text)),
+			  (long long)(strlen(hashes[i].name) + 3 * hashes[i].len), "hash %zu format", i);
+		CHECK_INT(msrp_sdp_fingerprint_format(hashes[i].hash, d, hashes[i].len, text,
+						      strlen(hashes[i].name) + 3 * hashes[i].len), -1,
+			  "hash %zu format, buffer one short", i);
+		CHECK_STR(text, "", "hash %zu: empty text on failure", i);
+		CHECK_INT(msrp_sdp_fingerprint_format(hashes[i].hash, d, hashes[i].len - 1, text,
+						      sizeof(text)), -1, "hash %zu: wrong length", i);
+	}
+	CHECK(msrp_sdp_hash_name((enum msrp_hash)99) == NULL &&
+	      msrp_sdp_hash_openssl_name((enum msrp_hash)99) == NULL &&
+	      msrp_sdp_hash_len((enum msrp_hash)99) == 0, "hash out of range");
+	CHECK_INT(msrp_sdp_fingerprint_format((enum msrp_hash)99, d, 20, text, sizeof(text)), -1,
+		  "format: hash out of range");
+	CHECK_INT(msrp_sdp_fingerprint_format(MSRP_HASH_SHA1, d, 20, text, sizeof(text)), 5 + 60,
+		  "sha-1 format");
+	CHECK_STR(text, "sha-1 03:14:25:36:47:58:69:7A:8B:9C:AD:BE:CF:E0:F1:02:13:24:35:46",
+		  "sha-1 text: upper case, colons");
+
+	memset(fp, 0, sizeof(fp));
+	fp[0].hash = MSRP_HASH_SHA1;
+	fp[0].len = 20;
+	memcpy(fp[0].digest, d, 20);
+	fp[1].hash = MSRP_HASH_SHA256;
+	fp[1].len = 32;
+	memcpy(fp[1].digest, d, 32);
+	fp[2].hash = MSRP_HASH_SHA256;
+	fp[2].len = 32;
+	memset(fp[2].digest, 0xee, 32);
+	CHECK_INT(msrp_sdp_fingerprint_strongest(fp, 0), -1, "strongest of none");
+	CHECK_INT(msrp_sdp_fingerprint_strongest(fp, 1), MSRP_HASH_SHA1, "strongest of sha-1");
+	CHECK_INT(msrp_sdp_fingerprint_strongest(fp, 3), MSRP_HASH_SHA256, "strongest of three");
+	CHECK_INT(msrp_sdp_fingerprint_match(fp, 3, MSRP_HASH_SHA256, d, 32), 1, "sha-256 matches");
+	CHECK_INT(msrp_sdp_fingerprint_match(fp, 3, MSRP_HASH_SHA256, fp[2].digest, 32), 1,
+		  "second sha-256 matches");
+	CHECK_INT(msrp_sdp_fingerprint_match(fp, 3, MSRP_HASH_SHA1, d, 20), 1, "sha-1 matches");
+	CHECK_INT(msrp_sdp_fingerprint_match(fp, 3, MSRP_HASH_SHA384, d, 48), 0, "no sha-384");
+	CHECK_INT(msrp_sdp_fingerprint_match(fp, 3, MSRP_HASH_SHA256, d, 20), 0, "length differs");
+	d[31] ^= 1;
+	CHECK_INT(msrp_sdp_fingerprint_match(fp, 3, MSRP_HASH_SHA256, d, 32), 0, "one bit differs");
+	CHECK_INT(msrp_sdp_fingerprint_match(fp, 0, MSRP_HASH_SHA1, d, 20), 0, "none to match");
 }
 
 /* ---- round trips: build an offer -> parse it, every field back ---------------------------- */
@@ -911,6 +1088,7 @@ int main(void)
 	test_direction();
 	test_types();
 	test_build();
+	test_fingerprints();
 	test_round_trip();
 	TEST_DONE();
 }
