@@ -4,6 +4,7 @@ make(directory) writes, each as NAME.pem (certificate, chain where there is one)
 (private key, mode 0600), and returns {NAME: (pem_path, key_path)} plus "ca" -> the CA file:
 
   gw          the gateway: DNS:xmpp.example, URI:sip:xmpp.example, DNS:conference.xmpp.example
+  gw_next     the gateway's next certificate (the same names, another key): a renewal
   sip         peer sip.example: DNS:sip.example, URI:sip:sip.example
   sip2        peer sip2.example
   cn_only     sip.example named by its CommonName only (no subjectAltName): valid (RFC 5922 7.1)
@@ -105,6 +106,8 @@ def make(directory):
         out[name] = (pem, keyp)
 
     leaf("gw", "xmpp.example", dns=["xmpp.example", "conference.xmpp.example"],
+         uris=["sip:xmpp.example"])
+    leaf("gw_next", "xmpp.example", dns=["xmpp.example", "conference.xmpp.example"],
          uris=["sip:xmpp.example"])
     leaf("sip", "sip.example", dns=["sip.example"], uris=["sip:sip.example"])
     leaf("sip2", "sip2.example", dns=["sip2.example"], uris=["sip:sip2.example"])

@@ -17,6 +17,8 @@ sip_tls.py, a TLS user agent of its own.
 import asyncio
 import os
 import re
+import shutil
+import signal
 import ssl
 
 from harness import (SIP_DOMAIN, XMPP_DOMAIN, Kamailio, check, error_condition, free_port,
@@ -495,3 +497,82 @@ async def test_common_name_only_certificate_is_accepted(env):
         await alice.expect(lambda m: m["body"].rstrip() == "CN only", 5, "the message")
     finally:
         await c.close()
+
+
+def _serial(pem):
+    from cryptography import x509
+    with open(pem, "rb") as f:
+        return x509.load_pem_x509_certificate(f.read()).serial_number
+
+
+def _served_serial(client):
+    check(client.peer_cert, f"the gateway's certificate was verified: {client.handshake}")
+    return int(client.peer_cert["serialNumber"], 16)
+
+
+@xmpp_servers("prosody")
+async def test_sighup_reloads_the_certificates_without_dropping_links(env):
+    """A renewed certificate is put in place and the gateway told with SIGHUP: new connections
+    get the new certificate while a connection made before keeps working; a broken set (a key
+    that is not the certificate's) is refused with the reason logged, and the one in use
+    stays."""
+    pki = tls_pki(env)
+    d = os.path.join(env.workdir, "reload-pki")
+    os.makedirs(d, exist_ok=True)
+    pem, key = os.path.join(d, "gw.pem"), os.path.join(d, "gw.key")
+    shutil.copyfile(pki["gw"][0], pem)
+    shutil.copyfile(pki["gw"][1], key)
+    os.chmod(key, 0o600)
+    gw_tls_port = free_port()
+    xml = tls_gateway_xml(env, gw_tls_port, free_port(), sip2=False)
+    xml = xml.replace(f'certificate="{pki["gw"][0]}" key="{pki["gw"][1]}"',
+                      f'certificate="{pem}" key="{key}"')
+    check(pem in xml, "the gateway file names the copied certificate")
+    gw = await env.gateway(xml)
+    alice = await env.client("alice")
+
+    def client():
+        return SipTlsClient(gw_tls_port, cert=pki["sip"], ca=pki["ca"], server_name=XMPP_DOMAIN)
+
+    first = client()
+    try:
+        check(await first.connect(), f"first connection: {first.handshake}")
+        check(_served_serial(first) == _serial(pki["gw"][0]), "the first certificate is served")
+        resp = await first.request("MESSAGE", ALICE_URI, BOB_URI, body="before", ctype="text/plain")
+        check(resp is not None and resp.status == env.xmpp.accepted_status,
+              f"MESSAGE before the reload: {resp.start if resp else first.closed}")
+        await alice.expect(lambda m: m["body"].rstrip() == "before", 5, "the first message")
+
+        shutil.copyfile(pki["gw_next"][0], pem)
+        shutil.copyfile(pki["gw_next"][1], key)
+        gw.proc.send_signal(signal.SIGHUP)
+        await gw.wait_log(r"SIP TLS: certificate, key and CA files reloaded", timeout=5)
+
+        resp = await first.request("MESSAGE", ALICE_URI, BOB_URI, body="after", ctype="text/plain")
+        check(resp is not None and resp.status == env.xmpp.accepted_status,
+              f"MESSAGE on the connection made before the reload: "
+              f"{resp.start if resp else first.closed}")
+        await alice.expect(lambda m: m["body"].rstrip() == "after", 5, "the second message")
+        check(first.closed is None, f"the connection made before survived: {first.closed}")
+
+        second = client()
+        try:
+            check(await second.connect(), f"connection after the reload: {second.handshake}")
+            check(_served_serial(second) == _serial(pki["gw_next"][0]),
+                  "a new connection gets the new certificate")
+        finally:
+            await second.close()
+
+        shutil.copyfile(pki["sip"][1], key)     # a key that is not the certificate's
+        gw.proc.send_signal(signal.SIGHUP)
+        await gw.wait_log(r"SIP TLS: reload refused, the files in use stay: .*does not match",
+                          timeout=5)
+        third = client()
+        try:
+            check(await third.connect(), f"connection after the refused reload: {third.handshake}")
+            check(_served_serial(third) == _serial(pki["gw_next"][0]),
+                  "after a refused reload the certificate in use stays")
+        finally:
+            await third.close()
+    finally:
+        await first.close()
