@@ -133,7 +133,7 @@ static void put_field(struct out *o, const char *name, const char *s, size_t n, 
 	char esc[8];
 	size_t keep = o->n;
 
-	if (!put(o, ",\"" + first, 2 - (size_t)first) || !put(o, name, strlen(name)) ||
+	if (!put(o, &",\""[first], 2 - (size_t)first) || !put(o, name, strlen(name)) ||
 	    !put(o, "\":", 2) || !put(o, s ? "\"" : "null", s ? 1 : 4)) {
 		o->n = keep;
 		return;
@@ -210,7 +210,7 @@ void audit_record(const struct audit_rec *r)
 			 sizeof(buf));
 	audit.lines++;
 	if (audit.use_syslog) {
-		syslog(LOG_INFO, "%.*s", (int)(n - 1), buf);
+		syslog(audit.conf->log_facility | LOG_INFO, "%.*s", (int)(n - 1), buf);
 		return;
 	}
 	for (size_t off = 0; off < n;) {

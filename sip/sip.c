@@ -55,6 +55,8 @@
  * is SIP_ALLOW plus the methods we refuse ourselves after the trust check; what we send carries
  * SIP_ALLOW (st->allow on our handles and replies). */
 #define SIP_NUA_ALLOW SIP_ALLOW ", REGISTER, PUBLISH, INFO, REFER"
+#define SIP_CONN_QUEUE 4096	/* requests queued per connection while it opens */
+
 /* Requests nua hands to us instead of answering 200 by itself (nua_server.c: anything not in
  * this list gets an automatic 200, INVITE included) */
 #define SIP_APPL_METHODS "INVITE, MESSAGE, OPTIONS, REGISTER, PUBLISH, SUBSCRIBE, INFO, REFER, UPDATE"
@@ -458,13 +460,14 @@ static int sip_policy(struct sip_stack *st, const struct conf_peer *peer, sip_t 
 	unsigned svc = sip_service_of(st->conf, sip);
 	sip_method_t m = sip->sip_request->rq_method;
 
-	if (svc && !(peer->services & svc)) {
-		*status = 403, *phrase = "Service Not Allowed For This Peer";
-		return -1;
-	}
 	*retry = peer->retry_after_s;
+	/* the budget first: refused requests spend it too */
 	if (!sip_rate_take(st, peer)) {
 		*status = 503, *phrase = "Request Rate Limit Exceeded";
+	} else if (svc && !(peer->services & svc)) {
+		*status = 403, *phrase = "Service Not Allowed For This Peer";
+		*retry = 0;
+		return -1;
 	} else if (ps && peer->max_subscriptions && m == sip_method_subscribe &&
 		   ps->subs >= peer->max_subscriptions) {
 		*status = 503, *phrase = "Too Many Subscriptions From This Peer";
@@ -1769,6 +1772,10 @@ struct sip_stack *sip_stack_new(struct reactor *reactor, const struct conf *conf
 			     /* a connection that closes (a TLS handshake refused, say) fails the
 			      * requests waiting on it at once (503), not after 64*T1 */
 			     TPTAG_SDWN_ERROR(1),
+			     /* requests waiting for a connection to open (a TLS handshake, a
+			      * burst at start, the BYEs of a shutdown): Sofia's default of 64
+			      * failed the 65th with a local 503 */
+			     TPTAG_QUEUESIZE(SIP_CONN_QUEUE),
 			     TAG_END());
 	reactor_kick(reactor);
 	if (st->nua && sip_tls_started() != 0) {

@@ -6,6 +6,11 @@ transaction.
 Peers: Prosody with slixmpp clients on the XMPP side; on the SIP side each peer network's route
 is a small recording UDP element (SipPeer, below) or a sipp presence server, and its users are
 msrp_ua.py user agents (SIP + MSRP written from the RFCs) or SipPeer requests.
+
+Prosody only: the harness's ejabberd has one component listener for every component domain, so
+each connection carries the stanzas of both peers' domains and the gateway, seeing its probes
+go to another connection, refuses to run as a second instance
+(test_a_stanza_for_one_peer_on_another_peers_link_goes_nowhere plays such a server).
 """
 
 import asyncio
