@@ -97,35 +97,6 @@ static int put(struct out *o, const char *s, size_t n)
 	return 1;
 }
 
-/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0 if invalid (RFC 3629). */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-	size_t len;
-	unsigned cp;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		len = 2, cp = s[0] & 0x1f;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		len = 3, cp = s[0] & 0x0f;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		len = 4, cp = s[0] & 0x07;
-	else
-		return 0;
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-		return 0;
-	return len;
-}
-
 /* ,"name":"value" (value escaped, cut at a character boundary when the line is full; null for
  * NULL).  A field that cannot even begin is left out, so the line stays valid JSON. */
 static void put_field(struct out *o, const char *name, const char *s, size_t n, int first)
@@ -142,7 +113,8 @@ static void put_field(struct out *o, const char *name, const char *s, size_t n, 
 		return;
 	for (size_t i = 0; i < n;) {
 		const unsigned char *c = (const unsigned char *)s + i;
-		size_t l = utf8_len(c, n - i);
+		unsigned long cp;
+		size_t l = gw_utf8_decode(c, n - i, &cp);
 		int ok;
 
 		if (l == 0) {

@@ -37,6 +37,9 @@ int gw_hexval(char c);
 /* "192.0.2.1:5060" or "[2001:db8::1]:5060" into buf (always terminated). */
 struct sockaddr;
 void gw_sockaddr_text(const struct sockaddr *sa, char *buf, size_t len);
+/* Decodes one UTF-8 sequence at s (n >= 1 bytes left; RFC 3629).  Returns its length and the
+ * code point, or 0 for an invalid, overlong or surrogate sequence (*cp then unset). */
+size_t gw_utf8_decode(const unsigned char *s, size_t n, unsigned long *cp);
 
 /* ---- inflate.c: zlib data (RFC 1950/1951), e.g. a body with Content-Encoding: deflate.
  * Decodes in into out (at most outcap bytes); 0 with *outlen set, or -1 for anything malformed,

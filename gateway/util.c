@@ -137,3 +137,36 @@ int gw_hexval(char c)
 		return c - 'A' + 10;
 	return -1;
 }
+
+/* Decodes one UTF-8 sequence at s (n bytes left).  Returns its length and the code point, or 0
+ * for an invalid, overlong or surrogate sequence. */
+size_t gw_utf8_decode(const unsigned char *s, size_t n, unsigned long *cp)
+{
+	unsigned long c;
+	size_t len;
+
+	if (s[0] < 0x80) {
+		*cp = s[0];
+		return 1;
+	} else if ((s[0] & 0xe0) == 0xc0) {
+		c = s[0] & 0x1f, len = 2;
+	} else if ((s[0] & 0xf0) == 0xe0) {
+		c = s[0] & 0x0f, len = 3;
+	} else if ((s[0] & 0xf8) == 0xf0) {
+		c = s[0] & 0x07, len = 4;
+	} else {
+		return 0;
+	}
+	if (n < len)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		c = (c << 6) | (s[i] & 0x3f);
+	}
+	if ((len == 2 && c < 0x80) || (len == 3 && c < 0x800) || (len == 4 && c < 0x10000) ||
+	    c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+		return 0;
+	*cp = c;
+	return len;
+}

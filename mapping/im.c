@@ -12,39 +12,6 @@
 #define NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
 #define CPIM_MAX_NS 4		/* IMDN namespace prefixes remembered per message */
 
-/* Decodes one UTF-8 sequence at s (n bytes left).  Returns its length and the code point, or 0
- * for an invalid, overlong or surrogate sequence. */
-static size_t utf8_decode(const unsigned char *s, size_t n, unsigned long *cp)
-{
-	unsigned long c;
-	size_t len;
-
-	if (s[0] < 0x80) {
-		*cp = s[0];
-		return 1;
-	} else if ((s[0] & 0xe0) == 0xc0) {
-		c = s[0] & 0x1f, len = 2;
-	} else if ((s[0] & 0xf0) == 0xe0) {
-		c = s[0] & 0x0f, len = 3;
-	} else if ((s[0] & 0xf8) == 0xf0) {
-		c = s[0] & 0x07, len = 4;
-	} else {
-		return 0;
-	}
-	if (n < len)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		c = (c << 6) | (s[i] & 0x3f);
-	}
-	if ((len == 2 && c < 0x80) || (len == 3 && c < 0x800) || (len == 4 && c < 0x10000) ||
-	    c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-		return 0;
-	*cp = c;
-	return len;
-}
-
 int map_text_check(const char *s, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)s;
@@ -52,7 +19,7 @@ int map_text_check(const char *s, size_t len)
 
 	while (i < len) {
 		unsigned long c;
-		size_t n = utf8_decode(p + i, len - i, &c);
+		size_t n = gw_utf8_decode(p + i, len - i, &c);
 
 		if (!n)
 			return MAP_TEXT_EUTF8;
