@@ -885,6 +885,48 @@ def tls_pki(env):
     return _PKI[env.workdir]
 
 
+def kamailio_tls_cfg(path, pki, cert):
+    """Writes Kamailio's tls module file: one profile as server and one as client, both
+    TLSv1.2+ and mutual, presenting certificate `cert` of the test PKI (tls_pki)."""
+    pem, key = pki[cert]
+    profile = (f"method = TLSv1.2+\n"
+               f"certificate = {pem}\n"
+               f"private_key = {key}\n"
+               f"ca_list = {pki['ca']}\n"
+               f"verify_certificate = yes\n"
+               f"require_certificate = yes\n")
+    with open(path, "w") as f:
+        f.write(f"[server:default]\n{profile}\n[client:default]\n{profile}")
+
+
+def _group_alive(pgid):
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+async def stop_process_group(proc, timeout):
+    """SIGTERM to proc (started with start_new_session), SIGKILL after timeout, then waits for
+    the rest of its process group (children may outlive it by a moment and hold its ports)."""
+    pgid = proc.pid     # start_new_session: the group is the main process's id
+    if proc.returncode is None:
+        proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), timeout)
+        except asyncio.TimeoutError:
+            proc.kill()
+            await proc.wait()
+    deadline = time.monotonic() + timeout
+    while _group_alive(pgid) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    if _group_alive(pgid):
+        os.killpg(pgid, signal.SIGKILL)
+
+
 class Kamailio:
     """Debian's Kamailio running conf/kamailio-sip.example.cfg: registrar, proxy and presence server
     (memory only) of sip.example, which routes xmpp.example to gw_uri.
@@ -957,19 +999,6 @@ class Kamailio:
         if tls:
             self.tls_cfg = os.path.join(self.dir, "tls.cfg")
             self.defines += ["WITH_TLS", f"TLS_PORT={self.tls_port}", f'TLS_CFG="{self.tls_cfg}"']
-
-    def _write_tls_cfg(self):
-        """The tls module's file: one profile as server (connections to TLS_PORT) and one as
-        client (its connections to the gateway), both TLSv1.2+ and mutual."""
-        pem, key = self.pki[self.cert]
-        profile = (f"method = TLSv1.2+\n"
-                   f"certificate = {pem}\n"
-                   f"private_key = {key}\n"
-                   f"ca_list = {self.pki['ca']}\n"
-                   f"verify_certificate = yes\n"
-                   f"require_certificate = yes\n")
-        with open(self.tls_cfg, "w") as f:
-            f.write(f"[server:default]\n{profile}\n[client:default]\n{profile}")
 
     @property
     def tls_remote(self):
@@ -1051,7 +1080,7 @@ class Kamailio:
         if self.tls:
             await wait_for(lambda: port_free(self.tls_port), timeout,
                            f"127.0.0.1:{self.tls_port} to be free for Kamailio (TLS)")
-            self._write_tls_cfg()
+            kamailio_tls_cfg(self.tls_cfg, self.pki, self.cert)
         self.starts += 1
         with open(self.logpath, "a") as logf:
             logf.write(f"==== start {self.starts}: {' '.join(self.args())}\n")
@@ -1077,32 +1106,10 @@ class Kamailio:
         raise TestFailure(f"kamailio did not listen on {self.remote} within {timeout}s:\n"
                           + self.log_text()[-3000:])
 
-    def _group_alive(self, pgid):
-        try:
-            os.killpg(pgid, 0)
-            return True
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-
     async def stop(self, timeout=10.0):
         if self.proc is None:
             return
-        pgid = self.proc.pid  # start_new_session: the group is the main process's id
-        if self.proc.returncode is None:
-            self.proc.terminate()
-            try:
-                await asyncio.wait_for(self.proc.wait(), timeout)
-            except asyncio.TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
-        # children of the main process may outlive it by a moment; then they hold the port
-        deadline = time.monotonic() + timeout
-        while self._group_alive(pgid) and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        if self._group_alive(pgid):
-            os.killpg(pgid, signal.SIGKILL)
+        await stop_process_group(self.proc, timeout)
         await wait_for(lambda: port_free(self.port), timeout, f"Kamailio to release 127.0.0.1:{self.port}")
         if self.tls:
             await wait_for(lambda: port_free(self.tls_port), timeout,

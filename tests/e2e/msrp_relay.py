@@ -17,12 +17,12 @@ env.workdir, its own configuration file.  Stop it in a finally (env.cleanup does
 
 import asyncio
 import os
-import signal
 import ssl
 import tempfile
 import time
 
-from harness import TestFailure, free_port, port_free, wait_for
+from harness import (TestFailure, free_port, kamailio_tls_cfg, port_free, stop_process_group,
+                     wait_for)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RELAY_CFG = os.path.join(HERE, "kamailio-msrp-relay.cfg")
@@ -53,19 +53,6 @@ class MsrpRelay:
             a += ["-A", "WITH_TLS", "-A", f'TLS_CFG="{self.tls_cfg}"']
         return a
 
-    def _write_tls_cfg(self):
-        """One profile as server (the gateway's and the UAs' connections) and one as client (its
-        connections to the next hop): TLSv1.2+, mutual."""
-        pem, key = self.pki[self.cert]
-        profile = (f"method = TLSv1.2+\n"
-                   f"certificate = {pem}\n"
-                   f"private_key = {key}\n"
-                   f"ca_list = {self.pki['ca']}\n"
-                   f"verify_certificate = yes\n"
-                   f"require_certificate = yes\n")
-        with open(self.tls_cfg, "w") as f:
-            f.write(f"[server:default]\n{profile}\n[client:default]\n{profile}")
-
     def alive(self):
         return self.proc is not None and self.proc.returncode is None
 
@@ -91,7 +78,7 @@ class MsrpRelay:
             return self
         await wait_for(lambda: port_free(self.port), timeout, f"127.0.0.1:{self.port} to be free")
         if self.tls:
-            self._write_tls_cfg()
+            kamailio_tls_cfg(self.tls_cfg, self.pki, self.cert)
         with open(self.logpath, "a") as logf:
             logf.write(f"==== start: {' '.join(self.args())}\n")
             logf.flush()
@@ -113,31 +100,10 @@ class MsrpRelay:
         raise TestFailure(f"the MSRP relay did not listen on 127.0.0.1:{self.port} within "
                           f"{timeout}s:\n" + self.log_text()[-3000:])
 
-    def _group_alive(self, pgid):
-        try:
-            os.killpg(pgid, 0)
-            return True
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-
     async def stop(self, timeout=10.0):
         if self.proc is None:
             return
-        pgid = self.proc.pid
-        if self.proc.returncode is None:
-            self.proc.terminate()
-            try:
-                await asyncio.wait_for(self.proc.wait(), timeout)
-            except asyncio.TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
-        deadline = time.monotonic() + timeout
-        while self._group_alive(pgid) and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        if self._group_alive(pgid):
-            os.killpg(pgid, signal.SIGKILL)
+        await stop_process_group(self.proc, timeout)
         await wait_for(lambda: port_free(self.port), timeout,
                        f"the MSRP relay to release 127.0.0.1:{self.port}")
 
