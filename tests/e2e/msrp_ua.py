@@ -995,7 +995,14 @@ class MsrpSession:
             self._task = asyncio.ensure_future(self._read_loop())
             if self.ua.send_empty_send:
                 # RFC 4975 5.4: the active party sends a SEND (without body if it has nothing)
-                await self.send_empty()
+                try:
+                    await self.send_empty()
+                except (OSError, ssl.SSLError) as e:
+                    # with TLS 1.3 a server refuses the client's certificate (or its absence)
+                    # after the client's side of the handshake is done: the first write finds
+                    # the connection gone
+                    self.tls_error = self.tls_error or str(e) or type(e).__name__
+                    self.closed_by_peer = True
 
     async def wait_connected(self, timeout=5.0):
         try:
