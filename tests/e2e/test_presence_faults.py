@@ -253,9 +253,11 @@ async def test_sip_watcher_expiry(env):
     took = time.monotonic() - t0
     await gw.wait_log(r"presence: a dialog of bob@sip\.example watching carol@xmpp\.example ended",
                       timeout=5)
-    # the 200 granted what was asked (within 2..5 s)
+    # the 200 granted what was asked (within 2..5 s). Sofia counts the time left in whole
+    # seconds of its clock from the SUBSCRIBE's arrival, so a 200 sent just after that clock
+    # ticks says 3: still the 4 s asked, less the time already gone.
     ok = [h for c, h, b in responses_of(w) if c == 200 and "SUBSCRIBE" in h["cseq"][0]]
-    check(ok and ok[0]["expires"][0] == "4", f"Expires granted: {ok[:1]}")
+    check(ok and ok[0]["expires"][0] in ("3", "4"), f"Expires granted: {ok[:1]}")
     carol.send_presence(pstatus="changed after the expiry")
     await w.wait(30)
     notes = notifies_of(w)
