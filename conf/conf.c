@@ -78,6 +78,8 @@ enum elem {
 	E_TLS,
 	E_LIMITS,
 	E_AUDIT,
+	E_ADMIN,
+	E_METRICS,
 	E_COUNT,		/* also "no parent": the root */
 };
 
@@ -122,6 +124,7 @@ enum target {
 	TGT_LIST,		/* the list being parsed */
 	TGT_MEMBER,		/* the member being parsed (a char * slot) */
 	TGT_MUC,		/* the muc being parsed (a char * slot) */
+	TGT_ADMIN,		/* the admin being parsed (a char * slot) */
 };
 
 struct keyword {
@@ -239,6 +242,7 @@ static const struct keyword kw_im_verdict[] = {
 #define IN_LIST(f) TGT_LIST, offsetof(struct conf_list, f)
 #define IN_MEMBER TGT_MEMBER, 0
 #define IN_MUC TGT_MUC, 0
+#define IN_ADMIN TGT_ADMIN, 0
 
 /* Every attribute of the file.  Keep docs/config.md and conf.h in step with this table. */
 static const struct opt opts[] = {
@@ -267,6 +271,11 @@ static const struct opt opts[] = {
 	{ E_AUDIT,  "file",          V_PATH,     NULL,          0, 0,             NULL,     0, IN_CONF(audit_file) },
 	{ E_AUDIT,  "syslog",        V_KEYWORD,  kw_bool,       0, 0,             "no",     0, IN_CONF(audit_syslog) },
 	{ E_AUDIT,  "content",       V_KEYWORD,  kw_bool,       0, 0,             "no",     0, IN_CONF(audit_content) },
+
+	{ E_ADMIN,  "jid",           V_JID,      NULL,          0, 0,             NULL,     1, IN_ADMIN },
+
+	{ E_METRICS, "address",      V_BIND,     NULL,          0, 0,             NULL,     1, IN_CONF(metrics_address) },
+	{ E_METRICS, "port",         V_UINT,     NULL,          1, 65535,         "9477",   0, IN_CONF(metrics_port) },
 
 	{ E_SIP,    "max-message",   V_SIZE,     NULL,          1024, MIB,        "64k",    0, IN_CONF(max_sip_message) },
 	{ E_SIP,    "t1",            V_DURATION, NULL,          10, 10000,        "500ms",  0, IN_CONF(sip_t1_ms) },
@@ -358,7 +367,8 @@ static const struct opt opts[] = {
 
 static elem_fn xmpp_check, listen_start, listen_check, presence_check, peer_start, peer_check,
 	trust_start, authz_check, list_start, list_check, member_start, muc_start, muc_check,
-	tls_check, limits_check, audit_check, sessions_check, gateway_end;
+	tls_check, limits_check, audit_check, sessions_check, admin_start, admin_check, metrics_check,
+	gateway_end;
 
 static const struct elem_def elem_defs[E_COUNT] = {
 	/*            name       parent     min max  start         check        end */
@@ -382,6 +392,8 @@ static const struct elem_def elem_defs[E_COUNT] = {
 	[E_TLS]     = { "tls",     E_GATEWAY, 0, 1,  NULL,         tls_check,   NULL },
 	[E_LIMITS]  = { "limits",  E_PEER,    0, 1,  NULL,         limits_check, NULL },
 	[E_AUDIT]   = { "audit",   E_GATEWAY, 0, 1,  NULL,         audit_check, NULL },
+	[E_ADMIN]   = { "admin",   E_GATEWAY, 0, 0,  admin_start,  admin_check, NULL },
+	[E_METRICS] = { "metrics", E_GATEWAY, 0, 1,  NULL,         metrics_check, NULL },
 };
 
 /* ---- diagnostics */
@@ -945,7 +957,7 @@ static void value_store(const struct opt *o, void *base, union value *v)
 
 static struct conf_peer *cur_peer(struct parser *p)
 {
-	return &p->conf->peers[p->conf->npeers - 1];
+	return p->conf->peers[p->conf->npeers - 1];
 }
 
 static void *opt_base(struct parser *p, const struct opt *o)
@@ -973,6 +985,8 @@ static void *opt_base(struct parser *p, const struct opt *o)
 	}
 	case TGT_MUC:
 		return &p->conf->muc_services[p->conf->nmuc_services - 1];
+	case TGT_ADMIN:
+		return &p->conf->admins[p->conf->nadmins - 1];
 	}
 	gw_fatal("conf: target %d", (int)o->target);
 }
@@ -1323,7 +1337,9 @@ static void peer_start(struct parser *p, struct frame *f)
 	struct conf *c = p->conf;
 
 	c->peers = grow(c->peers, c->npeers, sizeof(*c->peers));
-	c->peers[c->npeers++].line = f->line;
+	c->peers[c->npeers] = gw_xcalloc(1, sizeof(**c->peers));
+	c->peers[c->npeers]->index = c->npeers;
+	c->peers[c->npeers++]->line = f->line;
 	apply_defaults(p, TGT_PEER, cur_peer(p));
 }
 
@@ -1346,9 +1362,9 @@ static void peer_check(struct parser *p, struct frame *f)
 	if (pe->addressing == CONF_ADDR_DOMAIN && !given(f, "component") && !refused(f, "addressing"))
 		pe->component = gw_xstrdup(pe->domain);
 	for (size_t i = 0; i + 1 < c->npeers; i++) {
-		if (c->peers[i].domain && strcmp(c->peers[i].domain, pe->domain) == 0) {
+		if (c->peers[i]->domain && strcmp(c->peers[i]->domain, pe->domain) == 0) {
 			perr(p, f->line, "<peer>: domain \"%s\" is already the domain of the peer at "
-			     "line %u", pe->domain, c->peers[i].line);
+			     "line %u", pe->domain, c->peers[i]->line);
 			break;
 		}
 	}
@@ -1433,6 +1449,31 @@ static void muc_check(struct parser *p, struct frame *f)
 		}
 }
 
+static void admin_start(struct parser *p, struct frame *f)
+{
+	struct conf *c = p->conf;
+
+	c->admins = grow(c->admins, c->nadmins, sizeof(*c->admins));
+	c->nadmins++;
+}
+
+static void admin_check(struct parser *p, struct frame *f)
+{
+	struct conf *c = p->conf;
+	const char *s = c->admins[c->nadmins - 1];
+
+	for (size_t i = 0; s && i + 1 < c->nadmins; i++)
+		if (c->admins[i] && strcmp(c->admins[i], s) == 0) {
+			perr(p, f->line, "<admin>: \"%s\" is listed twice", s);
+			return;
+		}
+}
+
+static void metrics_check(struct parser *p, struct frame *f)
+{
+	p->conf->metrics_line = f->line;
+}
+
 /* Checks between elements, once the whole document is known (<xmpp> may follow the peers). */
 static void gateway_end(struct parser *p, struct frame *f)
 {
@@ -1440,7 +1481,7 @@ static void gateway_end(struct parser *p, struct frame *f)
 	const char *xd = c->xmpp_domain;
 
 	for (size_t i = 0; i < c->npeers; i++) {
-		const struct conf_peer *pe = &c->peers[i];
+		const struct conf_peer *pe = c->peers[i];
 
 		if (xd && pe->domain && strcmp(pe->domain, xd) == 0)
 			perr(p, pe->line, "<peer>: domain \"%s\" is the XMPP domain of <xmpp>", xd);
@@ -1449,7 +1490,7 @@ static void gateway_end(struct parser *p, struct frame *f)
 		if (xd && strcmp(pe->component, xd) == 0)
 			perr(p, pe->line, "<peer>: component \"%s\" is the XMPP domain of <xmpp>", xd);
 		for (size_t j = 0; j < c->npeers; j++) {
-			const struct conf_peer *q = &c->peers[j];
+			const struct conf_peer *q = c->peers[j];
 
 			if (q->addressing == CONF_ADDR_DOMAIN && q->domain &&
 			    strcmp(q->domain, pe->component) == 0) {
@@ -1467,7 +1508,7 @@ static void gateway_end(struct parser *p, struct frame *f)
 			perr(p, c->listen[i].line, "<listen transport=\"tls\">: needs <tls> (the "
 			     "gateway's certificate, key and CA file)");
 	for (size_t i = 0; i < c->npeers; i++) {
-		const struct conf_peer *pe = &c->peers[i];
+		const struct conf_peer *pe = c->peers[i];
 		int tls_listen = 0;
 
 		for (size_t j = 0; j < c->nlisten; j++)
@@ -1491,7 +1532,7 @@ static void gateway_end(struct parser *p, struct frame *f)
 			perr(p, 0, "<muc>: service \"%s\" is the XMPP domain of <xmpp> (a MUC service is "
 			     "a domain of its own, e.g. conference.%s)", m, xd);
 		for (size_t j = 0; m && j < c->npeers; j++) {
-			const struct conf_peer *pe = &c->peers[j];
+			const struct conf_peer *pe = c->peers[j];
 
 			if ((pe->domain && strcmp(pe->domain, m) == 0) ||
 			    (pe->component && strcmp(pe->component, m) == 0))
@@ -1500,7 +1541,7 @@ static void gateway_end(struct parser *p, struct frame *f)
 		}
 	}
 	for (size_t i = 0; i < c->npeers; i++) {
-		const struct conf_peer *pe = &c->peers[i];
+		const struct conf_peer *pe = c->peers[i];
 
 		if (pe->rls_xcap_root && pe->authz != CONF_AUTHZ_WATCHER)
 			perr(p, pe->line, "<peer> \"%s\": <rls> (list subscriptions) goes with the "
@@ -1823,6 +1864,23 @@ fail:
 	return conf;
 }
 
+void conf_peer_free(struct conf_peer *pe)
+{
+	if (!pe)
+		return;
+	free(pe->name);
+	free(pe->domain);
+	free(pe->component);
+	free(pe->route_address);
+	free(pe->xcap_root);
+	free(pe->rls_xcap_root);
+	free(pe->rls_service);
+	for (size_t j = 0; j < pe->ntrust; j++)
+		free(pe->trust[j].text);
+	free(pe->trust);
+	free(pe);
+}
+
 void conf_free(struct conf *conf)
 {
 	if (!conf)
@@ -1843,20 +1901,8 @@ void conf_free(struct conf *conf)
 	free(conf->tls_key);
 	free(conf->tls_ca);
 	free(conf->audit_file);
-	for (size_t i = 0; i < conf->npeers; i++) {
-		struct conf_peer *pe = &conf->peers[i];
-
-		free(pe->name);
-		free(pe->domain);
-		free(pe->component);
-		free(pe->route_address);
-		free(pe->xcap_root);
-		free(pe->rls_xcap_root);
-		free(pe->rls_service);
-		for (size_t j = 0; j < pe->ntrust; j++)
-			free(pe->trust[j].text);
-		free(pe->trust);
-	}
+	for (size_t i = 0; i < conf->npeers; i++)
+		conf_peer_free(conf->peers[i]);
 	free(conf->peers);
 	for (size_t i = 0; i < conf->nlists; i++) {
 		for (size_t j = 0; j < conf->lists[i].nmembers; j++)
@@ -1868,22 +1914,26 @@ void conf_free(struct conf *conf)
 	for (size_t i = 0; i < conf->nmuc_services; i++)
 		free(conf->muc_services[i]);
 	free(conf->muc_services);
+	for (size_t i = 0; i < conf->nadmins; i++)
+		free(conf->admins[i]);
+	free(conf->admins);
+	free(conf->metrics_address);
 	free(conf);
 }
 
 const struct conf_peer *conf_peer_by_domain(const struct conf *conf, const char *domain)
 {
 	for (size_t i = 0; i < conf->npeers; i++)
-		if (gw_strcaseeq(conf->peers[i].domain, domain))
-			return &conf->peers[i];
+		if (gw_strcaseeq(conf->peers[i]->domain, domain))
+			return conf->peers[i];
 	return NULL;
 }
 
 const struct conf_peer *conf_peer_by_component(const struct conf *conf, const char *component)
 {
 	for (size_t i = 0; i < conf->npeers; i++)
-		if (gw_strcaseeq(conf->peers[i].component, component))
-			return &conf->peers[i];
+		if (gw_strcaseeq(conf->peers[i]->component, component))
+			return conf->peers[i];
 	return NULL;
 }
 

@@ -36,6 +36,12 @@
  *         cross-domain SIP transaction (or syslog="yes")
  *     <xmpp ... tls="direct" ca="xmpp-ca.pem"/>                     the component link over TLS
  *
+ * and for operating it:
+ *
+ *     <admin jid="ops@xmpp.example"/>                              may run the ad-hoc admin
+ *         commands (XEP-0050); one element per JID
+ *     <metrics address="127.0.0.1" port="9477"/>                   Prometheus text at /metrics
+ *
  * Every problem is reported as "file:line: message" through the caller's report function, all of
  * them in one run; a configuration is returned only when there were none.
  */
@@ -160,6 +166,8 @@ struct conf_peer {
 					 * 0: <presence max-document> */
 	unsigned retry_after_s;		/* Retry-After of the 503s, default 1 */
 	unsigned line;
+	size_t index;			/* its position in conf->peers: modules keep per-peer state
+					 * in arrays by it (a reload renumbers and tells them) */
 };
 
 /* <list name=""> with its <member jid=""/>s: sip:<name>@<xmpp domain> is a list of XMPP users. */
@@ -280,8 +288,18 @@ struct conf {
 					 * (lower case, no duplicates) */
 	size_t nmuc_services;
 
-	/* <peer>, at least one */
-	struct conf_peer *peers;
+	/* <admin jid="">: bare JIDs allowed the ad-hoc admin commands (XEP-0050/0133) */
+	char **admins;			/* lower case, no duplicates; none: nobody */
+	size_t nadmins;
+
+	/* <metrics address="" port="">: the Prometheus text endpoint (GET /metrics) */
+	char *metrics_address;		/* numeric address to bind; NULL: no endpoint */
+	unsigned metrics_port;		/* default 9477 */
+	unsigned metrics_line;
+
+	/* <peer>, at least one; each its own allocation, so that a reload can keep a peer that
+	 * remains at the address the running gateway holds (gw_reload) */
+	struct conf_peer **peers;
 	size_t npeers;
 
 	/* <presence><list>: resource lists the gateway serves to SIP watchers (RFC 4662) */
@@ -305,6 +323,9 @@ struct conf *conf_load(const char *path, conf_report_fn *report, void *arg);
 
 /* Frees everything conf_parse() allocated.  NULL is allowed. */
 void conf_free(struct conf *conf);
+
+/* Frees one peer and everything it owns (one taken out of a configuration).  NULL is allowed. */
+void conf_peer_free(struct conf_peer *pe);
 
 /* Finds the peer owning a SIP domain (case-insensitive), or NULL. */
 const struct conf_peer *conf_peer_by_domain(const struct conf *conf, const char *domain);

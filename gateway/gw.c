@@ -379,11 +379,11 @@ static void gw_health_start(struct gw *gw)
 	gw->health = gw_xcalloc(gw->conf->npeers, sizeof(*gw->health));
 	for (size_t i = 0; i < gw->conf->npeers; i++) {
 		struct gw_health *h = &gw->health[i];
-		unsigned ms = gw->conf->peers[i].options_interval_ms;
+		unsigned ms = gw->conf->peers[i]->options_interval_ms;
 		struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 
 		h->gw = gw;
-		h->peer = &gw->conf->peers[i];
+		h->peer = gw->conf->peers[i];
 		h->up = -1;
 		if (!ms)
 			continue;
@@ -542,10 +542,10 @@ struct gw *gw_new(struct conf *conf)
 	/* one component stream per distinct component domain */
 	gw->links = gw_xcalloc(conf->npeers, sizeof(*gw->links));
 	for (size_t i = 0; i < conf->npeers; i++) {
-		if (gw_link_for_component(gw, conf->peers[i].component))
+		if (gw_link_for_component(gw, conf->peers[i]->component))
 			continue;
 		gw->links[gw->nlinks] = xmpp_link_new(gw->base, gw->xctx, conf,
-						      conf->peers[i].component, &link_cbs, gw);
+						      conf->peers[i]->component, &link_cbs, gw);
 		if (!gw->links[gw->nlinks])
 			goto fail;	/* its TLS context could not be made: logged */
 		gw->nlinks++;

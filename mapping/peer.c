@@ -14,7 +14,7 @@ const struct conf_peer *map_peer_for_jid(const struct conf *conf, const char *co
 	int r = MAP_ADDR_EDOMAIN;
 
 	for (size_t i = 0; i < conf->npeers; i++) {
-		const struct conf_peer *p = &conf->peers[i];
+		const struct conf_peer *p = conf->peers[i];
 
 		if (!gw_strcaseeq(p->component, component))
 			continue;

@@ -461,7 +461,7 @@ static void count_add(struct presence *pr, enum pres_count kind, const char *jid
 
 static size_t *peer_count(struct presence *pr, const struct conf_peer *peer)
 {
-	return &pr->peer_dialogs[peer - pr->gw->conf->peers];
+	return &pr->peer_dialogs[peer->index];
 }
 
 static void view_set_asked(struct xview *v, int asked)
@@ -543,7 +543,7 @@ static struct spres *spres_new_for(struct presence *pr, const char *uri, const c
 	case CONF_AUTHZ_WATCHER:
 		break;
 	}
-	if (peer->rls_xcap_root && !pr->rls_off[peer - pr->gw->conf->peers]) {
+	if (peer->rls_xcap_root && !pr->rls_off[peer->index]) {
 		struct spres *sp = spres_new(pr, uri, jid, peer, watcher, SP_MEMBER, NULL);
 
 		if (sp)
@@ -1678,7 +1678,7 @@ static void rls_fallback(struct xrls *x, const char *why)
 	log_warn("presence: peer %s has no list server for %s (%s): its %zu contacts there get a "
 		 "dialog each, as will every watcher's on that peer until a restart", x->peer->name,
 		 x->owner, why, dict_count(x->members));
-	pr->rls_off[x->peer - pr->gw->conf->peers] = 1;
+	pr->rls_off[x->peer->index] = 1;
 	dict_foreach(x->members, collect_member, &c);
 	for (size_t i = 0; i < c.n; i++) {
 		dict_del(x->members, c.v[i]->uri);
@@ -3419,7 +3419,7 @@ static void view_link_change(void *arg, const char *key, void *value)
 		return;
 	}
 	for (size_t i = 0; i < c->pr->gw->conf->npeers && !peer; i++) {
-		const struct conf_peer *p = &c->pr->gw->conf->peers[i];
+		const struct conf_peer *p = c->pr->gw->conf->peers[i];
 
 		if (gw_strcaseeq(p->component, xmpp_link_domain(c->link)))
 			peer = p;

@@ -1397,7 +1397,7 @@ static struct mconn *mconn_new(struct sessions *ss, struct bufferevent *bev, con
 static int sess_trusted_anywhere(const struct sessions *ss, const struct sockaddr *sa)
 {
 	for (size_t i = 0; i < ss->gw->conf->npeers; i++)
-		if (conf_peer_trusts(&ss->gw->conf->peers[i], sa))
+		if (conf_peer_trusts(ss->gw->conf->peers[i], sa))
 			return 1;
 	return 0;
 }
@@ -2698,7 +2698,7 @@ struct sessions *sessions_new(struct gw *gw)
 	ss->listen_port = conf->msrp_port;
 	ss->tls_port = conf->msrps_port;
 	for (size_t i = 0; i < conf->npeers; i++)
-		ss->xmpp_opens |= conf->peers[i].sessions;
+		ss->xmpp_opens |= conf->peers[i]->sessions;
 	if (!conf->sessions_enabled)
 		return ss;
 	ss->listener = sess_listen(ss, addr, conf->msrp_port, 0);

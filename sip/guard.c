@@ -90,7 +90,7 @@ static int same_address(const struct sockaddr_storage *a, const struct sockaddr_
 static int guard_trusted(const struct sockaddr *sa)
 {
 	for (size_t i = 0; i < guard.conf->npeers; i++)
-		if (conf_peer_trusts(&guard.conf->peers[i], sa))
+		if (conf_peer_trusts(guard.conf->peers[i], sa))
 			return 1;
 	return 0;
 }

@@ -164,6 +164,7 @@ struct sip_stack {
 	void *arg;
 	nua_t *nua;
 	char **routes;		/* conf->peers[i]'s route URL */
+	char *retired_route;	/* the last one made for a peer no longer configured */
 	sip_allow_t *allow;	/* SIP_ALLOW, parsed once, in home */
 	su_home_t home[1];
 	struct sip_list in, out, subs, watches, calls;	/* of the objects' struct sip_hobj */
@@ -281,16 +282,22 @@ static void sip_routes_free(struct sip_stack *st)
 		free(st->routes[i]);
 	free(st->routes);
 	st->routes = NULL;
+	free(st->retired_route);
+	st->retired_route = NULL;
 }
 
 /* The same, made once per peer at start (it is on every request's path).  Borrowed. */
 static const char *sip_route_url(const struct sip_stack *st, const struct conf_peer *peer)
 {
-	size_t i = (size_t)(peer - st->conf->peers);
+	struct sip_stack *mst = (struct sip_stack *)st;
+	size_t i = peer->index;
 
-	if (peer < st->conf->peers || i >= st->conf->npeers)
-		gw_fatal("sip_route_url: a peer that is not in the configuration");
-	return st->routes[i];
+	if (i < st->conf->npeers && st->conf->peers[i] == peer)
+		return st->routes[i];
+	/* a peer a reload removed, still finishing what it had (its ending BYEs and NOTIFYs) */
+	free(mst->retired_route);
+	mst->retired_route = sip_route_url_new(peer);
+	return mst->retired_route;
 }
 
 static int sip_over_tls(sip_t const *sip);
@@ -385,7 +392,7 @@ static struct sip_peer_state *sip_pst(struct sip_stack *st, const struct conf_pe
 
 	if (!peer || !st->pst)
 		return NULL;
-	i = (size_t)(peer - st->conf->peers);
+	i = peer->index;
 	return i < st->conf->npeers ? &st->pst[i] : NULL;
 }
 
@@ -632,7 +639,7 @@ static const struct conf_peer *sip_authorize(struct sip_stack *st, const su_addr
 		return NULL;
 	}
 	for (size_t i = 0; i < conf->npeers; i++)
-		trusted_anywhere |= conf_peer_trusts(&conf->peers[i], ai->ai_addr);
+		trusted_anywhere |= conf_peer_trusts(conf->peers[i], ai->ai_addr);
 	if (!trusted_anywhere) {
 		*status = 403, *phrase = "Untrusted Source";
 		return NULL;
@@ -1720,9 +1727,9 @@ struct sip_stack *sip_stack_new(struct reactor *reactor, const struct conf *conf
 	st->routes = gw_xcalloc(conf->npeers ? conf->npeers : 1, sizeof(*st->routes));
 	st->pst = gw_xcalloc(conf->npeers ? conf->npeers : 1, sizeof(*st->pst));
 	for (size_t i = 0; i < conf->npeers; i++)
-		st->pst[i].tokens = conf->peers[i].burst;
+		st->pst[i].tokens = conf->peers[i]->burst;
 	for (size_t i = 0; i < conf->npeers; i++)
-		st->routes[i] = sip_route_url_new(&conf->peers[i]);
+		st->routes[i] = sip_route_url_new(conf->peers[i]);
 	st->arg = arg;
 	su_home_init(st->home);
 	st->allow = sip_allow_make(st->home, SIP_ALLOW);

@@ -250,7 +250,7 @@ static const char *identity_problem(X509 *cert, const struct sockaddr_storage *r
 	int named_trusted = 0, named = 0;
 
 	for (size_t i = 0; i < conf->npeers; i++) {
-		const struct conf_peer *pe = &conf->peers[i];
+		const struct conf_peer *pe = conf->peers[i];
 		int names = tls_cert_names_domain(cert, pe->domain);
 
 		if (outgoing && route_of(pe, remote)) {
