@@ -336,20 +336,29 @@ static void gw_trim_cb(evutil_socket_t fd, short what, void *arg)
  * a refused datagram) is down; when it answers again, presence refreshes its dialogs at once
  * (a restarted presence server forgets them without a word). */
 
-struct gw_health {
-	struct gw *gw;
-	const struct conf_peer *peer;
-	struct event *ev;
-	struct sip_outgoing *out;	/* the OPTIONS in flight */
-	int up;				/* -1 unknown, 0 down, 1 up */
-};
+struct gw_peer *gw_peer_of(struct gw *gw, const struct conf_peer *peer)
+{
+	if (!peer || !gw->peer_rt || peer->index >= gw->conf->npeers ||
+	    gw->conf->peers[peer->index] != peer)
+		return NULL;
+	return gw->peer_rt[peer->index];
+}
+
+struct stats_peer *gw_peer_stats(struct gw *gw, const struct conf_peer *peer)
+{
+	struct gw_peer *h = gw_peer_of(gw, peer);
+
+	return h ? &h->stats : NULL;
+}
 
 static void gw_health_answer(void *arg, int status, const char *phrase)
 {
-	struct gw_health *h = arg;
+	struct gw_peer *h = arg;
 	int up = status != 408 && status != 503;
 
 	h->out = NULL;
+	if (!up)
+		h->stats.options_failed++;
 	if (h->gw->state != GW_RUNNING || up == h->up)
 		return;
 	if (!up)
@@ -360,11 +369,12 @@ static void gw_health_answer(void *arg, int status, const char *phrase)
 	if (up && h->up == 0 && h->gw->presence)
 		presence_peer_up(h->gw->presence, h->peer);
 	h->up = up;
+	h->changed_ms = gw_now_ms(h->gw);
 }
 
 static void gw_health_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct gw_health *h = arg;
+	struct gw_peer *h = arg;
 	char *from;
 
 	if (h->out || h->gw->state != GW_RUNNING)
@@ -374,35 +384,58 @@ static void gw_health_cb(evutil_socket_t fd, short what, void *arg)
 	free(from);
 }
 
+/* Starts (or, with a new interval, restarts) a peer's health timer. */
+static void gw_health_arm(struct gw_peer *h)
+{
+	unsigned ms = h->peer->options_interval_ms;
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	if (h->ev)
+		event_del(h->ev);
+	if (!ms)
+		return;
+	if (!h->ev)
+		h->ev = event_new(h->gw->base, -1, EV_PERSIST, gw_health_cb, h);
+	if (!h->ev || event_add(h->ev, &tv) != 0)
+		gw_fatal("cannot install the peer health timer");
+}
+
+static struct gw_peer *gw_peer_new(struct gw *gw, const struct conf_peer *peer)
+{
+	struct gw_peer *h = gw_xcalloc(1, sizeof(*h));
+
+	h->gw = gw;
+	h->peer = peer;
+	h->up = -1;
+	h->changed_ms = gw_now_ms(gw);
+	gw_health_arm(h);
+	return h;
+}
+
+static void gw_peer_free(struct gw_peer *h)
+{
+	if (!h)
+		return;
+	if (h->out)
+		sip_outgoing_cancel(h->out);
+	if (h->ev)
+		event_free(h->ev);
+	free(h);
+}
+
 static void gw_health_start(struct gw *gw)
 {
-	gw->health = gw_xcalloc(gw->conf->npeers, sizeof(*gw->health));
-	for (size_t i = 0; i < gw->conf->npeers; i++) {
-		struct gw_health *h = &gw->health[i];
-		unsigned ms = gw->conf->peers[i]->options_interval_ms;
-		struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-
-		h->gw = gw;
-		h->peer = gw->conf->peers[i];
-		h->up = -1;
-		if (!ms)
-			continue;
-		h->ev = event_new(gw->base, -1, EV_PERSIST, gw_health_cb, h);
-		if (!h->ev || event_add(h->ev, &tv) != 0)
-			gw_fatal("cannot install the peer health timer");
-	}
+	gw->peer_rt = gw_xcalloc(gw->conf->npeers, sizeof(*gw->peer_rt));
+	for (size_t i = 0; i < gw->conf->npeers; i++)
+		gw->peer_rt[i] = gw_peer_new(gw, gw->conf->peers[i]);
 }
 
 static void gw_health_free(struct gw *gw)
 {
-	for (size_t i = 0; gw->health && i < gw->conf->npeers; i++) {
-		if (gw->health[i].out)
-			sip_outgoing_cancel(gw->health[i].out);
-		if (gw->health[i].ev)
-			event_free(gw->health[i].ev);
-	}
-	free(gw->health);
-	gw->health = NULL;
+	for (size_t i = 0; gw->peer_rt && i < gw->conf->npeers; i++)
+		gw_peer_free(gw->peer_rt[i]);
+	free(gw->peer_rt);
+	gw->peer_rt = NULL;
 }
 
 /* ---- shutdown */
@@ -522,6 +555,7 @@ struct gw *gw_new(struct conf *conf)
 	struct timeval trim_tv = { GW_TRIM_CHECK_MS / 1000, (GW_TRIM_CHECK_MS % 1000) * 1000 };
 
 	gw->conf = conf;
+	gw->stats.started_ms = gw_now_ms(gw);
 	gw->trimmed_ms = gw->active_ms = gw_now_ms(gw);
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
 		gw_fatal("getrandom: %s", strerror(errno));

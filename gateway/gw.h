@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "../conf/conf.h"
+#include "stats.h"
 
 struct event_base;
 
@@ -123,7 +124,8 @@ struct gw {
 	uint64_t active_ms;		/* when the trimmer last saw activity change */
 	uint64_t trimmed_ms;		/* when memory was last trimmed */
 	int trim_wanted;		/* activity since then */
-	struct gw_health *health;	/* one per conf->peers entry (gw.c) */
+	struct gw_peer **peer_rt;	/* conf->peers[i]'s runtime record at [i] (gw_peer_of) */
+	struct stats stats;		/* what the whole gateway counted (stats.h) */
 	uint64_t drain_started_ms;
 	size_t links_open;		/* links not yet stopped during shutdown */
 	char id_prefix[16];		/* random per process: our stanza ids cannot be guessed */
@@ -142,6 +144,22 @@ uint64_t gw_now_ms(const struct gw *gw);
 const char *gw_id_prefix(const struct gw *gw);
 /* Writes "<prefix>-<kind><n>", a fresh stanza id. */
 void gw_make_id(struct gw *gw, const char *kind, char *buf, size_t len);
+/* A peer network's runtime record: its health (OPTIONS) and what it counted.  Kept across a
+ * reload for a peer that remains. */
+struct gw_peer {
+	struct gw *gw;
+	const struct conf_peer *peer;
+	struct event *ev;		/* the health check timer */
+	struct sip_outgoing *out;	/* the OPTIONS in flight */
+	int up;				/* -1 unknown, 0 down, 1 up */
+	uint64_t changed_ms;		/* when up last changed */
+	struct stats_peer stats;
+};
+/* peer's record, or NULL for a peer no longer configured (a reload removed it).  Borrowed. */
+struct gw_peer *gw_peer_of(struct gw *gw, const struct conf_peer *peer);
+/* The peer's counters, or NULL as above (stats_message() takes NULL). */
+struct stats_peer *gw_peer_stats(struct gw *gw, const struct conf_peer *peer);
+
 /* The link serving a component domain, or NULL. */
 struct xmpp_link *gw_link_for_component(struct gw *gw, const char *domain);
 
