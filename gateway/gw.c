@@ -524,6 +524,16 @@ static void gw_signal_cb(evutil_socket_t sig, short what, void *arg)
 	}
 }
 
+/* ---- live reload */
+
+int gw_reload(struct gw *gw, char **report)
+{
+	if (report)
+		*report = gw_xstrdup("reload: not available yet: restart to apply changes\n");
+	gw->stats.reloads_failed++;
+	return -1;
+}
+
 /* ---- construction */
 
 static void gw_xmpp_log(void *userdata, xmpp_log_level_t level, const char *area, const char *msg)

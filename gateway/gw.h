@@ -92,6 +92,7 @@ struct presence;
 struct sessions;
 struct groupchat;
 struct event;
+typedef struct _xmpp_stanza_t xmpp_stanza_t;
 
 enum gw_state {
 	GW_RUNNING,
@@ -162,6 +163,33 @@ struct stats_peer *gw_peer_stats(struct gw *gw, const struct conf_peer *peer);
 
 /* The link serving a component domain, or NULL. */
 struct xmpp_link *gw_link_for_component(struct gw *gw, const char *domain);
+
+/* Re-reads the gateway file (conf->path), checks it and applies what changed (peers, trust,
+ * routes, limits, log level, admins...; docs/operations.md lists what needs a restart).  Returns
+ * 0 when applied, -1 when nothing changed because the file has errors (each as file:line).  In
+ * both cases *report (when not NULL) gets a new text for the operator, one line per change or
+ * problem; the caller frees it.  SIGHUP and the admin command both call this. */
+int gw_reload(struct gw *gw, char **report);
+
+/* ---- iq.c: iq requests addressed to the gateway itself: disco (XEP-0030), the gateway prompt
+ * (XEP-0100), version (XEP-0092), ping (XEP-0199), the ad-hoc commands (admin.c); replies to our
+ * own requests go to the modules that sent them */
+void iq_from_xmpp(struct gw *gw, struct xmpp_link *link, xmpp_stanza_t *iq);
+
+/* ---- admin.c: ad-hoc admin commands (XEP-0050, XEP-0133 style) for the JIDs of <admin> */
+#define NS_COMMANDS "http://jabber.org/protocol/commands"
+/* 1 when from (a full or bare JID) is one of <admin>'s bare JIDs. */
+int admin_allowed(const struct gw *gw, const char *from);
+/* An iq set whose payload is a <command/> in NS_COMMANDS: always answered (forbidden for anyone
+ * not an admin). */
+void admin_command(struct gw *gw, struct xmpp_link *link, xmpp_stanza_t *iq,
+		   xmpp_stanza_t *command);
+/* disco#items of node NS_COMMANDS: adds an <item/> per command the requester may run to query
+ * (none for others). */
+void admin_disco_items(struct gw *gw, const char *from, const char *to, xmpp_stanza_t *query);
+/* disco#info of a command's node: 1 and query filled when node is one of ours and from may run
+ * it, else 0. */
+int admin_disco_info(struct gw *gw, const char *from, const char *node, xmpp_stanza_t *query);
 
 /* ---- reactor.c: Sofia-SIP's su_root driven by the libevent base (see the file's comment) */
 struct reactor;
