@@ -7,8 +7,12 @@
 #   make faults       only the fault-injection and hostile-input end-to-end tests (also in check)
 #   make fuzz         every libFuzzer harness for FUZZ_SECONDS each (default 300), or
 #                     FUZZ_RUNS executions each; FUZZ="fuzz_pidf fuzz_msrp" picks harnesses
+#   make install      the release build, man pages, systemd unit, sample and docs under
+#                     $(DESTDIR)$(PREFIX) (default /usr/local); `make uninstall` removes them
 #   WERROR=1          turn warnings into errors (CI does)
 #   BUILD=dir         build somewhere other than build/ (parallel work trees)
+#   CPPFLAGS, CFLAGS, LDFLAGS from the environment (dpkg-buildflags) go into the release build
+#   only: the sanitizer and fuzz builds keep their own flags
 
 SHELL   := /bin/bash
 .SHELLFLAGS := -o pipefail -c
@@ -54,7 +58,7 @@ PROBED_FILES := $(wildcard $(shell pkg-config --variable=includedir expat)/expat
 FUZZ_SECONDS ?= 300
 CHECK_FUZZ_SECONDS ?= 10
 
-.PHONY: all check unit e2e faults fuzz fuzz-build fuzz-smoke bench clean
+.PHONY: all check unit e2e faults fuzz fuzz-build fuzz-smoke bench clean install uninstall
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -65,10 +69,10 @@ $(PROBE): tools/probe-libs Makefile $(PROBED_FILES)
 
 $(REL)/%.o: %.c | $(PROBE)
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(OPT) -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(BASE_CFLAGS) $(OPT) $(CFLAGS) -c -o $@ $<
 
 $(REL)/simplegw: $(REL)/gateway/main.o $(REL_OBJS)
-	$(CC) $(OPT) -o $@ $^ $(PKG_LIBS)
+	$(CC) $(OPT) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(ASN)/%.o: %.c | $(PROBE)
 	@mkdir -p $(dir $@)
@@ -132,5 +136,33 @@ bench: $(REL)/simplegw
 
 clean:
 	rm -rf $(BUILD)
+
+# ---- install (docs/operations.md, "Installing and running as a daemon").  The sample gateway
+# file goes to the examples, never to /etc: the unit starts only once /etc/simplegw/gateway.xml
+# exists (ConditionPathExists), so an install does not run an unconfigured gateway.
+PREFIX  ?= /usr/local
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR  ?= $(PREFIX)/share/man
+DOCDIR  ?= $(PREFIX)/share/doc/simplegw
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+INSTALL ?= install
+DOCS := README.md $(wildcard docs/*.md)
+
+install: $(REL)/simplegw
+	$(INSTALL) -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 \
+	  $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(DOCDIR)/examples
+	$(INSTALL) -m 755 $(REL)/simplegw $(DESTDIR)$(SBINDIR)/simplegw
+	$(INSTALL) -m 644 docs/man/simplegw.8 $(DESTDIR)$(MANDIR)/man8/simplegw.8
+	$(INSTALL) -m 644 docs/man/simplegw.xml.5 $(DESTDIR)$(MANDIR)/man5/simplegw.xml.5
+	sed 's|/usr/sbin/simplegw|$(SBINDIR)/simplegw|g' dist/simplegw.service > $(DESTDIR)$(SYSTEMDUNITDIR)/simplegw.service
+	chmod 644 $(DESTDIR)$(SYSTEMDUNITDIR)/simplegw.service
+	$(INSTALL) -m 644 conf/gateway.xml $(DESTDIR)$(DOCDIR)/examples/gateway.xml
+	$(INSTALL) -m 644 $(DOCS) $(DESTDIR)$(DOCDIR)/
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/simplegw $(DESTDIR)$(MANDIR)/man8/simplegw.8 \
+	  $(DESTDIR)$(MANDIR)/man5/simplegw.xml.5 $(DESTDIR)$(SYSTEMDUNITDIR)/simplegw.service \
+	  $(DESTDIR)$(DOCDIR)/examples/gateway.xml $(addprefix $(DESTDIR)$(DOCDIR)/,$(notdir $(DOCS)))
+	rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) 2>/dev/null || true
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

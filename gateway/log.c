@@ -1,8 +1,11 @@
 /* log.c - leveled logging to stderr and/or syslog, with the calling function's name. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "gw.h"
 
@@ -10,7 +13,8 @@ static struct {
 	enum conf_log_level level;
 	int to_stderr;
 	int to_syslog;
-} log_sink = { CONF_LOG_INFO, 1, 0 };
+	int journal;		/* stderr is systemd's journal stream: no stamp, a <N> prefix */
+} log_sink = { CONF_LOG_INFO, 1, 0, 0 };
 
 static const char *const log_names[] = {
 	[CONF_LOG_ERROR] = "error",
@@ -28,6 +32,23 @@ static const int log_syslog_prio[] = {
 	[CONF_LOG_DEBUG] = LOG_DEBUG,
 };
 
+/* Under systemd, JOURNAL_STREAM names the stream stderr is connected to ("device:inode"): the
+ * journal stamps each line itself and reads its priority from a "<N>" prefix (sd-daemon(3)).
+ * Only when stderr is that very stream: a shell started from the unit inherits the variable
+ * with its stderr redirected elsewhere. */
+static int log_stderr_is_journal(void)
+{
+	const char *js = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+	char extra;
+
+	if (!js || sscanf(js, "%llu:%llu%c", &dev, &ino, &extra) != 2 ||
+	    fstat(STDERR_FILENO, &st) != 0)
+		return 0;
+	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
+
 void log_init(const char *ident, enum conf_log_level level, int to_stderr, int to_syslog,
 	      int facility)
 {
@@ -36,6 +57,7 @@ void log_init(const char *ident, enum conf_log_level level, int to_stderr, int t
 	log_sink.level = level;
 	log_sink.to_stderr = to_stderr;
 	log_sink.to_syslog = to_syslog;
+	log_sink.journal = log_stderr_is_journal();
 	if (to_syslog)
 		openlog(ident, LOG_PID | LOG_NDELAY, facility);
 }
@@ -77,7 +99,10 @@ void log_vmsg(enum conf_log_level level, const char *func, const char *fmt, va_l
 	for (char *p = line; *p; p++)
 		if (*p == '\n' || *p == '\r')
 			*p = ' ';
-	if (log_sink.to_stderr) {
+	if (log_sink.to_stderr && log_sink.journal) {
+		fprintf(stderr, "<%d>%s %s: %s\n", log_syslog_prio[level], log_names[level], func,
+			line);
+	} else if (log_sink.to_stderr) {
 		struct timespec ts;
 		struct tm tm;
 		char stamp[32];
