@@ -148,10 +148,14 @@ async def test_iqs_are_answered_as_rfc_6120_asks(env):
         (gateway_jid, "get", "<query xmlns='http://jabber.org/protocol/disco#info' node='x'/>",
          "error", "item-not-found"),
         (f"bob@{SIP_DOMAIN}", "get", "<query xmlns='http://jabber.org/protocol/disco#info'/>",
-         "error", "service-unavailable"),
-        (gateway_jid, "get", "<query xmlns='http://jabber.org/protocol/disco#items'/>",
-         "error", "service-unavailable"),
-        (gateway_jid, "get", "<query xmlns='jabber:iq:version'/>", "error", "service-unavailable"),
+         "result", None),
+        (f"bob@{SIP_DOMAIN}/phone", "get", "<ping xmlns='urn:xmpp:ping'/>", "error",
+         "service-unavailable"),
+        (f"bob@{SIP_DOMAIN}", "get", "<vCard xmlns='vcard-temp'/>", "error", "service-unavailable"),
+        (gateway_jid, "get", "<query xmlns='http://jabber.org/protocol/disco#items'/>", "result",
+         None),
+        (gateway_jid, "get", "<query xmlns='jabber:iq:version'/>", "result", None),
+        (gateway_jid, "get", "<query xmlns='jabber:iq:last'/>", "error", "service-unavailable"),
         (gateway_jid, "set", "<query xmlns='jabber:iq:private'/>", "error", "service-unavailable"),
         (gateway_jid, "get", "", "error", "bad-request"),
     ]
@@ -170,7 +174,7 @@ async def test_iqs_are_answered_as_rfc_6120_asks(env):
         if want_cond:
             check(reply["error"]["condition"] == want_cond,
                   f"{to} {payload}: condition {reply['error']['condition']}, want {want_cond}")
-        if "disco#info'/>" in payload and want_type == "result":
+        if "disco#info'/>" in payload and want_type == "result" and to == gateway_jid:
             ident = reply.xml.find("{http://jabber.org/protocol/disco#info}query/"
                                    "{http://jabber.org/protocol/disco#info}identity")
             check(ident is not None and ident.get("category") == "gateway" and
