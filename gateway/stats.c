@@ -1,7 +1,17 @@
 /* stats.c - counting (stats.h). */
 #include <stddef.h>
+#include <time.h>
 
 #include "stats.h"
+
+void stats_start(struct stats *st, uint64_t now_ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	st->started_ms = now_ms;
+	st->started_wall_ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
 
 void stats_message(struct stats *st, struct stats_peer *ps, enum stats_dir dir,
 		   enum stats_verdict verdict, uint64_t latency_us)
@@ -31,4 +41,12 @@ void stats_sip_status(struct stats *st, int sent, int status)
 		st->sip_sent[status - STATS_SIP_MIN]++;
 	else
 		st->sip_received[status - STATS_SIP_MIN]++;
+}
+
+uint64_t stats_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }

@@ -42,6 +42,7 @@ struct stats_peer {
 
 struct stats {
 	uint64_t started_ms;			/* gw_now_ms() at start */
+	uint64_t started_wall_ms;		/* the same moment on the wall clock (Unix time) */
 	unsigned long long messages[STATS_NDIR][STATS_NVERDICT];
 	unsigned long long sip_sent[STATS_NSIP];	/* final and provisional statuses we sent */
 	unsigned long long sip_received[STATS_NSIP];	/* statuses of our requests' answers */
@@ -57,10 +58,14 @@ struct stats {
 	unsigned long long reloads_failed;	/* refused: the file had errors */
 };
 
+/* Sets the start time (started_ms, and the wall clock's). */
+void stats_start(struct stats *st, uint64_t now_ms);
 /* Counts one message's verdict and, when latency_us is not UINT64_MAX, its delivery latency. */
 void stats_message(struct stats *st, struct stats_peer *ps, enum stats_dir dir,
 		   enum stats_verdict verdict, uint64_t latency_us);
 /* Counts a SIP status sent or received (codes outside 100..699 are ignored). */
 void stats_sip_status(struct stats *st, int sent, int status);
+/* Monotonic microseconds, for latencies (a vDSO call: cheap on every message's path). */
+uint64_t stats_now_us(void);
 
 #endif

@@ -104,7 +104,20 @@ struct store {
 	unsigned failures;		/* consecutive failed commits */
 	unsigned long dropped;		/* writes dropped since the last commit */
 	struct log_limit log;		/* errors: a full disk must not flood the log */
+	unsigned long long *errors;	/* store_count_errors(), or NULL */
 };
+
+/* One failure, for the metrics (store_count_errors). */
+static void store_error(struct store *s)
+{
+	if (s->errors)
+		(*s->errors)++;
+}
+
+void store_count_errors(struct store *s, unsigned long long *counter)
+{
+	s->errors = counter;
+}
 
 const char *store_table_name(enum store_table t)
 {
@@ -136,6 +149,7 @@ static int store_run(struct store *s, sqlite3_stmt *st, const char *func, const 
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 	if (rc != SQLITE_DONE) {
+		store_error(s);
 		store_txn_check(s, func);
 		return -1;
 	}
@@ -149,6 +163,7 @@ static int store_bind_keys(struct store *s, sqlite3_stmt *st, const char *k1, co
 	    (k2 && sqlite3_bind_text(st, 2, k2, -1, SQLITE_STATIC) != SQLITE_OK)) {
 		log_msg(CONF_LOG_ERROR, func, "%s: binding keys: %s", s->path,
 			sqlite3_errmsg(s->db));
+		store_error(s);
 		sqlite3_clear_bindings(st);
 		return -1;
 	}
@@ -165,6 +180,7 @@ static int store_apply(struct store *s, const struct store_op *op, const char *f
 	    sqlite3_bind_blob64(st, 3, op->val, op->vlen, SQLITE_STATIC) != SQLITE_OK) {
 		log_msg(CONF_LOG_ERROR, func, "%s: binding a value of %zu bytes: %s", s->path,
 			op->vlen, sqlite3_errmsg(s->db));
+		store_error(s);
 		sqlite3_clear_bindings(st);
 		return -1;
 	}
@@ -559,6 +575,7 @@ static struct store_op *store_record(struct store *s, enum store_table t, enum s
 	}
 	if (s->nops >= STORE_MAX_HELD) {
 		s->dropped++;
+		store_error(s);
 		log_limited(&s->log, CONF_LOG_ERROR, func, "%s: %zu writes held for a commit that "
 			    "keeps failing: a %s of %s is DROPPED", s->path, s->nops,
 			    store_verbs[verb].name, store_tables[t].name);
@@ -689,8 +706,10 @@ int store_get(struct store *s, enum store_table t, const char *k1, const char *k
 out:
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
-	if (ret < 0)
+	if (ret < 0) {
+		store_error(s);
 		store_txn_check(s, __func__);
+	}
 	return ret;
 }
 
@@ -738,8 +757,10 @@ int store_foreach(struct store *s, enum store_table t, const char *k1,
 	s->walking &= ~(1u << t);
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
-	if (ret < 0)
+	if (ret < 0) {
+		store_error(s);
 		store_txn_check(s, __func__);
+	}
 	return ret;
 }
 
@@ -753,9 +774,11 @@ size_t store_count(struct store *s, enum store_table t)
 	st = s->stmt[t][SV_COUNT];
 	if (sqlite3_step(st) == SQLITE_ROW)
 		n = sqlite3_column_int64(st, 0);
-	else
+	else {
 		log_error("%s: count %s: %s", s->path, store_tables[t].name,
 			  sqlite3_errmsg(s->db));
+		store_error(s);
+	}
 	sqlite3_reset(st);
 	return n > 0 ? (size_t)n : 0;
 }

@@ -75,6 +75,10 @@ size_t store_unsaved(const struct store *s, unsigned long *dropped);
  * allowed. */
 void store_free(struct store *s);
 
+/* Counts every failure from now on in *counter (a read, write, walk or count SQLite refused, a
+ * BEGIN or COMMIT that failed, a write dropped): the metrics' store errors.  NULL: none. */
+void store_count_errors(struct store *s, unsigned long long *counter);
+
 /* The table's name in logs and in the database ("xwatch"...). */
 const char *store_table_name(enum store_table t);
 
