@@ -26,8 +26,6 @@
 #define GW_TRIM_CHECK_MS 2000	/* how often the trimmer looks */
 #define GW_TRIM_FORCE_MS 300000	/* trims anyway after this long without an idle period */
 #define GW_DRAIN_POLL_MS 20
-#define NS_PING "urn:xmpp:ping"
-#define NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
 
 uint64_t gw_now_ms(const struct gw *gw)
 {
@@ -63,123 +61,6 @@ static void gw_send_release(struct xmpp_link *link, xmpp_stanza_t *s)
 	xmpp_stanza_release(s);
 }
 
-static xmpp_stanza_t *gw_tag(struct gw *gw, const char *name, const char *ns)
-{
-	xmpp_stanza_t *s = xmpp_stanza_new(gw->xctx);
-
-	if (!s || xmpp_stanza_set_name(s, name) != XMPP_EOK ||
-	    (ns && xmpp_stanza_set_ns(s, ns) != XMPP_EOK))
-		gw_fatal("out of memory");
-	return s;
-}
-
-/* An iq result to iq (RFC 6120 8.2.3): type='result', the same id, from the address the request
- * was sent to, to its sender.  ejabberd closes the component stream on a reply that keeps
- * type='get' or lacks 'from' (improper-addressing); libstrophe's xmpp_stanza_reply() does both.
- * Caller releases the result. */
-static xmpp_stanza_t *gw_iq_result(struct gw *gw, xmpp_stanza_t *iq)
-{
-	xmpp_stanza_t *r = xmpp_iq_new(gw->xctx, "result", xmpp_stanza_get_id(iq));
-	const char *from = xmpp_stanza_get_from(iq), *to = xmpp_stanza_get_to(iq);
-
-	if (!r)
-		gw_fatal("out of memory");
-	if (to)
-		xmpp_stanza_set_from(r, to);
-	if (from)
-		xmpp_stanza_set_to(r, from);
-	return r;
-}
-
-static void gw_iq_ping(struct gw *gw, struct xmpp_link *link, xmpp_stanza_t *iq,
-		       xmpp_stanza_t *payload)
-{
-	gw_send_release(link, gw_iq_result(gw, iq));
-}
-
-/* disco#info of the gateway's own address (XEP-0030).  It has no nodes (item-not-found); a SIP
- * user's address is not the gateway's to describe (service-unavailable, RFC 6120 8.4). */
-static void gw_iq_disco_info(struct gw *gw, struct xmpp_link *link, xmpp_stanza_t *iq,
-			     xmpp_stanza_t *payload)
-{
-	static const char *const features[] = { NS_DISCO_INFO, NS_PING };
-	const char *to = xmpp_stanza_get_to(iq);
-	xmpp_stanza_t *query, *id, *reply;
-
-	if (!to || !gw_strcaseeq(to, xmpp_link_domain(link))) {
-		gw_send_release(link, map_error_reply(gw->xctx, iq, "service-unavailable", NULL));
-		return;
-	}
-	if (xmpp_stanza_get_attribute(payload, "node")) {
-		gw_send_release(link, map_error_reply(gw->xctx, iq, "item-not-found", NULL));
-		return;
-	}
-	query = gw_tag(gw, "query", NS_DISCO_INFO);
-	id = gw_tag(gw, "identity", NULL);
-	xmpp_stanza_set_attribute(id, "category", "gateway");
-	xmpp_stanza_set_attribute(id, "type", "sip");
-	xmpp_stanza_set_attribute(id, "name", "SIP/SIMPLE gateway");
-	xmpp_stanza_add_child_ex(query, id, 0);
-	for (size_t i = 0; i < sizeof(features) / sizeof(features[0]); i++) {
-		xmpp_stanza_t *f = gw_tag(gw, "feature", NULL);
-
-		xmpp_stanza_set_attribute(f, "var", features[i]);
-		xmpp_stanza_add_child_ex(query, f, 0);
-	}
-	reply = gw_iq_result(gw, iq);
-	xmpp_stanza_add_child_ex(reply, query, 0);
-	gw_send_release(link, reply);
-}
-
-/* The iq requests the gateway answers: type, payload namespace, handler.  Anything else gets
- * service-unavailable (RFC 6120 8.4). */
-static const struct gw_iq_rule {
-	const char *type;
-	const char *ns;
-	void (*handle)(struct gw *gw, struct xmpp_link *link, xmpp_stanza_t *iq,
-		       xmpp_stanza_t *payload);
-} gw_iq_rules[] = {
-	{ "get", NS_PING, gw_iq_ping },
-	{ "get", NS_DISCO_INFO, gw_iq_disco_info },
-};
-
-/* IQs to the component or its users (RFC 6120 8.2.3): get and set are answered with exactly one
- * result or error; results and errors are the pager's barrier replies or nobody's. */
-static void gw_on_iq(struct gw *gw, struct xmpp_link *link, xmpp_stanza_t *iq)
-{
-	const char *type = xmpp_stanza_get_type(iq), *ns;
-	xmpp_stanza_t *payload = NULL;
-	size_t npayload = 0;
-
-	if (!type || strcmp(type, "result") == 0 || strcmp(type, "error") == 0) {
-		if (!pager_iq_reply(gw->pager, link, iq) &&
-		    !(gw->presence && presence_iq_reply(gw->presence, link, iq)))
-			log_debug("unexpected iq %s from %s: dropped", type ? type : "without type",
-				  xmpp_stanza_get_from(iq) ? xmpp_stanza_get_from(iq) : "-");
-		return;
-	}
-	for (xmpp_stanza_t *c = xmpp_stanza_get_children(iq); c; c = xmpp_stanza_get_next(c))
-		if (xmpp_stanza_is_tag(c) && !npayload++)
-			payload = c;
-	if ((strcmp(type, "get") != 0 && strcmp(type, "set") != 0) || npayload != 1 ||
-	    !xmpp_stanza_get_id(iq)) {
-		log_info("iq from %s: type %s with %zu payloads%s: bad-request",
-			 xmpp_stanza_get_from(iq) ? xmpp_stanza_get_from(iq) : "-", type, npayload,
-			 xmpp_stanza_get_id(iq) ? "" : " and no id");
-		gw_send_release(link, map_error_reply(gw->xctx, iq, "bad-request", NULL));
-		return;
-	}
-	ns = xmpp_stanza_get_ns(payload);
-	for (size_t i = 0; ns && i < sizeof(gw_iq_rules) / sizeof(gw_iq_rules[0]); i++)
-		if (strcmp(type, gw_iq_rules[i].type) == 0 && strcmp(ns, gw_iq_rules[i].ns) == 0) {
-			gw_iq_rules[i].handle(gw, link, iq, payload);
-			return;
-		}
-	log_debug("iq %s %s from %s: service-unavailable", type, ns ? ns : "(no namespace)",
-		  xmpp_stanza_get_from(iq) ? xmpp_stanza_get_from(iq) : "-");
-	gw_send_release(link, map_error_reply(gw->xctx, iq, "service-unavailable", NULL));
-}
-
 static void gw_on_stanza(void *arg, struct xmpp_link *link, xmpp_stanza_t *stanza)
 {
 	struct gw *gw = arg;
@@ -195,7 +76,7 @@ static void gw_on_stanza(void *arg, struct xmpp_link *link, xmpp_stanza_t *stanz
 			pager_from_xmpp(gw->pager, link, stanza);
 	}
 	else if (strcmp(name, "iq") == 0)
-		gw_on_iq(gw, link, stanza);
+		iq_from_xmpp(gw, link, stanza);
 	else if (strcmp(name, "presence") == 0) {
 		if (!(gw->groupchat && groupchat_from_xmpp(gw->groupchat, link, stanza)))
 			presence_from_xmpp(gw->presence, link, stanza);
@@ -229,6 +110,11 @@ static void gw_on_link_state(void *arg, struct xmpp_link *link, int up)
 {
 	struct gw *gw = arg;
 
+	/* every transition passes here (a link stopped for the shutdown is not lost) */
+	if (up)
+		gw->stats.link_connects++;
+	else if (gw->state == GW_RUNNING)
+		gw->stats.link_losses++;
 	if (gw->pager)
 		pager_link_state(gw->pager, link, up);
 	if (gw->presence)
@@ -298,6 +184,12 @@ static void gw_on_sip_watch_refreshed(void *arg, struct sip_watch *w)
 
 	if (!groupchat_watch_refreshed(gw->groupchat, w))
 		presence_watch_refreshed(gw->presence, w);
+}
+
+/* Where the SIP stack counts a peer's requests (sip_stack_set_stats). */
+static struct stats_peer *gw_sip_peer_stats(void *arg, const struct conf_peer *peer)
+{
+	return gw_peer_stats(arg, peer);
 }
 
 /* ---- housekeeping */
@@ -505,11 +397,12 @@ static void gw_signal_cb(evutil_socket_t sig, short what, void *arg)
 	struct gw *gw = arg;
 
 	if (sig == SIGHUP) {
-		/* the files a running gateway may take again without dropping anyone: the TLS
-		 * certificates (for new connections) and the audit log (logrotate); the gateway
-		 * file itself is read at start only (issue 15 brings its reload) */
-		log_notice("received SIGHUP: reloading the TLS files and reopening the audit log "
-			   "(the gateway file is not read again: restart to apply its changes)");
+		/* what a running gateway may take again without dropping anyone: the gateway file
+		 * (gw_reload), the TLS certificates (for new connections) and the audit log
+		 * (logrotate) */
+		log_notice("received SIGHUP: reloading the gateway file and the TLS files, reopening "
+			   "the audit log");
+		gw_reload(gw, NULL);
 		sip_tls_reload();
 		sessions_tls_reload(gw->sessions);
 		audit_reopen();
@@ -524,14 +417,494 @@ static void gw_signal_cb(evutil_socket_t sig, short what, void *arg)
 	}
 }
 
-/* ---- live reload */
+/* ---- live reload: the gateway file read again (SIGHUP, the admin command).  A file with errors
+ * changes nothing.  What a running gateway can take is applied: the peers (added, removed,
+ * changed: route, trust, services, limits, TLS requirement, health interval...), <admin>, the
+ * log level and <im>.  What it cannot (the listening sockets, the component link's server and
+ * secret, the store...) is reported as needing a restart and left as it was.  A peer that
+ * remains keeps its address in memory (conf->peers holds pointers), its dialogs, sessions and
+ * counters; a removed one's end with their users told, and it is kept readable ("retired")
+ * until the gateway is freed, for whatever still finishes with it. */
+
+struct reload_text {
+	char *buf;
+	size_t len;
+	unsigned errors;
+};
+
+static void reload_say(struct reload_text *t, const char *fmt, ...) GW_PRINTF(2, 3);
+
+static void reload_say(struct reload_text *t, const char *fmt, ...)
+{
+	va_list ap;
+	char line[1024];
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(line))
+		n = sizeof(line) - 1;
+	t->buf = gw_xrealloc(t->buf, t->len + (size_t)n + 2);
+	memcpy(t->buf + t->len, line, (size_t)n);
+	t->len += (size_t)n;
+	t->buf[t->len++] = '\n';
+	t->buf[t->len] = '\0';
+}
+
+static void reload_error(void *arg, const char *file, unsigned line, const char *msg)
+{
+	struct reload_text *t = arg;
+
+	t->errors++;
+	if (line)
+		reload_say(t, "%s:%u: %s", file, line, msg);
+	else
+		reload_say(t, "%s: %s", file, msg);
+}
+
+enum reload_type { RL_STR, RL_INT, RL_SIZE };
+
+#define RL(what, type, field) { what, type, offsetof(struct conf, field) }
+/* What a running gateway cannot take: a change is reported ("restart to apply") and ignored. */
+static const struct reload_field {
+	const char *what;
+	enum reload_type type;
+	size_t off;
+} reload_fixed[] = {
+	RL("<log stderr>", RL_INT, log_stderr),
+	RL("<log syslog>", RL_INT, log_syslog),
+	RL("<log facility>", RL_INT, log_facility),
+	RL("<xmpp domain>", RL_STR, xmpp_domain),
+	RL("<xmpp server>", RL_STR, xmpp_server),
+	RL("<xmpp port>", RL_INT, xmpp_port),
+	RL("<xmpp secret>", RL_STR, secret),
+	RL("<xmpp reconnect-min>", RL_INT, reconnect_min_ms),
+	RL("<xmpp reconnect-max>", RL_INT, reconnect_max_ms),
+	RL("<xmpp max-stanza>", RL_SIZE, max_stanza),
+	RL("<xmpp tls>", RL_INT, xmpp_tls),
+	RL("<xmpp ca>", RL_STR, xmpp_ca),
+	RL("<tls certificate>", RL_STR, tls_cert),
+	RL("<tls key>", RL_STR, tls_key),
+	RL("<tls ca>", RL_STR, tls_ca),
+	RL("<tls verify-depth>", RL_INT, tls_verify_depth),
+	RL("<audit file>", RL_STR, audit_file),
+	RL("<audit syslog>", RL_INT, audit_syslog),
+	RL("<audit content>", RL_INT, audit_content),
+	RL("<sip max-message>", RL_SIZE, max_sip_message),
+	RL("<sip t1>", RL_INT, sip_t1_ms),
+	RL("<sip max-connections>", RL_INT, sip_max_conns),
+	RL("<sip max-connections-per-source>", RL_INT, sip_max_conns_per_source),
+	RL("<sip tcp-idle>", RL_INT, sip_tcp_idle_ms),
+	RL("<presence enabled>", RL_INT, presence_enabled),
+	RL("<presence database>", RL_STR, presence_db),
+	RL("<presence expires>", RL_INT, presence_expires_s),
+	RL("<presence min-expires>", RL_INT, presence_min_expires_s),
+	RL("<presence max-expires>", RL_INT, presence_max_expires_s),
+	RL("<presence roster-lists>", RL_INT, presence_roster_lists),
+	RL("<presence agent>", RL_STR, presence_agent),
+	RL("<presence max-per-user>", RL_INT, presence_max_per_user),
+	RL("<presence max-pending-per-user>", RL_INT, presence_max_pending_per_user),
+	RL("<presence max-per-watcher>", RL_INT, presence_max_per_watcher),
+	RL("<presence max-per-peer>", RL_INT, presence_max_per_peer),
+	RL("<presence max-watchers>", RL_INT, presence_max_watchers),
+	RL("<presence max-subscriptions>", RL_INT, presence_max_subscriptions),
+	RL("<presence notify-interval>", RL_INT, presence_notify_interval_ms),
+	RL("<presence max-document>", RL_SIZE, presence_max_doc),
+	RL("<sessions enabled>", RL_INT, sessions_enabled),
+	RL("<sessions msrp-address>", RL_STR, msrp_address),
+	RL("<sessions msrp-port>", RL_INT, msrp_port),
+	RL("<sessions msrps-port>", RL_INT, msrps_port),
+	RL("<sessions relay>", RL_STR, msrp_relay),
+	RL("<sessions max-per-user>", RL_INT, sessions_max_per_user),
+	RL("<sessions max-total>", RL_INT, sessions_max_total),
+	RL("<sessions max-queued>", RL_SIZE, sessions_max_queued),
+	RL("<sessions max-message>", RL_SIZE, sessions_max_message),
+	RL("<sessions chunk-size>", RL_SIZE, sessions_chunk_size),
+	RL("<sessions connect-timeout>", RL_INT, sessions_connect_ms),
+	RL("<sessions idle-timeout>", RL_INT, sessions_idle_s),
+	RL("<groupchat enabled>", RL_INT, groupchat_enabled),
+	RL("<groupchat max-total>", RL_INT, groupchat_max_total),
+	RL("<groupchat max-per-room>", RL_INT, groupchat_max_per_room),
+	RL("<groupchat max-per-user>", RL_INT, groupchat_max_per_user),
+	RL("<groupchat max-rooms>", RL_INT, groupchat_max_rooms),
+	RL("<groupchat join-timeout>", RL_INT, groupchat_join_ms),
+	RL("<metrics address>", RL_STR, metrics_address),
+	RL("<metrics port>", RL_INT, metrics_port),
+};
+
+/* What it takes as it is: copied from the new file. */
+static const struct reload_field reload_applied[] = {
+	RL("<log level>", RL_INT, log_level),
+	RL("<im max-body>", RL_SIZE, im_max_body),
+	RL("<im delivery-wait>", RL_INT, im_delivery_wait_ms),
+	RL("<im type>", RL_INT, im_type),
+	RL("<im verdict>", RL_INT, im_verdict),
+};
+#undef RL
+
+#define PF(what, type, field) { what, type, offsetof(struct conf_peer, field) }
+/* A peer's settings that a reload changes in place (the rest make it a new peer). */
+static const struct reload_field reload_peer_fields[] = {
+	PF("name", RL_STR, name),
+	PF("<route address>", RL_STR, route_address),
+	PF("<route port>", RL_INT, route_port),
+	PF("<route transport>", RL_INT, route_transport),
+	PF("<route options-interval>", RL_INT, options_interval_ms),
+	PF("sessions", RL_INT, sessions),
+	PF("groupchat", RL_INT, groupchat),
+	PF("tls", RL_INT, tls),
+	PF("services", RL_INT, services),
+	PF("<limits rate>", RL_INT, rate),
+	PF("<limits burst>", RL_INT, burst),
+	PF("<limits subscriptions>", RL_INT, max_subscriptions),
+	PF("<limits sessions>", RL_INT, max_sessions),
+	PF("<limits max-document>", RL_SIZE, max_document),
+	PF("<limits retry-after>", RL_INT, retry_after_s),
+	PF("<authorization refresh>", RL_INT, xcap_refresh_ms),
+};
+
+/* ... and those that make it a new peer when they change (its users' dialogs depend on them). */
+static const struct reload_field reload_peer_identity[] = {
+	PF("component", RL_STR, component),
+	PF("addressing", RL_INT, addressing),
+	PF("<authorization mode>", RL_INT, authz),
+	PF("<authorization xcap-root>", RL_STR, xcap_root),
+	PF("<rls xcap-root>", RL_STR, rls_xcap_root),
+	PF("<rls service>", RL_STR, rls_service),
+};
+#undef PF
+
+static int reload_same(const struct reload_field *f, const void *a, const void *b)
+{
+	const char *pa = (const char *)a + f->off, *pb = (const char *)b + f->off;
+
+	switch (f->type) {
+	case RL_STR: {
+		const char *sa = *(char *const *)(const void *)pa, *sb = *(char *const *)(const void *)pb;
+
+		return (!sa && !sb) || (sa && sb && strcmp(sa, sb) == 0);
+	}
+	case RL_INT:
+		return memcmp(pa, pb, sizeof(int)) == 0;
+	case RL_SIZE:
+		return memcmp(pa, pb, sizeof(size_t)) == 0;
+	}
+	return 0;
+}
+
+static int reload_trust_same(const struct conf_peer *a, const struct conf_peer *b)
+{
+	if (a->ntrust != b->ntrust)
+		return 0;
+	for (size_t i = 0; i < a->ntrust; i++)
+		if (strcmp(a->trust[i].text, b->trust[i].text) != 0)
+			return 0;
+	return 1;
+}
+
+static int reload_listen_same(const struct conf *a, const struct conf *b)
+{
+	if (a->nlisten != b->nlisten)
+		return 0;
+	for (size_t i = 0; i < a->nlisten; i++)
+		if (a->listen[i].transport != b->listen[i].transport ||
+		    a->listen[i].port != b->listen[i].port ||
+		    strcmp(a->listen[i].address, b->listen[i].address) != 0)
+			return 0;
+	return 1;
+}
+
+static int reload_strv_same(char *const *a, size_t na, char *const *b, size_t nb)
+{
+	if (na != nb)
+		return 0;
+	for (size_t i = 0; i < na; i++)
+		if (strcmp(a[i], b[i]) != 0)
+			return 0;
+	return 1;
+}
+
+static int reload_lists_same(const struct conf *a, const struct conf *b)
+{
+	if (a->nlists != b->nlists)
+		return 0;
+	for (size_t i = 0; i < a->nlists; i++)
+		if (strcmp(a->lists[i].name, b->lists[i].name) != 0 ||
+		    !reload_strv_same(a->lists[i].members, a->lists[i].nmembers,
+				      b->lists[i].members, b->lists[i].nmembers))
+			return 0;
+	return 1;
+}
+
+/* The remaining peer keep takes from's settings; the strings its identity is made of (equal in
+ * both) stay the ones already lent out.  from, left with keep's old settings, is freed with the
+ * new file's configuration. */
+static void reload_peer_take(struct conf_peer *keep, struct conf_peer *from)
+{
+	struct conf_peer old = *keep;
+	char *nd = from->domain, *nc = from->component, *nx = from->xcap_root;
+	char *nr = from->rls_xcap_root, *ns = from->rls_service;
+
+	*keep = *from;
+	keep->domain = old.domain;
+	keep->component = old.component;
+	keep->xcap_root = old.xcap_root;
+	keep->rls_xcap_root = old.rls_xcap_root;
+	keep->rls_service = old.rls_service;
+	*from = old;
+	from->domain = nd;
+	from->component = nc;
+	from->xcap_root = nx;
+	from->rls_xcap_root = nr;
+	from->rls_service = ns;
+}
+
+static int gw_component_used(const struct conf *conf, const char *component)
+{
+	for (size_t i = 0; i < conf->npeers; i++)
+		if (gw_strcaseeq(conf->peers[i]->component, component))
+			return 1;
+	return 0;
+}
+
+static void gw_link_retired(void *arg)
+{
+}
+
+static const struct xmpp_link_cbs gw_link_cbs = {
+	.stanza = gw_on_stanza,
+	.state = gw_on_link_state,
+	.conflict = gw_on_link_conflict,
+	.skipped = gw_on_skipped,
+};
+
+static void reload_apply(struct gw *gw, struct conf *nc, struct reload_text *t)
+{
+	struct conf *c = gw->conf;
+	size_t n = nc->npeers, nold = c->npeers;
+	struct conf_peer **keep = gw_xcalloc(n, sizeof(*keep));
+	struct conf_peer **peers = gw_xcalloc(n, sizeof(*peers));
+	size_t *old_index = gw_xcalloc(n, sizeof(*old_index));
+	struct gw_peer **rt = gw_xcalloc(n, sizeof(*rt));
+	unsigned char *kept = gw_xcalloc(nold ? nold : 1, 1);
+	size_t added = 0, removed = 0, changed = 0;
+
+	for (size_t i = 0; i < sizeof(reload_fixed) / sizeof(reload_fixed[0]); i++)
+		if (!reload_same(&reload_fixed[i], c, nc))
+			reload_say(t, "%s changed: not applied, restart to apply it",
+				   reload_fixed[i].what);
+	if (!reload_listen_same(c, nc))
+		reload_say(t, "<listen> changed: not applied, restart to apply it");
+	if (!reload_strv_same(c->muc_services, c->nmuc_services, nc->muc_services,
+			      nc->nmuc_services))
+		reload_say(t, "<muc> changed: not applied, restart to apply it");
+	if (!reload_lists_same(c, nc))
+		reload_say(t, "<list> changed: not applied, restart to apply it");
+
+	/* which peers remain: the same domain and the same identity */
+	for (size_t j = 0; j < n; j++) {
+		const struct conf_peer *np = nc->peers[j];
+
+		old_index[j] = SIZE_MAX;
+		for (size_t i = 0; i < nold; i++) {
+			const struct conf_peer *op = c->peers[i];
+			size_t k;
+
+			if (kept[i] || strcmp(op->domain, np->domain) != 0)
+				continue;
+			for (k = 0; k < sizeof(reload_peer_identity) / sizeof(reload_peer_identity[0]);
+			     k++)
+				if (!reload_same(&reload_peer_identity[k], op, np))
+					break;
+			if (k < sizeof(reload_peer_identity) / sizeof(reload_peer_identity[0])) {
+				reload_say(t, "peer %s: %s changed: it is removed and added again",
+					   op->name, reload_peer_identity[k].what);
+				break;
+			}
+			keep[j] = c->peers[i];
+			old_index[j] = i;
+			kept[i] = 1;
+			break;
+		}
+	}
+
+	/* the removed peers' users are told while the peers are still configured */
+	for (size_t i = 0; i < nold; i++) {
+		struct conf_peer *op = c->peers[i];
+
+		if (kept[i])
+			continue;
+		removed++;
+		reload_say(t, "peer %s (%s) removed: its dialogs and sessions end", op->name,
+			   op->domain);
+		log_notice("reload: peer %s (%s) removed: ending its dialogs and sessions", op->name,
+			   op->domain);
+		groupchat_peer_removed(gw->groupchat, op);
+		sessions_peer_removed(gw->sessions, op);
+		presence_peer_removed(gw->presence, op);
+		gw_peer_free(gw->peer_rt[i]);
+		gw->peer_rt[i] = NULL;
+		op->index = SIZE_MAX;
+		gw->retired = gw_xrealloc(gw->retired, (gw->nretired + 1) * sizeof(*gw->retired));
+		gw->retired[gw->nretired++] = op;
+	}
+
+	/* the new list of peers: the remaining ones updated in place, the new ones taken over */
+	for (size_t j = 0; j < n; j++) {
+		struct conf_peer *np = nc->peers[j];
+
+		if (keep[j]) {
+			unsigned diffs = 0;
+			char what[512] = "";
+			size_t wl = 0;
+
+			for (size_t k = 0;
+			     k < sizeof(reload_peer_fields) / sizeof(reload_peer_fields[0]); k++)
+				if (!reload_same(&reload_peer_fields[k], keep[j], np)) {
+					diffs++;
+					wl += (size_t)snprintf(what + wl, wl < sizeof(what) ?
+							       sizeof(what) - wl : 0, "%s%s",
+							       wl ? ", " : "",
+							       reload_peer_fields[k].what);
+					if (wl >= sizeof(what))
+						wl = sizeof(what) - 1;
+				}
+			if (!reload_trust_same(keep[j], np)) {
+				diffs++;
+				snprintf(what + wl, sizeof(what) - wl, "%s<trust>", wl ? ", " : "");
+			}
+			if (diffs) {
+				changed++;
+				reload_say(t, "peer %s: %s changed", np->name, what);
+			}
+			reload_peer_take(keep[j], np);
+			peers[j] = keep[j];
+			rt[j] = gw->peer_rt[old_index[j]];
+		} else {
+			added++;
+			reload_say(t, "peer %s (%s) added", np->name, np->domain);
+			peers[j] = np;
+			nc->peers[j] = NULL;
+		}
+		peers[j]->index = j;
+	}
+
+	/* conf_free(nc) frees what nc->peers still holds: the remaining peers' old settings */
+	free(c->peers);
+	c->peers = peers;
+	c->npeers = n;
+	free(gw->peer_rt);
+	gw->peer_rt = rt;
+	for (size_t j = 0; j < n; j++) {
+		if (!rt[j])
+			rt[j] = gw_peer_new(gw, peers[j]);
+		else
+			gw_health_arm(rt[j]);
+		rt[j]->peer = peers[j];
+	}
+
+	/* whatever depends on every peer */
+	sip_peers_changed(gw->sip, old_index, n);
+	presence_peers_changed(gw->presence, old_index, n);
+	sessions_peers_changed(gw->sessions);
+
+	/* the scalars a running gateway takes */
+	for (size_t i = 0; i < sizeof(reload_applied) / sizeof(reload_applied[0]); i++) {
+		const struct reload_field *f = &reload_applied[i];
+
+		if (reload_same(f, c, nc))
+			continue;
+		reload_say(t, "%s changed", f->what);
+		memcpy((char *)c + f->off, (const char *)nc + f->off,
+		       f->type == RL_SIZE ? sizeof(size_t) : sizeof(int));
+	}
+	if (!gw->log_forced)
+		log_set_level(c->log_level);
+	if (!reload_strv_same(c->admins, c->nadmins, nc->admins, nc->nadmins)) {
+		char **a = c->admins;
+		size_t na = c->nadmins;
+
+		reload_say(t, "<admin> changed: %zu admin(s)", nc->nadmins);
+		c->admins = nc->admins;
+		c->nadmins = nc->nadmins;
+		nc->admins = a;
+		nc->nadmins = na;
+	}
+
+	/* component links: one for each component now served, none for one no longer served */
+	for (size_t j = 0; j < n; j++) {
+		struct xmpp_link *l;
+
+		if (gw_link_for_component(gw, peers[j]->component))
+			continue;
+		l = xmpp_link_new(gw->base, gw->xctx, c, peers[j]->component, &gw_link_cbs, gw);
+		if (!l) {
+			reload_say(t, "component %s: its link cannot be made (logged)",
+				   peers[j]->component);
+			continue;
+		}
+		gw->links = gw_xrealloc(gw->links, (gw->nlinks + 1) * sizeof(*gw->links));
+		gw->links[gw->nlinks++] = l;
+		pager_link_added(gw->pager, l);
+		xmpp_link_start(l);
+		reload_say(t, "component %s: connecting", peers[j]->component);
+	}
+	for (size_t i = 0; i < gw->nlinks;) {
+		struct xmpp_link *l = gw->links[i];
+
+		if (gw_component_used(c, xmpp_link_domain(l))) {
+			i++;
+			continue;
+		}
+		reload_say(t, "component %s: no peer left, its link is closed", xmpp_link_domain(l));
+		xmpp_link_stop(l, gw_link_retired, gw);
+		gw->old_links = gw_xrealloc(gw->old_links, (gw->nold_links + 1) *
+					    sizeof(*gw->old_links));
+		gw->old_links[gw->nold_links++] = l;
+		memmove(&gw->links[i], &gw->links[i + 1], (gw->nlinks - i - 1) * sizeof(*gw->links));
+		gw->nlinks--;
+	}
+	reload_say(t, "reload applied: %zu peer(s), %zu added, %zu removed, %zu changed", n, added,
+		   removed, changed);
+	free(keep);
+	free(old_index);
+	free(kept);
+}
 
 int gw_reload(struct gw *gw, char **report)
 {
+	struct reload_text t = { NULL, 0, 0 };
+	struct conf *nc;
+
+	if (gw->state != GW_RUNNING) {
+		if (report)
+			*report = gw_xstrdup("the gateway is shutting down: not reloaded\n");
+		return -1;
+	}
+	nc = conf_load(gw->conf->path, reload_error, &t);
+	if (!nc) {
+		gw->stats.reloads_failed++;
+		reload_say(&t, "%s: %u error%s: nothing changed", gw->conf->path, t.errors,
+			   t.errors == 1 ? "" : "s");
+		log_error("reload refused:\n%s", t.buf);
+		if (report)
+			*report = t.buf;
+		else
+			free(t.buf);
+		return -1;
+	}
+	reload_apply(gw, nc, &t);
+	conf_free(nc);
+	gw->stats.reloads++;
+	log_notice("reload of %s:\n%s", gw->conf->path, t.buf);
 	if (report)
-		*report = gw_xstrdup("reload: not available yet: restart to apply changes\n");
-	gw->stats.reloads_failed++;
-	return -1;
+		*report = t.buf;
+	else
+		free(t.buf);
+	return 0;
 }
 
 /* ---- construction */
@@ -547,12 +920,6 @@ static const xmpp_log_t gw_strophe_log = { gw_xmpp_log, NULL };
 struct gw *gw_new(struct conf *conf)
 {
 	struct gw *gw = gw_xcalloc(1, sizeof(*gw));
-	static const struct xmpp_link_cbs link_cbs = {
-		.stanza = gw_on_stanza,
-		.state = gw_on_link_state,
-		.conflict = gw_on_link_conflict,
-		.skipped = gw_on_skipped,
-	};
 	static const struct sip_cbs sip_cbs = {
 		.message = gw_on_sip_message,
 		.shutdown_done = gw_on_sip_down,
@@ -565,7 +932,7 @@ struct gw *gw_new(struct conf *conf)
 	struct timeval trim_tv = { GW_TRIM_CHECK_MS / 1000, (GW_TRIM_CHECK_MS % 1000) * 1000 };
 
 	gw->conf = conf;
-	gw->stats.started_ms = gw_now_ms(gw);
+	stats_start(&gw->stats, gw_now_ms(gw));
 	gw->trimmed_ms = gw->active_ms = gw_now_ms(gw);
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
 		gw_fatal("getrandom: %s", strerror(errno));
@@ -589,7 +956,7 @@ struct gw *gw_new(struct conf *conf)
 		if (gw_link_for_component(gw, conf->peers[i]->component))
 			continue;
 		gw->links[gw->nlinks] = xmpp_link_new(gw->base, gw->xctx, conf,
-						      conf->peers[i]->component, &link_cbs, gw);
+						      conf->peers[i]->component, &gw_link_cbs, gw);
 		if (!gw->links[gw->nlinks])
 			goto fail;	/* its TLS context could not be made: logged */
 		gw->nlinks++;
@@ -602,11 +969,14 @@ struct gw *gw_new(struct conf *conf)
 	gw->sip = sip_stack_new(gw->reactor, conf, &sip_cbs, gw);
 	if (!gw->sip)
 		goto fail;
+	sip_stack_set_stats(gw->sip, &gw->stats, gw_sip_peer_stats, gw);
 	gw->pager = pager_new(gw);
 	gw->sessions = sessions_new(gw);
 	if (!gw->sessions)
 		goto fail;
 	gw->groupchat = groupchat_new(gw);
+	if (conf->metrics_address && !(gw->metrics = metrics_new(gw)))
+		goto fail;	/* logged: the port is in use, say */
 	presence_start(gw->presence);
 	gw_health_start(gw);
 
@@ -645,6 +1015,7 @@ void gw_free(struct gw *gw)
 {
 	if (!gw)
 		return;
+	metrics_free(gw->metrics);
 	for (size_t i = 0; i < sizeof(gw->sig_ev) / sizeof(gw->sig_ev[0]); i++)
 		if (gw->sig_ev[i])
 			event_free(gw->sig_ev[i]);
@@ -653,6 +1024,7 @@ void gw_free(struct gw *gw)
 	if (gw->trim_ev)
 		event_free(gw->trim_ev);
 	gw_health_free(gw);
+	admin_free(gw->admin);
 	pager_free(gw->pager);
 	groupchat_free(gw->groupchat);	/* before its legs' sessions */
 	sessions_free(gw->sessions);	/* before the stack too */
@@ -661,6 +1033,12 @@ void gw_free(struct gw *gw)
 	for (size_t i = 0; i < gw->nlinks; i++)
 		xmpp_link_free(gw->links[i]);
 	free(gw->links);
+	for (size_t i = 0; i < gw->nold_links; i++)
+		xmpp_link_free(gw->old_links[i]);
+	free(gw->old_links);
+	for (size_t i = 0; i < gw->nretired; i++)
+		conf_peer_free(gw->retired[i]);
+	free(gw->retired);
 	reactor_free(gw->reactor);
 	if (gw->xctx)
 		xmpp_ctx_free(gw->xctx);

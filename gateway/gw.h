@@ -11,6 +11,9 @@
 
 struct event_base;
 
+/* The release, as `simplegw -v` and XEP-0092 report it (debian/changelog names the same). */
+#define SIMPLEGW_VERSION "0.1.0"
+
 #ifdef __GNUC__
 #define GW_PRINTF(f, a) __attribute__((format(printf, f, a)))
 #define GW_VPRINTF(f) __attribute__((format(printf, f, 0)))
@@ -91,6 +94,7 @@ struct pager;
 struct presence;
 struct sessions;
 struct groupchat;
+struct admin;
 struct event;
 typedef struct _xmpp_stanza_t xmpp_stanza_t;
 
@@ -109,10 +113,16 @@ struct gw {
 	struct sip_stack *sip;
 	struct xmpp_link **links;	/* one per distinct component domain */
 	size_t nlinks;
+	struct xmpp_link **old_links;	/* links a reload stopped (no peer uses them), freed last */
+	size_t nold_links;
+	struct conf_peer **retired;	/* peers a reload removed, freed last (owned) */
+	size_t nretired;
+	int log_forced;			/* -d: the log level is not the file's (a reload keeps it) */
 	struct pager *pager;
 	struct presence *presence;
 	struct sessions *sessions;
 	struct groupchat *groupchat;
+	struct admin *admin;		/* admin.c's command sessions, made when first needed */
 
 	enum gw_state state;
 	int exit_status;		/* what gw_run() returns */
@@ -127,6 +137,9 @@ struct gw {
 	int trim_wanted;		/* activity since then */
 	struct gw_peer **peer_rt;	/* conf->peers[i]'s runtime record at [i] (gw_peer_of) */
 	struct stats stats;		/* what the whole gateway counted (stats.h) */
+	struct metrics *metrics;	/* the Prometheus endpoint (metrics.c), or NULL */
+	char caps_ver[2][32];		/* XEP-0115 ver of a SIP user's full JID, in session and in
+					 * pager chat mode: iq.c, filled on first use */
 	uint64_t drain_started_ms;
 	size_t links_open;		/* links not yet stopped during shutdown */
 	char id_prefix[16];		/* random per process: our stanza ids cannot be guessed */
@@ -175,6 +188,24 @@ int gw_reload(struct gw *gw, char **report);
  * (XEP-0100), version (XEP-0092), ping (XEP-0199), the ad-hoc commands (admin.c); replies to our
  * own requests go to the modules that sent them */
 void iq_from_xmpp(struct gw *gw, struct xmpp_link *link, xmpp_stanza_t *iq);
+/* XEP-0115 caps of the presence sent for SIP users: the node, and the <c/> added to an
+ * available presence of a user of peer (ver: what that user's full JID answers to disco#info). */
+#define IQ_CAPS_NODE "urn:simplegw:caps"
+void iq_caps_add(struct gw *gw, const struct conf_peer *peer, xmpp_stanza_t *presence);
+/* A disco identity; lang and name may be NULL. */
+struct iq_identity {
+	const char *category, *type, *lang, *name;
+};
+/* The XEP-0115 5.1 verification string (SHA-1, base64) of identities and features (any order)
+ * into buf (29 bytes at least).  Its length (28), or -1. */
+int iq_caps_ver(const struct iq_identity *ids, size_t nids, const char *const *features,
+		size_t nfeatures, char *buf, size_t len);
+/* XEP-0100: the bare JID to write to for what a user typed as a SIP address ("sip:bob@sip.example",
+ * "bob@sip.example", "Bob <sips:bob@sip.example>"; a user name alone at the peer `only`, which
+ * may be NULL), for whichever peer owns the domain, in its addressing mode.  0, or -1 with an
+ * error condition (not-acceptable, item-not-found) and a text, both static. */
+int iq_gateway_jid(const struct conf *conf, const struct conf_peer *only, const char *typed,
+		   char *jid, size_t len, const char **condition, const char **text);
 
 /* ---- admin.c: ad-hoc admin commands (XEP-0050, XEP-0133 style) for the JIDs of <admin> */
 #define NS_COMMANDS "http://jabber.org/protocol/commands"
@@ -187,9 +218,25 @@ void admin_command(struct gw *gw, struct xmpp_link *link, xmpp_stanza_t *iq,
 /* disco#items of node NS_COMMANDS: adds an <item/> per command the requester may run to query
  * (none for others). */
 void admin_disco_items(struct gw *gw, const char *from, const char *to, xmpp_stanza_t *query);
-/* disco#info of a command's node: 1 and query filled when node is one of ours and from may run
- * it, else 0. */
+/* disco#info of a node: 1 and query filled (identities and features; the caller sets its node)
+ * for NS_COMMANDS itself (anyone) and for a command's node when from may run it, else 0. */
 int admin_disco_info(struct gw *gw, const char *from, const char *node, xmpp_stanza_t *query);
+/* The command sessions held between stages (NULL is allowed). */
+void admin_free(struct admin *ad);
+
+/* ---- metrics.c: the Prometheus text endpoint, GET /metrics on <metrics address port>
+ * (docs/operations.md lists every metric) */
+struct metrics;
+/* Listens on conf's <metrics> address and port with libevent's HTTP server on gw->base.  NULL
+ * when it cannot (logged, like a SIP port in use): the gateway does not start. */
+struct metrics *metrics_new(struct gw *gw);
+/* Closes the listener and every connection.  NULL is allowed. */
+void metrics_free(struct metrics *m);
+/* Escapes s as a label value of the text format: backslash, double quote and line feed become
+ * \\, \" and \n, everything else stays as it is (UTF-8 included).  Writes at most outlen
+ * bytes to out, always terminated when outlen > 0, and returns the length of the whole escaped
+ * text (as snprintf does: a return >= outlen means it was cut). */
+size_t metrics_escape(const char *s, char *out, size_t outlen);
 
 /* ---- reactor.c: Sofia-SIP's su_root driven by the libevent base (see the file's comment) */
 struct reactor;

@@ -2480,6 +2480,46 @@ void groupchat_link_state(struct groupchat *gc, struct xmpp_link *link, int up)
 	gc->leaving_all = 0;
 }
 
+struct gc_gone {
+	const struct conf_peer *peer;
+	size_t n;
+};
+
+static void gone_s(void *arg, const char *key, void *value)
+{
+	struct gc_gone *g = arg;
+	struct socc *so = value;
+
+	if (so->peer != g->peer)
+		return;
+	g->n++;
+	socc_close(so, 1, 503, "the SIP network was removed from the gateway");
+}
+
+static void gone_x(void *arg, const char *key, void *value)
+{
+	struct gc_gone *g = arg;
+	struct xocc *x = value;
+
+	if (x->peer != g->peer)
+		return;
+	g->n++;
+	xocc_removed(x, 332, "the SIP network was removed from the gateway");
+}
+
+void groupchat_peer_removed(struct groupchat *gc, const struct conf_peer *peer)
+{
+	struct gc_gone g = { peer, 0 };
+
+	gc->leaving_all = 1;
+	dict_foreach(gc->soccs, gone_s, &g);
+	dict_foreach(gc->xoccs, gone_x, &g);
+	gc->leaving_all = 0;
+	if (g.n)
+		log_notice("groupchat: peer %s removed: %zu bridged occupants ended", peer->name,
+			   g.n);
+}
+
 size_t groupchat_count(const struct groupchat *gc)
 {
 	return gc->count;

@@ -4,6 +4,7 @@
 #define GW_MAP_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <strophe.h>
 
 struct gw;
@@ -198,6 +199,8 @@ void pager_from_xmpp(struct pager *pg, struct xmpp_link *link, xmpp_stanza_t *st
 int pager_iq_reply(struct pager *pg, struct xmpp_link *link, xmpp_stanza_t *iq);
 /* The link went up or down. */
 void pager_link_state(struct pager *pg, struct xmpp_link *link, int up);
+/* A component link the pager did not know (a reload added a peer with a new component). */
+void pager_link_added(struct pager *pg, struct xmpp_link *link);
 /* Messages whose outcome is not settled yet, both directions. */
 size_t pager_pending(const struct pager *pg);
 /* Draining: refuse new messages (503 / service-unavailable), let pending ones settle. */
@@ -245,6 +248,10 @@ void presence_link_state(struct presence *pr, struct xmpp_link *link, int up);
 void presence_peer_up(struct presence *pr, const struct conf_peer *peer);
 /* XMPP watchers of SIP presentities, and SIP presentities watched (one dialog each). */
 size_t presence_watchers(const struct presence *pr);
+/* A reload renumbered the peers: new peer i was old_index[i] (SIZE_MAX: a new peer). */
+void presence_peers_changed(struct presence *pr, const size_t *old_index, size_t n);
+/* A reload removes peer (still in the configuration while this runs): its dialogs end. */
+void presence_peer_removed(struct presence *pr, const struct conf_peer *peer);
 size_t presence_presentities(const struct presence *pr);
 /* Shutdown: ends the SIP dialogs (watchers keep their rows), tells XMPP watchers the contacts
  * are unavailable and SIP watchers that their subscriptions are over. */
@@ -276,6 +283,33 @@ int map_msrp_report_status(const char *condition);
  * when it has none; borrowed from the stanza. */
 const char *map_stanza_error_condition(xmpp_stanza_t *stanza);
 size_t sessions_count(const struct sessions *ss);
+/* One open session as an operator sees it (sessions_list()): a 1:1 chat, or a leg of a room
+ * (groupchat.c's: an XMPP user in a SIP conference, or a SIP user in a MUC room). */
+enum map_session_kind {
+	MAP_SESSION_CHAT,
+	MAP_SESSION_GROUPCHAT,
+};
+struct map_session_info {
+	char id[24];		/* the session's MSRP id: what sessions_end() takes */
+	enum map_session_kind kind;
+	const char *xmpp;	/* chat: the XMPP user (full JID once known); leg: the XMPP end as
+				 * groupchat.c named it (the user, or the SIP occupant's real JID) */
+	const char *sip_uri;	/* chat: the SIP user; leg: the focus, or the SIP occupant */
+	const char *state;	/* "inviting", "connecting", "active" */
+	uint64_t age_ms;
+};
+/* Writes at most max of the open sessions (legs included) to out, in no particular order, and
+ * returns how many are open (out NULL or max 0: only counts).  The strings are borrowed: use
+ * them before the loop runs again. */
+size_t sessions_list(struct sessions *ss, struct map_session_info *out, size_t max);
+/* Ends an open session as the idle timeout does: BYE to the SIP side, the XMPP side told (<gone/>;
+ * for a leg, groupchat.c takes the occupant out of the room), messages not delivered bounced with
+ * why as the error's text.  0, or -1 when no open session has that id. */
+int sessions_end(struct sessions *ss, const char *id, const char *why);
+/* A reload removes peer: its sessions end (BYE, the XMPP users told). */
+void sessions_peer_removed(struct sessions *ss, const struct conf_peer *peer);
+/* A reload changed the peers: what depends on all of them is worked out again. */
+void sessions_peers_changed(struct sessions *ss);
 
 /* Legs: an INVITE dialog with its MSRP session that groupchat.c owns instead of a 1:1 chat.
  * The callbacks get what a chat would have given XMPP; the leg answers SENDs, REPORTs and
@@ -364,6 +398,8 @@ int groupchat_from_xmpp(struct groupchat *gc, struct xmpp_link *link, xmpp_stanz
 void groupchat_link_state(struct groupchat *gc, struct xmpp_link *link, int up);
 /* Bridged occupants (both ways), and XMPP rooms with SIP occupants. */
 size_t groupchat_count(const struct groupchat *gc);
+/* A reload removes peer: its users' room memberships end, everyone told. */
+void groupchat_peer_removed(struct groupchat *gc, const struct conf_peer *peer);
 size_t groupchat_rooms(const struct groupchat *gc);
 /* Shutdown: every occupant leaves (BYE, unavailable presence with status 332). */
 void groupchat_close(struct groupchat *gc);

@@ -69,6 +69,7 @@ struct pager_in {
 	struct sip_incoming *in;	/* held transaction; NULL once answered */
 	unsigned long barrier;		/* the barrier that settles it */
 	uint64_t t_ms;			/* forwarded at, then answered at */
+	uint64_t rx_us;			/* received at (stats_now_us), for the latency */
 	const struct conf_peer *peer;
 	char *sip_from;			/* the SIP sender */
 	char *sip_to;			/* the XMPP user, as a SIP URI */
@@ -110,13 +111,15 @@ struct pager_out {
 	char *imdn_id;			/* their imdn.Message-ID (carries the stanza id), or NULL */
 	int cpim;			/* sent as CPIM with the request (until a 415) */
 	struct sip_outgoing *out;
+	uint64_t rx_us;			/* received at (stats_now_us), for the latency */
 	LIST_ENTRY(pager_out) entry;	/* in pg->outs */
 };
 
 struct pager {
 	struct gw *gw;
 	struct dict *ins;		/* stanza id -> struct pager_in */
-	struct pager_link *links;
+	struct pager_link **links;	/* one per component link, each its own allocation (the
+					 * barrier event points at it; a reload adds links) */
 	size_t nlinks;
 	struct pager_list recent;	/* answered, kept for late errors */
 	LIST_HEAD(, pager_out) outs;
@@ -131,9 +134,18 @@ struct pager {
 static struct pager_link *pager_link_of(struct pager *pg, struct xmpp_link *link)
 {
 	for (size_t i = 0; i < pg->nlinks; i++)
-		if (pg->links[i].link == link)
-			return &pg->links[i];
+		if (pg->links[i]->link == link)
+			return pg->links[i];
 	return NULL;
+}
+
+/* Counts a message's verdict (gateway/stats.h); a delivered one's latency from rx_us, when it
+ * was received. */
+static void pager_count(struct pager *pg, const struct conf_peer *peer, enum stats_dir dir,
+			enum stats_verdict verdict, uint64_t rx_us)
+{
+	stats_message(&pg->gw->stats, gw_peer_stats(pg->gw, peer), dir, verdict,
+		      verdict == STATS_DELIVERED ? stats_now_us() - rx_us : UINT64_MAX);
 }
 
 static void pager_in_free(struct pager_in *e)
@@ -150,6 +162,8 @@ static void pager_in_settle(struct pager *pg, struct pager_in *e, int status, co
 {
 	TAILQ_REMOVE(&e->pl->held, e, entry);
 	pg->nheld--;
+	pager_count(pg, e->peer, STATS_SIP_TO_XMPP, status < 300 ? STATS_DELIVERED : STATS_FAILED,
+		    e->rx_us);
 	sip_incoming_respond(e->in, status, phrase, retry_after, NULL);
 	e->in = NULL;
 	if (status >= 200 && status < 300) {
@@ -397,6 +411,7 @@ static void pager_refuse(struct pager *pg, struct sip_incoming *in,
 		    info->request_uri, info->source, info->content_type ? info->content_type : "no body",
 		    info->content_encoding ? ", encoding " : "",
 		    info->content_encoding ? info->content_encoding : "", status, phrase);
+	pager_count(pg, info->peer, STATS_SIP_TO_XMPP, STATS_REFUSED, 0);
 	sip_incoming_respond(in, status, phrase, 0, accept);
 }
 
@@ -596,8 +611,10 @@ void pager_from_sip(struct pager *pg, struct sip_incoming *in, const struct sip_
 	struct pager_in *e;
 	xmpp_stanza_t *msg;
 	int r;
+	uint64_t rx_us = stats_now_us();
 
 	if (pg->closing) {
+		pager_count(pg, peer, STATS_SIP_TO_XMPP, STATS_REFUSED, 0);
 		sip_incoming_respond(in, 503, "Shutting Down", 5, NULL);
 		return;
 	}
@@ -623,12 +640,14 @@ void pager_from_sip(struct pager *pg, struct sip_incoming *in, const struct sip_
 	if (!pl || !xmpp_link_is_up(link)) {
 		unsigned ms = link ? xmpp_link_retry_in_ms(link) : 0;
 
+		pager_count(pg, peer, STATS_SIP_TO_XMPP, STATS_FAILED, 0);
 		sip_incoming_respond(in, 503, "XMPP Server Unreachable",
 				     ms ? (ms + 999) / 1000 : (conf->reconnect_min_ms + 999) / 1000,
 				     NULL);
 		return;
 	}
 	if (xmpp_link_congested(link) || pg->nheld >= PAGER_MAX_IN) {
+		pager_count(pg, peer, STATS_SIP_TO_XMPP, STATS_REFUSED, 0);
 		sip_incoming_respond(in, 503, "Overloaded", 1, NULL);
 		return;
 	}
@@ -717,6 +736,7 @@ void pager_from_sip(struct pager *pg, struct sip_incoming *in, const struct sip_
 				 c.imdn.kind == MAP_IMDN_DELIVERY ? "delivery" :
 				 c.imdn.kind == MAP_IMDN_DISPLAY ? "display" : "processing",
 				 c.imdn.status, c.imdn.message_id, info->from_uri, why);
+			pager_count(pg, peer, STATS_SIP_TO_XMPP, STATS_REFUSED, 0);
 			sip_incoming_respond(in, 200, "OK", 0, NULL);
 			free(e);
 			return;
@@ -727,6 +747,7 @@ void pager_from_sip(struct pager *pg, struct sip_incoming *in, const struct sip_
 	xmpp_stanza_release(msg);
 	if (r != 0) {
 		free(e);
+		pager_count(pg, peer, STATS_SIP_TO_XMPP, STATS_FAILED, 0);
 		sip_incoming_respond(in, 503, "XMPP Server Unreachable", 1, NULL);
 		return;
 	}
@@ -734,6 +755,7 @@ void pager_from_sip(struct pager *pg, struct sip_incoming *in, const struct sip_
 		  c.kind == PK_TEXT ? "text" : c.kind == PK_COMPOSING ? c.chatstate : "IMDN", e->id);
 	if (conf->im_delivery_wait_ms == 0) {
 		/* configured not to wait for a verdict */
+		pager_count(pg, peer, STATS_SIP_TO_XMPP, STATS_DELIVERED, rx_us);
 		sip_incoming_respond(in, 202, "Accepted", 0, NULL);
 		free(e);
 		return;
@@ -741,6 +763,7 @@ void pager_from_sip(struct pager *pg, struct sip_incoming *in, const struct sip_
 	e->pl = pl;
 	e->in = in;
 	e->peer = peer;
+	e->rx_us = rx_us;
 	e->t_ms = gw_now_ms(pg->gw);
 	e->barrier = pl->next_barrier;
 	e->sip_from = gw_xstrdup(info->from_uri);
@@ -908,6 +931,8 @@ static void pager_out_done(void *arg, int status, const char *phrase)
 			return;
 		}
 	}
+	pager_count(pg, o->peer, STATS_XMPP_TO_SIP, status < 300 ? STATS_DELIVERED : STATS_FAILED,
+		    o->rx_us);
 	if (status >= 300) {
 		const char *cond = map_error_from_sip(status);
 		char text[160];
@@ -1056,10 +1081,12 @@ void pager_from_xmpp(struct pager *pg, struct xmpp_link *link, xmpp_stanza_t *st
 		return;
 	}
 	if (pg->closing) {
+		pager_count(pg, NULL, STATS_XMPP_TO_SIP, STATS_REFUSED, 0);
 		pager_bounce(pg, link, stanza, "service-unavailable", "the gateway is shutting down");
 		return;
 	}
 	if (type && strcmp(type, "groupchat") == 0) {
+		pager_count(pg, NULL, STATS_XMPP_TO_SIP, STATS_REFUSED, 0);
 		pager_bounce(pg, link, stanza, "feature-not-implemented",
 			     "groupchat messages cannot be sent to a SIP user");
 		return;
@@ -1067,6 +1094,7 @@ void pager_from_xmpp(struct pager *pg, struct xmpp_link *link, xmpp_stanza_t *st
 	map_im_fields(stanza, &f);
 	if (!f.body) {
 		if (f.subject) {
+			pager_count(pg, NULL, STATS_XMPP_TO_SIP, STATS_REFUSED, 0);
 			pager_bounce(pg, link, stanza, "not-acceptable",
 				     "a message without a body cannot be sent to SIP");
 			return;
@@ -1076,6 +1104,7 @@ void pager_from_xmpp(struct pager *pg, struct xmpp_link *link, xmpp_stanza_t *st
 	}
 	peer = pager_route(pg, link, stanza, from_uri, to_uri, &cond, &why);
 	if (!peer) {
+		pager_count(pg, NULL, STATS_XMPP_TO_SIP, STATS_REFUSED, 0);
 		pager_bounce(pg, link, stanza, cond, why);
 		return;
 	}
@@ -1085,17 +1114,20 @@ void pager_from_xmpp(struct pager *pg, struct xmpp_link *link, xmpp_stanza_t *st
 			    "take pager messages", from_uri, to_uri, peer->name);
 		text = gw_xasprintf("the peer network %s does not accept pager messages through this "
 				    "gateway", peer->name);
+		pager_count(pg, peer, STATS_XMPP_TO_SIP, STATS_REFUSED, 0);
 		pager_bounce(pg, link, stanza, "service-unavailable", text);
 		free(text);
 		return;
 	}
 	if (strlen(f.body) > conf->im_max_body) {
 		text = gw_xasprintf("the message body exceeds %zu bytes", conf->im_max_body);
+		pager_count(pg, peer, STATS_XMPP_TO_SIP, STATS_REFUSED, 0);
 		pager_bounce(pg, link, stanza, "policy-violation", text);
 		free(text);
 		return;
 	}
 	if (pg->nout >= PAGER_MAX_OUT) {
+		pager_count(pg, peer, STATS_XMPP_TO_SIP, STATS_REFUSED, 0);
 		pager_bounce(pg, link, stanza, "resource-constraint", "too many messages in flight");
 		return;
 	}
@@ -1103,6 +1135,7 @@ void pager_from_xmpp(struct pager *pg, struct xmpp_link *link, xmpp_stanza_t *st
 	o->pg = pg;
 	o->link = link;
 	o->peer = peer;
+	o->rx_us = stats_now_us();
 	o->from_uri = gw_xstrdup(from_uri);
 	o->to_uri = gw_xstrdup(to_uri);
 	o->stanza = xmpp_stanza_copy(stanza);
@@ -1120,6 +1153,7 @@ void pager_from_xmpp(struct pager *pg, struct xmpp_link *link, xmpp_stanza_t *st
 	}
 	if (pager_out_send(pg, o) != 0) {
 		pager_out_free(o);
+		pager_count(pg, peer, STATS_XMPP_TO_SIP, STATS_REFUSED, 0);
 		pager_bounce(pg, link, stanza, "service-unavailable", "the SIP side is shutting down");
 		return;
 	}
@@ -1138,7 +1172,7 @@ static void pager_sweep_cb(evutil_socket_t fd, short what, void *arg)
 	struct pager_in *e;
 
 	for (size_t i = 0; i < pg->nlinks; i++) {
-		struct pager_link *pl = &pg->links[i];
+		struct pager_link *pl = pg->links[i];
 
 		while ((e = TAILQ_FIRST(&pl->held)) && now - e->t_ms >= wait) {
 			log_info("no delivery verdict for %s within %llu ms: 202", e->id,
@@ -1172,6 +1206,21 @@ void pager_link_state(struct pager *pg, struct xmpp_link *link, int up)
 	}
 }
 
+void pager_link_added(struct pager *pg, struct xmpp_link *link)
+{
+	struct pager_link *pl = gw_xcalloc(1, sizeof(*pl));
+
+	pl->pg = pg;
+	TAILQ_INIT(&pl->held);
+	pl->link = link;
+	pl->next_barrier = 1;
+	pl->barrier_ev = event_new(pg->gw->base, -1, 0, pager_barrier_cb, pl);
+	if (!pl->barrier_ev)
+		gw_fatal("event_new failed");
+	pg->links = gw_xrealloc(pg->links, (pg->nlinks + 1) * sizeof(*pg->links));
+	pg->links[pg->nlinks++] = pl;
+}
+
 struct pager *pager_new(struct gw *gw)
 {
 	struct pager *pg = gw_xcalloc(1, sizeof(*pg));
@@ -1179,18 +1228,9 @@ struct pager *pager_new(struct gw *gw)
 
 	pg->gw = gw;
 	pg->ins = dict_new();
-	pg->nlinks = gw->nlinks;
-	pg->links = gw_xcalloc(pg->nlinks, sizeof(*pg->links));
 	TAILQ_INIT(&pg->recent);
-	for (size_t i = 0; i < pg->nlinks; i++) {
-		pg->links[i].pg = pg;
-		TAILQ_INIT(&pg->links[i].held);
-		pg->links[i].link = gw->links[i];
-		pg->links[i].next_barrier = 1;
-		pg->links[i].barrier_ev = event_new(gw->base, -1, 0, pager_barrier_cb, &pg->links[i]);
-		if (!pg->links[i].barrier_ev)
-			gw_fatal("event_new failed");
-	}
+	for (size_t i = 0; i < gw->nlinks; i++)
+		pager_link_added(pg, gw->links[i]);
 	pg->sweep_ev = event_new(gw->base, -1, EV_PERSIST, pager_sweep_cb, pg);
 	if (!pg->sweep_ev || event_add(pg->sweep_ev, &tv) != 0)
 		gw_fatal("event_new failed");
@@ -1209,11 +1249,12 @@ void pager_abort(struct pager *pg)
 
 	pg->closing = 1;
 	for (size_t i = 0; i < pg->nlinks; i++)
-		while ((e = TAILQ_FIRST(&pg->links[i].held)))
+		while ((e = TAILQ_FIRST(&pg->links[i]->held)))
 			pager_in_settle(pg, e, 503, "Shutting Down", 5);
 	while ((o = LIST_FIRST(&pg->outs))) {
 		sip_outgoing_cancel(o->out);
 		pager_out_unlink(pg, o);
+		pager_count(pg, o->peer, STATS_XMPP_TO_SIP, STATS_FAILED, 0);
 		pager_bounce(pg, o->link, o->stanza, "service-unavailable",
 			     "the gateway shut down before the SIP side answered");
 		pager_out_free(o);
@@ -1236,8 +1277,10 @@ void pager_free(struct pager *pg)
 		TAILQ_REMOVE(&pg->recent, e, entry);
 		pager_in_free(e);
 	}
-	for (size_t i = 0; i < pg->nlinks; i++)
-		event_free(pg->links[i].barrier_ev);
+	for (size_t i = 0; i < pg->nlinks; i++) {
+		event_free(pg->links[i]->barrier_ev);
+		free(pg->links[i]);
+	}
 	free(pg->links);
 	event_free(pg->sweep_ev);
 	dict_free(pg->ins);

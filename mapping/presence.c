@@ -144,6 +144,7 @@ struct presence {
 	struct dict *privileged;	/* component domain -> PRIV_* (XEP-0356 advertisement) */
 	unsigned long roster_seq;
 	int *rls_off;		/* per conf->peers[i]: its RLS failed, per-presentity dialogs */
+	size_t retired_dialogs;	/* dialogs of peers a reload removed, still ending */
 	int closing;
 };
 
@@ -461,6 +462,11 @@ static void count_add(struct presence *pr, enum pres_count kind, const char *jid
 
 static size_t *peer_count(struct presence *pr, const struct conf_peer *peer)
 {
+	const struct conf *c = pr->gw->conf;
+
+	/* a peer a reload removed counts its last dialogs' ends nowhere */
+	if (peer->index >= c->npeers || c->peers[peer->index] != peer)
+		return &pr->retired_dialogs;
 	return &pr->peer_dialogs[peer->index];
 }
 
@@ -543,7 +549,8 @@ static struct spres *spres_new_for(struct presence *pr, const char *uri, const c
 	case CONF_AUTHZ_WATCHER:
 		break;
 	}
-	if (peer->rls_xcap_root && !pr->rls_off[peer->index]) {
+	if (peer->rls_xcap_root && peer->index < pr->gw->conf->npeers &&
+	    !pr->rls_off[peer->index]) {
 		struct spres *sp = spres_new(pr, uri, jid, peer, watcher, SP_MEMBER, NULL);
 
 		if (sp)
@@ -628,6 +635,8 @@ static xmpp_stanza_t *spres_tuple_stanza(struct spres *sp, const struct pidf_tup
 	from = gw_xasprintf("%s/%s", sp->jid, t->id && t->id[0] ? t->id : "sip");
 	xmpp_stanza_set_from(s, from);
 	free(from);
+	if (t->open)	/* XEP-0115: what this full JID answers to disco#info (iq.c) */
+		iq_caps_add(sp->pr->gw, sp->peer, s);
 	return s;
 }
 
@@ -1678,7 +1687,8 @@ static void rls_fallback(struct xrls *x, const char *why)
 	log_warn("presence: peer %s has no list server for %s (%s): its %zu contacts there get a "
 		 "dialog each, as will every watcher's on that peer until a restart", x->peer->name,
 		 x->owner, why, dict_count(x->members));
-	pr->rls_off[x->peer->index] = 1;
+	if (x->peer->index < pr->gw->conf->npeers && pr->gw->conf->peers[x->peer->index] == x->peer)
+		pr->rls_off[x->peer->index] = 1;
 	dict_foreach(x->members, collect_member, &c);
 	for (size_t i = 0; i < c.n; i++) {
 		dict_del(x->members, c.v[i]->uri);
@@ -3371,6 +3381,7 @@ struct presence *presence_new(struct gw *gw)
 		free(pr);
 		return NULL;
 	}
+	store_count_errors(pr->store, &gw->stats.store_errors);
 	store_foreach(pr->store, STORE_XWATCH, NULL, restore_watcher, pr);
 	dict_foreach(pr->spres, restore_doc, pr);
 	stale = dict_new();
@@ -3590,6 +3601,108 @@ void presence_close(struct presence *pr)
 	dict_foreach(pr->rls, close_rls, NULL);
 	dict_foreach(pr->roster_reqs, close_roster_req, NULL);
 	store_flush(pr->store);
+}
+
+/* ---------------------------------------------------------------- reload */
+
+void presence_peers_changed(struct presence *pr, const size_t *old_index, size_t n)
+{
+	size_t *dialogs = gw_xcalloc(n ? n : 1, sizeof(*dialogs));
+	int *rls_off = gw_xcalloc(n ? n : 1, sizeof(*rls_off));
+
+	for (size_t i = 0; i < n; i++) {
+		if (old_index[i] == SIZE_MAX)
+			continue;
+		dialogs[i] = pr->peer_dialogs[old_index[i]];
+		rls_off[i] = pr->rls_off[old_index[i]];
+	}
+	free(pr->peer_dialogs);
+	free(pr->rls_off);
+	pr->peer_dialogs = dialogs;
+	pr->rls_off = rls_off;
+}
+
+struct peer_gone {
+	const struct conf_peer *peer;
+	void **v;
+	size_t n, cap;
+	size_t ended;
+};
+
+static void gone_push(struct peer_gone *g, void *p)
+{
+	if (g->n == g->cap) {
+		g->cap = g->cap ? 2 * g->cap : 16;
+		g->v = gw_xrealloc(g->v, g->cap * sizeof(*g->v));
+	}
+	g->v[g->n++] = p;
+}
+
+static void gone_spres(void *arg, const char *key, void *value)
+{
+	struct peer_gone *g = arg;
+	struct spres *sp = value;
+
+	if (sp->peer == g->peer)
+		gone_push(g, sp);
+}
+
+static void gone_view(void *arg, const char *key, void *value)
+{
+	struct peer_gone *g = arg;
+	struct xview *v = value;
+	struct xdialog *d;
+
+	LIST_FOREACH(d, &v->dialogs, entry)
+		if (d->w && d->peer == g->peer) {
+			sip_watch_notify(d->w, SIP_SUBSTATE_TERMINATED, "noresource", NULL, NULL, 0);
+			g->ended++;
+		}
+}
+
+static void gone_roster_req(void *arg, const char *id, void *value)
+{
+	struct peer_gone *g = arg;
+	struct roster_req *q = value;
+
+	if (q->peer != g->peer || !q->w)
+		return;
+	sip_watch_refuse(q->w, 403, "Peer Network Removed", 0);
+	q->w = NULL;
+}
+
+/* A reload removed peer: its users' dialogs end now, with everyone told.  XMPP users watching
+ * its SIP users see them go offline (their roster subscriptions and the stored rows stay: put
+ * the peer back and a restart resumes them); its SIP watchers get a terminating NOTIFY with
+ * reason=noresource (RFC 6665 4.2.2: do not re-subscribe).  The peer stays readable until
+ * every dialog has ended. */
+void presence_peer_removed(struct presence *pr, const struct conf_peer *peer)
+{
+	struct peer_gone g = { peer, NULL, 0, 0, 0 };
+	struct xlist *l;
+	size_t lists = 0;
+
+	dict_foreach(pr->spres, gone_spres, &g);
+	for (size_t i = 0; i < g.n; i++) {
+		struct spres *sp = g.v[i];
+		struct xmpp_link *link = pres_link(pr, sp->peer);
+
+		if (link && sp->doc)
+			spres_send_all(sp, link, pres_stanza(pr, "unavailable", sp->jid, NULL));
+	}
+	for (size_t i = 0; i < g.n; i++)
+		spres_free(g.v[i]);
+	dict_foreach(pr->views, gone_view, &g);
+	LIST_FOREACH(l, &pr->lists, entry)
+		if (l->peer == peer) {
+			sip_watch_notify(l->w, SIP_SUBSTATE_TERMINATED, "noresource", NULL, NULL, 0);
+			lists++;
+		}
+	dict_foreach(pr->roster_reqs, gone_roster_req, &g);
+	log_notice("presence: peer %s removed: %zu subscriptions to its users ended, %zu of its "
+		   "watchers' dialogs and %zu list subscriptions being ended", peer->name, g.n,
+		   g.ended, lists);
+	free(g.v);
 }
 
 static void free_spres(void *arg, const char *uri, void *value)

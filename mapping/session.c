@@ -179,6 +179,7 @@ struct msess {
 	char in_ctype[128];
 	int in_report;		/* Success-Report: yes */
 	struct event *timer;	/* connect timeout, then idle timeout */
+	uint64_t started_ms;	/* gw_now_ms() when made: its age in sessions_list() */
 	SLIST_ENTRY(msess) dead_entry;	/* in ss->dead once closed */
 	/* a leg of groupchat.c: its callbacks get what a 1:1 session would give XMPP */
 	const struct sess_leg_cbs *leg;
@@ -485,6 +486,7 @@ static struct msess *msess_new(struct sessions *ss, const char *xmpp_bare, const
 	if (!se->timer)
 		gw_fatal("evtimer_new failed");
 	dict_set(ss->by_id, se->id, se);
+	se->started_ms = gw_now_ms(ss->gw);
 	se->state = MS_CONNECTING;
 	se->leg = leg;
 	se->leg_arg = leg_arg;
@@ -494,6 +496,7 @@ static struct msess *msess_new(struct sessions *ss, const char *xmpp_bare, const
 	n = (intptr_t)dict_get(ss->per_user, xmpp_bare);
 	dict_set(ss->per_user, xmpp_bare, (void *)(n + 1));
 	ss->count++;
+	ss->gw->stats.sessions_started++;	/* started - ended = count, for the metrics */
 	return se;
 }
 
@@ -657,6 +660,7 @@ static void msess_close(struct msess *se, int send_bye, int tell_xmpp, const cha
 	else
 		dict_set(ss->per_user, se->xmpp_bare, (void *)(n - 1));
 	ss->count--;
+	ss->gw->stats.sessions_ended++;
 dead:
 	SLIST_INSERT_HEAD(&ss->dead, se, dead_entry);
 	event_active(ss->reap_ev, EV_TIMEOUT, 0);
@@ -2735,9 +2739,95 @@ void sessions_close(struct sessions *ss)
 	dict_foreach(ss->by_id, close_one, NULL);
 }
 
+struct sess_gone {
+	const struct conf_peer *peer;
+	struct msess **v;
+	size_t n, cap;
+};
+
+static void gone_one(void *arg, const char *key, void *value)
+{
+	struct sess_gone *g = arg;
+	struct msess *se = value;
+
+	if (se->peer != g->peer)
+		return;
+	if (g->n == g->cap) {
+		g->cap = g->cap ? 2 * g->cap : 16;
+		g->v = gw_xrealloc(g->v, g->cap * sizeof(*g->v));
+	}
+	g->v[g->n++] = se;
+}
+
+void sessions_peer_removed(struct sessions *ss, const struct conf_peer *peer)
+{
+	struct sess_gone g = { peer, NULL, 0, 0 };
+
+	dict_foreach(ss->by_id, gone_one, &g);
+	for (size_t i = 0; i < g.n; i++)
+		msess_close(g.v[i], 1, 1, "the SIP network was removed from the gateway");
+	if (g.n)
+		log_notice("sessions: peer %s removed: %zu sessions ended", peer->name, g.n);
+	free(g.v);
+}
+
+void sessions_peers_changed(struct sessions *ss)
+{
+	const struct conf *conf = ss->gw->conf;
+
+	ss->xmpp_opens = 0;
+	for (size_t i = 0; i < conf->npeers; i++)
+		ss->xmpp_opens |= conf->peers[i]->sessions;
+}
+
 size_t sessions_count(const struct sessions *ss)
 {
 	return ss->count;
+}
+
+struct list_ctx {
+	struct sessions *ss;
+	struct map_session_info *out;
+	size_t max, n;
+	uint64_t now;
+};
+
+static void list_one(void *arg, const char *key, void *value)
+{
+	struct list_ctx *l = arg;
+	struct msess *se = value;
+	struct map_session_info *i;
+
+	if (l->n++ >= l->max)
+		return;
+	i = &l->out[l->n - 1];
+	snprintf(i->id, sizeof(i->id), "%s", se->id);
+	i->kind = se->leg ? MAP_SESSION_GROUPCHAT : MAP_SESSION_CHAT;
+	i->xmpp = se->xmpp_full ? se->xmpp_full : se->xmpp_bare;
+	i->sip_uri = se->sip_uri;
+	i->state = msess_state_names[se->state];
+	i->age_ms = l->now - se->started_ms;
+}
+
+size_t sessions_list(struct sessions *ss, struct map_session_info *out, size_t max)
+{
+	struct list_ctx l = { ss, out, out ? max : 0, 0, gw_now_ms(ss->gw) };
+
+	dict_foreach(ss->by_id, list_one, &l);	/* open sessions only: closing takes them out */
+	return l.n;
+}
+
+/* The idle timeout's path: BYE (CANCEL while our INVITE rings), the XMPP user told (<gone/>, or
+ * the leg's callback, so that groupchat.c takes the occupant out of its room), every message not
+ * delivered back to its sender. */
+int sessions_end(struct sessions *ss, const char *id, const char *why)
+{
+	struct msess *se = id ? dict_get(ss->by_id, id) : NULL;
+
+	if (!se || se->state == MS_CLOSED)
+		return -1;
+	msess_close(se, 1, 1, why);
+	return 0;
 }
 
 void sessions_free(struct sessions *ss)

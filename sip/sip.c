@@ -164,6 +164,7 @@ struct sip_stack {
 	void *arg;
 	nua_t *nua;
 	char **routes;		/* conf->peers[i]'s route URL */
+	size_t nroutes;
 	char *retired_route;	/* the last one made for a peer no longer configured */
 	sip_allow_t *allow;	/* SIP_ALLOW, parsed once, in home */
 	su_home_t home[1];
@@ -174,7 +175,84 @@ struct sip_stack {
 	struct log_limit limit_log;	/* requests refused by a peer's <limits> */
 	struct sip_peer_state *pst;	/* conf->npeers of them */
 	struct event *destroy_ev;	/* nua_destroy() may not run inside nua's own callback */
+	struct stats *stats;		/* sip_stack_set_stats(), or NULL */
+	struct stats_peer *(*peer_stats)(void *arg, const struct conf_peer *peer);
+	void *stats_arg;
 };
+
+/* ---- counting (sip_stack_set_stats): plain increments on every request's path */
+
+void sip_stack_set_stats(struct sip_stack *st, struct stats *stats,
+			 struct stats_peer *(*peer_stats)(void *arg, const struct conf_peer *peer),
+			 void *arg)
+{
+	st->stats = stats;
+	st->peer_stats = peer_stats;
+	st->stats_arg = arg;
+}
+
+static void sip_count_status(struct sip_stack *st, int sent, int status)
+{
+	if (st->stats)
+		stats_sip_status(st->stats, sent, status);
+}
+
+static struct stats_peer *sip_peer_stats(struct sip_stack *st, const struct conf_peer *peer)
+{
+	return st->stats && st->peer_stats && peer ? st->peer_stats(st->stats_arg, peer) : NULL;
+}
+
+/* A request sent to peer. */
+static void sip_count_out(struct sip_stack *st, const struct conf_peer *peer)
+{
+	struct stats_peer *ps = sip_peer_stats(st, peer);
+
+	if (ps)
+		ps->requests_out++;
+}
+
+/* nua's events for requests received (ACK gets no response). */
+static int sip_request_event(nua_event_t event)
+{
+	switch (event) {
+	case nua_i_invite: case nua_i_cancel: case nua_i_ack: case nua_i_bye: case nua_i_notify:
+	case nua_i_subscribe: case nua_i_message: case nua_i_options: case nua_i_refer:
+	case nua_i_update: case nua_i_info: case nua_i_prack: case nua_i_register:
+	case nua_i_publish:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* The statuses of what nua reports: a response to a request of ours (nua_r_*, with the 408
+ * and 503 it makes up itself), or a request it has already answered (the automatic 200 to a
+ * NOTIFY, a BYE, a subscription refresh...).  Those answered here are counted where they are
+ * sent. */
+static void sip_count_event(struct sip_stack *st, nua_event_t event, int status)
+{
+	switch (event) {
+	case nua_r_invite: case nua_r_cancel: case nua_r_bye: case nua_r_options:
+	case nua_r_refer: case nua_r_publish: case nua_r_unpublish: case nua_r_info:
+	case nua_r_prack: case nua_r_update: case nua_r_message: case nua_r_subscribe:
+	case nua_r_unsubscribe: case nua_r_notify: case nua_r_register: case nua_r_unregister:
+		sip_count_status(st, 0, status);
+		break;
+	default:
+		if (status >= 200 && event != nua_i_ack && sip_request_event(event))
+			sip_count_status(st, 1, status);
+		break;
+	}
+}
+
+/* A request from peer that passed the trust checks. */
+static void sip_count_in(struct sip_stack *st, const struct conf_peer *peer)
+{
+	struct stats_peer *ps = sip_peer_stats(st, peer);
+
+	if (ps)
+		ps->requests_in++;
+}
 
 /* Copies src into dst (len bytes, NUL included) in ASCII lower case, cut to fit: header tokens
  * (media types, event packages) compare case-insensitively. */
@@ -278,7 +356,7 @@ static char *sip_route_url_new(const struct conf_peer *peer)
 
 static void sip_routes_free(struct sip_stack *st)
 {
-	for (size_t i = 0; st->routes && i < st->conf->npeers; i++)
+	for (size_t i = 0; st->routes && i < st->nroutes; i++)
 		free(st->routes[i]);
 	free(st->routes);
 	st->routes = NULL;
@@ -351,6 +429,7 @@ static void sip_reply(struct sip_stack *st, nua_handle_t *nh, msg_t *msg, int st
 	 * the phrase is not): it must live in the handle's home */
 	kept = su_strdup(nua_handle_home(nh), clean);
 	sip_audit_answer(st, msg, status, clean);
+	sip_count_status(st, 1, status);
 	/* an INVITE is answered through its handle's own server transaction */
 	if (msg && sip_object(msg) && sip_object(msg)->sip_request &&
 	    sip_object(msg)->sip_request->rq_method == sip_method_invite)
@@ -386,6 +465,44 @@ static int sip_over_tls(sip_t const *sip)
 
 /* ---- the federation hub: services, limits and the audit log of each peer network */
 
+void sip_peer_usage(struct sip_stack *st, const struct conf_peer *peer,
+		    struct sip_peer_usage *u)
+{
+	struct sip_peer_state *ps = sip_pst(st, peer);
+
+	memset(u, 0, sizeof(*u));
+	if (!ps)
+		return;
+	u->subscriptions = ps->subs;
+	u->calls = ps->calls;
+	u->limited = ps->limited;
+}
+
+void sip_peers_changed(struct sip_stack *st, const size_t *old_index, size_t n)
+{
+	const struct conf *conf = st->conf;
+	struct sip_peer_state *pst = gw_xcalloc(n ? n : 1, sizeof(*pst));
+	char **routes = gw_xcalloc(n ? n : 1, sizeof(*routes));
+
+	for (size_t i = 0; i < n; i++) {
+		if (old_index[i] != SIZE_MAX) {
+			pst[i] = st->pst[old_index[i]];
+			if (pst[i].tokens > conf->peers[i]->burst)
+				pst[i].tokens = conf->peers[i]->burst;
+		} else {
+			pst[i].tokens = conf->peers[i]->burst;
+		}
+		routes[i] = sip_route_url_new(conf->peers[i]);
+	}
+	for (size_t i = 0; i < st->nroutes; i++)
+		free(st->routes[i]);
+	free(st->routes);
+	free(st->pst);
+	st->routes = routes;
+	st->nroutes = n;
+	st->pst = pst;
+}
+
 static struct sip_peer_state *sip_pst(struct sip_stack *st, const struct conf_peer *peer)
 {
 	size_t i;
@@ -393,7 +510,7 @@ static struct sip_peer_state *sip_pst(struct sip_stack *st, const struct conf_pe
 	if (!peer || !st->pst)
 		return NULL;
 	i = peer->index;
-	return i < st->conf->npeers ? &st->pst[i] : NULL;
+	return i < st->conf->npeers && st->conf->peers[i] == peer ? &st->pst[i] : NULL;
 }
 
 static int sip_is_muc_host(const struct conf *conf, const char *host)
@@ -743,6 +860,9 @@ static void sip_on_message(struct sip_stack *st, nua_handle_t *nh, msg_t *msg, s
 	in->nh = nh;
 	in->msg = msg_ref_create(msg);
 	sip_incoming_link(st, in);
+	if ((!info.request_uri || !info.from_uri || st->shutting_down) && st->stats)
+		stats_message(st->stats, sip_peer_stats(st, peer), STATS_SIP_TO_XMPP, STATS_REFUSED,
+			      UINT64_MAX);	/* the pager never sees it */
 	if (!info.request_uri || !info.from_uri) {
 		sip_incoming_respond(in, 500, "Internal Server Error", 0, NULL);
 	} else if (st->shutting_down) {
@@ -824,6 +944,7 @@ void sip_watch_accept(struct sip_watch *w, unsigned expires)
 
 	snprintf(ex, sizeof(ex), "%u", expires);
 	sip_audit_answer(w->stack, w->msg, 200, "OK");
+	sip_count_status(w->stack, 1, 200);
 	nua_respond(w->nh, 200, "OK", NUTAG_WITH(w->msg), SIPTAG_EXPIRES_STR(ex),
 		    SIPTAG_ALLOW_STR(SIP_ALLOW), TAG_IF(w->eventlist, SIPTAG_REQUIRE_STR("eventlist")),
 		    TAG_END());
@@ -843,6 +964,7 @@ void sip_watch_refuse(struct sip_watch *w, int status, const char *phrase, unsig
 	nua_handle_bind(w->nh, NULL);
 	if ((status == 423 && seconds) || status == 421) {
 		sip_audit_answer(st, w->msg, status, phrase);
+		sip_count_status(st, 1, status);
 		nua_respond(w->nh, status, phrase ? phrase : sip_status_phrase_of(status),
 			    NUTAG_WITH(w->msg), TAG_IF(status == 423, SIPTAG_MIN_EXPIRES_STR(min)),
 			    TAG_IF(status == 421, SIPTAG_REQUIRE_STR("eventlist")), TAG_END());
@@ -877,6 +999,7 @@ void sip_watch_notify(struct sip_watch *w, enum sip_substate state, const char *
 		   TAG_END());
 	(void)len;
 	free(ss);
+	sip_count_out(w->stack, w->h.peer);
 	reactor_kick(w->stack->reactor);
 }
 
@@ -1100,6 +1223,7 @@ struct sip_sub *sip_subscribe(struct sip_stack *st, const struct conf_peer *peer
 		      SIPTAG_ACCEPT_STR(accept), SIPTAG_EXPIRES_STR(ex),
 		      TAG_IF(flags & SIP_SUB_EVENTLIST, SIPTAG_SUPPORTED_STR("eventlist")),
 		      TAG_END());
+	sip_count_out(st, peer);
 	reactor_kick(st->reactor);
 	sip_track(st, &st->subs, &sub->h, 1);
 	return sub;
@@ -1116,6 +1240,7 @@ void sip_sub_refresh(struct sip_sub *sub)
 		      SIPTAG_EXPIRES_STR(ex),
 		      TAG_IF(sub->flags & SIP_SUB_EVENTLIST, SIPTAG_SUPPORTED_STR("eventlist")),
 		      TAG_END());
+	sip_count_out(sub->stack, sub->h.peer);
 	reactor_kick(sub->stack->reactor);
 }
 
@@ -1125,6 +1250,7 @@ void sip_sub_end(struct sip_sub *sub)
 		return;
 	sub->ending = 1;
 	nua_unsubscribe(sub->nh, SIPTAG_EXPIRES_STR("0"), TAG_END());
+	sip_count_out(sub->stack, sub->h.peer);
 	reactor_kick(sub->stack->reactor);
 }
 
@@ -1292,6 +1418,7 @@ void sip_call_accept(struct sip_call *call, const char *sdp, const struct sip_ca
 	call->answered = 1;
 	log_debug("call: answering 200 with %zu bytes of SDP", strlen(sdp));
 	sip_audit_emit(call->h.peer, &call->au, 200, "OK");
+	sip_count_status(call->stack, 1, 200);
 	nua_respond(call->nh, 200, "OK", SIPTAG_CONTENT_TYPE_STR("application/sdp"),
 		    SIPTAG_PAYLOAD_STR(call->our_sdp), SIPTAG_ALLOW_STR(SIP_ALLOW), TAG_END());
 	reactor_kick(call->stack->reactor);
@@ -1321,6 +1448,7 @@ void sip_call_refuse(struct sip_call *call, int status, const char *phrase, cons
 		w = gw_xasprintf("399 simplegw \"%s\"", text);
 	}
 	sip_audit_emit(call->h.peer, &call->au, status, clean[0] ? clean : NULL);
+	sip_count_status(st, 1, status);
 	nua_respond(call->nh, status, kept, TAG_IF(w, SIPTAG_WARNING_STR(w)),
 		    SIPTAG_ALLOW_STR(SIP_ALLOW), TAG_END());
 	free(w);
@@ -1349,6 +1477,7 @@ struct sip_call *sip_call_invite(struct sip_stack *st, const struct conf_peer *p
 	nua_invite(nh, NUTAG_URL(to_uri), NUTAG_PROXY(route),
 		   SIPTAG_CONTENT_TYPE_STR("application/sdp"), SIPTAG_PAYLOAD_STR(call->our_sdp),
 		   TAG_END());
+	sip_count_out(st, peer);
 	reactor_kick(st->reactor);
 	return call;
 }
@@ -1384,6 +1513,7 @@ void sip_call_end_reason(struct sip_call *call, int cause, const char *text)
 		nua_bye(call->nh, TAG_IF(reason, SIPTAG_REASON_STR(reason)), TAG_END());
 	else
 		nua_cancel(call->nh, TAG_IF(reason, SIPTAG_REASON_STR(reason)), TAG_END());
+	sip_count_out(call->stack, call->h.peer);
 	free(reason);
 	reactor_kick(call->stack->reactor);
 }
@@ -1446,6 +1576,7 @@ static void sip_call_event(struct sip_call *call, nua_t *nua, nua_event_t event,
 	case nua_i_register:
 		/* a request inside the call's dialog: only UPDATE means anything here */
 		msg = nua_current_request(nua);
+		sip_count_status(call->stack, 1, event == nua_i_update ? 200 : 405);
 		if (event == nua_i_update)
 			nua_respond(call->nh, 200, "OK", TAG_IF(msg, NUTAG_WITH(msg)), TAG_END());
 		else
@@ -1456,6 +1587,7 @@ static void sip_call_event(struct sip_call *call, nua_t *nua, nua_event_t event,
 	case nua_i_invite:
 		/* a re-INVITE (session refresh, or a new offer): the session stays as it is */
 		log_debug("call: re-INVITE answered with the same SDP");
+		sip_count_status(call->stack, 1, 200);
 		nua_respond(call->nh, 200, "OK", TAG_IF(call->our_sdp,
 			    SIPTAG_CONTENT_TYPE_STR("application/sdp")),
 			    TAG_IF(call->our_sdp, SIPTAG_PAYLOAD_STR(call->our_sdp)), TAG_END());
@@ -1557,6 +1689,7 @@ static int sip_dialog_source_ok(struct sip_stack *st, nua_t *nua, nua_handle_t *
 		    nua_event_name(event) + 6, source, hobj->peer->name, why,
 		    status >= 200 ? " (already answered by the SIP stack, not applied)" : ": 403");
 	if (status < 200) {
+		sip_count_status(st, 1, 403);
 		nua_respond(nh, 403, "Not From This Dialog's Peer", TAG_IF(msg, NUTAG_WITH(msg)),
 			    TAG_END());
 		reactor_kick(st->reactor);
@@ -1576,8 +1709,11 @@ static void sip_nua_event(nua_event_t event, int status, char const *phrase, nua
 	unsigned retry = 0;
 	const char *why = NULL;
 
+	sip_count_event(st, event, status);
 	if (hobj && hobj->peer && !sip_dialog_source_ok(st, nua, nh, hobj, event, status))
 		return;
+	if (hobj && hobj->peer && sip_request_event(event))
+		sip_count_in(st, hobj->peer);
 	if (hobj && hobj->kind == SIP_H_SUB) {
 		sip_sub_event((struct sip_sub *)hobj, event, status, phrase, sip, tags);
 		return;
@@ -1636,7 +1772,14 @@ static void sip_nua_event(nua_event_t event, int status, char const *phrase, nua
 		sip_reply(st, nh, msg, refuse, why, 0, NULL);
 		return;
 	}
+	sip_count_in(st, peer);
 	if (sip_policy(st, peer, sip, &refuse, &why, &retry) != 0) {
+		struct stats_peer *ps = sip_peer_stats(st, peer);
+
+		if (ps)
+			ps->refused++;
+		if (event == nua_i_message && st->stats)	/* the pager never sees it */
+			stats_message(st->stats, ps, STATS_SIP_TO_XMPP, STATS_REFUSED, UINT64_MAX);
 		log_limited(refuse == 503 ? &st->limit_log : &st->refused_log, CONF_LOG_NOTICE,
 			    __func__, "refused %s from %s (peer %s): %d %s", nua_event_name(event) + 6,
 			    source, peer->name, refuse, why);
@@ -1730,6 +1873,7 @@ struct sip_stack *sip_stack_new(struct reactor *reactor, const struct conf *conf
 		st->pst[i].tokens = conf->peers[i]->burst;
 	for (size_t i = 0; i < conf->npeers; i++)
 		st->routes[i] = sip_route_url_new(conf->peers[i]);
+	st->nroutes = conf->npeers;
 	st->arg = arg;
 	su_home_init(st->home);
 	st->allow = sip_allow_make(st->home, SIP_ALLOW);
@@ -1857,6 +2001,7 @@ struct sip_outgoing *sip_send_message(struct sip_stack *st, const struct sip_out
 		    TAG_IF(m->language, SIPTAG_CONTENT_LANGUAGE_STR(m->language)),
 		    TAG_IF(m->call_id, SIPTAG_CALL_ID_STR(m->call_id)),
 		    TAG_END());
+	sip_count_out(st, m->peer);
 	reactor_kick(st->reactor);
 	return out;
 }
@@ -1875,6 +2020,7 @@ struct sip_outgoing *sip_send_options(struct sip_stack *st, const struct conf_pe
 	route = sip_route_url(st, peer);
 	nua_options(out->nh, NUTAG_URL(to), NUTAG_PROXY(route), SIPTAG_MAX_FORWARDS_STR("0"),
 		    TAG_END());
+	sip_count_out(st, peer);
 	reactor_kick(st->reactor);
 	free(to);
 	return out;
@@ -1900,6 +2046,7 @@ struct sip_outgoing *sip_send_refer(struct sip_stack *st, const struct conf_peer
 		  SIPTAG_REFER_TO_STR(target), SIPTAG_HEADER_STR("Refer-Sub: false"),
 		  SIPTAG_SUPPORTED_STR("norefersub"), TAG_IF(subject, SIPTAG_SUBJECT_STR(clean)),
 		  TAG_END());
+	sip_count_out(st, peer);
 	reactor_kick(st->reactor);
 	free(target);
 	return out;

@@ -87,6 +87,16 @@ struct sip_cbs {
 struct sip_stack *sip_stack_new(struct reactor *reactor, const struct conf *conf,
 				const struct sip_cbs *cbs, void *arg);
 
+/* Where the stack counts (gateway/stats.h): the statuses it sends and receives in *stats; a
+ * peer network's requests in and out and the hub's refusals of its requests in what
+ * peer_stats(arg, peer) returns (NULL: not counted, e.g. a peer a reload removed).  Both are
+ * borrowed and must outlive the stack; stats NULL counts nothing (the default). */
+struct stats;
+struct stats_peer;
+void sip_stack_set_stats(struct sip_stack *stack, struct stats *stats,
+			 struct stats_peer *(*peer_stats)(void *arg, const struct conf_peer *peer),
+			 void *arg);
+
 /* Sends the final response and frees `in`.  phrase may be NULL (the standard one is used) and
  * is sanitised to one line.  retry_after > 0 adds Retry-After; accept adds Accept. */
 void sip_incoming_respond(struct sip_incoming *in, int status, const char *phrase,
@@ -279,5 +289,18 @@ const struct guard_stats *guard_stats(void);
  * with the reserve descriptor and closes it, so a level-triggered listener does not spin.  what
  * names the listener in the log ("SIP", "MSRP"). */
 void guard_shed(int lfd, const char *what);
+
+/* What a peer network holds now, against its <limits>. */
+struct sip_peer_usage {
+	unsigned subscriptions;		/* its watchers' dialogs plus our subscriptions to it */
+	unsigned calls;			/* INVITE dialogs (MSRP sessions, room legs) */
+	unsigned long limited;		/* its requests answered 503 for a limit, ever */
+};
+void sip_peer_usage(struct sip_stack *st, const struct conf_peer *peer,
+		    struct sip_peer_usage *u);
+
+/* A reload renumbered conf->peers (the same struct conf, updated in place): new peer i was
+ * old_index[i], SIZE_MAX for a new one.  Routes are made again, budgets and counts kept. */
+void sip_peers_changed(struct sip_stack *st, const size_t *old_index, size_t n);
 
 #endif

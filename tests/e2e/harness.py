@@ -448,12 +448,14 @@ def xmpp_servers(*kinds):
 # ---------------------------------------------------------------- the gateway
 
 def gateway_xml(env, *, peers=None, im=None, sip_attrs="", xmpp_attrs="", log_level="debug",
-                sessions=None, tls=""):
-    """The gateway file for this environment; peers is a list of XML <peer> strings.  MSRP
+                sessions=None, tls="", admins=(), metrics_port=None):
+    """The gateway file for this environment; peers is a list of XML <peer> strings; admins the
+    bare JIDs of <admin jid=""/>, who may run the ad-hoc admin commands.  MSRP
     listens on the environment's own port unless `sessions` gives another <sessions/> (never
     the default 2855: a demo federation or another test run may hold it).  tls: a <tls .../>
     element, or ""; with one, the default <sessions/> also puts MSRP over TLS on a free port
-    (never the default 2856, for the same reason)."""
+    (never the default 2856, for the same reason).  metrics_port: the Prometheus endpoint on
+    127.0.0.1 at that port (pick it with free_port(), never the default 9477), else none."""
     if peers is None:
         peers = [default_peer(env)]
     im = im if im is not None else '<im max-body="2048" delivery-wait="2s"/>'
@@ -472,6 +474,8 @@ def gateway_xml(env, *, peers=None, im=None, sip_attrs="", xmpp_attrs="", log_le
   {im}
   {sessions}
   {tls}
+  {"".join(f'<admin jid="{a}"/>' for a in admins)}
+  {f'<metrics address="127.0.0.1" port="{metrics_port}"/>' if metrics_port else ""}
   {"".join(peers)}
 </gateway>
 """

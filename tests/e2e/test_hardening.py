@@ -526,14 +526,15 @@ async def test_a_flood_of_presence_changes_is_rate_limited_per_dialog(env):
 
 # ------------------------------------------------------------------ signals and files
 
-async def test_sighup_is_ignored_and_logged(env):
-    """SIGHUP used to kill the gateway (exit 129, nothing drained).  Until it reloads its file,
-    it says what it does instead (the TLS files and the audit log, issue 14) and goes on."""
+async def test_sighup_reloads_and_keeps_running(env):
+    """SIGHUP used to kill the gateway (exit 129, nothing drained).  It reloads the gateway file
+    (test_reload.py), the TLS files and the audit log, says so, and goes on."""
     gw = await env.gateway(log_level="info")
     carol = await env.client("carol")
     gw.proc.send_signal(signal.SIGHUP)
-    await gw.wait_log(r"received SIGHUP: reloading the TLS files and reopening the audit log "
-                      r"\(the gateway file is not read again", timeout=5)
+    await gw.wait_log(r"received SIGHUP: reloading the gateway file and the TLS files, "
+                      r"reopening the audit log", timeout=5)
+    await gw.wait_log(r"reload applied: 1 peer\(s\), 0 added, 0 removed, 0 changed", timeout=5)
     check(gw.proc.returncode is None, "the gateway is still running")
     await both_ways_still_work(env, carol, "after SIGHUP")
 

@@ -2180,7 +2180,7 @@ static void test_sample(void)
 		"xmpp.domain=xmpp.example", "xmpp.server=127.0.0.1", "xmpp.port=5347",
 		"xmpp.secret=sample-secret", "nlisten=2", "listen[1].transport=tcp",
 		"npeers=1", "peer[0].domain=sip.example", "peer[0].component=sip.example",
-		"peer[0].route.address=127.0.0.1", "peer[0].route.port=5080", "log.syslog=1",
+		"peer[0].route.address=127.0.0.1", "peer[0].route.port=5080", "log.syslog=0",
 		NULL,
 	};
 	const char *me = __FILE__;
