@@ -255,3 +255,38 @@ async def test_removed_peer_contacts_go_offline(env):
         check(rc == 0, f"the presence server saw the un-SUBSCRIBE and ended: {server.error_text()}")
     finally:
         await teardown(env)
+
+
+async def test_trust_limits_and_log_level_change(env):
+    """A peer's <trust>, <limits> and the log level change in place: netb trusted from another
+    address is refused, trusted from ours it is served; a rate limit added answers 503 with
+    Retry-After, then serves again a second later; debug lines appear once <log level="debug">."""
+    try:
+        b = await SipPeer(env, SIP2_DOMAIN, port=peer2_port(env)).start()
+        other = peer_xml(env, "b").replace('<trust address="127.0.0.1"/>',
+                                           '<trust address="127.0.0.2"/>')
+        gw = await env.gateway(conf_with(env, [peer_xml(env, "a"), other]).replace(
+            'level="debug"', 'level="info"'))
+        await gw.wait_log(r"component \S+: connected", count=2, timeout=15)
+        alice = await env.client("alice")
+        r = await b.message("alice", "zed", "not trusted")
+        check(r is not None and r.status == 403, f"netb from an untrusted address: {r and r.status}")
+        rewrite(gw, conf_with(env, [peer_xml(env, "a"), peer_xml(
+            env, "b", limits='rate="1" burst="1" retry-after="7s"')]))
+        await reload(gw, r"peer netb: .*<limits rate>.*<trust> changed")
+        await gw.wait_log(r"<log level> changed", timeout=5)
+        r1 = await b.message("alice", "zed", "trusted now")
+        r2 = await b.message("alice", "zed", "too fast")
+        check(r1 is not None and r1.status < 300, f"netb trusted: {r1 and r1.status}")
+        check(r2 is not None and r2.status == 503 and r2.get("retry-after") == "7",
+              f"netb over its new rate: {r2 and r2.start} {r2 and r2.get('retry-after')}")
+        await alice.expect(lambda m: m["body"] == "trusted now", what="netb's message")
+        await asyncio.sleep(1.1)
+        r3 = await b.message("alice", "zed", "after a second")
+        check(r3 is not None and r3.status < 300, f"netb a second later: {r3 and r3.status}")
+        log = gw.log()
+        cut = log.index("reload applied")
+        check(" debug " not in log[:cut], "no debug lines at level info")
+        check(" debug " in log[cut:], "debug lines once the level changed")
+    finally:
+        await teardown(env)
