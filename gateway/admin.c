@@ -104,31 +104,19 @@ static struct admin *admin_get(struct gw *gw)
 
 static xmpp_stanza_t *admin_tag(struct gw *gw, const char *name, const char *ns)
 {
-	xmpp_stanza_t *s = xmpp_stanza_new(gw->xctx);
-
-	if (!s || xmpp_stanza_set_name(s, name) != XMPP_EOK ||
-	    (ns && xmpp_stanza_set_ns(s, ns) != XMPP_EOK))
-		gw_fatal("out of memory");
-	return s;
+	return map_tag(gw->xctx, name, ns);
 }
 
 static xmpp_stanza_t *admin_child(struct gw *gw, xmpp_stanza_t *parent, const char *name,
 				  const char *ns)
 {
-	xmpp_stanza_t *c = admin_tag(gw, name, ns);
-
-	xmpp_stanza_add_child_ex(parent, c, 0);
-	return c;
+	return map_child(gw->xctx, parent, name, ns);
 }
 
 static void admin_text_child(struct gw *gw, xmpp_stanza_t *parent, const char *name,
 			     const char *text)
 {
-	xmpp_stanza_t *c = admin_child(gw, parent, name, NULL), *t = xmpp_stanza_new(gw->xctx);
-
-	if (!t || xmpp_stanza_set_text(t, text) != XMPP_EOK)
-		gw_fatal("out of memory");
-	xmpp_stanza_add_child_ex(c, t, 0);
+	map_text_child(gw->xctx, parent, name, text, strlen(text));
 }
 
 /* An error for the request: condition (RFC 6120) and, when not NULL, XEP-0050's specific one. */

@@ -95,23 +95,13 @@ static void iq_error(struct iq_req *r, const char *condition, const char *text)
 
 static xmpp_stanza_t *iq_tag(struct gw *gw, const char *name, const char *ns)
 {
-	xmpp_stanza_t *s = xmpp_stanza_new(gw->xctx);
-
-	if (!s || xmpp_stanza_set_name(s, name) != XMPP_EOK ||
-	    (ns && xmpp_stanza_set_ns(s, ns) != XMPP_EOK))
-		gw_fatal("out of memory");
-	return s;
+	return map_tag(gw->xctx, name, ns);
 }
 
 /* <name>text</name> added to parent. */
 static void iq_add_text(struct gw *gw, xmpp_stanza_t *parent, const char *name, const char *text)
 {
-	xmpp_stanza_t *el = iq_tag(gw, name, NULL), *t = xmpp_stanza_new(gw->xctx);
-
-	if (!t || xmpp_stanza_set_text(t, text) != XMPP_EOK)
-		gw_fatal("out of memory");
-	xmpp_stanza_add_child_ex(el, t, 0);
-	xmpp_stanza_add_child_ex(parent, el, 0);
+	map_text_child(gw->xctx, parent, name, text, strlen(text));
 }
 
 /* An iq result to the request (RFC 6120 8.2.3): type='result', the same id, from the address

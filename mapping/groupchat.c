@@ -329,30 +329,19 @@ struct groupchat {
 
 static xmpp_stanza_t *gc_tag(struct groupchat *gc, const char *name, const char *ns)
 {
-	xmpp_stanza_t *s = xmpp_stanza_new(gc->gw->xctx);
-
-	if (!s || xmpp_stanza_set_name(s, name) != XMPP_EOK ||
-	    (ns && xmpp_stanza_set_ns(s, ns) != XMPP_EOK))
-		gw_fatal("out of memory");
-	return s;
+	return map_tag(gc->gw->xctx, name, ns);
 }
 
 static xmpp_stanza_t *gc_child(struct groupchat *gc, xmpp_stanza_t *parent, const char *name,
 			       const char *ns)
 {
-	xmpp_stanza_t *c = gc_tag(gc, name, ns);
-
-	xmpp_stanza_add_child_ex(parent, c, 0);
-	return c;
+	return map_child(gc->gw->xctx, parent, name, ns);
 }
 
 static void gc_text_child(struct groupchat *gc, xmpp_stanza_t *parent, const char *name,
 			  const char *text, size_t len)
 {
-	xmpp_stanza_t *c = gc_child(gc, parent, name, NULL), *t = xmpp_stanza_new(gc->gw->xctx);
-
-	xmpp_stanza_set_text_with_size(t, text, len);
-	xmpp_stanza_add_child_ex(c, t, 0);
+	map_text_child(gc->gw->xctx, parent, name, text, len);
 }
 
 static void gc_send(struct xmpp_link *link, xmpp_stanza_t *s)

@@ -340,7 +340,7 @@ void map_im_fields(xmpp_stanza_t *message, struct map_im_fields *f)
 		f->lang = msg_lang;
 }
 
-static xmpp_stanza_t *stanza_new_tag(xmpp_ctx_t *ctx, const char *name, const char *ns)
+xmpp_stanza_t *map_tag(xmpp_ctx_t *ctx, const char *name, const char *ns)
 {
 	xmpp_stanza_t *s = xmpp_stanza_new(ctx);
 
@@ -348,6 +348,25 @@ static xmpp_stanza_t *stanza_new_tag(xmpp_ctx_t *ctx, const char *name, const ch
 	    (ns && xmpp_stanza_set_ns(s, ns) != XMPP_EOK))
 		gw_fatal("map: out of memory");
 	return s;
+}
+
+xmpp_stanza_t *map_child(xmpp_ctx_t *ctx, xmpp_stanza_t *parent, const char *name, const char *ns)
+{
+	xmpp_stanza_t *c = map_tag(ctx, name, ns);
+
+	xmpp_stanza_add_child_ex(parent, c, 0);
+	return c;
+}
+
+xmpp_stanza_t *map_text_child(xmpp_ctx_t *ctx, xmpp_stanza_t *parent, const char *name,
+			      const char *text, size_t len)
+{
+	xmpp_stanza_t *c = map_child(ctx, parent, name, NULL), *t = xmpp_stanza_new(ctx);
+
+	if (!t || xmpp_stanza_set_text_with_size(t, text, len) != XMPP_EOK)
+		gw_fatal("map: out of memory");
+	xmpp_stanza_add_child_ex(c, t, 0);
+	return c;
 }
 
 xmpp_stanza_t *map_error_reply(xmpp_ctx_t *ctx, xmpp_stanza_t *stanza, const char *condition,
@@ -369,12 +388,12 @@ xmpp_stanza_t *map_error_reply(xmpp_ctx_t *ctx, xmpp_stanza_t *stanza, const cha
 	free(to_copy);
 	xmpp_stanza_set_type(reply, "error");
 
-	err = stanza_new_tag(ctx, "error", NULL);
+	err = map_tag(ctx, "error", NULL);
 	xmpp_stanza_set_attribute(err, "type", map_error_type(condition));
-	cond = stanza_new_tag(ctx, condition, NS_STANZAS);
+	cond = map_tag(ctx, condition, NS_STANZAS);
 	xmpp_stanza_add_child_ex(err, cond, 0);
 	if (text) {
-		xmpp_stanza_t *t = stanza_new_tag(ctx, "text", NS_STANZAS), *tt = xmpp_stanza_new(ctx);
+		xmpp_stanza_t *t = map_tag(ctx, "text", NS_STANZAS), *tt = xmpp_stanza_new(ctx);
 
 		if (!tt || xmpp_stanza_set_text(tt, text) != XMPP_EOK)
 			gw_fatal("map: out of memory");

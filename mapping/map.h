@@ -89,6 +89,12 @@ void map_im_fields(xmpp_stanza_t *message, struct map_im_fields *f);
 /* Builds an error reply to stanza (XMPP "bounce"): to/from swapped, same id, type='error',
  * the original children kept (RFC 6120 8.3.1 allows it), plus <error type=.../> with the
  * condition and, if text is not NULL, a <text/>.  Caller releases the result. */
+/* A new element (ns may be NULL), one added to parent (returned borrowed: parent owns it), and
+ * <name>text</name> (len bytes, need not be terminated) added to parent.  Out of memory aborts. */
+xmpp_stanza_t *map_tag(xmpp_ctx_t *ctx, const char *name, const char *ns);
+xmpp_stanza_t *map_child(xmpp_ctx_t *ctx, xmpp_stanza_t *parent, const char *name, const char *ns);
+xmpp_stanza_t *map_text_child(xmpp_ctx_t *ctx, xmpp_stanza_t *parent, const char *name,
+			      const char *text, size_t len);
 xmpp_stanza_t *map_error_reply(xmpp_ctx_t *ctx, xmpp_stanza_t *stanza, const char *condition,
 			       const char *text);
 

@@ -237,23 +237,13 @@ static void pager_late_error(struct pager *pg, struct pager_in *e, const char *c
 
 static xmpp_stanza_t *pager_tag(struct pager *pg, const char *name, const char *ns)
 {
-	xmpp_stanza_t *s = xmpp_stanza_new(pg->gw->xctx);
-
-	if (!s || xmpp_stanza_set_name(s, name) != XMPP_EOK ||
-	    (ns && xmpp_stanza_set_ns(s, ns) != XMPP_EOK))
-		gw_fatal("pager: out of memory");
-	return s;
+	return map_tag(pg->gw->xctx, name, ns);
 }
 
 static void pager_add_text_child(struct pager *pg, xmpp_stanza_t *parent, const char *name,
 				 const char *text, size_t len)
 {
-	xmpp_stanza_t *el = pager_tag(pg, name, NULL), *t = xmpp_stanza_new(pg->gw->xctx);
-
-	if (!t || xmpp_stanza_set_text_with_size(t, text, len) != XMPP_EOK)
-		gw_fatal("pager: out of memory");
-	xmpp_stanza_add_child_ex(el, t, 0);
-	xmpp_stanza_add_child_ex(parent, el, 0);
+	map_text_child(pg->gw->xctx, parent, name, text, len);
 }
 
 /* Now, as an RFC 3339 date-time in UTC ("2026-12-04T15:00:00Z"). */

@@ -330,12 +330,7 @@ static void mout_free(struct mout *m)
 
 static xmpp_stanza_t *sess_tag(struct sessions *ss, const char *name, const char *ns)
 {
-	xmpp_stanza_t *s = xmpp_stanza_new(ss->gw->xctx);
-
-	if (!s || xmpp_stanza_set_name(s, name) != XMPP_EOK ||
-	    (ns && xmpp_stanza_set_ns(s, ns) != XMPP_EOK))
-		gw_fatal("out of memory");
-	return s;
+	return map_tag(ss->gw->xctx, name, ns);
 }
 
 static void sess_send_xmpp(struct msess *se, xmpp_stanza_t *s)
