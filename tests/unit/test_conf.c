@@ -158,6 +158,9 @@ static const struct field fields[] = {
 	FC("groupchat.max-rooms", F_UNSIGNED, groupchat_max_rooms),
 	FC("groupchat.join-timeout", F_UNSIGNED, groupchat_join_ms),
 	FC("nmuc", F_SIZE, nmuc_services),
+	FC("nadmins", F_SIZE, nadmins),
+	FC("metrics.address", F_STR, metrics_address),
+	FC("metrics.port", F_UNSIGNED, metrics_port),
 	FC("npeers", F_SIZE, npeers),
 	FC("nlists", F_SIZE, nlists),
 	FC("path", F_STR, path),
@@ -424,6 +427,8 @@ static const struct {
 	{ "muc", EMPTY, { "service", "conference.xmpp.example" } },
 	{ "groupchat", CLOSE, { NULL } },
 	{ "audit", OPTIONAL, { "file", "audit.log" } },
+	{ "admin", OPTIONAL, { "jid", "ops@xmpp.example" } },
+	{ "metrics", OPTIONAL, { "address", "127.0.0.1" } },
 	{ "gateway", CLOSE, { NULL } },
 };
 
@@ -1017,6 +1022,19 @@ static const struct value_case {
 	{ "limits", "requests", "10", "11: <limits>: unknown attribute \"requests\"" },
 
 	/* <audit> (line 17; only in these rows, with file="audit.log") */
+	{ "admin", "jid", "ops@xmpp.example", "nadmins=1" },
+	{ "admin", "jid", "ops@other.example", "nadmins=1" },
+	{ "admin", "jid", NULL, "17: <admin>: missing required attribute \"jid\"" },
+	{ "admin", "jid", "ops", "17: <admin> attribute \"jid\": \"ops\" is not a bare JID" },
+	{ "admin", "jid", "ops@xmpp.example/phone", "17: xmpp.example/phone\" is not a bare JID" },
+	{ "admin", "jid", "Ops@xmpp.example", "17: \": write the JID in lower case, as the XMPP server does" },
+	{ "log", "level", NULL, "nadmins=0" },
+	{ "metrics", "address", "127.0.0.1", "metrics.address=127.0.0.1" },
+	{ "metrics", "address", "127.0.0.1", "metrics.port=9477" },
+	{ "metrics", "port", "9100", "metrics.port=9100" },
+	{ "metrics", "port", "0", "17: <metrics> attribute \"port\": 0 is out of range 1..65535" },
+	{ "metrics", "address", NULL, "17: <metrics>: missing required attribute \"address\"" },
+	{ "metrics", "address", "localhost", "17: <metrics> attribute \"address\": \"localhost\" is not a numeric IPv4 or IPv6 address" },
 	{ "audit", "file", "audit.log", "audit.file=audit.log" },
 	{ "audit", "file", "/var/log/simplegw/audit.log", "audit.file=/var/log/simplegw/audit.log" },
 	{ "audit", "file", "", "17: <audit> attribute \"file\": \"\" is not a usable path" },
