@@ -180,7 +180,9 @@ static void pidfile_release(struct pidfile *pf)
 	    cur.st_ino == pf->st.st_ino && unlink(pf->path) != 0) {
 		log_notice("pid file %s: cannot remove it (%s): emptied instead", pf->path,
 			   strerror(errno));
-		(void)ftruncate(pf->fd, 0);
+		if (ftruncate(pf->fd, 0) != 0)
+			log_warn("pid file %s: cannot empty it either (%s)", pf->path,
+				 strerror(errno));
 	}
 	close(pf->fd);
 	pf->fd = -1;
