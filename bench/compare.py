@@ -383,6 +383,23 @@ def sip_receiver(env, tag, n):
     return uas
 
 
+async def await_deliveries(uac, done, rx, tag, n, t0):
+    """After uac (a sipp sending n MESSAGEs tagged tag, started at t0) has started: waits until
+    every message reached rx (done) or sipp ended, then for stragglers as long as deliveries keep
+    coming (each MESSAGE has its answer, so what was forwarded is on its way).  Returns (sipp's
+    wait as a future, messages delivered, when the last one came or now if all did)."""
+    sipp = asyncio.ensure_future(uac.wait(timeout=600))
+    arrived = asyncio.ensure_future(done.wait())
+    await asyncio.wait({sipp, arrived}, timeout=600, return_when=asyncio.FIRST_COMPLETED)
+    if not arrived.done() and sipp.done():
+        while not arrived.done() and time.monotonic() - rx.last.get(tag, t0) < 2:
+            await asyncio.sleep(0.1)
+    arrived.cancel()
+    delivered = rx.count(tag)
+    t1 = time.monotonic() if delivered == n else rx.last.get(tag, time.monotonic())
+    return sipp, delivered, t1
+
+
 async def run_sip_to_xmpp(env, target, rx, tag, n, rate, refusals_ok=False):
     """n MESSAGEs offered at rate; returns (delivered per second, gateway CPU us per delivered
     message, messages delivered).  A gateway may refuse MESSAGEs it cannot take (simplegw
@@ -393,16 +410,7 @@ async def run_sip_to_xmpp(env, target, rx, tag, n, rate, refusals_ok=False):
     pids = target.pids()
     cpu0, t0 = cpu_seconds(pids), time.monotonic()
     await uac.start()
-    sipp = asyncio.ensure_future(uac.wait(timeout=600))
-    arrived = asyncio.ensure_future(done.wait())
-    await asyncio.wait({sipp, arrived}, timeout=600, return_when=asyncio.FIRST_COMPLETED)
-    if not arrived.done() and sipp.done():
-        # every MESSAGE has its answer, so what was forwarded is on its way: wait for it
-        while not arrived.done() and time.monotonic() - rx.last.get(tag, t0) < 2:
-            await asyncio.sleep(0.1)
-    arrived.cancel()
-    delivered = rx.count(tag)
-    t1 = time.monotonic() if delivered == n else rx.last.get(tag, time.monotonic())
+    sipp, delivered, t1 = await await_deliveries(uac, done, rx, tag, n, t0)
     cpu1 = cpu_seconds(pids)
     rc = await sipp
     check(refusals_ok or (rc == 0 and delivered == n),

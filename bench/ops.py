@@ -77,8 +77,8 @@ import threading
 import time
 from datetime import datetime, timezone
 
-from compare import (PAD, SOFIA_T4_S, WINDOW_GAP_S, WINDOW_MARGIN_S, Receiver, busy_share, cpu_ns,
-                     fmt_opt, keep_errors, machine_busy)
+from compare import (PAD, SOFIA_T4_S, WINDOW_GAP_S, WINDOW_MARGIN_S, Receiver, await_deliveries,
+                     busy_share, cpu_ns, fmt_opt, keep_errors, machine_busy)
 import harness  # noqa: E402  (compare.py put tests/e2e on sys.path)
 from harness import SIP_DOMAIN, XMPP_DOMAIN, check  # noqa: E402
 
@@ -201,15 +201,7 @@ async def sip_to_xmpp(g, rx, tag, n, rate):
     uac = sip_sender(g, tag, n, rate)
     t0 = time.monotonic()
     await uac.start()
-    sipp = asyncio.ensure_future(uac.wait(timeout=600))
-    arrived = asyncio.ensure_future(done.wait())
-    await asyncio.wait({sipp, arrived}, timeout=600, return_when=asyncio.FIRST_COMPLETED)
-    if not arrived.done() and sipp.done():
-        while not arrived.done() and time.monotonic() - rx.last.get(tag, t0) < 2:
-            await asyncio.sleep(0.1)
-    arrived.cancel()
-    delivered = rx.count(tag)
-    t1 = time.monotonic() if delivered == n else rx.last.get(tag, time.monotonic())
+    sipp, delivered, t1 = await await_deliveries(uac, done, rx, tag, n, t0)
     rc = await sipp
     check(delivered > 0, f"{g.label} sipp {tag}: nothing delivered: {uac.error_text()}")
     if rc != 0 or delivered != n:

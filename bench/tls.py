@@ -90,7 +90,8 @@ import time
 
 # compare.py puts tests/e2e (harness, certs, sip_tls) on sys.path
 from compare import (CLK_TCK, PAD, SOFIA_T4_S, WINDOW_GAP_S, WINDOW_MARGIN_S, Receiver,
-                     busy_share, cpu_ns, fmt_opt, group_pids, keep_errors, machine_busy)
+                     await_deliveries, busy_share, cpu_ns, fmt_opt, group_pids, keep_errors,
+                     machine_busy)
 import harness  # noqa: E402
 from harness import SIP_DOMAIN, XMPP_DOMAIN, check  # noqa: E402
 import certs  # noqa: E402
@@ -356,15 +357,7 @@ async def sip_to_xmpp(ph, rx, tag, n, rate, refusals_ok=False, outstanding=5000,
     uac = sip_sender(ph, tag, n, rate, outstanding)
     t0 = time.monotonic()
     await uac.start()
-    sipp = asyncio.ensure_future(uac.wait(timeout=600))
-    arrived = asyncio.ensure_future(done.wait())
-    await asyncio.wait({sipp, arrived}, timeout=600, return_when=asyncio.FIRST_COMPLETED)
-    if not arrived.done() and sipp.done():
-        while not arrived.done() and time.monotonic() - rx.last.get(tag, t0) < 2:
-            await asyncio.sleep(0.1)
-    arrived.cancel()
-    delivered = rx.count(tag)
-    t1 = time.monotonic() if delivered == n else rx.last.get(tag, time.monotonic())
+    sipp, delivered, t1 = await await_deliveries(uac, done, rx, tag, n, t0)
     rc = await sipp
     if failures is not None:
         failures.update(sipp_failures(uac))
