@@ -106,14 +106,23 @@ static void gw_on_skipped(void *arg, struct xmpp_link *link, xmpp_stanza_t *head
 	gw_send_release(link, map_error_reply(gw->xctx, head, condition, text));
 }
 
+static int gw_link_is_old(const struct gw *gw, const struct xmpp_link *link)
+{
+	for (size_t i = 0; i < gw->nold_links; i++)
+		if (gw->old_links[i] == link)
+			return 1;
+	return 0;
+}
+
 static void gw_on_link_state(void *arg, struct xmpp_link *link, int up)
 {
 	struct gw *gw = arg;
 
-	/* every transition passes here (a link stopped for the shutdown is not lost) */
+	/* every transition passes here (a link stopped for the shutdown, or by a reload that
+	 * left its component no peer, is not lost) */
 	if (up)
 		gw->stats.link_connects++;
-	else if (gw->state == GW_RUNNING)
+	else if (gw->state == GW_RUNNING && !gw_link_is_old(gw, link))
 		gw->stats.link_losses++;
 	if (gw->pager)
 		pager_link_state(gw->pager, link, up);
@@ -282,6 +291,7 @@ static void gw_health_arm(struct gw_peer *h)
 	unsigned ms = h->peer->options_interval_ms;
 	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 
+	h->armed_ms = ms;
 	if (h->ev)
 		event_del(h->ev);
 	if (!ms)
@@ -801,7 +811,7 @@ static void reload_apply(struct gw *gw, struct conf *nc, struct reload_text *t)
 	for (size_t j = 0; j < n; j++) {
 		if (!rt[j])
 			rt[j] = gw_peer_new(gw, peers[j]);
-		else
+		else if (rt[j]->armed_ms != peers[j]->options_interval_ms)
 			gw_health_arm(rt[j]);
 		rt[j]->peer = peers[j];
 	}
@@ -860,10 +870,10 @@ static void reload_apply(struct gw *gw, struct conf *nc, struct reload_text *t)
 			continue;
 		}
 		reload_say(t, "component %s: no peer left, its link is closed", xmpp_link_domain(l));
-		xmpp_link_stop(l, gw_link_retired, gw);
 		gw->old_links = gw_xrealloc(gw->old_links, (gw->nold_links + 1) *
 					    sizeof(*gw->old_links));
 		gw->old_links[gw->nold_links++] = l;
+		xmpp_link_stop(l, gw_link_retired, gw);
 		memmove(&gw->links[i], &gw->links[i + 1], (gw->nlinks - i - 1) * sizeof(*gw->links));
 		gw->nlinks--;
 	}

@@ -167,6 +167,8 @@ struct gw_peer {
 	struct sip_outgoing *out;	/* the OPTIONS in flight */
 	int up;				/* -1 unknown, 0 down, 1 up */
 	uint64_t changed_ms;		/* when up last changed */
+	unsigned armed_ms;		/* the interval its timer runs at (a reload re-arms it only
+					 * when the peer's options-interval changed) */
 	struct stats_peer stats;
 };
 /* peer's record, or NULL for a peer no longer configured (a reload removed it).  Borrowed. */

@@ -625,6 +625,8 @@ static int iq_classify(struct iq_req *r, const char **condition)
 	if (!to || !at || (slash && at > slash)) {
 		size_t dlen = to ? (slash ? (size_t)(slash - to) : strlen(to)) : 0, n = 0;
 
+		if (!to)	/* servers stamp it; one that does not means the component */
+			r->to = domain;
 		if (to && (dlen != strlen(domain) || strncasecmp(to, domain, dlen) != 0)) {
 			*condition = "service-unavailable";
 			return -1;

@@ -110,6 +110,13 @@ static int pidfile_acquire(struct pidfile *pf)
 				close(fd);
 				return -1;
 			}
+			/* another instance starting at the same moment may have taken our file for
+			 * a stale one (not yet locked) and removed it: then it is not ours */
+			if (stat(pf->path, &cur) != 0 || cur.st_dev != pf->st.st_dev ||
+			    cur.st_ino != pf->st.st_ino) {
+				close(fd);
+				continue;
+			}
 			(void)fchmod(fd, 0644);	/* the umask is 077: anyone may read a pid */
 			pf->fd = fd;
 			return 0;

@@ -401,6 +401,14 @@ static void metrics_request(struct evhttp_request *req, void *arg)
 	evbuffer_free(body);
 }
 
+static void metrics_listener_error(struct evconnlistener *l, void *arg)
+{
+	int err = EVUTIL_SOCKET_ERROR();
+
+	if (err == EMFILE || err == ENFILE)
+		guard_shed(evconnlistener_get_fd(l), "metrics");
+}
+
 struct metrics *metrics_new(struct gw *gw)
 {
 	const struct conf *conf = gw->conf;
@@ -439,6 +447,9 @@ struct metrics *metrics_new(struct gw *gw)
 	m->http = evhttp_new(gw->base);
 	if (!m->http || !evhttp_bind_listener(m->http, lev))
 		gw_fatal("metrics: cannot start the HTTP server");
+	/* out of descriptors, a failed accept() would leave the listener readable and the reactor
+	 * spinning: the guard sheds the pending connection instead, as for SIP and MSRP */
+	evconnlistener_set_error_cb(lev, metrics_listener_error);
 	/* every method reaches metrics_request, which answers 405 (evhttp itself would say 501) */
 	evhttp_set_allowed_methods(m->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
 				   EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |

@@ -266,6 +266,7 @@ struct xlist {
 	char *group;		/* and the group */
 	struct roster_req *refetch;	/* the roster being read again (a refresh), or NULL */
 	int sent;		/* the first, full, NOTIFY went */
+	int ended;		/* its terminating NOTIFY went (a reload removed its peer) */
 	uint64_t sent_ms;
 	struct event *ev;	/* first NOTIFY (after the hold) and rate limit */
 	LIST_ENTRY(xlist) entry;	/* in pr->lists */
@@ -2499,7 +2500,7 @@ static void list_flush(struct xlist *l)
 	uint64_t now = gw_now_ms(l->pr->gw), gap = l->pr->gw->conf->presence_notify_interval_ms;
 	int due = 0;
 
-	if (l->pr->closing)
+	if (l->pr->closing || l->ended)
 		return;	/* see view_notify() */
 	if (!l->sent) {
 		list_send(l, 1, SIP_SUBSTATE_ACTIVE, NULL);
@@ -2541,7 +2542,7 @@ static void list_schedule(struct xlist *l)
 {
 	struct timeval now = { 0, 0 };
 
-	if (!l->sent || evtimer_pending(l->ev, NULL))
+	if (!l->sent || l->ended || evtimer_pending(l->ev, NULL))
 		return;
 	evtimer_add(l->ev, &now);
 }
@@ -3656,6 +3657,8 @@ static void gone_view(void *arg, const char *key, void *value)
 	LIST_FOREACH(d, &v->dialogs, entry)
 		if (d->w && d->peer == g->peer) {
 			sip_watch_notify(d->w, SIP_SUBSTATE_TERMINATED, "noresource", NULL, NULL, 0);
+			/* nothing more on it until the stack reports its end (RFC 6665 4.1.3) */
+			d->active = d->held = d->due = 0;
 			g->ended++;
 		}
 }
@@ -3694,8 +3697,10 @@ void presence_peer_removed(struct presence *pr, const struct conf_peer *peer)
 		spres_free(g.v[i]);
 	dict_foreach(pr->views, gone_view, &g);
 	LIST_FOREACH(l, &pr->lists, entry)
-		if (l->peer == peer) {
+		if (l->peer == peer && !l->ended) {
 			sip_watch_notify(l->w, SIP_SUBSTATE_TERMINATED, "noresource", NULL, NULL, 0);
+			l->ended = 1;
+			evtimer_del(l->ev);
 			lists++;
 		}
 	dict_foreach(pr->roster_reqs, gone_roster_req, &g);
