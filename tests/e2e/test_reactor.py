@@ -10,9 +10,12 @@ These tests trace the gateway's system calls with strace while messages flow at 
 and then while their transactions end (the timers fire 64*T1 after each message: 32 s by
 default, so the gateway runs with T1 = 40 ms here and each window lasts until they have fired).
 A spin shows as a run of empty, zero-timeout polls of Sofia's epoll descriptor with no wait in
-between (a spinning loop made runs of 13 to 20 here).  By design the reactor makes at most four:
-a step that finds nothing, one more for queued messages, and REACTOR_ZERO_KICKS (2) while a timer
-is due in under a millisecond.  The system calls per message, idle baseline of the same window
+between (a spinning loop made runs of 13 to 20 here).  By design the reactor makes at most six:
+a step that finds nothing, one for each message of a chain that nua queues from its own callbacks
+(each step runs the messages queued before it began, and polls first; chains of two made a run
+of five in a fresh-clone CI run, where four had been the bound, so three are allowed), and
+REACTOR_ZERO_KICKS (2) while a timer is due in under a millisecond.  Issue 16 takes nua and its
+message chains out of the loop.  The system calls per message, idle baseline of the same window
 subtracted, are bounded too.
 """
 
@@ -27,7 +30,7 @@ RATE = int(os.environ.get("SIMPLEGW_TEST_RATE", "40"))
 COUNT = 3 * RATE
 T1_MS = 40
 WINDOW = COUNT / RATE + 64 * T1_MS / 1000 + 1.5     # the traffic, then its transactions' end
-MAX_EMPTY_POLLS_IN_A_ROW = 4
+MAX_EMPTY_POLLS_IN_A_ROW = 6
 # Measured under ASan with the spin gone: 17-19 per SIP -> XMPP message, 12-13 per XMPP -> SIP
 # message (with the spin: 22-24 and 15-18 here, and far more on a faster machine).
 MAX_SYSCALLS_PER_MESSAGE = 24
