@@ -289,6 +289,7 @@ static const struct opt opts[] = {
 
 	{ E_IM,     "max-body",      V_SIZE,     NULL,          1, MIB,           "8k",     0, IN_CONF(im_max_body) },
 	{ E_IM,     "delivery-wait", V_DURATION, NULL,          0, 30000,         "2s",     0, IN_CONF(im_delivery_wait_ms) },
+	{ E_IM,     "barrier-window", V_DURATION, NULL,         0, 1000,          "10ms",   0, IN_CONF(im_barrier_window_ms) },
 	{ E_IM,     "type",          V_KEYWORD,  kw_im_type,    0, 0,             "chat",   0, IN_CONF(im_type) },
 	{ E_IM,     "verdict",       V_KEYWORD,  kw_im_verdict, 0, 0,             "auto",   0, IN_CONF(im_verdict) },
 

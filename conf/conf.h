@@ -228,6 +228,8 @@ struct conf {
 	/* <im> */
 	size_t im_max_body;		/* default 8192, 1..1048576 bytes of UTF-8 */
 	unsigned im_delivery_wait_ms;	/* default 2000, 0..30000 */
+	unsigned im_barrier_window_ms;	/* default 10, 0..1000: one barrier ping covers the
+					 * messages of this window (0: of one loop pass) */
 	enum conf_im_type im_type;	/* default chat */
 	enum conf_im_verdict im_verdict; /* default auto */
 

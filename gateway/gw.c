@@ -550,6 +550,7 @@ static const struct reload_field reload_applied[] = {
 	RL("<log level>", RL_INT, log_level),
 	RL("<im max-body>", RL_SIZE, im_max_body),
 	RL("<im delivery-wait>", RL_INT, im_delivery_wait_ms),
+	RL("<im barrier-window>", RL_INT, im_barrier_window_ms),
 	RL("<im type>", RL_INT, im_type),
 	RL("<im verdict>", RL_INT, im_verdict),
 };

@@ -273,11 +273,8 @@ async def test_options_from_trusted_peer(env):
     check(await uac.run() == 0, uac.error_text())
 
 
-async def test_late_client_error_reaches_the_sip_sender(env):
-    """An error the XMPP client itself sends after the MESSAGE was answered 200 becomes a notice MESSAGE."""
-    await env.gateway()
-    alice = await env.client("alice")
-
+def bounce_everything(client):
+    """client answers every message with a body with its own error (after the server routed it)."""
     def bounce(msg):
         if msg["type"] in ("chat", "normal") and msg["body"]:
             err = msg.reply()
@@ -287,7 +284,17 @@ async def test_late_client_error_reaches_the_sip_sender(env):
             err["error"]["condition"] = "not-acceptable"
             err["error"]["text"] = "this client takes no messages from strangers"
             err.send()
-    alice.add_event_handler("message", bounce)
+    client.add_event_handler("message", bounce)
+
+
+async def test_late_client_error_reaches_the_sip_sender(env):
+    """An error the XMPP client itself sends after the MESSAGE was answered 200 becomes a notice
+    MESSAGE.  barrier-window 0ms: the barrier ping follows the message at once, so the client's
+    bounce comes after its reply (with the default window of 10 ms a bounce this quick arrives
+    first and answers the MESSAGE itself: the next test)."""
+    await env.gateway(im='<im max-body="2048" delivery-wait="2s" barrier-window="0ms"/>')
+    alice = await env.client("alice")
+    bounce_everything(alice)
     uas = await env.uas().start()
     uac = env.uac(body="will be refused by the client")
     check(await uac.run() == 0, f"the MESSAGE itself is answered "
@@ -297,6 +304,21 @@ async def test_late_client_error_reaches_the_sip_sender(env):
     check(start == f"MESSAGE sip:bob@{SIP_DOMAIN} SIP/2.0", start)
     check(f"sip:alice@{XMPP_DOMAIN}" in header(hdrs, "from"), header(hdrs, "from"))
     check(b"not delivered" in body and b"not-acceptable" in body and b"strangers" in body, repr(body))
+
+
+async def test_quick_client_error_answers_the_message(env):
+    """A client's own error that arrives within <im barrier-window> of its message, before the
+    barrier ping went out, answers the MESSAGE with the mapped status (RFC 7247's table: 406 for
+    not-acceptable), and no notice follows."""
+    await env.gateway(im='<im max-body="2048" delivery-wait="2s" barrier-window="500ms"/>')
+    alice = await env.client("alice")
+    bounce_everything(alice)
+    uas = await env.uas(timeout=3).start()     # takes a notice MESSAGE if one comes
+    uac = env.uac(body="will be refused by the client", expect="406")
+    check(await uac.run() == 0, f"the MESSAGE is answered 406: {uac.error_text()}")
+    await uas.wait(5)
+    notices = [b for s, h, b in uas.received() if s.startswith("MESSAGE ")]
+    check(not notices, f"the error said it all: {notices}")
 
 
 async def test_sip_to_a_user_who_blocked_the_sender(env):
