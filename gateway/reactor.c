@@ -1,8 +1,7 @@
 /* reactor.c - runs Sofia-SIP's su_root on the gateway's libevent base: one thread, one loop.
  *
  * Sofia-SIP normally owns its loop (su_root_run).  Here the root uses the epoll port with
- * threading disabled, so nua's "clone" task lives in this thread and every su_msg between nua's
- * API and its stack is queued on the same port.  libevent watches the port's epoll descriptor
+ * threading disabled, and the SIP side drives nta (Sofia's transaction layer) in this thread.  libevent watches the port's epoll descriptor
  * (readable whenever any Sofia socket is), and a libevent timer is armed for the next Sofia timeout
  * as reported by su_root_step().  Two details matter:
  *  - su_root_step(root, 0) never sleeps: it runs due timers, queued messages and ready sockets,
@@ -20,8 +19,10 @@
  *    by themselves.  A positive time is rounded up by a millisecond, so that the libevent timer
  *    never fires before the Sofia timer is due (and finds a 0).
  *  - a message queued from this very thread does not wake the port (su_socket_port_wakeup only
- *    signals other threads), so every call into nua from outside a Sofia callback must be followed
- *    by reactor_kick(), which runs one more step on the next loop pass.
+ *    signals other threads; nta reports an error met while sending that way), and a request or
+ *    answer sent from outside a Sofia callback may set a timer earlier than the libevent timer
+ *    armed: so such calls are followed by reactor_kick(), which runs one more step on the next
+ *    loop pass.
  * The epoll descriptor is not exposed by Sofia's API; it is found as the one "[eventpoll]"
  * descriptor that su_root_create() added to /proc/self/fd.
  */
@@ -55,8 +56,8 @@ struct reactor {
 };
 
 #define REACTOR_MAX_FDS 64
-/* Steps run for queued messages while a timer is due in under a millisecond: a chain of nua's
- * internal messages takes one or two; beyond that the loop would only wait for the clock. */
+/* Steps run for queued messages while a timer is due in under a millisecond: a chain of queued
+ * messages takes one or two; beyond that the loop would only wait for the clock. */
 #define REACTOR_ZERO_KICKS 2
 
 /* Lists the epoll descriptors this process holds. */
@@ -205,7 +206,7 @@ struct reactor *reactor_new(struct event_base *base)
 		log_error("cannot find the Sofia-SIP root's epoll descriptor");
 		goto fail;
 	}
-	/* nua's stack task runs in this thread: no thread is ever started */
+	/* everything runs in this thread: no thread is ever started */
 	su_root_threading(r->root, 0);
 	/* handle every ready socket per step, not one: under load, fewer passes and syscalls */
 	su_root_multishot(r->root, 1);

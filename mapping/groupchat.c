@@ -65,6 +65,7 @@
 #define GC_LIST_WAIT_MS 3000			/* first conference NOTIFY awaited this long */
 #define GC_MAX_CONFINFO (256 * 1024)		/* bytes of a conference-info document */
 #define GC_SUB_EXPIRES 3600
+#define GC_RESUBSCRIBE_MS 60000			/* a forgotten subscription made again */
 #define GC_NICK_BUF 1040			/* a resourcepart is at most 1023 bytes */
 
 /* ---------------------------------------------------------------- tables */
@@ -246,6 +247,7 @@ struct croom {
 	const struct conf_peer *peer;
 	struct sip_sub *sub;	/* made as one occupant (sub_as), re-made if that one leaves */
 	char *sub_as;
+	uint64_t resubscribed_ms;	/* when a subscription the focus forgot was made again */
 	int listed;		/* the first NOTIFY came, or the subscription failed */
 	struct confinfo *conf;	/* the room as the focus last said (NULL: no document yet) */
 	struct dict *nicks;	/* participant entity -> nick (char *) shown to the occupants */
@@ -1004,12 +1006,28 @@ static void xsub_ended(void *arg, struct sip_sub *sub, int status, const char *r
 		       unsigned retry_after)
 {
 	struct croom *cr = arg;
+	uint64_t now = gw_now_ms(cr->gc->gw);
+	struct xocc *x;
 
 	cr->sub = NULL;
 	log_info("groupchat: conference subscription to %s over (%d %s)", cr->room_uri, status,
 		 reason ? reason : "");
-	if (!cr->listed)
+	if (!cr->listed) {
 		croom_update(cr);	/* a focus without the conference package */
+		return;
+	}
+	/* the focus forgot it (481: a restart, or it removed the subscription after a NOTIFY we
+	 * refused, RFC 6665 4.2.2): made again as a joined occupant, at most once a minute */
+	if (status == 481 && (!cr->resubscribed_ms ||
+			      now - cr->resubscribed_ms >= GC_RESUBSCRIBE_MS)) {
+		LIST_FOREACH(x, &cr->xoccs, cr_entry)
+			if (x->state == XO_JOINED)
+				break;
+		if (x) {
+			cr->resubscribed_ms = now;
+			croom_subscribe(cr, x);
+		}
+	}
 }
 
 static const struct sip_sub_cbs xsub_cbs = { xsub_notify, xsub_ended, NULL };

@@ -24,7 +24,7 @@
  * XMPP -> SIP.  A <message/> with a body becomes a MESSAGE to the peer's route, if the peer's
  * <peer services> include pager (else service-unavailable, and typing notices and receipts for
  * it are dropped: nothing is sent to a network that does not take pager mode).  A failure
- * response, or a transaction timeout (nua's local 408), bounces the stanza back to its sender
+ * response, or a transaction timeout (nta's local 408), bounces the stanza back to its sender
  * with the mapped condition (RFC 7247 8.2).  Chat-state-only and receipt-only stanzas carry no
  * message and are not turned into empty MESSAGEs.
  */

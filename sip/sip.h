@@ -1,5 +1,5 @@
-/* sip.h - the SIP side: a Sofia-SIP nua stack on the gateway's reactor, peering trust, and
- * pager-mode MESSAGE transactions in both directions. */
+/* sip.h - the SIP side: Sofia-SIP's transaction layer (nta) on the gateway's reactor, peering
+ * trust and the hub's policy, MESSAGE transactions, SUBSCRIBE/NOTIFY and INVITE dialogs. */
 #ifndef GW_SIP_H
 #define GW_SIP_H
 
@@ -145,7 +145,8 @@ enum sip_substate {
 const char *sip_substate_name(enum sip_substate s);
 
 /* Answers the SUBSCRIBE 200 granting `expires` seconds.  Refreshes are then answered by the
- * stack (200 and a repeat of the last NOTIFY), and expiry sends a final NOTIFY by itself. */
+ * stack (200 and a repeat of the last NOTIFY, then watch_refreshed), and expiry or an
+ * un-SUBSCRIBE sends a final NOTIFY with the last document by itself. */
 void sip_watch_accept(struct sip_watch *w, unsigned expires);
 /* Refuses it; seconds > 0 adds Min-Expires to a 423 and Retry-After to anything else; a 421
  * carries Require: eventlist, a 406 of a list subscription the Accept it needs.  w is freed. */
@@ -205,7 +206,7 @@ void sip_sub_end(struct sip_sub *sub);
 void sip_sub_refresh(struct sip_sub *sub);
 size_t sip_stack_subs(const struct sip_stack *stack);
 
-/* ---- INVITE sessions (RFC 3261): nua runs without media, SDP is the caller's */
+/* ---- INVITE sessions (RFC 3261): no media here, the SDP is the caller's */
 struct sip_call_cbs {
 	/* An outgoing INVITE was answered 2xx (the stack has ACKed it); sdp is the answer. */
 	void (*answered)(void *arg, struct sip_call *call, const char *sdp, size_t len);

@@ -1211,13 +1211,15 @@ def presence_server(env, port=None, status=200, phrase=None, expires=60,
                     substate="active;expires=60", body="", ctype="application/pidf+xml",
                     substate2=None, body2="", pause_ms=500,
                     wait=False, substate3="active;expires=60", body3=None,
-                    name="presence-server", timeout=20, transport="u1", calls=1):
+                    name="presence-server", timeout=20, transport="u1", calls=1,
+                    ctype2=None, answer2=200):
     """A sipp presence server (sipp/presence_server.xml) listening on port (default
     env.peer_sip_port, where the gateway routes sip.example).
 
     It answers the SUBSCRIBE with status (Expires: expires when 2xx); when 2xx it sends a NOTIFY
     with Subscription-State substate and body (no Content-Type without body); if substate2 is
-    given, a second NOTIFY after pause_ms (substate2, body2).  A NOTIFY whose state is
+    given, a second NOTIFY after pause_ms (substate2, body2, Content-Type ctype2 if given),
+    which the gateway must answer answer2 (400/415 for a document it refuses, RFC 6665).  A NOTIFY whose state is
     "terminated..." ends the scenario.  With wait=True it then answers each re-SUBSCRIBE with 200
     and a NOTIFY (substate3, body3: default the last body) until an un-SUBSCRIBE, answered with 200
     and a final NOTIFY terminated;reason=timeout.
@@ -1228,7 +1230,7 @@ def presence_server(env, port=None, status=200, phrase=None, expires=60,
     phrase = phrase or {200: "OK", 202: "Accepted", 403: "Forbidden", 404: "Not Found",
                         489: "Bad Event", 480: "Temporarily Unavailable"}.get(status, "Whatever")
     s1, h1, b1 = _notify_part(substate, body, ctype)
-    s2, h2, b2 = _notify_part(substate2 or "", body2, ctype)
+    s2, h2, b2 = _notify_part(substate2 or "", body2, ctype2 or ctype)
     last = body2 if substate2 else body
     s3, h3, b3 = _notify_part(substate3, last if body3 is None else body3, ctype)
     values = dict(status=str(status), phrase=phrase,
@@ -1237,7 +1239,8 @@ def presence_server(env, port=None, status=200, phrase=None, expires=60,
                   substate=s1, headers=h1, body=b1, final="1" if s1.startswith("terminated") else "0",
                   second="1" if substate2 else "0", pause=str(pause_ms),
                   substate2=s2, headers2=h2, body2=b2, final2="1" if s2.startswith("terminated") else "0",
-                  wait="1" if wait else "0", substate3=s3, headers3=h3, body3=b3)
+                  wait="1" if wait else "0", substate3=s3, headers3=h3, body3=b3,
+                  answer2=str(answer2))
     return env.sipp(name, "presence_server.xml", values, port=port or env.peer_sip_port,
                     timeout=timeout, transport=transport, calls=calls)
 

@@ -8,6 +8,7 @@ import types
 
 from harness import (SIP_DOMAIN, XMPP_DOMAIN, Client, Kamailio, check, free_port, gateway_xml,
                      notifies_of, pidf, presence_publish_update, presence_publisher, presence_server, presence_watcher,
+                     responses_of,
                      wait_for)
 from msrp_ua import SipMessage, parse_sip
 
@@ -226,18 +227,43 @@ async def test_many_presentities_are_paced(env):
 
 
 async def test_malformed_document_is_not_applied(env):
+    """A NOTIFY whose PIDF is not well-formed is answered 400 (RFC 6665 4.1.3) and changes
+    nothing; the dialog goes on, refreshed at once (the notifier may have removed it after the
+    failed NOTIFY, RFC 6665 4.2.2)."""
     bad = "<presence xmlns='urn:ietf:params:xml:ns:pidf' entity='sip:bob@sip.example'><tuple id='x'>"
     server = presence_server(env, body=pidf(BOB_URI, note="good"), substate2="active;expires=60",
-                             body2=bad, pause_ms=800)
+                             body2=bad, pause_ms=800, answer2=400)
     await server.start()
     gw = await env.gateway(presence_gateway_xml(env))
     alice = await watcher(env, "alice")
     alice.send_presence(pto=BOB, ptype="subscribe")
     await expect_pres(alice, "available", BOB)
     await gw.wait_log(r"malformed PIDF refused", timeout=8)
-    await asyncio.sleep(0.5)
+    await wait_for(lambda: any(s == 400 for s, h, b in responses_of(server)), 5,
+                   "the bad NOTIFY answered 400")
+    await gw.wait_log(r"a NOTIFY answered 400: refreshing", timeout=2)
     check(all(p["status"] == "good" for p in pres(alice, frm=BOB) if p["type"] == "available"),
           "the bad document changed nothing")
+
+
+async def test_document_of_another_type_is_refused_415(env):
+    """A NOTIFY with a body that is not application/pidf+xml is answered 415 (RFC 6665 4.1.3)
+    with an Accept, and changes nothing."""
+    server = presence_server(env, body=pidf(BOB_URI, note="good"), substate2="active;expires=60",
+                             body2="just text", ctype2="text/plain", pause_ms=800, answer2=415)
+    await server.start()
+    gw = await env.gateway(presence_gateway_xml(env))
+    alice = await watcher(env, "alice")
+    alice.send_presence(pto=BOB, ptype="subscribe")
+    await expect_pres(alice, "available", BOB)
+    await wait_for(lambda: any(s == 415 for s, h, b in responses_of(server)), 8,
+                   "the text/plain NOTIFY answered 415")
+    answers = [(s, h) for s, h, b in responses_of(server) if s == 415]
+    check(answers and "application/pidf+xml" in ",".join(answers[0][1].get("accept", [])),
+          f"415 with an Accept listing PIDF: {answers}")
+    await gw.wait_log(r"NOTIFY with text/plain ignored", timeout=5)
+    check(all(p["status"] == "good" for p in pres(alice, frm=BOB) if p["type"] == "available"),
+          "the text/plain document changed nothing")
 
 
 async def test_gateway_restart_restores_subscriptions_and_answers_probes(env):

@@ -1,0 +1,168 @@
+/* sip_int.h - what the files of the SIP side share: the stack object and its helpers.  Not for
+ * the rest of the gateway, which sees sip.h only.
+ *
+ * The SIP side drives Sofia-SIP's transaction layer (nta) itself, as Sofia's own proxies do: one
+ * agent, one default leg that takes every request outside a dialog (sip.c), and one leg per
+ * dialog, owned by the object of its role:
+ *   sip.c         the stack, trust and the hub's policy, requests outside dialogs (MESSAGE,
+ *                 OPTIONS, REFER, and the first request of each dialog), shutdown
+ *   notifier.c    struct sip_watch: a SIP watcher's SUBSCRIBE dialog; we send the NOTIFYs
+ *   subscriber.c  struct sip_sub: our SUBSCRIBE dialog; the SIP side sends the NOTIFYs
+ *   call.c        struct sip_call: an INVITE dialog (MSRP sessions, groupchat legs)
+ * Each dialog's state (route set, CSeq, tags, remote target) is its nta leg's; expiry and
+ * refresh timers are the object's own libevent timers.
+ */
+#ifndef GW_SIP_INT_H
+#define GW_SIP_INT_H
+
+#include <stdint.h>
+#include <sys/queue.h>
+
+#define NTA_AGENT_MAGIC_T struct sip_stack
+#define NTA_LEG_MAGIC_T void
+#define NTA_OUTGOING_MAGIC_T void
+#define NTA_INCOMING_MAGIC_T void
+#include <sofia-sip/nta.h>
+#include <sofia-sip/sip.h>
+#include <sofia-sip/sip_header.h>
+#include <sofia-sip/su_tagarg.h>
+#include <sofia-sip/su_tag.h>
+
+#include "../gateway/gw.h"
+#include "sip.h"
+
+#define SIP_USER_AGENT "simplegw/0.1"
+#define SIP_ALLOW "INVITE, ACK, BYE, CANCEL, UPDATE, OPTIONS, MESSAGE, SUBSCRIBE, NOTIFY"
+
+/* Every object the stack tracks starts with this and is on its kind's list through it
+ * (shutdown walks the lists). */
+enum sip_hkind {
+	SIP_H_OUTGOING,
+	SIP_H_SUB,
+	SIP_H_WATCH,
+	SIP_H_CALL,
+	SIP_H_INCOMING,
+};
+
+struct sip_hobj {
+	enum sip_hkind kind;
+	const struct conf_peer *peer;	/* a dialog's: every request in it must come from this
+					 * peer's networks (NULL for SIP_H_OUTGOING/INCOMING) */
+	LIST_ENTRY(sip_hobj) link;
+};
+
+struct sip_list {
+	LIST_HEAD(, sip_hobj) head;
+	size_t n;
+};
+
+/* What the audit log says of a request the gateway sends or answers later. */
+struct sip_audit {
+	char *from, *to, *call_id;	/* NULL: unknown */
+	const char *method, *service;	/* static strings; method NULL: not audited */
+	char *content;			/* with <audit content="yes"> only */
+	size_t content_len;
+	char source[64];		/* of an incoming request */
+	int in;				/* 1: the peer sent the request */
+};
+
+/* The federation hub's state of one peer network (conf->peers[i]). */
+struct sip_peer_state {
+	double tokens;
+	uint64_t refill_ms;
+	unsigned subs, calls;
+	unsigned long limited;
+};
+
+struct sip_stack {
+	struct reactor *reactor;
+	struct event_base *base;
+	const struct conf *conf;
+	struct sip_cbs cbs;
+	void *arg;
+	nta_agent_t *agent;
+	nta_leg_t *default_leg;		/* every request outside a dialog */
+	url_t **routes;			/* conf->peers[i]'s route, parsed once (in home) */
+	size_t nroutes;
+	url_t *retired_route;		/* the last one made for a peer no longer configured */
+	sip_allow_t *allow;		/* SIP_ALLOW, parsed once */
+	sip_contact_t *contact;		/* ours in dialogs: plain, and over TLS (or NULL) */
+	sip_contact_t *contact_tls;
+	sip_user_agent_t *user_agent;
+	su_home_t home[1];
+	struct sip_list in, out, subs, watches, calls;
+	int shutting_down;
+	uint64_t shutdown_deadline_ms;
+	struct event *shutdown_ev;	/* polls for the dialogs' end while shutting down */
+	struct log_limit refused_log;
+	struct log_limit limit_log;
+	struct sip_peer_state *pst;
+	struct stats *stats;
+	struct stats_peer *(*peer_stats)(void *arg, const struct conf_peer *peer);
+	void *stats_arg;
+	unsigned long tags;		/* From/To tags made so far */
+};
+
+/* sip.c: lists, counting, replies, the hub and the audit, shared by the roles */
+void sip_list_add(struct sip_list *l, struct sip_hobj *h);
+void sip_list_del(struct sip_list *l, struct sip_hobj *h);
+void sip_track(struct sip_stack *st, struct sip_list *l, struct sip_hobj *h, int add);
+void sip_count_status(struct sip_stack *st, int sent, int status);
+void sip_count_out(struct sip_stack *st, const struct conf_peer *peer);
+void sip_count_in(struct sip_stack *st, const struct conf_peer *peer);
+const char *sip_lower_copy(const char *src, char *dst, size_t len);
+void sip_clean_phrase(const char *src, char *dst, size_t len);
+int sip_over_tls(sip_t const *sip);
+void sip_source_text(msg_t *msg, sip_t const *sip, char *buf, size_t len);
+/* The peer's route as nta takes it (borrowed). */
+url_string_t const *sip_peer_route(struct sip_stack *st, const struct conf_peer *peer);
+/* Our Contact for a dialog with peer (over TLS when it peers over TLS). */
+sip_contact_t const *sip_contact_for(struct sip_stack *st, const struct conf_peer *peer);
+/* Answers irq (phrase NULL: the standard one; sanitised) and destroys it: the final response
+ * of a request outside dialogs or inside one.  retry_after > 0 adds Retry-After, accept adds
+ * Accept, and every answer carries Allow. */
+void sip_answer(struct sip_stack *st, nta_incoming_t *irq, int status, const char *phrase,
+		unsigned retry_after, const char *accept);
+/* The same with more headers (tags), and irq is not destroyed (an INVITE's 2xx, say). */
+void sip_answer_ex(struct sip_stack *st, nta_incoming_t *irq, int status, const char *phrase,
+		   unsigned retry_after, const char *accept, tag_type_t tag, tag_value_t value, ...);
+/* A request inside a dialog with peer must come from that peer's networks: 1 if it does;
+ * otherwise it is refused 403 (and logged) here, and 0. */
+int sip_dialog_source_ok(struct sip_stack *st, const struct conf_peer *peer,
+			 nta_incoming_t *irq, sip_t const *sip);
+/* A request arrived in a dialog: counted as the peer's. */
+void sip_count_request(struct sip_stack *st, const struct conf_peer *peer);
+int sip_auditing(const struct sip_stack *st);
+void sip_audit_clear(struct sip_audit *a);
+void sip_audit_emit(const struct conf_peer *peer, struct sip_audit *a, int status,
+		    const char *phrase);
+void sip_audit_fill(struct sip_stack *st, struct sip_audit *a, sip_t const *sip, int in,
+		    const char *source);
+void sip_audit_out(struct sip_stack *st, struct sip_audit *a, const char *method, unsigned svc,
+		   const char *from, const char *to, const char *body);
+void sip_audit_call_id(struct sip_audit *a, sip_t const *sip);
+const char *sip_service_name(unsigned svc);
+/* One audit line for an incoming request answered now (msg: the request). */
+void sip_audit_answer(struct sip_stack *st, msg_t *msg, int status, const char *phrase);
+/* The shutdown may be over: every dialog has ended (the roles call it when one does). */
+void sip_shutdown_check(struct sip_stack *st);
+/* Status of a response nta reports to an nta_response_f (its own 408/503 included). */
+int sip_response_status(nta_outgoing_t *orq, sip_t const *sip, const char **phrase);
+
+/* notifier.c */
+void sip_watch_on_subscribe(struct sip_stack *st, nta_incoming_t *irq, sip_t const *sip,
+			    const struct conf_peer *peer, const char *source);
+void sip_watch_shutdown(struct sip_watch *w);
+void sip_watch_free_all(struct sip_stack *st);
+
+/* subscriber.c */
+void sip_sub_shutdown(struct sip_sub *sub);
+void sip_sub_free_all(struct sip_stack *st);
+
+/* call.c */
+void sip_call_on_invite(struct sip_stack *st, nta_incoming_t *irq, sip_t const *sip,
+			const struct conf_peer *peer, const char *source);
+void sip_call_shutdown(struct sip_call *call);
+void sip_call_free_all(struct sip_stack *st);
+
+#endif
