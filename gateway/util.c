@@ -105,12 +105,38 @@ int gw_strcaseeq(const char *a, const char *b)
 	}
 }
 
+/* Appends the decimal digits of v at p; returns the end. */
+static char *gw_put_uint(char *p, unsigned v)
+{
+	char tmp[12];
+	size_t n = 0;
+
+	do
+		tmp[n++] = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	while (n)
+		*p++ = tmp[--n];
+	return p;
+}
+
 void gw_sockaddr_text(const struct sockaddr *sa, char *buf, size_t len)
 {
 	char host[INET6_ADDRSTRLEN] = "?";
 	unsigned port = 0;
 
-	if (sa && sa->sa_family == AF_INET) {
+	if (sa && sa->sa_family == AF_INET && len >= sizeof("255.255.255.255:65535")) {
+		/* on every request's path (its source, for logs): no printf */
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+		const unsigned char *a = (const unsigned char *)&in->sin_addr;
+		char *p = buf;
+
+		for (int i = 0; i < 4; i++) {
+			p = gw_put_uint(p, a[i]);
+			*p++ = i < 3 ? '.' : ':';
+		}
+		p = gw_put_uint(p, ntohs(in->sin_port));
+		*p = '\0';
+	} else if (sa && sa->sa_family == AF_INET) {
 		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
 
 		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));

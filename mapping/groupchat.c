@@ -2402,6 +2402,16 @@ static int xocc_dispatch(struct groupchat *gc, struct xmpp_link *link, xmpp_stan
 	    map_jid_domain(from, domain, sizeof(domain)) < 0 ||
 	    strcmp(domain, gc->gw->conf->xmpp_domain) != 0)
 		return 0;
+	if (!is_presence) {
+		/* a message concerns a room only if it is a groupchat one or its sender is an
+		 * occupant of the room: a chat message (every pager message) goes on at once,
+		 * without the peer's address mapping */
+		const char *type = xmpp_stanza_get_type(stanza);
+
+		if (!gc->gw->conf->groupchat_enabled ||
+		    (!(type && strcmp(type, "groupchat") == 0) && !xocc_find(gc, from, room)))
+			return 0;
+	}
 	peer = map_peer_for_jid(gc->gw->conf, xmpp_link_domain(link), room, room_uri,
 				sizeof(room_uri), &err);
 	if (!peer)

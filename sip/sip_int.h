@@ -100,7 +100,8 @@ struct sip_stack {
 	struct stats *stats;
 	struct stats_peer *(*peer_stats)(void *arg, const struct conf_peer *peer);
 	void *stats_arg;
-	unsigned long tags;		/* From/To tags made so far */
+	uint64_t call_id_base;		/* random, drawn at start */
+	uint64_t call_ids;		/* Call-IDs made so far */
 };
 
 /* sip.c: lists, counting, replies, the hub and the audit, shared by the roles */
