@@ -82,19 +82,20 @@ static url_string_t const *sip_call_route(struct sip_call *call)
 	return call->outgoing ? sip_peer_route(call->stack, call->h.peer) : NULL;
 }
 
+static void sip_call_bye_final(void *obj, nta_outgoing_t *orq, sip_t const *sip, int status,
+			       const char *phrase)
+{
+	struct sip_call *call = obj;
+
+	sip_count_status(call->stack, 0, status);
+	sip_call_finish(call, 0, NULL);
+}
+
 static int sip_call_bye_response(void *magic, nta_outgoing_t *orq, sip_t const *sip)
 {
 	struct sip_call *call = magic;
-	const char *phrase;
-	int status = sip_response_status(orq, sip, &phrase);
 
-	if (status < 200)
-		return 0;
-	sip_count_status(call->stack, 0, status);
-	call->orq = NULL;
-	sip_call_finish(call, 0, NULL);
-	nta_outgoing_destroy(orq);
-	return 0;
+	return sip_final_response(orq, sip, &call->orq, sip_call_bye_final, call);
 }
 
 static void sip_call_send_bye(struct sip_call *call, const char *reason)
@@ -241,10 +242,11 @@ void sip_call_on_invite(struct sip_stack *st, nta_incoming_t *irq, sip_t const *
 
 /* ---- outgoing INVITE */
 
-/* A final response to our INVITE (sip_call_invite_response destroys its transaction after). */
-static void sip_call_invite_answered(struct sip_call *call, nta_outgoing_t *orq, sip_t const *sip,
-				     int status, const char *phrase)
+/* A final response to our INVITE. */
+static void sip_call_invite_final(void *obj, nta_outgoing_t *orq, sip_t const *sip, int status,
+				  const char *phrase)
 {
+	struct sip_call *call = obj;
 	struct sip_stack *st = call->stack;
 
 	sip_count_status(st, 0, status);
@@ -287,16 +289,8 @@ static void sip_call_invite_answered(struct sip_call *call, nta_outgoing_t *orq,
 static int sip_call_invite_response(void *magic, nta_outgoing_t *orq, sip_t const *sip)
 {
 	struct sip_call *call = magic;
-	const char *phrase;
-	int status = sip_response_status(orq, sip, &phrase);
 
-	if (status < 200)
-		return 0;
-	call->orq = NULL;
-	sip_call_invite_answered(call, orq, sip, status, phrase);
-	/* last: the response (phrase, sip) is the transaction's */
-	nta_outgoing_destroy(orq);
-	return 0;
+	return sip_final_response(orq, sip, &call->orq, sip_call_invite_final, call);
 }
 
 struct sip_call *sip_call_invite(struct sip_stack *st, const struct conf_peer *peer,

@@ -130,16 +130,12 @@ static void sip_watch_finish(struct sip_watch *w, int status)
 
 static void sip_watch_send_next(struct sip_watch *w);
 
-static int sip_watch_notify_response(void *magic, nta_outgoing_t *orq, sip_t const *sip)
+static void sip_watch_notify_final(void *obj, nta_outgoing_t *orq, sip_t const *sip, int status,
+				   const char *phrase)
 {
-	struct sip_watch *w = magic;
-	const char *phrase;
-	int status = sip_response_status(orq, sip, &phrase);
+	struct sip_watch *w = obj;
 
-	if (status < 200)
-		return 0;
 	sip_count_status(w->stack, 0, status);
-	w->orq = NULL;		/* destroyed last: the response (phrase, sip) is its */
 	if (status >= 300) {
 		log_info("watcher dialog: NOTIFY answered %03d %s: the dialog ends", status,
 			 phrase ? phrase : "");
@@ -149,8 +145,13 @@ static int sip_watch_notify_response(void *magic, nta_outgoing_t *orq, sip_t con
 	} else {
 		sip_watch_send_next(w);
 	}
-	nta_outgoing_destroy(orq);
-	return 0;
+}
+
+static int sip_watch_notify_response(void *magic, nta_outgoing_t *orq, sip_t const *sip)
+{
+	struct sip_watch *w = magic;
+
+	return sip_final_response(orq, sip, &w->orq, sip_watch_notify_final, w);
 }
 
 /* Sends the first queued NOTIFY if none is in flight. */

@@ -293,12 +293,20 @@ void sip_answer(struct sip_stack *st, nta_incoming_t *irq, int status, const cha
 	nta_incoming_destroy(irq);
 }
 
-int sip_response_status(nta_outgoing_t *orq, sip_t const *sip, const char **phrase)
+int sip_final_response(nta_outgoing_t *orq, sip_t const *sip, nta_outgoing_t **slot,
+		       sip_final_fn *fn, void *obj)
 {
 	int status = sip && sip->sip_status ? sip->sip_status->st_status : nta_outgoing_status(orq);
+	const char *phrase = sip && sip->sip_status ? sip->sip_status->st_phrase :
+			     sip_status_phrase(status);
 
-	*phrase = sip && sip->sip_status ? sip->sip_status->st_phrase : sip_status_phrase(status);
-	return status;
+	if (status < 200)
+		return 0;
+	if (slot)
+		*slot = NULL;
+	fn(obj, orq, sip, status, phrase);
+	nta_outgoing_destroy(orq);
+	return 0;
 }
 
 /* ---- the federation hub: services, limits and the audit log of each peer network */
@@ -984,14 +992,11 @@ static void sip_outgoing_unlink(struct sip_outgoing *out)
 	sip_list_del(&out->stack->out, &out->h);
 }
 
-static int sip_outgoing_response(void *magic, nta_outgoing_t *orq, sip_t const *sip)
+static void sip_outgoing_final(void *obj, nta_outgoing_t *orq, sip_t const *sip, int status,
+			       const char *phrase)
 {
-	struct sip_outgoing *out = magic;
-	const char *phrase;
-	int status = sip_response_status(orq, sip, &phrase);
+	struct sip_outgoing *out = obj;
 
-	if (status < 200)
-		return 0;
 	sip_count_status(out->stack, 0, status);
 	sip_audit_call_id(&out->au, sip);
 	sip_audit_emit(out->peer, &out->au, status, phrase);
@@ -999,9 +1004,13 @@ static int sip_outgoing_response(void *magic, nta_outgoing_t *orq, sip_t const *
 	if (out->cb)
 		out->cb(out->arg, status, phrase);
 	free(out);
-	/* last: the response (phrase, sip) is the transaction's */
-	nta_outgoing_destroy(orq);
-	return 0;
+}
+
+static int sip_outgoing_response(void *magic, nta_outgoing_t *orq, sip_t const *sip)
+{
+	struct sip_outgoing *out = magic;
+
+	return sip_final_response(orq, sip, &out->orq, sip_outgoing_final, out);
 }
 
 static struct sip_outgoing *sip_outgoing_new(struct sip_stack *st, const struct conf_peer *peer,

@@ -147,8 +147,15 @@ const char *sip_service_name(unsigned svc);
 void sip_audit_answer(struct sip_stack *st, msg_t *msg, int status, const char *phrase);
 /* The shutdown may be over: every dialog has ended (the roles call it when one does). */
 void sip_shutdown_check(struct sip_stack *st);
-/* Status of a response nta reports to an nta_response_f (its own 408/503 included). */
-int sip_response_status(nta_outgoing_t *orq, sip_t const *sip, const char **phrase);
+/* What an owner does with the final response to a request of its (obj: the owner; sip and
+ * phrase are the response's, valid during the call only). */
+typedef void sip_final_fn(void *obj, nta_outgoing_t *orq, sip_t const *sip, int status,
+			  const char *phrase);
+/* The body of every nta_response_f here: a provisional response is ignored; a final one (nta's
+ * own 408/503 included) is counted, *slot (the owner's pointer to orq) cleared, fn called, and
+ * then orq destroyed (the response is the transaction's, so it must outlive fn).  Returns 0. */
+int sip_final_response(nta_outgoing_t *orq, sip_t const *sip, nta_outgoing_t **slot,
+		       sip_final_fn *fn, void *obj);
 
 /* notifier.c */
 void sip_watch_on_subscribe(struct sip_stack *st, nta_incoming_t *irq, sip_t const *sip,

@@ -141,10 +141,11 @@ static void sip_sub_timer(evutil_socket_t fd, short what, void *arg)
 	sip_sub_refresh(sub);
 }
 
-/* A final response to a SUBSCRIBE of ours (sip_sub_response destroys its transaction after). */
-static void sip_sub_answered(struct sip_sub *sub, nta_outgoing_t *orq, sip_t const *sip,
-			     int status, const char *phrase)
+/* A final response to a SUBSCRIBE of ours. */
+static void sip_sub_final(void *obj, nta_outgoing_t *orq, sip_t const *sip, int status,
+			  const char *phrase)
 {
+	struct sip_sub *sub = obj;
 	int first = !sub->answered;
 	int unsub = sub->orq_unsub;
 
@@ -198,16 +199,8 @@ static void sip_sub_answered(struct sip_sub *sub, nta_outgoing_t *orq, sip_t con
 static int sip_sub_response(void *magic, nta_outgoing_t *orq, sip_t const *sip)
 {
 	struct sip_sub *sub = magic;
-	const char *phrase;
-	int status = sip_response_status(orq, sip, &phrase);
 
-	if (status < 200)
-		return 0;
-	sub->orq = NULL;
-	sip_sub_answered(sub, orq, sip, status, phrase);
-	/* last: the response (phrase, sip) is the transaction's */
-	nta_outgoing_destroy(orq);
-	return 0;
+	return sip_final_response(orq, sip, &sub->orq, sip_sub_final, sub);
 }
 
 /* A NOTIFY in the dialog: the mapping layer's verdict on its document is the answer. */

@@ -11,11 +11,11 @@ and then while their transactions end (the timers fire 64*T1 after each message:
 default, so the gateway runs with T1 = 40 ms here and each window lasts until they have fired).
 A spin shows as a run of empty, zero-timeout polls of Sofia's epoll descriptor with no wait in
 between (a spinning loop made runs of 13 to 20 here).  By design the reactor makes at most six:
-a step that finds nothing, one for each message of a chain that nua queues from its own callbacks
-(each step runs the messages queued before it began, and polls first; chains of two made a run
-of five in a fresh-clone CI run, where four had been the bound, so three are allowed), and
-REACTOR_ZERO_KICKS (2) while a timer is due in under a millisecond.  Issue 16 takes nua and its
-message chains out of the loop.  The system calls per message, idle baseline of the same window
+a step that finds nothing, one for each message of a chain queued on Sofia's port from its own
+callbacks (each step runs the messages queued before it began, and polls first; with nua, chains
+of two made a run of five in a fresh-clone CI run, so three are allowed; on nta, since issue 16,
+such chains are rare: nta reports a send error that way), and REACTOR_ZERO_KICKS (2) while a
+timer is due in under a millisecond.  The system calls per message, idle baseline of the same window
 subtracted, are bounded too.
 """
 
