@@ -100,6 +100,8 @@ struct sip_stack {
 	struct stats *stats;
 	struct stats_peer *(*peer_stats)(void *arg, const struct conf_peer *peer);
 	void *stats_arg;
+	unsigned unsubscribing;		/* our dialogs ending: un-SUBSCRIBE sent, not over yet */
+	unsigned long unsub_dropped_logged;
 	uint64_t call_id_base;		/* random, drawn at start */
 	uint64_t call_ids;		/* Call-IDs made so far */
 };

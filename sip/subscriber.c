@@ -26,6 +26,7 @@
 #include <sofia-sip/sip_status.h>
 
 #define SIP_SUB_REFUSED_REFRESH_MS 30000
+#define SIP_SUB_MAX_UNSUBSCRIBING 1000	/* un-SUBSCRIBEs outstanding at once */
 #define SIP_SUB_REFUSED_DELAY_MS 200
 
 struct sip_sub {
@@ -55,6 +56,8 @@ static void sip_sub_finish(struct sip_sub *sub, int status, const char *reason,
 	struct sip_stack *st = sub->stack;
 
 	sip_track(st, &st->subs, &sub->h, 0);
+	if (sub->unsub_sent)
+		st->unsubscribing--;
 	if (sub->orq)
 		nta_outgoing_destroy(sub->orq);
 	if (sub->leg)
@@ -121,7 +124,19 @@ static void sip_sub_unsubscribe(struct sip_sub *sub)
 		return;
 	if (!sub->answered && sub->orq)
 		return;		/* after the first SUBSCRIBE's answer (sip_sub_response) */
+	if (sub->stack->unsubscribing >= SIP_SUB_MAX_UNSUBSCRIBING) {
+		/* a burst of ends (a shutdown with 100 000 dialogs): beyond this many at once
+		 * the dialog is dropped and the notifier's subscription left to expire; Sofia's
+		 * transaction timer list is sorted by walking it, so 100 000 requests made at
+		 * once cost it minutes */
+		if (!sub->stack->unsub_dropped_logged++)
+			log_notice("more than %u subscriptions ending at once: the rest are left to "
+				   "expire at their notifiers", SIP_SUB_MAX_UNSUBSCRIBING);
+		sip_sub_finish(sub, 0, NULL, 0);
+		return;
+	}
 	sub->unsub_sent = 1;
+	sub->stack->unsubscribing++;
 	if (sub->timer_ev)
 		evtimer_del(sub->timer_ev);
 	if (sip_sub_send(sub, 0) != 0)
