@@ -298,31 +298,18 @@ struct sip_call *sip_call_invite(struct sip_stack *st, const struct conf_peer *p
 				 const struct sip_call_cbs *cbs, void *arg)
 {
 	struct sip_call *call;
-	su_home_t home[1] = { SU_HOME_INIT(home) };
-	char *from_text, *to_text;
-	sip_from_t *from;
-	sip_to_t *to;
 	sip_payload_t pl[1];
 
 	if (st->shutting_down || !st->agent)
 		return NULL;
-	from_text = gw_xasprintf("<%s>", from_uri);
-	to_text = gw_xasprintf("<%s>", to_uri);
-	from = sip_from_make(home, from_text);
-	to = sip_to_make(home, to_text);
-	free(from_text);
-	free(to_text);
 	call = sip_call_new(st, peer);
 	call->outgoing = 1;
 	call->cbs = *cbs;
 	call->arg = arg;
 	call->our_sdp = gw_xstrdup(sdp);
 	sip_audit_out(st, &call->au, "INVITE", CONF_SVC_SESSIONS, from_uri, to_uri, NULL);
-	call->leg = from && to ? nta_leg_tcreate(st->agent, sip_call_request, call,
-						 SIPTAG_FROM(from), SIPTAG_TO(to), TAG_END()) : NULL;
-	su_home_deinit(home);
+	call->leg = sip_uac_leg(st, from_uri, to_uri, sip_call_request, call);
 	if (call->leg) {
-		nta_leg_tag(call->leg, NULL);
 		sip_payload_init(pl);
 		pl->pl_data = call->our_sdp;
 		pl->pl_len = strlen(call->our_sdp);

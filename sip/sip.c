@@ -250,6 +250,24 @@ static const char *sip_new_call_id(struct sip_stack *st, char *buf, size_t len)
 	return buf;
 }
 
+nta_leg_t *sip_uac_leg(struct sip_stack *st, const char *from_uri, const char *to_uri,
+		       nta_request_f *cb, void *magic)
+{
+	su_home_t home[1] = { SU_HOME_INIT(home) };
+	char *from_text = gw_xasprintf("<%s>", from_uri), *to_text = gw_xasprintf("<%s>", to_uri);
+	sip_from_t *from = sip_from_make(home, from_text);
+	sip_to_t *to = sip_to_make(home, to_text);
+	nta_leg_t *leg = from && to ? nta_leg_tcreate(st->agent, cb, magic, SIPTAG_FROM(from),
+						      SIPTAG_TO(to), TAG_END()) : NULL;
+
+	if (leg)
+		nta_leg_tag(leg, NULL);	/* our From tag, made by nta */
+	su_home_deinit(home);
+	free(from_text);
+	free(to_text);
+	return leg;
+}
+
 /* ---- answers */
 
 void sip_answer_ex(struct sip_stack *st, nta_incoming_t *irq, int status, const char *phrase,

@@ -149,6 +149,11 @@ const char *sip_service_name(unsigned svc);
 void sip_audit_answer(struct sip_stack *st, msg_t *msg, int status, const char *phrase);
 /* The shutdown may be over: every dialog has ended (the roles call it when one does). */
 void sip_shutdown_check(struct sip_stack *st);
+/* A dialog leg for a request of ours that begins one (SUBSCRIBE, INVITE), from from_uri to
+ * to_uri (addr-specs), with our From tag; its requests go to cb with magic.  NULL when an
+ * address does not parse. */
+nta_leg_t *sip_uac_leg(struct sip_stack *st, const char *from_uri, const char *to_uri,
+		       nta_request_f *cb, void *magic);
 /* What an owner does with the final response to a request of its (obj: the owner; sip and
  * phrase are the response's, valid during the call only). */
 typedef void sip_final_fn(void *obj, nta_outgoing_t *orq, sip_t const *sip, int status,

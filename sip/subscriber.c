@@ -333,20 +333,10 @@ struct sip_sub *sip_subscribe(struct sip_stack *st, const struct conf_peer *peer
 			      const struct sip_sub_cbs *cbs, void *arg)
 {
 	struct sip_sub *sub;
-	su_home_t home[1] = { SU_HOME_INIT(home) };
-	char *from_text, *to_text;
-	sip_from_t *from;
-	sip_to_t *to;
 	int ok;
 
 	if (st->shutting_down || !st->agent)
 		return NULL;
-	from_text = gw_xasprintf("<%s>", from_uri);
-	to_text = gw_xasprintf("<%s>", to_uri);
-	from = sip_from_make(home, from_text);
-	to = sip_to_make(home, to_text);
-	free(from_text);
-	free(to_text);
 	sub = gw_xcalloc(1, sizeof(*sub));
 	sub->h.kind = SIP_H_SUB;
 	sub->h.peer = peer;
@@ -358,11 +348,7 @@ struct sip_sub *sip_subscribe(struct sip_stack *st, const struct conf_peer *peer
 	sip_lower_copy(event, sub->event_lc, sizeof(sub->event_lc));
 	sub->expires = expires;
 	sub->flags = flags;
-	sub->leg = from && to ? nta_leg_tcreate(st->agent, sip_sub_request, sub,
-						SIPTAG_FROM(from), SIPTAG_TO(to), TAG_END()) : NULL;
-	su_home_deinit(home);
-	if (sub->leg)
-		nta_leg_tag(sub->leg, NULL);	/* our From tag, made by nta */
+	sub->leg = sip_uac_leg(st, from_uri, to_uri, sip_sub_request, sub);
 	sip_track(st, &st->subs, &sub->h, 1);
 	sip_audit_out(st, &sub->au, "SUBSCRIBE", strcasecmp(event, "conference") == 0 ?
 		      CONF_SVC_GROUPCHAT : CONF_SVC_PRESENCE, from_uri, to_uri, NULL);
