@@ -908,6 +908,33 @@ int sip_dialog_source_ok(struct sip_stack *st, const struct conf_peer *peer, nta
 	return 0;
 }
 
+/* The option tags of the request's Require that the gateway does not support, comma-separated
+ * into buf: 1 if there is any.  Supported: eventlist in a SUBSCRIBE (RFC 4662). */
+static int sip_unsupported_tags(sip_t const *sip, sip_method_t method, char *buf, size_t len)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (sip_require_t const *k = sip->sip_require; k; k = k->k_next)
+		for (size_t i = 0; k->k_items && k->k_items[i]; i++) {
+			const char *tag = k->k_items[i];
+			size_t tl = strlen(tag);
+
+			if (method == sip_method_subscribe && strcasecmp(tag, "eventlist") == 0)
+				continue;
+			if (n + tl + 3 > len)
+				return 1;
+			if (n) {
+				memcpy(buf + n, ", ", 2);
+				n += 2;
+			}
+			memcpy(buf + n, tag, tl);
+			n += tl;
+			buf[n] = '\0';
+		}
+	return n > 0;
+}
+
 /* The default leg: every request that matches no dialog.  Returns 0: each is answered here or
  * by its owner (nta answers nothing itself). */
 static int sip_on_request(void *magic, nta_leg_t *leg, nta_incoming_t *irq, sip_t const *sip)
@@ -915,6 +942,7 @@ static int sip_on_request(void *magic, nta_leg_t *leg, nta_incoming_t *irq, sip_
 	struct sip_stack *st = magic;
 	sip_method_t method = sip->sip_request->rq_method;
 	char name[32];		/* the method for logs, lower case ("refused message from ...") */
+	char unsupported[256];
 	const struct conf_peer *peer;
 	const char *why = NULL;
 	int refuse = 0;
@@ -962,6 +990,15 @@ static int sip_on_request(void *magic, nta_leg_t *leg, nta_incoming_t *irq, sip_
 			    __func__, "refused %s from %s (peer %s): %d %s", name, source,
 			    peer->name, refuse, why);
 		sip_reply(st, irq, msg, refuse, why, retry, NULL);
+		msg_destroy(msg);
+		return 0;
+	}
+	if (sip->sip_require && sip_unsupported_tags(sip, method, unsupported, sizeof(unsupported))) {
+		/* RFC 3261 8.2.2.3: an extension the request requires and we do not support */
+		sip_audit_answer(st, msg, 420, "Bad Extension");
+		sip_answer_ex(st, irq, 420, "Bad Extension", 0, NULL,
+			      SIPTAG_UNSUPPORTED_STR(unsupported), TAG_END());
+		nta_incoming_destroy(irq);
 		msg_destroy(msg);
 		return 0;
 	}

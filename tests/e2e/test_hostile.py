@@ -258,3 +258,26 @@ async def test_garbage_datagrams(env):
     line = await asyncio.to_thread(udp_exchange, ok, env.gw_sip_port, port)
     check(line and line.split()[1] in ("200", "202"), f"still serving: {line}")
     await alice.expect(lambda m: m["body"] == "after the garbage", 5)
+
+
+async def test_a_required_extension_we_lack_gets_420(env):
+    """RFC 3261 8.2.2.3: a request whose Require names an extension the gateway does not support
+    is answered 420 with those option tags in Unsupported, and nothing is relayed; a SUBSCRIBE may
+    require eventlist (RFC 4662), which the gateway supports."""
+    await env.gateway()
+    alice = await env.client("alice")
+    port = free_port()
+    req = sip_request("MESSAGE", port, body=b"needs 100rel", ctype="text/plain",
+                      extra="Require: 100rel, foo\r\n", branch="z9hG4bKhostile420", call_id="hostile-420")
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", port))
+    s.settimeout(3)
+    try:
+        s.sendto(req, ("127.0.0.1", env.gw_sip_port))
+        resp = (await asyncio.to_thread(s.recvfrom, 65536))[0].decode(errors="replace")
+    finally:
+        s.close()
+    check(resp.startswith("SIP/2.0 420 "), f"420 Bad Extension: {resp.splitlines()[0]}")
+    unsupported = [l.split(":", 1)[1].strip() for l in resp.split("\r\n") if l.lower().startswith("unsupported:")]
+    check(unsupported and unsupported[0] == "100rel, foo", f"Unsupported: {unsupported}")
+    await alice.expect_nothing(lambda m: m["body"] == "needs 100rel", 1)
