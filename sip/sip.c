@@ -53,13 +53,13 @@
 #define SIP_SHUTDOWN_MS 5000	/* the longest a shutdown waits for the dialogs' last requests */
 #define SIP_SHUTDOWN_POLL_MS 20
 
-void sip_list_add(struct sip_list *l, struct sip_hobj *h)
+static void sip_list_add(struct sip_list *l, struct sip_hobj *h)
 {
 	LIST_INSERT_HEAD(&l->head, h, link);
 	l->n++;
 }
 
-void sip_list_del(struct sip_list *l, struct sip_hobj *h)
+static void sip_list_del(struct sip_list *l, struct sip_hobj *h)
 {
 	LIST_REMOVE(h, link);
 	l->n--;
@@ -142,11 +142,6 @@ void sip_count_in(struct sip_stack *st, const struct conf_peer *peer)
 
 	if (ps)
 		ps->requests_in++;
-}
-
-void sip_count_request(struct sip_stack *st, const struct conf_peer *peer)
-{
-	sip_count_in(st, peer);
 }
 
 /* Copies src into dst (len bytes, NUL included) in ASCII lower case, cut to fit: header tokens

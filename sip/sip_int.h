@@ -107,8 +107,6 @@ struct sip_stack {
 };
 
 /* sip.c: lists, counting, replies, the hub and the audit, shared by the roles */
-void sip_list_add(struct sip_list *l, struct sip_hobj *h);
-void sip_list_del(struct sip_list *l, struct sip_hobj *h);
 void sip_track(struct sip_stack *st, struct sip_list *l, struct sip_hobj *h, int add);
 void sip_count_status(struct sip_stack *st, int sent, int status);
 void sip_count_out(struct sip_stack *st, const struct conf_peer *peer);
@@ -133,8 +131,6 @@ void sip_answer_ex(struct sip_stack *st, nta_incoming_t *irq, int status, const 
  * otherwise it is refused 403 (and logged) here, and 0. */
 int sip_dialog_source_ok(struct sip_stack *st, const struct conf_peer *peer,
 			 nta_incoming_t *irq, sip_t const *sip);
-/* A request arrived in a dialog: counted as the peer's. */
-void sip_count_request(struct sip_stack *st, const struct conf_peer *peer);
 int sip_auditing(const struct sip_stack *st);
 void sip_audit_clear(struct sip_audit *a);
 void sip_audit_emit(const struct conf_peer *peer, struct sip_audit *a, int status,

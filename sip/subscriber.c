@@ -38,7 +38,6 @@ struct sip_sub {
 	struct sip_sub_cbs cbs;
 	void *arg;
 	int ending;		/* no more callbacks; the dialog is closing */
-	int established;	/* a 2xx or a NOTIFY made the dialog */
 	int answered;		/* the first SUBSCRIBE had its 2xx */
 	int unsub_sent;
 	char *event, *accept;	/* for refreshes */
@@ -182,7 +181,6 @@ static void sip_sub_final(void *obj, nta_outgoing_t *orq, sip_t const *sip, int 
 	if (sip && first)
 		nta_leg_client_reroute(sub->leg, sip->sip_record_route, sip->sip_contact, 1);
 	sub->answered = 1;
-	sub->established = 1;
 	if (unsub) {
 		/* the final NOTIFY follows; at most 64*T1 */
 		sip_sub_arm(sub, 64 * sub->stack->conf->sip_t1_ms);
@@ -242,7 +240,6 @@ static void sip_sub_on_notify(struct sip_sub *sub, nta_incoming_t *irq, sip_t co
 		nta_leg_rtag(sub->leg, sip->sip_from->a_tag);
 		nta_leg_server_route(sub->leg, sip->sip_record_route, sip->sip_contact);
 	}
-	sub->established = 1;
 	memset(&n, 0, sizeof(n));
 	if (strcasecmp(ss->ss_substate, "terminated") == 0) {
 		n.state = SIP_SUBSTATE_TERMINATED;
