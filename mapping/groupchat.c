@@ -2352,15 +2352,15 @@ static int ginvite_direct(struct groupchat *gc, struct xmpp_link *link, xmpp_sta
 
 /* A stanza from a MUC service to one of our SIP occupants. */
 static int socc_dispatch(struct groupchat *gc, struct xmpp_link *link, xmpp_stanza_t *stanza,
-			 int is_presence)
+			 int is_presence, const char *from_domain)
 {
 	const char *from = xmpp_stanza_get_from(stanza), *to = xmpp_stanza_get_to(stanza);
-	char domain[MAP_JID_MAX + 1], bare[MAP_JID_MAX + 1];
+	char bare[MAP_JID_MAX + 1];
 	const char *slash;
 	struct socc *s;
 
-	if (!from || !to || map_jid_domain(from, domain, sizeof(domain)) < 0 ||
-	    !gc_is_muc_service(gc->gw->conf, domain) || map_jid_bare(from, bare, sizeof(bare)) < 0)
+	if (!from || !to || !from_domain[0] || !gc_is_muc_service(gc->gw->conf, from_domain) ||
+	    map_jid_bare(from, bare, sizeof(bare)) < 0)
 		return 0;
 	s = dict_get(gc->soccs, to);
 	slash = strchr(from, '/');
@@ -2389,29 +2389,30 @@ static int socc_dispatch(struct groupchat *gc, struct xmpp_link *link, xmpp_stan
 	return 1;
 }
 
-/* A stanza from an XMPP user to a room JID of a peer network. */
+/* A stanza from an XMPP user (from_local: the sender is of the gateway's XMPP domain) to a
+ * room JID of a peer network. */
 static int xocc_dispatch(struct groupchat *gc, struct xmpp_link *link, xmpp_stanza_t *stanza,
-			 int is_presence)
+			 int is_presence, int from_local)
 {
 	const char *from = xmpp_stanza_get_from(stanza), *to = xmpp_stanza_get_to(stanza);
-	char room[MAP_JID_MAX + 1], room_uri[MAP_URI_MAX], domain[MAP_JID_MAX + 1];
+	const char *type = is_presence ? NULL : xmpp_stanza_get_type(stanza);
+	int is_groupchat = type && strcmp(type, "groupchat") == 0;
+	char room[MAP_JID_MAX + 1], room_uri[MAP_URI_MAX];
 	const struct conf_peer *peer;
 	int err;
 
-	if (!from || !to || map_jid_bare(to, room, sizeof(room)) < 0 || !strchr(room, '@') ||
-	    map_jid_domain(from, domain, sizeof(domain)) < 0 ||
-	    strcmp(domain, gc->gw->conf->xmpp_domain) != 0)
+	if (!from || !to || !from_local)
 		return 0;
-	if (!is_presence) {
-		/* a message concerns a room only if it is a groupchat one or its sender is an
-		 * occupant of the room: a chat message (every pager message) goes on at once,
-		 * without the peer's address mapping */
-		const char *type = xmpp_stanza_get_type(stanza);
-
-		if (!gc->gw->conf->groupchat_enabled ||
-		    (!(type && strcmp(type, "groupchat") == 0) && !xocc_find(gc, from, room)))
-			return 0;
-	}
+	/* a message concerns a room only if it is a groupchat one or its sender is an occupant of
+	 * the room: a chat message (every pager message) goes on at once, without the room's
+	 * address parsed or the peer's mapping */
+	if (!is_presence && (!gc->gw->conf->groupchat_enabled ||
+			     (!is_groupchat && dict_count(gc->xoccs) == 0)))
+		return 0;
+	if (map_jid_bare(to, room, sizeof(room)) < 0 || !strchr(room, '@'))
+		return 0;
+	if (!is_presence && !is_groupchat && !xocc_find(gc, from, room))
+		return 0;
 	peer = map_peer_for_jid(gc->gw->conf, xmpp_link_domain(link), room, room_uri,
 				sizeof(room_uri), &err);
 	if (!peer)
@@ -2427,14 +2428,18 @@ static int xocc_dispatch(struct groupchat *gc, struct xmpp_link *link, xmpp_stan
 int groupchat_from_xmpp(struct groupchat *gc, struct xmpp_link *link, xmpp_stanza_t *stanza)
 {
 	int is_presence = strcmp(xmpp_stanza_get_name(stanza), "presence") == 0;
+	const char *from = xmpp_stanza_get_from(stanza);
 	char domain[MAP_JID_MAX + 1];
+	int from_local;
 
-	if (!is_presence && xmpp_stanza_get_from(stanza) &&
-	    map_jid_domain(xmpp_stanza_get_from(stanza), domain, sizeof(domain)) >= 0 &&
-	    strcmp(domain, gc->gw->conf->xmpp_domain) == 0 && ginvite_direct(gc, link, stanza))
+	/* the sender's domain, parsed once for the three dispatchers ("" if it has none) */
+	if (!from || map_jid_domain(from, domain, sizeof(domain)) < 0)
+		domain[0] = '\0';
+	from_local = domain[0] && strcmp(domain, gc->gw->conf->xmpp_domain) == 0;
+	if (!is_presence && from_local && ginvite_direct(gc, link, stanza))
 		return 1;
-	return socc_dispatch(gc, link, stanza, is_presence) ||
-	       xocc_dispatch(gc, link, stanza, is_presence);
+	return socc_dispatch(gc, link, stanza, is_presence, domain) ||
+	       xocc_dispatch(gc, link, stanza, is_presence, from_local);
 }
 
 /* ================================================================ lifecycle */
