@@ -28,6 +28,11 @@ Kamailio with other memory managers (--kamailio-variants, default "shipped,tlsf"
     the time from the message's packet reaching the gateway (skipped unless root, or with --no-latency)
     to the translated message's packet leaving it, taken from kernel timestamps on the loopback
     interface (an AF_PACKET capture in a child process; needs root) - p50, p90, p99, p99.9, max;
+    and how the messages arrived: how many each packet carried (a TCP segment of Prosody's can
+    carry a burst of stanzas, all timed from its one arrival, so the last one's latency holds
+    the gateway's work on those before it), the latency of the first message of each packet
+    alone, which no burst queues behind, and how far apart the gateway sends the messages of
+    one packet (its time per message inside a burst);
   - memory: proportional set size (PSS, so Kamailio's shared memory is counted once) before the
     peak load, right after it, and --settle seconds later; Kamailio's shared-memory pool use as
     well.  The rate windows and latency runs come after the settling and once nothing is left of
@@ -419,16 +424,16 @@ async def run_sip_to_xmpp(env, target, rx, tag, n, rate, refusals_ok=False):
     return delivered / (t1 - t0), (cpu1 - cpu0) / delivered * 1e6, delivered
 
 
-async def run_xmpp_to_sip(env, target, client, tag, n, rate=None):
-    """n messages from the XMPP user, as fast as slixmpp goes or paced at rate; returns what
-    run_sip_to_xmpp() does.  A message the gateway bounces fails the run (no refusal was seen
-    in this direction: Prosody's TCP flow control paces what the gateway reads)."""
+async def run_xmpp_to_sip(env, target, client, tag, n, rate=None, batch=10):
+    """n messages from the XMPP user, as fast as slixmpp goes or paced at rate, batch messages
+    at a time; returns what run_sip_to_xmpp() does.  A message the gateway bounces fails the run
+    (no refusal was seen in this direction: Prosody's TCP flow control paces what the gateway
+    reads)."""
     uas = sip_receiver(env, tag, n)
     await uas.start()
     pids = target.pids()
     errors0 = sum(1 for m in client.inbox if m["type"] == "error")
     cpu0, t0 = cpu_seconds(pids), time.monotonic()
-    batch = 10
     for i in range(n):
         client.send_message(mto=f"bob@{SIP_DOMAIN}", mtype="chat", mbody=f"cmp {tag} tk{i + 1}x {PAD}")
         if i % batch == batch - 1:
@@ -592,6 +597,7 @@ def capture_child(rules_json, outpath):
     """
     rules = {name: (17 if p == "udp" else 6, side, port) for name, (p, side, port) in json.loads(rules_json).items()}
     seen = {name: {} for name in rules}
+    packets = {name: [] for name in rules}     # per rule: [timestamp, tokens first seen in it]
     s = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(0x0800))
     code, count = port_filter(sorted({port for p, side, port in rules.values() if side == "src"}),
                               sorted({port for p, side, port in rules.values() if side == "dst"}))
@@ -633,10 +639,16 @@ def capture_child(rules_json, outpath):
                         sec, nsec = struct.unpack("qq", value[:16])
                         ts = sec + nsec / 1e9
                 book = seen[name]
+                fresh = []
                 for m in TOKEN.finditer(data, off):
-                    book.setdefault(int(m.group(1)), ts)
+                    k = int(m.group(1))
+                    if k not in book:
+                        book[k] = ts
+                        fresh.append(k)
+                if fresh:
+                    packets[name].append([ts, fresh])
     with open(outpath, "w") as f:
-        json.dump(seen, f)
+        json.dump({"seen": seen, "packets": packets}, f)
 
 
 class Capture:
@@ -661,9 +673,38 @@ class Capture:
 
     def delays_ms(self, rule_in, rule_out):
         with open(self.out) as f:
-            seen = json.load(f)
+            seen = json.load(f)["seen"]
         t_in, t_out = seen[rule_in], seen[rule_out]
         return sorted((t_out[k] - t_in[k]) * 1e3 for k in t_in if k in t_out), len(t_in), len(t_out)
+
+    def bursts(self, rule_in, rule_out):
+        """How the messages arrived: the packets (TCP segments, or datagrams) that brought them in.
+        A segment of Prosody's that carries k stanzas times all k from one arrival, so the last
+        one's added latency includes the gateway's work on the k - 1 before it.  Returns, per
+        message, the number of messages its packet carried (p50, p99, max), and the added latency
+        of the first message of each packet alone (p50, p99: the gateway's latency without the
+        queue a burst makes behind itself)."""
+        with open(self.out) as f:
+            got = json.load(f)
+        t_out = got["seen"][rule_out]
+        sizes, heads, gaps = [], [], []
+        for ts, toks in got["packets"][rule_in]:
+            sizes += [len(toks)] * len(toks)
+            k = str(toks[0])
+            if k in t_out:
+                heads.append((t_out[k] - ts) * 1e3)
+            outs = [t_out[str(t)] for t in toks if str(t) in t_out]
+            if len(outs) >= 2:
+                gaps.append((max(outs) - min(outs)) * 1e3 / (len(outs) - 1))
+        sizes.sort()
+        heads.sort()
+        gaps.sort()
+        p = percentiles(sizes) or {}
+        h = percentiles(heads) or {}
+        g = percentiles(gaps) or {}
+        return {"per_packet_p50": p.get("p50"), "per_packet_p99": p.get("p99"),
+                "per_packet_max": p.get("max"), "packets": len(got["packets"][rule_in]),
+                "head_p50": h.get("p50"), "head_p99": h.get("p99"), "gap_p50": g.get("p50")}
 
 
 def percentiles(values):
@@ -709,12 +750,14 @@ async def measure(env, target, alice, rx, args):
 
     comp = env.prosody.component_port
     rules = {"sip_in": ["udp", "dst", target.sip_port], "xmpp_out": ["tcp", "dst", comp],
-             "xmpp_in": ["tcp", "src", comp], "sip_out": ["udp", "dst", env.peer_sip_port]}
+             "xmpp_in": ["tcp", "src", comp], "sip_out": ["udp", "dst", env.peer_sip_port],
+             "client_out": ["tcp", "dst", env.prosody.c2s_port]}
     # at half of this gateway's own peak (the issue's measure), then at one rate for both
     directions = (("s2x", "SIP->XMPP", "sip_in", "xmpp_out",
                    lambda tag, rate: run_sip_to_xmpp(env, target, rx, tag, args.latency_n, rate)),
                   ("x2s", "XMPP->SIP", "xmpp_in", "sip_out",
-                   lambda tag, rate: run_xmpp_to_sip(env, target, alice, tag, args.latency_n, rate)))
+                   lambda tag, rate: run_xmpp_to_sip(env, target, alice, tag, args.latency_n, rate,
+                                                    batch=args.latency_batch or max(1, rate // 1000))))
     for label in () if args.no_latency else ("half", "common"):
         for d, name, rule_in, rule_out, run in directions:
             rate = int(r[f"{d}_rate"] / 2) if label == "half" else args.common_rate
@@ -726,6 +769,10 @@ async def measure(env, target, alice, rx, args):
             check(len(lat) >= 0.99 * args.latency_n, f"{target.name}: {name} capture matched "
                   f"{len(lat)} of {args.latency_n} ({n_in} in, {n_out} out)")
             r[f"{d}_{label}"], r[f"{d}_{label}_lat"] = rate, percentiles(lat)
+            r[f"{d}_{label}_bursts"] = cap.bursts(rule_in, rule_out)
+            if d == "x2s":
+                # where the bursts begin: the XMPP user's own segments to Prosody
+                r[f"{d}_{label}_bursts"]["client_p99"] = cap.bursts("client_out", rule_out)["per_packet_p99"]
             keep_errors(alice)
 
     errors = [m for m in alice.inbox if m["type"] == "error"]
@@ -871,6 +918,15 @@ def report(results, cg, args):
             for q in ("p50", "p99", "p999", "max"):
                 vals = {n: (results[n][f"{d}_{label}_lat"] or {}).get(q) for n in names}
                 rows.append((f"  added latency {q} ms", vals, "{:.3f}", True))
+            for key, what, fmt in (("per_packet_p50", "messages in the packet it came in, p50", "{:.0f}"),
+                                   ("per_packet_p99", "  … p99", "{:.0f}"),
+                                   ("per_packet_max", "  … max", "{:.0f}"),
+                                   ("head_p50", "added latency p50, first message of each packet, ms", "{:.3f}"),
+                                   ("head_p99", "  … p99", "{:.3f}"),
+                                   ("gap_p50", "time per message inside one packet's burst, p50, ms", "{:.3f}"),
+                                   ("client_p99", "messages per segment the XMPP user sent Prosody, p99", "{:.0f}")):
+                vals = {n: (results[n].get(f"{d}_{label}_bursts") or {}).get(key) for n in names}
+                rows.append((f"  {what}", vals, fmt, False))
     for n in names:
         r = results[n]
         r["growth"] = (r["pss_settled"] - r["pss_before"]) * 1024 / r["messages"]
@@ -1022,6 +1078,11 @@ def main():
                          "keeps up with here)")
     ap.add_argument("--no-callgrind", action="store_true")
     ap.add_argument("--no-latency", action="store_true", help="skip the latency runs (automatic when not root)")
+    ap.add_argument("--latency-batch", type=int, default=0,
+                    help="XMPP->SIP latency runs: messages the XMPP user sends at a time (default: "
+                    "a millisecond's worth, rate/1000, at least 1; the peak and the rate windows "
+                    "send 10 at a time).  Each batch reaches the gateway as one burst, and a "
+                    "burst's last message waits for the gateway's work on those before it")
     ap.add_argument("--t1", type=int, help="simplegw's SIP T1 in ms (500; --fast 40): every window "
                     "runs max(64*T1, 5 s) + 1.5 s past its last message")
     ap.add_argument("--fast", action="store_true",

@@ -508,7 +508,15 @@ static void link_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct xmpp_link *link = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
+	int on = 1;
 
+	/* What was just read is acknowledged now rather than up to 40 ms later (Linux's delayed
+	 * ACK; the kernel resets this mode by itself, hence on every read).  A server that keeps
+	 * Nagle's algorithm on (Prosody does unless network_settings says nagle = false) sends
+	 * nothing more while its last segment is unacknowledged: stanzas piled up behind each
+	 * delayed ACK and came as bursts of up to 40 ms of traffic (44 messages at 1 000/s, 178 at
+	 * 3 600/s), the last of which waited for the gateway's work on all the others. */
+	(void)setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_QUICKACK, &on, sizeof(on));
 	/* the callbacks below may drop this connection: stop feeding as soon as they do */
 	while (link->bev == bev && evbuffer_get_length(in)) {
 		struct evbuffer_iovec v;
