@@ -134,6 +134,22 @@ def cpu_seconds(pids):
     return total / CLK_TCK
 
 
+def sched_wait(pids):
+    """(ns spent runnable but waiting for a CPU, timeslices run) over every thread of the
+    processes, /proc/PID/task/TID/schedstat's second and third fields."""
+    wait = slices = 0
+    for pid in pids:
+        for path in glob.glob(f"/proc/{pid}/task/*/schedstat"):
+            try:
+                with open(path) as f:
+                    fields = f.read().split()
+                wait += int(fields[1])
+                slices += int(fields[2])
+            except (OSError, ValueError, IndexError):
+                pass
+    return wait, slices
+
+
 def cpu_ns(pids):
     """On-CPU time (user + system) of every thread of the processes, in ns, from
     /proc/PID/task/TID/schedstat: exact, where /proc/PID/stat rounds each process to a tick."""
@@ -762,9 +778,12 @@ async def measure(env, target, alice, rx, args):
         for d, name, rule_in, rule_out, run in directions:
             rate = int(r[f"{d}_rate"] / 2) if label == "half" else args.common_rate
             async with Capture(env.workdir, rules) as cap:
-                m0 = machine_busy()
+                m0, w0 = machine_busy(), sched_wait(target.pids())
                 await run(f"{target.name}-{label}", max(rate, 1))
                 r[f"{d}_{label}_busy"] = busy_share(m0, machine_busy())
+                w1 = sched_wait(target.pids())
+                # how long the gateway, woken, waited for a CPU the others held (mean)
+                r[f"{d}_{label}_runq_ms"] = ((w1[0] - w0[0]) / max(1, w1[1] - w0[1])) / 1e6
             lat, n_in, n_out = cap.delays_ms(rule_in, rule_out)
             check(len(lat) >= 0.99 * args.latency_n, f"{target.name}: {name} capture matched "
                   f"{len(lat)} of {args.latency_n} ({n_in} in, {n_out} out)")
@@ -915,6 +934,8 @@ def report(results, cg, args):
                             (("half", "at half of own peak"), ("common", "at the same rate"))):
             rows.append((f"{dname} {what}, msg/s", col(f"{d}_{label}"), "{:.0f}", False))
             rows.append(("  machine CPU busy meanwhile %", col(f"{d}_{label}_busy"), "{:.0f}", False))
+            rows.append(("  the gateway's wait for a CPU once runnable, mean per timeslice, ms",
+                         col(f"{d}_{label}_runq_ms"), "{:.3f}", False))
             for q in ("p50", "p99", "p999", "max"):
                 vals = {n: (results[n][f"{d}_{label}_lat"] or {}).get(q) for n in names}
                 rows.append((f"  added latency {q} ms", vals, "{:.3f}", True))

@@ -49,7 +49,9 @@
  * may force it) */
 #define SIP_UDP_BUFFER (4u << 20)
 #define SIP_CONN_QUEUE 4096	/* requests queued per connection while it opens */
+#ifndef SIP_MSG_PRELOAD	/* (-D for bench/ experiments) */
 #define SIP_MSG_PRELOAD 1536	/* bytes preloaded into each SIP message's memory home */
+#endif
 #define SIP_SHUTDOWN_MS 5000	/* the longest a shutdown waits for the dialogs' last requests */
 #define SIP_SHUTDOWN_POLL_MS 20
 
