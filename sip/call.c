@@ -87,7 +87,6 @@ static void sip_call_bye_final(void *obj, nta_outgoing_t *orq, sip_t const *sip,
 {
 	struct sip_call *call = obj;
 
-	sip_count_status(call->stack, 0, status);
 	sip_call_finish(call, 0, NULL);
 }
 
@@ -95,7 +94,7 @@ static int sip_call_bye_response(void *magic, nta_outgoing_t *orq, sip_t const *
 {
 	struct sip_call *call = magic;
 
-	return sip_final_response(orq, sip, &call->orq, sip_call_bye_final, call);
+	return sip_final_response(call->stack, orq, sip, &call->orq, sip_call_bye_final, call);
 }
 
 static void sip_call_send_bye(struct sip_call *call, const char *reason)
@@ -249,7 +248,6 @@ static void sip_call_invite_final(void *obj, nta_outgoing_t *orq, sip_t const *s
 	struct sip_call *call = obj;
 	struct sip_stack *st = call->stack;
 
-	sip_count_status(st, 0, status);
 	sip_audit_call_id(&call->au, sip);
 	if (status >= 300) {
 		sip_call_finish(call, status, phrase && phrase[0] ? phrase : NULL);
@@ -290,7 +288,7 @@ static int sip_call_invite_response(void *magic, nta_outgoing_t *orq, sip_t cons
 {
 	struct sip_call *call = magic;
 
-	return sip_final_response(orq, sip, &call->orq, sip_call_invite_final, call);
+	return sip_final_response(call->stack, orq, sip, &call->orq, sip_call_invite_final, call);
 }
 
 struct sip_call *sip_call_invite(struct sip_stack *st, const struct conf_peer *peer,

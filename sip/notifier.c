@@ -135,7 +135,6 @@ static void sip_watch_notify_final(void *obj, nta_outgoing_t *orq, sip_t const *
 {
 	struct sip_watch *w = obj;
 
-	sip_count_status(w->stack, 0, status);
 	if (status >= 300) {
 		log_info("watcher dialog: NOTIFY answered %03d %s: the dialog ends", status,
 			 phrase ? phrase : "");
@@ -151,7 +150,7 @@ static int sip_watch_notify_response(void *magic, nta_outgoing_t *orq, sip_t con
 {
 	struct sip_watch *w = magic;
 
-	return sip_final_response(orq, sip, &w->orq, sip_watch_notify_final, w);
+	return sip_final_response(w->stack, orq, sip, &w->orq, sip_watch_notify_final, w);
 }
 
 /* Sends the first queued NOTIFY if none is in flight. */

@@ -308,8 +308,8 @@ void sip_answer(struct sip_stack *st, nta_incoming_t *irq, int status, const cha
 	nta_incoming_destroy(irq);
 }
 
-int sip_final_response(nta_outgoing_t *orq, sip_t const *sip, nta_outgoing_t **slot,
-		       sip_final_fn *fn, void *obj)
+int sip_final_response(struct sip_stack *st, nta_outgoing_t *orq, sip_t const *sip,
+		       nta_outgoing_t **slot, sip_final_fn *fn, void *obj)
 {
 	int status = sip && sip->sip_status ? sip->sip_status->st_status : nta_outgoing_status(orq);
 	const char *phrase = sip && sip->sip_status ? sip->sip_status->st_phrase :
@@ -317,6 +317,7 @@ int sip_final_response(nta_outgoing_t *orq, sip_t const *sip, nta_outgoing_t **s
 
 	if (status < 200)
 		return 0;
+	sip_count_status(st, 0, status);
 	if (slot)
 		*slot = NULL;
 	fn(obj, orq, sip, status, phrase);
@@ -1049,7 +1050,6 @@ static void sip_outgoing_final(void *obj, nta_outgoing_t *orq, sip_t const *sip,
 {
 	struct sip_outgoing *out = obj;
 
-	sip_count_status(out->stack, 0, status);
 	sip_audit_call_id(&out->au, sip);
 	sip_audit_emit(out->peer, &out->au, status, phrase);
 	sip_outgoing_unlink(out);
@@ -1062,7 +1062,7 @@ static int sip_outgoing_response(void *magic, nta_outgoing_t *orq, sip_t const *
 {
 	struct sip_outgoing *out = magic;
 
-	return sip_final_response(orq, sip, &out->orq, sip_outgoing_final, out);
+	return sip_final_response(out->stack, orq, sip, &out->orq, sip_outgoing_final, out);
 }
 
 static struct sip_outgoing *sip_outgoing_new(struct sip_stack *st, const struct conf_peer *peer,

@@ -163,7 +163,6 @@ static void sip_sub_final(void *obj, nta_outgoing_t *orq, sip_t const *sip, int 
 	int first = !sub->answered;
 	int unsub = sub->orq_unsub;
 
-	sip_count_status(sub->stack, 0, status);
 	if (first && sub->au.method) {
 		sip_audit_call_id(&sub->au, sip);
 		sip_audit_emit(sub->h.peer, &sub->au, status, phrase);
@@ -213,7 +212,7 @@ static int sip_sub_response(void *magic, nta_outgoing_t *orq, sip_t const *sip)
 {
 	struct sip_sub *sub = magic;
 
-	return sip_final_response(orq, sip, &sub->orq, sip_sub_final, sub);
+	return sip_final_response(sub->stack, orq, sip, &sub->orq, sip_sub_final, sub);
 }
 
 /* A NOTIFY in the dialog: the mapping layer's verdict on its document is the answer. */
