@@ -672,6 +672,7 @@ class Capture:
         self.out = os.path.join(workdir, f"capture-{time.monotonic_ns()}.json")
         self.rules = rules
         self.proc = None
+        self.got = None
 
     async def __aenter__(self):
         # niced: it must not take CPU from the gateway under test; the timestamps are the kernel's
@@ -687,9 +688,15 @@ class Capture:
         self.proc.send_signal(signal.SIGTERM)
         await asyncio.wait_for(self.proc.wait(), 30)
 
+    def _load(self):
+        """The capture child's output, read once."""
+        if self.got is None:
+            with open(self.out) as f:
+                self.got = json.load(f)
+        return self.got
+
     def delays_ms(self, rule_in, rule_out):
-        with open(self.out) as f:
-            seen = json.load(f)["seen"]
+        seen = self._load()["seen"]
         t_in, t_out = seen[rule_in], seen[rule_out]
         return sorted((t_out[k] - t_in[k]) * 1e3 for k in t_in if k in t_out), len(t_in), len(t_out)
 
@@ -700,8 +707,7 @@ class Capture:
         message, the number of messages its packet carried (p50, p99, max), and the added latency
         of the first message of each packet alone (p50, p99: the gateway's latency without the
         queue a burst makes behind itself)."""
-        with open(self.out) as f:
-            got = json.load(f)
+        got = self._load()
         t_out = got["seen"][rule_out]
         sizes, heads, gaps = [], [], []
         for ts, toks in got["packets"][rule_in]:
