@@ -107,7 +107,7 @@ static const struct pager_server {
 struct pager_out {
 	struct pager *pg;
 	struct xmpp_link *link;
-	xmpp_stanza_t *stanza;		/* a copy of the original, to bounce on failure */
+	xmpp_stanza_t *stanza;		/* the original (a reference), to bounce on failure */
 	const struct conf_peer *peer;
 	char *from_uri, *to_uri;
 	unsigned dispositions;		/* IMDNs asked for (receipt request, markable) */
@@ -1146,9 +1146,10 @@ void pager_from_xmpp(struct pager *pg, struct xmpp_link *link, xmpp_stanza_t *st
 	o->rx_us = stats_now_us();
 	o->from_uri = gw_xstrdup(from_uri);
 	o->to_uri = gw_xstrdup(to_uri);
-	o->stanza = xmpp_stanza_copy(stanza);
-	if (!o->stanza)
-		gw_fatal("pager: out of memory");
+	/* a reference, not a copy: nothing changes a received stanza once it is parsed, and the
+	 * copy was a tenth of this path's CPU at 1 000 messages/s (an allocation per attribute and
+	 * text node, each one a trip into malloc's bins once its cache runs dry) */
+	o->stanza = xmpp_stanza_clone(stanza);
 	/* a request for a receipt or markers: IMDNs asked for in CPIM (RFC 5438), when the id fits */
 	id = xmpp_stanza_get_id(stanza);
 	o->dispositions = (f.has_receipt_request ? MAP_DISP_POSITIVE | MAP_DISP_NEGATIVE : 0) |
