@@ -58,6 +58,7 @@
 #define LINK_STOP_GRACE_MS 2000
 #define LINK_MAX_DEPTH 32
 #define LINK_OUT_HIGH_WATER (1u << 20)	/* queued output beyond which we push back */
+#define LINK_READ_SIZE 65536		/* plain TCP: at most this much per read */
 #define LINK_PROBES 16			/* with two connections, all 16 stay here 1 time in 65 536 */
 #define LINK_PROBE_WAIT_MS 3000
 #define LINK_FOREIGN_LOG_MS 60000	/* another instance's probes: one error line per minute */
@@ -97,6 +98,9 @@ struct xmpp_link {
 	enum link_state state;
 	struct bufferevent *bev;
 	struct bufferevent *dead_bev;	/* freed by reap_ev on the next loop pass */
+	struct event *read_ev;		/* plain TCP: reads the socket itself (see link_recv_cb) */
+	struct event *dead_read_ev;	/* freed with dead_bev */
+	char *rbuf;			/* read_ev's buffer, LINK_READ_SIZE bytes */
 	struct xmpp_parser *parser;
 	struct event *timer_ev;		/* connect/handshake timeout, reconnect, stop grace */
 	struct event *reap_ev;
@@ -152,6 +156,13 @@ static void link_drop(struct xmpp_link *link)
 		bufferevent_free(link->dead_bev);	/* an older one, surely not in a callback now */
 	link->dead_bev = link->bev;
 	link->bev = NULL;
+	if (link->read_ev) {
+		event_del(link->read_ev);
+		if (link->dead_read_ev)
+			event_free(link->dead_read_ev);
+		link->dead_read_ev = link->read_ev;
+		link->read_ev = NULL;
+	}
 	event_active(link->reap_ev, EV_TIMEOUT, 0);
 }
 
@@ -159,6 +170,10 @@ static void link_reap_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct xmpp_link *link = arg;
 
+	if (link->dead_read_ev) {
+		event_free(link->dead_read_ev);
+		link->dead_read_ev = NULL;
+	}
 	if (link->dead_bev) {
 		bufferevent_free(link->dead_bev);
 		link->dead_bev = NULL;
@@ -504,35 +519,81 @@ static void link_on_close(void *arg)
 	link_fail(link, "stream closed by the server");
 }
 
+/* What was just read is acknowledged now rather than up to 40 ms later (Linux's delayed ACK).
+ * A server that keeps Nagle's algorithm on (Prosody does unless network_settings says nagle =
+ * false) sends nothing more while its last segment is unacknowledged: stanzas piled up behind
+ * each delayed ACK and came as bursts of up to 40 ms of traffic (44 messages at 1 000/s, 178 at
+ * 3 600/s), the last of which waited for the gateway's work on all the others.  The kernel
+ * drops out of quick-ACK mode by itself, so every read asks again: asking only on the first read
+ * after a write of ours (Linux enters its delayed "pingpong" mode when an application writes
+ * soon after reading) was tried, and the bursts came back (144 messages per segment at half of
+ * the peak rate, docs/benchmarks.md). */
+static void link_quickack(evutil_socket_t fd)
+{
+	int on = 1;
+
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &on, sizeof(on));
+}
+
+/* Feeds what was read to the stream's parser.  Returns -1 once the connection bev is gone (the
+ * stanzas' callbacks may drop it, or the data broke the stream), 0 otherwise. */
+static int link_feed(struct xmpp_link *link, struct bufferevent *bev, const char *data, size_t len)
+{
+	if (xmpp_parser_feed(link->parser, data, len) != 0) {
+		const char *text, *cond = xmpp_parser_error(link->parser, &text);
+
+		if (link->bev == bev)
+			link_stream_error(link, cond, text);
+		return -1;
+	}
+	return link->bev == bev ? 0 : -1;
+}
+
+/* TLS: libevent's OpenSSL bufferevent reads and decrypts. */
 static void link_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct xmpp_link *link = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
-	int on = 1;
 
-	/* What was just read is acknowledged now rather than up to 40 ms later (Linux's delayed
-	 * ACK; the kernel resets this mode by itself, hence on every read).  A server that keeps
-	 * Nagle's algorithm on (Prosody does unless network_settings says nagle = false) sends
-	 * nothing more while its last segment is unacknowledged: stanzas piled up behind each
-	 * delayed ACK and came as bursts of up to 40 ms of traffic (44 messages at 1 000/s, 178 at
-	 * 3 600/s), the last of which waited for the gateway's work on all the others. */
-	(void)setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_QUICKACK, &on, sizeof(on));
-	/* the callbacks below may drop this connection: stop feeding as soon as they do */
+	link_quickack(bufferevent_getfd(bev));
 	while (link->bev == bev && evbuffer_get_length(in)) {
 		struct evbuffer_iovec v;
+		int rc;
 
 		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
 			break;
-		if (xmpp_parser_feed(link->parser, v.iov_base, v.iov_len) != 0) {
-			const char *text, *cond = xmpp_parser_error(link->parser, &text);
-
-			evbuffer_drain(in, v.iov_len);
-			if (link->bev == bev)
-				link_stream_error(link, cond, text);
-			return;
-		}
+		rc = link_feed(link, bev, v.iov_base, v.iov_len);
 		evbuffer_drain(in, v.iov_len);
+		if (rc != 0)
+			return;
 	}
+}
+
+static void link_event_cb(struct bufferevent *bev, short what, void *arg);
+
+/* Plain TCP: the link reads its socket itself, into one buffer it keeps, and the bufferevent
+ * only writes.  libevent's own read asks the kernel how much is queued first (FIONREAD, a
+ * system call per read) and fills a buffer chain it allocates and frees each time: at the
+ * rates a gateway runs at that is a read per stanza.  End of stream and errors go to
+ * link_event_cb() as libevent would report them. */
+static void link_recv_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct xmpp_link *link = arg;
+	struct bufferevent *bev = link->bev;
+	ssize_t n;
+
+	if (!bev)
+		return;
+	n = recv(fd, link->rbuf, LINK_READ_SIZE, 0);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+	if (n <= 0) {
+		link_event_cb(bev, BEV_EVENT_READING | (n == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR),
+			      link);
+		return;
+	}
+	link_quickack(fd);
+	(void)link_feed(link, bev, link->rbuf, (size_t)n);
 }
 
 /* The server's own certificate: on the client side the peer chain starts with it, and it is
@@ -627,8 +688,17 @@ static void link_event_cb(struct bufferevent *bev, short what, void *arg)
 		/* a silent dead peer is noticed by TCP keepalives */
 		setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
-		if (link->tls_ctx)
+		if (link->tls_ctx) {
 			link_tls_log_up(link, bev);
+		} else {
+			bufferevent_disable(bev, EV_READ);
+			if (!link->rbuf)
+				link->rbuf = gw_xmalloc(LINK_READ_SIZE);
+			link->read_ev = event_new(link->base, fd, EV_READ | EV_PERSIST, link_recv_cb,
+						  link);
+			if (!link->read_ev || event_add(link->read_ev, NULL) != 0)
+				gw_fatal("component %s: cannot watch the connection", link->domain);
+		}
 		link_enter_state(link, LINK_OPENING);
 		link_write(link, hdr, strlen(hdr));
 		free(hdr);
@@ -923,6 +993,11 @@ void xmpp_link_free(struct xmpp_link *link)
 {
 	if (!link)
 		return;
+	if (link->read_ev)
+		event_free(link->read_ev);	/* before its socket closes with the bufferevent */
+	if (link->dead_read_ev)
+		event_free(link->dead_read_ev);
+	free(link->rbuf);
 	if (link->bev)
 		bufferevent_free(link->bev);
 	if (link->dead_bev)
