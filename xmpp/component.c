@@ -528,11 +528,15 @@ static void link_on_close(void *arg)
  * after a write of ours (Linux enters its delayed "pingpong" mode when an application writes
  * soon after reading) was tried, and the bursts came back (144 messages per segment at half of
  * the peak rate, docs/benchmarks.md). */
+#ifndef LINK_QUICKACK	/* (-D for bench/ experiments) */
+#define LINK_QUICKACK 1
+#endif
 static void link_quickack(evutil_socket_t fd)
 {
 	int on = 1;
 
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &on, sizeof(on));
+	if (LINK_QUICKACK)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &on, sizeof(on));
 }
 
 /* Feeds what was read to the stream's parser.  Returns -1 once the connection bev is gone (the

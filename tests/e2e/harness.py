@@ -139,6 +139,7 @@ class Prosody:
         self.proc = None
         self.log = os.path.join(self.dir, "prosody.log")
         self.component_certfile = None     # direct TLS on the component port (see above)
+        self.nagle = True                   # False: network_settings = { nagle = false }
 
     def write_config(self):
         # XEP-0356: each component may read any user's roster (roster groups as resource lists).
@@ -172,7 +173,7 @@ certificates = "{self.dir}/certs"
 modules_enabled = {{ {multiplex}"roster"; "saslauth"; "disco"; "ping"; "presence"; "offline"; "blocklist" }}
 modules_disabled = {{ "s2s" }}
 c2s_require_encryption = false
-allow_unencrypted_plain_auth = true
+{"" if self.nagle else "network_settings = { nagle = false }" + chr(10)}allow_unencrypted_plain_auth = true
 authentication = "internal_plain"
 storage = "internal"
 VirtualHost "{XMPP_DOMAIN}"
