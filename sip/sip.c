@@ -1078,8 +1078,6 @@ static struct sip_outgoing *sip_outgoing_new(struct sip_stack *st, const struct 
 	return out;
 }
 
-/* Sends out's request (tags: its headers beyond the usual ones); 0, or -1 when nta refused it
- * (out is then freed and nothing is reported). */
 /* After nta_outgoing_*create(): out is listed and counted if out->orq was made, freed if not. */
 static int sip_outgoing_started(struct sip_stack *st, struct sip_outgoing *out, const char *name,
 				const char *to_uri)
@@ -1096,6 +1094,8 @@ static int sip_outgoing_started(struct sip_stack *st, struct sip_outgoing *out, 
 	return 0;
 }
 
+/* Sends out's request (tags: its headers beyond the usual ones); 0, or -1 when nta refused it
+ * (out is then freed and nothing is reported). */
 static int sip_outgoing_send(struct sip_stack *st, struct sip_outgoing *out, sip_method_t method,
 			     const char *name, const char *from_uri, const char *to_uri,
 			     tag_type_t tag, tag_value_t value, ...)
