@@ -1078,6 +1078,22 @@ static struct sip_outgoing *sip_outgoing_new(struct sip_stack *st, const struct 
 	return out;
 }
 
+/* A request's From and To as header objects without printf or the heap: each address is
+ * copied into its caller's buffer (SIP_ADDR_BUF bytes) and parsed there.  -1 when one does not
+ * fit or does not parse (the caller then goes through the strings). */
+#define SIP_ADDR_BUF 512
+static int sip_from_to_parse(const char *from_uri, const char *to_uri, char *from_buf,
+			     char *to_buf, sip_from_t *from, sip_to_t *to)
+{
+	sip_from_init(from);
+	sip_to_init(to);
+	if (strlen(from_uri) + 1 > SIP_ADDR_BUF || strlen(to_uri) + 1 > SIP_ADDR_BUF ||
+	    url_d(from->a_url, strcpy(from_buf, from_uri)) < 0 ||
+	    url_d(to->a_url, strcpy(to_buf, to_uri)) < 0)
+		return -1;
+	return 0;
+}
+
 /* After nta_outgoing_*create(): out is listed and counted if out->orq was made, freed if not. */
 static int sip_outgoing_started(struct sip_stack *st, struct sip_outgoing *out, const char *name,
 				const char *to_uri)
@@ -1100,18 +1116,14 @@ static int sip_outgoing_send(struct sip_stack *st, struct sip_outgoing *out, sip
 			     const char *name, const char *from_uri, const char *to_uri,
 			     tag_type_t tag, tag_value_t value, ...)
 {
-	char from_buf[512], to_buf[512];
+	char from_buf[SIP_ADDR_BUF], to_buf[SIP_ADDR_BUF];
 	sip_from_t from[1];
 	sip_to_t to[1];
 	ta_list ta;
 
-	/* "<uri>" without printf on every request's path; long ones parsed from the heap */
-	sip_from_init(from);
-	sip_to_init(to);
+	/* long or odd addresses are parsed by nta from their strings */
 	ta_start(ta, tag, value);
-	if (strlen(from_uri) + 1 > sizeof(from_buf) || strlen(to_uri) + 1 > sizeof(to_buf) ||
-	    url_d(from->a_url, strcpy(from_buf, from_uri)) < 0 ||
-	    url_d(to->a_url, strcpy(to_buf, to_uri)) < 0) {
+	if (sip_from_to_parse(from_uri, to_uri, from_buf, to_buf, from, to) < 0) {
 		out->orq = nta_outgoing_tcreate(st->default_leg, sip_outgoing_response, out,
 						sip_peer_route(st, out->peer), method, name,
 						URL_STRING_MAKE(to_uri),
@@ -1135,22 +1147,18 @@ static int sip_outgoing_send(struct sip_stack *st, struct sip_outgoing *out, sip
  * (nta_outgoing_mcreate), without the tag lists of nta_outgoing_tcreate (sip_add_tl() and nta's
  * filtering of them were ~8 % of an XMPP -> SIP message's instructions).  The same headers as
  * sip_outgoing_send() would put.  Returns 0 when sent (out listed), -1 when it failed (out
- * freed), 1 when an address does not fit the stack buffers (nothing done). */
+ * freed), 1 when an address does not fit the stack buffers or does not parse (nothing done). */
 static int sip_message_send(struct sip_stack *st, struct sip_outgoing *out,
 			    const struct sip_out_message *m, const char *cid)
 {
-	char from_buf[512], to_buf[512];
+	char from_buf[SIP_ADDR_BUF], to_buf[SIP_ADDR_BUF];
 	sip_from_t from[1];
 	sip_to_t to[1];
 	msg_t *msg;
 	sip_t *sip;
 	sip_payload_t *pl;
 
-	sip_from_init(from);
-	sip_to_init(to);
-	if (strlen(m->from_uri) + 1 > sizeof(from_buf) || strlen(m->to_uri) + 1 > sizeof(to_buf) ||
-	    url_d(from->a_url, strcpy(from_buf, m->from_uri)) < 0 ||
-	    url_d(to->a_url, strcpy(to_buf, m->to_uri)) < 0)
+	if (sip_from_to_parse(m->from_uri, m->to_uri, from_buf, to_buf, from, to) < 0)
 		return 1;
 	msg = nta_msg_create(st->agent, 0);
 	sip = msg ? sip_object(msg) : NULL;
@@ -1192,7 +1200,7 @@ struct sip_outgoing *sip_send_message(struct sip_stack *st, const struct sip_out
 	case -1:
 		return NULL;	/* out is freed */
 	default:
-		break;		/* addresses too long for the stack buffers: the general path */
+		break;		/* addresses the stack buffers do not take: the general path */
 	}
 	if (sip_outgoing_send(st, out, SIP_METHOD_MESSAGE, m->from_uri, m->to_uri,
 			      SIPTAG_CONTENT_TYPE_STR(m->content_type),
