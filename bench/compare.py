@@ -542,11 +542,11 @@ async def fixed_rates(env, target, alice, rx, args):
     out = {}
     idle = await window(target, lambda: asyncio.sleep(args.rate_seconds), tail, not args.no_syscalls)
     idle["cpu_per_s"] = idle["cpu"] / idle["seconds"]
-    idle["sys_per_s"] = idle["syscalls"] / idle["seconds"] if idle["syscalls"] is not None else None
-    idle["faults_per_s"] = idle["faults"] / idle["seconds"] if idle["faults"] is not None else None
+    for key in ("syscalls", "faults"):
+        idle[f"{key}_per_s"] = idle[key] / idle["seconds"] if idle[key] is not None else None
     out["idle"] = idle
     print(f"  idle: {100 * idle['cpu_per_s']:.2f} % of a core, "
-          f"{fmt_opt(idle['sys_per_s'], '{:.1f}')} system calls/s over {idle['seconds']:.1f} s", flush=True)
+          f"{fmt_opt(idle['syscalls_per_s'], '{:.1f}')} system calls/s over {idle['seconds']:.1f} s", flush=True)
     for rate in args.rates:
         offered = int(rate * args.rate_seconds)
         for d in ("s2x", "x2s"):
@@ -564,13 +564,12 @@ async def fixed_rates(env, target, alice, rx, args):
             w["cpu_us"] = (w["cpu"] - idle["cpu_per_s"] * w["seconds"]) / n * 1e6
             # after the last message: the transactions' timers and ends
             w["cpu_tail_us"] = (w["cpu_tail"] - idle["cpu_per_s"] * (w["seconds"] - w["load_seconds"])) / n * 1e6
-            w["sys"] = None
-            if w["syscalls"] is not None and idle["sys_per_s"] is not None:
-                w["sys_raw"] = w["syscalls"] / n
-                w["sys"] = (w["syscalls"] - idle["sys_per_s"] * w["seconds"]) / n
-            w["pf"] = None
-            if w["faults"] is not None and idle["faults_per_s"] is not None:
-                w["pf"] = (w["faults"] - idle["faults_per_s"] * w["seconds"]) / n
+            # per message, less the idle rate over the window's length
+            for key, out_key in (("syscalls", "sys"), ("faults", "pf")):
+                w[out_key] = None
+                if w[key] is not None and idle[f"{key}_per_s"] is not None:
+                    w[f"{out_key}_raw"] = w[key] / n
+                    w[out_key] = (w[key] - idle[f"{key}_per_s"] * w["seconds"]) / n
             out[(d, rate)] = w
             print(f"  {d} at {rate}/s: {w['delivered']:.0f} msg/s delivered ({w['refused']} refused, "
                   f"{w['dups']} twice), "
@@ -983,7 +982,7 @@ def report(results, cg, args):
     if fixed:
         fnames = list(fixed)
         idle_rows = [("idle CPU, % of a core", {n: 100 * fixed[n]["idle"]["cpu_per_s"] for n in fnames}, "{:.2f}", False),
-                     ("idle system calls/s", {n: fixed[n]["idle"]["sys_per_s"] for n in fnames}, "{:.1f}", False),
+                     ("idle system calls/s", {n: fixed[n]["idle"]["syscalls_per_s"] for n in fnames}, "{:.1f}", False),
                      ("window length s (idle)", {n: fixed[n]["idle"]["seconds"] for n in fnames}, "{:.1f}", False)]
         print_table(f"idle baseline: {args.rate_seconds:g} s + {tail_text(args)}, nothing sent, "
                     "peers connected (subtracted below, per second of each window)",

@@ -155,8 +155,9 @@ nta_leg_t *sip_uac_leg(struct sip_stack *st, const char *from_uri, const char *t
 typedef void sip_final_fn(void *obj, nta_outgoing_t *orq, sip_t const *sip, int status,
 			  const char *phrase);
 /* The body of every nta_response_f here: a provisional response is ignored; a final one (nta's
- * own 408/503 included) is counted in st's statistics, *slot (the owner's pointer to orq) cleared, fn called, and
- * then orq destroyed (the response is the transaction's, so it must outlive fn).  Returns 0. */
+ * own 408/503 included) is counted in st's statistics, *slot (the owner's pointer to orq)
+ * cleared, fn called, and then orq destroyed (the response is the transaction's, so it must
+ * outlive fn).  Returns 0. */
 int sip_final_response(struct sip_stack *st, nta_outgoing_t *orq, sip_t const *sip,
 		       nta_outgoing_t **slot, sip_final_fn *fn, void *obj);
 
