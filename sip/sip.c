@@ -41,7 +41,9 @@
 #include <sofia-sip/sip_status.h>
 #include <sofia-sip/su.h>
 #include <sofia-sip/su_string.h>
+#include <sofia-sip/tport.h>
 #include <sofia-sip/tport_tag.h>
+#include <sofia-sip/url_tag.h>
 
 #include "../gateway/audit.h"
 
@@ -92,8 +94,19 @@ void sip_track(struct sip_stack *st, struct sip_list *l, struct sip_hobj *h, int
 struct sip_incoming {
 	struct sip_hobj h;
 	struct sip_stack *stack;
-	nta_incoming_t *irq;
+	nta_incoming_t *irq;	/* NULL: a compact one (compact.c) */
+	struct sip_ctr *ctr;	/* the compact one's record */
+	tport_t *tp;		/* the compact one's transport (a reference) */
 	msg_t *msg;		/* a reference on the request (its source, for the audit) */
+};
+
+/* A request outside dialogs while it is checked: nta's server transaction, or a compact one
+ * (MESSAGE and OPTIONS only). */
+struct sip_req {
+	nta_incoming_t *irq;	/* NULL: compact */
+	struct sip_ctr *ctr;
+	tport_t *tp;		/* compact: a reference, released by the answer or passed on */
+	msg_t *msg;		/* a reference on the request, the caller's */
 };
 
 struct sip_outgoing {
@@ -787,20 +800,34 @@ void sip_incoming_respond(struct sip_incoming *in, int status, const char *phras
 	sip_incoming_unlink(in);
 	sip_clean_phrase(phrase ? phrase : sip_status_phrase(status), clean, sizeof(clean));
 	sip_audit_answer(st, in->msg, status, clean[0] ? clean : "Unknown");
-	sip_answer(st, in->irq, status, phrase, retry_after, accept);
+	if (in->irq)
+		sip_answer(st, in->irq, status, phrase, retry_after, accept);
+	else
+		sip_compact_answer(st, in->ctr, in->msg, in->tp, status, phrase, retry_after,
+				   accept, NULL);
 	msg_destroy(in->msg);
 	free(in);
 }
 
-/* Answers a request outside dialogs now, with its audit line. */
-static void sip_reply(struct sip_stack *st, nta_incoming_t *irq, msg_t *msg, int status,
-		      const char *phrase, unsigned retry_after, const char *accept)
+/* Answers a request outside dialogs now, with its audit line.  unsupported: for a 420. */
+static void sip_reply(struct sip_stack *st, struct sip_req *rq, int status, const char *phrase,
+		      unsigned retry_after, const char *accept, const char *unsupported)
 {
 	char clean[128];
 
 	sip_clean_phrase(phrase ? phrase : sip_status_phrase(status), clean, sizeof(clean));
-	sip_audit_answer(st, msg, status, clean[0] ? clean : "Unknown");
-	sip_answer(st, irq, status, phrase, retry_after, accept);
+	sip_audit_answer(st, rq->msg, status, clean[0] ? clean : "Unknown");
+	if (rq->irq) {
+		sip_answer_ex(st, rq->irq, status, phrase, retry_after, accept,
+			      TAG_IF(unsupported, SIPTAG_UNSUPPORTED_STR(unsupported)), TAG_END());
+		nta_incoming_destroy(rq->irq);
+	} else {
+		sip_compact_answer(st, rq->ctr, rq->msg, rq->tp, status, phrase, retry_after,
+				   accept, unsupported);
+	}
+	rq->irq = NULL;
+	rq->ctr = NULL;
+	rq->tp = NULL;
 }
 
 /* addr-spec of url into buf (NULL when it does not fit). */
@@ -814,8 +841,8 @@ static const char *sip_url_into(url_t const *url, char *buf, size_t len)
 	return buf;
 }
 
-static void sip_on_message(struct sip_stack *st, nta_incoming_t *irq, msg_t *msg,
-			   sip_t const *sip, const struct conf_peer *peer, const char *source)
+static void sip_on_message(struct sip_stack *st, struct sip_req *rq, sip_t const *sip,
+			   const struct conf_peer *peer, const char *source)
 {
 	struct sip_message_info info;
 	struct sip_incoming *in;
@@ -857,8 +884,13 @@ static void sip_on_message(struct sip_stack *st, nta_incoming_t *irq, msg_t *msg
 
 	in = gw_xcalloc(1, sizeof(*in));
 	in->stack = st;
-	in->irq = irq;
-	in->msg = msg_ref_create(msg);
+	in->irq = rq->irq;
+	in->ctr = rq->ctr;
+	in->tp = rq->tp;
+	in->msg = msg_ref_create(rq->msg);
+	rq->irq = NULL;
+	rq->ctr = NULL;
+	rq->tp = NULL;
 	sip_incoming_link(st, in);
 	if ((!info.request_uri || !info.from_uri || st->shutting_down) && st->stats)
 		stats_message(st->stats, sip_peer_stats(st, peer), STATS_SIP_TO_XMPP, STATS_REFUSED,
@@ -933,11 +965,10 @@ static int sip_unsupported_tags(sip_t const *sip, sip_method_t method, char *buf
 	return n > 0;
 }
 
-/* The default leg: every request that matches no dialog.  Returns 0: each is answered here or
- * by its owner (nta answers nothing itself). */
-static int sip_on_request(void *magic, nta_leg_t *leg, nta_incoming_t *irq, sip_t const *sip)
+/* A request outside dialogs: answered here or passed to its owner (rq->irq, rq->ctr and rq->tp
+ * are then theirs); rq->msg stays the caller's.  A compact one is a MESSAGE or OPTIONS. */
+static void sip_on_request(struct sip_stack *st, struct sip_req *rq, sip_t const *sip)
 {
-	struct sip_stack *st = magic;
 	sip_method_t method = sip->sip_request->rq_method;
 	char name[32];		/* the method for logs, lower case ("refused message from ...") */
 	char unsupported[256];
@@ -946,35 +977,25 @@ static int sip_on_request(void *magic, nta_leg_t *leg, nta_incoming_t *irq, sip_
 	int refuse = 0;
 	unsigned retry = 0;
 	char source[96];
-	msg_t *msg;
 
-	(void)leg;
 	sip_lower_copy(sip->sip_request->rq_method_name, name, sizeof(name));
-	if (method == sip_method_ack) {
-		/* an ACK for no dialog of ours (its INVITE's transaction absorbs the others) */
-		nta_incoming_destroy(irq);
-		return 0;
-	}
-	msg = nta_incoming_getrequest(irq);
 	if (sip->sip_to && sip->sip_to->a_tag) {
 		/* inside a dialog this process does not hold (ended, or from before a restart);
 		 * its Request-URI is the Contact of a dialog, so the trust checks do not apply */
-		sip_reply(st, irq, msg, 481, "Call/Transaction Does Not Exist", 0, NULL);
-		msg_destroy(msg);
-		return 0;
+		sip_reply(st, rq, 481, "Call/Transaction Does Not Exist", 0, NULL, NULL);
+		return;
 	}
 	/* peering trust first */
-	sip_source_text(msg, sip, source, sizeof(source));
-	peer = sip_authorize(st, msg ? msg_addrinfo(msg) : NULL, sip, &refuse, &why);
+	sip_source_text(rq->msg, sip, source, sizeof(source));
+	peer = sip_authorize(st, rq->msg ? msg_addrinfo(rq->msg) : NULL, sip, &refuse, &why);
 	if (!peer) {
 		const char *from_host = sip->sip_from ? sip->sip_from->a_url->url_host : NULL;
 
 		log_limited(&st->refused_log, CONF_LOG_NOTICE, __func__,
 			    "refused %s from %s (From %s): %d %s", name, source,
 			    from_host ? from_host : "-", refuse, why);
-		sip_reply(st, irq, msg, refuse, why, 0, NULL);
-		msg_destroy(msg);
-		return 0;
+		sip_reply(st, rq, refuse, why, 0, NULL, NULL);
+		return;
 	}
 	sip_count_in(st, peer);
 	if (sip_policy(st, peer, sip, &refuse, &why, &retry) != 0) {
@@ -987,53 +1008,99 @@ static int sip_on_request(void *magic, nta_leg_t *leg, nta_incoming_t *irq, sip_
 		log_limited(refuse == 503 ? &st->limit_log : &st->refused_log, CONF_LOG_NOTICE,
 			    __func__, "refused %s from %s (peer %s): %d %s", name, source,
 			    peer->name, refuse, why);
-		sip_reply(st, irq, msg, refuse, why, retry, NULL);
-		msg_destroy(msg);
-		return 0;
+		sip_reply(st, rq, refuse, why, retry, NULL, NULL);
+		return;
 	}
 	if (sip->sip_require && sip_unsupported_tags(sip, method, unsupported, sizeof(unsupported))) {
 		/* RFC 3261 8.2.2.3: an extension the request requires and we do not support */
-		sip_audit_answer(st, msg, 420, "Bad Extension");
-		sip_answer_ex(st, irq, 420, "Bad Extension", 0, NULL,
-			      SIPTAG_UNSUPPORTED_STR(unsupported), TAG_END());
-		nta_incoming_destroy(irq);
-		msg_destroy(msg);
-		return 0;
+		sip_reply(st, rq, 420, "Bad Extension", 0, NULL, unsupported);
+		return;
 	}
 	switch (method) {
 	case sip_method_message:
-		sip_on_message(st, irq, msg, sip, peer, source);
+		sip_on_message(st, rq, sip, peer, source);
 		break;
 	case sip_method_options:
-		sip_reply(st, irq, msg, 200, "OK", 0, "text/plain, message/cpim");
+		sip_reply(st, rq, 200, "OK", 0, "text/plain, message/cpim", NULL);
 		break;
 	case sip_method_invite:
 		if (!st->cbs.invite || st->shutting_down)
-			sip_reply(st, irq, msg, st->shutting_down ? 503 : 488,
+			sip_reply(st, rq, st->shutting_down ? 503 : 488,
 				  st->shutting_down ? "Shutting Down" : "Sessions Not Supported",
-				  0, NULL);
+				  0, NULL, NULL);
 		else
-			sip_call_on_invite(st, irq, sip, peer, source);
+			sip_call_on_invite(st, rq->irq, sip, peer, source);
 		break;
 	case sip_method_subscribe:
 		if (!st->cbs.subscribe || !sip->sip_event || !sip->sip_event->o_type)
-			sip_reply(st, irq, msg, 489, "Bad Event", 0, NULL);
+			sip_reply(st, rq, 489, "Bad Event", 0, NULL, NULL);
 		else if (st->shutting_down)
-			sip_reply(st, irq, msg, 503, "Shutting Down", 5, NULL);
+			sip_reply(st, rq, 503, "Shutting Down", 5, NULL, NULL);
 		else
-			sip_watch_on_subscribe(st, irq, sip, peer, source);
+			sip_watch_on_subscribe(st, rq->irq, sip, peer, source);
 		break;
 	case sip_method_bye:
 	case sip_method_notify:
 	case sip_method_prack:
 	case sip_method_cancel:
-		sip_reply(st, irq, msg, 481, "Call/Transaction Does Not Exist", 0, NULL);
+		sip_reply(st, rq, 481, "Call/Transaction Does Not Exist", 0, NULL, NULL);
 		break;
 	default:
-		sip_reply(st, irq, msg, 405, "Method Not Allowed", 0, NULL);
+		sip_reply(st, rq, 405, "Method Not Allowed", 0, NULL, NULL);
 		break;
 	}
+}
+
+/* nta's message callback: every request that matches no transaction and no dialog, and every
+ * response that matches no request of ours.  Takes msg.  MESSAGE and OPTIONS get compact
+ * records (compact.c); any other request gets nta's server transaction. */
+static int sip_on_agent_message(struct sip_stack *st, nta_agent_t *agent, msg_t *msg, sip_t *sip)
+{
+	struct sip_req rq = { .msg = msg };
+	int taken = -1;
+
+	(void)agent;
+	if (!sip || !sip->sip_request || sip->sip_request->rq_method == sip_method_ack) {
+		/* a stray response; an ACK for no dialog of ours (an INVITE's transaction
+		 * absorbs the others) */
+		msg_destroy(msg);
+		return 0;
+	}
+	if (sip_compact_takes(sip))
+		taken = sip_compact_receive(st, msg, sip, &rq.ctr, &rq.tp);
+	if (taken == 1) {
+		msg_destroy(msg);
+		return 0;
+	}
+	if (taken < 0) {
+		/* takes a reference on msg (ours stays for the audit and the checks) */
+		rq.irq = nta_incoming_create(st->agent, NULL, msg_ref_create(msg), sip, TAG_END());
+		if (!rq.irq) {
+			log_warn("cannot make a SIP server transaction: 500");
+			nta_msg_treply(st->agent, msg, 500, "Internal Server Error", TAG_END());
+			return 0;
+		}
+	}
+	sip_on_request(st, &rq, sip);
 	msg_destroy(msg);
+	return 0;
+}
+
+/* A request for the send leg's own address (SIP_SEND_LEG_URL): nobody's, but someone may send
+ * one; it is checked and refused as any other (404). */
+static int sip_on_send_leg_request(void *magic, nta_leg_t *leg, nta_incoming_t *irq,
+				   sip_t const *sip)
+{
+	struct sip_req rq = { .irq = irq };
+
+	(void)leg;
+	if (sip->sip_request->rq_method == sip_method_ack) {
+		nta_incoming_destroy(irq);
+		return 0;
+	}
+	rq.msg = nta_incoming_getrequest(irq);
+	sip_on_request(magic, &rq, sip);
+	msg_destroy(rq.msg);
 	return 0;
 }
 
@@ -1124,14 +1191,14 @@ static int sip_outgoing_send(struct sip_stack *st, struct sip_outgoing *out, sip
 	/* long or odd addresses are parsed by nta from their strings */
 	ta_start(ta, tag, value);
 	if (sip_from_to_parse(from_uri, to_uri, from_buf, to_buf, from, to) < 0) {
-		out->orq = nta_outgoing_tcreate(st->default_leg, sip_outgoing_response, out,
+		out->orq = nta_outgoing_tcreate(st->send_leg, sip_outgoing_response, out,
 						sip_peer_route(st, out->peer), method, name,
 						URL_STRING_MAKE(to_uri),
 						SIPTAG_FROM_STR(from_uri), SIPTAG_TO_STR(to_uri),
 						SIPTAG_USER_AGENT(st->user_agent),
 						ta_tags(ta));
 	} else {
-		out->orq = nta_outgoing_tcreate(st->default_leg, sip_outgoing_response, out,
+		out->orq = nta_outgoing_tcreate(st->send_leg, sip_outgoing_response, out,
 						sip_peer_route(st, out->peer), method, name,
 						(url_string_t *)to->a_url,
 						SIPTAG_FROM(from), SIPTAG_TO(to),
@@ -1171,7 +1238,7 @@ static int sip_message_send(struct sip_stack *st, struct sip_outgoing *out,
 	    (m->subject && sip_add_make(msg, sip, sip_subject_class, m->subject) < 0) ||
 	    (m->language && sip_add_make(msg, sip, sip_content_language_class, m->language) < 0) ||
 	    msg_header_insert(msg, (msg_pub_t *)sip, (msg_header_t *)pl) < 0 ||
-	    nta_msg_request_complete(msg, st->default_leg, SIP_METHOD_MESSAGE,
+	    nta_msg_request_complete(msg, st->send_leg, SIP_METHOD_MESSAGE,
 				     (url_string_t *)to->a_url) < 0)
 		out->orq = NULL;
 	else
@@ -1361,7 +1428,8 @@ struct sip_stack *sip_stack_new(struct reactor *reactor, const struct conf *conf
 	guard_install(conf, st->base);
 	log_debug("binding %s%s%s", urls[0], urls[1] ? " and " : "", urls[1] ? urls[1] : "");
 	/* (url_string_t *)-1: no transport yet (they are added below, as nua does) */
-	st->agent = nta_agent_create(reactor_su_root(reactor), (url_string_t *)-1, NULL, NULL,
+	st->agent = nta_agent_create(reactor_su_root(reactor), (url_string_t *)-1,
+				     sip_on_agent_message, st,
 				     /* a user agent: 2xx to INVITE retransmitted until the ACK,
 				      * in-dialog CSeq checked */
 				     NTATAG_UA(1),
@@ -1380,9 +1448,13 @@ struct sip_stack *sip_stack_new(struct reactor *reactor, const struct conf *conf
 				     NTATAG_PRELOAD(SIP_MSG_PRELOAD),
 				     TAG_END());
 	if (st->agent) {
-		st->default_leg = nta_leg_tcreate(st->agent, sip_on_request, st,
-						  NTATAG_NO_DIALOG(1), TAG_END());
-		bound = st->default_leg != NULL;
+		/* our requests outside dialogs go on a leg; without a dialog or a destination it
+		 * would be nta's default leg and take every request (server transactions and
+		 * all), so it has a destination no request names */
+		st->send_leg = nta_leg_tcreate(st->agent, sip_on_send_leg_request, st,
+					       NTATAG_NO_DIALOG(1), URLTAG_URL(SIP_SEND_LEG_URL),
+					       TAG_END());
+		bound = st->send_leg != NULL;
 		for (int i = 0; i < 2 && urls[i] && bound; i++)
 			bound = nta_agent_add_tport(st->agent, URL_STRING_MAKE(urls[i]),
 				TPTAG_IDENT(strncmp(urls[i], "sips:", 5) == 0 ? "sips" : "sip"),
@@ -1415,8 +1487,8 @@ struct sip_stack *sip_stack_new(struct reactor *reactor, const struct conf *conf
 		sip_tls_stop();
 		log_error("cannot start the SIP stack on %s%s%s (address in use?)", urls[0],
 			  urls[1] ? " and " : "", urls[1] ? urls[1] : "");
-		if (st->default_leg)
-			nta_leg_destroy(st->default_leg);
+		if (st->send_leg)
+			nta_leg_destroy(st->send_leg);
 		if (st->agent)
 			nta_agent_destroy(st->agent);
 		free(urls[0]);
@@ -1440,6 +1512,7 @@ struct sip_stack *sip_stack_new(struct reactor *reactor, const struct conf *conf
 		gw_fatal("the SIP UDP sockets are not all found: peering trust cannot be applied");
 	free(urls[0]);
 	free(urls[1]);
+	sip_compact_init(st);
 	st->shutdown_ev = evtimer_new(st->base, NULL, NULL);
 	if (!st->shutdown_ev)
 		gw_fatal("event_new failed");
@@ -1527,7 +1600,12 @@ void sip_stack_free(struct sip_stack *st)
 	guard_remove();
 	while ((in = sip_list_first(&st->in))) {
 		sip_incoming_unlink(in);
-		nta_incoming_destroy(in->irq);
+		if (in->irq)
+			nta_incoming_destroy(in->irq);
+		else
+			sip_ctrs_forget(st->ctrs, in->ctr);
+		if (in->tp)
+			tport_unref(in->tp);
 		msg_destroy(in->msg);
 		free(in);
 	}
@@ -1546,9 +1624,10 @@ void sip_stack_free(struct sip_stack *st)
 
 		for (int i = 0; i < 4; i++)
 			su_root_step(root, 10);
-		nta_leg_destroy(st->default_leg);
+		nta_leg_destroy(st->send_leg);
 		nta_agent_destroy(st->agent);
 	}
+	sip_compact_free(st);
 	sip_tls_stop();
 	if (st->shutdown_ev)
 		event_free(st->shutdown_ev);

@@ -2,10 +2,12 @@
  * the rest of the gateway, which sees sip.h only.
  *
  * The SIP side drives Sofia-SIP's transaction layer (nta) itself, as Sofia's own proxies do: one
- * agent, one default leg that takes every request outside a dialog (sip.c), and one leg per
+ * agent, whose message callback takes every request outside a dialog (sip.c), and one leg per
  * dialog, owned by the object of its role:
  *   sip.c         the stack, trust and the hub's policy, requests outside dialogs (MESSAGE,
  *                 OPTIONS, REFER, and the first request of each dialog), shutdown
+ *   compact.c     MESSAGE and OPTIONS outside dialogs answered without nta's server
+ *                 transaction: a compact record per request matches retransmissions
  *   notifier.c    struct sip_watch: a SIP watcher's SUBSCRIBE dialog; we send the NOTIFYs
  *   subscriber.c  struct sip_sub: our SUBSCRIBE dialog; the SIP side sends the NOTIFYs
  *   call.c        struct sip_call: an INVITE dialog (MSRP sessions, groupchat legs)
@@ -23,6 +25,8 @@
 #define NTA_OUTGOING_MAGIC_T void
 #define NTA_INCOMING_MAGIC_T void
 #include <sofia-sip/nta.h>
+#include <sofia-sip/nta_stateless.h>
+#include <sofia-sip/nta_tport.h>
 #include <sofia-sip/sip.h>
 #include <sofia-sip/sip_header.h>
 #include <sofia-sip/su_tagarg.h>
@@ -32,6 +36,8 @@
 #include "sip.h"
 
 #define SIP_USER_AGENT "simplegw/0.1"
+/* the send leg's destination: nta gives it the requests for this address, which no one uses */
+#define SIP_SEND_LEG_URL "sip:send-leg.simplegw.invalid"
 #define SIP_ALLOW "INVITE, ACK, BYE, CANCEL, UPDATE, OPTIONS, MESSAGE, SUBSCRIBE, NOTIFY"
 
 /* Every object the stack tracks starts with this and is on its kind's list through it
@@ -81,7 +87,9 @@ struct sip_stack {
 	struct sip_cbs cbs;
 	void *arg;
 	nta_agent_t *agent;
-	nta_leg_t *default_leg;		/* every request outside a dialog */
+	nta_leg_t *send_leg;		/* our requests outside dialogs go on it */
+	struct sip_ctrs *ctrs;		/* compact.c's records of MESSAGE and OPTIONS */
+	struct event *ctr_ev;		/* ends them 64*T1 after their answer */
 	url_t **routes;			/* conf->peers[i]'s route, parsed once (in home) */
 	size_t nroutes;
 	url_t *retired_route;		/* the last one made for a peer no longer configured */
@@ -160,6 +168,54 @@ typedef void sip_final_fn(void *obj, nta_outgoing_t *orq, sip_t const *sip, int 
  * outlive fn).  Returns 0. */
 int sip_final_response(struct sip_stack *st, nta_outgoing_t *orq, sip_t const *sip,
 		       nta_outgoing_t **slot, sip_final_fn *fn, void *obj);
+
+/* compact.c: a MESSAGE or OPTIONS outside dialogs has a compact record instead of nta's
+ * server transaction (see the file's comment).  The table (its own functions, for the unit
+ * tests): */
+struct sip_ctr;
+struct sip_ctrs;
+enum sip_ctr_match {
+	SIP_CTR_NEW,		/* a record made for it, its answer pending */
+	SIP_CTR_RETRANSMISSION,	/* of the record's request */
+	SIP_CTR_MERGED,		/* the record's request, arrived by another branch */
+	SIP_CTR_TOO_LONG,	/* its Call-ID, tags and Via are too long for a record: none made */
+};
+/* Records live lifetime_ms after their answer over UDP.  Never NULL. */
+struct sip_ctrs *sip_ctrs_new(uint32_t lifetime_ms);
+void sip_ctrs_free(struct sip_ctrs *t);
+size_t sip_ctrs_count(const struct sip_ctrs *t);
+/* Finds sip's record (sane request: Call-ID, CSeq, From, Via present) or makes one (NEW).
+ * *out: the record (the table's), or NULL for TOO_LONG. */
+enum sip_ctr_match sip_ctrs_find(struct sip_ctrs *t, sip_t const *sip, struct sip_ctr **out);
+/* 0 while pending, else the status it was answered. */
+int sip_ctr_status(const struct sip_ctr *c);
+/* c was answered: kept until now_ms + lifetime (1) or, when reliable, freed now (0).  The
+ * strings are copied; phrase is kept only when it is not the standard one. */
+int sip_ctr_answered(struct sip_ctrs *t, struct sip_ctr *c, int status, const char *phrase,
+		     unsigned retry_after, const char *accept, const char *unsupported,
+		     int reliable, uint64_t now_ms);
+/* Frees c, unanswered (the stack is going away). */
+void sip_ctrs_forget(struct sip_ctrs *t, struct sip_ctr *c);
+/* Frees the records whose time is up: ms until the next one's, or -1 when none is left. */
+int64_t sip_ctrs_expire(struct sip_ctrs *t, uint64_t now_ms);
+/* The stack's use of it: */
+void sip_compact_init(struct sip_stack *st);
+void sip_compact_free(struct sip_stack *st);
+/* 1 if the request (from nta's message callback) is handled here: MESSAGE or OPTIONS with
+ * no To tag. */
+int sip_compact_takes(sip_t const *sip);
+/* A request sip_compact_takes(): 1 if it was a retransmission or merged request and is dealt
+ * with; 0 if it is new: *out is its record and *tp a reference on the transport it came by
+ * (for sip_compact_answer); -1 if it has no record and goes to nta as other requests do.  msg
+ * stays the caller's. */
+int sip_compact_receive(struct sip_stack *st, msg_t *msg, sip_t const *sip,
+			struct sip_ctr **out, tport_t **tp);
+/* Answers req (borrowed: the request, or a reference on it) as c's answer, sends it over tp
+ * and releases tp.  phrase NULL: the standard one; sanitised.  c is kept for
+ * retransmissions (UDP) or freed. */
+void sip_compact_answer(struct sip_stack *st, struct sip_ctr *c, msg_t *req, tport_t *tp,
+			int status, const char *phrase, unsigned retry_after, const char *accept,
+			const char *unsupported);
 
 /* notifier.c */
 void sip_watch_on_subscribe(struct sip_stack *st, nta_incoming_t *irq, sip_t const *sip,

@@ -6,9 +6,10 @@ Peers: Prosody or ejabberd with slixmpp clients on the XMPP side; sipp user agen
 
 import asyncio
 import re
+import socket
 
-from harness import (SIP_DOMAIN, XMPP_DOMAIN, check, default_peer, error_condition, gateway_xml,
-                     wait_for)
+from harness import (SIP_DOMAIN, XMPP_DOMAIN, check, default_peer, error_condition, free_port,
+                     gateway_xml, wait_for)
 
 XMPP_SERVERS = ("prosody", "ejabberd")
 USERS = ("alice", "carol", "dave")     # dave blocks bob: a blocklist outlives its test
@@ -365,3 +366,65 @@ async def test_tcp_both_ways(env):
     uac = env.uac(body="back over TCP", transport="t1")
     check(await uac.run() == 0, uac.error_text())
     await alice.expect(lambda m: m["body"].rstrip() == "back over TCP", 5, "the TCP message")
+
+
+def udp_finals(sock, quiet=0.7):
+    """The final responses (text) that arrive on sock until it has been quiet for `quiet` s."""
+    got = []
+    sock.settimeout(quiet)
+    try:
+        while True:
+            data, _ = sock.recvfrom(65536)
+            text = data.decode(errors="replace")
+            if not text.startswith("SIP/2.0 1"):
+                got.append(text)
+    except socket.timeout:
+        return got
+
+
+def to_tag(resp):
+    m = re.search(r"(?im)^(?:to|t):.*;\s*tag=([^;\s]+)", resp)
+    return m.group(1) if m else None
+
+
+async def test_retransmitted_message_gets_the_same_answer_and_one_delivery(env):
+    """RFC 3261 17.2.2 over UDP: a retransmission that arrives while the MESSAGE is still being
+    delivered is absorbed, one that arrives after its answer gets the same answer again (the
+    same To tag), and neither reaches the XMPP user a second time; the same request by another
+    branch (merged, 8.2.2.2) gets 482; the next CSeq of the same Call-ID is a new message."""
+    from test_hostile import sip_request
+    await env.gateway()
+    alice = await env.client("alice")
+    port = free_port()
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", port))
+    try:
+        req = sip_request("MESSAGE", port, body=b"once only", ctype="text/plain",
+                          branch="z9hG4bKretx1", call_id="retx-1")
+        s.sendto(req, ("127.0.0.1", env.gw_sip_port))
+        s.sendto(req, ("127.0.0.1", env.gw_sip_port))
+        first = await asyncio.to_thread(udp_finals, s)
+        check(len(first) == 1 and first[0].startswith("SIP/2.0 200 "),
+              f"one 200 for the pair: {[r.splitlines()[0] for r in first]}")
+        s.sendto(req, ("127.0.0.1", env.gw_sip_port))
+        again = await asyncio.to_thread(udp_finals, s)
+        check(len(again) == 1 and again[0].splitlines()[0] == first[0].splitlines()[0],
+              f"the same answer again: {[r.splitlines()[0] for r in again]}")
+        check(to_tag(first[0]) and to_tag(again[0]) == to_tag(first[0]),
+              f"the same To tag: {to_tag(first[0])} {to_tag(again[0]) if again else None}")
+        merged = req.replace(b"branch=z9hG4bKretx1", b"branch=z9hG4bKretx1other")
+        s.sendto(merged, ("127.0.0.1", env.gw_sip_port))
+        loop = await asyncio.to_thread(udp_finals, s)
+        check(len(loop) == 1 and loop[0].startswith("SIP/2.0 482 "),
+              f"a merged request gets 482: {[r.splitlines()[0] for r in loop]}")
+        nxt = req.replace(b"CSeq: 1 MESSAGE", b"CSeq: 2 MESSAGE").replace(
+            b"branch=z9hG4bKretx1", b"branch=z9hG4bKretx2").replace(b"once only", b"then more")
+        s.sendto(nxt, ("127.0.0.1", env.gw_sip_port))
+        last = await asyncio.to_thread(udp_finals, s)
+        check(len(last) == 1 and last[0].startswith("SIP/2.0 200 "),
+              f"the next CSeq is a new message: {[r.splitlines()[0] for r in last]}")
+    finally:
+        s.close()
+    await alice.expect(lambda m: m["body"] == "once only", 5, "the first message")
+    await alice.expect(lambda m: m["body"] == "then more", 5, "the second message")
+    await alice.expect_nothing(lambda m: m["body"] in ("once only", "then more"), 0.5)
