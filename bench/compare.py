@@ -34,8 +34,9 @@ Kamailio with other memory managers (--kamailio-variants, default "shipped,tlsf"
     alone, which no burst queues behind, and how far apart the gateway sends the messages of
     one packet (its time per message inside a burst);
   - memory: proportional set size (PSS, so Kamailio's shared memory is counted once) before the
-    peak load, right after it, and --settle seconds later; Kamailio's shared-memory pool use as
-    well.  The rate windows and latency runs come after the settling and once nothing is left of
+    peak load, right after each direction's part of it (what it holds per message then: its
+    recently completed transactions), and --settle seconds later; Kamailio's shared-memory pool
+    use as well.  The rate windows and latency runs come after the settling and once nothing is left of
     the peak (64*T1, or Kamailio's 30 s fr_timer for a request whose answer was lost, + 8 s).
 Then, for simplegw only, instructions per message under valgrind --tool=callgrind (the stable
 figure on a noisy machine): --callgrind-n messages each way at --callgrind-rate (callgrind runs
@@ -762,10 +763,15 @@ async def measure(env, target, alice, rx, args):
     r["s2x_rate"], r["s2x_cpu"], got = await run_sip_to_xmpp(env, target, rx, f"{target.name}-peak",
                                                              args.n, args.rate, refusals_ok=True)
     r["s2x_refused"], r["s2x_dups"] = args.n - got, rx.dups.get(f"{target.name}-peak", 0)
+    # what each direction's peak leaves held right after it, per message: the completed SIP
+    # transactions (64*T1 for a received MESSAGE over UDP, T4 = 5 s for a sent one) and the rest
+    r["pss_after_s2x"] = pss_kib(target.pids())
+    r["held_s2x"] = (r["pss_after_s2x"] - r["pss_before"]) * 1024 / max(got, 1)
     r["x2s_rate"], r["x2s_cpu"], _ = await run_xmpp_to_sip(env, target, alice, f"{target.name}-peak", args.n)
     keep_errors(alice)
 
     r["pss_after"] = pss_kib(target.pids())
+    r["held_x2s"] = (r["pss_after"] - r["pss_after_s2x"]) * 1024 / args.n
     r["shm_after"] = target.shm_used_kib()
     r["messages"] = got + args.n
     # the peak's SIP transactions live 64 x T1: let them go before the idle, rate and latency
@@ -970,6 +976,8 @@ def report(results, cg, args):
             r["shm_growth"] = (r["shm_settled"] - r["shm_before"]) * 1024 / r["messages"]
     rows += [("PSS before the peak load KiB", col("pss_before"), "{:.0f}", True),
              ("PSS right after it KiB", col("pss_after"), "{:.0f}", True),
+             ("  held per SIP->XMPP message right after its peak B (PSS)", col("held_s2x"), "{:.0f}", True),
+             ("  held per XMPP->SIP message right after its peak B (PSS)", col("held_x2s"), "{:.0f}", True),
              (f"PSS {args.settle} s later KiB", col("pss_settled"), "{:.0f}", True),
              ("shared-memory pool used before KiB", col("shm_before"), "{:.0f}", False),
              (f"shared-memory pool used {args.settle} s later KiB", col("shm_settled"), "{:.0f}", False),

@@ -279,6 +279,7 @@ static const struct opt opts[] = {
 
 	{ E_SIP,    "max-message",   V_SIZE,     NULL,          1024, MIB,        "64k",    0, IN_CONF(max_sip_message) },
 	{ E_SIP,    "t1",            V_DURATION, NULL,          10, 10000,        "500ms",  0, IN_CONF(sip_t1_ms) },
+	{ E_SIP,    "t4",            V_DURATION, NULL,          10, 10000,        "1s",     0, IN_CONF(sip_t4_ms) },
 	{ E_SIP,    "max-connections", V_UINT,   NULL,          1, 100000,        "1024",   0, IN_CONF(sip_max_conns) },
 	{ E_SIP,    "max-connections-per-source", V_UINT, NULL, 1, 100000,        "64",     0, IN_CONF(sip_max_conns_per_source) },
 	{ E_SIP,    "tcp-idle",      V_DURATION, NULL,          1000, 3600000,    "60s",    0, IN_CONF(sip_tcp_idle_ms) },

@@ -218,6 +218,9 @@ struct conf {
 	size_t max_sip_message;		/* <sip max-message=""> default 65536, 1024..1048576 */
 	unsigned sip_t1_ms;		/* <sip t1=""> RFC 3261 timer T1, default 500, 10..10000;
 					 * a request with no answer fails after 64*T1 */
+	unsigned sip_t4_ms;		/* <sip t4=""> how long a completed transaction over UDP
+					 * absorbs duplicates (Timers K and I), default 1000,
+					 * 10..10000 */
 	unsigned sip_max_conns;		/* <sip max-connections=""> accepted TCP connections in
 					 * total, default 1024, 1..100000 */
 	unsigned sip_max_conns_per_source; /* <sip max-connections-per-source=""> from one

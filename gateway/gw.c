@@ -505,6 +505,7 @@ static const struct reload_field {
 	RL("<audit content>", RL_INT, audit_content),
 	RL("<sip max-message>", RL_SIZE, max_sip_message),
 	RL("<sip t1>", RL_INT, sip_t1_ms),
+	RL("<sip t4>", RL_INT, sip_t4_ms),
 	RL("<sip max-connections>", RL_INT, sip_max_conns),
 	RL("<sip max-connections-per-source>", RL_INT, sip_max_conns_per_source),
 	RL("<sip tcp-idle>", RL_INT, sip_tcp_idle_ms),

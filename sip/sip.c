@@ -1438,6 +1438,11 @@ struct sip_stack *sip_stack_new(struct reactor *reactor, const struct conf *conf
 				     NTATAG_MAXSIZE(conf->max_sip_message),
 				     NTATAG_SIP_T1(conf->sip_t1_ms),
 				     NTATAG_SIP_T1X64(64 * conf->sip_t1_ms),
+				     /* a completed client transaction over UDP (Timer K) and an
+				      * INVITE's server one once ACKed (Timer I) only absorb
+				      * duplicates, which the message callback would drop anyway:
+				      * each holds its request and response (~7 KB) meanwhile */
+				     NTATAG_SIP_T4(conf->sip_t4_ms),
 				     /* requests over the MTU would switch to TCP (RFC 3261 18.1.1);
 				      * the peer's route says which transport it takes */
 				     NTATAG_UDP_MTU(65535),

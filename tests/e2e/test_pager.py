@@ -7,6 +7,7 @@ Peers: Prosody or ejabberd with slixmpp clients on the XMPP side; sipp user agen
 import asyncio
 import re
 import socket
+import time
 
 from harness import (SIP_DOMAIN, XMPP_DOMAIN, check, default_peer, error_condition, free_port,
                      gateway_xml, wait_for)
@@ -428,3 +429,45 @@ async def test_retransmitted_message_gets_the_same_answer_and_one_delivery(env):
     await alice.expect(lambda m: m["body"] == "once only", 5, "the first message")
     await alice.expect(lambda m: m["body"] == "then more", 5, "the second message")
     await alice.expect_nothing(lambda m: m["body"] in ("once only", "then more"), 0.5)
+
+
+def answer_twice(port, gap):
+    """Plays the SIP peer on 127.0.0.1:port for one MESSAGE: answers it 200, then `gap` s later
+    sends the same 200 again (a duplicate, as a peer that saw a retransmission would).  Returns
+    the MESSAGE's body."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", port))
+    s.settimeout(5)
+    try:
+        while True:
+            data, addr = s.recvfrom(65536)
+            if data.startswith(b"MESSAGE "):
+                break
+        head, _, body = data.partition(b"\r\n\r\n")
+        keep = [l + (";tag=peer" if re.match(r"(?i)to:", l) else "")
+                for l in head.decode().split("\r\n") if re.match(r"(?i)(via|from|to|call-id|cseq):", l)]
+        resp = ("SIP/2.0 200 OK\r\n" + "\r\n".join(keep) + "\r\nContent-Length: 0\r\n\r\n").encode()
+        s.sendto(resp, addr)
+        time.sleep(gap)
+        s.sendto(resp, addr)
+        return body.decode()
+    finally:
+        s.close()
+
+
+async def test_duplicate_final_responses_are_absorbed_or_dropped(env):
+    """A duplicate 200 to a MESSAGE of ours changes nothing, whether it comes while the completed
+    transaction still absorbs duplicates (T4) or after it ended (a stray response, dropped): the
+    sender gets no error, and the next message goes through."""
+    await env.gateway(sip_attrs='t4="200ms"')
+    alice = await env.client("alice")
+    for gap, body in ((0.05, "duplicate inside T4"), (0.6, "duplicate after T4")):
+        peer = asyncio.create_task(asyncio.to_thread(answer_twice, env.peer_sip_port, gap))
+        await asyncio.sleep(0.1)
+        send(alice, f"bob@{SIP_DOMAIN}", body=body)
+        got = await peer
+        check(got == body, f"the peer got {got!r}")
+    await alice.expect_nothing(lambda m: m["type"] == "error", 1.0)
+    uas = await env.uas().start()
+    send(alice, f"bob@{SIP_DOMAIN}", body="and the next one")
+    check(await uas.wait() == 0, uas.error_text())

@@ -119,6 +119,7 @@ static const struct field fields[] = {
 	FC("audit.content", F_INT, audit_content),
 	FC("sip.max-message", F_SIZE, max_sip_message),
 	FC("sip.t1", F_UNSIGNED, sip_t1_ms),
+	FC("sip.t4", F_UNSIGNED, sip_t4_ms),
 	FC("sip.max-connections", F_UNSIGNED, sip_max_conns),
 	FC("sip.max-connections-per-source", F_UNSIGNED, sip_max_conns_per_source),
 	FC("sip.tcp-idle", F_UNSIGNED, sip_tcp_idle_ms),
@@ -646,6 +647,11 @@ static const struct value_case {
 	{ "sip", "t1", "9ms", "4: <sip> attribute \"t1\": 9ms is out of range 10ms..10s" },
 	{ "sip", "t1", "11s", "4: <sip> attribute \"t1\": 11s is out of range 10ms..10s" },
 	{ "sip", "t1", "500", "4: <sip> attribute \"t1\": \"500\" has no unit (write 500ms, 500s or 500m)" },
+	/* <sip t4> */
+	{ "sip", "t4", NULL, "sip.t4=1000" },
+	{ "sip", "t4", "5s", "sip.t4=5000" },
+	{ "sip", "t4", "10ms", "sip.t4=10" },
+	{ "sip", "t4", "9ms", "4: <sip> attribute \"t4\": 9ms is out of range 10ms..10s" },
 	/* <sip max-connections>, <sip max-connections-per-source>, <sip tcp-idle> */
 	{ "sip", "max-connections", NULL, "sip.max-connections=1024" },
 	{ "sip", "max-connections", "1", "sip.max-connections=1" },
