@@ -33,6 +33,10 @@
 #include <sofia-sip/sip_status.h>
 #include <sofia-sip/tport.h>
 
+/* What identifies a request: the merge key (Call-ID, From tag, with the CSeq) and its path. */
+enum { SIP_CTR_CALL_ID, SIP_CTR_FROM_TAG, SIP_CTR_BRANCH, SIP_CTR_HOST, SIP_CTR_PORT,
+       SIP_CTR_NKEY };
+
 struct sip_ctr {
 	struct sip_ctr *hnext;		/* the bucket's chain */
 	TAILQ_ENTRY(sip_ctr) done;	/* answered over UDP: on the table's list, by expiry */
@@ -46,9 +50,9 @@ struct sip_ctr {
 	uint16_t status;		/* 0 while the answer is pending */
 	uint8_t method;			/* sip_method_t */
 	uint8_t answered_done;		/* on the done list */
-	uint16_t off_from_tag, off_branch, off_host, off_port;
+	uint16_t off[SIP_CTR_NKEY];	/* of each field in key */
 	char tag[24];			/* "tag=" and our To tag */
-	char key[];			/* Call-ID, From tag, branch, sent-by host and port */
+	char key[];			/* the fields, each NUL-terminated */
 };
 
 struct sip_ctrs {
@@ -170,38 +174,38 @@ static const char *sip_ctr_str(const char *s)
 	return s ? s : "";
 }
 
-static int sip_ctr_streq(const char *a, const char *b, int nocase)
-{
-	return nocase ? strcasecmp(a, b) == 0 : strcmp(a, b) == 0;
-}
-
 enum sip_ctr_match sip_ctrs_find(struct sip_ctrs *t, sip_t const *sip, struct sip_ctr **out)
 {
-	const char *call_id = sip->sip_call_id->i_id;
-	const char *from_tag = sip_ctr_str(sip->sip_from->a_tag);
-	const char *branch = sip_ctr_str(sip->sip_via->v_branch);
-	const char *host = sip_ctr_str(sip->sip_via->v_host);
-	const char *port = sip_ctr_str(sip->sip_via->v_port);
+	const char *f[SIP_CTR_NKEY] = {
+		[SIP_CTR_CALL_ID] = sip->sip_call_id->i_id,
+		[SIP_CTR_FROM_TAG] = sip_ctr_str(sip->sip_from->a_tag),
+		[SIP_CTR_BRANCH] = sip_ctr_str(sip->sip_via->v_branch),
+		[SIP_CTR_HOST] = sip_ctr_str(sip->sip_via->v_host),
+		[SIP_CTR_PORT] = sip_ctr_str(sip->sip_via->v_port),
+	};
 	uint32_t cseq = sip->sip_cseq->cs_seq;
 	uint8_t method = (uint8_t)sip->sip_request->rq_method;
-	uint32_t h = sip_ctr_hash(t, call_id, cseq, from_tag);
-	size_t lens[5] = { strlen(call_id), strlen(from_tag), strlen(branch), strlen(host),
-			   strlen(port) };
-	size_t total = lens[0] + lens[1] + lens[2] + lens[3] + lens[4] + 5;
+	uint32_t h = sip_ctr_hash(t, f[SIP_CTR_CALL_ID], cseq, f[SIP_CTR_FROM_TAG]);
+	size_t lens[SIP_CTR_NKEY], total = 0;
 	struct sip_ctr *c;
 	uint64_t bits;
-	char *p;
 
 	*out = NULL;
 	for (c = t->buckets[h & (t->nbuckets - 1)]; c; c = c->hnext) {
 		if (c->hash != h || c->cseq != cseq || c->method != method ||
-		    strcmp(c->key, call_id) != 0 || strcmp(c->key + c->off_from_tag, from_tag) != 0)
+		    strcmp(c->key + c->off[SIP_CTR_CALL_ID], f[SIP_CTR_CALL_ID]) != 0 ||
+		    strcmp(c->key + c->off[SIP_CTR_FROM_TAG], f[SIP_CTR_FROM_TAG]) != 0)
 			continue;
 		*out = c;
-		return sip_ctr_streq(c->key + c->off_branch, branch, 1) &&
-		       sip_ctr_streq(c->key + c->off_host, host, 1) &&
-		       sip_ctr_streq(c->key + c->off_port, port, 0) ?
+		/* branch and host compared without case, as nta does */
+		return strcasecmp(c->key + c->off[SIP_CTR_BRANCH], f[SIP_CTR_BRANCH]) == 0 &&
+		       strcasecmp(c->key + c->off[SIP_CTR_HOST], f[SIP_CTR_HOST]) == 0 &&
+		       strcmp(c->key + c->off[SIP_CTR_PORT], f[SIP_CTR_PORT]) == 0 ?
 		       SIP_CTR_RETRANSMISSION : SIP_CTR_MERGED;
+	}
+	for (int k = 0; k < SIP_CTR_NKEY; k++) {
+		lens[k] = strlen(f[k]) + 1;
+		total += lens[k];
 	}
 	if (total > SIP_CTR_MAX_KEY)
 		return SIP_CTR_TOO_LONG;
@@ -209,20 +213,10 @@ enum sip_ctr_match sip_ctrs_find(struct sip_ctrs *t, sip_t const *sip, struct si
 	c->hash = h;
 	c->cseq = cseq;
 	c->method = method;
-	p = c->key;
-	memcpy(p, call_id, lens[0] + 1);
-	p += lens[0] + 1;
-	c->off_from_tag = (uint16_t)(p - c->key);
-	memcpy(p, from_tag, lens[1] + 1);
-	p += lens[1] + 1;
-	c->off_branch = (uint16_t)(p - c->key);
-	memcpy(p, branch, lens[2] + 1);
-	p += lens[2] + 1;
-	c->off_host = (uint16_t)(p - c->key);
-	memcpy(p, host, lens[3] + 1);
-	p += lens[3] + 1;
-	c->off_port = (uint16_t)(p - c->key);
-	memcpy(p, port, lens[4] + 1);
+	for (int k = 0, off = 0; k < SIP_CTR_NKEY; off += (int)lens[k], k++) {
+		c->off[k] = (uint16_t)off;
+		memcpy(c->key + off, f[k], lens[k]);
+	}
 	/* a To tag per request, the same in every retransmitted answer */
 	bits = sip_ctr_mix(++t->tags);
 	memcpy(c->tag, "tag=", 4);
