@@ -471,3 +471,29 @@ async def test_duplicate_final_responses_are_absorbed_or_dropped(env):
     uas = await env.uas().start()
     send(alice, f"bob@{SIP_DOMAIN}", body="and the next one")
     check(await uas.wait() == 0, uas.error_text())
+
+
+async def test_message_with_an_overlong_call_id_still_goes_through(env):
+    """A MESSAGE whose identifying fields are too long for a compact record (a 5 000-character
+    Call-ID) gets nta's full server transaction instead, and is delivered and answered as any."""
+    from test_hostile import sip_request
+    await env.gateway()
+    alice = await env.client("alice")
+    port = free_port()
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", port))
+    try:
+        req = sip_request("MESSAGE", port, body=b"long call-id", ctype="text/plain",
+                          branch="z9hG4bKlongcid", call_id="x" * 5000)
+        s.sendto(req, ("127.0.0.1", env.gw_sip_port))
+        got = await asyncio.to_thread(udp_finals, s)
+        check(len(got) == 1 and got[0].startswith("SIP/2.0 200 "),
+              f"one 200: {[r.splitlines()[0] for r in got]}")
+        s.sendto(req, ("127.0.0.1", env.gw_sip_port))
+        again = await asyncio.to_thread(udp_finals, s)
+        check(len(again) == 1 and again[0].splitlines()[0] == got[0].splitlines()[0],
+              f"its retransmission answered by nta's transaction: {[r.splitlines()[0] for r in again]}")
+    finally:
+        s.close()
+    await alice.expect(lambda m: m["body"] == "long call-id", 5, "the message")
+    await alice.expect_nothing(lambda m: m["body"] == "long call-id", 0.5)
