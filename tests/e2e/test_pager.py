@@ -405,8 +405,8 @@ async def test_retransmitted_message_gets_the_same_answer_and_one_delivery(env):
         s.sendto(req, ("127.0.0.1", env.gw_sip_port))
         s.sendto(req, ("127.0.0.1", env.gw_sip_port))
         first = await asyncio.to_thread(udp_finals, s)
-        check(len(first) == 1 and first[0].startswith("SIP/2.0 200 "),
-              f"one 200 for the pair: {[r.splitlines()[0] for r in first]}")
+        check(len(first) == 1 and first[0].startswith(("SIP/2.0 200 ", "SIP/2.0 202 ")),
+              f"one 2xx for the pair (200, or 202 where the server may still refuse): {[r.splitlines()[0] for r in first]}")
         s.sendto(req, ("127.0.0.1", env.gw_sip_port))
         again = await asyncio.to_thread(udp_finals, s)
         check(len(again) == 1 and again[0].splitlines()[0] == first[0].splitlines()[0],
@@ -422,7 +422,7 @@ async def test_retransmitted_message_gets_the_same_answer_and_one_delivery(env):
             b"branch=z9hG4bKretx1", b"branch=z9hG4bKretx2").replace(b"once only", b"then more")
         s.sendto(nxt, ("127.0.0.1", env.gw_sip_port))
         last = await asyncio.to_thread(udp_finals, s)
-        check(len(last) == 1 and last[0].startswith("SIP/2.0 200 "),
+        check(len(last) == 1 and last[0].startswith(("SIP/2.0 200 ", "SIP/2.0 202 ")),
               f"the next CSeq is a new message: {[r.splitlines()[0] for r in last]}")
     finally:
         s.close()
@@ -487,7 +487,7 @@ async def test_message_with_an_overlong_call_id_still_goes_through(env):
                           branch="z9hG4bKlongcid", call_id="x" * 5000)
         s.sendto(req, ("127.0.0.1", env.gw_sip_port))
         got = await asyncio.to_thread(udp_finals, s)
-        check(len(got) == 1 and got[0].startswith("SIP/2.0 200 "),
+        check(len(got) == 1 and got[0].startswith(("SIP/2.0 200 ", "SIP/2.0 202 ")),
               f"one 200: {[r.splitlines()[0] for r in got]}")
         s.sendto(req, ("127.0.0.1", env.gw_sip_port))
         again = await asyncio.to_thread(udp_finals, s)
