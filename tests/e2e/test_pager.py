@@ -9,8 +9,8 @@ import re
 import socket
 import time
 
-from harness import (SIP_DOMAIN, XMPP_DOMAIN, check, default_peer, error_condition, free_port,
-                     gateway_xml, wait_for)
+from harness import (SIP_DOMAIN, XMPP_DOMAIN, check, default_peer, error_condition, gateway_xml,
+                     wait_for)
 
 XMPP_SERVERS = ("prosody", "ejabberd")
 USERS = ("alice", "carol", "dave")     # dave blocks bob: a blocklist outlives its test
@@ -383,6 +383,24 @@ def udp_finals(sock, quiet=0.7):
         return got
 
 
+def udp_sip_socket():
+    """A UDP socket on 127.0.0.1 to play a SIP user agent from: (socket, port)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    return s, s.getsockname()[1]
+
+
+async def exchange(sock, gw_port, *datagrams):
+    """Sends the datagrams to the gateway and returns the final responses that come back."""
+    for d in datagrams:
+        sock.sendto(d, ("127.0.0.1", gw_port))
+    return await asyncio.to_thread(udp_finals, sock)
+
+
+def status_lines(resps):
+    return [r.splitlines()[0] for r in resps]
+
+
 def to_tag(resp):
     m = re.search(r"(?im)^(?:to|t):.*;\s*tag=([^;\s]+)", resp)
     return m.group(1) if m else None
@@ -396,34 +414,27 @@ async def test_retransmitted_message_gets_the_same_answer_and_one_delivery(env):
     from test_hostile import sip_request
     await env.gateway()
     alice = await env.client("alice")
-    port = free_port()
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", port))
+    s, port = udp_sip_socket()
     try:
         req = sip_request("MESSAGE", port, body=b"once only", ctype="text/plain",
                           branch="z9hG4bKretx1", call_id="retx-1")
-        s.sendto(req, ("127.0.0.1", env.gw_sip_port))
-        s.sendto(req, ("127.0.0.1", env.gw_sip_port))
-        first = await asyncio.to_thread(udp_finals, s)
+        first = await exchange(s, env.gw_sip_port, req, req)
         check(len(first) == 1 and first[0].startswith(("SIP/2.0 200 ", "SIP/2.0 202 ")),
-              f"one 2xx for the pair (200, or 202 where the server may still refuse): {[r.splitlines()[0] for r in first]}")
-        s.sendto(req, ("127.0.0.1", env.gw_sip_port))
-        again = await asyncio.to_thread(udp_finals, s)
-        check(len(again) == 1 and again[0].splitlines()[0] == first[0].splitlines()[0],
-              f"the same answer again: {[r.splitlines()[0] for r in again]}")
+              f"one 2xx for the pair (200, or 202 where the server may still refuse): {status_lines(first)}")
+        again = await exchange(s, env.gw_sip_port, req)
+        check(len(again) == 1 and status_lines(again) == status_lines(first),
+              f"the same answer again: {status_lines(again)}")
         check(to_tag(first[0]) and to_tag(again[0]) == to_tag(first[0]),
               f"the same To tag: {to_tag(first[0])} {to_tag(again[0]) if again else None}")
         merged = req.replace(b"branch=z9hG4bKretx1", b"branch=z9hG4bKretx1other")
-        s.sendto(merged, ("127.0.0.1", env.gw_sip_port))
-        loop = await asyncio.to_thread(udp_finals, s)
+        loop = await exchange(s, env.gw_sip_port, merged)
         check(len(loop) == 1 and loop[0].startswith("SIP/2.0 482 "),
-              f"a merged request gets 482: {[r.splitlines()[0] for r in loop]}")
+              f"a merged request gets 482: {status_lines(loop)}")
         nxt = req.replace(b"CSeq: 1 MESSAGE", b"CSeq: 2 MESSAGE").replace(
             b"branch=z9hG4bKretx1", b"branch=z9hG4bKretx2").replace(b"once only", b"then more")
-        s.sendto(nxt, ("127.0.0.1", env.gw_sip_port))
-        last = await asyncio.to_thread(udp_finals, s)
+        last = await exchange(s, env.gw_sip_port, nxt)
         check(len(last) == 1 and last[0].startswith(("SIP/2.0 200 ", "SIP/2.0 202 ")),
-              f"the next CSeq is a new message: {[r.splitlines()[0] for r in last]}")
+              f"the next CSeq is a new message: {status_lines(last)}")
     finally:
         s.close()
     await alice.expect(lambda m: m["body"] == "once only", 5, "the first message")
@@ -479,20 +490,16 @@ async def test_message_with_an_overlong_call_id_still_goes_through(env):
     from test_hostile import sip_request
     await env.gateway()
     alice = await env.client("alice")
-    port = free_port()
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", port))
+    s, port = udp_sip_socket()
     try:
         req = sip_request("MESSAGE", port, body=b"long call-id", ctype="text/plain",
                           branch="z9hG4bKlongcid", call_id="x" * 5000)
-        s.sendto(req, ("127.0.0.1", env.gw_sip_port))
-        got = await asyncio.to_thread(udp_finals, s)
+        got = await exchange(s, env.gw_sip_port, req)
         check(len(got) == 1 and got[0].startswith(("SIP/2.0 200 ", "SIP/2.0 202 ")),
-              f"one 200: {[r.splitlines()[0] for r in got]}")
-        s.sendto(req, ("127.0.0.1", env.gw_sip_port))
-        again = await asyncio.to_thread(udp_finals, s)
-        check(len(again) == 1 and again[0].splitlines()[0] == got[0].splitlines()[0],
-              f"its retransmission answered by nta's transaction: {[r.splitlines()[0] for r in again]}")
+              f"one 2xx: {status_lines(got)}")
+        again = await exchange(s, env.gw_sip_port, req)
+        check(len(again) == 1 and status_lines(again) == status_lines(got),
+              f"its retransmission answered by nta's transaction: {status_lines(again)}")
     finally:
         s.close()
     await alice.expect(lambda m: m["body"] == "long call-id", 5, "the message")
