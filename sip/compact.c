@@ -28,6 +28,7 @@
 #include <event2/event.h>
 
 #include "sip_int.h"
+#include "../gateway/stats.h"
 
 #include <sofia-sip/nta_tag.h>
 #include <sofia-sip/sip_status.h>
@@ -237,12 +238,23 @@ int sip_ctr_status(const struct sip_ctr *c)
 	return c->status;
 }
 
+void sip_ctrs_forget(struct sip_ctrs *t, struct sip_ctr *c)
+{
+	sip_ctrs_unlink(t, c);
+	sip_ctr_destroy(c);
+}
+
 int sip_ctr_answered(struct sip_ctrs *t, struct sip_ctr *c, int status, const char *phrase,
 		     unsigned retry_after, const char *accept, const char *unsupported,
 		     int reliable, uint64_t now_ms)
 {
 	const char *standard = sip_status_phrase(status);
 
+	if (reliable) {
+		/* Timer J is 0 over TCP and TLS: nothing is retransmitted there */
+		sip_ctrs_forget(t, c);
+		return 0;
+	}
 	c->status = (uint16_t)status;
 	c->retry_after = retry_after;
 	if (phrase && (!standard || strcmp(phrase, standard) != 0))
@@ -251,32 +263,18 @@ int sip_ctr_answered(struct sip_ctrs *t, struct sip_ctr *c, int status, const ch
 		c->accept = gw_xstrdup(accept);
 	if (unsupported)
 		c->unsupported = gw_xstrdup(unsupported);
-	if (reliable) {
-		/* Timer J is 0 over TCP and TLS: nothing is retransmitted there */
-		sip_ctrs_unlink(t, c);
-		sip_ctr_destroy(c);
-		return 0;
-	}
 	c->expires_ms = now_ms + t->lifetime_ms;
 	TAILQ_INSERT_TAIL(&t->done, c, done);
 	c->answered_done = 1;
 	return 1;
 }
 
-void sip_ctrs_forget(struct sip_ctrs *t, struct sip_ctr *c)
-{
-	sip_ctrs_unlink(t, c);
-	sip_ctr_destroy(c);
-}
-
 int64_t sip_ctrs_expire(struct sip_ctrs *t, uint64_t now_ms)
 {
 	struct sip_ctr *c;
 
-	while ((c = TAILQ_FIRST(&t->done)) && c->expires_ms <= now_ms) {
-		sip_ctrs_unlink(t, c);
-		sip_ctr_destroy(c);
-	}
+	while ((c = TAILQ_FIRST(&t->done)) && c->expires_ms <= now_ms)
+		sip_ctrs_forget(t, c);
 	return c ? (int64_t)(c->expires_ms - now_ms) : -1;
 }
 
@@ -284,10 +282,7 @@ int64_t sip_ctrs_expire(struct sip_ctrs *t, uint64_t now_ms)
 
 static uint64_t sip_compact_now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return stats_now_us() / 1000;
 }
 
 /* The answer to req (borrowed) with our To tag, over tp when given (the transport the request
