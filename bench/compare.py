@@ -4,7 +4,11 @@
 Every gateway faces the same Prosody (component "sip.example"), the same slixmpp user and the same
 sipp peers on 127.0.0.1, one after the other: simplegw, then Kamailio as Debian ships it, then
 Kamailio with other memory managers (--kamailio-variants, default "shipped,tlsf": tlsf runs with
--x tlsf -X tlsf on its command line).  For each gateway and direction it measures:
+-x tlsf -X tlsf on its command line), then the floor (bench/floor_relay.c, left out with
+--no-floor): a minimal relay doing the same job with one epoll loop, a minimal parse and no
+transactions, timers or retransmissions, whose CPU per message is what this machine charges for
+the wakeups and sends alone (issue 16: simplegw within 2 x of it at 1 000/s).  For each gateway
+and direction it measures:
   - peak: messages per second end to end with the offered load well above what the chain carries,
     and the gateway's CPU per message over that run (user+system of all its processes, /proc/PID/stat);
   - what a deployment sees, at fixed offered rates (--rates, default 1000,2000 msg/s): CPU and
@@ -17,14 +21,16 @@ Kamailio with other memory managers (--kamailio-variants, default "shipped,tlsf"
     process).  System calls are counted by the kernel's raw_syscalls:sys_enter tracepoint
     through `perf stat -p` on the same processes, enabled and disabled over the same window
     (while perf holds the tracepoint every system call costs about 0.15 us more; --no-syscalls
-    leaves perf out).  Each gateway's idle figures are subtracted: a window of the same length
+    leaves perf out); context switches too (a process blocking for want of work, each one a
+    wakeup when work comes).  Each gateway's idle figures are subtracted: a window of the same length
     with nothing sent and the same peers connected (Prosody's component link, the XMPP user),
     measured once per gateway before its rate windows and taken per second, times each
     window's own length.  The share of the window after the last message (the transactions'
     timers and ends) is shown too.  Windows are 6.5 s apart, so that simplegw's malloc_trim()
     once traffic stops (64*T1 + 2..6 s after the last message: a cost of pauses, which a
     gateway under continuous load pays every 5 minutes) falls between them;
-  - added latency at half of that peak, and at --common-rate (the same load for all gateways):
+  - added latency at half of that peak, at --common-rate (the same load for all gateways) and, for
+    the others, at half of simplegw's peak (its half-peak run repeated beside them):
     the time from the message's packet reaching the gateway (skipped unless root, or with --no-latency)
     to the translated message's packet leaving it, taken from kernel timestamps on the loopback
     interface (an AF_PACKET capture in a child process; needs root) - p50, p90, p99, p99.9, max;
@@ -47,9 +53,10 @@ callgrind_control zeroes before each window and dumps at its last message and at
 reports the window's instructions per message "with timers", the same less the idle window's
 instructions per second times the window's length ("idle-subtracted": the periodic timers' own
 cost taken out), and the idle-subtracted part after the last message.
-It prints the tables, the ratios simplegw/Kamailio for each Kamailio variant, and the targets (CPU
-per message at peak at most a third of each Kamailio variant's in each direction, p99 added
-latency under 2 ms at half of peak, memory back to its baseline after the load).
+It prints the tables, the ratios simplegw/each other gateway, and the targets (CPU per message at
+peak at most a third of each Kamailio variant's in each direction; at each fixed rate below
+Kamailio as shipped and within 1.5 x of Kamailio with TLSF, and at 1 000/s within 2 x of the
+floor; p99 added latency under 2 ms at half of peak; memory back to its baseline after the load).
 
 T1 is RFC 3261's 500 ms by default, so a window lasts --rate-seconds + 33.5 s, and the whole run
 about 20 minutes.  --t1 sets simplegw's T1 (its gateway file's <sip t1="...">, docs/config.md)
@@ -65,7 +72,7 @@ crashes on Prosody's stream header.
 Usage: bench/compare.py --gateway build/release/simplegw [-n 20000] [--rate 8000] [--latency-n 5000]
            [--common-rate 1000] [--rates 1000,2000] [--rate-seconds 10] [--callgrind-n 2000]
            [--callgrind-rate 200] [--t1 500] [--fast] [--settle 45]
-           [--kamailio-variants shipped,tlsf] [--only simplegw|kamailio] [--json FILE]
+           [--kamailio-variants shipped,tlsf] [--only simplegw|kamailio|floor]... [--no-floor] [--json FILE]
            [--no-callgrind] [--no-latency] [--no-rates] [--no-syscalls]
 Exit status: 0 all targets met, 2 a target missed, 1 the run went wrong.
 """
@@ -92,6 +99,7 @@ from harness import SECRET, SIP_DOMAIN, XMPP_DOMAIN, check  # noqa: E402
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 KAMAILIO_CFG = os.path.join(HERE, "kamailio-xmpp.cfg")
 SHIM_SRC = os.path.join(HERE, "kamailio_xmpp_fix.c")
+FLOOR_SRC = os.path.join(HERE, "floor_relay.c")
 PAD = "benchmark message of typical length"   # bodies are about 60 bytes with the token
 TOKEN = re.compile(rb"tk(\d+)x")
 
@@ -197,7 +205,8 @@ class SyscallCounter:
     enabled / disabled through its control pipe, which acknowledges each command, so the count
     covers the window between enable() and disable() returning.  While perf holds the tracepoint
     every system call on the machine takes the tracing path (about 0.15 us more each here).
-    The same perf counts page faults (self.faults): memory the processes touch for the first
+    The same perf counts context switches (self.switches: each time a process blocked, mostly a
+    wakeup for new work when it had none) and page faults (self.faults): memory the processes touch for the first
     time, or again after giving it back (a zeroed page, about a microsecond each).
     Without perf, or with a kernel that refuses, stop() returns None."""
 
@@ -206,13 +215,14 @@ class SyscallCounter:
         self.proc = None
         self.count = None
         self.faults = None
+        self.switches = None
 
     async def start(self):
         cr, self.cw = os.pipe()
         self.ar, aw = os.pipe()
         try:
             self.proc = await asyncio.create_subprocess_exec(
-                "perf", "stat", "-e", "raw_syscalls:sys_enter,page-faults", "-x", ",", "-D", "-1",
+                "perf", "stat", "-e", "raw_syscalls:sys_enter,page-faults,context-switches", "-x", ",", "-D", "-1",
                 "-p", ",".join(map(str, self.pids)), "--control", f"fd:{cr},{aw}",
                 pass_fds=(cr, aw), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
         except FileNotFoundError:
@@ -249,10 +259,14 @@ class SyscallCounter:
             _, err = await asyncio.wait_for(self.proc.communicate(), 30)
             for line in err.decode(errors="replace").splitlines():
                 f = line.split(",")
+                if f and f[0] == "<not counted>":
+                    f[0] = "0"      # a process that never ran while counting (idle): none
                 if len(f) > 2 and f[2] == "raw_syscalls:sys_enter" and f[0].isdigit():
                     self.count = (self.count or 0) + int(f[0])
                 if len(f) > 2 and f[2] == "page-faults" and f[0].isdigit():
                     self.faults = (self.faults or 0) + int(f[0])
+                if len(f) > 2 and f[2] == "context-switches" and f[0].isdigit():
+                    self.switches = (self.switches or 0) + int(f[0])
         os.close(self.cw)
         os.close(self.ar)
         return self.count
@@ -344,6 +358,53 @@ class KamailioXmpp:
     async def stop(self):
         check(self.kam.alive(), f"{self.name} died during the run:\n" + self.kam.log_text()[-2000:])
         await self.kam.stop()
+
+
+class FloorRelay:
+    """bench/floor_relay.c, built here with cc: the same job with one epoll loop, a minimal parse,
+    no transactions or timers (per SIP -> XMPP message one wakeup, a parse and two sends).  Its
+    CPU per message at a rate is the floor issue 16 measures simplegw against."""
+    name = "floor"
+    keeps_s = 0.0
+    lingers_s = 0.0
+
+    def __init__(self, env):
+        self.env = env
+        self.dir = tempfile.mkdtemp(prefix="floor-relay-", dir=env.workdir)
+        self.binary = os.path.join(self.dir, "floor_relay")
+        subprocess.run(["cc", "-std=c11", "-O2", "-Wall", "-o", self.binary, FLOOR_SRC, "-lcrypto"], check=True)
+        self.port = harness.free_port()
+        self.proc = None
+        self.log = os.path.join(self.dir, "floor_relay.log")
+
+    async def start(self):
+        with open(self.log, "w") as log:
+            self.proc = await asyncio.create_subprocess_exec(
+                self.binary, str(self.env.prosody.component_port), SECRET, SIP_DOMAIN, str(self.port),
+                str(self.env.peer_sip_port), stdout=log, stderr=log)
+        for _ in range(100):
+            with open(self.log) as log:
+                if "up, SIP on" in log.read():
+                    return
+            check(self.proc.returncode is None, f"floor_relay did not start: {open(self.log).read()}")
+            await asyncio.sleep(0.05)
+        raise harness.TestFailure("floor_relay: no component link in 5 s")
+
+    @property
+    def sip_port(self):
+        return self.port
+
+    def pids(self):
+        return [self.proc.pid]
+
+    def shm_used_kib(self):
+        return None
+
+    async def stop(self):
+        check(self.proc.returncode is None, f"floor_relay died during the run: {open(self.log).read()[-2000:]}")
+        self.proc.terminate()
+        rc = await asyncio.wait_for(self.proc.wait(), 10)
+        check(rc == 0, f"floor_relay exited with {rc}: {open(self.log).read()[-2000:]}")
 
 
 # ---------------------------------------------------------------- load
@@ -533,6 +594,7 @@ async def window(target, load, tail, syscalls):
     await asyncio.sleep(WINDOW_GAP_S)
     return dict(seconds=t1 - t0, load_seconds=t_load, cpu=(c1 - c0) / 1e9, cpu_tail=(c1 - c_load) / 1e9,
                 syscalls=n_sys if counting else None, faults=counter.faults if counting else None,
+                switches=counter.switches if counting else None,
                 busy=busy_share(m0, m1), delivered=delivered)
 
 
@@ -543,7 +605,7 @@ async def fixed_rates(env, target, alice, rx, args):
     out = {}
     idle = await window(target, lambda: asyncio.sleep(args.rate_seconds), tail, not args.no_syscalls)
     idle["cpu_per_s"] = idle["cpu"] / idle["seconds"]
-    for key in ("syscalls", "faults"):
+    for key in ("syscalls", "faults", "switches"):
         idle[f"{key}_per_s"] = idle[key] / idle["seconds"] if idle[key] is not None else None
     out["idle"] = idle
     print(f"  idle: {100 * idle['cpu_per_s']:.2f} % of a core, "
@@ -566,7 +628,7 @@ async def fixed_rates(env, target, alice, rx, args):
             # after the last message: the transactions' timers and ends
             w["cpu_tail_us"] = (w["cpu_tail"] - idle["cpu_per_s"] * (w["seconds"] - w["load_seconds"])) / n * 1e6
             # per message, less the idle rate over the window's length
-            for key, out_key in (("syscalls", "sys"), ("faults", "pf")):
+            for key, out_key in (("syscalls", "sys"), ("faults", "pf"), ("switches", "cs")):
                 w[out_key] = None
                 if w[key] is not None and idle[f"{key}_per_s"] is not None:
                     w[f"{out_key}_raw"] = w[key] / n
@@ -576,7 +638,7 @@ async def fixed_rates(env, target, alice, rx, args):
                   f"{w['dups']} twice), "
                   f"{w['cpu_us']:.1f} us/msg ({w['cpu_raw_us']:.1f} before the idle baseline, {w['cpu_tail_us']:.1f} after the last "
                   f"message), {fmt_opt(w['sys'], '{:.2f}')} "
-                  f"system calls/msg, {fmt_opt(w['pf'], '{:.2f}')} page faults/msg, window {w['seconds']:.1f} s, machine {w['busy']:.0f} % busy", flush=True)
+                  f"system calls/msg, {fmt_opt(w['cs'], '{:.2f}')} context switches/msg, {fmt_opt(w['pf'], '{:.2f}')} page faults/msg, window {w['seconds']:.1f} s, machine {w['busy']:.0f} % busy", flush=True)
             if w["delivered"] < 0.9 * rate or w["refused"]:
                 print(f"  WARNING: {target.name} carried {w['delivered']:.0f} of {rate} msg/s {d}: "
                       "saturated, its figures are not those of the offered rate", flush=True)
@@ -749,7 +811,9 @@ def percentiles(values):
 
 # ---------------------------------------------------------------- one gateway, all phases
 
-async def measure(env, target, alice, rx, args):
+async def measure(env, target, alice, rx, args, ref=None):
+    """One gateway's figures; ref: simplegw's, when measured before, whose half-peak rates the
+    other gateways' latency is measured at too (the same load, side by side)."""
     r = {}
     await target.start()
     await until_relaying(env, target, rx)
@@ -795,9 +859,11 @@ async def measure(env, target, alice, rx, args):
                   ("x2s", "XMPP->SIP", "xmpp_in", "sip_out",
                    lambda tag, rate: run_xmpp_to_sip(env, target, alice, tag, args.latency_n, rate,
                                                     batch=args.latency_batch or max(1, rate // 1000))))
-    for label in () if args.no_latency else ("half", "common"):
+    labels = ("half", "common") + (("gwhalf",) if ref and ref.get("s2x_half") else ())
+    for label in () if args.no_latency else labels:
         for d, name, rule_in, rule_out, run in directions:
-            rate = int(r[f"{d}_rate"] / 2) if label == "half" else args.common_rate
+            rate = (int(r[f"{d}_rate"] / 2) if label == "half" else ref[f"{d}_half"] if label == "gwhalf"
+                    else args.common_rate)
             async with Capture(env.workdir, rules) as cap:
                 m0, w0 = machine_busy(), sched_wait(target.pids())
                 await run(f"{target.name}-{label}", max(rate, 1))
@@ -887,6 +953,11 @@ async def callgrind(env, binary, alice, rx, args):
         if m and s:
             parts[m.group(1)] = int(s.group(1))
     await gw.stop(timeout=60)
+    if args.keep_callgrind:
+        os.makedirs(args.keep_callgrind, exist_ok=True)
+        for path in glob.glob(f"{out}/cg.out*"):
+            subprocess.run(["cp", path, args.keep_callgrind], check=True)
+        print(f"  callgrind dumps copied to {args.keep_callgrind} (callgrind_annotate FILE)", flush=True)
     wanted = {f"{d}-{p}" for d in ("idle", "s2x", "x2s") for p in ("load", "tail")}
     check(wanted <= set(parts), f"callgrind dumps not found in {out}: {sorted(parts)}")
     idle_per_s = (parts["idle-load"] + parts["idle-tail"]) / seconds["idle"]
@@ -938,8 +1009,8 @@ def tail_text(args):
 
 def report(results, cg, args):
     names = list(results)
-    kams = [n for n in names if n != "simplegw"]
-    ratio_to = kams if "simplegw" in results else []
+    kams = [n for n in names if n.startswith("kamailio")]
+    ratio_to = [n for n in names if n != "simplegw"] if "simplegw" in results else []
 
     def col(key):
         return {n: results[n].get(key) for n in names}
@@ -950,15 +1021,21 @@ def report(results, cg, args):
             ("SIP->XMPP CPU us/msg delivered at peak", col("s2x_cpu"), "{:.1f}", True),
             ("XMPP->SIP peak msg/s", col("x2s_rate"), "{:.0f}", True),
             ("XMPP->SIP CPU us/msg at peak", col("x2s_cpu"), "{:.1f}", True)]
+    s = results.get("simplegw")
+    for d in ("s2x", "x2s") if s and f"s2x_half_lat" in s else ():
+        # simplegw's own half-peak run is the one the others' "gwhalf" runs repeat
+        for suffix in ("", "_busy", "_runq_ms", "_lat", "_bursts"):
+            s[f"{d}_gwhalf{suffix}"] = s.get(f"{d}_half{suffix}")
     for d, dname in DIRECTIONS:
         for label, what in (() if args.no_latency else
-                            (("half", "at half of own peak"), ("common", "at the same rate"))):
+                            (("half", "at half of own peak"), ("common", "at the same rate"),
+                             ("gwhalf", "at half of simplegw's peak"))):
             rows.append((f"{dname} {what}, msg/s", col(f"{d}_{label}"), "{:.0f}", False))
             rows.append(("  machine CPU busy meanwhile %", col(f"{d}_{label}_busy"), "{:.0f}", False))
             rows.append(("  the gateway's wait for a CPU once runnable, mean per timeslice, ms",
                          col(f"{d}_{label}_runq_ms"), "{:.3f}", False))
             for q in ("p50", "p99", "p999", "max"):
-                vals = {n: (results[n][f"{d}_{label}_lat"] or {}).get(q) for n in names}
+                vals = {n: (results[n].get(f"{d}_{label}_lat") or {}).get(q) for n in names}
                 rows.append((f"  added latency {q} ms", vals, "{:.3f}", True))
             for key, what, fmt in (("per_packet_p50", "messages in the packet it came in, p50", "{:.0f}"),
                                    ("per_packet_p99", "  … p99", "{:.0f}"),
@@ -1007,6 +1084,7 @@ def report(results, cg, args):
                         ("CPU us/msg, with idle", {n: ws[n]["cpu_raw_us"] for n in fnames}, "{:.1f}", True),
                         ("system calls/msg, idle subtracted", {n: ws[n]["sys"] for n in fnames}, "{:.2f}", True),
                         ("system calls/msg, with idle", {n: ws[n].get("sys_raw") for n in fnames}, "{:.2f}", True),
+                        ("context switches/msg, idle subtracted", {n: ws[n].get("cs") for n in fnames}, "{:.2f}", True),
                         ("page faults/msg, idle subtracted", {n: ws[n].get("pf") for n in fnames}, "{:.2f}", True),
                         ("window s", {n: ws[n]["seconds"] for n in fnames}, "{:.1f}", False),
                         ("machine CPU busy meanwhile %", {n: ws[n]["busy"] for n in fnames}, "{:.0f}", False)]
@@ -1043,6 +1121,21 @@ def report(results, cg, args):
             p99 = s[f"{d}_half_lat"]["p99"]
             verdicts.append((p99 < 2.0, f"{label} p99 added latency {p99:.3f} ms at half of peak, "
                                         f"{s[f'{d}_half']} msg/s (target < 2 ms)"))
+        # issue 16's targets at each fixed rate: below Kamailio as shipped, within 1.5 x of
+        # Kamailio with TLSF, and at 1 000/s within 2 x of the floor (bench/floor_relay.c)
+        fixed_s = s.get("fixed") or {}
+        bounds = [("kamailio", 1.0, "<"), ("kamailio-tlsf", 1.5, "<=")]
+        for rate in args.rates if fixed_s else ():
+            for d, label in DIRECTIONS:
+                mine = fixed_s[(d, rate)]["cpu_us"]
+                for k, bound, op in bounds + ([("floor", 2.0, "<=")] if rate == 1000 else []):
+                    theirs = (results.get(k, {}).get("fixed") or {}).get((d, rate), {}).get("cpu_us")
+                    if not theirs:
+                        continue
+                    ratio = mine / theirs
+                    ok = ratio < bound if op == "<" else ratio <= bound
+                    verdicts.append((ok, f"{label} CPU per message at {rate}/s {ratio:.2f} x {k}'s "
+                                         f"({mine:.1f} / {theirs:.1f} us, target {op} {bound:g})"))
         back = s["pss_settled"] <= s["pss_before"] * 1.10 + 1024
         verdicts.append((back, f"memory {s['pss_before']} KiB before, {s['pss_settled']} KiB {args.settle} s after "
                                f"(target: back within 10 % + 1 MiB)"))
@@ -1073,10 +1166,13 @@ async def main_async(args):
         order = [("simplegw", None)] if not args.only or "simplegw" in args.only else []
         if not args.only or "kamailio" in args.only:
             order += [("kamailio", v) for v in args.kamailio_variants]
+        if (not args.only and not args.no_floor) or (args.only and "floor" in args.only):
+            order += [("floor", None)]
         for kind, variant in order:
-            target = SimpleGw(env, args.t1) if kind == "simplegw" else KamailioXmpp(env, args.kamailio_shm, variant)
+            target = (SimpleGw(env, args.t1) if kind == "simplegw" else FloorRelay(env) if kind == "floor"
+                      else KamailioXmpp(env, args.kamailio_shm, variant))
             print(f"---- {target.name} ({time.monotonic() - t_start:.0f} s)", flush=True)
-            results[target.name] = await measure(env, target, alice, rx, args)
+            results[target.name] = await measure(env, target, alice, rx, args, results.get("simplegw"))
         target = None
         if ("simplegw", None) in order and not args.no_callgrind:
             print(f"---- simplegw under callgrind ({time.monotonic() - t_start:.0f} s)", flush=True)
@@ -1123,6 +1219,8 @@ def main():
                     help="messages per second under callgrind (200: what the gateway under callgrind "
                          "keeps up with here)")
     ap.add_argument("--no-callgrind", action="store_true")
+    ap.add_argument("--keep-callgrind", metavar="DIR",
+                    help="copy callgrind's dumps (one per window part: idle-load, s2x-load, ...) to DIR")
     ap.add_argument("--no-latency", action="store_true", help="skip the latency runs (automatic when not root)")
     ap.add_argument("--latency-batch", type=int, default=0,
                     help="XMPP->SIP latency runs: messages the XMPP user sends at a time (default: "
@@ -1140,8 +1238,11 @@ def main():
     ap.add_argument("--kamailio-variants", default="shipped,tlsf",
                     help=f"Kamailio configurations, comma-separated, of {', '.join(KAMAILIO_VARIANTS)}: "
                          "shipped = Debian's defaults, tlsf = -x tlsf -X tlsf, fm = -x fm -X fm")
-    ap.add_argument("--only", choices=("simplegw", "kamailio"), action="append",
-                    help="one gateway (kamailio: every --kamailio-variants)")
+    ap.add_argument("--only", choices=("simplegw", "kamailio", "floor"), action="append",
+                    help="one gateway (kamailio: every --kamailio-variants; floor: bench/floor_relay.c); "
+                         "may be given more than once")
+    ap.add_argument("--no-floor", action="store_true",
+                    help="leave out bench/floor_relay.c, the minimal relay measured as the floor")
     ap.add_argument("--json", help="also write every figure to this file")
     ap.add_argument("--prosody-nagle", choices=("on", "off"), default="on",
                     help="Prosody's Nagle algorithm on its connections (on: Prosody's default; "
