@@ -5,17 +5,19 @@
  * once; a <message/> read from the link becomes a SIP MESSAGE sent over UDP, whose answer is read
  * and dropped.  One thread, one epoll loop, every socket drained per wakeup with one system call
  * (recvmmsg, read), what a wakeup produces sent with one call per socket (sendmmsg, write), a
- * minimal parse (a few header lines, a few attributes), no transaction state and no timers
- * beyond what UDP cannot do without: a MESSAGE it sent is kept until its answer and sent again
- * every 500 ms until then (checked when the loop wakes, at most every 100 ms; the loop sleeps
- * 500 ms at most only while one is unanswered).  Its sends come in bursts (up to 64 datagrams
- * per sendmmsg), which can overflow sipp's 64 KB receive buffer at saturation: its XMPP -> SIP
- * figures at rates it cannot carry are not a floor, only those at rates it carries are.  Per SIP -> XMPP message one wakeup, a parse
- * and two sends.  Its CPU per message at
- * a given rate is the floor that issue 16 measures simplegw against ("at 1 000/s within 2 x of the
- * floor"): what the machine charges for the wakeups and system calls alone.  It is a benchmark
- * tool, not a gateway: it trusts its peers (compare.py's sipp and Prosody) and is never run
- * against anything else.
+ * minimal parse (a few header lines, a few attributes), no transaction state: per SIP -> XMPP
+ * message one wakeup, a parse and two sends.  Its CPU per message at a given rate is the floor
+ * that issue 16 measures simplegw against ("at 1 000/s within 2 x of the floor"): what the
+ * machine charges for the wakeups and system calls alone.
+ *
+ * The one timer is what UDP cannot do without: a MESSAGE it sent is kept until its answer and
+ * sent again every 500 ms until then (checked when the loop wakes, at most every 100 ms; the loop
+ * sleeps 500 ms at most, and only while one is unanswered).  Its sends come in bursts (up to 64
+ * datagrams per sendmmsg), which can overflow sipp's 64 KB receive buffer at saturation: its
+ * XMPP -> SIP figures at rates it cannot carry are not a floor, only those at rates it carries.
+ *
+ * It is a benchmark tool, not a gateway: it trusts its peers (compare.py's sipp and Prosody) and
+ * is never run against anything else.
  *
  * Usage: floor_relay COMPONENT_PORT SECRET DOMAIN SIP_PORT PEER_SIP_PORT   (all on 127.0.0.1)
  * Exit status: 0 on SIGTERM, 1 on a setup or link failure.
