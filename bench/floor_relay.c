@@ -161,7 +161,7 @@ static ssize_t link_read(void)
 	}
 }
 
-/* A header's value in a SIP message's head (full name or compact form), or NULL. */
+/* A header's value in a SIP message's head (full name, or compact form unless compact is 0), or NULL. */
 static const char *sip_header(const char *head, const char *end, const char *name, char compact,
 			      size_t *len)
 {
@@ -173,7 +173,7 @@ static const char *sip_header(const char *head, const char *end, const char *nam
 
 		if ((size_t)(end - h) > nl && strncasecmp(h, name, nl) == 0 && (h[nl] == ':' || h[nl] == ' '))
 			v = h + nl;
-		else if (end - h > 1 && (h[0] == compact || h[0] == (compact ^ 0x20)) &&
+		else if (compact && end - h > 1 && (h[0] == compact || h[0] == (compact ^ 0x20)) &&
 			 (h[1] == ':' || h[1] == ' '))
 			v = h + 1;
 		if (!v)
