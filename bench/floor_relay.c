@@ -125,6 +125,17 @@ static void link_put_escaped(const char *s, size_t n)
 	link_put(s + run, n - run);
 }
 
+/* Watches the link for writability only while something waits to be written. */
+static void link_want_out(int want)
+{
+	static int watching;
+	struct epoll_event ev = { .events = EPOLLIN | (want ? EPOLLOUT : 0), .data.fd = link_fd };
+
+	if (want != watching && ep_fd > 0)
+		epoll_ctl(ep_fd, EPOLL_CTL_MOD, link_fd, &ev);
+	watching = want;
+}
+
 /* Writes what the link has to send; the rest waits for EPOLLOUT. */
 static void link_flush(void)
 {
@@ -134,9 +145,7 @@ static void link_flush(void)
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0 && errno == EAGAIN) {
-			struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT, .data.fd = link_fd };
-
-			epoll_ctl(ep_fd, EPOLL_CTL_MOD, link_fd, &ev);
+			link_want_out(1);
 			return;
 		}
 		if (w <= 0)
@@ -144,6 +153,7 @@ static void link_flush(void)
 		memmove(link_out, link_out + w, link_out_len - (size_t)w);
 		link_out_len -= (size_t)w;
 	}
+	link_want_out(0);
 }
 
 /* Reads once from the link into link_in; 0 when the server closed it. */
@@ -611,13 +621,9 @@ int main(int argc, char **argv)
 			if (evs[i].data.fd == udp_fd)
 				on_udp();
 			else if (evs[i].events & EPOLLIN)
-				on_link();
-			else if (evs[i].events & EPOLLOUT) {
-				struct epoll_event in = { .events = EPOLLIN, .data.fd = link_fd };
-
-				epoll_ctl(ep_fd, EPOLL_CTL_MOD, link_fd, &in);
+				on_link();		/* flushes as well */
+			else
 				link_flush();
-			}
 		}
 		pending_check();
 	}
