@@ -1016,27 +1016,29 @@ def report(results, cg, args):
     def col(key):
         return {n: results[n].get(key) for n in names}
 
+    def lat_col(key):
+        """col() for a latency figure; simplegw's "gwhalf" is its own half-peak run, which the
+        others' "gwhalf" runs repeat."""
+        return {n: results[n].get(key.replace("_gwhalf", "_half") if n == "simplegw" else key)
+                for n in names}
+
     rows = [("SIP->XMPP peak msg/s delivered", col("s2x_rate"), "{:.0f}", True),
             (f"  refused of {args.n} (503: the gateway's XMPP output backed up)", col("s2x_refused"), "{:.0f}", False),
             ("  delivered twice (a retransmission after the transaction ended)", col("s2x_dups"), "{:.0f}", False),
             ("SIP->XMPP CPU us/msg delivered at peak", col("s2x_cpu"), "{:.1f}", True),
             ("XMPP->SIP peak msg/s", col("x2s_rate"), "{:.0f}", True),
             ("XMPP->SIP CPU us/msg at peak", col("x2s_cpu"), "{:.1f}", True)]
-    s = results.get("simplegw")
-    for d in ("s2x", "x2s") if s and f"s2x_half_lat" in s else ():
-        # simplegw's own half-peak run is the one the others' "gwhalf" runs repeat
-        for suffix in ("", "_busy", "_runq_ms", "_lat", "_bursts"):
-            s[f"{d}_gwhalf{suffix}"] = s.get(f"{d}_half{suffix}")
     for d, dname in DIRECTIONS:
         for label, what in (() if args.no_latency else
                             (("half", "at half of own peak"), ("common", "at the same rate"),
                              ("gwhalf", "at half of simplegw's peak"))):
-            rows.append((f"{dname} {what}, msg/s", col(f"{d}_{label}"), "{:.0f}", False))
-            rows.append(("  machine CPU busy meanwhile %", col(f"{d}_{label}_busy"), "{:.0f}", False))
+            rows.append((f"{dname} {what}, msg/s", lat_col(f"{d}_{label}"), "{:.0f}", False))
+            rows.append(("  machine CPU busy meanwhile %", lat_col(f"{d}_{label}_busy"), "{:.0f}", False))
             rows.append(("  the gateway's wait for a CPU once runnable, mean per timeslice, ms",
-                         col(f"{d}_{label}_runq_ms"), "{:.3f}", False))
+                         lat_col(f"{d}_{label}_runq_ms"), "{:.3f}", False))
+            lats = lat_col(f"{d}_{label}_lat")
             for q in ("p50", "p99", "p999", "max"):
-                vals = {n: (results[n].get(f"{d}_{label}_lat") or {}).get(q) for n in names}
+                vals = {n: (lats[n] or {}).get(q) for n in names}
                 rows.append((f"  added latency {q} ms", vals, "{:.3f}", True))
             for key, what, fmt in (("per_packet_p50", "messages in the packet it came in, p50", "{:.0f}"),
                                    ("per_packet_p99", "  … p99", "{:.0f}"),
@@ -1045,7 +1047,7 @@ def report(results, cg, args):
                                    ("head_p99", "  … p99", "{:.3f}"),
                                    ("gap_p50", "time per message inside one packet's burst, p50, ms", "{:.3f}"),
                                    ("client_p99", "messages per segment the XMPP user sent Prosody, p99", "{:.0f}")):
-                vals = {n: (results[n].get(f"{d}_{label}_bursts") or {}).get(key) for n in names}
+                vals = {n: (b or {}).get(key) for n, b in lat_col(f"{d}_{label}_bursts").items()}
                 rows.append((f"  {what}", vals, fmt, False))
     for n in names:
         r = results[n]
