@@ -1212,7 +1212,8 @@ static int sip_outgoing_send(struct sip_stack *st, struct sip_outgoing *out, sip
 /* MESSAGE is the hot path: its request is built here header by header, From, To and
  * User-Agent copied from objects already parsed, and handed to nta whole
  * (nta_outgoing_mcreate), without the tag lists of nta_outgoing_tcreate (sip_add_tl() and nta's
- * filtering of them were ~8 % of an XMPP -> SIP message's instructions).  The same headers as
+ * filtering of them were ~8 % of an XMPP -> SIP message's instructions), with its request line,
+ * CSeq, Max-Forwards and Content-Length already written as text (encode.c).  The same headers as
  * sip_outgoing_send() would put.  Returns 0 when sent (out listed), -1 when it failed (out
  * freed), 1 when an address does not fit the stack buffers or does not parse (nothing done). */
 static int sip_message_send(struct sip_stack *st, struct sip_outgoing *out,
@@ -1239,7 +1240,8 @@ static int sip_message_send(struct sip_stack *st, struct sip_outgoing *out,
 	    (m->language && sip_add_make(msg, sip, sip_content_language_class, m->language) < 0) ||
 	    msg_header_insert(msg, (msg_pub_t *)sip, (msg_header_t *)pl) < 0 ||
 	    nta_msg_request_complete(msg, st->send_leg, SIP_METHOD_MESSAGE,
-				     (url_string_t *)to->a_url) < 0)
+				     (url_string_t *)to->a_url) < 0 ||
+	    sip_encode_fixed(msg, sip) < 0)
 		out->orq = NULL;
 	else
 		out->orq = nta_outgoing_mcreate(st->agent, sip_outgoing_response, out,
