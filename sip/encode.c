@@ -18,13 +18,20 @@
 #include <sofia-sip/msg_header.h>
 #include <sofia-sip/url.h>
 
-/* The longest line written here; a longer request line is left to Sofia. */
-#define ENC_LINE_MAX 1024
+/* The room for all the lines written here; a request line that does not fit is left to Sofia. */
+#define ENC_MAX 1024
 
+/* The lines, one after the other in buf (not zeroed: only len octets are ever read); each
+ * header's line is recorded and set once they are all written, from one allocation. */
 struct enc {
-	char buf[ENC_LINE_MAX];
 	size_t len;
 	int overflow;
+	size_t nlines;
+	struct {
+		msg_common_t *h;
+		size_t at, len;
+	} line[4];
+	char buf[ENC_MAX];
 };
 
 static void enc_put(struct enc *e, const char *s, size_t n)
@@ -54,51 +61,68 @@ static void enc_num(struct enc *e, unsigned long v)
 	enc_put(e, d + i, sizeof(d) - i);
 }
 
-/* h's text becomes e's, copied into home (the message's).  0, or -1 (nothing set). */
-static int enc_set(su_home_t *home, msg_common_t *h, struct enc *e)
+/* A line for h starts: the state to go back to if it does not fit. */
+static size_t enc_begin(const struct enc *e)
 {
-	char *text;
-
-	enc_put(e, "\r\n", 2);
-	if (e->overflow || !(text = su_alloc(home, e->len)))
-		return -1;
-	memcpy(text, e->buf, e->len);
-	h->h_data = text;
-	h->h_len = e->len;
-	return 0;
+	return e->len;
 }
 
-static void enc_request_line(su_home_t *home, sip_request_t *rq)
+/* The line for h that began at start ends here; one that did not fit is dropped (Sofia
+ * encodes that header) and the room is free again for the others. */
+static void enc_end(struct enc *e, msg_common_t *h, size_t start)
 {
-	struct enc e = { .len = 0 };
+	enc_put(e, "\r\n", 2);
+	if (e->overflow || e->nlines == sizeof(e->line) / sizeof(e->line[0])) {
+		e->len = start;
+		e->overflow = 0;
+		return;
+	}
+	e->line[e->nlines].h = h;
+	e->line[e->nlines].at = start;
+	e->line[e->nlines].len = e->len - start;
+	e->nlines++;
+}
+
+static void enc_request_line(struct enc *e, sip_request_t *rq)
+{
+	size_t start = enc_begin(e);
 	issize_t n;
 
 	if (!rq->rq_method_name)
 		return;
-	enc_puts(&e, rq->rq_method_name);
-	enc_put(&e, " ", 1);
-	n = url_e(e.buf + e.len, sizeof(e.buf) - e.len, rq->rq_url);
-	if (n < 0 || (size_t)n >= sizeof(e.buf) - e.len)
-		return;		/* url_e() truncated it: Sofia's own encoder does the line */
-	e.len += (size_t)n;
-	enc_put(&e, " ", 1);
-	enc_puts(&e, rq->rq_version ? rq->rq_version : "");
-	(void)enc_set(home, rq->rq_common, &e);
+	enc_puts(e, rq->rq_method_name);
+	enc_put(e, " ", 1);
+	if (e->overflow)
+		n = -1;
+	else
+		n = url_e(e->buf + e->len, sizeof(e->buf) - e->len, rq->rq_url);
+	if (n < 0 || (size_t)n >= sizeof(e->buf) - e->len) {
+		/* url_e() truncated it: Sofia's own encoder does the line */
+		e->len = start;
+		e->overflow = 0;
+		return;
+	}
+	e->len += (size_t)n;
+	enc_put(e, " ", 1);
+	enc_puts(e, rq->rq_version ? rq->rq_version : "");
+	enc_end(e, rq->rq_common, start);
 }
 
-static void enc_numeric(su_home_t *home, msg_common_t *h, const char *name, unsigned long v)
+static void enc_numeric(struct enc *e, msg_common_t *h, const char *name, unsigned long v)
 {
-	struct enc e = { .len = 0 };
+	size_t start = enc_begin(e);
 
-	enc_puts(&e, name);
-	enc_num(&e, v);
-	(void)enc_set(home, h, &e);
+	enc_puts(e, name);
+	enc_num(e, v);
+	enc_end(e, h, start);
 }
 
 int sip_encode_fixed(msg_t *msg, sip_t *sip)
 {
 	su_home_t *home = msg_home(msg);
 	size_t body = sip->sip_payload ? sip->sip_payload->pl_len : 0;
+	struct enc e;
+	char *text;
 
 	if (sip->sip_multipart)
 		return -1;	/* its length is known only once Sofia has put it together */
@@ -108,21 +132,31 @@ int sip_encode_fixed(msg_t *msg, sip_t *sip)
 		if (!l || msg_header_insert(msg, (msg_pub_t *)sip, (msg_header_t *)l) < 0)
 			return -1;
 	}
+	e.len = 0;
+	e.overflow = 0;
+	e.nlines = 0;
 	if (sip->sip_request && !sip->sip_request->rq_common->h_data)
-		enc_request_line(home, sip->sip_request);
+		enc_request_line(&e, sip->sip_request);
 	if (sip->sip_cseq && sip->sip_cseq->cs_method_name && !sip->sip_cseq->cs_common->h_data) {
-		struct enc e = { .len = 0 };
+		size_t start = enc_begin(&e);
 
 		enc_puts(&e, "CSeq: ");
 		enc_num(&e, sip->sip_cseq->cs_seq);
 		enc_put(&e, " ", 1);
 		enc_puts(&e, sip->sip_cseq->cs_method_name);
-		(void)enc_set(home, sip->sip_cseq->cs_common, &e);
+		enc_end(&e, sip->sip_cseq->cs_common, start);
 	}
 	if (sip->sip_max_forwards && !sip->sip_max_forwards->mf_common->h_data)
-		enc_numeric(home, sip->sip_max_forwards->mf_common, "Max-Forwards: ",
+		enc_numeric(&e, sip->sip_max_forwards->mf_common, "Max-Forwards: ",
 			    sip->sip_max_forwards->mf_count);
 	if (sip->sip_content_length->l_length == body && !sip->sip_content_length->l_common->h_data)
-		enc_numeric(home, sip->sip_content_length->l_common, "Content-Length: ", body);
+		enc_numeric(&e, sip->sip_content_length->l_common, "Content-Length: ", body);
+	if (!e.nlines || !(text = su_alloc(home, e.len)))
+		return 0;	/* nothing written, or no memory: Sofia encodes them all */
+	memcpy(text, e.buf, e.len);
+	for (size_t i = 0; i < e.nlines; i++) {
+		e.line[i].h->h_data = text + e.line[i].at;
+		e.line[i].h->h_len = e.line[i].len;
+	}
 	return 0;
 }

@@ -121,6 +121,11 @@ static void compare(const struct row *r, size_t long_user, int want_line_set)
 		goto out;
 	CHECK_INT(sip_object(ours)->sip_request->rq_common->h_data != NULL, want_line_set,
 		  "%s: whose request line", r->what);
+	CHECK(sip_object(ours)->sip_cseq->cs_common->h_data &&
+	      (sip_object(ours)->sip_content_length->l_common->h_data ||
+	       (r->content_length && strtoul(r->content_length, NULL, 10) != r->body)) &&
+	      (!r->max_forwards || sip_object(ours)->sip_max_forwards->mf_common->h_data),
+	      "%s: CSeq, Content-Length and Max-Forwards written by encode.c", r->what);
 	a = wire(ours, &alen);
 	b = wire(sofias, &blen);
 	CHECK(a && b, "%s: serialized", r->what);
