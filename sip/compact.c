@@ -316,6 +316,15 @@ static void sip_compact_send(struct sip_stack *st, const char *tag, msg_t *req, 
 	if ((accept && sip_add_make(reply, rsip, sip_accept_class, accept) < 0) ||
 	    (unsupported && sip_add_make(reply, rsip, sip_unsupported_class, unsupported) < 0))
 		goto fail;
+	/* the status line and CSeq that nta would add, here so that their text is written once
+	 * (encode.c) rather than by Sofia's encoders */
+	if (!q->sip_cseq ||
+	    msg_header_insert(reply, (msg_pub_t *)rsip, (msg_header_t *)
+			      sip_status_create(home, (unsigned)status, phrase, NULL)) < 0 ||
+	    msg_header_insert(reply, (msg_pub_t *)rsip, (msg_header_t *)
+			      sip_cseq_dup(home, q->sip_cseq)) < 0 ||
+	    sip_encode_fixed(reply, rsip) < 0)
+		goto fail;
 	/* takes reply and the reference on req, sent or not */
 	if (nta_msg_mreply(st->agent, reply, rsip, status, phrase, msg_ref_create(req),
 			   TAG_IF(tp, NTATAG_TPORT(tp)), TAG_END()) < 0)

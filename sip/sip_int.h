@@ -169,12 +169,12 @@ typedef void sip_final_fn(void *obj, nta_outgoing_t *orq, sip_t const *sip, int 
 int sip_final_response(struct sip_stack *st, nta_outgoing_t *orq, sip_t const *sip,
 		       nta_outgoing_t **slot, sip_final_fn *fn, void *obj);
 
-/* encode.c: sets the text of req's request line, CSeq, Max-Forwards and Content-Length (added
- * when missing, for its payload) as Sofia's encoders would write it, so that sending the
- * request does not format them again.  Call it once the request is complete, before
- * nta_outgoing_mcreate().  0, or -1 (a multipart body, or no memory: Sofia encodes them as
- * usual). */
-int sip_encode_fixed(msg_t *req, sip_t *sip);
+/* encode.c: sets the text of msg's request line or status line, CSeq, Max-Forwards and
+ * Content-Length (added when missing, for its payload) as Sofia's encoders would write it, so
+ * that sending the message does not format them again.  Call it once they are final, before
+ * nta_outgoing_mcreate() or nta_msg_mreply().  0, or -1 (a multipart body, or no memory for
+ * the Content-Length: Sofia encodes them as usual). */
+int sip_encode_fixed(msg_t *msg, sip_t *sip);
 
 /* compact.c: a MESSAGE or OPTIONS outside dialogs has a compact record instead of nta's
  * server transaction (see the file's comment).  The table (its own functions, for the unit

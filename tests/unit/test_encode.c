@@ -1,6 +1,7 @@
-/* test_encode.c - table-driven tests of encode.c (sip/sip_int.h): a request whose fixed parts
- * were written by sip_encode_fixed() goes out octet for octet as Sofia's own encoders would
- * write it, and a part it leaves to Sofia (too long, or changed after) is still right. */
+/* test_encode.c - table-driven tests of encode.c (sip/sip_int.h): a request or an answer whose
+ * fixed parts were written by sip_encode_fixed() goes out octet for octet as Sofia's own
+ * encoders would write it, and a part it leaves to Sofia (too long, or changed after) is still
+ * right. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,6 +155,68 @@ out:
 		msg_destroy(sofias);
 }
 
+/* Answers as compact.c sends them: the status line, CSeq and Content-Length written here. */
+static const struct answer {
+	const char *what;
+	unsigned status;
+	const char *phrase;
+} answers[] = {
+	{ "200", 200, "OK" },
+	{ "202 with its phrase", 202, "Accepted" },
+	{ "403 with a phrase of several words", 403, "Only users of the gateway's domain" },
+	{ "503", 503, "Service Unavailable" },
+	{ "an empty phrase", 488, "" },
+	{ "a status of 6xx", 699, "Whatever" },
+};
+
+static msg_t *make_answer(const struct answer *a, int encode)
+{
+	msg_t *m = msg_create(sip_default_mclass(), 0);
+	sip_t *sip = sip_object(m);
+	su_home_t *home = msg_home(m);
+
+	if (msg_header_insert(m, (msg_pub_t *)sip, (msg_header_t *)
+			      sip_status_create(home, a->status, a->phrase, NULL)) < 0 ||
+	    sip_add_make(m, sip, sip_via_class, "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKx;"
+			 "received=127.0.0.1;rport=5060") < 0 ||
+	    sip_add_make(m, sip, sip_from_class, "<sip:bob@sip.example>;tag=f1") < 0 ||
+	    sip_add_make(m, sip, sip_to_class, "<sip:alice@xmpp.example>;tag=t1") < 0 ||
+	    sip_add_make(m, sip, sip_call_id_class, "c1@sip.example") < 0 ||
+	    sip_add_make(m, sip, sip_cseq_class, "4711 MESSAGE") < 0 ||
+	    sip_add_make(m, sip, sip_allow_class, "MESSAGE, OPTIONS") < 0) {
+		TEST_FAIL("%s: cannot build the answer", a->what);
+		msg_destroy(m);
+		return NULL;
+	}
+	if (encode) {
+		CHECK_INT(sip_encode_fixed(m, sip), 0, "%s: sip_encode_fixed", a->what);
+		CHECK(sip->sip_status->st_common->h_data && sip->sip_cseq->cs_common->h_data,
+		      "%s: status line and CSeq written by encode.c", a->what);
+	}
+	return m;
+}
+
+static void compare_answer(const struct answer *ans)
+{
+	msg_t *ours = make_answer(ans, 1), *sofias = make_answer(ans, 0);
+	char *a = NULL, *b = NULL;
+	size_t alen = 0, blen = 0;
+
+	if (ours && sofias) {
+		a = wire(ours, &alen);
+		b = wire(sofias, &blen);
+		CHECK(a && b, "%s: serialized", ans->what);
+		if (a && b)
+			CHECK_STR(a, b, "%s: the octets sent", ans->what);
+	}
+	free(a);
+	free(b);
+	if (ours)
+		msg_destroy(ours);
+	if (sofias)
+		msg_destroy(sofias);
+}
+
 /* A header Sofia changes after sip_encode_fixed(): cleared by Sofia, encoded by it again. */
 static void changed_after(void)
 {
@@ -180,6 +243,8 @@ int main(void)
 	/* a request line longer than encode.c's line: left to Sofia, still right */
 	compare(&rows[0], 1100, 0);
 	compare(&rows[0], 900, 1);
+	for (size_t i = 0; i < NELEM(answers); i++)
+		compare_answer(&answers[i]);
 	changed_after();
 	TEST_DONE();
 }
