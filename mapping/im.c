@@ -4,11 +4,13 @@
 #include <string.h>
 
 #include "../gateway/gw.h"
+#include "../xmpp/xmpp.h"
 #include "map.h"
 
 #define NS_RECEIPTS "urn:xmpp:receipts"
 #define NS_CHATSTATES "http://jabber.org/protocol/chatstates"
 #define NS_MARKERS "urn:xmpp:chat-markers:0"
+#define NS_DELAY "urn:xmpp:delay"
 #define NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
 #define CPIM_MAX_NS 4		/* IMDN namespace prefixes remembered per message */
 
@@ -403,4 +405,62 @@ xmpp_stanza_t *map_error_reply(xmpp_ctx_t *ctx, xmpp_stanza_t *stanza, const cha
 	}
 	xmpp_stanza_add_child_ex(reply, err, 0);
 	return reply;
+}
+
+/* ---- a chat message from SIP, written as text */
+
+static void chat_add(struct xmpp_text *t, const char *s)
+{
+	xmpp_text_add(t, s, strlen(s));
+}
+
+static void chat_attr(struct xmpp_text *t, const char *name, const char *value)
+{
+	if (!value)
+		return;
+	xmpp_text_add(t, " ", 1);
+	chat_add(t, name);
+	xmpp_text_add(t, "='", 2);
+	xmpp_text_attr(t, value);
+	xmpp_text_add(t, "'", 1);
+}
+
+static void chat_child(struct xmpp_text *t, const char *name, const char *lang, const char *text,
+		       size_t len)
+{
+	xmpp_text_add(t, "<", 1);
+	chat_add(t, name);
+	chat_attr(t, "xml:lang", lang);
+	xmpp_text_add(t, ">", 1);
+	xmpp_text_cdata(t, text, len);
+	xmpp_text_add(t, "</", 2);
+	chat_add(t, name);
+	xmpp_text_add(t, ">", 1);
+}
+
+void map_chat_text(struct xmpp_text *t, const struct map_chat *m)
+{
+	chat_add(t, "<message");
+	chat_attr(t, "type", m->type);
+	chat_attr(t, "to", m->to);
+	chat_attr(t, "id", m->id);
+	chat_attr(t, "from", m->from);
+	chat_attr(t, "xml:lang", m->lang);
+	xmpp_text_add(t, ">", 1);
+	if (m->subject && m->subject_len)
+		chat_child(t, "subject", m->subject_lang, m->subject, m->subject_len);
+	chat_child(t, "body", NULL, m->body, m->body_len);
+	if (m->thread)
+		chat_child(t, "thread", NULL, m->thread, strlen(m->thread));
+	if (m->stamp) {
+		chat_add(t, "<delay xmlns='" NS_DELAY "'");
+		chat_attr(t, "stamp", m->stamp);
+		chat_attr(t, "from", m->stamp_from);
+		xmpp_text_add(t, "/>", 2);
+	}
+	if (m->receipt_request)
+		chat_add(t, "<request xmlns='" NS_RECEIPTS "'/>");
+	if (m->markable)
+		chat_add(t, "<markable xmlns='" NS_MARKERS "'/>");
+	chat_add(t, "</message>");
 }

@@ -98,6 +98,26 @@ xmpp_stanza_t *map_text_child(xmpp_ctx_t *ctx, xmpp_stanza_t *parent, const char
 xmpp_stanza_t *map_error_reply(xmpp_ctx_t *ctx, xmpp_stanza_t *stanza, const char *condition,
 			       const char *text);
 
+/* A chat message from a SIP user as the component sends it: written straight to text, without
+ * stanza objects (SIP -> XMPP pager IM is the hot path).  Strings are borrowed; NULL (or a
+ * length of 0 for the subject) leaves the part out. */
+struct map_chat {
+	const char *type, *to, *from, *id;	/* type, to, id required */
+	const char *lang;			/* xml:lang of the message */
+	const char *subject;			/* subject_len bytes */
+	size_t subject_len;
+	const char *subject_lang;		/* xml:lang of the subject */
+	const char *body;			/* body_len bytes; required */
+	size_t body_len;
+	const char *thread;
+	const char *stamp, *stamp_from;		/* XEP-0203 <delay/> */
+	int receipt_request;			/* XEP-0184 <request/> */
+	int markable;				/* XEP-0333 <markable/> */
+};
+struct xmpp_text;
+/* Appends m as one <message/> element to t (xmpp/xmpp.h), escaped as xmpp_text_stanza() would. */
+void map_chat_text(struct xmpp_text *t, const struct map_chat *m);
+
 /* ---- notices.c: typing notices (RFC 3994 isComposing <-> XEP-0085 chat states) and delivery
  * notifications (RFC 5438 IMDN <-> XEP-0184 receipts, XEP-0333 chat markers) in pager mode */
 

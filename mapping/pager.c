@@ -132,6 +132,7 @@ struct pager {
 	struct log_limit refusal_log;	/* refused MESSAGEs */
 	struct log_limit notice_log;	/* typing notices and IMDNs the SIP side refused */
 	char inflated[PAGER_INFLATE_MAX];	/* a deflated body, while it is handled */
+	struct xmpp_text text;			/* a chat message from SIP, being written */
 };
 
 static struct pager_link *pager_link_of(struct pager *pg, struct xmpp_link *link)
@@ -241,12 +242,6 @@ static void pager_late_error(struct pager *pg, struct pager_in *e, const char *c
 static xmpp_stanza_t *pager_tag(struct pager *pg, const char *name, const char *ns)
 {
 	return map_tag(pg->gw->xctx, name, ns);
-}
-
-static void pager_add_text_child(struct pager *pg, xmpp_stanza_t *parent, const char *name,
-				 const char *text, size_t len)
-{
-	map_text_child(pg->gw->xctx, parent, name, text, len);
 }
 
 /* Now, as an RFC 3339 date-time in UTC ("2026-12-04T15:00:00Z"). */
@@ -692,43 +687,30 @@ void pager_from_sip(struct pager *pg, struct sip_incoming *in, const struct sip_
 	    map_imdn_stanza_id(base, c.dispositions, c.message_id, c.datetime, e->id,
 			       sizeof(e->id)) != 0)
 		snprintf(e->id, sizeof(e->id), "%s", base);
+	msg = NULL;
 	switch (c.kind) {
-	case PK_TEXT:
-		msg = xmpp_message_new(pg->gw->xctx, conf->im_type == CONF_IM_NORMAL ? "normal" :
-				       "chat", to_jid, e->id);
-		if (!msg)
-			gw_fatal("pager: out of memory");
-		xmpp_stanza_set_from(msg, from_jid);
-		if (lang && map_lang_ok(lang))
-			xmpp_stanza_set_attribute(msg, "xml:lang", lang);
-		if (c.subject && c.subject_len) {
-			xmpp_stanza_t *st = pager_tag(pg, "subject", NULL),
-				      *t = xmpp_stanza_new(pg->gw->xctx);
+	case PK_TEXT: {
+		/* the hot path: written straight to text (im.c), no stanza objects */
+		struct map_chat m = {
+			.type = conf->im_type == CONF_IM_NORMAL ? "normal" : "chat",
+			.to = to_jid, .from = from_jid, .id = e->id,
+			.lang = lang && map_lang_ok(lang) ? lang : NULL,
+			.subject = c.subject, .subject_len = c.subject ? c.subject_len : 0,
+			.subject_lang = c.subject_lang[0] && map_lang_ok(c.subject_lang) ?
+					c.subject_lang : NULL,
+			.body = c.body, .body_len = c.body_len,
+			.thread = info->call_id && map_call_id_ok(info->call_id) ? info->call_id :
+				  NULL,
+			.stamp = c.stamp[0] ? c.stamp : NULL, .stamp_from = peer->domain,
+			.receipt_request = strcmp(e->id, base) != 0 &&
+					   (c.dispositions & MAP_DISP_POSITIVE),
+			.markable = strcmp(e->id, base) != 0 && (c.dispositions & MAP_DISP_DISPLAY),
+		};
 
-			if (!t || xmpp_stanza_set_text_with_size(t, c.subject, c.subject_len) !=
-				  XMPP_EOK)
-				gw_fatal("pager: out of memory");
-			if (c.subject_lang[0] && map_lang_ok(c.subject_lang))
-				xmpp_stanza_set_attribute(st, "xml:lang", c.subject_lang);
-			xmpp_stanza_add_child_ex(st, t, 0);
-			xmpp_stanza_add_child_ex(msg, st, 0);
-		}
-		pager_add_text_child(pg, msg, "body", c.body, c.body_len);
-		if (info->call_id && map_call_id_ok(info->call_id))
-			pager_add_text_child(pg, msg, "thread", info->call_id,
-					     strlen(info->call_id));
-		if (c.stamp[0]) {
-			xmpp_stanza_t *d = pager_tag(pg, "delay", NS_DELAY);
-
-			xmpp_stanza_set_attribute(d, "stamp", c.stamp);
-			xmpp_stanza_set_attribute(d, "from", peer->domain);
-			xmpp_stanza_add_child_ex(msg, d, 0);
-		}
-		if (strcmp(e->id, base) != 0 && (c.dispositions & MAP_DISP_POSITIVE))
-			xmpp_stanza_add_child_ex(msg, pager_tag(pg, "request", NS_RECEIPTS), 0);
-		if (strcmp(e->id, base) != 0 && (c.dispositions & MAP_DISP_DISPLAY))
-			xmpp_stanza_add_child_ex(msg, pager_tag(pg, "markable", NS_MARKERS), 0);
+		pg->text.len = 0;
+		map_chat_text(&pg->text, &m);
 		break;
+	}
 	case PK_COMPOSING:
 		msg = xmpp_message_new(pg->gw->xctx, "chat", to_jid, e->id);
 		if (!msg)
@@ -751,8 +733,14 @@ void pager_from_sip(struct pager *pg, struct sip_incoming *in, const struct sip_
 		}
 		break;
 	}
-	r = xmpp_link_send(link, msg);
-	xmpp_stanza_release(msg);
+	if (msg) {
+		r = xmpp_link_send(link, msg);
+		xmpp_stanza_release(msg);
+	} else {
+		r = xmpp_link_send_text(link, pg->text.p, pg->text.len);
+		if (pg->text.cap > 64 * 1024)
+			xmpp_text_free(&pg->text);	/* one huge message's buffer is not kept */
+	}
 	if (r != 0) {
 		free(e);
 		pager_count(pg, peer, STATS_SIP_TO_XMPP, STATS_FAILED, 0);
@@ -1293,5 +1281,6 @@ void pager_free(struct pager *pg)
 	free(pg->links);
 	event_free(pg->sweep_ev);
 	dict_free(pg->ins);
+	xmpp_text_free(&pg->text);
 	free(pg);
 }

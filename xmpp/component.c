@@ -917,6 +917,16 @@ int xmpp_link_send(struct xmpp_link *link, xmpp_stanza_t *stanza)
 	return 0;
 }
 
+int xmpp_link_send_text(struct xmpp_link *link, const char *text, size_t len)
+{
+	if (link->state != LINK_UP || !link->bev)
+		return -1;
+	if (log_enabled(CONF_LOG_DEBUG))
+		log_debug("component %s: sent %.*s", link->domain, len > 600 ? 600 : (int)len, text);
+	link_write(link, text, len);
+	return 0;
+}
+
 int xmpp_link_send_to(struct xmpp_link *link, const char *text, size_t len, const char *to)
 {
 	struct xmpp_text *t = &link->out;

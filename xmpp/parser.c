@@ -522,16 +522,17 @@ void xmpp_text_add(struct xmpp_text *t, const char *s, size_t n)
 	t->p[t->len] = '\0';
 }
 
-/* Appends s escaped: runs of plain bytes are copied in one go.  in_attr selects the set. */
-static void text_escaped(struct xmpp_text *t, const char *s, int in_attr)
+/* Appends the n bytes at s escaped: runs of plain bytes are copied in one go; a NUL, which
+ * XML cannot carry, is left out.  in_attr selects the set. */
+static void text_escaped_n(struct xmpp_text *t, const char *s, size_t n, int in_attr)
 {
-	const char *run = s;
+	const char *run = s, *end = s + n;
 
-	for (const char *p = s;; p++) {
+	for (const char *p = s; p < end; p++) {
 		const char *e;
 
 		switch (*p) {
-		case '\0': xmpp_text_add(t, run, (size_t)(p - run)); return;
+		case '\0': e = ""; break;
 		case '&': e = "&amp;"; break;
 		case '<': e = "&lt;"; break;
 		case '>': e = in_attr ? NULL : "&gt;"; break;
@@ -548,11 +549,22 @@ static void text_escaped(struct xmpp_text *t, const char *s, int in_attr)
 			run = p + 1;
 		}
 	}
+	xmpp_text_add(t, run, (size_t)(end - run));
+}
+
+static void text_escaped(struct xmpp_text *t, const char *s, int in_attr)
+{
+	text_escaped_n(t, s, strlen(s), in_attr);
 }
 
 void xmpp_text_attr(struct xmpp_text *t, const char *value)
 {
 	text_escaped(t, value, 1);
+}
+
+void xmpp_text_cdata(struct xmpp_text *t, const char *s, size_t n)
+{
+	text_escaped_n(t, s, n, 0);
 }
 
 void xmpp_text_stanza(struct xmpp_text *t, xmpp_stanza_t *stanza)

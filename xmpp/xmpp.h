@@ -57,6 +57,9 @@ void xmpp_text_stanza(struct xmpp_text *t, xmpp_stanza_t *stanza);
 void xmpp_text_add(struct xmpp_text *t, const char *s, size_t n);
 /* Appends value escaped for an attribute in '...', as xmpp_text_stanza() writes attributes. */
 void xmpp_text_attr(struct xmpp_text *t, const char *value);
+/* Appends the n bytes at s (need not be terminated) escaped as element text, as
+ * xmpp_text_stanza() writes text; a NUL byte is left out. */
+void xmpp_text_cdata(struct xmpp_text *t, const char *s, size_t n);
 /* Frees t->p and empties t. */
 void xmpp_text_free(struct xmpp_text *t);
 
@@ -94,6 +97,9 @@ int xmpp_link_send(struct xmpp_link *link, xmpp_stanza_t *stanza);
  * to='...' inserted after its element name: one serialisation fanned out to many recipients.
  * `to` is escaped here.  Returns 0, or -1 if the link is not up. */
 int xmpp_link_send_to(struct xmpp_link *link, const char *text, size_t len, const char *to);
+/* Queues a stanza already serialised (len bytes of text, borrowed: one element, well formed,
+ * written with the xmpp_text functions).  Returns 0, or -1 if the link is not up. */
+int xmpp_link_send_text(struct xmpp_link *link, const char *text, size_t len);
 int xmpp_link_is_up(const struct xmpp_link *link);
 /* Non-zero while more output is queued than the server is taking (backpressure). */
 int xmpp_link_congested(const struct xmpp_link *link);

@@ -5,6 +5,7 @@
 #include <strophe.h>
 
 #include "mapping/map.h"
+#include "xmpp/xmpp.h"
 #include "tests/unit/test.h"
 
 #define EUTF8 MAP_TEXT_EUTF8
@@ -770,6 +771,107 @@ static void test_error_reply(xmpp_ctx_t *ctx)
 	}
 }
 
+/* map_chat_text: what it writes, read back by libstrophe's own parser, is what it was given. */
+struct chat_case {
+	const char *name;
+	struct map_chat m;
+	const char *want_body;		/* NULL: m.body as given (body_len bytes) */
+};
+
+static const char long_body[] = "only the first five bytes: the rest is not the body";
+#define CHAT_SUBJECT "Re: <x> & 'y' \"z\""
+#define CHAT_BODY "a & b < c > d ' e \" f\r\ng\th Gr\xc3\xbc\xc3\x9f" "e \xf0\x9f\x98\x80"
+
+static const struct chat_case chat_cases[] = {
+	{ "plain", { .type = "chat", .to = "alice@xmpp.example", .from = "bob%sip.example@gw",
+		     .id = "m1", .body = "Hello", .body_len = 5 }, NULL },
+	{ "every part, text that needs escaping",
+	  { .type = "normal", .to = "alice@xmpp.example/phone", .from = "b'o\"b@gw", .id = "m<2>&",
+	    .lang = "fr", .subject = CHAT_SUBJECT, .subject_len = sizeof(CHAT_SUBJECT) - 1,
+	    .subject_lang = "de",
+	    .body = CHAT_BODY, .body_len = sizeof(CHAT_BODY) - 1, .thread = "call-1@sip.example",
+	    .stamp = "2026-12-06T01:00:00Z",
+	    .stamp_from = "sip.example", .receipt_request = 1, .markable = 1 }, NULL },
+	{ "a body that is not terminated where it ends",
+	  { .type = "chat", .to = "a@x", .id = "m3", .body = long_body, .body_len = 5 }, "only " },
+	{ "a NUL in the body is left out",
+	  { .type = "chat", .to = "a@x", .id = "m4", .body = "a\0b", .body_len = 3 }, "ab" },
+};
+
+static void check_child_text(xmpp_ctx_t *ctx, xmpp_stanza_t *s, const char *child,
+			     const char *want, size_t want_len, const char *name)
+{
+	xmpp_stanza_t *c = xmpp_stanza_get_child_by_name(s, child);
+	char *got = c ? xmpp_stanza_get_text(c) : NULL;
+
+	if (!want) {
+		CHECK(!c, "map_chat_text: %s: no <%s/>", name, child);
+	} else {
+		char *w = strndup(want, want_len);
+
+		CHECK_STR(got ? got : "", w, "map_chat_text: %s: <%s/>", name, child);
+		free(w);
+	}
+	if (got)
+		xmpp_free(ctx, got);
+}
+
+static void test_chat_text(xmpp_ctx_t *ctx)
+{
+	for (size_t i = 0; i < NELEM(chat_cases); i++) {
+		const struct chat_case *k = &chat_cases[i];
+		const struct map_chat *m = &k->m;
+		struct xmpp_text t = { NULL, 0, 0 };
+		xmpp_stanza_t *s, *c;
+
+		map_chat_text(&t, m);
+		s = xmpp_stanza_new_from_string(ctx, t.p);
+		CHECK(s != NULL, "map_chat_text: %s: parses (%s)", k->name, t.p);
+		if (!s) {
+			xmpp_text_free(&t);
+			continue;
+		}
+		CHECK_STR(xmpp_stanza_get_name(s), "message", "map_chat_text: %s: name", k->name);
+		CHECK_STR(xmpp_stanza_get_type(s), m->type, "map_chat_text: %s: type", k->name);
+		CHECK_STR(xmpp_stanza_get_to(s), m->to, "map_chat_text: %s: to", k->name);
+		CHECK_STR(xmpp_stanza_get_from(s), m->from, "map_chat_text: %s: from", k->name);
+		CHECK_STR(xmpp_stanza_get_id(s), m->id, "map_chat_text: %s: id", k->name);
+		if (m->lang) {
+			char want[64];
+
+			snprintf(want, sizeof(want), " xml:lang='%s'", m->lang);
+			CHECK(strstr(t.p, want) != NULL, "map_chat_text: %s: written as xml:lang",
+			      k->name);
+		}
+		/* libstrophe's reader names xml:lang "lang" */
+		CHECK_STR(xmpp_stanza_get_attribute(s, "lang"), m->lang,
+			  "map_chat_text: %s: xml:lang", k->name);
+		if (k->want_body)
+			check_child_text(ctx, s, "body", k->want_body, strlen(k->want_body), k->name);
+		else
+			check_child_text(ctx, s, "body", m->body, m->body_len, k->name);
+		check_child_text(ctx, s, "subject", m->subject, m->subject_len, k->name);
+		c = xmpp_stanza_get_child_by_name(s, "subject");
+		CHECK_STR(c ? xmpp_stanza_get_attribute(c, "lang") : NULL, m->subject_lang,
+			  "map_chat_text: %s: subject's xml:lang", k->name);
+		check_child_text(ctx, s, "thread", m->thread, m->thread ? strlen(m->thread) : 0,
+				 k->name);
+		c = xmpp_stanza_get_child_by_ns(s, "urn:xmpp:delay");
+		CHECK_STR(c ? xmpp_stanza_get_attribute(c, "stamp") : NULL, m->stamp,
+			  "map_chat_text: %s: delay stamp", k->name);
+		CHECK_STR(c ? xmpp_stanza_get_from(c) : NULL, m->stamp ? m->stamp_from : NULL,
+			  "map_chat_text: %s: delay from", k->name);
+		c = xmpp_stanza_get_child_by_ns(s, "urn:xmpp:receipts");
+		CHECK_INT(c && !strcmp(xmpp_stanza_get_name(c), "request"), m->receipt_request,
+			  "map_chat_text: %s: receipt request", k->name);
+		c = xmpp_stanza_get_child_by_ns(s, "urn:xmpp:chat-markers:0");
+		CHECK_INT(c && !strcmp(xmpp_stanza_get_name(c), "markable"), m->markable,
+			  "map_chat_text: %s: markable", k->name);
+		xmpp_stanza_release(s);
+		xmpp_text_free(&t);
+	}
+}
+
 int main(void)
 {
 	xmpp_ctx_t *ctx;
@@ -786,6 +888,7 @@ int main(void)
 		abort();
 	test_im_fields(ctx);
 	test_error_reply(ctx);
+	test_chat_text(ctx);
 	xmpp_ctx_free(ctx);
 	xmpp_shutdown();
 	TEST_DONE();
