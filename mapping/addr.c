@@ -1251,31 +1251,53 @@ map_addr_strerror(int status)
 	return "unknown address status";
 }
 
-int
-map_jid_to_sip(const char *jid, int keep_resource, char *buf, size_t len)
+/* The SIP URI of a parsed JID (map_jid_to_sip). */
+static int
+jid_to_sip(const struct jid *j, int keep_resource, char *buf, size_t len)
 {
-	struct jid j;
 	struct out o;
 	char user[PART_MAX + 1];
 	int r, ulen = 0;
 
-	if ((r = jid_parse(jid, &j)) < 0)
-		return r;
-	if (j.local && (ulen = jid_local_unescaped(&j, user)) < 0)
+	if (j->local && (ulen = jid_local_unescaped(j, user)) < 0)
 		return ulen;
 	out_init(&o, buf, len);
 	out_puts(&o, "sip:");
-	if (j.local) {
+	if (j->local) {
 		pct_encode(user, (size_t)ulen, ALLOW_USER_OUT, &o);
 		out_putc(&o, '@');
 	}
-	if ((r = domain_canon(j.dom, j.dlen, 1, &o, NULL)) < 0)
+	if ((r = domain_canon(j->dom, j->dlen, 1, &o, NULL)) < 0)
 		return r;
-	if (keep_resource && j.res) {
+	if (keep_resource && j->res) {
 		out_puts(&o, ";gr=");
-		pct_encode(j.res, j.rlen, ALLOW_PARAM, &o);
+		pct_encode(j->res, j->rlen, ALLOW_PARAM, &o);
 	}
 	return out_finish(&o);
+}
+
+int
+map_jid_to_sip(const char *jid, int keep_resource, char *buf, size_t len)
+{
+	struct jid j;
+	int r;
+
+	if ((r = jid_parse(jid, &j)) < 0)
+		return r;
+	return jid_to_sip(&j, keep_resource, buf, len);
+}
+
+int
+map_jid_to_sip_in(const char *jid, const char *domain, char *buf, size_t len, int *in_domain)
+{
+	struct jid j;
+
+	*in_domain = 0;
+	if (domain == NULL || jid_parse(jid, &j) < 0 || j.clen != strlen(domain) ||
+	    memcmp(j.canon, domain, j.clen) != 0)
+		return MAP_ADDR_EDOMAIN;
+	*in_domain = 1;
+	return jid_to_sip(&j, 0, buf, len);
 }
 
 int

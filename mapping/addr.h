@@ -98,6 +98,12 @@ const char *map_addr_strerror(int status);
 /* Domain-preserving JID -> SIP URI.  keep_resource adds the resource as ";gr=". */
 int map_jid_to_sip(const char *jid, int keep_resource, char *buf, size_t len);
 
+/* map_jid_to_sip(jid, 0, ...) of a JID that must be in domain (canonical form, as
+ * map_jid_domain() writes it), from one parse: *in_domain is 1 when jid is valid and its
+ * domainpart is domain, else 0 and MAP_ADDR_EDOMAIN is returned. */
+int map_jid_to_sip_in(const char *jid, const char *domain, char *buf, size_t len,
+		      int *in_domain);
+
 /* Domain-preserving SIP URI (sip:, sips:, im:, pres:) -> JID.  A "gr" parameter becomes the
  * resource.  Accepts an addr-spec only, not a name-addr with display name or angle brackets. */
 int map_sip_to_jid(const char *uri, char *buf, size_t len);

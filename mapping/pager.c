@@ -951,18 +951,17 @@ static const struct conf_peer *pager_route(struct pager *pg, struct xmpp_link *l
 {
 	const struct conf *conf = pg->gw->conf;
 	const char *from = xmpp_stanza_get_from(stanza), *to = xmpp_stanza_get_to(stanza);
-	char from_domain[MAP_JID_MAX + 1];
 	const struct conf_peer *peer;
-	int r;
+	int r, in_domain;
 
 	/* the gateway asserts identities only in the XMPP domain it serves */
-	if (!from || map_jid_domain(from, from_domain, sizeof(from_domain)) < 0 ||
-	    strcmp(from_domain, conf->xmpp_domain) != 0) {
+	r = map_jid_to_sip_in(from, conf->xmpp_domain, from_uri, MAP_URI_MAX, &in_domain);
+	if (!in_domain) {
 		*condition = "forbidden";
 		*text = "only users of the gateway's XMPP domain can write to SIP users";
 		return NULL;
 	}
-	if (map_jid_to_sip(from, 0, from_uri, MAP_URI_MAX) < 0) {
+	if (r < 0) {
 		*condition = "jid-malformed";
 		*text = "the sender's address has no SIP form";
 		return NULL;

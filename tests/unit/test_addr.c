@@ -1144,10 +1144,41 @@ test_strerror(void)
 		    "strerror(%d)", strerror_cases[i].status);
 }
 
+/* map_jid_to_sip_in: for every JID of the table, in its own domain the same as map_jid_to_sip
+ * (one parse instead of two); in another domain, or unparsable, MAP_ADDR_EDOMAIN and not in it. */
+static void
+test_jid_to_sip_in(void)
+{
+	char want[BIG], got[BIG], dom[BIG];
+	size_t i;
+
+	for (i = 0; i < NELEM(jid_to_sip_cases); i++) {
+		const char *jid = jid_to_sip_cases[i].jid, *name = jid ? jid : "(null)";
+		int in = -1, r, w;
+
+		if (jid_to_sip_cases[i].keep)
+			continue;
+		if (map_jid_domain(jid, dom, sizeof(dom)) < 0) {
+			r = map_jid_to_sip_in(jid, "xmpp.example", got, sizeof(got), &in);
+			CHECK(r == MAP_ADDR_EDOMAIN && in == 0, "map_jid_to_sip_in %s: invalid", name);
+			continue;
+		}
+		w = map_jid_to_sip(jid, 0, want, sizeof(want));
+		r = map_jid_to_sip_in(jid, dom, got, sizeof(got), &in);
+		CHECK_INT(in, 1, "map_jid_to_sip_in %s: in its own domain", name);
+		CHECK_INT(r, w, "map_jid_to_sip_in %s: status", name);
+		if (r >= 0 && w >= 0)
+			CHECK_STR(got, want, "map_jid_to_sip_in %s: URI", name);
+		r = map_jid_to_sip_in(jid, "other.example", got, sizeof(got), &in);
+		CHECK(r == MAP_ADDR_EDOMAIN && in == 0, "map_jid_to_sip_in %s: another domain", name);
+	}
+}
+
 int
 main(void)
 {
 	test_jid_to_sip();
+	test_jid_to_sip_in();
 	run_str_cases("map_sip_to_jid", map_sip_to_jid, sip_to_jid_cases, NELEM(sip_to_jid_cases));
 	run_str_cases("map_jid_domain", map_jid_domain, jid_domain_cases, NELEM(jid_domain_cases));
 	run_str_cases("map_jid_bare", map_jid_bare, jid_bare_cases, NELEM(jid_bare_cases));
