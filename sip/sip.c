@@ -1209,33 +1209,85 @@ static int sip_outgoing_send(struct sip_stack *st, struct sip_outgoing *out, sip
 	return sip_outgoing_started(st, out, name, to_uri);
 }
 
-/* MESSAGE is the hot path: its request is built here header by header, From, To and
- * User-Agent copied from objects already parsed, and handed to nta whole
+/* The octets of a From tag's random token, as nta_agent_newtag() makes it. */
+#define SIP_TAG_TOKEN 13
+
+/* From (with a new tag), To, Call-ID and User-Agent of a MESSAGE, made in one block of msg's
+ * home where copying them and letting nta add the tag took six: a message's home keeps a table
+ * of its blocks, which Sofia grows from 31 to 127 entries (~2 KB) once 21 are in use, and a
+ * MESSAGE used 25 (docs/benchmarks.md).  The tag is made as nta_agent_newtag() makes it
+ * (msg_random_token), and nta_msg_request_complete() leaves a From with a tag as it is.
+ * Returns the To, or NULL when an address does not parse (nothing inserted). */
+static sip_to_t *sip_message_ids(struct sip_stack *st, msg_t *msg, sip_t *sip,
+				 const char *from_uri, const char *to_uri, const char *cid)
+{
+	struct ids {
+		sip_from_t from;
+		sip_to_t to;
+		sip_call_id_t call_id;
+		sip_user_agent_t ua;
+		msg_param_t params[2];
+		char tag[4 + SIP_TAG_TOKEN + 1];
+	} *b;
+	const char *ua = st->user_agent->g_string;
+	size_t fl = strlen(from_uri) + 1, tl = strlen(to_uri) + 1, cl = strlen(cid) + 1,
+	       ul = strlen(ua) + 1;
+	char *p;
+
+	b = su_alloc(msg_home(msg), sizeof(*b) + fl + tl + cl + ul);
+	if (!b)
+		return NULL;
+	p = (char *)(b + 1);
+	sip_from_init(&b->from);
+	sip_to_init(&b->to);
+	if (url_d(b->from.a_url, memcpy(p, from_uri, fl)) < 0 ||
+	    url_d(b->to.a_url, memcpy(p + fl, to_uri, tl)) < 0) {
+		su_free(msg_home(msg), b);
+		return NULL;
+	}
+	p += fl + tl;
+	memcpy(b->tag, "tag=", 4);
+	msg_random_token(b->tag + 4, SIP_TAG_TOKEN, NULL, 0);
+	b->tag[4 + SIP_TAG_TOKEN] = '\0';
+	b->params[0] = b->tag;
+	b->params[1] = NULL;
+	b->from.a_params = b->params;
+	b->from.a_tag = b->tag + 4;
+	sip_call_id_init(&b->call_id);
+	b->call_id.i_id = memcpy(p, cid, cl);
+	b->call_id.i_hash = msg_hash_string(b->call_id.i_id);
+	p += cl;
+	sip_user_agent_init(&b->ua);
+	b->ua.g_string = memcpy(p, ua, ul);
+	if (msg_header_insert(msg, (msg_pub_t *)sip, (msg_header_t *)&b->from) < 0 ||
+	    msg_header_insert(msg, (msg_pub_t *)sip, (msg_header_t *)&b->to) < 0 ||
+	    msg_header_insert(msg, (msg_pub_t *)sip, (msg_header_t *)&b->call_id) < 0 ||
+	    msg_header_insert(msg, (msg_pub_t *)sip, (msg_header_t *)&b->ua) < 0)
+		return NULL;	/* cannot fail for headers of these kinds; the caller gives up */
+	return &b->to;
+}
+
+/* MESSAGE is the hot path: its request is built here header by header, From, To, Call-ID and
+ * User-Agent in one block (sip_message_ids), and handed to nta whole
  * (nta_outgoing_mcreate), without the tag lists of nta_outgoing_tcreate (sip_add_tl() and nta's
  * filtering of them were ~8 % of an XMPP -> SIP message's instructions), with its request line,
  * CSeq, Max-Forwards and Content-Length already written as text (encode.c).  The same headers as
  * sip_outgoing_send() would put.  Returns 0 when sent (out listed), -1 when it failed (out
- * freed), 1 when an address does not fit the stack buffers or does not parse (nothing done). */
+ * freed), 1 when an address does not parse (nothing done). */
 static int sip_message_send(struct sip_stack *st, struct sip_outgoing *out,
 			    const struct sip_out_message *m, const char *cid)
 {
-	char from_buf[SIP_ADDR_BUF], to_buf[SIP_ADDR_BUF];
-	sip_from_t from[1];
-	sip_to_t to[1];
-	msg_t *msg;
-	sip_t *sip;
+	msg_t *msg = nta_msg_create(st->agent, 0);
+	sip_t *sip = msg ? sip_object(msg) : NULL;
 	sip_payload_t *pl;
+	sip_to_t *to = sip ? sip_message_ids(st, msg, sip, m->from_uri, m->to_uri, cid) : NULL;
 
-	if (sip_from_to_parse(m->from_uri, m->to_uri, from_buf, to_buf, from, to) < 0)
-		return 1;
-	msg = nta_msg_create(st->agent, 0);
-	sip = msg ? sip_object(msg) : NULL;
+	if (sip && !to) {
+		msg_destroy(msg);
+		return 1;	/* an address Sofia's URL parser refuses: the general path says why */
+	}
 	pl = sip ? sip_payload_create(msg_home(msg), m->body, strlen(m->body)) : NULL;
-	if (!pl || sip_add_dup(msg, sip, (sip_header_t *)from) < 0 ||
-	    sip_add_dup(msg, sip, (sip_header_t *)to) < 0 ||
-	    sip_add_dup(msg, sip, (sip_header_t *)st->user_agent) < 0 ||
-	    sip_add_make(msg, sip, sip_call_id_class, cid) < 0 ||
-	    sip_add_make(msg, sip, sip_content_type_class, m->content_type) < 0 ||
+	if (!pl || sip_add_make(msg, sip, sip_content_type_class, m->content_type) < 0 ||
 	    (m->subject && sip_add_make(msg, sip, sip_subject_class, m->subject) < 0) ||
 	    (m->language && sip_add_make(msg, sip, sip_content_language_class, m->language) < 0) ||
 	    msg_header_insert(msg, (msg_pub_t *)sip, (msg_header_t *)pl) < 0 ||
