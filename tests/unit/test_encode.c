@@ -112,6 +112,17 @@ static char *wire(msg_t *m, size_t *len)
 	return out;
 }
 
+/* Frees what a comparison made (any of them may be NULL). */
+static void release(char *a, char *b, msg_t *ours, msg_t *sofias)
+{
+	free(a);
+	free(b);
+	if (ours)
+		msg_destroy(ours);
+	if (sofias)
+		msg_destroy(sofias);
+}
+
 static void compare(const struct row *r, size_t long_user, int want_line_set)
 {
 	msg_t *ours = make(r, long_user, 1), *sofias = make(r, long_user, 0);
@@ -147,12 +158,7 @@ static void compare(const struct row *r, size_t long_user, int want_line_set)
 			msg_destroy(back);
 	}
 out:
-	free(a);
-	free(b);
-	if (ours)
-		msg_destroy(ours);
-	if (sofias)
-		msg_destroy(sofias);
+	release(a, b, ours, sofias);
 }
 
 /* Answers as compact.c sends them: the status line, CSeq and Content-Length written here. */
@@ -209,12 +215,7 @@ static void compare_answer(const struct answer *ans)
 		if (a && b)
 			CHECK_STR(a, b, "%s: the octets sent", ans->what);
 	}
-	free(a);
-	free(b);
-	if (ours)
-		msg_destroy(ours);
-	if (sofias)
-		msg_destroy(sofias);
+	release(a, b, ours, sofias);
 }
 
 /* A header Sofia changes after sip_encode_fixed(): cleared by Sofia, encoded by it again. */
