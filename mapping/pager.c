@@ -737,9 +737,7 @@ void pager_from_sip(struct pager *pg, struct sip_incoming *in, const struct sip_
 		r = xmpp_link_send(link, msg);
 		xmpp_stanza_release(msg);
 	} else {
-		r = xmpp_link_send_text(link, pg->text.p, pg->text.len);
-		if (pg->text.cap > 64 * 1024)
-			xmpp_text_free(&pg->text);	/* one huge message's buffer is not kept */
+		r = xmpp_link_send_text(link, &pg->text);
 	}
 	if (r != 0) {
 		free(e);

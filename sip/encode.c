@@ -139,7 +139,7 @@ int sip_encode_fixed(msg_t *msg, sip_t *sip)
 	su_home_t *home = msg_home(msg);
 	size_t body = sip->sip_payload ? sip->sip_payload->pl_len : 0;
 	sip_content_length_t *l = sip->sip_content_length;
-	msg_common_t dummy[1];
+	msg_common_t dummy[1];	/* the Content-Length's line until its header exists */
 	struct enc e;
 	char *text;
 
@@ -186,8 +186,6 @@ int sip_encode_fixed(msg_t *msg, sip_t *sip)
 	}
 	memcpy(text, e.buf, e.len);
 	for (size_t i = 0; i < e.nlines; i++) {
-		if (e.line[i].h == dummy)
-			continue;	/* did not fit (cannot happen: it is written last) */
 		e.line[i].h->h_data = text + e.line[i].at;
 		e.line[i].h->h_len = e.line[i].len;
 	}

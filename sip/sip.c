@@ -1217,7 +1217,8 @@ static int sip_outgoing_send(struct sip_stack *st, struct sip_outgoing *out, sip
  * of its blocks, which Sofia grows from 31 to 127 entries (~2 KB) once 21 are in use, and a
  * MESSAGE used 25 (docs/benchmarks.md).  The tag is made as nta_agent_newtag() makes it
  * (msg_random_token), and nta_msg_request_complete() leaves a From with a tag as it is.
- * Returns the To, or NULL when an address does not parse (nothing inserted). */
+ * Returns the To, or NULL when an address does not parse or memory runs out (the caller
+ * then takes the general path). */
 static sip_to_t *sip_message_ids(struct sip_stack *st, msg_t *msg, sip_t *sip,
 				 const char *from_uri, const char *to_uri, const char *cid)
 {
@@ -1263,7 +1264,7 @@ static sip_to_t *sip_message_ids(struct sip_stack *st, msg_t *msg, sip_t *sip,
 	    msg_header_insert(msg, (msg_pub_t *)sip, (msg_header_t *)&b->to) < 0 ||
 	    msg_header_insert(msg, (msg_pub_t *)sip, (msg_header_t *)&b->call_id) < 0 ||
 	    msg_header_insert(msg, (msg_pub_t *)sip, (msg_header_t *)&b->ua) < 0)
-		return NULL;	/* cannot fail for headers of these kinds; the caller gives up */
+		return NULL;	/* not for headers of these kinds; if it did, the general path */
 	return &b->to;
 }
 

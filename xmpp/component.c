@@ -894,11 +894,13 @@ void xmpp_link_start(struct xmpp_link *link)
 		link_connect(link);
 }
 
-/* Writes link->out, and lets one huge stanza's buffer go rather than keep it. */
-static void link_write_out(struct xmpp_link *link)
+/* Writes a serialised stanza held in t (logged at debug level), and lets one huge stanza's
+ * buffer go rather than keep it. */
+static void link_write_text(struct xmpp_link *link, struct xmpp_text *t)
 {
-	struct xmpp_text *t = &link->out;
-
+	if (log_enabled(CONF_LOG_DEBUG))
+		log_debug("component %s: sent %.*s", link->domain,
+			  t->len > 600 ? 600 : (int)t->len, t->p);
 	link_write(link, t->p, t->len);
 	if (t->cap > 64 * 1024)
 		xmpp_text_free(t);
@@ -910,20 +912,15 @@ int xmpp_link_send(struct xmpp_link *link, xmpp_stanza_t *stanza)
 		return -1;
 	link->out.len = 0;
 	xmpp_text_stanza(&link->out, stanza);
-	if (log_enabled(CONF_LOG_DEBUG))
-		log_debug("component %s: sent %.*s", link->domain,
-			  link->out.len > 600 ? 600 : (int)link->out.len, link->out.p);
-	link_write_out(link);
+	link_write_text(link, &link->out);
 	return 0;
 }
 
-int xmpp_link_send_text(struct xmpp_link *link, const char *text, size_t len)
+int xmpp_link_send_text(struct xmpp_link *link, struct xmpp_text *t)
 {
 	if (link->state != LINK_UP || !link->bev)
 		return -1;
-	if (log_enabled(CONF_LOG_DEBUG))
-		log_debug("component %s: sent %.*s", link->domain, len > 600 ? 600 : (int)len, text);
-	link_write(link, text, len);
+	link_write_text(link, t);
 	return 0;
 }
 
@@ -943,10 +940,7 @@ int xmpp_link_send_to(struct xmpp_link *link, const char *text, size_t len, cons
 	xmpp_text_attr(t, to);
 	xmpp_text_add(t, "'", 1);
 	xmpp_text_add(t, text + name + 1, len - name - 1);
-	if (log_enabled(CONF_LOG_DEBUG))
-		log_debug("component %s: sent %.*s", link->domain,
-			  t->len > 600 ? 600 : (int)t->len, t->p);
-	link_write_out(link);
+	link_write_text(link, t);
 	return 0;
 }
 

@@ -97,9 +97,10 @@ int xmpp_link_send(struct xmpp_link *link, xmpp_stanza_t *stanza);
  * to='...' inserted after its element name: one serialisation fanned out to many recipients.
  * `to` is escaped here.  Returns 0, or -1 if the link is not up. */
 int xmpp_link_send_to(struct xmpp_link *link, const char *text, size_t len, const char *to);
-/* Queues a stanza already serialised (len bytes of text, borrowed: one element, well formed,
- * written with the xmpp_text functions).  Returns 0, or -1 if the link is not up. */
-int xmpp_link_send_text(struct xmpp_link *link, const char *text, size_t len);
+/* Queues a stanza already serialised into t (one element, well formed, written with the
+ * xmpp_text functions; t stays the caller's, its buffer freed here when over 64 KB as the
+ * link's own is).  Returns 0, or -1 if the link is not up. */
+int xmpp_link_send_text(struct xmpp_link *link, struct xmpp_text *t);
 int xmpp_link_is_up(const struct xmpp_link *link);
 /* Non-zero while more output is queued than the server is taking (backpressure). */
 int xmpp_link_congested(const struct xmpp_link *link);
