@@ -1209,8 +1209,47 @@ static int sip_outgoing_send(struct sip_stack *st, struct sip_outgoing *out, sip
 	return sip_outgoing_started(st, out, name, to_uri);
 }
 
-/* The octets of a From tag's random token, as nta_agent_newtag() makes it. */
-#define SIP_TAG_TOKEN 13
+/* Writes h's line once, into home, as its text (h_data): a copy of h (msg_header_copy, as
+ * compact.c makes of Allow and User-Agent for every answer) is then sent as it stands instead
+ * of being encoded again.  Returns 0, or -1 when the line does not fit or memory runs out. */
+static int sip_header_text(su_home_t *home, msg_header_t *h)
+{
+	char buf[512], *text;
+	issize_t n = msg_header_e(buf, sizeof(buf), h, 0);
+
+	if (n <= 0 || (size_t)n >= sizeof(buf) || !(text = su_alloc(home, (size_t)n)))
+		return -1;
+	memcpy(text, buf, (size_t)n);
+	h->sh_data = text;
+	h->sh_len = (usize_t)n;
+	return 0;
+}
+
+/* The octets of a From tag's random token: 12 characters of 5 random bits, 60 bits (RFC 3261
+ * section 19.3 asks for 32 at least; nta_agent_newtag() makes 13). */
+#define SIP_TAG_TOKEN 12
+
+/* n (<= 12) characters of [0-9a-v] from the kernel's random generator, 5 bits each, into dst
+ * (not terminated).  The octets come from a pool that one getrandom() fills 256 at a time:
+ * msg_random_token(), which nta_agent_newtag() uses, reads /dev/urandom through stdio 8 octets
+ * per character (~2 400 instructions per tag, docs/benchmarks.md). */
+static void sip_random_token(struct sip_stack *st, char *dst, size_t n)
+{
+	static const char alphabet[] = "0123456789abcdefghijklmnopqrstuv";
+	uint64_t bits = 0;
+	size_t i;
+
+	if (st->rnd_used + 8 > sizeof(st->rnd)) {
+		if (getrandom(st->rnd, sizeof(st->rnd), 0) != (ssize_t)sizeof(st->rnd))
+			gw_fatal("getrandom: %s", strerror(errno));
+		st->rnd_used = 0;
+	}
+	memcpy(&bits, st->rnd + st->rnd_used, 8);
+	memset(st->rnd + st->rnd_used, 0, 8);	/* an octet is used once */
+	st->rnd_used += 8;
+	for (i = 0; i < n && i < 12; i++, bits >>= 5)	/* 12 x 5 of the 64 bits */
+		dst[i] = alphabet[bits & 31];
+}
 
 /* From (with a new tag), To, Call-ID and User-Agent of a MESSAGE, made in one block of msg's
  * home where copying them and letting nta add the tag took six: a message's home keeps a table
@@ -1248,7 +1287,7 @@ static sip_to_t *sip_message_ids(struct sip_stack *st, msg_t *msg, sip_t *sip,
 	}
 	p += fl + tl;
 	memcpy(b->tag, "tag=", 4);
-	msg_random_token(b->tag + 4, SIP_TAG_TOKEN, NULL, 0);
+	sip_random_token(st, b->tag + 4, SIP_TAG_TOKEN);
 	b->tag[4 + SIP_TAG_TOKEN] = '\0';
 	b->params[0] = b->tag;
 	b->params[1] = NULL;
@@ -1476,9 +1515,11 @@ struct sip_stack *sip_stack_new(struct reactor *reactor, const struct conf *conf
 	if (getrandom(&st->call_id_base, sizeof(st->call_id_base), 0) !=
 	    (ssize_t)sizeof(st->call_id_base))
 		st->call_id_base = ((uint64_t)time(NULL) << 20) ^ (uint64_t)getpid();
+	st->rnd_used = sizeof(st->rnd);	/* empty: the first tag fills it */
 	st->allow = sip_allow_make(st->home, SIP_ALLOW);
 	st->user_agent = sip_user_agent_make(st->home, SIP_USER_AGENT);
-	if (!st->allow || !st->user_agent)
+	if (!st->allow || !st->user_agent || sip_header_text(st->home, (msg_header_t *)st->allow) < 0 ||
+	    sip_header_text(st->home, (msg_header_t *)st->user_agent) < 0)
 		gw_fatal("cannot make the SIP headers");
 	guard_install(conf, st->base);
 	log_debug("binding %s%s%s", urls[0], urls[1] ? " and " : "", urls[1] ? urls[1] : "");
