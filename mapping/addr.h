@@ -132,6 +132,10 @@ int map_sip_domain(const char *uri, char *buf, size_t len);
 int map_idna_to_ascii(const char *domain, char *buf, size_t len);
 int map_idna_to_unicode(const char *domain, char *buf, size_t len);
 
+/* Either of the two (ascii set: map_idna_to_ascii) without the one-pass path every name made of
+ * plain ASCII labels takes: what the unit test holds that path to. */
+int map_idna_full(const char *domain, int ascii, char *buf, size_t len);
+
 /* XEP-0106 escaping of a localpart: src of srclen octets -> buf.  Escapes the space and
  * " & ' / : < > @, and a backslash that would otherwise read as an escape sequence. */
 int map_jid_escape(const char *src, size_t srclen, char *buf, size_t len);

@@ -846,6 +846,74 @@ static const struct {
 	{ "jid_escape/bad", fn_escape, "bob ", NULL },
 };
 
+/* The one-pass path for plain ASCII names (domain_canon_ldh) against the full one on the same
+ * input, both directions, every buffer size that matters: the same status, the same octets. */
+static void
+ldh_same(const char *d)
+{
+	char a[1100], b[1100];
+	size_t sizes[] = { sizeof(a), strlen(d) + 1, strlen(d), 1 };
+	size_t k;
+	int ascii, ra, rb;
+
+	for (ascii = 0; ascii < 2; ascii++)
+		for (k = 0; k < NELEM(sizes); k++) {
+			memset(a, 'A', sizeof(a));
+			memset(b, 'A', sizeof(b));
+			ra = ascii ? map_idna_to_ascii(d, a, sizes[k]) :
+				     map_idna_to_unicode(d, a, sizes[k]);
+			rb = map_idna_full(d, ascii, b, sizes[k]);
+			CHECK(ra == rb, "ldh path %s (ascii %d, size %zu): %d, full %d", d, ascii,
+			      sizes[k], ra, rb);
+			if (ra >= 0 && rb >= 0)
+				CHECK(memcmp(a, b, (size_t)ra + 1) == 0, "ldh path %s (ascii %d): %s, "
+				      "full %s", d, ascii, a, b);
+		}
+}
+
+static void
+test_ldh_path(void)
+{
+	static const char *const names[] = {
+		"example.com", "EXAMPLE.com.", "a", "a.", ".a", "a..b", "a.b.", "a.b..", "-a.b",
+		"a-.b", "a.-b", "a.b-", "a--b.c", "xn--a.b", "XN--bcher-kva.example", "a.xn--",
+		"xn-.b", "xn-a.b", "xnx--a.b", "1.2.3.4", "1.2.3.4.", "1.2.3", "a.123", "123.a",
+		"123", "1a.2b", "[::1]", "[::1].", "a_b.c", "a b.c", "a.b\xc3\xbc", "\xc3\xbc.a",
+		"a.b:5060", "a@b", "", ".", "..", "-", "0", "0.", "a.0x1",
+	};
+	char name[400];
+	unsigned seed = 12345;
+	size_t i, j, n;
+
+	for (i = 0; i < NELEM(names); i++)
+		ldh_same(names[i]);
+	for (i = 0; i < 5; i++) {	/* labels of 62 to 64 octets, names of 252 to 256 */
+		memset(name, 'a', sizeof(name));
+		name[61 + i] = '\0';
+		name[30] = '.';
+		ldh_same(name + 31);
+		ldh_same(name);
+		memset(name, 'b', 260);
+		for (j = 63; j < 260; j += 64)
+			name[j] = '.';
+		name[251 + i] = '\0';
+		ldh_same(name);
+		name[251 + i] = '.';
+		name[252 + i] = '\0';
+		ldh_same(name);
+	}
+	for (i = 0; i < 20000; i++) {	/* random names over the octets that matter */
+		static const char alphabet[] = "aZ09-.xn_\xc3\xbc[]:";
+		n = (seed = seed * 1103515245u + 12345u) >> 16 & 31;
+		for (j = 0; j < n; j++) {
+			seed = seed * 1103515245u + 12345u;
+			name[j] = alphabet[(seed >> 16) % (sizeof(alphabet) - 1)];
+		}
+		name[n] = '\0';
+		ldh_same(name);
+	}
+}
+
 static void
 test_enospc(void)
 {
@@ -1194,6 +1262,7 @@ main(void)
 	test_xep0106();
 	test_rfc3492();
 	test_enospc();
+	test_ldh_path();
 	test_round_trips();
 	test_long();
 	test_bounds();
