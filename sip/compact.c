@@ -286,7 +286,16 @@ static uint64_t sip_compact_now_ms(void)
 }
 
 /* The answer to req (borrowed) with our To tag, over tp when given (the transport the request
- * came by; else the one it is being delivered by, or the one its Via names). */
+ * came by; else the one it is being delivered by, or the one its Via names).
+ *
+ * The headers it echoes (Via, From, To, Call-ID, CSeq) and our Allow and User-Agent are copies
+ * of the structures only (msg_header_copy: the strings stay the request's, or the stack's), and
+ * keep the text they were parsed from, which Sofia sends as it stands: nta copied them deep
+ * (complete_response) and encoded them again, ~7 000 instructions per answer
+ * (docs/benchmarks.md).  The answer holds a reference on the request (msg_set_parent), so that
+ * what its headers point at lives as long as it does, queued on a connection or not.  A header
+ * that Sofia changes (the To, given our tag; a Via nta added received= to) loses its text and
+ * is encoded as before. */
 static void sip_compact_send(struct sip_stack *st, const char *tag, msg_t *req, tport_t *tp,
 			     int status, const char *phrase, unsigned retry_after,
 			     const char *accept, const char *unsupported)
@@ -298,14 +307,20 @@ static void sip_compact_send(struct sip_stack *st, const char *tag, msg_t *req, 
 	sip_to_t *to;
 	sip_retry_after_t ra[1];
 
-	if (!rsip || !q || !q->sip_to)
+	if (!rsip || !q || !q->sip_to || !q->sip_via || !q->sip_from || !q->sip_call_id)
 		goto fail;
-	to = sip_to_dup(home, q->sip_to);
+	msg_set_parent(reply, req);
+	to = sip_to_copy(home, q->sip_to);
 	if (!to || sip_to_tag(home, to, tag) < 0 ||
 	    msg_header_insert(reply, (msg_pub_t *)rsip, (msg_header_t *)to) < 0 ||
 	    !(phrase = su_strdup(home, phrase)) ||
-	    sip_add_dup(reply, rsip, (sip_header_t const *)st->allow) < 0 ||
-	    sip_add_dup(reply, rsip, (sip_header_t const *)st->user_agent) < 0)
+	    !(rsip->sip_via = sip_via_copy(home, q->sip_via)) ||
+	    !(rsip->sip_from = sip_from_copy(home, q->sip_from)) ||
+	    !(rsip->sip_call_id = sip_call_id_copy(home, q->sip_call_id)) ||
+	    msg_header_insert(reply, (msg_pub_t *)rsip,
+			      (msg_header_t *)sip_allow_copy(home, st->allow)) < 0 ||
+	    msg_header_insert(reply, (msg_pub_t *)rsip,
+			      (msg_header_t *)sip_user_agent_copy(home, st->user_agent)) < 0)
 		goto fail;
 	if (retry_after) {
 		sip_retry_after_init(ra);
@@ -322,7 +337,7 @@ static void sip_compact_send(struct sip_stack *st, const char *tag, msg_t *req, 
 	    msg_header_insert(reply, (msg_pub_t *)rsip, (msg_header_t *)
 			      sip_status_create(home, (unsigned)status, phrase, NULL)) < 0 ||
 	    msg_header_insert(reply, (msg_pub_t *)rsip, (msg_header_t *)
-			      sip_cseq_dup(home, q->sip_cseq)) < 0 ||
+			      sip_cseq_copy(home, q->sip_cseq)) < 0 ||
 	    sip_encode_fixed(reply, rsip) < 0)
 		goto fail;
 	/* takes reply and the reference on req, sent or not */

@@ -442,6 +442,65 @@ async def test_retransmitted_message_gets_the_same_answer_and_one_delivery(env):
     await alice.expect_nothing(lambda m: m["body"] in ("once only", "then more"), 0.5)
 
 
+def header_values(resp, *names):
+    """The values of the named headers (any of the names, long or compact, any case) in a SIP
+    message's head, one per comma-separated field where the header is a Via, whitespace around
+    ; , = and after the colon removed."""
+    out = []
+    for line in resp.split("\r\n\r\n")[0].split("\r\n")[1:]:
+        name, _, value = line.partition(":")
+        if name.strip().lower() in names:
+            value = re.sub(r"\s*([;,=])\s*", r"\1", value.strip())
+            out += value.split(",") if name.strip().lower() in ("via", "v") else [value]
+    return out
+
+
+async def test_answer_echoes_the_request_headers(env):
+    """RFC 3261 8.2.6.2: an answer's From, Call-ID, CSeq and Via values are the request's.  The
+    answers copy the request's parsed headers (the structures; the strings stay the request's,
+    which the answer keeps alive): every Via in its order, whether comma-separated on one line
+    or on lines of their own with another header between, with their parameters; compact names
+    and odd spacing in the request; the top Via's rport filled in.  The To gets our tag.  The
+    same holds for a 4xx and for the repeated answer to a retransmission."""
+    await env.gateway()
+    alice = await env.client("alice")
+    s, port = udp_sip_socket()
+    head = (f"MESSAGE sip:alice@xmpp.example SIP/2.0\r\n"
+            f"v: SIP/2.0/UDP 127.0.0.1:{port} ;branch=z9hG4bKecho1 ;rport , SIP/2.0/UDP 192.0.2.7:5070;branch=z9hG4bKup1\r\n"
+            "f:  \"Bob \\\"B\\\"\"  <sip:bob@sip.example;transport=udp>;tag=Ab-1 ;x=y\r\n"
+            "Via:SIP/2.0/TCP  198.51.100.9;branch=z9hG4bKup2;received=198.51.100.10\r\n"
+            "t: <sip:alice@xmpp.example>;x=1\r\ni:  echo-1@[::1]\r\nCSeq:   7   MESSAGE\r\n"
+            "Max-Forwards: 70\r\nc: text/plain\r\n")
+    req = (head + "l: 4\r\n\r\necho").encode()
+    try:
+        first = await exchange(s, env.gw_sip_port, req)
+        again = await exchange(s, env.gw_sip_port, req)
+        bad = req.replace(b"echo-1@", b"echo-2@").replace(b"c: text/plain", b"c: image/png")
+        refused = await exchange(s, env.gw_sip_port, bad)
+    finally:
+        s.close()
+    check(len(first) == 1 and first[0].startswith(("SIP/2.0 200 ", "SIP/2.0 202 ")),
+          f"a 2xx: {status_lines(first)}")
+    check(len(again) == 1 and again[0] == first[0], f"the same answer again: {again}")
+    check(len(refused) == 1 and refused[0].startswith("SIP/2.0 415 "),
+          f"415 for image/png: {status_lines(refused)}")
+    for what, resp, cid in (("2xx", first[0], "echo-1@[::1]"), ("415", refused[0], "echo-2@[::1]")):
+        check(header_values(resp, "via", "v") ==
+              [f"SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKecho1;rport={port}",
+               "SIP/2.0/UDP 192.0.2.7:5070;branch=z9hG4bKup1",
+               "SIP/2.0/TCP 198.51.100.9;branch=z9hG4bKup2;received=198.51.100.10"],
+              f"{what}: every Via, in order: {header_values(resp, 'via', 'v')}")
+        check(header_values(resp, "from", "f") ==
+              ['"Bob \\"B\\"" <sip:bob@sip.example;transport=udp>;tag=Ab-1;x=y'],
+              f"{what}: the From: {header_values(resp, 'from', 'f')}")
+        check(header_values(resp, "call-id", "i") == [cid], f"{what}: the Call-ID")
+        check(header_values(resp, "cseq") == ["7 MESSAGE"], f"{what}: the CSeq")
+        tos = header_values(resp, "to", "t")
+        check(len(tos) == 1 and tos[0].startswith("<sip:alice@xmpp.example>;x=1;tag=") and
+              to_tag(resp), f"{what}: the To with our tag: {tos}")
+    await alice.expect(lambda m: m["body"] == "echo", 5, "the message")
+
+
 def answer_twice(port, gap):
     """Plays the SIP peer on 127.0.0.1:port for one MESSAGE: answers it 200, then `gap` s later
     sends the same 200 again (a duplicate, as a peer that saw a retransmission would).  Returns
