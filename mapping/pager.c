@@ -277,17 +277,23 @@ static int pager_datetime_ok(const char *s, size_t n)
 static int pager_server_iq(struct pager *pg, struct pager_link *pl, const char *id,
 			   const char *name, const char *ns)
 {
-	xmpp_stanza_t *iq = xmpp_iq_new(pg->gw->xctx, "get", id);
-	int r;
+	struct xmpp_text *t = &pg->text;
 
-	if (!iq)
-		gw_fatal("pager: out of memory");
-	xmpp_stanza_set_from(iq, xmpp_link_domain(pl->link));
-	xmpp_stanza_set_to(iq, pg->gw->conf->xmpp_domain);
-	xmpp_stanza_add_child_ex(iq, pager_tag(pg, name, ns), 0);
-	r = xmpp_link_send(pl->link, iq);
-	xmpp_stanza_release(iq);
-	return r;
+	/* written as text (the barrier ping goes out once per window: through libstrophe's
+	 * objects it cost ~11 700 instructions, 4 200 per SIP -> XMPP message at 200/s) */
+	t->len = 0;
+	xmpp_text_add(t, "<iq type='get' id='", 19);
+	xmpp_text_attr(t, id);
+	xmpp_text_add(t, "' from='", 8);
+	xmpp_text_attr(t, xmpp_link_domain(pl->link));
+	xmpp_text_add(t, "' to='", 6);
+	xmpp_text_attr(t, pg->gw->conf->xmpp_domain);
+	xmpp_text_add(t, "'><", 3);
+	xmpp_text_add(t, name, strlen(name));
+	xmpp_text_add(t, " xmlns='", 8);
+	xmpp_text_attr(t, ns);
+	xmpp_text_add(t, "'/></iq>", 8);
+	return xmpp_link_send_text(pl->link, t);
 }
 
 static void pager_barrier_cb(evutil_socket_t fd, short what, void *arg)
@@ -686,7 +692,8 @@ void pager_from_sip(struct pager *pg, struct sip_incoming *in, const struct sip_
 	    !(c.dispositions & (MAP_DISP_POSITIVE | MAP_DISP_NEGATIVE | MAP_DISP_DISPLAY)) ||
 	    map_imdn_stanza_id(base, c.dispositions, c.message_id, c.datetime, e->id,
 			       sizeof(e->id)) != 0)
-		snprintf(e->id, sizeof(e->id), "%s", base);
+		memcpy(e->id, base, sizeof(base));
+	_Static_assert(sizeof(e->id) >= sizeof(base), "a stanza id holds its base");
 	msg = NULL;
 	switch (c.kind) {
 	case PK_TEXT: {

@@ -210,11 +210,38 @@ static void test_prompt(const struct conf *conf)
 	}
 }
 
+/* gw_make_id writes what snprintf("%s-%s%llu") wrote, truncated alike, for every buffer size
+ * and counters of one to twenty digits. */
+static void test_make_id(void)
+{
+	static const unsigned long long seqs[] = { 0, 8, 9, 99, 12345, 4294967295ULL,
+						   18446744073709551614ULL };
+	static const char *const kinds[] = { "m", "gq", "cmd", "" };
+	struct gw gw;
+	char got[64], want[64];
+
+	memset(&gw, 0, sizeof(gw));
+	strcpy(gw.id_prefix, "sgw0a1b2c3d");
+	for (size_t i = 0; i < NELEM(seqs); i++)
+		for (size_t k = 0; k < NELEM(kinds); k++)
+			for (size_t len = 0; len <= sizeof(got); len++) {
+				memset(got, 'x', sizeof(got));
+				memset(want, 'x', sizeof(want));
+				gw.id_seq = seqs[i];
+				gw_make_id(&gw, kinds[k], got, len);
+				CHECK(gw.id_seq == seqs[i] + 1, "the counter moves on");
+				snprintf(want, len, "%s-%s%llu", gw.id_prefix, kinds[k], seqs[i] + 1);
+				CHECK(memcmp(got, want, sizeof(got)) == 0, "id %llu %s in %zu octets: %.*s",
+				      seqs[i] + 1, kinds[k], len, (int)len, got);
+			}
+}
+
 int main(void)
 {
 	struct conf *conf;
 
 	xmpp_initialize();
+	test_make_id();
 	test_caps_ver();
 	conf = test_conf();
 	if (conf) {
