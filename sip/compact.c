@@ -289,13 +289,13 @@ static uint64_t sip_compact_now_ms(void)
  * came by; else the one it is being delivered by, or the one its Via names).
  *
  * The headers it echoes (Via, From, To, Call-ID, CSeq) and our Allow and User-Agent are copies
- * of the structures only (msg_header_copy: the strings stay the request's, or the stack's), and
- * keep the text they were parsed from, which Sofia sends as it stands: nta copied them deep
- * (complete_response) and encoded them again, ~7 000 instructions per answer
- * (docs/benchmarks.md).  The answer holds a reference on the request (msg_set_parent), so that
- * what its headers point at lives as long as it does, queued on a connection or not.  A header
- * that Sofia changes (the To, given our tag; a Via nta added received= to) loses its text and
- * is encoded as before. */
+ * of the structures only (msg_header_copy: the strings stay the request's, or the stack's),
+ * where nta's complete_response() and sip_add_dup() copied every string (docs/benchmarks.md).
+ * The answer holds a reference on the request (msg_set_parent), so that what its headers point
+ * at lives as long as it does, queued on a connection or not.  Allow and User-Agent keep the
+ * text written once at start, which Sofia sends as it stands; the echoed headers are encoded,
+ * as before (Sofia keeps no text of a received header unless MSG_FLG_EXTRACT_COPY makes every
+ * received message copy it). */
 static void sip_compact_send(struct sip_stack *st, const char *tag, msg_t *req, tport_t *tp,
 			     int status, const char *phrase, unsigned retry_after,
 			     const char *accept, const char *unsupported)
