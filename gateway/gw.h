@@ -38,6 +38,8 @@ int gw_strcaseeq(const char *a, const char *b);
 uint64_t gw_hash64(const void *data, size_t len);
 /* The value of one hex digit (either case), or -1. */
 int gw_hexval(char c);
+/* Writes the decimal digits of v at p (at most 20, not terminated); returns the end. */
+char *gw_put_uint(char *p, unsigned long long v);
 /* "192.0.2.1:5060" or "[2001:db8::1]:5060" into buf (always terminated). */
 struct sockaddr;
 void gw_sockaddr_text(const struct sockaddr *sa, char *buf, size_t len);

@@ -105,10 +105,9 @@ int gw_strcaseeq(const char *a, const char *b)
 	}
 }
 
-/* Appends the decimal digits of v at p; returns the end. */
-static char *gw_put_uint(char *p, unsigned v)
+char *gw_put_uint(char *p, unsigned long long v)
 {
-	char tmp[12];
+	char tmp[20];
 	size_t n = 0;
 
 	do
