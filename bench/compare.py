@@ -7,7 +7,11 @@ Kamailio with other memory managers (--kamailio-variants, default "shipped,tlsf"
 -x tlsf -X tlsf on its command line), then the floor (bench/floor_relay.c, left out with
 --no-floor): a minimal relay doing the same job with one epoll loop, a minimal parse, no
 transactions and no timers beyond resending its own unanswered MESSAGEs, whose CPU per message
-is what this machine charges for the wakeups and sends alone (issue 16: simplegw within 2 x of it at 1 000/s).  For each gateway
+is what this machine charges for the wakeups and sends alone (issue 16: simplegw within 2 x of it at 1 000/s),
+and the stack's floor (bench/stack_floor.c, also left out with --no-floor): the same job done the
+plainest way on the brief's libraries (Sofia-SIP's nta with a transaction per message, expat on
+the component stream, no stanza objects, no mapping, checks or logging), whose CPU per message
+beyond the floor's is what those libraries cost.  For each gateway
 and direction it measures:
   - peak: messages per second end to end with the offered load well above what the chain carries,
     and the gateway's CPU per message over that run (user+system of all its processes, /proc/PID/stat);
@@ -44,8 +48,8 @@ and direction it measures:
     recently completed transactions), and --settle seconds later; Kamailio's shared-memory pool
     use as well.  The rate windows and latency runs come after the settling and once nothing is left of
     the peak (64*T1, or Kamailio's 30 s fr_timer for a request whose answer was lost, + 8 s).
-Then, for simplegw only, instructions per message under valgrind --tool=callgrind (the stable
-figure on a noisy machine): --callgrind-n messages each way at --callgrind-rate (callgrind runs
+Then, for simplegw and the stack's floor (when they are in the run), instructions per message
+under valgrind --tool=callgrind (the stable figure on a noisy machine): --callgrind-n messages each way at --callgrind-rate (callgrind runs
 the gateway ~50 times slower: at 1000/s it falls seconds behind, its delivery verdicts time out
 and the peers retransmit), each direction in its own window that runs on until max(64*T1, 5 s)
 + 1.5 s after the last message, with an idle window of the same length before them;
@@ -72,7 +76,7 @@ crashes on Prosody's stream header.
 Usage: bench/compare.py --gateway build/release/simplegw [-n 20000] [--rate 8000] [--latency-n 5000]
            [--common-rate 1000] [--rates 1000,2000] [--rate-seconds 10] [--callgrind-n 2000]
            [--callgrind-rate 200] [--t1 500] [--fast] [--settle 45]
-           [--kamailio-variants shipped,tlsf] [--only simplegw|kamailio|floor]... [--no-floor] [--json FILE]
+           [--kamailio-variants shipped,tlsf] [--only simplegw|kamailio|floor|stack-floor]... [--no-floor] [--json FILE]
            [--no-callgrind] [--no-latency] [--no-rates] [--no-syscalls]
 Exit status: 0 all targets met, 2 a target missed, 1 the run went wrong.
 """
@@ -101,6 +105,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 KAMAILIO_CFG = os.path.join(HERE, "kamailio-xmpp.cfg")
 SHIM_SRC = os.path.join(HERE, "kamailio_xmpp_fix.c")
 FLOOR_SRC = os.path.join(HERE, "floor_relay.c")
+STACK_FLOOR_SRC = os.path.join(HERE, "stack_floor.c")
 PAD = "benchmark message of typical length"   # bodies are about 60 bytes with the token
 TOKEN = re.compile(rb"tk(\d+)x")
 
@@ -378,18 +383,19 @@ class FloorRelay:
         self.proc = None
         self.log = os.path.join(self.dir, "floor_relay.log")
 
-    async def start(self):
+    async def start(self, prefix=(), wait_s=5):
+        """prefix: a command the binary runs under (valgrind)."""
         with open(self.log, "w") as log:
             self.proc = await asyncio.create_subprocess_exec(
-                self.binary, str(self.env.prosody.component_port), SECRET, SIP_DOMAIN, str(self.port),
+                *prefix, self.binary, str(self.env.prosody.component_port), SECRET, SIP_DOMAIN, str(self.port),
                 str(self.env.peer_sip_port), stdout=log, stderr=log)
-        for _ in range(100):
+        for _ in range(int(wait_s / 0.05)):
             with open(self.log) as log:
                 if "up, SIP on" in log.read():
                     return
-            check(self.proc.returncode is None, f"floor_relay did not start: {open(self.log).read()}")
+            check(self.proc.returncode is None, f"{self.name} did not start: {open(self.log).read()}")
             await asyncio.sleep(0.05)
-        raise harness.TestFailure("floor_relay: no component link in 5 s")
+        raise harness.TestFailure(f"{self.name}: no component link in {wait_s} s")
 
     @property
     def sip_port(self):
@@ -402,10 +408,32 @@ class FloorRelay:
         return None
 
     async def stop(self):
-        check(self.proc.returncode is None, f"floor_relay died during the run: {open(self.log).read()[-2000:]}")
+        check(self.proc.returncode is None, f"{self.name} died during the run: {open(self.log).read()[-2000:]}")
         self.proc.terminate()
         rc = await asyncio.wait_for(self.proc.wait(), 10)
-        check(rc == 0, f"floor_relay exited with {rc}: {open(self.log).read()[-2000:]}")
+        check(rc == 0, f"{self.name} exited with {rc}: {open(self.log).read()[-2000:]}")
+
+
+class StackFloor(FloorRelay):
+    """bench/stack_floor.c, built here with cc against Sofia-SIP, expat and OpenSSL: the same job
+    on nta (a transaction per message) and expat, with nothing of a gateway's own around them.
+    Its CPU per message less the floor's is what the stack costs.  nta keeps its transactions
+    with Sofia's default timers (T1 500 ms: compare.py's default --t1)."""
+    name = "stack-floor"
+    keeps_s = SOFIA_T4_S
+    lingers_s = SOFIA_T4_S
+
+    def __init__(self, env):
+        self.env = env
+        self.dir = tempfile.mkdtemp(prefix="stack-floor-", dir=env.workdir)
+        self.binary = os.path.join(self.dir, "stack_floor")
+        flags = subprocess.run(["pkg-config", "--cflags", "--libs", "sofia-sip-ua"], check=True,
+                               capture_output=True, text=True).stdout.split()
+        subprocess.run(["cc", "-std=c11", "-O2", "-Wall", "-o", self.binary, STACK_FLOOR_SRC, *flags,
+                        "-lexpat", "-lcrypto"], check=True)
+        self.port = harness.free_port()
+        self.proc = None
+        self.log = os.path.join(self.dir, "stack_floor.log")
 
 
 # ---------------------------------------------------------------- load
@@ -889,34 +917,57 @@ async def measure(env, target, alice, rx, args, ref=None):
     return r
 
 
-async def callgrind(env, binary, alice, rx, args):
-    """Instructions per message in each direction, simplegw under callgrind: an idle window,
+async def callgrind(env, binary, alice, rx, args, kind="simplegw"):
+    """Instructions per message in each direction, simplegw (or, kind "stack-floor",
+    bench/stack_floor.c) under callgrind: an idle window,
     then one window per direction, each --callgrind-n / --callgrind-rate seconds long plus
     window_tail() (64*T1 + WINDOW_MARGIN_S); callgrind_control zeroes the counts before a window,
     dumps them when the last message has been delivered and again at the end.  Returns
     {direction: (with timers, idle-subtracted, of which after the last message)}, the idle
     instructions per second and what was delivered."""
-    out = os.path.join(env.workdir, "callgrind")
+    out = os.path.join(env.workdir, f"callgrind-{kind}")
     os.makedirs(out, exist_ok=True)
-    wrapper = os.path.join(out, "simplegw-callgrind")
-    with open(wrapper, "w") as f:
-        f.write(f"#!/bin/sh\nexec valgrind --tool=callgrind --callgrind-out-file={out}/cg.out "
-                f"--dump-instr=no --collect-jumps=no {binary} \"$@\"\n")
-    os.chmod(wrapper, 0o755)
-    gw = harness.Gateway(env, wrapper, harness.gateway_xml(env, log_level="notice", sip_attrs=sip_attrs(args.t1),
-                                                           im='<im max-body="8k" delivery-wait="5s"/>'))
-    env.gateways.append(gw)
-    await gw.start(wait_up=False)
-    await gw.wait_log(r"component \S+: connected", timeout=60)
+    valgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/cg.out", "--dump-instr=no",
+                "--collect-jumps=no"]
+    if kind == "stack-floor":
+        sf = StackFloor(env)
+        await sf.start(prefix=valgrind, wait_s=60)
 
-    class T:
-        name = "callgrind"
-        sip_port = env.gw_sip_port
-        keeps_s = SimpleGw.keeps_s
-        lingers_s = SimpleGw.lingers_s
+        class T:
+            name = "callgrind"
+            sip_port = sf.port
+            keeps_s = StackFloor.keeps_s
+            lingers_s = StackFloor.lingers_s
+            proc = sf.proc
 
-        def pids(self):
-            return [gw.proc.pid]
+            def pids(self):
+                return sf.pids()
+
+            async def stop(self):
+                await sf.stop()
+    else:
+        wrapper = os.path.join(out, "simplegw-callgrind")
+        with open(wrapper, "w") as f:
+            f.write("#!/bin/sh\nexec " + " ".join(valgrind) + f" {binary} \"$@\"\n")
+        os.chmod(wrapper, 0o755)
+        gw = harness.Gateway(env, wrapper, harness.gateway_xml(env, log_level="notice", sip_attrs=sip_attrs(args.t1),
+                                                               im='<im max-body="8k" delivery-wait="5s"/>'))
+        env.gateways.append(gw)
+        await gw.start(wait_up=False)
+        await gw.wait_log(r"component \S+: connected", timeout=60)
+
+        class T:
+            name = "callgrind"
+            sip_port = env.gw_sip_port
+            keeps_s = SimpleGw.keeps_s
+            lingers_s = SimpleGw.lingers_s
+            proc = gw.proc
+
+            def pids(self):
+                return [gw.proc.pid]
+
+            async def stop(self):
+                await gw.stop(timeout=60)
     t = T()
     n, rate = args.callgrind_n, args.callgrind_rate
     await run_sip_to_xmpp(env, t, rx, "cg-warm", 200, 100)
@@ -926,7 +977,7 @@ async def callgrind(env, binary, alice, rx, args):
     await asyncio.sleep(quiet_after_peak(t, args))
 
     def control(opt):
-        subprocess.run(["callgrind_control", opt, str(gw.proc.pid)], check=True, capture_output=True, timeout=120)
+        subprocess.run(["callgrind_control", opt, str(t.proc.pid)], check=True, capture_output=True, timeout=120)
     seconds, tails, delivered = {}, {}, {}
     for d in ("idle", "s2x", "x2s"):
         control("--zero")
@@ -953,12 +1004,13 @@ async def callgrind(env, binary, alice, rx, args):
         s = re.search(r"^summary:\s+(\d+)", text, re.M)
         if m and s:
             parts[m.group(1)] = int(s.group(1))
-    await gw.stop(timeout=60)
+    await t.stop()
     if args.keep_callgrind:
-        os.makedirs(args.keep_callgrind, exist_ok=True)
+        keep = args.keep_callgrind if kind == "simplegw" else os.path.join(args.keep_callgrind, kind)
+        os.makedirs(keep, exist_ok=True)
         for path in glob.glob(f"{out}/cg.out*"):
-            shutil.copy(path, args.keep_callgrind)
-        print(f"  callgrind dumps copied to {args.keep_callgrind} (callgrind_annotate FILE)", flush=True)
+            shutil.copy(path, keep)
+        print(f"  callgrind dumps copied to {keep} (callgrind_annotate FILE)", flush=True)
     wanted = {f"{d}-{p}" for d in ("idle", "s2x", "x2s") for p in ("load", "tail")}
     check(wanted <= set(parts), f"callgrind dumps not found in {out}: {sorted(parts)}")
     idle_per_s = (parts["idle-load"] + parts["idle-tail"]) / seconds["idle"]
@@ -1092,23 +1144,24 @@ def report(results, cg, args):
                         ("window s", {n: ws[n]["seconds"] for n in fnames}, "{:.1f}", False),
                         ("machine CPU busy meanwhile %", {n: ws[n]["busy"] for n in fnames}, "{:.0f}", False)]
                 if cg:
-                    rows += [(f"instructions/msg, callgrind at {cg['rate']}/s, with timers",
-                              {"simplegw": cg[d][0]}, "{:,.0f}", False),
+                    any_cg = next(iter(cg.values()))
+                    rows += [(f"instructions/msg, callgrind at {any_cg['rate']}/s, with timers",
+                              {k: c[d][0] for k, c in cg.items()}, "{:,.0f}", True),
                              ("instructions/msg, callgrind, idle subtracted",
-                              {"simplegw": cg[d][1]}, "{:,.0f}", False),
+                              {k: c[d][1] for k, c in cg.items()}, "{:,.0f}", True),
                              ("  of which after the last message",
-                              {"simplegw": cg[d][2]}, "{:,.0f}", False)]
+                              {k: c[d][2] for k, c in cg.items()}, "{:,.0f}", False)]
                 n_msgs = int(rate * args.rate_seconds)
                 print_table(f"{dname} at {rate} msg/s offered ({n_msgs} messages in {args.rate_seconds:g} s, "
                             f"then {tail_text(args)})",
                             [n for n in names if n in fnames], [k for k in ratio_to if k in fnames], rows)
-    if cg:
-        print(f"\nsimplegw under callgrind ({cg['n']} messages each way at {cg['rate']}/s, "
-              f"windows of {cg['seconds']:.1f} s: {cg['n'] / cg['rate']:g} s + {tail_text(args)}; "
-              f"idle {cg['idle_per_s']:,.0f} instructions/s):")
+    for kind, c in (cg or {}).items():
+        print(f"\n{kind} under callgrind ({c['n']} messages each way at {c['rate']}/s, "
+              f"windows of {c['seconds']:.1f} s: {c['n'] / c['rate']:g} s + {tail_text(args)}; "
+              f"idle {c['idle_per_s']:,.0f} instructions/s):")
         for d, dname in DIRECTIONS:
-            print(f"  {dname}: {cg[d][0]:,.0f} instructions/msg with timers, {cg[d][1]:,.0f} idle-subtracted, "
-                  f"of which {cg[d][2]:,.0f} after the last message ({cg[f'{d}_delivered']:.0f} msg/s delivered)")
+            print(f"  {dname}: {c[d][0]:,.0f} instructions/msg with timers, {c[d][1]:,.0f} idle-subtracted, "
+                  f"of which {c[d][2]:,.0f} after the last message ({c[f'{d}_delivered']:.0f} msg/s delivered)")
 
     verdicts = []
     if "simplegw" in results:
@@ -1171,15 +1224,20 @@ async def main_async(args):
             order += [("kamailio", v) for v in args.kamailio_variants]
         if (not args.only and not args.no_floor) or (args.only and "floor" in args.only):
             order += [("floor", None)]
+        if (not args.only and not args.no_floor) or (args.only and "stack-floor" in args.only):
+            order += [("stack-floor", None)]
         for kind, variant in order:
             target = (SimpleGw(env, args.t1) if kind == "simplegw" else FloorRelay(env) if kind == "floor"
+                      else StackFloor(env) if kind == "stack-floor"
                       else KamailioXmpp(env, args.kamailio_shm, variant))
             print(f"---- {target.name} ({time.monotonic() - t_start:.0f} s)", flush=True)
             results[target.name] = await measure(env, target, alice, rx, args, results.get("simplegw"))
         target = None
-        if ("simplegw", None) in order and not args.no_callgrind:
-            print(f"---- simplegw under callgrind ({time.monotonic() - t_start:.0f} s)", flush=True)
-            cg = await callgrind(env, os.path.abspath(args.gateway), alice, rx, args)
+        cg = {}
+        for kind in ("simplegw", "stack-floor"):
+            if (kind, None) in order and not args.no_callgrind:
+                print(f"---- {kind} under callgrind ({time.monotonic() - t_start:.0f} s)", flush=True)
+                cg[kind] = await callgrind(env, os.path.abspath(args.gateway), alice, rx, args, kind)
         print(f"\nmessages per direction: {args.n} at peak (SIP offered at {args.rate}/s), "
               f"{args.latency_n} per latency run, {args.rate_seconds:g} s at each of "
               f"{', '.join(map(str, args.rates))} msg/s; T1 {args.t1} ms; {os.cpu_count()} cores shared "
@@ -1241,11 +1299,12 @@ def main():
     ap.add_argument("--kamailio-variants", default="shipped,tlsf",
                     help=f"Kamailio configurations, comma-separated, of {', '.join(KAMAILIO_VARIANTS)}: "
                          "shipped = Debian's defaults, tlsf = -x tlsf -X tlsf, fm = -x fm -X fm")
-    ap.add_argument("--only", choices=("simplegw", "kamailio", "floor"), action="append",
-                    help="one gateway (kamailio: every --kamailio-variants; floor: bench/floor_relay.c); "
+    ap.add_argument("--only", choices=("simplegw", "kamailio", "floor", "stack-floor"), action="append",
+                    help="one gateway (kamailio: every --kamailio-variants; floor: bench/floor_relay.c; "
+                         "stack-floor: bench/stack_floor.c); "
                          "may be given more than once")
     ap.add_argument("--no-floor", action="store_true",
-                    help="leave out bench/floor_relay.c, the minimal relay measured as the floor")
+                    help="leave out bench/floor_relay.c and bench/stack_floor.c, the floors")
     ap.add_argument("--json", help="also write every figure to this file")
     ap.add_argument("--prosody-nagle", choices=("on", "off"), default="on",
                     help="Prosody's Nagle algorithm on its connections (on: Prosody's default; "
