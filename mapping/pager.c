@@ -53,7 +53,7 @@
 #define NS_RECEIPTS "urn:xmpp:receipts"
 #define NS_MARKERS "urn:xmpp:chat-markers:0"
 #define NS_CHATSTATES "http://jabber.org/protocol/chatstates"
-#define CT_TEXT "text/plain;charset=UTF-8"
+#define CT_TEXT SIP_CT_TEXT
 #define CT_COMPOSING "application/im-iscomposing+xml"
 #define CT_IMDN "message/imdn+xml"
 #define CT_CPIM "message/cpim"

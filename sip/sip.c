@@ -1320,6 +1320,7 @@ static int sip_message_send(struct sip_stack *st, struct sip_outgoing *out,
 	msg_t *msg = nta_msg_create(st->agent, 0);
 	sip_t *sip = msg ? sip_object(msg) : NULL;
 	sip_payload_t *pl;
+	msg_header_t *ct;
 	sip_to_t *to = sip ? sip_message_ids(st, msg, sip, m->from_uri, m->to_uri, cid) : NULL;
 
 	if (sip && !to) {
@@ -1327,7 +1328,12 @@ static int sip_message_send(struct sip_stack *st, struct sip_outgoing *out,
 		return 1;	/* an address Sofia's URL parser refuses: the general path says why */
 	}
 	pl = sip ? sip_payload_create(msg_home(msg), m->body, strlen(m->body)) : NULL;
-	if (!pl || sip_add_make(msg, sip, sip_content_type_class, m->content_type) < 0 ||
+	/* the pager's plain text is a copy of the stack's Content-Type, its text already written
+	 * (no parse, no encoding); any other type is parsed from its string */
+	ct = pl && strcmp(m->content_type, SIP_CT_TEXT) == 0 ?
+		(msg_header_t *)sip_content_type_copy(msg_home(msg), st->ct_text) : NULL;
+	if (!pl || (ct ? msg_header_insert(msg, (msg_pub_t *)sip, ct) < 0 :
+		    sip_add_make(msg, sip, sip_content_type_class, m->content_type) < 0) ||
 	    (m->subject && sip_add_make(msg, sip, sip_subject_class, m->subject) < 0) ||
 	    (m->language && sip_add_make(msg, sip, sip_content_language_class, m->language) < 0) ||
 	    msg_header_insert(msg, (msg_pub_t *)sip, (msg_header_t *)pl) < 0 ||
@@ -1518,8 +1524,11 @@ struct sip_stack *sip_stack_new(struct reactor *reactor, const struct conf *conf
 	st->rnd_used = sizeof(st->rnd);	/* empty: the first tag fills it */
 	st->allow = sip_allow_make(st->home, SIP_ALLOW);
 	st->user_agent = sip_user_agent_make(st->home, SIP_USER_AGENT);
-	if (!st->allow || !st->user_agent || sip_header_text(st->home, (msg_header_t *)st->allow) < 0 ||
-	    sip_header_text(st->home, (msg_header_t *)st->user_agent) < 0)
+	st->ct_text = sip_content_type_make(st->home, SIP_CT_TEXT);
+	if (!st->allow || !st->user_agent || !st->ct_text ||
+	    sip_header_text(st->home, (msg_header_t *)st->allow) < 0 ||
+	    sip_header_text(st->home, (msg_header_t *)st->user_agent) < 0 ||
+	    sip_header_text(st->home, (msg_header_t *)st->ct_text) < 0)
 		gw_fatal("cannot make the SIP headers");
 	guard_install(conf, st->base);
 	log_debug("binding %s%s%s", urls[0], urls[1] ? " and " : "", urls[1] ? urls[1] : "");

@@ -102,12 +102,16 @@ void sip_stack_set_stats(struct sip_stack *stack, struct stats *stats,
 void sip_incoming_respond(struct sip_incoming *in, int status, const char *phrase,
 			  unsigned retry_after, const char *accept);
 
+/* Plain text, the pager's usual type: a MESSAGE of this type gets a copy of a Content-Type
+ * parsed and written once, any other type is parsed from its string. */
+#define SIP_CT_TEXT "text/plain;charset=UTF-8"
+
 /* An outgoing pager-mode MESSAGE.  Strings are copied by sip_send_message(). */
 struct sip_out_message {
 	const struct conf_peer *peer;	/* sent to this peer's route */
 	const char *from_uri;		/* addr-spec in the XMPP domain */
 	const char *to_uri;		/* addr-spec in the peer's domain: Request-URI and To */
-	const char *content_type;	/* e.g. "text/plain;charset=UTF-8" */
+	const char *content_type;	/* e.g. SIP_CT_TEXT */
 	const char *body;		/* NUL-terminated */
 	const char *subject;		/* one line, or NULL */
 	const char *language;		/* a language tag, or NULL */

@@ -97,6 +97,7 @@ struct sip_stack {
 	sip_contact_t *contact;		/* ours in dialogs: plain, and over TLS (or NULL) */
 	sip_contact_t *contact_tls;
 	sip_user_agent_t *user_agent;
+	sip_content_type_t *ct_text;	/* SIP_CT_TEXT, parsed once, its text written */
 	su_home_t home[1];
 	struct sip_list in, out, subs, watches, calls;
 	int shutting_down;

@@ -501,10 +501,10 @@ async def test_answer_echoes_the_request_headers(env):
     await alice.expect(lambda m: m["body"] == "echo", 5, "the message")
 
 
-def answer_twice(port, gap):
-    """Plays the SIP peer on 127.0.0.1:port for one MESSAGE: answers it 200, then `gap` s later
-    sends the same 200 again (a duplicate, as a peer that saw a retransmission would).  Returns
-    the MESSAGE's body."""
+def play_peer(port, repeat_after=None):
+    """Plays the SIP peer on 127.0.0.1:port for one MESSAGE: answers it 200 and, repeat_after s
+    later, sends the same 200 again (a duplicate, as a peer that saw a retransmission would).
+    Returns the MESSAGE's head (text) and body (bytes) as they came."""
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind(("127.0.0.1", port))
     s.settimeout(5)
@@ -518,11 +518,49 @@ def answer_twice(port, gap):
                 for l in head.decode().split("\r\n") if re.match(r"(?i)(via|from|to|call-id|cseq):", l)]
         resp = ("SIP/2.0 200 OK\r\n" + "\r\n".join(keep) + "\r\nContent-Length: 0\r\n\r\n").encode()
         s.sendto(resp, addr)
-        time.sleep(gap)
-        s.sendto(resp, addr)
-        return body.decode()
+        if repeat_after is not None:
+            time.sleep(repeat_after)
+            s.sendto(resp, addr)
+        return head.decode(), body
     finally:
         s.close()
+
+
+def answer_twice(port, gap):
+    """play_peer() with a duplicate 200 gap s after the first; returns the MESSAGE's body."""
+    return play_peer(port, gap)[1].decode()
+
+
+async def test_sent_message_carries_its_headers(env):
+    """The MESSAGE a chat becomes, as it reaches the peer: plain text with the Content-Type the
+    pager always uses (a copy of one made at start), Subject and Content-Language from the
+    stanza (xml:lang), a Content-Length in octets of a UTF-8 body, From with a tag, To without one; a second
+    message the same again (the shared header is copied, not moved)."""
+    await env.gateway()
+    alice = await env.client("alice")
+    rows = (dict(body="plain words", subject=None, lang=None),
+            dict(body="caf\u00e9 \u2615 <&> \"quoted\"", subject="Lunch?", lang="fr"),
+            dict(body="and once more", subject=None, lang=None))
+    for row in rows:
+        peer = asyncio.create_task(asyncio.to_thread(play_peer, env.peer_sip_port))
+        await asyncio.sleep(0.1)
+        send(alice, f"bob@{SIP_DOMAIN}", body=row["body"], subject=row["subject"], lang=row["lang"])
+        head, body = await peer
+        check(body.decode() == row["body"], f"the body as sent: {body!r}")
+        check(header_values(head + "\r\n", "content-type", "c") == ["text/plain;charset=UTF-8"],
+              f"plain text's Content-Type: {head}")
+        check(header_values(head + "\r\n", "content-length", "l") == [str(len(body))],
+              f"Content-Length in octets ({len(body)}): {head}")
+        check(header_values(head + "\r\n", "subject", "s") == ([row["subject"]] if row["subject"] else []),
+              f"Subject: {head}")
+        if row["lang"]:		# without one, the client's stream default ("en") may be there
+            check(header_values(head + "\r\n", "content-language") == [row["lang"]], f"Content-Language: {head}")
+        froms, tos = header_values(head + "\r\n", "from", "f"), header_values(head + "\r\n", "to", "t")
+        check(len(froms) == 1 and froms[0].startswith("<sip:alice@xmpp.example>;tag=") and
+              len(froms[0]) > len("<sip:alice@xmpp.example>;tag=") + 7, f"From with a tag: {froms}")
+        check(tos == [f"<sip:bob@{SIP_DOMAIN}>"], f"To without a tag: {tos}")
+        check(head.startswith(f"MESSAGE sip:bob@{SIP_DOMAIN} SIP/2.0\r\n"), f"request line: {head}")
+    await alice.expect_nothing(lambda m: m["type"] == "error", 1.0)
 
 
 async def test_duplicate_final_responses_are_absorbed_or_dropped(env):
