@@ -929,22 +929,18 @@ async def callgrind(env, binary, alice, rx, args, kind="simplegw"):
     os.makedirs(out, exist_ok=True)
     valgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/cg.out", "--dump-instr=no",
                 "--collect-jumps=no"]
+
+    class T:
+        """The target under callgrind, as the load functions see one."""
+        name = "callgrind"
+
+        def __init__(self, sip_port, like, proc, pids, stop):
+            self.sip_port, self.keeps_s, self.lingers_s = sip_port, like.keeps_s, like.lingers_s
+            self.proc, self.pids, self.stop = proc, pids, stop
     if kind == "stack-floor":
         sf = StackFloor(env)
         await sf.start(prefix=valgrind, wait_s=60)
-
-        class T:
-            name = "callgrind"
-            sip_port = sf.port
-            keeps_s = StackFloor.keeps_s
-            lingers_s = StackFloor.lingers_s
-            proc = sf.proc
-
-            def pids(self):
-                return sf.pids()
-
-            async def stop(self):
-                await sf.stop()
+        t = T(sf.port, StackFloor, sf.proc, sf.pids, sf.stop)
     else:
         wrapper = os.path.join(out, "simplegw-callgrind")
         with open(wrapper, "w") as f:
@@ -955,20 +951,7 @@ async def callgrind(env, binary, alice, rx, args, kind="simplegw"):
         env.gateways.append(gw)
         await gw.start(wait_up=False)
         await gw.wait_log(r"component \S+: connected", timeout=60)
-
-        class T:
-            name = "callgrind"
-            sip_port = env.gw_sip_port
-            keeps_s = SimpleGw.keeps_s
-            lingers_s = SimpleGw.lingers_s
-            proc = gw.proc
-
-            def pids(self):
-                return [gw.proc.pid]
-
-            async def stop(self):
-                await gw.stop(timeout=60)
-    t = T()
+        t = T(env.gw_sip_port, SimpleGw, gw.proc, lambda: [gw.proc.pid], lambda: gw.stop(timeout=60))
     n, rate = args.callgrind_n, args.callgrind_rate
     await run_sip_to_xmpp(env, t, rx, "cg-warm", 200, 100)
     await run_xmpp_to_sip(env, t, alice, "cg-warm", 200, 100)

@@ -41,6 +41,8 @@
 
 #include <openssl/evp.h>
 
+#include "relay_common.h"
+
 #define BATCH 64		/* datagrams per recvmmsg / sendmmsg */
 #define DGRAM 8192		/* largest datagram handled */
 
@@ -74,18 +76,6 @@ static unsigned long pending_lo = 1;	/* no unanswered MESSAGE below this sequenc
 static unsigned long pending_n;
 static long long checked_ms;
 static volatile sig_atomic_t stopping;
-
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	fputs("floor_relay: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-	exit(1);
-}
 
 static void grow(char **buf, size_t *cap, size_t need)
 {
@@ -527,8 +517,6 @@ static void on_link(void)
 static void link_open(int port, const char *secret)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned md_len;
 	char hex[2 * EVP_MAX_MD_SIZE + 1], *id, *q;
 	int one = 1;
 
@@ -547,19 +535,11 @@ static void link_open(int port, const char *secret)
 			die("no stream header from the XMPP server");
 	id += 5;
 	q = memchr(id, '\'', link_in_len - (size_t)(id - link_in));
-	size_t idn = (size_t)(q - id);
-	char *material = malloc(idn + strlen(secret) + 1);
+	size_t hex_n = relay_handshake(id, (size_t)(q - id), secret, hex);
 
-	memcpy(material, id, idn);
-	strcpy(material + idn, secret);
-	if (!EVP_Digest(material, strlen(material), md, &md_len, EVP_sha1(), NULL))
-		die("SHA-1 failed");
-	free(material);
-	for (unsigned i = 0; i < md_len; i++)
-		sprintf(hex + 2 * i, "%02x", md[i]);
 	link_in_len = 0;
 	link_put_lit("<handshake>");
-	link_put(hex, 2 * md_len);
+	link_put(hex, hex_n);
 	link_put_lit("</handshake>");
 	link_flush();
 	while (!memmem(link_in, link_in_len, "<handshake", 10))
@@ -587,6 +567,7 @@ int main(int argc, char **argv)
 	struct epoll_event ev;
 	int rcvbuf = 4 << 20;
 
+	relay_name = "floor_relay";
 	if (argc != 6)
 		die("usage: floor_relay COMPONENT_PORT SECRET DOMAIN SIP_PORT PEER_SIP_PORT");
 	domain = argv[3];

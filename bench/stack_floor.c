@@ -37,6 +37,8 @@
 #include <expat.h>
 #include <openssl/evp.h>
 
+#include "relay_common.h"
+
 #include <sofia-sip/su.h>
 #include <sofia-sip/su_wait.h>
 #include <sofia-sip/nta.h>
@@ -65,18 +67,6 @@ static struct {
 	char to[FIELD], from[FIELD], body[FIELD];
 	size_t body_n;
 } st;
-
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	fputs("stack_floor: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-	exit(1);
-}
 
 static void link_write(const char *s, size_t n)
 {
@@ -286,9 +276,7 @@ static int on_link(su_root_magic_t *magic, su_wait_t *w, su_wakeup_arg_t *arg)
 static void link_open(int port, const char *domain, const char *secret)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned md_len;
-	char hex[2 * EVP_MAX_MD_SIZE + 1], head[512], material[1024];
+	char hex[2 * EVP_MAX_MD_SIZE + 1], head[512];
 	int one = 1;
 
 	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
@@ -302,13 +290,10 @@ static void link_open(int port, const char *domain, const char *secret)
 	while (!st.id[0])
 		if (!link_read())
 			die("no stream header from the XMPP server");
-	snprintf(material, sizeof(material), "%s%s", st.id, secret);
-	if (!EVP_Digest(material, strlen(material), md, &md_len, EVP_sha1(), NULL))
-		die("SHA-1 failed");
-	for (unsigned i = 0; i < md_len; i++)
-		sprintf(hex + 2 * i, "%02x", md[i]);
+	size_t hex_n = relay_handshake(st.id, strlen(st.id), secret, hex);
+
 	link_write("<handshake>", 11);
-	link_write(hex, 2 * md_len);
+	link_write(hex, hex_n);
 	link_write("</handshake>", 12);
 	while (!st.linked)
 		if (!link_read())
@@ -336,6 +321,7 @@ int main(int argc, char **argv)
 	char contact[64], peer[64];
 	su_wait_t lw[1], sw[1];
 
+	relay_name = "stack_floor";
 	if (argc != 6)
 		die("usage: stack_floor COMPONENT_PORT SECRET DOMAIN SIP_PORT PEER_SIP_PORT");
 	signal(SIGPIPE, SIG_IGN);
