@@ -516,15 +516,9 @@ static void on_link(void)
 /* XEP-0114: the stream header, the server's stream id, the handshake. */
 static void link_open(int port, const char *secret)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
 	char hex[2 * EVP_MAX_MD_SIZE + 1], *id, *q;
-	int one = 1;
 
-	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-	link_fd = socket(AF_INET, SOCK_STREAM, 0);
-	if (link_fd < 0 || connect(link_fd, (struct sockaddr *)&a, sizeof(a)) != 0)
-		die("cannot connect to the component port %d: %s", port, strerror(errno));
-	setsockopt(link_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	link_fd = relay_connect(port);
 	link_put_lit("<?xml version='1.0'?><stream:stream xmlns='jabber:component:accept' "
 		 "xmlns:stream='http://etherx.jabber.org/streams' to='");
 	link_put(domain, strlen(domain));

@@ -275,15 +275,9 @@ static int on_link(su_root_magic_t *magic, su_wait_t *w, su_wakeup_arg_t *arg)
 /* XEP-0114: the stream header, the server's stream id, the handshake (blocking, before the loop). */
 static void link_open(int port, const char *domain, const char *secret)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
 	char hex[2 * EVP_MAX_MD_SIZE + 1], head[512];
-	int one = 1;
 
-	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-	link_fd = socket(AF_INET, SOCK_STREAM, 0);
-	if (link_fd < 0 || connect(link_fd, (struct sockaddr *)&a, sizeof(a)) != 0)
-		die("cannot connect to the component port %d: %s", port, strerror(errno));
-	setsockopt(link_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	link_fd = relay_connect(port);
 	snprintf(head, sizeof(head), "<?xml version='1.0'?><stream:stream xmlns='%s' "
 		 "xmlns:stream='%s' to='%s'>", NS_COMPONENT, NS_STREAMS, domain);
 	link_write(head, strlen(head));
