@@ -374,21 +374,24 @@ class FloorRelay:
     keeps_s = 0.0
     lingers_s = 0.0
 
-    def __init__(self, env):
+    def __init__(self, env, src=FLOOR_SRC, flags=("-lcrypto",), args=()):
+        """src is built with cc and flags; args follow the five every floor takes."""
         self.env = env
-        self.dir = tempfile.mkdtemp(prefix="floor-relay-", dir=env.workdir)
-        self.binary = os.path.join(self.dir, "floor_relay")
-        subprocess.run(["cc", "-std=c11", "-O2", "-Wall", "-o", self.binary, FLOOR_SRC, "-lcrypto"], check=True)
+        base = os.path.splitext(os.path.basename(src))[0]
+        self.dir = tempfile.mkdtemp(prefix=f"{base}-", dir=env.workdir)
+        self.binary = os.path.join(self.dir, base)
+        subprocess.run(["cc", "-std=c11", "-O2", "-Wall", "-o", self.binary, src, *flags], check=True)
         self.port = harness.free_port()
+        self.args = [str(a) for a in args]
         self.proc = None
-        self.log = os.path.join(self.dir, "floor_relay.log")
+        self.log = os.path.join(self.dir, f"{base}.log")
 
     async def start(self, prefix=(), wait_s=5):
         """prefix: a command the binary runs under (valgrind)."""
         with open(self.log, "w") as log:
             self.proc = await asyncio.create_subprocess_exec(
                 *prefix, self.binary, str(self.env.prosody.component_port), SECRET, SIP_DOMAIN, str(self.port),
-                str(self.env.peer_sip_port), stdout=log, stderr=log)
+                str(self.env.peer_sip_port), *self.args, stdout=log, stderr=log)
         for _ in range(int(wait_s / 0.05)):
             with open(self.log) as log:
                 if "up, SIP on" in log.read():
@@ -417,23 +420,16 @@ class FloorRelay:
 class StackFloor(FloorRelay):
     """bench/stack_floor.c, built here with cc against Sofia-SIP, expat and OpenSSL: the same job
     on nta (a transaction per message) and expat, with nothing of a gateway's own around them.
-    Its CPU per message less the floor's is what the stack costs.  nta keeps its transactions
-    with Sofia's default timers (T1 500 ms: compare.py's default --t1)."""
+    Its CPU per message less the floor's is what the stack costs.  nta runs with the run's T1
+    (--t1) and Sofia's other default timers."""
     name = "stack-floor"
     keeps_s = SOFIA_T4_S
     lingers_s = SOFIA_T4_S
 
-    def __init__(self, env):
-        self.env = env
-        self.dir = tempfile.mkdtemp(prefix="stack-floor-", dir=env.workdir)
-        self.binary = os.path.join(self.dir, "stack_floor")
+    def __init__(self, env, t1):
         flags = subprocess.run(["pkg-config", "--cflags", "--libs", "sofia-sip-ua"], check=True,
                                capture_output=True, text=True).stdout.split()
-        subprocess.run(["cc", "-std=c11", "-O2", "-Wall", "-o", self.binary, STACK_FLOOR_SRC, *flags,
-                        "-lexpat", "-lcrypto"], check=True)
-        self.port = harness.free_port()
-        self.proc = None
-        self.log = os.path.join(self.dir, "stack_floor.log")
+        super().__init__(env, STACK_FLOOR_SRC, [*flags, "-lexpat", "-lcrypto"], [t1])
 
 
 # ---------------------------------------------------------------- load
@@ -938,7 +934,7 @@ async def callgrind(env, binary, alice, rx, args, kind="simplegw"):
             self.sip_port, self.keeps_s, self.lingers_s = sip_port, like.keeps_s, like.lingers_s
             self.proc, self.pids, self.stop = proc, pids, stop
     if kind == "stack-floor":
-        sf = StackFloor(env)
+        sf = StackFloor(env, args.t1)
         await sf.start(prefix=valgrind, wait_s=60)
         t = T(sf.port, StackFloor, sf.proc, sf.pids, sf.stop)
     else:
@@ -1211,7 +1207,7 @@ async def main_async(args):
             order += [("stack-floor", None)]
         for kind, variant in order:
             target = (SimpleGw(env, args.t1) if kind == "simplegw" else FloorRelay(env) if kind == "floor"
-                      else StackFloor(env) if kind == "stack-floor"
+                      else StackFloor(env, args.t1) if kind == "stack-floor"
                       else KamailioXmpp(env, args.kamailio_shm, variant))
             print(f"---- {target.name} ({time.monotonic() - t_start:.0f} s)", flush=True)
             results[target.name] = await measure(env, target, alice, rx, args, results.get("simplegw"))

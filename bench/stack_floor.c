@@ -18,7 +18,8 @@
  * It is a benchmark tool, not a gateway: it trusts its peers (compare.py's sipp and Prosody), is
  * never run against anything else, and writes the link with blocking writes.
  *
- * Usage: stack_floor COMPONENT_PORT SECRET DOMAIN SIP_PORT PEER_SIP_PORT   (all on 127.0.0.1)
+ * Usage: stack_floor COMPONENT_PORT SECRET DOMAIN SIP_PORT PEER_SIP_PORT [T1_MS]   (all on 127.0.0.1;
+ *        T1 500 ms unless given, Sofia's other timers their defaults)
  * Exit status: 0 on SIGTERM, 1 on a setup or link failure.
  */
 #define _GNU_SOURCE
@@ -314,10 +315,14 @@ int main(int argc, char **argv)
 {
 	char contact[64], peer[64];
 	su_wait_t lw[1], sw[1];
+	unsigned t1;
 
 	relay_name = "stack_floor";
-	if (argc != 6)
-		die("usage: stack_floor COMPONENT_PORT SECRET DOMAIN SIP_PORT PEER_SIP_PORT");
+	if (argc != 6 && argc != 7)
+		die("usage: stack_floor COMPONENT_PORT SECRET DOMAIN SIP_PORT PEER_SIP_PORT [T1_MS]");
+	t1 = argc == 7 ? (unsigned)atoi(argv[6]) : 500;
+	if (t1 == 0)
+		die("T1 must be a positive number of milliseconds");
 	signal(SIGPIPE, SIG_IGN);
 	if (pipe(sig_pipe) != 0)
 		die("pipe: %s", strerror(errno));
@@ -337,7 +342,8 @@ int main(int argc, char **argv)
 	snprintf(contact, sizeof(contact), "sip:127.0.0.1:%d;transport=udp", atoi(argv[4]));
 	snprintf(peer, sizeof(peer), "sip:127.0.0.1:%d;transport=udp", atoi(argv[5]));
 	route = (url_string_t *)peer;
-	agent = nta_agent_create(root, (url_string_t *)contact, NULL, NULL, NTATAG_UA(0), TAG_END());
+	agent = nta_agent_create(root, (url_string_t *)contact, NULL, NULL, NTATAG_UA(0), NTATAG_SIP_T1(t1),
+				 TAG_END());
 	if (!agent)
 		die("cannot bind SIP on %s", contact);
 	leg = nta_leg_tcreate(agent, on_request, NULL, NTATAG_NO_DIALOG(1), TAG_END());
