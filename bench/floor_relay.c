@@ -103,8 +103,7 @@ static void link_put_escaped(const char *s, size_t n)
 	size_t run = 0;
 
 	for (size_t i = 0; i < n; i++) {
-		const char *ent = s[i] == '&' ? "&amp;" : s[i] == '<' ? "&lt;" : s[i] == '>' ? "&gt;" :
-				  s[i] == '\'' ? "&apos;" : NULL;
+		const char *ent = relay_entity(s[i]);
 
 		if (!ent)
 			continue;

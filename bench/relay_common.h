@@ -30,6 +30,13 @@ static void die(const char *fmt, ...)
 	exit(1);
 }
 
+/* The entity that stands for c in a stanza's text or in an attribute quoted with ', or NULL
+ * when c stands for itself. */
+static const char *relay_entity(char c)
+{
+	return c == '&' ? "&amp;" : c == '<' ? "&lt;" : c == '>' ? "&gt;" : c == '\'' ? "&apos;" : NULL;
+}
+
 /* A TCP connection to 127.0.0.1:port without Nagle (the component link); dies if none. */
 static int relay_connect(int port)
 {

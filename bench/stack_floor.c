@@ -87,15 +87,7 @@ static void link_write(const char *s, size_t n)
 static int put_escaped(char *out, size_t *len, size_t cap, const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		const char *e = NULL;
-
-		switch (s[i]) {
-		case '&': e = "&amp;"; break;
-		case '<': e = "&lt;"; break;
-		case '>': e = "&gt;"; break;
-		case '\'': e = "&apos;"; break;
-		case '"': e = "&quot;"; break;
-		}
+		const char *e = relay_entity(s[i]);
 		size_t k = e ? strlen(e) : 1;
 
 		if (*len + k >= cap)
