@@ -39,6 +39,7 @@
 #include <sofia-sip/msg_addr.h>
 #include <sofia-sip/nta_tag.h>
 #include <sofia-sip/sip_status.h>
+#include <sofia-sip/hostdomain.h>
 #include <sofia-sip/su.h>
 #include <sofia-sip/su_string.h>
 #include <sofia-sip/tport.h>
@@ -113,6 +114,7 @@ struct sip_outgoing {
 	struct sip_hobj h;
 	struct sip_stack *stack;
 	nta_outgoing_t *orq;
+	struct sip_cout *cout;	/* instead of orq: a MESSAGE over UDP (compact_out.c) */
 	sip_response_fn *cb;	/* NULL once cancelled */
 	void *arg;
 	const struct conf_peer *peer;	/* for the audit */
@@ -1061,8 +1063,11 @@ static int sip_on_agent_message(struct sip_stack *st, nta_agent_t *agent, msg_t 
 
 	(void)agent;
 	if (!sip || !sip->sip_request || sip->sip_request->rq_method == sip_method_ack) {
-		/* a stray response; an ACK for no dialog of ours (an INVITE's transaction
-		 * absorbs the others) */
+		/* a response to a MESSAGE of ours sent without nta's transaction; else a stray
+		 * response, or an ACK for no dialog of ours (an INVITE's transaction absorbs
+		 * the others) */
+		if (sip && sip->sip_status)
+			sip_cout_response(st, sip);
 		msg_destroy(msg);
 		return 0;
 	}
@@ -1132,6 +1137,27 @@ static int sip_outgoing_response(void *magic, nta_outgoing_t *orq, sip_t const *
 	return sip_final_response(out->stack, orq, sip, &out->orq, sip_outgoing_final, out);
 }
 
+/* compact_out.c's report: the final response (sip), or 408 / 503 with the request as sip. */
+static void sip_outgoing_cout_final(void *arg, sip_t const *sip, int status, const char *phrase)
+{
+	struct sip_outgoing *out = arg;
+
+	out->cout = NULL;
+	sip_count_status(out->stack, 0, status);
+	sip_outgoing_final(out, NULL, sip, status, phrase);
+}
+
+/* Ends out's request without telling its owner (shutdown, the stack freed). */
+static void sip_outgoing_abandon(struct sip_outgoing *out)
+{
+	if (out->cout)
+		sip_cout_forget(out->stack, out->cout);
+	else
+		nta_outgoing_destroy(out->orq);
+	out->cout = NULL;
+	out->orq = NULL;
+}
+
 static struct sip_outgoing *sip_outgoing_new(struct sip_stack *st, const struct conf_peer *peer,
 					     sip_response_fn *cb, void *arg)
 {
@@ -1165,7 +1191,7 @@ static int sip_from_to_parse(const char *from_uri, const char *to_uri, char *fro
 static int sip_outgoing_started(struct sip_stack *st, struct sip_outgoing *out, const char *name,
 				const char *to_uri)
 {
-	if (!out->orq) {
+	if (!out->orq && !out->cout) {
 		log_warn("cannot send a SIP %s to %s", name, to_uri);
 		sip_audit_clear(&out->au);
 		free(out);
@@ -1173,7 +1199,8 @@ static int sip_outgoing_started(struct sip_stack *st, struct sip_outgoing *out, 
 	}
 	sip_list_add(&st->out, &out->h);
 	sip_count_out(st, out->peer);
-	reactor_kick(st->reactor);	/* its retransmission timer */
+	if (out->orq)
+		reactor_kick(st->reactor);	/* its retransmission timer */
 	return 0;
 }
 
@@ -1233,20 +1260,25 @@ static int sip_header_text(su_home_t *home, msg_header_t *h)
  * (not terminated).  The octets come from a pool that one getrandom() fills 256 at a time:
  * msg_random_token(), which nta_agent_newtag() uses, reads /dev/urandom through stdio 8 octets
  * per character (~2 400 instructions per tag, docs/benchmarks.md). */
-static void sip_random_token(struct sip_stack *st, char *dst, size_t n)
+void sip_random_bits(struct sip_stack *st, uint64_t *bits)
 {
-	static const char alphabet[] = "0123456789abcdefghijklmnopqrstuv";
-	uint64_t bits = 0;
-	size_t i;
-
 	if (st->rnd_used + 8 > sizeof(st->rnd)) {
 		if (getrandom(st->rnd, sizeof(st->rnd), 0) != (ssize_t)sizeof(st->rnd))
 			gw_fatal("getrandom: %s", strerror(errno));
 		st->rnd_used = 0;
 	}
-	memcpy(&bits, st->rnd + st->rnd_used, 8);
+	memcpy(bits, st->rnd + st->rnd_used, 8);
 	memset(st->rnd + st->rnd_used, 0, 8);	/* an octet is used once */
 	st->rnd_used += 8;
+}
+
+static void sip_random_token(struct sip_stack *st, char *dst, size_t n)
+{
+	static const char alphabet[] = "0123456789abcdefghijklmnopqrstuv";
+	uint64_t bits;
+	size_t i;
+
+	sip_random_bits(st, &bits);
 	for (i = 0; i < n && i < 12; i++, bits >>= 5)	/* 12 x 5 of the 64 bits */
 		dst[i] = alphabet[bits & 31];
 }
@@ -1307,6 +1339,26 @@ static sip_to_t *sip_message_ids(struct sip_stack *st, msg_t *msg, sip_t *sip,
 	return &b->to;
 }
 
+/* A MESSAGE to a peer whose route is UDP to a numeric address goes without nta's client
+ * transaction (compact_out.c); NULL (msg untouched) for the others, which nta sends. */
+static struct sip_cout *sip_message_send_compact(struct sip_stack *st, struct sip_outgoing *out,
+						 msg_t *msg)
+{
+	url_t const *route = (url_t const *)sip_peer_route(st, out->peer);
+	sip_t const *sip = sip_object(msg);
+	char port[8];
+
+	/* a body this long is nearer UDP's limit than headers can make up for: nta's transaction
+	 * would send it by TCP instead (RFC 3261 18.1.1), so it is nta's */
+	if (out->peer->route_transport != CONF_TRANSPORT_UDP || !route || !route->url_host ||
+	    !host_is_ip_address(route->url_host) ||
+	    (sip->sip_payload && sip->sip_payload->pl_len > SIP_COUT_MAX_BODY))
+		return NULL;
+	snprintf(port, sizeof(port), "%u", out->peer->route_port);
+	return sip_cout_send(st, msg, route->url_host, route->url_port ? route->url_port : port,
+			     sip_outgoing_cout_final, out);
+}
+
 /* MESSAGE is the hot path: its request is built here header by header, From, To, Call-ID and
  * User-Agent in one block (sip_message_ids), and handed to nta whole
  * (nta_outgoing_mcreate), without the tag lists of nta_outgoing_tcreate (sip_add_tl() and nta's
@@ -1341,10 +1393,10 @@ static int sip_message_send(struct sip_stack *st, struct sip_outgoing *out,
 				     (url_string_t *)to->a_url) < 0 ||
 	    sip_encode_fixed(msg, sip) < 0)
 		out->orq = NULL;
-	else
+	else if (!(out->cout = sip_message_send_compact(st, out, msg)))
 		out->orq = nta_outgoing_mcreate(st->agent, sip_outgoing_response, out,
 						sip_peer_route(st, out->peer), msg, TAG_END());
-	if (!out->orq && msg)
+	if (!out->orq && !out->cout && msg)
 		msg_destroy(msg);	/* nta takes the message only with the transaction */
 	return sip_outgoing_started(st, out, "MESSAGE", m->to_uri);
 }
@@ -1623,6 +1675,7 @@ struct sip_stack *sip_stack_new(struct reactor *reactor, const struct conf *conf
 	free(urls[0]);
 	free(urls[1]);
 	sip_compact_init(st);
+	sip_cout_init(st);
 	st->shutdown_ev = evtimer_new(st->base, NULL, NULL);
 	if (!st->shutdown_ev)
 		gw_fatal("event_new failed");
@@ -1671,7 +1724,7 @@ void sip_stack_shutdown(struct sip_stack *st)
 	/* transactions still waiting for an answer: their owners are told now */
 	while ((out = sip_list_first(&st->out))) {
 		sip_outgoing_unlink(out);
-		nta_outgoing_destroy(out->orq);
+		sip_outgoing_abandon(out);
 		sip_audit_emit(out->peer, &out->au, 503, "Shutting Down");
 		if (out->cb)
 			out->cb(out->arg, 503, "Shutting Down");
@@ -1721,10 +1774,11 @@ void sip_stack_free(struct sip_stack *st)
 	}
 	while ((out = sip_list_first(&st->out))) {
 		sip_outgoing_unlink(out);
-		nta_outgoing_destroy(out->orq);
+		sip_outgoing_abandon(out);
 		sip_audit_clear(&out->au);
 		free(out);
 	}
+	sip_cout_free(st);
 	sip_sub_free_all(st);
 	sip_call_free_all(st);
 	sip_watch_free_all(st);

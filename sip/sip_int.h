@@ -8,6 +8,8 @@
  *                 OPTIONS, REFER, and the first request of each dialog), shutdown
  *   compact.c     MESSAGE and OPTIONS outside dialogs answered without nta's server
  *                 transaction: a compact record per request matches retransmissions
+ *   compact_out.c a MESSAGE of ours over UDP sent without nta's client transaction: a
+ *                 compact record per request until its final response
  *   notifier.c    struct sip_watch: a SIP watcher's SUBSCRIBE dialog; we send the NOTIFYs
  *   subscriber.c  struct sip_sub: our SUBSCRIBE dialog; the SIP side sends the NOTIFYs
  *   call.c        struct sip_call: an INVITE dialog (MSRP sessions, groupchat legs)
@@ -90,6 +92,7 @@ struct sip_stack {
 	nta_leg_t *send_leg;		/* our requests outside dialogs go on it */
 	struct sip_ctrs *ctrs;		/* compact.c's records of MESSAGE and OPTIONS */
 	struct event *ctr_ev;		/* ends them 64*T1 after their answer */
+	struct sip_couts *couts;	/* compact_out.c's records of MESSAGEs of ours */
 	url_t **routes;			/* conf->peers[i]'s route, parsed once (in home) */
 	size_t nroutes;
 	url_t *retired_route;		/* the last one made for a peer no longer configured */
@@ -178,6 +181,8 @@ int sip_final_response(struct sip_stack *st, nta_outgoing_t *orq, sip_t const *s
  * nta_outgoing_mcreate() or nta_msg_mreply().  0, or -1 (a multipart body, or no memory for
  * the Content-Length: Sofia encodes them as usual). */
 int sip_encode_fixed(msg_t *msg, sip_t *sip);
+/* 64 bits from the stack's pool of getrandom() octets, each octet used once. */
+void sip_random_bits(struct sip_stack *st, uint64_t *bits);
 
 /* compact.c: a MESSAGE or OPTIONS outside dialogs has a compact record instead of nta's
  * server transaction (see the file's comment).  The table (its own functions, for the unit
@@ -226,6 +231,37 @@ int sip_compact_receive(struct sip_stack *st, msg_t *msg, sip_t const *sip,
 void sip_compact_answer(struct sip_stack *st, struct sip_ctr *c, msg_t *req, tport_t *tp,
 			int status, const char *phrase, unsigned retry_after, const char *accept,
 			const char *unsupported);
+
+/* compact_out.c: a MESSAGE of ours over UDP without nta's client transaction (see the file's
+ * comment). */
+struct sip_cout;
+struct sip_couts;
+/* The final response (sip: the response), or 408 (Timer F) / 503 (a transport error; sip:
+ * the request then), once. */
+typedef void sip_cout_fn(void *arg, sip_t const *sip, int status, const char *phrase);
+#define SIP_COUT_MAX_BODY 60000	/* longer: nta's transaction (it would go by TCP) */
+void sip_cout_init(struct sip_stack *st);
+/* Ends every record without telling their owners. */
+void sip_cout_free(struct sip_stack *st);
+size_t sip_cout_count(const struct sip_stack *st);
+/* Sends msg, a complete request but for its Via, over UDP to host:port (a numeric address;
+ * the strings are copied) and keeps a record until its final response, reported to fn(arg)
+ * from the loop, never before this returns.  NULL when there is no UDP transport for host:
+ * msg is then untouched and the caller's.  Else msg is taken, sent or not (a send that fails
+ * is reported as 503). */
+struct sip_cout *sip_cout_send(struct sip_stack *st, msg_t *msg, const char *host,
+			       const char *port, sip_cout_fn *fn, void *arg);
+/* Ends c without telling its owner. */
+void sip_cout_forget(struct sip_stack *st, struct sip_cout *c);
+/* A response from nta's message callback (sip borrowed): 1 if it was a record's (a final one
+ * ends the record), 0 if not. */
+int sip_cout_response(struct sip_stack *st, sip_t const *sip);
+/* The branch's text for a record's 64 bits, and back (-1: not one of ours); the interval of
+ * Timer E after interval_ms.  For the unit tests. */
+#define SIP_COUT_BRANCH_LEN 21	/* "z9hG4bK", 13 characters, NUL */
+void sip_cout_branch(uint64_t id, char out[SIP_COUT_BRANCH_LEN]);
+int sip_cout_branch_id(const char *branch, uint64_t *id);
+uint32_t sip_cout_next_interval(uint32_t interval_ms, int proceeding, uint32_t t2_ms);
 
 /* notifier.c */
 void sip_watch_on_subscribe(struct sip_stack *st, nta_incoming_t *irq, sip_t const *sip,

@@ -601,3 +601,78 @@ async def test_message_with_an_overlong_call_id_still_goes_through(env):
         s.close()
     await alice.expect(lambda m: m["body"] == "long call-id", 5, "the message")
     await alice.expect_nothing(lambda m: m["body"] == "long call-id", 0.5)
+
+
+def slow_peer(port, answer_at, trying_at=None, repeat_200=False, timeout=12):
+    """Plays a SIP peer on 127.0.0.1:port that lets a MESSAGE go unanswered: it records every
+    copy that comes (time, bytes), sends 100 Trying when the trying_at-th copy (1-based) comes
+    and 200 OK when the answer_at-th does (and that 200 again if repeat_200), then listens 1 s
+    more.  Returns the copies."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", port))
+    s.settimeout(timeout)
+    copies, deadline = [], None
+    try:
+        while True:
+            if deadline is not None:
+                s.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                data, addr = s.recvfrom(65536)
+            except socket.timeout:
+                return copies
+            if not data.startswith(b"MESSAGE "):
+                continue
+            copies.append((time.monotonic(), data))
+            head = data.partition(b"\r\n\r\n")[0].decode()
+            keep = [l + (";tag=peer" if re.match(r"(?i)to:", l) else "")
+                    for l in head.split("\r\n") if re.match(r"(?i)(via|from|to|call-id|cseq):", l)]
+            if len(copies) == trying_at:
+                s.sendto(("SIP/2.0 100 Trying\r\n" + "\r\n".join(l for l in keep if not l.lower().startswith("to:"))
+                          + "\r\n" + [l for l in keep if l.lower().startswith("to:")][0].replace(";tag=peer", "")
+                          + "\r\nContent-Length: 0\r\n\r\n").encode(), addr)
+            if len(copies) == answer_at:
+                resp = ("SIP/2.0 200 OK\r\n" + "\r\n".join(keep) + "\r\nContent-Length: 0\r\n\r\n").encode()
+                s.sendto(resp, addr)
+                if repeat_200:
+                    s.sendto(resp, addr)
+                deadline = time.monotonic() + 1.0
+    finally:
+        s.close()
+
+
+async def test_unanswered_message_is_sent_again_by_timer_e(env):
+    """RFC 3261 17.1.2.2 over UDP, for a MESSAGE of ours (sent without nta's client transaction,
+    sip/compact_out.c): the same request, octet for octet, again T1, 2T1, 4T1 apart while nothing
+    answers, then T2 apart once a 100 Trying came; its 200 (and a duplicate of it) ends it with
+    no error for the sender and no copy after; the Via is one, ours, with rport and a branch of
+    RFC 3261's magic cookie."""
+    await env.gateway(sip_attrs='t1="100ms"')
+    alice = await env.client("alice")
+    peer = asyncio.create_task(asyncio.to_thread(slow_peer, env.peer_sip_port, answer_at=5,
+                                                 trying_at=3, repeat_200=True))
+    await asyncio.sleep(0.1)
+    send(alice, f"bob@{SIP_DOMAIN}", body="are you there?")
+    copies = await peer
+    check(len(copies) == 5, f"5 copies until the 200, none after: {len(copies)}")
+    check(all(data == copies[0][1] for _, data in copies), "every copy the same octets")
+    gaps = [round(b[0] - a[0], 2) for a, b in zip(copies, copies[1:])]
+    # T1, 2T1, 4T1 (the 100 came with the third: Timer E was already set for 4T1), then T2 (4 s)
+    for got, want in zip(gaps, (0.1, 0.2, 0.4, 4.0)):
+        check(want * 0.8 <= got <= want * 1.5 + 0.1, f"Timer E's gaps {gaps}, expected ~0.1 0.2 0.4 4")
+    head = copies[0][1].partition(b"\r\n\r\n")[0].decode()
+    vias = header_values(head, "via", "v")
+    check(len(vias) == 1 and re.fullmatch(r"SIP/2\.0/UDP 127\.0\.0\.1:\d+;rport;branch=z9hG4bK[^;\s]+",
+                                          vias[0]), f"one Via of ours: {vias}")
+    await alice.expect_nothing(lambda m: m["type"] == "error", 1.0)
+
+
+async def test_message_to_a_closed_udp_port_fails_fast(env):
+    """A MESSAGE of ours to a peer whose UDP port is closed: the ICMP port unreachable the
+    kernel reports ends it at once with 503 (as nta's transaction reports a transport error),
+    service-unavailable to the sender, well before Timer F (64*T1 = 32 s)."""
+    await env.gateway()
+    alice = await env.client("alice")
+    started = time.monotonic()
+    msg_id = send(alice, f"bob@{SIP_DOMAIN}", body="anyone?")
+    await expect_error(alice, msg_id, "service-unavailable", timeout=10)
+    check(time.monotonic() - started < 5, f"failed after {time.monotonic() - started:.1f} s")
