@@ -53,6 +53,7 @@ struct sip_cout {
 	uint32_t interval_ms;		/* Timer E's next */
 	int proceeding;			/* a provisional response came */
 	int failed;			/* could not be sent: 503 from the loop, as nta reports it */
+	int last;			/* the timer is armed for Timer F's deadline */
 	tp_name_t tpn[1];		/* the destination; its strings in names */
 	char names[64];			/* host, NUL, port, NUL */
 	struct event *ev;		/* Timer E and F: event_assign()ed in the tail */
@@ -209,8 +210,10 @@ static void sip_cout_arm(struct sip_cout *c, uint64_t now_ms)
 	uint64_t at = now_ms + c->interval_ms;
 	struct timeval tv;
 
-	if (at > c->deadline_ms)
+	if (at >= c->deadline_ms) {
 		at = c->deadline_ms;
+		c->last = 1;	/* its firing is Timer F's, whatever the clock reads then */
+	}
 	tv.tv_sec = (time_t)((at - now_ms) / 1000);
 	tv.tv_usec = (suseconds_t)((at - now_ms) % 1000) * 1000;
 	evtimer_add(c->ev, &tv);
@@ -245,7 +248,7 @@ static void sip_cout_timer_cb(evutil_socket_t fd, short what, void *arg)
 		sip_cout_end(c, NULL, 503, "Service Unavailable");
 		return;
 	}
-	if (now >= c->deadline_ms) {
+	if (c->last || now >= c->deadline_ms) {
 		sip_cout_end(c, NULL, 408, "Request Timeout");		/* Timer F */
 		return;
 	}
