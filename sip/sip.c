@@ -1256,10 +1256,9 @@ static int sip_header_text(su_home_t *home, msg_header_t *h)
  * section 19.3 asks for 32 at least; nta_agent_newtag() makes 13). */
 #define SIP_TAG_TOKEN 12
 
-/* n (<= 12) characters of [0-9a-v] from the kernel's random generator, 5 bits each, into dst
- * (not terminated).  The octets come from a pool that one getrandom() fills 256 at a time:
- * msg_random_token(), which nta_agent_newtag() uses, reads /dev/urandom through stdio 8 octets
- * per character (~2 400 instructions per tag, docs/benchmarks.md). */
+/* The octets come from a pool that one getrandom() fills 256 at a time: msg_random_token(),
+ * which nta_agent_newtag() uses, reads /dev/urandom through stdio 8 octets per character
+ * (~2 400 instructions per tag, docs/benchmarks.md). */
 void sip_random_bits(struct sip_stack *st, uint64_t *bits)
 {
 	if (st->rnd_used + 8 > sizeof(st->rnd)) {
@@ -1272,6 +1271,8 @@ void sip_random_bits(struct sip_stack *st, uint64_t *bits)
 	st->rnd_used += 8;
 }
 
+/* n (<= 12) characters of [0-9a-v] from the kernel's random generator, 5 bits each, into dst
+ * (not terminated). */
 static void sip_random_token(struct sip_stack *st, char *dst, size_t n)
 {
 	static const char alphabet[] = "0123456789abcdefghijklmnopqrstuv";
@@ -1360,8 +1361,8 @@ static struct sip_cout *sip_message_send_compact(struct sip_stack *st, struct si
 }
 
 /* MESSAGE is the hot path: its request is built here header by header, From, To, Call-ID and
- * User-Agent in one block (sip_message_ids), and handed to nta whole
- * (nta_outgoing_mcreate), without the tag lists of nta_outgoing_tcreate (sip_add_tl() and nta's
+ * User-Agent in one block (sip_message_ids), and handed whole to compact_out.c over UDP, else
+ * to nta (nta_outgoing_mcreate), without the tag lists of nta_outgoing_tcreate (sip_add_tl() and nta's
  * filtering of them were ~8 % of an XMPP -> SIP message's instructions), with its request line,
  * CSeq, Max-Forwards and Content-Length already written as text (encode.c).  The same headers as
  * sip_outgoing_send() would put.  Returns 0 when sent (out listed), -1 when it failed (out
