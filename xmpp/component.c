@@ -111,6 +111,9 @@ struct xmpp_link {
 	void *stop_arg;
 	unsigned long attempts;		/* failed attempts since the last success */
 	struct xmpp_text out;		/* reused for every stanza sent */
+	struct evbuffer *cork;		/* plain TCP: what was sent during this pass of the loop */
+	struct event *flush_ev;		/* writes cork to the socket once the pass's callbacks ran */
+	int flush_pending;
 
 	char token[17];			/* this link's probe token, random hex */
 	struct event *probe_ev;		/* the probe deadline */
@@ -154,6 +157,11 @@ static void link_drop(struct xmpp_link *link)
 	bufferevent_setcb(link->bev, NULL, NULL, NULL, NULL);
 	if (link->dead_bev)
 		bufferevent_free(link->dead_bev);	/* an older one, surely not in a callback now */
+	/* what this pass sent (a stream error, say) goes out if the socket takes it at once; the
+	 * rest is dropped with the connection, as the bufferevent's output is */
+	if (evbuffer_get_length(link->cork))
+		(void)evbuffer_write(link->cork, bufferevent_getfd(link->bev));
+	evbuffer_drain(link->cork, evbuffer_get_length(link->cork));
 	link->dead_bev = link->bev;
 	link->bev = NULL;
 	if (link->read_ev) {
@@ -247,10 +255,44 @@ static void link_fail(struct xmpp_link *link, const char *why)
 		link->cbs.state(link->arg, link, 0);
 }
 
+/* Output over plain TCP does not go through the bufferevent while the socket takes it: it is
+ * gathered in cork and written with one writev once the callbacks the loop has active in this
+ * pass have run (flush_ev is made active behind them: libevent runs an event made active during
+ * a pass in that same pass).  bufferevent_write() would add the socket's write event (an
+ * epoll_ctl), wait for the next pass to write, and take the event off again (another): one
+ * more wakeup and two system calls per pass that sends anything, which, with one stanza per SIP
+ * message at the rates a gateway runs, is per message.  What the socket does not take (EAGAIN,
+ * a partial write, an error) goes to the bufferevent, which writes it when it can or reports
+ * the error as before; from then on output goes there until it has drained, so the order
+ * holds.  Over TLS everything goes through the bufferevent. */
+static void link_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct xmpp_link *link = arg;
+
+	(void)fd;
+	(void)what;
+	link->flush_pending = 0;
+	if (!link->bev || !evbuffer_get_length(link->cork))
+		return;
+	(void)evbuffer_write(link->cork, bufferevent_getfd(link->bev));
+	if (evbuffer_get_length(link->cork))
+		bufferevent_write_buffer(link->bev, link->cork);
+}
+
 static void link_write(struct xmpp_link *link, const char *data, size_t len)
 {
-	if (link->bev)
-		bufferevent_write(link->bev, data, len);
+	if (!link->bev)
+		return;
+	if (link->read_ev && (evbuffer_get_length(link->cork) ||
+			      !evbuffer_get_length(bufferevent_get_output(link->bev)))) {
+		evbuffer_add(link->cork, data, len);
+		if (!link->flush_pending) {
+			link->flush_pending = 1;
+			event_active(link->flush_ev, EV_TIMEOUT, 0);
+		}
+		return;
+	}
+	bufferevent_write(link->bev, data, len);
 }
 
 /* Sends a stream error and gives up on this connection (RFC 6120 4.9). */
@@ -872,7 +914,9 @@ struct xmpp_link *xmpp_link_new(struct event_base *base, xmpp_ctx_t *ctx,
 	link->timer_ev = evtimer_new(base, link_timer_cb, link);
 	link->reap_ev = event_new(base, -1, 0, link_reap_cb, link);
 	link->probe_ev = evtimer_new(base, link_probe_cb, link);
-	if (!link->timer_ev || !link->reap_ev || !link->probe_ev)
+	link->flush_ev = event_new(base, -1, 0, link_flush_cb, link);
+	link->cork = evbuffer_new();
+	if (!link->timer_ev || !link->reap_ev || !link->probe_ev || !link->flush_ev || !link->cork)
 		gw_fatal("event_new failed");
 	if (conf->xmpp_tls == CONF_XMPP_TLS_DIRECT) {
 		link->tls_ctx = link_tls_ctx_new(conf, link->domain);
@@ -954,7 +998,8 @@ int xmpp_link_congested(const struct xmpp_link *link)
 	size_t high = link->conf->max_stanza * 16 > LINK_OUT_HIGH_WATER ?
 		      link->conf->max_stanza * 16 : LINK_OUT_HIGH_WATER;
 
-	return link->bev && evbuffer_get_length(bufferevent_get_output(link->bev)) > high;
+	return link->bev && evbuffer_get_length(bufferevent_get_output(link->bev)) +
+			    evbuffer_get_length(link->cork) > high;
 }
 
 unsigned xmpp_link_retry_in_ms(const struct xmpp_link *link)
@@ -1013,6 +1058,8 @@ void xmpp_link_free(struct xmpp_link *link)
 	event_free(link->timer_ev);
 	event_free(link->reap_ev);
 	event_free(link->probe_ev);
+	event_free(link->flush_ev);
+	evbuffer_free(link->cork);
 	xmpp_parser_free(link->parser);
 	SSL_CTX_free(link->tls_ctx);	/* after the bufferevents: their SSLs hold references */
 	free(link->stream_id);
