@@ -1256,14 +1256,21 @@ static int sip_header_text(su_home_t *home, msg_header_t *h)
  * section 19.3 asks for 32 at least; nta_agent_newtag() makes 13). */
 #define SIP_TAG_TOKEN 12
 
-/* The octets come from a pool that one getrandom() fills 256 at a time: msg_random_token(),
+/* The octets come from a pool that one getrandom() fills 2 048 at a time (a From tag and a
+ * branch per MESSAGE sent: one system call per 128 of them): msg_random_token(),
  * which nta_agent_newtag() uses, reads /dev/urandom through stdio 8 octets per character
  * (~2 400 instructions per tag, docs/benchmarks.md). */
 void sip_random_bits(struct sip_stack *st, uint64_t *bits)
 {
 	if (st->rnd_used + 8 > sizeof(st->rnd)) {
-		if (getrandom(st->rnd, sizeof(st->rnd), 0) != (ssize_t)sizeof(st->rnd))
-			gw_fatal("getrandom: %s", strerror(errno));
+		/* over 256 octets getrandom() may return fewer, or EINTR */
+		for (size_t got = 0; got < sizeof(st->rnd);) {
+			ssize_t n = getrandom(st->rnd + got, sizeof(st->rnd) - got, 0);
+
+			if (n < 0 && errno != EINTR)
+				gw_fatal("getrandom: %s", strerror(errno));
+			got += n > 0 ? (size_t)n : 0;
+		}
 		st->rnd_used = 0;
 	}
 	memcpy(bits, st->rnd + st->rnd_used, 8);

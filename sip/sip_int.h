@@ -116,7 +116,7 @@ struct sip_stack {
 	unsigned long unsub_dropped_logged;
 	uint64_t call_id_base;		/* random, drawn at start */
 	uint64_t call_ids;		/* Call-IDs made so far */
-	unsigned char rnd[256];		/* getrandom() octets for tags (sip_random_token) */
+	unsigned char rnd[2048];	/* getrandom() octets for tags and branches (sip_random_bits) */
 	size_t rnd_used;		/* of rnd; sizeof(rnd) when it must be refilled */
 };
 
