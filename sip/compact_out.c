@@ -125,11 +125,6 @@ void sip_cout_free(struct sip_stack *st)
 	st->couts = NULL;
 }
 
-size_t sip_cout_count(const struct sip_stack *st)
-{
-	return st->couts ? st->couts->n : 0;
-}
-
 static void sip_cout_grow(struct sip_couts *t)
 {
 	size_t n = t->nbuckets * 2;

@@ -243,7 +243,6 @@ typedef void sip_cout_fn(void *arg, sip_t const *sip, int status, const char *ph
 void sip_cout_init(struct sip_stack *st);
 /* Ends every record without telling their owners. */
 void sip_cout_free(struct sip_stack *st);
-size_t sip_cout_count(const struct sip_stack *st);
 /* Sends msg, a complete request but for its Via, over UDP to host:port (a numeric address;
  * the strings are copied) and keeps a record until its final response, reported to fn(arg)
  * from the loop, never before this returns.  NULL when there is no UDP transport for host:

@@ -113,7 +113,6 @@ struct xmpp_link {
 	struct xmpp_text out;		/* reused for every stanza sent */
 	struct evbuffer *cork;		/* plain TCP: what was sent during this pass of the loop */
 	struct event *flush_ev;		/* writes cork to the socket once the pass's callbacks ran */
-	int flush_pending;
 
 	char token[17];			/* this link's probe token, random hex */
 	struct event *probe_ev;		/* the probe deadline */
@@ -271,7 +270,6 @@ static void link_flush_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	link->flush_pending = 0;
 	if (!link->bev || !evbuffer_get_length(link->cork))
 		return;
 	(void)evbuffer_write(link->cork, bufferevent_getfd(link->bev));
@@ -286,10 +284,7 @@ static void link_write(struct xmpp_link *link, const char *data, size_t len)
 	if (link->read_ev && (evbuffer_get_length(link->cork) ||
 			      !evbuffer_get_length(bufferevent_get_output(link->bev)))) {
 		evbuffer_add(link->cork, data, len);
-		if (!link->flush_pending) {
-			link->flush_pending = 1;
-			event_active(link->flush_ev, EV_TIMEOUT, 0);
-		}
+		event_active(link->flush_ev, EV_TIMEOUT, 0);	/* once: again is a no-op */
 		return;
 	}
 	bufferevent_write(link->bev, data, len);
